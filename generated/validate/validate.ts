@@ -5,10 +5,10 @@
 // source: validate/validate.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../google/protobuf/duration.js";
-import { Timestamp } from "../google/protobuf/timestamp.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../google/protobuf/duration.js';
+import { Timestamp } from '../google/protobuf/timestamp.js';
 
 /** WellKnownRegex contain some well-known patterns. */
 export enum KnownRegex {
@@ -25,9 +25,7 @@ export enum KnownRegex {
  * field, the correct set should be used to ensure proper validations.
  */
 export interface FieldRules {
-  message?:
-    | MessageRules
-    | undefined;
+  message?: MessageRules | undefined;
   /** Scalar Field Types */
   float?: FloatRules | undefined;
   double?: DoubleRules | undefined;
@@ -43,15 +41,11 @@ export interface FieldRules {
   sfixed64?: SFixed64Rules | undefined;
   bool?: BoolRules | undefined;
   string?: StringRules | undefined;
-  bytes?:
-    | BytesRules
-    | undefined;
+  bytes?: BytesRules | undefined;
   /** Complex Field Types */
   enum?: EnumRules | undefined;
   repeated?: RepeatedRules | undefined;
-  map?:
-    | MapRules
-    | undefined;
+  map?: MapRules | undefined;
   /** Well-Known Field Types */
   any?: AnyRules | undefined;
   duration?: DurationRules | undefined;
@@ -61,39 +55,29 @@ export interface FieldRules {
 /** FloatRules describes the constraints applied to `float` values */
 export interface FloatRules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -109,39 +93,29 @@ export interface FloatRules {
 /** DoubleRules describes the constraints applied to `double` values */
 export interface DoubleRules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -157,39 +131,29 @@ export interface DoubleRules {
 /** Int32Rules describes the constraints applied to `int32` values */
 export interface Int32Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -205,39 +169,29 @@ export interface Int32Rules {
 /** Int64Rules describes the constraints applied to `int64` values */
 export interface Int64Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -253,39 +207,29 @@ export interface Int64Rules {
 /** UInt32Rules describes the constraints applied to `uint32` values */
 export interface UInt32Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -301,39 +245,29 @@ export interface UInt32Rules {
 /** UInt64Rules describes the constraints applied to `uint64` values */
 export interface UInt64Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -349,39 +283,29 @@ export interface UInt64Rules {
 /** SInt32Rules describes the constraints applied to `sint32` values */
 export interface SInt32Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -397,39 +321,29 @@ export interface SInt32Rules {
 /** SInt64Rules describes the constraints applied to `sint64` values */
 export interface SInt64Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -445,39 +359,29 @@ export interface SInt64Rules {
 /** Fixed32Rules describes the constraints applied to `fixed32` values */
 export interface Fixed32Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -493,39 +397,29 @@ export interface Fixed32Rules {
 /** Fixed64Rules describes the constraints applied to `fixed64` values */
 export interface Fixed64Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -541,39 +435,29 @@ export interface Fixed64Rules {
 /** SFixed32Rules describes the constraints applied to `sfixed32` values */
 export interface SFixed32Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -589,39 +473,29 @@ export interface SFixed32Rules {
 /** SFixed64Rules describes the constraints applied to `sfixed64` values */
 export interface SFixed64Rules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | number
-    | undefined;
+  lt?: number | undefined;
   /**
    * Lte specifies that this field must be less than or equal to the
    * specified value, inclusive
    */
-  lte?:
-    | number
-    | undefined;
+  lte?: number | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive. If the value of Gt is larger than a specified Lt or Lte, the
    * range is reversed.
    */
-  gt?:
-    | number
-    | undefined;
+  gt?: number | undefined;
   /**
    * Gte specifies that this field must be greater than or equal to the
    * specified value, inclusive. If the value of Gte is larger than a
    * specified Lt or Lte, the range is reversed.
    */
-  gte?:
-    | number
-    | undefined;
+  gte?: number | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -643,90 +517,66 @@ export interface BoolRules {
 /** StringRules describe the constraints applied to `string` values */
 export interface StringRules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | string
-    | undefined;
+  const?: string | undefined;
   /**
    * Len specifies that this field must be the specified number of
    * characters (Unicode code points). Note that the number of
    * characters may differ from the number of bytes in the string.
    */
-  len?:
-    | number
-    | undefined;
+  len?: number | undefined;
   /**
    * MinLen specifies that this field must be the specified number of
    * characters (Unicode code points) at a minimum. Note that the number of
    * characters may differ from the number of bytes in the string.
    */
-  minLen?:
-    | number
-    | undefined;
+  minLen?: number | undefined;
   /**
    * MaxLen specifies that this field must be the specified number of
    * characters (Unicode code points) at a maximum. Note that the number of
    * characters may differ from the number of bytes in the string.
    */
-  maxLen?:
-    | number
-    | undefined;
+  maxLen?: number | undefined;
   /**
    * LenBytes specifies that this field must be the specified number of bytes
    * at a minimum
    */
-  lenBytes?:
-    | number
-    | undefined;
+  lenBytes?: number | undefined;
   /**
    * MinBytes specifies that this field must be the specified number of bytes
    * at a minimum
    */
-  minBytes?:
-    | number
-    | undefined;
+  minBytes?: number | undefined;
   /**
    * MaxBytes specifies that this field must be the specified number of bytes
    * at a maximum
    */
-  maxBytes?:
-    | number
-    | undefined;
+  maxBytes?: number | undefined;
   /**
    * Pattern specifes that this field must match against the specified
    * regular expression (RE2 syntax). The included expression should elide
    * any delimiters.
    */
-  pattern?:
-    | string
-    | undefined;
+  pattern?: string | undefined;
   /**
    * Prefix specifies that this field must have the specified substring at
    * the beginning of the string.
    */
-  prefix?:
-    | string
-    | undefined;
+  prefix?: string | undefined;
   /**
    * Suffix specifies that this field must have the specified substring at
    * the end of the string.
    */
-  suffix?:
-    | string
-    | undefined;
+  suffix?: string | undefined;
   /**
    * Contains specifies that this field must have the specified substring
    * anywhere in the string.
    */
-  contains?:
-    | string
-    | undefined;
+  contains?: string | undefined;
   /**
    * NotContains specifies that this field cannot have the specified substring
    * anywhere in the string.
    */
-  notContains?:
-    | string
-    | undefined;
+  notContains?: string | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -741,68 +591,48 @@ export interface StringRules {
    * Email specifies that the field must be a valid email address as
    * defined by RFC 5322
    */
-  email?:
-    | boolean
-    | undefined;
+  email?: boolean | undefined;
   /**
    * Hostname specifies that the field must be a valid hostname as
    * defined by RFC 1034. This constraint does not support
    * internationalized domain names (IDNs).
    */
-  hostname?:
-    | boolean
-    | undefined;
+  hostname?: boolean | undefined;
   /**
    * Ip specifies that the field must be a valid IP (v4 or v6) address.
    * Valid IPv6 addresses should not include surrounding square brackets.
    */
-  ip?:
-    | boolean
-    | undefined;
+  ip?: boolean | undefined;
   /** Ipv4 specifies that the field must be a valid IPv4 address. */
-  ipv4?:
-    | boolean
-    | undefined;
+  ipv4?: boolean | undefined;
   /**
    * Ipv6 specifies that the field must be a valid IPv6 address. Valid
    * IPv6 addresses should not include surrounding square brackets.
    */
-  ipv6?:
-    | boolean
-    | undefined;
+  ipv6?: boolean | undefined;
   /**
    * Uri specifies that the field must be a valid, absolute URI as defined
    * by RFC 3986
    */
-  uri?:
-    | boolean
-    | undefined;
+  uri?: boolean | undefined;
   /**
    * UriRef specifies that the field must be a valid URI as defined by RFC
    * 3986 and may be relative or absolute.
    */
-  uriRef?:
-    | boolean
-    | undefined;
+  uriRef?: boolean | undefined;
   /**
    * Address specifies that the field must be either a valid hostname as
    * defined by RFC 1034 (which does not support internationalized domain
    * names or IDNs), or it can be a valid IP (v4 or v6).
    */
-  address?:
-    | boolean
-    | undefined;
+  address?: boolean | undefined;
   /**
    * Uuid specifies that the field must be a valid UUID as defined by
    * RFC 4122
    */
-  uuid?:
-    | boolean
-    | undefined;
+  uuid?: boolean | undefined;
   /** WellKnownRegex specifies a common well known pattern defined as a regex. */
-  wellKnownRegex?:
-    | KnownRegex
-    | undefined;
+  wellKnownRegex?: KnownRegex | undefined;
   /**
    * This applies to regexes HTTP_HEADER_NAME and HTTP_HEADER_VALUE to enable
    * strict header validation.
@@ -810,9 +640,7 @@ export interface StringRules {
    * Setting to false will enable a looser validations that only disallows
    * \r\n\0 characters, which can be used to bypass header matching rules.
    */
-  strict?:
-    | boolean
-    | undefined;
+  strict?: boolean | undefined;
   /** Added by scripts/prepare-protos.mjs (upstream field 26). */
   ignoreEmpty?: boolean | undefined;
 }
@@ -820,56 +648,40 @@ export interface StringRules {
 /** BytesRules describe the constraints applied to `bytes` values */
 export interface BytesRules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | Buffer
-    | undefined;
+  const?: Buffer | undefined;
   /** Len specifies that this field must be the specified number of bytes */
-  len?:
-    | number
-    | undefined;
+  len?: number | undefined;
   /**
    * MinLen specifies that this field must be the specified number of bytes
    * at a minimum
    */
-  minLen?:
-    | number
-    | undefined;
+  minLen?: number | undefined;
   /**
    * MaxLen specifies that this field must be the specified number of bytes
    * at a maximum
    */
-  maxLen?:
-    | number
-    | undefined;
+  maxLen?: number | undefined;
   /**
    * Pattern specifes that this field must match against the specified
    * regular expression (RE2 syntax). The included expression should elide
    * any delimiters.
    */
-  pattern?:
-    | string
-    | undefined;
+  pattern?: string | undefined;
   /**
    * Prefix specifies that this field must have the specified bytes at the
    * beginning of the string.
    */
-  prefix?:
-    | Buffer
-    | undefined;
+  prefix?: Buffer | undefined;
   /**
    * Suffix specifies that this field must have the specified bytes at the
    * end of the string.
    */
-  suffix?:
-    | Buffer
-    | undefined;
+  suffix?: Buffer | undefined;
   /**
    * Contains specifies that this field must have the specified bytes
    * anywhere in the string.
    */
-  contains?:
-    | Buffer
-    | undefined;
+  contains?: Buffer | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -884,16 +696,12 @@ export interface BytesRules {
    * Ip specifies that the field must be a valid IP (v4 or v6) address in
    * byte format
    */
-  ip?:
-    | boolean
-    | undefined;
+  ip?: boolean | undefined;
   /**
    * Ipv4 specifies that the field must be a valid IPv4 address in byte
    * format
    */
-  ipv4?:
-    | boolean
-    | undefined;
+  ipv4?: boolean | undefined;
   /**
    * Ipv6 specifies that the field must be a valid IPv6 address in byte
    * format
@@ -904,16 +712,12 @@ export interface BytesRules {
 /** EnumRules describe the constraints applied to enum values */
 export interface EnumRules {
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | number
-    | undefined;
+  const?: number | undefined;
   /**
    * DefinedOnly specifies that this field must be only one of the defined
    * values for this enum, failing on any undefined value.
    */
-  definedOnly?:
-    | boolean
-    | undefined;
+  definedOnly?: boolean | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -935,9 +739,7 @@ export interface MessageRules {
    * Skip specifies that the validation rules of this field should not be
    * evaluated
    */
-  skip?:
-    | boolean
-    | undefined;
+  skip?: boolean | undefined;
   /** Required specifies that this field must be set */
   required?: boolean | undefined;
 }
@@ -948,24 +750,18 @@ export interface RepeatedRules {
    * MinItems specifies that this field must have the specified number of
    * items at a minimum
    */
-  minItems?:
-    | number
-    | undefined;
+  minItems?: number | undefined;
   /**
    * MaxItems specifies that this field must have the specified number of
    * items at a maximum
    */
-  maxItems?:
-    | number
-    | undefined;
+  maxItems?: number | undefined;
   /**
    * Unique specifies that all elements in this field must be unique. This
    * contraint is only applicable to scalar and enum types (messages are not
    * supported).
    */
-  unique?:
-    | boolean
-    | undefined;
+  unique?: boolean | undefined;
   /**
    * Items specifies the contraints to be applied to each item in the field.
    * Repeated message fields will still execute validation against each item
@@ -980,27 +776,19 @@ export interface MapRules {
    * MinPairs specifies that this field must have the specified number of
    * KVs at a minimum
    */
-  minPairs?:
-    | number
-    | undefined;
+  minPairs?: number | undefined;
   /**
    * MaxPairs specifies that this field must have the specified number of
    * KVs at a maximum
    */
-  maxPairs?:
-    | number
-    | undefined;
+  maxPairs?: number | undefined;
   /**
    * NoSparse specifies values in this field cannot be unset. This only
    * applies to map's with message value types.
    */
-  noSparse?:
-    | boolean
-    | undefined;
+  noSparse?: boolean | undefined;
   /** Keys specifies the constraints to be applied to each key in the field. */
-  keys?:
-    | FieldRules
-    | undefined;
+  keys?: FieldRules | undefined;
   /**
    * Values specifies the constraints to be applied to the value of each key
    * in the field. Message values will still have their validations evaluated
@@ -1015,9 +803,7 @@ export interface MapRules {
  */
 export interface AnyRules {
   /** Required specifies that this field must be set */
-  required?:
-    | boolean
-    | undefined;
+  required?: boolean | undefined;
   /**
    * In specifies that this field's `type_url` must be equal to one of the
    * specified values.
@@ -1036,41 +822,29 @@ export interface AnyRules {
  */
 export interface DurationRules {
   /** Required specifies that this field must be set */
-  required?:
-    | boolean
-    | undefined;
+  required?: boolean | undefined;
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | Duration
-    | undefined;
+  const?: Duration | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | Duration
-    | undefined;
+  lt?: Duration | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * inclusive
    */
-  lte?:
-    | Duration
-    | undefined;
+  lte?: Duration | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive
    */
-  gt?:
-    | Duration
-    | undefined;
+  gt?: Duration | undefined;
   /**
    * Gte specifies that this field must be greater than the specified value,
    * inclusive
    */
-  gte?:
-    | Duration
-    | undefined;
+  gte?: Duration | undefined;
   /**
    * In specifies that this field must be equal to one of the specified
    * values
@@ -1089,55 +863,39 @@ export interface DurationRules {
  */
 export interface TimestampRules {
   /** Required specifies that this field must be set */
-  required?:
-    | boolean
-    | undefined;
+  required?: boolean | undefined;
   /** Const specifies that this field must be exactly the specified value */
-  const?:
-    | Timestamp
-    | undefined;
+  const?: Timestamp | undefined;
   /**
    * Lt specifies that this field must be less than the specified value,
    * exclusive
    */
-  lt?:
-    | Timestamp
-    | undefined;
+  lt?: Timestamp | undefined;
   /**
    * Lte specifies that this field must be less than the specified value,
    * inclusive
    */
-  lte?:
-    | Timestamp
-    | undefined;
+  lte?: Timestamp | undefined;
   /**
    * Gt specifies that this field must be greater than the specified value,
    * exclusive
    */
-  gt?:
-    | Timestamp
-    | undefined;
+  gt?: Timestamp | undefined;
   /**
    * Gte specifies that this field must be greater than the specified value,
    * inclusive
    */
-  gte?:
-    | Timestamp
-    | undefined;
+  gte?: Timestamp | undefined;
   /**
    * LtNow specifies that this must be less than the current time. LtNow
    * can only be used with the Within rule.
    */
-  ltNow?:
-    | boolean
-    | undefined;
+  ltNow?: boolean | undefined;
   /**
    * GtNow specifies that this must be greater than the current time. GtNow
    * can only be used with the Within rule.
    */
-  gtNow?:
-    | boolean
-    | undefined;
+  gtNow?: boolean | undefined;
   /**
    * Within specifies that this field must be within this duration of the
    * current time. This constraint can be used alone or with the LtNow and
@@ -1419,64 +1177,29 @@ export const FieldRules = {
   },
   fromPartial<I extends Exact<DeepPartial<FieldRules>, I>>(object: I): FieldRules {
     const message = createBaseFieldRules();
-    message.message = (object.message !== undefined && object.message !== null)
-      ? MessageRules.fromPartial(object.message)
-      : undefined;
-    message.float = (object.float !== undefined && object.float !== null)
-      ? FloatRules.fromPartial(object.float)
-      : undefined;
-    message.double = (object.double !== undefined && object.double !== null)
-      ? DoubleRules.fromPartial(object.double)
-      : undefined;
-    message.int32 = (object.int32 !== undefined && object.int32 !== null)
-      ? Int32Rules.fromPartial(object.int32)
-      : undefined;
-    message.int64 = (object.int64 !== undefined && object.int64 !== null)
-      ? Int64Rules.fromPartial(object.int64)
-      : undefined;
-    message.uint32 = (object.uint32 !== undefined && object.uint32 !== null)
-      ? UInt32Rules.fromPartial(object.uint32)
-      : undefined;
-    message.uint64 = (object.uint64 !== undefined && object.uint64 !== null)
-      ? UInt64Rules.fromPartial(object.uint64)
-      : undefined;
-    message.sint32 = (object.sint32 !== undefined && object.sint32 !== null)
-      ? SInt32Rules.fromPartial(object.sint32)
-      : undefined;
-    message.sint64 = (object.sint64 !== undefined && object.sint64 !== null)
-      ? SInt64Rules.fromPartial(object.sint64)
-      : undefined;
-    message.fixed32 = (object.fixed32 !== undefined && object.fixed32 !== null)
-      ? Fixed32Rules.fromPartial(object.fixed32)
-      : undefined;
-    message.fixed64 = (object.fixed64 !== undefined && object.fixed64 !== null)
-      ? Fixed64Rules.fromPartial(object.fixed64)
-      : undefined;
-    message.sfixed32 = (object.sfixed32 !== undefined && object.sfixed32 !== null)
-      ? SFixed32Rules.fromPartial(object.sfixed32)
-      : undefined;
-    message.sfixed64 = (object.sfixed64 !== undefined && object.sfixed64 !== null)
-      ? SFixed64Rules.fromPartial(object.sfixed64)
-      : undefined;
-    message.bool = (object.bool !== undefined && object.bool !== null) ? BoolRules.fromPartial(object.bool) : undefined;
-    message.string = (object.string !== undefined && object.string !== null)
-      ? StringRules.fromPartial(object.string)
-      : undefined;
-    message.bytes = (object.bytes !== undefined && object.bytes !== null)
-      ? BytesRules.fromPartial(object.bytes)
-      : undefined;
-    message.enum = (object.enum !== undefined && object.enum !== null) ? EnumRules.fromPartial(object.enum) : undefined;
-    message.repeated = (object.repeated !== undefined && object.repeated !== null)
-      ? RepeatedRules.fromPartial(object.repeated)
-      : undefined;
-    message.map = (object.map !== undefined && object.map !== null) ? MapRules.fromPartial(object.map) : undefined;
-    message.any = (object.any !== undefined && object.any !== null) ? AnyRules.fromPartial(object.any) : undefined;
-    message.duration = (object.duration !== undefined && object.duration !== null)
-      ? DurationRules.fromPartial(object.duration)
-      : undefined;
-    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null)
-      ? TimestampRules.fromPartial(object.timestamp)
-      : undefined;
+    message.message = object.message !== undefined && object.message !== null ? MessageRules.fromPartial(object.message) : undefined;
+    message.float = object.float !== undefined && object.float !== null ? FloatRules.fromPartial(object.float) : undefined;
+    message.double = object.double !== undefined && object.double !== null ? DoubleRules.fromPartial(object.double) : undefined;
+    message.int32 = object.int32 !== undefined && object.int32 !== null ? Int32Rules.fromPartial(object.int32) : undefined;
+    message.int64 = object.int64 !== undefined && object.int64 !== null ? Int64Rules.fromPartial(object.int64) : undefined;
+    message.uint32 = object.uint32 !== undefined && object.uint32 !== null ? UInt32Rules.fromPartial(object.uint32) : undefined;
+    message.uint64 = object.uint64 !== undefined && object.uint64 !== null ? UInt64Rules.fromPartial(object.uint64) : undefined;
+    message.sint32 = object.sint32 !== undefined && object.sint32 !== null ? SInt32Rules.fromPartial(object.sint32) : undefined;
+    message.sint64 = object.sint64 !== undefined && object.sint64 !== null ? SInt64Rules.fromPartial(object.sint64) : undefined;
+    message.fixed32 = object.fixed32 !== undefined && object.fixed32 !== null ? Fixed32Rules.fromPartial(object.fixed32) : undefined;
+    message.fixed64 = object.fixed64 !== undefined && object.fixed64 !== null ? Fixed64Rules.fromPartial(object.fixed64) : undefined;
+    message.sfixed32 = object.sfixed32 !== undefined && object.sfixed32 !== null ? SFixed32Rules.fromPartial(object.sfixed32) : undefined;
+    message.sfixed64 = object.sfixed64 !== undefined && object.sfixed64 !== null ? SFixed64Rules.fromPartial(object.sfixed64) : undefined;
+    message.bool = object.bool !== undefined && object.bool !== null ? BoolRules.fromPartial(object.bool) : undefined;
+    message.string = object.string !== undefined && object.string !== null ? StringRules.fromPartial(object.string) : undefined;
+    message.bytes = object.bytes !== undefined && object.bytes !== null ? BytesRules.fromPartial(object.bytes) : undefined;
+    message.enum = object.enum !== undefined && object.enum !== null ? EnumRules.fromPartial(object.enum) : undefined;
+    message.repeated = object.repeated !== undefined && object.repeated !== null ? RepeatedRules.fromPartial(object.repeated) : undefined;
+    message.map = object.map !== undefined && object.map !== null ? MapRules.fromPartial(object.map) : undefined;
+    message.any = object.any !== undefined && object.any !== null ? AnyRules.fromPartial(object.any) : undefined;
+    message.duration = object.duration !== undefined && object.duration !== null ? DurationRules.fromPartial(object.duration) : undefined;
+    message.timestamp =
+      object.timestamp !== undefined && object.timestamp !== null ? TimestampRules.fromPartial(object.timestamp) : undefined;
     return message;
   },
 };
@@ -3148,18 +2871,18 @@ export const BoolRules = {
 
 function createBaseStringRules(): StringRules {
   return {
-    const: "",
+    const: '',
     len: 0,
     minLen: 0,
     maxLen: 0,
     lenBytes: 0,
     minBytes: 0,
     maxBytes: 0,
-    pattern: "",
-    prefix: "",
-    suffix: "",
-    contains: "",
-    notContains: "",
+    pattern: '',
+    prefix: '',
+    suffix: '',
+    contains: '',
+    notContains: '',
     in: [],
     notIn: [],
     email: undefined,
@@ -3179,7 +2902,7 @@ function createBaseStringRules(): StringRules {
 
 export const StringRules = {
   encode(message: StringRules, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.const !== undefined && message.const !== "") {
+    if (message.const !== undefined && message.const !== '') {
       writer.uint32(10).string(message.const);
     }
     if (message.len !== undefined && message.len !== 0) {
@@ -3200,19 +2923,19 @@ export const StringRules = {
     if (message.maxBytes !== undefined && message.maxBytes !== 0) {
       writer.uint32(40).uint64(message.maxBytes);
     }
-    if (message.pattern !== undefined && message.pattern !== "") {
+    if (message.pattern !== undefined && message.pattern !== '') {
       writer.uint32(50).string(message.pattern);
     }
-    if (message.prefix !== undefined && message.prefix !== "") {
+    if (message.prefix !== undefined && message.prefix !== '') {
       writer.uint32(58).string(message.prefix);
     }
-    if (message.suffix !== undefined && message.suffix !== "") {
+    if (message.suffix !== undefined && message.suffix !== '') {
       writer.uint32(66).string(message.suffix);
     }
-    if (message.contains !== undefined && message.contains !== "") {
+    if (message.contains !== undefined && message.contains !== '') {
       writer.uint32(74).string(message.contains);
     }
-    if (message.notContains !== undefined && message.notContains !== "") {
+    if (message.notContains !== undefined && message.notContains !== '') {
       writer.uint32(186).string(message.notContains);
     }
     for (const v of message.in) {
@@ -3463,18 +3186,18 @@ export const StringRules = {
   },
   fromPartial<I extends Exact<DeepPartial<StringRules>, I>>(object: I): StringRules {
     const message = createBaseStringRules();
-    message.const = object.const ?? "";
+    message.const = object.const ?? '';
     message.len = object.len ?? 0;
     message.minLen = object.minLen ?? 0;
     message.maxLen = object.maxLen ?? 0;
     message.lenBytes = object.lenBytes ?? 0;
     message.minBytes = object.minBytes ?? 0;
     message.maxBytes = object.maxBytes ?? 0;
-    message.pattern = object.pattern ?? "";
-    message.prefix = object.prefix ?? "";
-    message.suffix = object.suffix ?? "";
-    message.contains = object.contains ?? "";
-    message.notContains = object.notContains ?? "";
+    message.pattern = object.pattern ?? '';
+    message.prefix = object.prefix ?? '';
+    message.suffix = object.suffix ?? '';
+    message.contains = object.contains ?? '';
+    message.notContains = object.notContains ?? '';
     message.in = object.in?.map((e) => e) || [];
     message.notIn = object.notIn?.map((e) => e) || [];
     message.email = object.email ?? undefined;
@@ -3499,7 +3222,7 @@ function createBaseBytesRules(): BytesRules {
     len: 0,
     minLen: 0,
     maxLen: 0,
-    pattern: "",
+    pattern: '',
     prefix: Buffer.alloc(0),
     suffix: Buffer.alloc(0),
     contains: Buffer.alloc(0),
@@ -3525,7 +3248,7 @@ export const BytesRules = {
     if (message.maxLen !== undefined && message.maxLen !== 0) {
       writer.uint32(24).uint64(message.maxLen);
     }
-    if (message.pattern !== undefined && message.pattern !== "") {
+    if (message.pattern !== undefined && message.pattern !== '') {
       writer.uint32(34).string(message.pattern);
     }
     if (message.prefix !== undefined && message.prefix.length !== 0) {
@@ -3671,7 +3394,7 @@ export const BytesRules = {
     message.len = object.len ?? 0;
     message.minLen = object.minLen ?? 0;
     message.maxLen = object.maxLen ?? 0;
-    message.pattern = object.pattern ?? "";
+    message.pattern = object.pattern ?? '';
     message.prefix = object.prefix ?? Buffer.alloc(0);
     message.suffix = object.suffix ?? Buffer.alloc(0);
     message.contains = object.contains ?? Buffer.alloc(0);
@@ -3915,9 +3638,7 @@ export const RepeatedRules = {
     message.minItems = object.minItems ?? 0;
     message.maxItems = object.maxItems ?? 0;
     message.unique = object.unique ?? false;
-    message.items = (object.items !== undefined && object.items !== null)
-      ? FieldRules.fromPartial(object.items)
-      : undefined;
+    message.items = object.items !== undefined && object.items !== null ? FieldRules.fromPartial(object.items) : undefined;
     return message;
   },
 };
@@ -4005,12 +3726,8 @@ export const MapRules = {
     message.minPairs = object.minPairs ?? 0;
     message.maxPairs = object.maxPairs ?? 0;
     message.noSparse = object.noSparse ?? false;
-    message.keys = (object.keys !== undefined && object.keys !== null)
-      ? FieldRules.fromPartial(object.keys)
-      : undefined;
-    message.values = (object.values !== undefined && object.values !== null)
-      ? FieldRules.fromPartial(object.values)
-      : undefined;
+    message.keys = object.keys !== undefined && object.keys !== null ? FieldRules.fromPartial(object.keys) : undefined;
+    message.values = object.values !== undefined && object.values !== null ? FieldRules.fromPartial(object.values) : undefined;
     return message;
   },
 };
@@ -4202,13 +3919,11 @@ export const DurationRules = {
   fromPartial<I extends Exact<DeepPartial<DurationRules>, I>>(object: I): DurationRules {
     const message = createBaseDurationRules();
     message.required = object.required ?? false;
-    message.const = (object.const !== undefined && object.const !== null)
-      ? Duration.fromPartial(object.const)
-      : undefined;
-    message.lt = (object.lt !== undefined && object.lt !== null) ? Duration.fromPartial(object.lt) : undefined;
-    message.lte = (object.lte !== undefined && object.lte !== null) ? Duration.fromPartial(object.lte) : undefined;
-    message.gt = (object.gt !== undefined && object.gt !== null) ? Duration.fromPartial(object.gt) : undefined;
-    message.gte = (object.gte !== undefined && object.gte !== null) ? Duration.fromPartial(object.gte) : undefined;
+    message.const = object.const !== undefined && object.const !== null ? Duration.fromPartial(object.const) : undefined;
+    message.lt = object.lt !== undefined && object.lt !== null ? Duration.fromPartial(object.lt) : undefined;
+    message.lte = object.lte !== undefined && object.lte !== null ? Duration.fromPartial(object.lte) : undefined;
+    message.gt = object.gt !== undefined && object.gt !== null ? Duration.fromPartial(object.gt) : undefined;
+    message.gte = object.gte !== undefined && object.gte !== null ? Duration.fromPartial(object.gte) : undefined;
     message.in = object.in?.map((e) => Duration.fromPartial(e)) || [];
     message.notIn = object.notIn?.map((e) => Duration.fromPartial(e)) || [];
     return message;
@@ -4346,40 +4061,41 @@ export const TimestampRules = {
   fromPartial<I extends Exact<DeepPartial<TimestampRules>, I>>(object: I): TimestampRules {
     const message = createBaseTimestampRules();
     message.required = object.required ?? false;
-    message.const = (object.const !== undefined && object.const !== null)
-      ? Timestamp.fromPartial(object.const)
-      : undefined;
-    message.lt = (object.lt !== undefined && object.lt !== null) ? Timestamp.fromPartial(object.lt) : undefined;
-    message.lte = (object.lte !== undefined && object.lte !== null) ? Timestamp.fromPartial(object.lte) : undefined;
-    message.gt = (object.gt !== undefined && object.gt !== null) ? Timestamp.fromPartial(object.gt) : undefined;
-    message.gte = (object.gte !== undefined && object.gte !== null) ? Timestamp.fromPartial(object.gte) : undefined;
+    message.const = object.const !== undefined && object.const !== null ? Timestamp.fromPartial(object.const) : undefined;
+    message.lt = object.lt !== undefined && object.lt !== null ? Timestamp.fromPartial(object.lt) : undefined;
+    message.lte = object.lte !== undefined && object.lte !== null ? Timestamp.fromPartial(object.lte) : undefined;
+    message.gt = object.gt !== undefined && object.gt !== null ? Timestamp.fromPartial(object.gt) : undefined;
+    message.gte = object.gte !== undefined && object.gte !== null ? Timestamp.fromPartial(object.gte) : undefined;
     message.ltNow = object.ltNow ?? false;
     message.gtNow = object.gtNow ?? false;
-    message.within = (object.within !== undefined && object.within !== null)
-      ? Duration.fromPartial(object.within)
-      : undefined;
+    message.within = object.within !== undefined && object.within !== null ? Duration.fromPartial(object.within) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -5,7 +5,7 @@
 // source: envoy/annotations/resource.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 export interface ResourceAnnotation {
   /**
@@ -16,12 +16,12 @@ export interface ResourceAnnotation {
 }
 
 function createBaseResourceAnnotation(): ResourceAnnotation {
-  return { type: "" };
+  return { type: '' };
 }
 
 export const ResourceAnnotation = {
   encode(message: ResourceAnnotation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.type !== "") {
+    if (message.type !== '') {
       writer.uint32(10).string(message.type);
     }
     return writer;
@@ -55,19 +55,24 @@ export const ResourceAnnotation = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceAnnotation>, I>>(object: I): ResourceAnnotation {
     const message = createBaseResourceAnnotation();
-    message.type = object.type ?? "";
+    message.type = object.type ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

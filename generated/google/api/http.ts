@@ -5,7 +5,7 @@
 // source: google/api/http.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 /**
  * Defines the HTTP configuration for an API service. It contains a list of
@@ -311,34 +311,22 @@ export interface HttpRule {
    * Maps to HTTP GET. Used for listing and getting information about
    * resources.
    */
-  get?:
-    | string
-    | undefined;
+  get?: string | undefined;
   /** Maps to HTTP PUT. Used for replacing a resource. */
-  put?:
-    | string
-    | undefined;
+  put?: string | undefined;
   /** Maps to HTTP POST. Used for creating a resource or performing an action. */
-  post?:
-    | string
-    | undefined;
+  post?: string | undefined;
   /** Maps to HTTP DELETE. Used for deleting a resource. */
-  delete?:
-    | string
-    | undefined;
+  delete?: string | undefined;
   /** Maps to HTTP PATCH. Used for updating a resource. */
-  patch?:
-    | string
-    | undefined;
+  patch?: string | undefined;
   /**
    * The custom pattern is used for specifying an HTTP method that is not
    * included in the `pattern` field, such as HEAD, or "*" to leave the
    * HTTP method unspecified for this rule. The wild-card rule is useful
    * for services that provide content to Web (HTML) clients.
    */
-  custom?:
-    | CustomHttpPattern
-    | undefined;
+  custom?: CustomHttpPattern | undefined;
   /**
    * The name of the request field whose value is mapped to the HTTP request
    * body, or `*` for mapping all request fields not captured by the path
@@ -431,22 +419,22 @@ export const Http = {
 
 function createBaseHttpRule(): HttpRule {
   return {
-    selector: "",
+    selector: '',
     get: undefined,
     put: undefined,
     post: undefined,
     delete: undefined,
     patch: undefined,
     custom: undefined,
-    body: "",
-    responseBody: "",
+    body: '',
+    responseBody: '',
     additionalBindings: [],
   };
 }
 
 export const HttpRule = {
   encode(message: HttpRule, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.selector !== "") {
+    if (message.selector !== '') {
       writer.uint32(10).string(message.selector);
     }
     if (message.get !== undefined) {
@@ -467,10 +455,10 @@ export const HttpRule = {
     if (message.custom !== undefined) {
       CustomHttpPattern.encode(message.custom, writer.uint32(66).fork()).ldelim();
     }
-    if (message.body !== "") {
+    if (message.body !== '') {
       writer.uint32(58).string(message.body);
     }
-    if (message.responseBody !== "") {
+    if (message.responseBody !== '') {
       writer.uint32(98).string(message.responseBody);
     }
     for (const v of message.additionalBindings) {
@@ -570,32 +558,30 @@ export const HttpRule = {
   },
   fromPartial<I extends Exact<DeepPartial<HttpRule>, I>>(object: I): HttpRule {
     const message = createBaseHttpRule();
-    message.selector = object.selector ?? "";
+    message.selector = object.selector ?? '';
     message.get = object.get ?? undefined;
     message.put = object.put ?? undefined;
     message.post = object.post ?? undefined;
     message.delete = object.delete ?? undefined;
     message.patch = object.patch ?? undefined;
-    message.custom = (object.custom !== undefined && object.custom !== null)
-      ? CustomHttpPattern.fromPartial(object.custom)
-      : undefined;
-    message.body = object.body ?? "";
-    message.responseBody = object.responseBody ?? "";
+    message.custom = object.custom !== undefined && object.custom !== null ? CustomHttpPattern.fromPartial(object.custom) : undefined;
+    message.body = object.body ?? '';
+    message.responseBody = object.responseBody ?? '';
     message.additionalBindings = object.additionalBindings?.map((e) => HttpRule.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseCustomHttpPattern(): CustomHttpPattern {
-  return { kind: "", path: "" };
+  return { kind: '', path: '' };
 }
 
 export const CustomHttpPattern = {
   encode(message: CustomHttpPattern, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.kind !== "") {
+    if (message.kind !== '') {
       writer.uint32(10).string(message.kind);
     }
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(18).string(message.path);
     }
     return writer;
@@ -636,20 +622,25 @@ export const CustomHttpPattern = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomHttpPattern>, I>>(object: I): CustomHttpPattern {
     const message = createBaseCustomHttpPattern();
-    message.kind = object.kind ?? "";
-    message.path = object.path ?? "";
+    message.kind = object.kind ?? '';
+    message.path = object.path ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,7 +5,7 @@
 // source: google/protobuf/struct.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 /**
  * Represents a JSON `null`.
@@ -14,9 +14,9 @@ import _m0 from "protobufjs/minimal.js";
  * the null value for the `Value` type union.
  *
  * A field of type `NullValue` with any value other than `0` is considered
- * invalid. Most ProtoJSON serializers will emit a `Value` with a `null_value`
- * set as a JSON `null` regardless of the integer value, and so will round trip
- * to a `0` value.
+ * invalid. Most ProtoJSON serializers will emit a Value with a `null_value` set
+ * as a JSON `null` regardless of the integer value, and so will round trip to
+ * a `0` value.
  */
 export enum NullValue {
   /** NULL_VALUE - Null value. */
@@ -59,30 +59,20 @@ export interface Struct_FieldsEntry {
  */
 export interface Value {
   /** Represents a JSON `null`. */
-  nullValue?:
-    | NullValue
-    | undefined;
+  nullValue?: NullValue | undefined;
   /**
    * Represents a JSON number. Must not be `NaN`, `Infinity` or
    * `-Infinity`, since those are not supported in JSON. This also cannot
    * represent large Int64 values, since JSON format generally does not
    * support them in its number type.
    */
-  numberValue?:
-    | number
-    | undefined;
+  numberValue?: number | undefined;
   /** Represents a JSON string. */
-  stringValue?:
-    | string
-    | undefined;
+  stringValue?: string | undefined;
   /** Represents a JSON boolean (`true` or `false` literal in JSON). */
-  boolValue?:
-    | boolean
-    | undefined;
+  boolValue?: boolean | undefined;
   /** Represents a JSON object. */
-  structValue?:
-    | { [key: string]: any }
-    | undefined;
+  structValue?: { [key: string]: any } | undefined;
   /** Represents a JSON array. */
   listValue?: Array<any> | undefined;
 }
@@ -138,15 +128,12 @@ export const Struct = {
   },
   fromPartial<I extends Exact<DeepPartial<Struct>, I>>(object: I): Struct {
     const message = createBaseStruct();
-    message.fields = Object.entries(object.fields ?? {}).reduce<{ [key: string]: any | undefined }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = value;
-        }
-        return acc;
-      },
-      {},
-    );
+    message.fields = Object.entries(object.fields ?? {}).reduce<{ [key: string]: any | undefined }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = value;
+      }
+      return acc;
+    }, {});
     return message;
   },
 
@@ -173,12 +160,12 @@ export const Struct = {
 };
 
 function createBaseStruct_FieldsEntry(): Struct_FieldsEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Struct_FieldsEntry = {
   encode(message: Struct_FieldsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -222,7 +209,7 @@ export const Struct_FieldsEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<Struct_FieldsEntry>, I>>(object: I): Struct_FieldsEntry {
     const message = createBaseStruct_FieldsEntry();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     message.value = object.value ?? undefined;
     return message;
   },
@@ -338,18 +325,18 @@ export const Value = {
     const result = createBaseValue();
     if (value === null) {
       result.nullValue = NullValue.NULL_VALUE;
-    } else if (typeof value === "boolean") {
+    } else if (typeof value === 'boolean') {
       result.boolValue = value;
-    } else if (typeof value === "number") {
+    } else if (typeof value === 'number') {
       result.numberValue = value;
-    } else if (typeof value === "string") {
+    } else if (typeof value === 'string') {
       result.stringValue = value;
     } else if (globalThis.Array.isArray(value)) {
       result.listValue = value;
-    } else if (typeof value === "object") {
+    } else if (typeof value === 'object') {
       result.structValue = value;
-    } else if (typeof value !== "undefined") {
-      throw new globalThis.Error("Unsupported any value type: " + typeof value);
+    } else if (typeof value !== 'undefined') {
+      throw new globalThis.Error('Unsupported any value type: ' + typeof value);
     }
     return result;
   },
@@ -423,7 +410,7 @@ export const ListValue = {
   },
 
   unwrap(message: ListValue): Array<any> {
-    if (message?.hasOwnProperty("values") && globalThis.Array.isArray(message.values)) {
+    if (message?.hasOwnProperty('values') && globalThis.Array.isArray(message.values)) {
       return message.values;
     } else {
       return message as any;
@@ -433,12 +420,17 @@ export const ListValue = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

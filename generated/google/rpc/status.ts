@@ -5,8 +5,8 @@
 // source: google/rpc/status.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../protobuf/any.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../protobuf/any.js';
 
 /**
  * The `Status` type defines a logical error model that is suitable for
@@ -34,7 +34,7 @@ export interface Status {
 }
 
 function createBaseStatus(): Status {
-  return { code: 0, message: "", details: [] };
+  return { code: 0, message: '', details: [] };
 }
 
 export const Status = {
@@ -42,7 +42,7 @@ export const Status = {
     if (message.code !== 0) {
       writer.uint32(8).int32(message.code);
     }
-    if (message.message !== "") {
+    if (message.message !== '') {
       writer.uint32(18).string(message.message);
     }
     for (const v of message.details) {
@@ -94,7 +94,7 @@ export const Status = {
   fromPartial<I extends Exact<DeepPartial<Status>, I>>(object: I): Status {
     const message = createBaseStatus();
     message.code = object.code ?? 0;
-    message.message = object.message ?? "";
+    message.message = object.message ?? '';
     message.details = object.details?.map((e) => Any.fromPartial(e)) || [];
     return message;
   },
@@ -102,12 +102,17 @@ export const Status = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

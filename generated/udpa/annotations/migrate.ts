@@ -5,7 +5,7 @@
 // source: udpa/annotations/migrate.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 export interface MigrateAnnotation {
   /** Rename the message/enum/enum value in next version. */
@@ -32,12 +32,12 @@ export interface FileMigrateAnnotation {
 }
 
 function createBaseMigrateAnnotation(): MigrateAnnotation {
-  return { rename: "" };
+  return { rename: '' };
 }
 
 export const MigrateAnnotation = {
   encode(message: MigrateAnnotation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.rename !== "") {
+    if (message.rename !== '') {
       writer.uint32(10).string(message.rename);
     }
     return writer;
@@ -71,21 +71,21 @@ export const MigrateAnnotation = {
   },
   fromPartial<I extends Exact<DeepPartial<MigrateAnnotation>, I>>(object: I): MigrateAnnotation {
     const message = createBaseMigrateAnnotation();
-    message.rename = object.rename ?? "";
+    message.rename = object.rename ?? '';
     return message;
   },
 };
 
 function createBaseFieldMigrateAnnotation(): FieldMigrateAnnotation {
-  return { rename: "", oneofPromotion: "" };
+  return { rename: '', oneofPromotion: '' };
 }
 
 export const FieldMigrateAnnotation = {
   encode(message: FieldMigrateAnnotation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.rename !== "") {
+    if (message.rename !== '') {
       writer.uint32(10).string(message.rename);
     }
-    if (message.oneofPromotion !== "") {
+    if (message.oneofPromotion !== '') {
       writer.uint32(18).string(message.oneofPromotion);
     }
     return writer;
@@ -126,19 +126,19 @@ export const FieldMigrateAnnotation = {
   },
   fromPartial<I extends Exact<DeepPartial<FieldMigrateAnnotation>, I>>(object: I): FieldMigrateAnnotation {
     const message = createBaseFieldMigrateAnnotation();
-    message.rename = object.rename ?? "";
-    message.oneofPromotion = object.oneofPromotion ?? "";
+    message.rename = object.rename ?? '';
+    message.oneofPromotion = object.oneofPromotion ?? '';
     return message;
   },
 };
 
 function createBaseFileMigrateAnnotation(): FileMigrateAnnotation {
-  return { moveToPackage: "" };
+  return { moveToPackage: '' };
 }
 
 export const FileMigrateAnnotation = {
   encode(message: FileMigrateAnnotation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.moveToPackage !== "") {
+    if (message.moveToPackage !== '') {
       writer.uint32(18).string(message.moveToPackage);
     }
     return writer;
@@ -172,19 +172,24 @@ export const FileMigrateAnnotation = {
   },
   fromPartial<I extends Exact<DeepPartial<FileMigrateAnnotation>, I>>(object: I): FileMigrateAnnotation {
     const message = createBaseFileMigrateAnnotation();
-    message.moveToPackage = object.moveToPackage ?? "";
+    message.moveToPackage = object.moveToPackage ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

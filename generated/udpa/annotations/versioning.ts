@@ -5,7 +5,7 @@
 // source: udpa/annotations/versioning.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 export interface VersioningAnnotation {
   /**
@@ -17,12 +17,12 @@ export interface VersioningAnnotation {
 }
 
 function createBaseVersioningAnnotation(): VersioningAnnotation {
-  return { previousMessageType: "" };
+  return { previousMessageType: '' };
 }
 
 export const VersioningAnnotation = {
   encode(message: VersioningAnnotation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.previousMessageType !== "") {
+    if (message.previousMessageType !== '') {
       writer.uint32(10).string(message.previousMessageType);
     }
     return writer;
@@ -56,19 +56,24 @@ export const VersioningAnnotation = {
   },
   fromPartial<I extends Exact<DeepPartial<VersioningAnnotation>, I>>(object: I): VersioningAnnotation {
     const message = createBaseVersioningAnnotation();
-    message.previousMessageType = object.previousMessageType ?? "";
+    message.previousMessageType = object.previousMessageType ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

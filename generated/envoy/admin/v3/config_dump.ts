@@ -5,11 +5,11 @@
 // source: envoy/admin/v3/config_dump.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../google/protobuf/any.js";
-import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { Bootstrap } from "../../config/bootstrap/v3/bootstrap.js";
-import { ClientResourceStatus, UpdateFailureState } from "./config_dump_shared.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../google/protobuf/any.js';
+import { Timestamp } from '../../../google/protobuf/timestamp.js';
+import { Bootstrap } from '../../config/bootstrap/v3/bootstrap.js';
+import { ClientResourceStatus, UpdateFailureState } from './config_dump_shared.js';
 
 /**
  * The :ref:`/config_dump <operations_admin_interface_config_dump>` admin endpoint uses this wrapper
@@ -55,9 +55,7 @@ export interface ConfigDump {
  * configuration for another Envoy.
  */
 export interface BootstrapConfigDump {
-  bootstrap:
-    | Bootstrap
-    | undefined;
+  bootstrap: Bootstrap | undefined;
   /** The timestamp when the BootstrapConfig was last updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -88,17 +86,13 @@ export interface SecretsConfigDump_DynamicSecret {
   /** This is the per-resource version information. */
   versionInfo: string;
   /** The timestamp when the secret was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * The actual secret information.
    * Security sensitive information is redacted (replaced with "[redacted]") for
    * private keys and passwords in TLS certificates.
    */
-  secret:
-    | Any
-    | undefined;
+  secret: Any | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The *error_state* field contains the rejected version of this particular
@@ -106,9 +100,7 @@ export interface SecretsConfigDump_DynamicSecret {
    * acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -121,9 +113,7 @@ export interface SecretsConfigDump_StaticSecret {
   /** The name assigned to the secret. */
   name: string;
   /** The timestamp when the secret was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * The actual secret information.
    * Security sensitive information is redacted (replaced with "[redacted]") for
@@ -227,12 +217,9 @@ export const BootstrapConfigDump = {
   },
   fromPartial<I extends Exact<DeepPartial<BootstrapConfigDump>, I>>(object: I): BootstrapConfigDump {
     const message = createBaseBootstrapConfigDump();
-    message.bootstrap = (object.bootstrap !== undefined && object.bootstrap !== null)
-      ? Bootstrap.fromPartial(object.bootstrap)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.bootstrap = object.bootstrap !== undefined && object.bootstrap !== null ? Bootstrap.fromPartial(object.bootstrap) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
@@ -298,18 +285,16 @@ export const SecretsConfigDump = {
   fromPartial<I extends Exact<DeepPartial<SecretsConfigDump>, I>>(object: I): SecretsConfigDump {
     const message = createBaseSecretsConfigDump();
     message.staticSecrets = object.staticSecrets?.map((e) => SecretsConfigDump_StaticSecret.fromPartial(e)) || [];
-    message.dynamicActiveSecrets =
-      object.dynamicActiveSecrets?.map((e) => SecretsConfigDump_DynamicSecret.fromPartial(e)) || [];
-    message.dynamicWarmingSecrets =
-      object.dynamicWarmingSecrets?.map((e) => SecretsConfigDump_DynamicSecret.fromPartial(e)) || [];
+    message.dynamicActiveSecrets = object.dynamicActiveSecrets?.map((e) => SecretsConfigDump_DynamicSecret.fromPartial(e)) || [];
+    message.dynamicWarmingSecrets = object.dynamicWarmingSecrets?.map((e) => SecretsConfigDump_DynamicSecret.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseSecretsConfigDump_DynamicSecret(): SecretsConfigDump_DynamicSecret {
   return {
-    name: "",
-    versionInfo: "",
+    name: '',
+    versionInfo: '',
     lastUpdated: undefined,
     secret: undefined,
     errorState: undefined,
@@ -319,10 +304,10 @@ function createBaseSecretsConfigDump_DynamicSecret(): SecretsConfigDump_DynamicS
 
 export const SecretsConfigDump_DynamicSecret = {
   encode(message: SecretsConfigDump_DynamicSecret, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(18).string(message.versionInfo);
     }
     if (message.lastUpdated !== undefined) {
@@ -401,33 +386,27 @@ export const SecretsConfigDump_DynamicSecret = {
   create<I extends Exact<DeepPartial<SecretsConfigDump_DynamicSecret>, I>>(base?: I): SecretsConfigDump_DynamicSecret {
     return SecretsConfigDump_DynamicSecret.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SecretsConfigDump_DynamicSecret>, I>>(
-    object: I,
-  ): SecretsConfigDump_DynamicSecret {
+  fromPartial<I extends Exact<DeepPartial<SecretsConfigDump_DynamicSecret>, I>>(object: I): SecretsConfigDump_DynamicSecret {
     const message = createBaseSecretsConfigDump_DynamicSecret();
-    message.name = object.name ?? "";
-    message.versionInfo = object.versionInfo ?? "";
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.secret = (object.secret !== undefined && object.secret !== null)
-      ? Any.fromPartial(object.secret)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.name = object.name ?? '';
+    message.versionInfo = object.versionInfo ?? '';
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.secret = object.secret !== undefined && object.secret !== null ? Any.fromPartial(object.secret) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
 };
 
 function createBaseSecretsConfigDump_StaticSecret(): SecretsConfigDump_StaticSecret {
-  return { name: "", lastUpdated: undefined, secret: undefined };
+  return { name: '', lastUpdated: undefined, secret: undefined };
 }
 
 export const SecretsConfigDump_StaticSecret = {
   encode(message: SecretsConfigDump_StaticSecret, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.lastUpdated !== undefined) {
@@ -479,29 +458,29 @@ export const SecretsConfigDump_StaticSecret = {
   create<I extends Exact<DeepPartial<SecretsConfigDump_StaticSecret>, I>>(base?: I): SecretsConfigDump_StaticSecret {
     return SecretsConfigDump_StaticSecret.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SecretsConfigDump_StaticSecret>, I>>(
-    object: I,
-  ): SecretsConfigDump_StaticSecret {
+  fromPartial<I extends Exact<DeepPartial<SecretsConfigDump_StaticSecret>, I>>(object: I): SecretsConfigDump_StaticSecret {
     const message = createBaseSecretsConfigDump_StaticSecret();
-    message.name = object.name ?? "";
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.secret = (object.secret !== undefined && object.secret !== null)
-      ? Any.fromPartial(object.secret)
-      : undefined;
+    message.name = object.name ?? '';
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.secret = object.secret !== undefined && object.secret !== null ? Any.fromPartial(object.secret) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

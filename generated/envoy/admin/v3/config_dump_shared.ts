@@ -5,9 +5,9 @@
 // source: envoy/admin/v3/config_dump_shared.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../google/protobuf/any.js";
-import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../google/protobuf/any.js';
+import { Timestamp } from '../../../google/protobuf/timestamp.js';
 
 /**
  * Resource status from the view of a xDS client, which tells the synchronization
@@ -42,13 +42,9 @@ export interface UpdateFailureState {
    * What the component configuration would have been if the update had succeeded.
    * This field may not be populated by xDS clients due to storage overhead.
    */
-  failedConfiguration:
-    | Any
-    | undefined;
+  failedConfiguration: Any | undefined;
   /** Time of the latest failed update attempt. */
-  lastUpdateAttempt:
-    | Timestamp
-    | undefined;
+  lastUpdateAttempt: Timestamp | undefined;
   /** Details about the last failed update attempt. */
   details: string;
   /**
@@ -79,9 +75,7 @@ export interface ListenersConfigDump {
 /** Describes a statically loaded listener. */
 export interface ListenersConfigDump_StaticListener {
   /** The listener config. */
-  listener:
-    | Any
-    | undefined;
+  listener: Any | undefined;
   /** The timestamp when the Listener was last successfully updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -95,9 +89,7 @@ export interface ListenersConfigDump_DynamicListenerState {
    */
   versionInfo: string;
   /** The listener config. */
-  listener:
-    | Any
-    | undefined;
+  listener: Any | undefined;
   /** The timestamp when the Listener was last successfully updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -113,36 +105,28 @@ export interface ListenersConfigDump_DynamicListener {
    * The listener state for any active listener by this name.
    * These are listeners that are available to service data plane traffic.
    */
-  activeState:
-    | ListenersConfigDump_DynamicListenerState
-    | undefined;
+  activeState: ListenersConfigDump_DynamicListenerState | undefined;
   /**
    * The listener state for any warming listener by this name.
    * These are listeners that are currently undergoing warming in preparation to service data
    * plane traffic. Note that if attempting to recreate an Envoy configuration from a
    * configuration dump, the warming listeners should generally be discarded.
    */
-  warmingState:
-    | ListenersConfigDump_DynamicListenerState
-    | undefined;
+  warmingState: ListenersConfigDump_DynamicListenerState | undefined;
   /**
    * The listener state for any draining listener by this name.
    * These are listeners that are currently undergoing draining in preparation to stop servicing
    * data plane traffic. Note that if attempting to recreate an Envoy configuration from a
    * configuration dump, the draining listeners should generally be discarded.
    */
-  drainingState:
-    | ListenersConfigDump_DynamicListenerState
-    | undefined;
+  drainingState: ListenersConfigDump_DynamicListenerState | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this particular
    * resource along with the reason and timestamp. For successfully updated or
    * acknowledged resource, this field should be empty.
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -181,9 +165,7 @@ export interface ClustersConfigDump {
 /** Describes a statically loaded cluster. */
 export interface ClustersConfigDump_StaticCluster {
   /** The cluster config. */
-  cluster:
-    | Any
-    | undefined;
+  cluster: Any | undefined;
   /** The timestamp when the Cluster was last updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -201,13 +183,9 @@ export interface ClustersConfigDump_DynamicCluster {
    */
   versionInfo: string;
   /** The cluster config. */
-  cluster:
-    | Any
-    | undefined;
+  cluster: Any | undefined;
   /** The timestamp when the Cluster was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this particular
@@ -215,9 +193,7 @@ export interface ClustersConfigDump_DynamicCluster {
    * acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -241,9 +217,7 @@ export interface RoutesConfigDump {
 
 export interface RoutesConfigDump_StaticRouteConfig {
   /** The route config. */
-  routeConfig:
-    | Any
-    | undefined;
+  routeConfig: Any | undefined;
   /** The timestamp when the Route was last updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -257,13 +231,9 @@ export interface RoutesConfigDump_DynamicRouteConfig {
    */
   versionInfo: string;
   /** The route config. */
-  routeConfig:
-    | Any
-    | undefined;
+  routeConfig: Any | undefined;
   /** The timestamp when the Route was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this particular
@@ -271,9 +241,7 @@ export interface RoutesConfigDump_DynamicRouteConfig {
    * acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -316,9 +284,7 @@ export interface ScopedRoutesConfigDump_DynamicScopedRouteConfigs {
   /** The scoped route configurations. */
   scopedRouteConfigs: Any[];
   /** The timestamp when the scoped route config set was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this particular
@@ -326,9 +292,7 @@ export interface ScopedRoutesConfigDump_DynamicScopedRouteConfigs {
    * acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -350,9 +314,7 @@ export interface EndpointsConfigDump {
 
 export interface EndpointsConfigDump_StaticEndpointConfig {
   /** The endpoint config. */
-  endpointConfig:
-    | Any
-    | undefined;
+  endpointConfig: Any | undefined;
   /** [#not-implemented-hide:] The timestamp when the Endpoint was last updated. */
   lastUpdated: Timestamp | undefined;
 }
@@ -366,13 +328,9 @@ export interface EndpointsConfigDump_DynamicEndpointConfig {
    */
   versionInfo: string;
   /** The endpoint config. */
-  endpointConfig:
-    | Any
-    | undefined;
+  endpointConfig: Any | undefined;
   /** [#not-implemented-hide:] The timestamp when the Endpoint was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this particular
@@ -380,9 +338,7 @@ export interface EndpointsConfigDump_DynamicEndpointConfig {
    * acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -411,13 +367,9 @@ export interface EcdsConfigDump_EcdsFilterConfig {
    */
   versionInfo: string;
   /** The ECDS filter config. */
-  ecdsFilter:
-    | Any
-    | undefined;
+  ecdsFilter: Any | undefined;
   /** The timestamp when the ECDS filter was last updated. */
-  lastUpdated:
-    | Timestamp
-    | undefined;
+  lastUpdated: Timestamp | undefined;
   /**
    * Set if the last update failed, cleared after the next successful update.
    * The ``error_state`` field contains the rejected version of this
@@ -425,9 +377,7 @@ export interface EcdsConfigDump_EcdsFilterConfig {
    * updated or acknowledged resource, this field should be empty.
    * [#not-implemented-hide:]
    */
-  errorState:
-    | UpdateFailureState
-    | undefined;
+  errorState: UpdateFailureState | undefined;
   /**
    * The client status of this resource.
    * [#not-implemented-hide:]
@@ -436,7 +386,7 @@ export interface EcdsConfigDump_EcdsFilterConfig {
 }
 
 function createBaseUpdateFailureState(): UpdateFailureState {
-  return { failedConfiguration: undefined, lastUpdateAttempt: undefined, details: "", versionInfo: "" };
+  return { failedConfiguration: undefined, lastUpdateAttempt: undefined, details: '', versionInfo: '' };
 }
 
 export const UpdateFailureState = {
@@ -447,10 +397,10 @@ export const UpdateFailureState = {
     if (message.lastUpdateAttempt !== undefined) {
       Timestamp.encode(message.lastUpdateAttempt, writer.uint32(18).fork()).ldelim();
     }
-    if (message.details !== "") {
+    if (message.details !== '') {
       writer.uint32(26).string(message.details);
     }
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(34).string(message.versionInfo);
     }
     return writer;
@@ -505,25 +455,27 @@ export const UpdateFailureState = {
   },
   fromPartial<I extends Exact<DeepPartial<UpdateFailureState>, I>>(object: I): UpdateFailureState {
     const message = createBaseUpdateFailureState();
-    message.failedConfiguration = (object.failedConfiguration !== undefined && object.failedConfiguration !== null)
-      ? Any.fromPartial(object.failedConfiguration)
-      : undefined;
-    message.lastUpdateAttempt = (object.lastUpdateAttempt !== undefined && object.lastUpdateAttempt !== null)
-      ? Timestamp.fromPartial(object.lastUpdateAttempt)
-      : undefined;
-    message.details = object.details ?? "";
-    message.versionInfo = object.versionInfo ?? "";
+    message.failedConfiguration =
+      object.failedConfiguration !== undefined && object.failedConfiguration !== null
+        ? Any.fromPartial(object.failedConfiguration)
+        : undefined;
+    message.lastUpdateAttempt =
+      object.lastUpdateAttempt !== undefined && object.lastUpdateAttempt !== null
+        ? Timestamp.fromPartial(object.lastUpdateAttempt)
+        : undefined;
+    message.details = object.details ?? '';
+    message.versionInfo = object.versionInfo ?? '';
     return message;
   },
 };
 
 function createBaseListenersConfigDump(): ListenersConfigDump {
-  return { versionInfo: "", staticListeners: [], dynamicListeners: [] };
+  return { versionInfo: '', staticListeners: [], dynamicListeners: [] };
 }
 
 export const ListenersConfigDump = {
   encode(message: ListenersConfigDump, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     for (const v of message.staticListeners) {
@@ -577,11 +529,9 @@ export const ListenersConfigDump = {
   },
   fromPartial<I extends Exact<DeepPartial<ListenersConfigDump>, I>>(object: I): ListenersConfigDump {
     const message = createBaseListenersConfigDump();
-    message.versionInfo = object.versionInfo ?? "";
-    message.staticListeners = object.staticListeners?.map((e) => ListenersConfigDump_StaticListener.fromPartial(e)) ||
-      [];
-    message.dynamicListeners =
-      object.dynamicListeners?.map((e) => ListenersConfigDump_DynamicListener.fromPartial(e)) || [];
+    message.versionInfo = object.versionInfo ?? '';
+    message.staticListeners = object.staticListeners?.map((e) => ListenersConfigDump_StaticListener.fromPartial(e)) || [];
+    message.dynamicListeners = object.dynamicListeners?.map((e) => ListenersConfigDump_DynamicListener.fromPartial(e)) || [];
     return message;
   },
 };
@@ -631,32 +581,25 @@ export const ListenersConfigDump_StaticListener = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ListenersConfigDump_StaticListener>, I>>(
-    base?: I,
-  ): ListenersConfigDump_StaticListener {
+  create<I extends Exact<DeepPartial<ListenersConfigDump_StaticListener>, I>>(base?: I): ListenersConfigDump_StaticListener {
     return ListenersConfigDump_StaticListener.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListenersConfigDump_StaticListener>, I>>(
-    object: I,
-  ): ListenersConfigDump_StaticListener {
+  fromPartial<I extends Exact<DeepPartial<ListenersConfigDump_StaticListener>, I>>(object: I): ListenersConfigDump_StaticListener {
     const message = createBaseListenersConfigDump_StaticListener();
-    message.listener = (object.listener !== undefined && object.listener !== null)
-      ? Any.fromPartial(object.listener)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.listener = object.listener !== undefined && object.listener !== null ? Any.fromPartial(object.listener) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseListenersConfigDump_DynamicListenerState(): ListenersConfigDump_DynamicListenerState {
-  return { versionInfo: "", listener: undefined, lastUpdated: undefined };
+  return { versionInfo: '', listener: undefined, lastUpdated: undefined };
 }
 
 export const ListenersConfigDump_DynamicListenerState = {
   encode(message: ListenersConfigDump_DynamicListenerState, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.listener !== undefined) {
@@ -705,29 +648,24 @@ export const ListenersConfigDump_DynamicListenerState = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListenerState>, I>>(
-    base?: I,
-  ): ListenersConfigDump_DynamicListenerState {
+  create<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListenerState>, I>>(base?: I): ListenersConfigDump_DynamicListenerState {
     return ListenersConfigDump_DynamicListenerState.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListenerState>, I>>(
     object: I,
   ): ListenersConfigDump_DynamicListenerState {
     const message = createBaseListenersConfigDump_DynamicListenerState();
-    message.versionInfo = object.versionInfo ?? "";
-    message.listener = (object.listener !== undefined && object.listener !== null)
-      ? Any.fromPartial(object.listener)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.listener = object.listener !== undefined && object.listener !== null ? Any.fromPartial(object.listener) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseListenersConfigDump_DynamicListener(): ListenersConfigDump_DynamicListener {
   return {
-    name: "",
+    name: '',
     activeState: undefined,
     warmingState: undefined,
     drainingState: undefined,
@@ -738,7 +676,7 @@ function createBaseListenersConfigDump_DynamicListener(): ListenersConfigDump_Dy
 
 export const ListenersConfigDump_DynamicListener = {
   encode(message: ListenersConfigDump_DynamicListener, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.activeState !== undefined) {
@@ -817,40 +755,38 @@ export const ListenersConfigDump_DynamicListener = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListener>, I>>(
-    base?: I,
-  ): ListenersConfigDump_DynamicListener {
+  create<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListener>, I>>(base?: I): ListenersConfigDump_DynamicListener {
     return ListenersConfigDump_DynamicListener.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListener>, I>>(
-    object: I,
-  ): ListenersConfigDump_DynamicListener {
+  fromPartial<I extends Exact<DeepPartial<ListenersConfigDump_DynamicListener>, I>>(object: I): ListenersConfigDump_DynamicListener {
     const message = createBaseListenersConfigDump_DynamicListener();
-    message.name = object.name ?? "";
-    message.activeState = (object.activeState !== undefined && object.activeState !== null)
-      ? ListenersConfigDump_DynamicListenerState.fromPartial(object.activeState)
-      : undefined;
-    message.warmingState = (object.warmingState !== undefined && object.warmingState !== null)
-      ? ListenersConfigDump_DynamicListenerState.fromPartial(object.warmingState)
-      : undefined;
-    message.drainingState = (object.drainingState !== undefined && object.drainingState !== null)
-      ? ListenersConfigDump_DynamicListenerState.fromPartial(object.drainingState)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.name = object.name ?? '';
+    message.activeState =
+      object.activeState !== undefined && object.activeState !== null
+        ? ListenersConfigDump_DynamicListenerState.fromPartial(object.activeState)
+        : undefined;
+    message.warmingState =
+      object.warmingState !== undefined && object.warmingState !== null
+        ? ListenersConfigDump_DynamicListenerState.fromPartial(object.warmingState)
+        : undefined;
+    message.drainingState =
+      object.drainingState !== undefined && object.drainingState !== null
+        ? ListenersConfigDump_DynamicListenerState.fromPartial(object.drainingState)
+        : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
 };
 
 function createBaseClustersConfigDump(): ClustersConfigDump {
-  return { versionInfo: "", staticClusters: [], dynamicActiveClusters: [], dynamicWarmingClusters: [] };
+  return { versionInfo: '', staticClusters: [], dynamicActiveClusters: [], dynamicWarmingClusters: [] };
 }
 
 export const ClustersConfigDump = {
   encode(message: ClustersConfigDump, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     for (const v of message.staticClusters) {
@@ -914,12 +850,10 @@ export const ClustersConfigDump = {
   },
   fromPartial<I extends Exact<DeepPartial<ClustersConfigDump>, I>>(object: I): ClustersConfigDump {
     const message = createBaseClustersConfigDump();
-    message.versionInfo = object.versionInfo ?? "";
+    message.versionInfo = object.versionInfo ?? '';
     message.staticClusters = object.staticClusters?.map((e) => ClustersConfigDump_StaticCluster.fromPartial(e)) || [];
-    message.dynamicActiveClusters =
-      object.dynamicActiveClusters?.map((e) => ClustersConfigDump_DynamicCluster.fromPartial(e)) || [];
-    message.dynamicWarmingClusters =
-      object.dynamicWarmingClusters?.map((e) => ClustersConfigDump_DynamicCluster.fromPartial(e)) || [];
+    message.dynamicActiveClusters = object.dynamicActiveClusters?.map((e) => ClustersConfigDump_DynamicCluster.fromPartial(e)) || [];
+    message.dynamicWarmingClusters = object.dynamicWarmingClusters?.map((e) => ClustersConfigDump_DynamicCluster.fromPartial(e)) || [];
     return message;
   },
 };
@@ -969,32 +903,25 @@ export const ClustersConfigDump_StaticCluster = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ClustersConfigDump_StaticCluster>, I>>(
-    base?: I,
-  ): ClustersConfigDump_StaticCluster {
+  create<I extends Exact<DeepPartial<ClustersConfigDump_StaticCluster>, I>>(base?: I): ClustersConfigDump_StaticCluster {
     return ClustersConfigDump_StaticCluster.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ClustersConfigDump_StaticCluster>, I>>(
-    object: I,
-  ): ClustersConfigDump_StaticCluster {
+  fromPartial<I extends Exact<DeepPartial<ClustersConfigDump_StaticCluster>, I>>(object: I): ClustersConfigDump_StaticCluster {
     const message = createBaseClustersConfigDump_StaticCluster();
-    message.cluster = (object.cluster !== undefined && object.cluster !== null)
-      ? Any.fromPartial(object.cluster)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.cluster = object.cluster !== undefined && object.cluster !== null ? Any.fromPartial(object.cluster) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseClustersConfigDump_DynamicCluster(): ClustersConfigDump_DynamicCluster {
-  return { versionInfo: "", cluster: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
+  return { versionInfo: '', cluster: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
 }
 
 export const ClustersConfigDump_DynamicCluster = {
   encode(message: ClustersConfigDump_DynamicCluster, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.cluster !== undefined) {
@@ -1063,25 +990,17 @@ export const ClustersConfigDump_DynamicCluster = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ClustersConfigDump_DynamicCluster>, I>>(
-    base?: I,
-  ): ClustersConfigDump_DynamicCluster {
+  create<I extends Exact<DeepPartial<ClustersConfigDump_DynamicCluster>, I>>(base?: I): ClustersConfigDump_DynamicCluster {
     return ClustersConfigDump_DynamicCluster.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ClustersConfigDump_DynamicCluster>, I>>(
-    object: I,
-  ): ClustersConfigDump_DynamicCluster {
+  fromPartial<I extends Exact<DeepPartial<ClustersConfigDump_DynamicCluster>, I>>(object: I): ClustersConfigDump_DynamicCluster {
     const message = createBaseClustersConfigDump_DynamicCluster();
-    message.versionInfo = object.versionInfo ?? "";
-    message.cluster = (object.cluster !== undefined && object.cluster !== null)
-      ? Any.fromPartial(object.cluster)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.cluster = object.cluster !== undefined && object.cluster !== null ? Any.fromPartial(object.cluster) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
@@ -1137,10 +1056,8 @@ export const RoutesConfigDump = {
   },
   fromPartial<I extends Exact<DeepPartial<RoutesConfigDump>, I>>(object: I): RoutesConfigDump {
     const message = createBaseRoutesConfigDump();
-    message.staticRouteConfigs =
-      object.staticRouteConfigs?.map((e) => RoutesConfigDump_StaticRouteConfig.fromPartial(e)) || [];
-    message.dynamicRouteConfigs =
-      object.dynamicRouteConfigs?.map((e) => RoutesConfigDump_DynamicRouteConfig.fromPartial(e)) || [];
+    message.staticRouteConfigs = object.staticRouteConfigs?.map((e) => RoutesConfigDump_StaticRouteConfig.fromPartial(e)) || [];
+    message.dynamicRouteConfigs = object.dynamicRouteConfigs?.map((e) => RoutesConfigDump_DynamicRouteConfig.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1190,32 +1107,25 @@ export const RoutesConfigDump_StaticRouteConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RoutesConfigDump_StaticRouteConfig>, I>>(
-    base?: I,
-  ): RoutesConfigDump_StaticRouteConfig {
+  create<I extends Exact<DeepPartial<RoutesConfigDump_StaticRouteConfig>, I>>(base?: I): RoutesConfigDump_StaticRouteConfig {
     return RoutesConfigDump_StaticRouteConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RoutesConfigDump_StaticRouteConfig>, I>>(
-    object: I,
-  ): RoutesConfigDump_StaticRouteConfig {
+  fromPartial<I extends Exact<DeepPartial<RoutesConfigDump_StaticRouteConfig>, I>>(object: I): RoutesConfigDump_StaticRouteConfig {
     const message = createBaseRoutesConfigDump_StaticRouteConfig();
-    message.routeConfig = (object.routeConfig !== undefined && object.routeConfig !== null)
-      ? Any.fromPartial(object.routeConfig)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.routeConfig = object.routeConfig !== undefined && object.routeConfig !== null ? Any.fromPartial(object.routeConfig) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseRoutesConfigDump_DynamicRouteConfig(): RoutesConfigDump_DynamicRouteConfig {
-  return { versionInfo: "", routeConfig: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
+  return { versionInfo: '', routeConfig: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
 }
 
 export const RoutesConfigDump_DynamicRouteConfig = {
   encode(message: RoutesConfigDump_DynamicRouteConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.routeConfig !== undefined) {
@@ -1284,25 +1194,17 @@ export const RoutesConfigDump_DynamicRouteConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RoutesConfigDump_DynamicRouteConfig>, I>>(
-    base?: I,
-  ): RoutesConfigDump_DynamicRouteConfig {
+  create<I extends Exact<DeepPartial<RoutesConfigDump_DynamicRouteConfig>, I>>(base?: I): RoutesConfigDump_DynamicRouteConfig {
     return RoutesConfigDump_DynamicRouteConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RoutesConfigDump_DynamicRouteConfig>, I>>(
-    object: I,
-  ): RoutesConfigDump_DynamicRouteConfig {
+  fromPartial<I extends Exact<DeepPartial<RoutesConfigDump_DynamicRouteConfig>, I>>(object: I): RoutesConfigDump_DynamicRouteConfig {
     const message = createBaseRoutesConfigDump_DynamicRouteConfig();
-    message.versionInfo = object.versionInfo ?? "";
-    message.routeConfig = (object.routeConfig !== undefined && object.routeConfig !== null)
-      ? Any.fromPartial(object.routeConfig)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.routeConfig = object.routeConfig !== undefined && object.routeConfig !== null ? Any.fromPartial(object.routeConfig) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
@@ -1335,18 +1237,14 @@ export const ScopedRoutesConfigDump = {
             break;
           }
 
-          message.inlineScopedRouteConfigs.push(
-            ScopedRoutesConfigDump_InlineScopedRouteConfigs.decode(reader, reader.uint32()),
-          );
+          message.inlineScopedRouteConfigs.push(ScopedRoutesConfigDump_InlineScopedRouteConfigs.decode(reader, reader.uint32()));
           continue;
         case 2:
           if (tag !== 18) {
             break;
           }
 
-          message.dynamicScopedRouteConfigs.push(
-            ScopedRoutesConfigDump_DynamicScopedRouteConfigs.decode(reader, reader.uint32()),
-          );
+          message.dynamicScopedRouteConfigs.push(ScopedRoutesConfigDump_DynamicScopedRouteConfigs.decode(reader, reader.uint32()));
           continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
@@ -1365,22 +1263,18 @@ export const ScopedRoutesConfigDump = {
     message.inlineScopedRouteConfigs =
       object.inlineScopedRouteConfigs?.map((e) => ScopedRoutesConfigDump_InlineScopedRouteConfigs.fromPartial(e)) || [];
     message.dynamicScopedRouteConfigs =
-      object.dynamicScopedRouteConfigs?.map((e) => ScopedRoutesConfigDump_DynamicScopedRouteConfigs.fromPartial(e)) ||
-      [];
+      object.dynamicScopedRouteConfigs?.map((e) => ScopedRoutesConfigDump_DynamicScopedRouteConfigs.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseScopedRoutesConfigDump_InlineScopedRouteConfigs(): ScopedRoutesConfigDump_InlineScopedRouteConfigs {
-  return { name: "", scopedRouteConfigs: [], lastUpdated: undefined };
+  return { name: '', scopedRouteConfigs: [], lastUpdated: undefined };
 }
 
 export const ScopedRoutesConfigDump_InlineScopedRouteConfigs = {
-  encode(
-    message: ScopedRoutesConfigDump_InlineScopedRouteConfigs,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.name !== "") {
+  encode(message: ScopedRoutesConfigDump_InlineScopedRouteConfigs, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.scopedRouteConfigs) {
@@ -1438,19 +1332,18 @@ export const ScopedRoutesConfigDump_InlineScopedRouteConfigs = {
     object: I,
   ): ScopedRoutesConfigDump_InlineScopedRouteConfigs {
     const message = createBaseScopedRoutesConfigDump_InlineScopedRouteConfigs();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.scopedRouteConfigs = object.scopedRouteConfigs?.map((e) => Any.fromPartial(e)) || [];
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseScopedRoutesConfigDump_DynamicScopedRouteConfigs(): ScopedRoutesConfigDump_DynamicScopedRouteConfigs {
   return {
-    name: "",
-    versionInfo: "",
+    name: '',
+    versionInfo: '',
     scopedRouteConfigs: [],
     lastUpdated: undefined,
     errorState: undefined,
@@ -1459,14 +1352,11 @@ function createBaseScopedRoutesConfigDump_DynamicScopedRouteConfigs(): ScopedRou
 }
 
 export const ScopedRoutesConfigDump_DynamicScopedRouteConfigs = {
-  encode(
-    message: ScopedRoutesConfigDump_DynamicScopedRouteConfigs,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.name !== "") {
+  encode(message: ScopedRoutesConfigDump_DynamicScopedRouteConfigs, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(18).string(message.versionInfo);
     }
     for (const v of message.scopedRouteConfigs) {
@@ -1551,15 +1441,13 @@ export const ScopedRoutesConfigDump_DynamicScopedRouteConfigs = {
     object: I,
   ): ScopedRoutesConfigDump_DynamicScopedRouteConfigs {
     const message = createBaseScopedRoutesConfigDump_DynamicScopedRouteConfigs();
-    message.name = object.name ?? "";
-    message.versionInfo = object.versionInfo ?? "";
+    message.name = object.name ?? '';
+    message.versionInfo = object.versionInfo ?? '';
     message.scopedRouteConfigs = object.scopedRouteConfigs?.map((e) => Any.fromPartial(e)) || [];
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
@@ -1599,9 +1487,7 @@ export const EndpointsConfigDump = {
             break;
           }
 
-          message.dynamicEndpointConfigs.push(
-            EndpointsConfigDump_DynamicEndpointConfig.decode(reader, reader.uint32()),
-          );
+          message.dynamicEndpointConfigs.push(EndpointsConfigDump_DynamicEndpointConfig.decode(reader, reader.uint32()));
           continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
@@ -1617,8 +1503,7 @@ export const EndpointsConfigDump = {
   },
   fromPartial<I extends Exact<DeepPartial<EndpointsConfigDump>, I>>(object: I): EndpointsConfigDump {
     const message = createBaseEndpointsConfigDump();
-    message.staticEndpointConfigs =
-      object.staticEndpointConfigs?.map((e) => EndpointsConfigDump_StaticEndpointConfig.fromPartial(e)) || [];
+    message.staticEndpointConfigs = object.staticEndpointConfigs?.map((e) => EndpointsConfigDump_StaticEndpointConfig.fromPartial(e)) || [];
     message.dynamicEndpointConfigs =
       object.dynamicEndpointConfigs?.map((e) => EndpointsConfigDump_DynamicEndpointConfig.fromPartial(e)) || [];
     return message;
@@ -1670,32 +1555,28 @@ export const EndpointsConfigDump_StaticEndpointConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<EndpointsConfigDump_StaticEndpointConfig>, I>>(
-    base?: I,
-  ): EndpointsConfigDump_StaticEndpointConfig {
+  create<I extends Exact<DeepPartial<EndpointsConfigDump_StaticEndpointConfig>, I>>(base?: I): EndpointsConfigDump_StaticEndpointConfig {
     return EndpointsConfigDump_StaticEndpointConfig.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<EndpointsConfigDump_StaticEndpointConfig>, I>>(
     object: I,
   ): EndpointsConfigDump_StaticEndpointConfig {
     const message = createBaseEndpointsConfigDump_StaticEndpointConfig();
-    message.endpointConfig = (object.endpointConfig !== undefined && object.endpointConfig !== null)
-      ? Any.fromPartial(object.endpointConfig)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
+    message.endpointConfig =
+      object.endpointConfig !== undefined && object.endpointConfig !== null ? Any.fromPartial(object.endpointConfig) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
     return message;
   },
 };
 
 function createBaseEndpointsConfigDump_DynamicEndpointConfig(): EndpointsConfigDump_DynamicEndpointConfig {
-  return { versionInfo: "", endpointConfig: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
+  return { versionInfo: '', endpointConfig: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
 }
 
 export const EndpointsConfigDump_DynamicEndpointConfig = {
   encode(message: EndpointsConfigDump_DynamicEndpointConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.endpointConfig !== undefined) {
@@ -1764,25 +1645,20 @@ export const EndpointsConfigDump_DynamicEndpointConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<EndpointsConfigDump_DynamicEndpointConfig>, I>>(
-    base?: I,
-  ): EndpointsConfigDump_DynamicEndpointConfig {
+  create<I extends Exact<DeepPartial<EndpointsConfigDump_DynamicEndpointConfig>, I>>(base?: I): EndpointsConfigDump_DynamicEndpointConfig {
     return EndpointsConfigDump_DynamicEndpointConfig.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<EndpointsConfigDump_DynamicEndpointConfig>, I>>(
     object: I,
   ): EndpointsConfigDump_DynamicEndpointConfig {
     const message = createBaseEndpointsConfigDump_DynamicEndpointConfig();
-    message.versionInfo = object.versionInfo ?? "";
-    message.endpointConfig = (object.endpointConfig !== undefined && object.endpointConfig !== null)
-      ? Any.fromPartial(object.endpointConfig)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.endpointConfig =
+      object.endpointConfig !== undefined && object.endpointConfig !== null ? Any.fromPartial(object.endpointConfig) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
@@ -1834,12 +1710,12 @@ export const EcdsConfigDump = {
 };
 
 function createBaseEcdsConfigDump_EcdsFilterConfig(): EcdsConfigDump_EcdsFilterConfig {
-  return { versionInfo: "", ecdsFilter: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
+  return { versionInfo: '', ecdsFilter: undefined, lastUpdated: undefined, errorState: undefined, clientStatus: 0 };
 }
 
 export const EcdsConfigDump_EcdsFilterConfig = {
   encode(message: EcdsConfigDump_EcdsFilterConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.ecdsFilter !== undefined) {
@@ -1911,20 +1787,14 @@ export const EcdsConfigDump_EcdsFilterConfig = {
   create<I extends Exact<DeepPartial<EcdsConfigDump_EcdsFilterConfig>, I>>(base?: I): EcdsConfigDump_EcdsFilterConfig {
     return EcdsConfigDump_EcdsFilterConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<EcdsConfigDump_EcdsFilterConfig>, I>>(
-    object: I,
-  ): EcdsConfigDump_EcdsFilterConfig {
+  fromPartial<I extends Exact<DeepPartial<EcdsConfigDump_EcdsFilterConfig>, I>>(object: I): EcdsConfigDump_EcdsFilterConfig {
     const message = createBaseEcdsConfigDump_EcdsFilterConfig();
-    message.versionInfo = object.versionInfo ?? "";
-    message.ecdsFilter = (object.ecdsFilter !== undefined && object.ecdsFilter !== null)
-      ? Any.fromPartial(object.ecdsFilter)
-      : undefined;
-    message.lastUpdated = (object.lastUpdated !== undefined && object.lastUpdated !== null)
-      ? Timestamp.fromPartial(object.lastUpdated)
-      : undefined;
-    message.errorState = (object.errorState !== undefined && object.errorState !== null)
-      ? UpdateFailureState.fromPartial(object.errorState)
-      : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.ecdsFilter = object.ecdsFilter !== undefined && object.ecdsFilter !== null ? Any.fromPartial(object.ecdsFilter) : undefined;
+    message.lastUpdated =
+      object.lastUpdated !== undefined && object.lastUpdated !== null ? Timestamp.fromPartial(object.lastUpdated) : undefined;
+    message.errorState =
+      object.errorState !== undefined && object.errorState !== null ? UpdateFailureState.fromPartial(object.errorState) : undefined;
     message.clientStatus = object.clientStatus ?? 0;
     return message;
   },
@@ -1932,12 +1802,17 @@ export const EcdsConfigDump_EcdsFilterConfig = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

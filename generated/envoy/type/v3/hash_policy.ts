@@ -5,7 +5,7 @@
 // source: envoy/type/v3/hash_policy.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 /** Specifies the hash policy */
 export interface HashPolicy {
@@ -17,8 +17,7 @@ export interface HashPolicy {
  * The source IP will be used to compute the hash used by hash-based load balancing
  * algorithms.
  */
-export interface HashPolicy_SourceIp {
-}
+export interface HashPolicy_SourceIp {}
 
 /**
  * An Object in the :ref:`filterState <arch_overview_data_sharing_between_filters>` will be used
@@ -83,12 +82,10 @@ export const HashPolicy = {
   },
   fromPartial<I extends Exact<DeepPartial<HashPolicy>, I>>(object: I): HashPolicy {
     const message = createBaseHashPolicy();
-    message.sourceIp = (object.sourceIp !== undefined && object.sourceIp !== null)
-      ? HashPolicy_SourceIp.fromPartial(object.sourceIp)
-      : undefined;
-    message.filterState = (object.filterState !== undefined && object.filterState !== null)
-      ? HashPolicy_FilterState.fromPartial(object.filterState)
-      : undefined;
+    message.sourceIp =
+      object.sourceIp !== undefined && object.sourceIp !== null ? HashPolicy_SourceIp.fromPartial(object.sourceIp) : undefined;
+    message.filterState =
+      object.filterState !== undefined && object.filterState !== null ? HashPolicy_FilterState.fromPartial(object.filterState) : undefined;
     return message;
   },
 };
@@ -128,12 +125,12 @@ export const HashPolicy_SourceIp = {
 };
 
 function createBaseHashPolicy_FilterState(): HashPolicy_FilterState {
-  return { key: "" };
+  return { key: '' };
 }
 
 export const HashPolicy_FilterState = {
   encode(message: HashPolicy_FilterState, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     return writer;
@@ -167,19 +164,24 @@ export const HashPolicy_FilterState = {
   },
   fromPartial<I extends Exact<DeepPartial<HashPolicy_FilterState>, I>>(object: I): HashPolicy_FilterState {
     const message = createBaseHashPolicy_FilterState();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

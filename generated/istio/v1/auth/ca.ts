@@ -16,10 +16,10 @@ import {
   Metadata,
   type ServiceError,
   type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Struct } from "../../../google/protobuf/struct.js";
+} from '@grpc/grpc-js';
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Struct } from '../../../google/protobuf/struct.js';
 
 /**
  * Istio's certificate service, written from its wire contract so that existing
@@ -42,12 +42,12 @@ export interface IstioCertificateResponse {
 }
 
 function createBaseIstioCertificateRequest(): IstioCertificateRequest {
-  return { csr: "", validityDuration: 0, metadata: undefined };
+  return { csr: '', validityDuration: 0, metadata: undefined };
 }
 
 export const IstioCertificateRequest = {
   encode(message: IstioCertificateRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.csr !== "") {
+    if (message.csr !== '') {
       writer.uint32(10).string(message.csr);
     }
     if (message.validityDuration !== 0) {
@@ -101,7 +101,7 @@ export const IstioCertificateRequest = {
   },
   fromPartial<I extends Exact<DeepPartial<IstioCertificateRequest>, I>>(object: I): IstioCertificateRequest {
     const message = createBaseIstioCertificateRequest();
-    message.csr = object.csr ?? "";
+    message.csr = object.csr ?? '';
     message.validityDuration = object.validityDuration ?? 0;
     message.metadata = object.metadata ?? undefined;
     return message;
@@ -156,13 +156,12 @@ export const IstioCertificateResponse = {
 export type IstioCertificateServiceService = typeof IstioCertificateServiceService;
 export const IstioCertificateServiceService = {
   createCertificate: {
-    path: "/istio.v1.auth.IstioCertificateService/CreateCertificate",
+    path: '/istio.v1.auth.IstioCertificateService/CreateCertificate',
     requestStream: false,
     responseStream: false,
     requestSerialize: (value: IstioCertificateRequest) => Buffer.from(IstioCertificateRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => IstioCertificateRequest.decode(value),
-    responseSerialize: (value: IstioCertificateResponse) =>
-      Buffer.from(IstioCertificateResponse.encode(value).finish()),
+    responseSerialize: (value: IstioCertificateResponse) => Buffer.from(IstioCertificateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => IstioCertificateResponse.decode(value),
   },
 } as const;
@@ -191,35 +190,36 @@ export interface IstioCertificateServiceClient extends Client {
 
 export const IstioCertificateServiceClient = makeGenericClientConstructor(
   IstioCertificateServiceService,
-  "istio.v1.auth.IstioCertificateService",
+  'istio.v1.auth.IstioCertificateService',
 ) as unknown as {
-  new (
-    address: string,
-    credentials: ChannelCredentials,
-    options?: Partial<ClientOptions>,
-  ): IstioCertificateServiceClient;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): IstioCertificateServiceClient;
   service: typeof IstioCertificateServiceService;
   serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

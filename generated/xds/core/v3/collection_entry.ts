@@ -5,9 +5,9 @@
 // source: xds/core/v3/collection_entry.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../google/protobuf/any.js";
-import { ResourceLocator } from "./resource_locator.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../google/protobuf/any.js';
+import { ResourceLocator } from './resource_locator.js';
 
 /**
  * xDS collection resource wrapper. This encapsulates a xDS resource when
@@ -22,9 +22,7 @@ import { ResourceLocator } from "./resource_locator.js";
  */
 export interface CollectionEntry {
   /** A resource locator describing how the member resource is to be located. */
-  locator?:
-    | ResourceLocator
-    | undefined;
+  locator?: ResourceLocator | undefined;
   /** The resource is inlined in the list collection. */
   inlineEntry?: CollectionEntry_InlineEntry | undefined;
 }
@@ -97,26 +95,25 @@ export const CollectionEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<CollectionEntry>, I>>(object: I): CollectionEntry {
     const message = createBaseCollectionEntry();
-    message.locator = (object.locator !== undefined && object.locator !== null)
-      ? ResourceLocator.fromPartial(object.locator)
-      : undefined;
-    message.inlineEntry = (object.inlineEntry !== undefined && object.inlineEntry !== null)
-      ? CollectionEntry_InlineEntry.fromPartial(object.inlineEntry)
-      : undefined;
+    message.locator = object.locator !== undefined && object.locator !== null ? ResourceLocator.fromPartial(object.locator) : undefined;
+    message.inlineEntry =
+      object.inlineEntry !== undefined && object.inlineEntry !== null
+        ? CollectionEntry_InlineEntry.fromPartial(object.inlineEntry)
+        : undefined;
     return message;
   },
 };
 
 function createBaseCollectionEntry_InlineEntry(): CollectionEntry_InlineEntry {
-  return { name: "", version: "", resource: undefined };
+  return { name: '', version: '', resource: undefined };
 }
 
 export const CollectionEntry_InlineEntry = {
   encode(message: CollectionEntry_InlineEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.version !== "") {
+    if (message.version !== '') {
       writer.uint32(18).string(message.version);
     }
     if (message.resource !== undefined) {
@@ -167,23 +164,26 @@ export const CollectionEntry_InlineEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<CollectionEntry_InlineEntry>, I>>(object: I): CollectionEntry_InlineEntry {
     const message = createBaseCollectionEntry_InlineEntry();
-    message.name = object.name ?? "";
-    message.version = object.version ?? "";
-    message.resource = (object.resource !== undefined && object.resource !== null)
-      ? Any.fromPartial(object.resource)
-      : undefined;
+    message.name = object.name ?? '';
+    message.version = object.version ?? '';
+    message.resource = object.resource !== undefined && object.resource !== null ? Any.fromPartial(object.resource) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: xds/core/v3/resource_locator.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { ContextParams } from "./context_params.js";
+import _m0 from 'protobufjs/minimal.js';
+import { ContextParams } from './context_params.js';
 
 /**
  * xDS resource locators identify a xDS resource name and instruct the
@@ -53,9 +53,7 @@ export interface ResourceLocator {
    * there must be no additional context parameters set on the matched
    * resource.
    */
-  exactContext?:
-    | ContextParams
-    | undefined;
+  exactContext?: ContextParams | undefined;
   /**
    * A list of directives that appear in the xDS resource locator #fragment.
    *
@@ -106,9 +104,7 @@ export interface ResourceLocator_Directive {
    * resource, it will fallback to `bar`. Alternative resources do not need
    * to have equivalent content, but they should be functional substitutes.
    */
-  alt?:
-    | ResourceLocator
-    | undefined;
+  alt?: ResourceLocator | undefined;
   /**
    * List collections support inlining of resources via the entry field in
    * Resource. These inlined Resource objects may have an optional name
@@ -120,7 +116,7 @@ export interface ResourceLocator_Directive {
 }
 
 function createBaseResourceLocator(): ResourceLocator {
-  return { scheme: 0, id: "", authority: "", resourceType: "", exactContext: undefined, directives: [] };
+  return { scheme: 0, id: '', authority: '', resourceType: '', exactContext: undefined, directives: [] };
 }
 
 export const ResourceLocator = {
@@ -128,13 +124,13 @@ export const ResourceLocator = {
     if (message.scheme !== 0) {
       writer.uint32(8).int32(message.scheme);
     }
-    if (message.id !== "") {
+    if (message.id !== '') {
       writer.uint32(18).string(message.id);
     }
-    if (message.authority !== "") {
+    if (message.authority !== '') {
       writer.uint32(26).string(message.authority);
     }
-    if (message.resourceType !== "") {
+    if (message.resourceType !== '') {
       writer.uint32(34).string(message.resourceType);
     }
     if (message.exactContext !== undefined) {
@@ -210,12 +206,11 @@ export const ResourceLocator = {
   fromPartial<I extends Exact<DeepPartial<ResourceLocator>, I>>(object: I): ResourceLocator {
     const message = createBaseResourceLocator();
     message.scheme = object.scheme ?? 0;
-    message.id = object.id ?? "";
-    message.authority = object.authority ?? "";
-    message.resourceType = object.resourceType ?? "";
-    message.exactContext = (object.exactContext !== undefined && object.exactContext !== null)
-      ? ContextParams.fromPartial(object.exactContext)
-      : undefined;
+    message.id = object.id ?? '';
+    message.authority = object.authority ?? '';
+    message.resourceType = object.resourceType ?? '';
+    message.exactContext =
+      object.exactContext !== undefined && object.exactContext !== null ? ContextParams.fromPartial(object.exactContext) : undefined;
     message.directives = object.directives?.map((e) => ResourceLocator_Directive.fromPartial(e)) || [];
     return message;
   },
@@ -271,9 +266,7 @@ export const ResourceLocator_Directive = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceLocator_Directive>, I>>(object: I): ResourceLocator_Directive {
     const message = createBaseResourceLocator_Directive();
-    message.alt = (object.alt !== undefined && object.alt !== null)
-      ? ResourceLocator.fromPartial(object.alt)
-      : undefined;
+    message.alt = object.alt !== undefined && object.alt !== null ? ResourceLocator.fromPartial(object.alt) : undefined;
     message.entry = object.entry ?? undefined;
     return message;
   },
@@ -281,12 +274,17 @@ export const ResourceLocator_Directive = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

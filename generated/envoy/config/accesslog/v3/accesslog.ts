@@ -5,14 +5,14 @@
 // source: envoy/config/accesslog/v3/accesslog.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { BoolValue } from "../../../../google/protobuf/wrappers.js";
-import { AccessLogType } from "../../../data/accesslog/v3/accesslog.js";
-import { MetadataMatcher } from "../../../type/matcher/v3/metadata.js";
-import { FractionalPercent } from "../../../type/v3/percent.js";
-import { RuntimeUInt32 } from "../../core/v3/base.js";
-import { HeaderMatcher } from "../../route/v3/route_components.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { BoolValue } from '../../../../google/protobuf/wrappers.js';
+import { AccessLogType } from '../../../data/accesslog/v3/accesslog.js';
+import { MetadataMatcher } from '../../../type/matcher/v3/metadata.js';
+import { FractionalPercent } from '../../../type/v3/percent.js';
+import { RuntimeUInt32 } from '../../core/v3/base.js';
+import { HeaderMatcher } from '../../route/v3/route_components.js';
 
 export interface AccessLog {
   /** The name of the access log extension configuration. */
@@ -25,56 +25,32 @@ export interface AccessLog {
 /** [#next-free-field: 14] */
 export interface AccessLogFilter {
   /** Status code filter. */
-  statusCodeFilter?:
-    | StatusCodeFilter
-    | undefined;
+  statusCodeFilter?: StatusCodeFilter | undefined;
   /** Duration filter. */
-  durationFilter?:
-    | DurationFilter
-    | undefined;
+  durationFilter?: DurationFilter | undefined;
   /** Not health check filter. */
-  notHealthCheckFilter?:
-    | NotHealthCheckFilter
-    | undefined;
+  notHealthCheckFilter?: NotHealthCheckFilter | undefined;
   /** Traceable filter. */
-  traceableFilter?:
-    | TraceableFilter
-    | undefined;
+  traceableFilter?: TraceableFilter | undefined;
   /** Runtime filter. */
-  runtimeFilter?:
-    | RuntimeFilter
-    | undefined;
+  runtimeFilter?: RuntimeFilter | undefined;
   /** And filter. */
-  andFilter?:
-    | AndFilter
-    | undefined;
+  andFilter?: AndFilter | undefined;
   /** Or filter. */
-  orFilter?:
-    | OrFilter
-    | undefined;
+  orFilter?: OrFilter | undefined;
   /** Header filter. */
-  headerFilter?:
-    | HeaderFilter
-    | undefined;
+  headerFilter?: HeaderFilter | undefined;
   /** Response flag filter. */
-  responseFlagFilter?:
-    | ResponseFlagFilter
-    | undefined;
+  responseFlagFilter?: ResponseFlagFilter | undefined;
   /** gRPC status filter. */
-  grpcStatusFilter?:
-    | GrpcStatusFilter
-    | undefined;
+  grpcStatusFilter?: GrpcStatusFilter | undefined;
   /**
    * Extension filter.
    * [#extension-category: envoy.access_loggers.extension_filters]
    */
-  extensionFilter?:
-    | ExtensionFilter
-    | undefined;
+  extensionFilter?: ExtensionFilter | undefined;
   /** Metadata Filter */
-  metadataFilter?:
-    | MetadataFilter
-    | undefined;
+  metadataFilter?: MetadataFilter | undefined;
   /** Log Type Filter */
   logTypeFilter?: LogTypeFilter | undefined;
 }
@@ -118,15 +94,13 @@ export interface DurationFilter {
  * Filters for requests that are not health check requests. A health check
  * request is marked by the health check filter.
  */
-export interface NotHealthCheckFilter {
-}
+export interface NotHealthCheckFilter {}
 
 /**
  * Filters for requests that are traceable. See the tracing overview for more
  * information on how a request becomes traceable.
  */
-export interface TraceableFilter {
-}
+export interface TraceableFilter {}
 
 /** Filters for random sampling of requests. */
 export interface RuntimeFilter {
@@ -140,9 +114,7 @@ export interface RuntimeFilter {
    * The default sampling percentage. If not specified, defaults to 0% with
    * denominator of 100.
    */
-  percentSampled:
-    | FractionalPercent
-    | undefined;
+  percentSampled: FractionalPercent | undefined;
   /**
    * By default, sampling pivots on the header
    * :ref:`x-request-id<config_http_conn_man_headers_x-request-id>` being
@@ -255,9 +227,7 @@ export interface MetadataFilter {
    * access_log_hint metadata, set the filter to "envoy.common" and the path to
    * "access_log_hint", and the value to "true".
    */
-  matcher:
-    | MetadataMatcher
-    | undefined;
+  matcher: MetadataMatcher | undefined;
   /**
    * Default result if the key does not exist in dynamic metadata: if unset or
    * true, then log; if false, then don't log.
@@ -287,12 +257,12 @@ export interface ExtensionFilter {
 }
 
 function createBaseAccessLog(): AccessLog {
-  return { name: "", filter: undefined, typedConfig: undefined };
+  return { name: '', filter: undefined, typedConfig: undefined };
 }
 
 export const AccessLog = {
   encode(message: AccessLog, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.filter !== undefined) {
@@ -346,13 +316,9 @@ export const AccessLog = {
   },
   fromPartial<I extends Exact<DeepPartial<AccessLog>, I>>(object: I): AccessLog {
     const message = createBaseAccessLog();
-    message.name = object.name ?? "";
-    message.filter = (object.filter !== undefined && object.filter !== null)
-      ? AccessLogFilter.fromPartial(object.filter)
-      : undefined;
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.filter = object.filter !== undefined && object.filter !== null ? AccessLogFilter.fromPartial(object.filter) : undefined;
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -531,45 +497,42 @@ export const AccessLogFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<AccessLogFilter>, I>>(object: I): AccessLogFilter {
     const message = createBaseAccessLogFilter();
-    message.statusCodeFilter = (object.statusCodeFilter !== undefined && object.statusCodeFilter !== null)
-      ? StatusCodeFilter.fromPartial(object.statusCodeFilter)
-      : undefined;
-    message.durationFilter = (object.durationFilter !== undefined && object.durationFilter !== null)
-      ? DurationFilter.fromPartial(object.durationFilter)
-      : undefined;
-    message.notHealthCheckFilter = (object.notHealthCheckFilter !== undefined && object.notHealthCheckFilter !== null)
-      ? NotHealthCheckFilter.fromPartial(object.notHealthCheckFilter)
-      : undefined;
-    message.traceableFilter = (object.traceableFilter !== undefined && object.traceableFilter !== null)
-      ? TraceableFilter.fromPartial(object.traceableFilter)
-      : undefined;
-    message.runtimeFilter = (object.runtimeFilter !== undefined && object.runtimeFilter !== null)
-      ? RuntimeFilter.fromPartial(object.runtimeFilter)
-      : undefined;
-    message.andFilter = (object.andFilter !== undefined && object.andFilter !== null)
-      ? AndFilter.fromPartial(object.andFilter)
-      : undefined;
-    message.orFilter = (object.orFilter !== undefined && object.orFilter !== null)
-      ? OrFilter.fromPartial(object.orFilter)
-      : undefined;
-    message.headerFilter = (object.headerFilter !== undefined && object.headerFilter !== null)
-      ? HeaderFilter.fromPartial(object.headerFilter)
-      : undefined;
-    message.responseFlagFilter = (object.responseFlagFilter !== undefined && object.responseFlagFilter !== null)
-      ? ResponseFlagFilter.fromPartial(object.responseFlagFilter)
-      : undefined;
-    message.grpcStatusFilter = (object.grpcStatusFilter !== undefined && object.grpcStatusFilter !== null)
-      ? GrpcStatusFilter.fromPartial(object.grpcStatusFilter)
-      : undefined;
-    message.extensionFilter = (object.extensionFilter !== undefined && object.extensionFilter !== null)
-      ? ExtensionFilter.fromPartial(object.extensionFilter)
-      : undefined;
-    message.metadataFilter = (object.metadataFilter !== undefined && object.metadataFilter !== null)
-      ? MetadataFilter.fromPartial(object.metadataFilter)
-      : undefined;
-    message.logTypeFilter = (object.logTypeFilter !== undefined && object.logTypeFilter !== null)
-      ? LogTypeFilter.fromPartial(object.logTypeFilter)
-      : undefined;
+    message.statusCodeFilter =
+      object.statusCodeFilter !== undefined && object.statusCodeFilter !== null
+        ? StatusCodeFilter.fromPartial(object.statusCodeFilter)
+        : undefined;
+    message.durationFilter =
+      object.durationFilter !== undefined && object.durationFilter !== null ? DurationFilter.fromPartial(object.durationFilter) : undefined;
+    message.notHealthCheckFilter =
+      object.notHealthCheckFilter !== undefined && object.notHealthCheckFilter !== null
+        ? NotHealthCheckFilter.fromPartial(object.notHealthCheckFilter)
+        : undefined;
+    message.traceableFilter =
+      object.traceableFilter !== undefined && object.traceableFilter !== null
+        ? TraceableFilter.fromPartial(object.traceableFilter)
+        : undefined;
+    message.runtimeFilter =
+      object.runtimeFilter !== undefined && object.runtimeFilter !== null ? RuntimeFilter.fromPartial(object.runtimeFilter) : undefined;
+    message.andFilter = object.andFilter !== undefined && object.andFilter !== null ? AndFilter.fromPartial(object.andFilter) : undefined;
+    message.orFilter = object.orFilter !== undefined && object.orFilter !== null ? OrFilter.fromPartial(object.orFilter) : undefined;
+    message.headerFilter =
+      object.headerFilter !== undefined && object.headerFilter !== null ? HeaderFilter.fromPartial(object.headerFilter) : undefined;
+    message.responseFlagFilter =
+      object.responseFlagFilter !== undefined && object.responseFlagFilter !== null
+        ? ResponseFlagFilter.fromPartial(object.responseFlagFilter)
+        : undefined;
+    message.grpcStatusFilter =
+      object.grpcStatusFilter !== undefined && object.grpcStatusFilter !== null
+        ? GrpcStatusFilter.fromPartial(object.grpcStatusFilter)
+        : undefined;
+    message.extensionFilter =
+      object.extensionFilter !== undefined && object.extensionFilter !== null
+        ? ExtensionFilter.fromPartial(object.extensionFilter)
+        : undefined;
+    message.metadataFilter =
+      object.metadataFilter !== undefined && object.metadataFilter !== null ? MetadataFilter.fromPartial(object.metadataFilter) : undefined;
+    message.logTypeFilter =
+      object.logTypeFilter !== undefined && object.logTypeFilter !== null ? LogTypeFilter.fromPartial(object.logTypeFilter) : undefined;
     return message;
   },
 };
@@ -625,9 +588,7 @@ export const ComparisonFilter = {
   fromPartial<I extends Exact<DeepPartial<ComparisonFilter>, I>>(object: I): ComparisonFilter {
     const message = createBaseComparisonFilter();
     message.op = object.op ?? 0;
-    message.value = (object.value !== undefined && object.value !== null)
-      ? RuntimeUInt32.fromPartial(object.value)
-      : undefined;
+    message.value = object.value !== undefined && object.value !== null ? RuntimeUInt32.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -672,9 +633,8 @@ export const StatusCodeFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<StatusCodeFilter>, I>>(object: I): StatusCodeFilter {
     const message = createBaseStatusCodeFilter();
-    message.comparison = (object.comparison !== undefined && object.comparison !== null)
-      ? ComparisonFilter.fromPartial(object.comparison)
-      : undefined;
+    message.comparison =
+      object.comparison !== undefined && object.comparison !== null ? ComparisonFilter.fromPartial(object.comparison) : undefined;
     return message;
   },
 };
@@ -719,9 +679,8 @@ export const DurationFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<DurationFilter>, I>>(object: I): DurationFilter {
     const message = createBaseDurationFilter();
-    message.comparison = (object.comparison !== undefined && object.comparison !== null)
-      ? ComparisonFilter.fromPartial(object.comparison)
-      : undefined;
+    message.comparison =
+      object.comparison !== undefined && object.comparison !== null ? ComparisonFilter.fromPartial(object.comparison) : undefined;
     return message;
   },
 };
@@ -795,12 +754,12 @@ export const TraceableFilter = {
 };
 
 function createBaseRuntimeFilter(): RuntimeFilter {
-  return { runtimeKey: "", percentSampled: undefined, useIndependentRandomness: false };
+  return { runtimeKey: '', percentSampled: undefined, useIndependentRandomness: false };
 }
 
 export const RuntimeFilter = {
   encode(message: RuntimeFilter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(10).string(message.runtimeKey);
     }
     if (message.percentSampled !== undefined) {
@@ -854,10 +813,11 @@ export const RuntimeFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimeFilter>, I>>(object: I): RuntimeFilter {
     const message = createBaseRuntimeFilter();
-    message.runtimeKey = object.runtimeKey ?? "";
-    message.percentSampled = (object.percentSampled !== undefined && object.percentSampled !== null)
-      ? FractionalPercent.fromPartial(object.percentSampled)
-      : undefined;
+    message.runtimeKey = object.runtimeKey ?? '';
+    message.percentSampled =
+      object.percentSampled !== undefined && object.percentSampled !== null
+        ? FractionalPercent.fromPartial(object.percentSampled)
+        : undefined;
     message.useIndependentRandomness = object.useIndependentRandomness ?? false;
     return message;
   },
@@ -993,9 +953,7 @@ export const HeaderFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<HeaderFilter>, I>>(object: I): HeaderFilter {
     const message = createBaseHeaderFilter();
-    message.header = (object.header !== undefined && object.header !== null)
-      ? HeaderMatcher.fromPartial(object.header)
-      : undefined;
+    message.header = object.header !== undefined && object.header !== null ? HeaderMatcher.fromPartial(object.header) : undefined;
     return message;
   },
 };
@@ -1163,9 +1121,7 @@ export const MetadataFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<MetadataFilter>, I>>(object: I): MetadataFilter {
     const message = createBaseMetadataFilter();
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? MetadataMatcher.fromPartial(object.matcher)
-      : undefined;
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? MetadataMatcher.fromPartial(object.matcher) : undefined;
     message.matchIfKeyNotFound = object.matchIfKeyNotFound ?? undefined;
     return message;
   },
@@ -1240,12 +1196,12 @@ export const LogTypeFilter = {
 };
 
 function createBaseExtensionFilter(): ExtensionFilter {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const ExtensionFilter = {
   encode(message: ExtensionFilter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -1289,22 +1245,25 @@ export const ExtensionFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<ExtensionFilter>, I>>(object: I): ExtensionFilter {
     const message = createBaseExtensionFilter();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,26 +5,26 @@
 // source: envoy/config/bootstrap/v3/bootstrap.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { UInt64Value } from "../../../../google/protobuf/wrappers.js";
-import { Secret } from "../../../extensions/transport_sockets/tls/v3/secret.js";
-import { Percent } from "../../../type/v3/percent.js";
-import { AccessLog } from "../../accesslog/v3/accesslog.js";
-import { Cluster } from "../../cluster/v3/cluster.js";
-import { Address, BindConfig } from "../../core/v3/address.js";
-import { Node } from "../../core/v3/base.js";
-import { ApiConfigSource, ConfigSource } from "../../core/v3/config_source.js";
-import { EventServiceConfig } from "../../core/v3/event_service_config.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { DnsResolutionConfig } from "../../core/v3/resolver.js";
-import { SocketOption } from "../../core/v3/socket_option.js";
-import { Listener } from "../../listener/v3/listener.js";
-import { StatsConfig, StatsSink } from "../../metrics/v3/stats.js";
-import { OverloadManager } from "../../overload/v3/overload.js";
-import { Tracing } from "../../trace/v3/http_tracer.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { UInt64Value } from '../../../../google/protobuf/wrappers.js';
+import { Secret } from '../../../extensions/transport_sockets/tls/v3/secret.js';
+import { Percent } from '../../../type/v3/percent.js';
+import { AccessLog } from '../../accesslog/v3/accesslog.js';
+import { Cluster } from '../../cluster/v3/cluster.js';
+import { Address, BindConfig } from '../../core/v3/address.js';
+import { Node } from '../../core/v3/base.js';
+import { ApiConfigSource, ConfigSource } from '../../core/v3/config_source.js';
+import { EventServiceConfig } from '../../core/v3/event_service_config.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { DnsResolutionConfig } from '../../core/v3/resolver.js';
+import { SocketOption } from '../../core/v3/socket_option.js';
+import { Listener } from '../../listener/v3/listener.js';
+import { StatsConfig, StatsSink } from '../../metrics/v3/stats.js';
+import { OverloadManager } from '../../overload/v3/overload.js';
+import { Tracing } from '../../trace/v3/http_tracer.js';
 
 /**
  * Bootstrap :ref:`configuration overview <config_overview_bootstrap>`.
@@ -35,9 +35,7 @@ export interface Bootstrap {
    * Node identity to present to the management server and for instance
    * identification purposes (e.g. in generated headers).
    */
-  node:
-    | Node
-    | undefined;
+  node: Node | undefined;
   /**
    * A list of :ref:`Node <envoy_v3_api_msg_config.core.v3.Node>` field names
    * that will be included in the context parameters of the effective
@@ -74,39 +72,27 @@ export interface Bootstrap {
    */
   nodeContextParams: string[];
   /** Statically specified resources. */
-  staticResources:
-    | Bootstrap_StaticResources
-    | undefined;
+  staticResources: Bootstrap_StaticResources | undefined;
   /** xDS configuration sources. */
-  dynamicResources:
-    | Bootstrap_DynamicResources
-    | undefined;
+  dynamicResources: Bootstrap_DynamicResources | undefined;
   /**
    * Configuration for the cluster manager which owns all upstream clusters
    * within the server.
    */
-  clusterManager:
-    | ClusterManager
-    | undefined;
+  clusterManager: ClusterManager | undefined;
   /**
    * Health discovery service config option.
    * (:ref:`core.ApiConfigSource <envoy_v3_api_msg_config.core.v3.ApiConfigSource>`)
    */
-  hdsConfig:
-    | ApiConfigSource
-    | undefined;
+  hdsConfig: ApiConfigSource | undefined;
   /** Optional file system path to search for startup flag files. */
   flagsPath: string;
   /** Optional set of stats sinks. */
   statsSinks: StatsSink[];
   /** Options to control behaviors of deferred creation compatible stats. */
-  deferredStatOptions:
-    | Bootstrap_DeferredStatOptions
-    | undefined;
+  deferredStatOptions: Bootstrap_DeferredStatOptions | undefined;
   /** Configuration for internal processing of stats. */
-  statsConfig:
-    | StatsConfig
-    | undefined;
+  statsConfig: StatsConfig | undefined;
   /**
    * Optional duration between flushes to configured stats sinks. For
    * performance reasons Envoy latches counters and only flushes counters and
@@ -115,17 +101,13 @@ export interface Bootstrap {
    * can be set.
    * Duration must be at least 1ms and at most 5 min.
    */
-  statsFlushInterval:
-    | Duration
-    | undefined;
+  statsFlushInterval: Duration | undefined;
   /**
    * Flush stats to sinks only when queried for on the admin interface. If set,
    * a flush timer is not created. Only one of ``stats_flush_on_admin`` or
    * ``stats_flush_interval`` can be set.
    */
-  statsFlushOnAdmin?:
-    | boolean
-    | undefined;
+  statsFlushOnAdmin?: boolean | undefined;
   /**
    * Optional watchdog configuration.
    * This is for a single watchdog configuration for the entire system.
@@ -133,17 +115,13 @@ export interface Bootstrap {
    *
    * @deprecated
    */
-  watchdog:
-    | Watchdog
-    | undefined;
+  watchdog: Watchdog | undefined;
   /**
    * Optional watchdogs configuration.
    * This is used for specifying different watchdogs for the different subsystems.
    * [#extension-category: envoy.guarddog_actions]
    */
-  watchdogs:
-    | Watchdogs
-    | undefined;
+  watchdogs: Watchdogs | undefined;
   /**
    * Configuration for an external tracing provider.
    *
@@ -153,25 +131,17 @@ export interface Bootstrap {
    *
    * @deprecated
    */
-  tracing:
-    | Tracing
-    | undefined;
+  tracing: Tracing | undefined;
   /**
    * Configuration for the runtime configuration provider. If not
    * specified, a “null” provider will be used which will result in all defaults
    * being used.
    */
-  layeredRuntime:
-    | LayeredRuntime
-    | undefined;
+  layeredRuntime: LayeredRuntime | undefined;
   /** Configuration for the local administration HTTP server. */
-  admin:
-    | Admin
-    | undefined;
+  admin: Admin | undefined;
   /** Optional overload manager configuration. */
-  overloadManager:
-    | OverloadManager
-    | undefined;
+  overloadManager: OverloadManager | undefined;
   /**
    * Enable :ref:`stats for event dispatcher <operations_performance>`, defaults to false.
    * Note that this records a value for each iteration of the event loop on every thread. This
@@ -198,9 +168,7 @@ export interface Bootstrap {
    * <server_statistics>` if specified. Envoy will not process this value, it will be sent as is to
    * :ref:`stats sinks <envoy_v3_api_msg_config.metrics.v3.StatsSink>`.
    */
-  statsServerVersionOverride:
-    | number
-    | undefined;
+  statsServerVersionOverride: number | undefined;
   /**
    * Always use TCP queries instead of UDP queries for DNS lookups.
    * This may be overridden on a per-cluster basis in cds_config,
@@ -223,9 +191,7 @@ export interface Bootstrap {
    *
    * @deprecated
    */
-  dnsResolutionConfig:
-    | DnsResolutionConfig
-    | undefined;
+  dnsResolutionConfig: DnsResolutionConfig | undefined;
   /**
    * DNS resolver type configuration extension. This extension can be used to configure c-ares, apple,
    * or any other DNS resolver types and the related parameters.
@@ -239,9 +205,7 @@ export interface Bootstrap {
    * When ``typed_dns_resolver_config`` is missing, the default behavior is in place.
    * [#extension-category: envoy.network.dns_resolver]
    */
-  typedDnsResolverConfig:
-    | TypedExtensionConfig
-    | undefined;
+  typedDnsResolverConfig: TypedExtensionConfig | undefined;
   /**
    * Specifies optional bootstrap extensions to be instantiated at startup time.
    * Each item contains extension specific configuration.
@@ -278,9 +242,7 @@ export interface Bootstrap {
    * other resolution fails.
    * [#not-implemented-hide:]
    */
-  defaultConfigSource:
-    | ConfigSource
-    | undefined;
+  defaultConfigSource: ConfigSource | undefined;
   /**
    * Optional overriding of default socket interface. The value must be the name of one of the
    * socket interface factories initialized through a bootstrap extension
@@ -312,9 +274,7 @@ export interface Bootstrap {
    * If the value is not specified, Google RE2 will be used by default.
    * [#extension-category: envoy.regex_engines]
    */
-  defaultRegexEngine:
-    | TypedExtensionConfig
-    | undefined;
+  defaultRegexEngine: TypedExtensionConfig | undefined;
   /**
    * Optional XdsResourcesDelegate configuration, which allows plugging custom logic into both
    * fetch and load events during xDS processing.
@@ -322,9 +282,7 @@ export interface Bootstrap {
    * TODO(abeyad): Add public-facing documentation.
    * [#not-implemented-hide:]
    */
-  xdsDelegateExtension:
-    | TypedExtensionConfig
-    | undefined;
+  xdsDelegateExtension: TypedExtensionConfig | undefined;
   /**
    * Optional XdsConfigTracker configuration, which allows tracking xDS responses in external components,
    * e.g., external tracer or monitor. It provides the process point when receive, ingest, or fail to
@@ -337,26 +295,18 @@ export interface Bootstrap {
    *    See :repo:`xds_config_tracker_integration_test <test/integration/xds_config_tracker_integration_test.cc>`
    *    for an example usage of the interface.
    */
-  xdsConfigTrackerExtension:
-    | TypedExtensionConfig
-    | undefined;
+  xdsConfigTrackerExtension: TypedExtensionConfig | undefined;
   /**
    * [#not-implemented-hide:]
    * This controls the type of listener manager configured for Envoy. Currently
    * Envoy only supports ListenerManager for this field and Envoy Mobile
    * supports ApiListenerManager.
    */
-  listenerManager:
-    | TypedExtensionConfig
-    | undefined;
+  listenerManager: TypedExtensionConfig | undefined;
   /** Optional application log configuration. */
-  applicationLogConfig:
-    | Bootstrap_ApplicationLogConfig
-    | undefined;
+  applicationLogConfig: Bootstrap_ApplicationLogConfig | undefined;
   /** Optional gRPC async manager config. */
-  grpcAsyncClientManagerConfig:
-    | Bootstrap_GrpcAsyncClientManagerConfig
-    | undefined;
+  grpcAsyncClientManagerConfig: Bootstrap_GrpcAsyncClientManagerConfig | undefined;
   /**
    * Optional configuration for memory allocation manager.
    * Memory releasing is only supported for `tcmalloc allocator <https://github.com/google/tcmalloc>`_.
@@ -392,9 +342,7 @@ export interface Bootstrap_DynamicResources {
    * All :ref:`Listeners <envoy_v3_api_msg_config.listener.v3.Listener>` are provided by a single
    * :ref:`LDS <arch_overview_dynamic_config_lds>` configuration source.
    */
-  ldsConfig:
-    | ConfigSource
-    | undefined;
+  ldsConfig: ConfigSource | undefined;
   /**
    * xdstp:// resource locator for listener collection.
    * [#not-implemented-hide:]
@@ -405,9 +353,7 @@ export interface Bootstrap_DynamicResources {
    * provided by a single :ref:`CDS <arch_overview_dynamic_config_cds>`
    * configuration source.
    */
-  cdsConfig:
-    | ConfigSource
-    | undefined;
+  cdsConfig: ConfigSource | undefined;
   /**
    * xdstp:// resource locator for cluster collection.
    * [#not-implemented-hide:]
@@ -440,9 +386,7 @@ export interface Bootstrap_ApplicationLogConfig_LogFormat {
    * support all the format flags specified in the :option:`--log-format`
    * command line options section, except for the ``%v`` and ``%_`` flags.
    */
-  jsonFormat?:
-    | { [key: string]: any }
-    | undefined;
+  jsonFormat?: { [key: string]: any } | undefined;
   /**
    * Flush application log in a format defined by a string. The text format
    * can support all the format flags specified in the :option:`--log-format`
@@ -507,9 +451,7 @@ export interface Admin {
    * The TCP address that the administration server will listen on.
    * If not specified, Envoy will not start an administration server.
    */
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * Additional socket options that may not be present in Envoy source code or
    * precompiled binaries.
@@ -540,25 +482,19 @@ export interface ClusterManager {
    */
   localClusterName: string;
   /** Optional global configuration for outlier detection. */
-  outlierDetection:
-    | ClusterManager_OutlierDetection
-    | undefined;
+  outlierDetection: ClusterManager_OutlierDetection | undefined;
   /**
    * Optional configuration used to bind newly established upstream connections.
    * This may be overridden on a per-cluster basis by upstream_bind_config in the cds_config.
    */
-  upstreamBindConfig:
-    | BindConfig
-    | undefined;
+  upstreamBindConfig: BindConfig | undefined;
   /**
    * A management server endpoint to stream load stats to via
    * ``StreamLoadStats``. This must have :ref:`api_type
    * <envoy_v3_api_field_config.core.v3.ApiConfigSource.api_type>` :ref:`GRPC
    * <envoy_v3_api_enum_value_config.core.v3.ApiConfigSource.ApiType.GRPC>`.
    */
-  loadStatsConfig:
-    | ApiConfigSource
-    | undefined;
+  loadStatsConfig: ApiConfigSource | undefined;
   /**
    * Whether the ClusterManager will create clusters on the worker threads
    * inline during requests. This will save memory and CPU cycles in cases where
@@ -585,9 +521,7 @@ export interface ClusterManager_OutlierDetection {
  */
 export interface Watchdogs {
   /** Watchdog for the main thread. */
-  mainThreadWatchdog:
-    | Watchdog
-    | undefined;
+  mainThreadWatchdog: Watchdog | undefined;
   /** Watchdog for the worker threads. */
   workerWatchdog: Watchdog | undefined;
 }
@@ -608,43 +542,33 @@ export interface Watchdog {
    * The duration after which Envoy counts a nonresponsive thread in the
    * ``watchdog_miss`` statistic. If not specified the default is 200ms.
    */
-  missTimeout:
-    | Duration
-    | undefined;
+  missTimeout: Duration | undefined;
   /**
    * The duration after which Envoy counts a nonresponsive thread in the
    * ``watchdog_mega_miss`` statistic. If not specified the default is
    * 1000ms.
    */
-  megamissTimeout:
-    | Duration
-    | undefined;
+  megamissTimeout: Duration | undefined;
   /**
    * If a watched thread has been nonresponsive for this duration, assume a
    * programming error and kill the entire Envoy process. Set to 0 to disable
    * kill behavior. If not specified the default is 0 (disabled).
    */
-  killTimeout:
-    | Duration
-    | undefined;
+  killTimeout: Duration | undefined;
   /**
    * Defines the maximum jitter used to adjust the ``kill_timeout`` if ``kill_timeout`` is
    * enabled. Enabling this feature would help to reduce risk of synchronized
    * watchdog kill events across proxies due to external triggers. Set to 0 to
    * disable. If not specified the default is 0 (disabled).
    */
-  maxKillTimeoutJitter:
-    | Duration
-    | undefined;
+  maxKillTimeoutJitter: Duration | undefined;
   /**
    * If ``max(2, ceil(registered_threads * Fraction(*multikill_threshold*)))``
    * threads have been nonresponsive for at least this duration kill the entire
    * Envoy process. Set to 0 to disable this behavior. If not specified the
    * default is 0 (disabled).
    */
-  multikillTimeout:
-    | Duration
-    | undefined;
+  multikillTimeout: Duration | undefined;
   /**
    * Sets the threshold for ``multikill_timeout`` in terms of the percentage of
    * nonresponsive threads required for the ``multikill_timeout``.
@@ -774,8 +698,7 @@ export interface RuntimeLayer_DiskLayer {
 }
 
 /** :ref:`Admin console runtime <config_runtime_admin>` layer. */
-export interface RuntimeLayer_AdminLayer {
-}
+export interface RuntimeLayer_AdminLayer {}
 
 /** :ref:`Runtime Discovery Service (RTDS) <config_runtime_rtds>` layer. */
 export interface RuntimeLayer_RtdsLayer {
@@ -857,7 +780,7 @@ function createBaseBootstrap(): Bootstrap {
     dynamicResources: undefined,
     clusterManager: undefined,
     hdsConfig: undefined,
-    flagsPath: "",
+    flagsPath: '',
     statsSinks: [],
     deferredStatOptions: undefined,
     statsConfig: undefined,
@@ -870,7 +793,7 @@ function createBaseBootstrap(): Bootstrap {
     admin: undefined,
     overloadManager: undefined,
     enableDispatcherStats: false,
-    headerPrefix: "",
+    headerPrefix: '',
     statsServerVersionOverride: undefined,
     useTcpForDnsLookups: false,
     dnsResolutionConfig: undefined,
@@ -879,10 +802,10 @@ function createBaseBootstrap(): Bootstrap {
     fatalActions: [],
     configSources: [],
     defaultConfigSource: undefined,
-    defaultSocketInterface: "",
+    defaultSocketInterface: '',
     certificateProviderInstances: {},
     inlineHeaders: [],
-    perfTracingFilePath: "",
+    perfTracingFilePath: '',
     defaultRegexEngine: undefined,
     xdsDelegateExtension: undefined,
     xdsConfigTrackerExtension: undefined,
@@ -913,7 +836,7 @@ export const Bootstrap = {
     if (message.hdsConfig !== undefined) {
       ApiConfigSource.encode(message.hdsConfig, writer.uint32(114).fork()).ldelim();
     }
-    if (message.flagsPath !== "") {
+    if (message.flagsPath !== '') {
       writer.uint32(42).string(message.flagsPath);
     }
     for (const v of message.statsSinks) {
@@ -952,7 +875,7 @@ export const Bootstrap = {
     if (message.enableDispatcherStats !== false) {
       writer.uint32(128).bool(message.enableDispatcherStats);
     }
-    if (message.headerPrefix !== "") {
+    if (message.headerPrefix !== '') {
       writer.uint32(146).string(message.headerPrefix);
     }
     if (message.statsServerVersionOverride !== undefined) {
@@ -979,17 +902,16 @@ export const Bootstrap = {
     if (message.defaultConfigSource !== undefined) {
       ConfigSource.encode(message.defaultConfigSource, writer.uint32(186).fork()).ldelim();
     }
-    if (message.defaultSocketInterface !== "") {
+    if (message.defaultSocketInterface !== '') {
       writer.uint32(194).string(message.defaultSocketInterface);
     }
     Object.entries(message.certificateProviderInstances).forEach(([key, value]) => {
-      Bootstrap_CertificateProviderInstancesEntry.encode({ key: key as any, value }, writer.uint32(202).fork())
-        .ldelim();
+      Bootstrap_CertificateProviderInstancesEntry.encode({ key: key as any, value }, writer.uint32(202).fork()).ldelim();
     });
     for (const v of message.inlineHeaders) {
       CustomInlineHeader.encode(v!, writer.uint32(258).fork()).ldelim();
     }
-    if (message.perfTracingFilePath !== "") {
+    if (message.perfTracingFilePath !== '') {
       writer.uint32(266).string(message.perfTracingFilePath);
     }
     if (message.defaultRegexEngine !== undefined) {
@@ -1008,8 +930,7 @@ export const Bootstrap = {
       Bootstrap_ApplicationLogConfig.encode(message.applicationLogConfig, writer.uint32(306).fork()).ldelim();
     }
     if (message.grpcAsyncClientManagerConfig !== undefined) {
-      Bootstrap_GrpcAsyncClientManagerConfig.encode(message.grpcAsyncClientManagerConfig, writer.uint32(322).fork())
-        .ldelim();
+      Bootstrap_GrpcAsyncClientManagerConfig.encode(message.grpcAsyncClientManagerConfig, writer.uint32(322).fork()).ldelim();
     }
     if (message.memoryAllocatorManager !== undefined) {
       MemoryAllocatorManager.encode(message.memoryAllocatorManager, writer.uint32(330).fork()).ldelim();
@@ -1314,98 +1235,99 @@ export const Bootstrap = {
   },
   fromPartial<I extends Exact<DeepPartial<Bootstrap>, I>>(object: I): Bootstrap {
     const message = createBaseBootstrap();
-    message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
+    message.node = object.node !== undefined && object.node !== null ? Node.fromPartial(object.node) : undefined;
     message.nodeContextParams = object.nodeContextParams?.map((e) => e) || [];
-    message.staticResources = (object.staticResources !== undefined && object.staticResources !== null)
-      ? Bootstrap_StaticResources.fromPartial(object.staticResources)
-      : undefined;
-    message.dynamicResources = (object.dynamicResources !== undefined && object.dynamicResources !== null)
-      ? Bootstrap_DynamicResources.fromPartial(object.dynamicResources)
-      : undefined;
-    message.clusterManager = (object.clusterManager !== undefined && object.clusterManager !== null)
-      ? ClusterManager.fromPartial(object.clusterManager)
-      : undefined;
-    message.hdsConfig = (object.hdsConfig !== undefined && object.hdsConfig !== null)
-      ? ApiConfigSource.fromPartial(object.hdsConfig)
-      : undefined;
-    message.flagsPath = object.flagsPath ?? "";
+    message.staticResources =
+      object.staticResources !== undefined && object.staticResources !== null
+        ? Bootstrap_StaticResources.fromPartial(object.staticResources)
+        : undefined;
+    message.dynamicResources =
+      object.dynamicResources !== undefined && object.dynamicResources !== null
+        ? Bootstrap_DynamicResources.fromPartial(object.dynamicResources)
+        : undefined;
+    message.clusterManager =
+      object.clusterManager !== undefined && object.clusterManager !== null ? ClusterManager.fromPartial(object.clusterManager) : undefined;
+    message.hdsConfig =
+      object.hdsConfig !== undefined && object.hdsConfig !== null ? ApiConfigSource.fromPartial(object.hdsConfig) : undefined;
+    message.flagsPath = object.flagsPath ?? '';
     message.statsSinks = object.statsSinks?.map((e) => StatsSink.fromPartial(e)) || [];
-    message.deferredStatOptions = (object.deferredStatOptions !== undefined && object.deferredStatOptions !== null)
-      ? Bootstrap_DeferredStatOptions.fromPartial(object.deferredStatOptions)
-      : undefined;
-    message.statsConfig = (object.statsConfig !== undefined && object.statsConfig !== null)
-      ? StatsConfig.fromPartial(object.statsConfig)
-      : undefined;
-    message.statsFlushInterval = (object.statsFlushInterval !== undefined && object.statsFlushInterval !== null)
-      ? Duration.fromPartial(object.statsFlushInterval)
-      : undefined;
+    message.deferredStatOptions =
+      object.deferredStatOptions !== undefined && object.deferredStatOptions !== null
+        ? Bootstrap_DeferredStatOptions.fromPartial(object.deferredStatOptions)
+        : undefined;
+    message.statsConfig =
+      object.statsConfig !== undefined && object.statsConfig !== null ? StatsConfig.fromPartial(object.statsConfig) : undefined;
+    message.statsFlushInterval =
+      object.statsFlushInterval !== undefined && object.statsFlushInterval !== null
+        ? Duration.fromPartial(object.statsFlushInterval)
+        : undefined;
     message.statsFlushOnAdmin = object.statsFlushOnAdmin ?? undefined;
-    message.watchdog = (object.watchdog !== undefined && object.watchdog !== null)
-      ? Watchdog.fromPartial(object.watchdog)
-      : undefined;
-    message.watchdogs = (object.watchdogs !== undefined && object.watchdogs !== null)
-      ? Watchdogs.fromPartial(object.watchdogs)
-      : undefined;
-    message.tracing = (object.tracing !== undefined && object.tracing !== null)
-      ? Tracing.fromPartial(object.tracing)
-      : undefined;
-    message.layeredRuntime = (object.layeredRuntime !== undefined && object.layeredRuntime !== null)
-      ? LayeredRuntime.fromPartial(object.layeredRuntime)
-      : undefined;
-    message.admin = (object.admin !== undefined && object.admin !== null) ? Admin.fromPartial(object.admin) : undefined;
-    message.overloadManager = (object.overloadManager !== undefined && object.overloadManager !== null)
-      ? OverloadManager.fromPartial(object.overloadManager)
-      : undefined;
+    message.watchdog = object.watchdog !== undefined && object.watchdog !== null ? Watchdog.fromPartial(object.watchdog) : undefined;
+    message.watchdogs = object.watchdogs !== undefined && object.watchdogs !== null ? Watchdogs.fromPartial(object.watchdogs) : undefined;
+    message.tracing = object.tracing !== undefined && object.tracing !== null ? Tracing.fromPartial(object.tracing) : undefined;
+    message.layeredRuntime =
+      object.layeredRuntime !== undefined && object.layeredRuntime !== null ? LayeredRuntime.fromPartial(object.layeredRuntime) : undefined;
+    message.admin = object.admin !== undefined && object.admin !== null ? Admin.fromPartial(object.admin) : undefined;
+    message.overloadManager =
+      object.overloadManager !== undefined && object.overloadManager !== null
+        ? OverloadManager.fromPartial(object.overloadManager)
+        : undefined;
     message.enableDispatcherStats = object.enableDispatcherStats ?? false;
-    message.headerPrefix = object.headerPrefix ?? "";
+    message.headerPrefix = object.headerPrefix ?? '';
     message.statsServerVersionOverride = object.statsServerVersionOverride ?? undefined;
     message.useTcpForDnsLookups = object.useTcpForDnsLookups ?? false;
-    message.dnsResolutionConfig = (object.dnsResolutionConfig !== undefined && object.dnsResolutionConfig !== null)
-      ? DnsResolutionConfig.fromPartial(object.dnsResolutionConfig)
-      : undefined;
+    message.dnsResolutionConfig =
+      object.dnsResolutionConfig !== undefined && object.dnsResolutionConfig !== null
+        ? DnsResolutionConfig.fromPartial(object.dnsResolutionConfig)
+        : undefined;
     message.typedDnsResolverConfig =
-      (object.typedDnsResolverConfig !== undefined && object.typedDnsResolverConfig !== null)
+      object.typedDnsResolverConfig !== undefined && object.typedDnsResolverConfig !== null
         ? TypedExtensionConfig.fromPartial(object.typedDnsResolverConfig)
         : undefined;
     message.bootstrapExtensions = object.bootstrapExtensions?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
     message.fatalActions = object.fatalActions?.map((e) => FatalAction.fromPartial(e)) || [];
     message.configSources = object.configSources?.map((e) => ConfigSource.fromPartial(e)) || [];
-    message.defaultConfigSource = (object.defaultConfigSource !== undefined && object.defaultConfigSource !== null)
-      ? ConfigSource.fromPartial(object.defaultConfigSource)
-      : undefined;
-    message.defaultSocketInterface = object.defaultSocketInterface ?? "";
-    message.certificateProviderInstances = Object.entries(object.certificateProviderInstances ?? {}).reduce<
-      { [key: string]: TypedExtensionConfig }
-    >((acc, [key, value]) => {
+    message.defaultConfigSource =
+      object.defaultConfigSource !== undefined && object.defaultConfigSource !== null
+        ? ConfigSource.fromPartial(object.defaultConfigSource)
+        : undefined;
+    message.defaultSocketInterface = object.defaultSocketInterface ?? '';
+    message.certificateProviderInstances = Object.entries(object.certificateProviderInstances ?? {}).reduce<{
+      [key: string]: TypedExtensionConfig;
+    }>((acc, [key, value]) => {
       if (value !== undefined) {
         acc[key] = TypedExtensionConfig.fromPartial(value);
       }
       return acc;
     }, {});
     message.inlineHeaders = object.inlineHeaders?.map((e) => CustomInlineHeader.fromPartial(e)) || [];
-    message.perfTracingFilePath = object.perfTracingFilePath ?? "";
-    message.defaultRegexEngine = (object.defaultRegexEngine !== undefined && object.defaultRegexEngine !== null)
-      ? TypedExtensionConfig.fromPartial(object.defaultRegexEngine)
-      : undefined;
-    message.xdsDelegateExtension = (object.xdsDelegateExtension !== undefined && object.xdsDelegateExtension !== null)
-      ? TypedExtensionConfig.fromPartial(object.xdsDelegateExtension)
-      : undefined;
+    message.perfTracingFilePath = object.perfTracingFilePath ?? '';
+    message.defaultRegexEngine =
+      object.defaultRegexEngine !== undefined && object.defaultRegexEngine !== null
+        ? TypedExtensionConfig.fromPartial(object.defaultRegexEngine)
+        : undefined;
+    message.xdsDelegateExtension =
+      object.xdsDelegateExtension !== undefined && object.xdsDelegateExtension !== null
+        ? TypedExtensionConfig.fromPartial(object.xdsDelegateExtension)
+        : undefined;
     message.xdsConfigTrackerExtension =
-      (object.xdsConfigTrackerExtension !== undefined && object.xdsConfigTrackerExtension !== null)
+      object.xdsConfigTrackerExtension !== undefined && object.xdsConfigTrackerExtension !== null
         ? TypedExtensionConfig.fromPartial(object.xdsConfigTrackerExtension)
         : undefined;
-    message.listenerManager = (object.listenerManager !== undefined && object.listenerManager !== null)
-      ? TypedExtensionConfig.fromPartial(object.listenerManager)
-      : undefined;
-    message.applicationLogConfig = (object.applicationLogConfig !== undefined && object.applicationLogConfig !== null)
-      ? Bootstrap_ApplicationLogConfig.fromPartial(object.applicationLogConfig)
-      : undefined;
+    message.listenerManager =
+      object.listenerManager !== undefined && object.listenerManager !== null
+        ? TypedExtensionConfig.fromPartial(object.listenerManager)
+        : undefined;
+    message.applicationLogConfig =
+      object.applicationLogConfig !== undefined && object.applicationLogConfig !== null
+        ? Bootstrap_ApplicationLogConfig.fromPartial(object.applicationLogConfig)
+        : undefined;
     message.grpcAsyncClientManagerConfig =
-      (object.grpcAsyncClientManagerConfig !== undefined && object.grpcAsyncClientManagerConfig !== null)
+      object.grpcAsyncClientManagerConfig !== undefined && object.grpcAsyncClientManagerConfig !== null
         ? Bootstrap_GrpcAsyncClientManagerConfig.fromPartial(object.grpcAsyncClientManagerConfig)
         : undefined;
     message.memoryAllocatorManager =
-      (object.memoryAllocatorManager !== undefined && object.memoryAllocatorManager !== null)
+      object.memoryAllocatorManager !== undefined && object.memoryAllocatorManager !== null
         ? MemoryAllocatorManager.fromPartial(object.memoryAllocatorManager)
         : undefined;
     return message;
@@ -1482,9 +1404,9 @@ export const Bootstrap_StaticResources = {
 function createBaseBootstrap_DynamicResources(): Bootstrap_DynamicResources {
   return {
     ldsConfig: undefined,
-    ldsResourcesLocator: "",
+    ldsResourcesLocator: '',
     cdsConfig: undefined,
-    cdsResourcesLocator: "",
+    cdsResourcesLocator: '',
     adsConfig: undefined,
   };
 }
@@ -1494,13 +1416,13 @@ export const Bootstrap_DynamicResources = {
     if (message.ldsConfig !== undefined) {
       ConfigSource.encode(message.ldsConfig, writer.uint32(10).fork()).ldelim();
     }
-    if (message.ldsResourcesLocator !== "") {
+    if (message.ldsResourcesLocator !== '') {
       writer.uint32(42).string(message.ldsResourcesLocator);
     }
     if (message.cdsConfig !== undefined) {
       ConfigSource.encode(message.cdsConfig, writer.uint32(18).fork()).ldelim();
     }
-    if (message.cdsResourcesLocator !== "") {
+    if (message.cdsResourcesLocator !== '') {
       writer.uint32(50).string(message.cdsResourcesLocator);
     }
     if (message.adsConfig !== undefined) {
@@ -1565,17 +1487,14 @@ export const Bootstrap_DynamicResources = {
   },
   fromPartial<I extends Exact<DeepPartial<Bootstrap_DynamicResources>, I>>(object: I): Bootstrap_DynamicResources {
     const message = createBaseBootstrap_DynamicResources();
-    message.ldsConfig = (object.ldsConfig !== undefined && object.ldsConfig !== null)
-      ? ConfigSource.fromPartial(object.ldsConfig)
-      : undefined;
-    message.ldsResourcesLocator = object.ldsResourcesLocator ?? "";
-    message.cdsConfig = (object.cdsConfig !== undefined && object.cdsConfig !== null)
-      ? ConfigSource.fromPartial(object.cdsConfig)
-      : undefined;
-    message.cdsResourcesLocator = object.cdsResourcesLocator ?? "";
-    message.adsConfig = (object.adsConfig !== undefined && object.adsConfig !== null)
-      ? ApiConfigSource.fromPartial(object.adsConfig)
-      : undefined;
+    message.ldsConfig =
+      object.ldsConfig !== undefined && object.ldsConfig !== null ? ConfigSource.fromPartial(object.ldsConfig) : undefined;
+    message.ldsResourcesLocator = object.ldsResourcesLocator ?? '';
+    message.cdsConfig =
+      object.cdsConfig !== undefined && object.cdsConfig !== null ? ConfigSource.fromPartial(object.cdsConfig) : undefined;
+    message.cdsResourcesLocator = object.cdsResourcesLocator ?? '';
+    message.adsConfig =
+      object.adsConfig !== undefined && object.adsConfig !== null ? ApiConfigSource.fromPartial(object.adsConfig) : undefined;
     return message;
   },
 };
@@ -1618,13 +1537,12 @@ export const Bootstrap_ApplicationLogConfig = {
   create<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig>, I>>(base?: I): Bootstrap_ApplicationLogConfig {
     return Bootstrap_ApplicationLogConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig>, I>>(
-    object: I,
-  ): Bootstrap_ApplicationLogConfig {
+  fromPartial<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig>, I>>(object: I): Bootstrap_ApplicationLogConfig {
     const message = createBaseBootstrap_ApplicationLogConfig();
-    message.logFormat = (object.logFormat !== undefined && object.logFormat !== null)
-      ? Bootstrap_ApplicationLogConfig_LogFormat.fromPartial(object.logFormat)
-      : undefined;
+    message.logFormat =
+      object.logFormat !== undefined && object.logFormat !== null
+        ? Bootstrap_ApplicationLogConfig_LogFormat.fromPartial(object.logFormat)
+        : undefined;
     return message;
   },
 };
@@ -1674,9 +1592,7 @@ export const Bootstrap_ApplicationLogConfig_LogFormat = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig_LogFormat>, I>>(
-    base?: I,
-  ): Bootstrap_ApplicationLogConfig_LogFormat {
+  create<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig_LogFormat>, I>>(base?: I): Bootstrap_ApplicationLogConfig_LogFormat {
     return Bootstrap_ApplicationLogConfig_LogFormat.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<Bootstrap_ApplicationLogConfig_LogFormat>, I>>(
@@ -1727,9 +1643,7 @@ export const Bootstrap_DeferredStatOptions = {
   create<I extends Exact<DeepPartial<Bootstrap_DeferredStatOptions>, I>>(base?: I): Bootstrap_DeferredStatOptions {
     return Bootstrap_DeferredStatOptions.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Bootstrap_DeferredStatOptions>, I>>(
-    object: I,
-  ): Bootstrap_DeferredStatOptions {
+  fromPartial<I extends Exact<DeepPartial<Bootstrap_DeferredStatOptions>, I>>(object: I): Bootstrap_DeferredStatOptions {
     const message = createBaseBootstrap_DeferredStatOptions();
     message.enableDeferredCreationStats = object.enableDeferredCreationStats ?? false;
     return message;
@@ -1771,17 +1685,13 @@ export const Bootstrap_GrpcAsyncClientManagerConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Bootstrap_GrpcAsyncClientManagerConfig>, I>>(
-    base?: I,
-  ): Bootstrap_GrpcAsyncClientManagerConfig {
+  create<I extends Exact<DeepPartial<Bootstrap_GrpcAsyncClientManagerConfig>, I>>(base?: I): Bootstrap_GrpcAsyncClientManagerConfig {
     return Bootstrap_GrpcAsyncClientManagerConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Bootstrap_GrpcAsyncClientManagerConfig>, I>>(
-    object: I,
-  ): Bootstrap_GrpcAsyncClientManagerConfig {
+  fromPartial<I extends Exact<DeepPartial<Bootstrap_GrpcAsyncClientManagerConfig>, I>>(object: I): Bootstrap_GrpcAsyncClientManagerConfig {
     const message = createBaseBootstrap_GrpcAsyncClientManagerConfig();
     message.maxCachedEntryIdleDuration =
-      (object.maxCachedEntryIdleDuration !== undefined && object.maxCachedEntryIdleDuration !== null)
+      object.maxCachedEntryIdleDuration !== undefined && object.maxCachedEntryIdleDuration !== null
         ? Duration.fromPartial(object.maxCachedEntryIdleDuration)
         : undefined;
     return message;
@@ -1789,12 +1699,12 @@ export const Bootstrap_GrpcAsyncClientManagerConfig = {
 };
 
 function createBaseBootstrap_CertificateProviderInstancesEntry(): Bootstrap_CertificateProviderInstancesEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Bootstrap_CertificateProviderInstancesEntry = {
   encode(message: Bootstrap_CertificateProviderInstancesEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1842,10 +1752,8 @@ export const Bootstrap_CertificateProviderInstancesEntry = {
     object: I,
   ): Bootstrap_CertificateProviderInstancesEntry {
     const message = createBaseBootstrap_CertificateProviderInstancesEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? TypedExtensionConfig.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? TypedExtensionConfig.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -1853,8 +1761,8 @@ export const Bootstrap_CertificateProviderInstancesEntry = {
 function createBaseAdmin(): Admin {
   return {
     accessLog: [],
-    accessLogPath: "",
-    profilePath: "",
+    accessLogPath: '',
+    profilePath: '',
     address: undefined,
     socketOptions: [],
     ignoreGlobalConnLimit: false,
@@ -1866,10 +1774,10 @@ export const Admin = {
     for (const v of message.accessLog) {
       AccessLog.encode(v!, writer.uint32(42).fork()).ldelim();
     }
-    if (message.accessLogPath !== "") {
+    if (message.accessLogPath !== '') {
       writer.uint32(10).string(message.accessLogPath);
     }
-    if (message.profilePath !== "") {
+    if (message.profilePath !== '') {
       writer.uint32(18).string(message.profilePath);
     }
     if (message.address !== undefined) {
@@ -1948,11 +1856,9 @@ export const Admin = {
   fromPartial<I extends Exact<DeepPartial<Admin>, I>>(object: I): Admin {
     const message = createBaseAdmin();
     message.accessLog = object.accessLog?.map((e) => AccessLog.fromPartial(e)) || [];
-    message.accessLogPath = object.accessLogPath ?? "";
-    message.profilePath = object.profilePath ?? "";
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.accessLogPath = object.accessLogPath ?? '';
+    message.profilePath = object.profilePath ?? '';
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     message.socketOptions = object.socketOptions?.map((e) => SocketOption.fromPartial(e)) || [];
     message.ignoreGlobalConnLimit = object.ignoreGlobalConnLimit ?? false;
     return message;
@@ -1961,7 +1867,7 @@ export const Admin = {
 
 function createBaseClusterManager(): ClusterManager {
   return {
-    localClusterName: "",
+    localClusterName: '',
     outlierDetection: undefined,
     upstreamBindConfig: undefined,
     loadStatsConfig: undefined,
@@ -1971,7 +1877,7 @@ function createBaseClusterManager(): ClusterManager {
 
 export const ClusterManager = {
   encode(message: ClusterManager, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.localClusterName !== "") {
+    if (message.localClusterName !== '') {
       writer.uint32(10).string(message.localClusterName);
     }
     if (message.outlierDetection !== undefined) {
@@ -2045,28 +1951,31 @@ export const ClusterManager = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterManager>, I>>(object: I): ClusterManager {
     const message = createBaseClusterManager();
-    message.localClusterName = object.localClusterName ?? "";
-    message.outlierDetection = (object.outlierDetection !== undefined && object.outlierDetection !== null)
-      ? ClusterManager_OutlierDetection.fromPartial(object.outlierDetection)
-      : undefined;
-    message.upstreamBindConfig = (object.upstreamBindConfig !== undefined && object.upstreamBindConfig !== null)
-      ? BindConfig.fromPartial(object.upstreamBindConfig)
-      : undefined;
-    message.loadStatsConfig = (object.loadStatsConfig !== undefined && object.loadStatsConfig !== null)
-      ? ApiConfigSource.fromPartial(object.loadStatsConfig)
-      : undefined;
+    message.localClusterName = object.localClusterName ?? '';
+    message.outlierDetection =
+      object.outlierDetection !== undefined && object.outlierDetection !== null
+        ? ClusterManager_OutlierDetection.fromPartial(object.outlierDetection)
+        : undefined;
+    message.upstreamBindConfig =
+      object.upstreamBindConfig !== undefined && object.upstreamBindConfig !== null
+        ? BindConfig.fromPartial(object.upstreamBindConfig)
+        : undefined;
+    message.loadStatsConfig =
+      object.loadStatsConfig !== undefined && object.loadStatsConfig !== null
+        ? ApiConfigSource.fromPartial(object.loadStatsConfig)
+        : undefined;
     message.enableDeferredClusterCreation = object.enableDeferredClusterCreation ?? false;
     return message;
   },
 };
 
 function createBaseClusterManager_OutlierDetection(): ClusterManager_OutlierDetection {
-  return { eventLogPath: "", eventService: undefined };
+  return { eventLogPath: '', eventService: undefined };
 }
 
 export const ClusterManager_OutlierDetection = {
   encode(message: ClusterManager_OutlierDetection, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.eventLogPath !== "") {
+    if (message.eventLogPath !== '') {
       writer.uint32(10).string(message.eventLogPath);
     }
     if (message.eventService !== undefined) {
@@ -2108,14 +2017,11 @@ export const ClusterManager_OutlierDetection = {
   create<I extends Exact<DeepPartial<ClusterManager_OutlierDetection>, I>>(base?: I): ClusterManager_OutlierDetection {
     return ClusterManager_OutlierDetection.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ClusterManager_OutlierDetection>, I>>(
-    object: I,
-  ): ClusterManager_OutlierDetection {
+  fromPartial<I extends Exact<DeepPartial<ClusterManager_OutlierDetection>, I>>(object: I): ClusterManager_OutlierDetection {
     const message = createBaseClusterManager_OutlierDetection();
-    message.eventLogPath = object.eventLogPath ?? "";
-    message.eventService = (object.eventService !== undefined && object.eventService !== null)
-      ? EventServiceConfig.fromPartial(object.eventService)
-      : undefined;
+    message.eventLogPath = object.eventLogPath ?? '';
+    message.eventService =
+      object.eventService !== undefined && object.eventService !== null ? EventServiceConfig.fromPartial(object.eventService) : undefined;
     return message;
   },
 };
@@ -2170,12 +2076,12 @@ export const Watchdogs = {
   },
   fromPartial<I extends Exact<DeepPartial<Watchdogs>, I>>(object: I): Watchdogs {
     const message = createBaseWatchdogs();
-    message.mainThreadWatchdog = (object.mainThreadWatchdog !== undefined && object.mainThreadWatchdog !== null)
-      ? Watchdog.fromPartial(object.mainThreadWatchdog)
-      : undefined;
-    message.workerWatchdog = (object.workerWatchdog !== undefined && object.workerWatchdog !== null)
-      ? Watchdog.fromPartial(object.workerWatchdog)
-      : undefined;
+    message.mainThreadWatchdog =
+      object.mainThreadWatchdog !== undefined && object.mainThreadWatchdog !== null
+        ? Watchdog.fromPartial(object.mainThreadWatchdog)
+        : undefined;
+    message.workerWatchdog =
+      object.workerWatchdog !== undefined && object.workerWatchdog !== null ? Watchdog.fromPartial(object.workerWatchdog) : undefined;
     return message;
   },
 };
@@ -2289,24 +2195,22 @@ export const Watchdog = {
   fromPartial<I extends Exact<DeepPartial<Watchdog>, I>>(object: I): Watchdog {
     const message = createBaseWatchdog();
     message.actions = object.actions?.map((e) => Watchdog_WatchdogAction.fromPartial(e)) || [];
-    message.missTimeout = (object.missTimeout !== undefined && object.missTimeout !== null)
-      ? Duration.fromPartial(object.missTimeout)
-      : undefined;
-    message.megamissTimeout = (object.megamissTimeout !== undefined && object.megamissTimeout !== null)
-      ? Duration.fromPartial(object.megamissTimeout)
-      : undefined;
-    message.killTimeout = (object.killTimeout !== undefined && object.killTimeout !== null)
-      ? Duration.fromPartial(object.killTimeout)
-      : undefined;
-    message.maxKillTimeoutJitter = (object.maxKillTimeoutJitter !== undefined && object.maxKillTimeoutJitter !== null)
-      ? Duration.fromPartial(object.maxKillTimeoutJitter)
-      : undefined;
-    message.multikillTimeout = (object.multikillTimeout !== undefined && object.multikillTimeout !== null)
-      ? Duration.fromPartial(object.multikillTimeout)
-      : undefined;
-    message.multikillThreshold = (object.multikillThreshold !== undefined && object.multikillThreshold !== null)
-      ? Percent.fromPartial(object.multikillThreshold)
-      : undefined;
+    message.missTimeout =
+      object.missTimeout !== undefined && object.missTimeout !== null ? Duration.fromPartial(object.missTimeout) : undefined;
+    message.megamissTimeout =
+      object.megamissTimeout !== undefined && object.megamissTimeout !== null ? Duration.fromPartial(object.megamissTimeout) : undefined;
+    message.killTimeout =
+      object.killTimeout !== undefined && object.killTimeout !== null ? Duration.fromPartial(object.killTimeout) : undefined;
+    message.maxKillTimeoutJitter =
+      object.maxKillTimeoutJitter !== undefined && object.maxKillTimeoutJitter !== null
+        ? Duration.fromPartial(object.maxKillTimeoutJitter)
+        : undefined;
+    message.multikillTimeout =
+      object.multikillTimeout !== undefined && object.multikillTimeout !== null ? Duration.fromPartial(object.multikillTimeout) : undefined;
+    message.multikillThreshold =
+      object.multikillThreshold !== undefined && object.multikillThreshold !== null
+        ? Percent.fromPartial(object.multikillThreshold)
+        : undefined;
     return message;
   },
 };
@@ -2361,9 +2265,7 @@ export const Watchdog_WatchdogAction = {
   },
   fromPartial<I extends Exact<DeepPartial<Watchdog_WatchdogAction>, I>>(object: I): Watchdog_WatchdogAction {
     const message = createBaseWatchdog_WatchdogAction();
-    message.config = (object.config !== undefined && object.config !== null)
-      ? TypedExtensionConfig.fromPartial(object.config)
-      : undefined;
+    message.config = object.config !== undefined && object.config !== null ? TypedExtensionConfig.fromPartial(object.config) : undefined;
     message.event = object.event ?? 0;
     return message;
   },
@@ -2409,26 +2311,24 @@ export const FatalAction = {
   },
   fromPartial<I extends Exact<DeepPartial<FatalAction>, I>>(object: I): FatalAction {
     const message = createBaseFatalAction();
-    message.config = (object.config !== undefined && object.config !== null)
-      ? TypedExtensionConfig.fromPartial(object.config)
-      : undefined;
+    message.config = object.config !== undefined && object.config !== null ? TypedExtensionConfig.fromPartial(object.config) : undefined;
     return message;
   },
 };
 
 function createBaseRuntime(): Runtime {
-  return { symlinkRoot: "", subdirectory: "", overrideSubdirectory: "", base: undefined };
+  return { symlinkRoot: '', subdirectory: '', overrideSubdirectory: '', base: undefined };
 }
 
 export const Runtime = {
   encode(message: Runtime, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.symlinkRoot !== "") {
+    if (message.symlinkRoot !== '') {
       writer.uint32(10).string(message.symlinkRoot);
     }
-    if (message.subdirectory !== "") {
+    if (message.subdirectory !== '') {
       writer.uint32(18).string(message.subdirectory);
     }
-    if (message.overrideSubdirectory !== "") {
+    if (message.overrideSubdirectory !== '') {
       writer.uint32(26).string(message.overrideSubdirectory);
     }
     if (message.base !== undefined) {
@@ -2486,21 +2386,21 @@ export const Runtime = {
   },
   fromPartial<I extends Exact<DeepPartial<Runtime>, I>>(object: I): Runtime {
     const message = createBaseRuntime();
-    message.symlinkRoot = object.symlinkRoot ?? "";
-    message.subdirectory = object.subdirectory ?? "";
-    message.overrideSubdirectory = object.overrideSubdirectory ?? "";
+    message.symlinkRoot = object.symlinkRoot ?? '';
+    message.subdirectory = object.subdirectory ?? '';
+    message.overrideSubdirectory = object.overrideSubdirectory ?? '';
     message.base = object.base ?? undefined;
     return message;
   },
 };
 
 function createBaseRuntimeLayer(): RuntimeLayer {
-  return { name: "", staticLayer: undefined, diskLayer: undefined, adminLayer: undefined, rtdsLayer: undefined };
+  return { name: '', staticLayer: undefined, diskLayer: undefined, adminLayer: undefined, rtdsLayer: undefined };
 }
 
 export const RuntimeLayer = {
   encode(message: RuntimeLayer, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.staticLayer !== undefined) {
@@ -2574,31 +2474,28 @@ export const RuntimeLayer = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimeLayer>, I>>(object: I): RuntimeLayer {
     const message = createBaseRuntimeLayer();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.staticLayer = object.staticLayer ?? undefined;
-    message.diskLayer = (object.diskLayer !== undefined && object.diskLayer !== null)
-      ? RuntimeLayer_DiskLayer.fromPartial(object.diskLayer)
-      : undefined;
-    message.adminLayer = (object.adminLayer !== undefined && object.adminLayer !== null)
-      ? RuntimeLayer_AdminLayer.fromPartial(object.adminLayer)
-      : undefined;
-    message.rtdsLayer = (object.rtdsLayer !== undefined && object.rtdsLayer !== null)
-      ? RuntimeLayer_RtdsLayer.fromPartial(object.rtdsLayer)
-      : undefined;
+    message.diskLayer =
+      object.diskLayer !== undefined && object.diskLayer !== null ? RuntimeLayer_DiskLayer.fromPartial(object.diskLayer) : undefined;
+    message.adminLayer =
+      object.adminLayer !== undefined && object.adminLayer !== null ? RuntimeLayer_AdminLayer.fromPartial(object.adminLayer) : undefined;
+    message.rtdsLayer =
+      object.rtdsLayer !== undefined && object.rtdsLayer !== null ? RuntimeLayer_RtdsLayer.fromPartial(object.rtdsLayer) : undefined;
     return message;
   },
 };
 
 function createBaseRuntimeLayer_DiskLayer(): RuntimeLayer_DiskLayer {
-  return { symlinkRoot: "", subdirectory: "", appendServiceCluster: false };
+  return { symlinkRoot: '', subdirectory: '', appendServiceCluster: false };
 }
 
 export const RuntimeLayer_DiskLayer = {
   encode(message: RuntimeLayer_DiskLayer, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.symlinkRoot !== "") {
+    if (message.symlinkRoot !== '') {
       writer.uint32(10).string(message.symlinkRoot);
     }
-    if (message.subdirectory !== "") {
+    if (message.subdirectory !== '') {
       writer.uint32(26).string(message.subdirectory);
     }
     if (message.appendServiceCluster !== false) {
@@ -2649,8 +2546,8 @@ export const RuntimeLayer_DiskLayer = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimeLayer_DiskLayer>, I>>(object: I): RuntimeLayer_DiskLayer {
     const message = createBaseRuntimeLayer_DiskLayer();
-    message.symlinkRoot = object.symlinkRoot ?? "";
-    message.subdirectory = object.subdirectory ?? "";
+    message.symlinkRoot = object.symlinkRoot ?? '';
+    message.subdirectory = object.subdirectory ?? '';
     message.appendServiceCluster = object.appendServiceCluster ?? false;
     return message;
   },
@@ -2691,12 +2588,12 @@ export const RuntimeLayer_AdminLayer = {
 };
 
 function createBaseRuntimeLayer_RtdsLayer(): RuntimeLayer_RtdsLayer {
-  return { name: "", rtdsConfig: undefined };
+  return { name: '', rtdsConfig: undefined };
 }
 
 export const RuntimeLayer_RtdsLayer = {
   encode(message: RuntimeLayer_RtdsLayer, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.rtdsConfig !== undefined) {
@@ -2740,10 +2637,9 @@ export const RuntimeLayer_RtdsLayer = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimeLayer_RtdsLayer>, I>>(object: I): RuntimeLayer_RtdsLayer {
     const message = createBaseRuntimeLayer_RtdsLayer();
-    message.name = object.name ?? "";
-    message.rtdsConfig = (object.rtdsConfig !== undefined && object.rtdsConfig !== null)
-      ? ConfigSource.fromPartial(object.rtdsConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.rtdsConfig =
+      object.rtdsConfig !== undefined && object.rtdsConfig !== null ? ConfigSource.fromPartial(object.rtdsConfig) : undefined;
     return message;
   },
 };
@@ -2794,12 +2690,12 @@ export const LayeredRuntime = {
 };
 
 function createBaseCustomInlineHeader(): CustomInlineHeader {
-  return { inlineHeaderName: "", inlineHeaderType: 0 };
+  return { inlineHeaderName: '', inlineHeaderType: 0 };
 }
 
 export const CustomInlineHeader = {
   encode(message: CustomInlineHeader, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.inlineHeaderName !== "") {
+    if (message.inlineHeaderName !== '') {
       writer.uint32(10).string(message.inlineHeaderName);
     }
     if (message.inlineHeaderType !== 0) {
@@ -2843,7 +2739,7 @@ export const CustomInlineHeader = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomInlineHeader>, I>>(object: I): CustomInlineHeader {
     const message = createBaseCustomInlineHeader();
-    message.inlineHeaderName = object.inlineHeaderName ?? "";
+    message.inlineHeaderName = object.inlineHeaderName ?? '';
     message.inlineHeaderType = object.inlineHeaderType ?? 0;
     return message;
   },
@@ -2901,7 +2797,7 @@ export const MemoryAllocatorManager = {
     const message = createBaseMemoryAllocatorManager();
     message.bytesToRelease = object.bytesToRelease ?? 0;
     message.memoryReleaseInterval =
-      (object.memoryReleaseInterval !== undefined && object.memoryReleaseInterval !== null)
+      object.memoryReleaseInterval !== undefined && object.memoryReleaseInterval !== null
         ? Duration.fromPartial(object.memoryReleaseInterval)
         : undefined;
     return message;
@@ -2910,22 +2806,27 @@ export const MemoryAllocatorManager = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -5,10 +5,10 @@
 // source: envoy/config/cluster/v3/circuit_breaker.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Percent } from "../../../type/v3/percent.js";
-import { RoutingPriority } from "../../core/v3/base.js";
+import _m0 from 'protobufjs/minimal.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Percent } from '../../../type/v3/percent.js';
+import { RoutingPriority } from '../../core/v3/base.js';
 
 /**
  * :ref:`Circuit breaking<arch_overview_circuit_break>` settings can be
@@ -54,32 +54,24 @@ export interface CircuitBreakers_Thresholds {
    * The maximum number of connections that Envoy will make to the upstream
    * cluster. If not specified, the default is 1024.
    */
-  maxConnections:
-    | number
-    | undefined;
+  maxConnections: number | undefined;
   /**
    * The maximum number of pending requests that Envoy will allow to the
    * upstream cluster. If not specified, the default is 1024.
    * This limit is applied as a connection limit for non-HTTP traffic.
    */
-  maxPendingRequests:
-    | number
-    | undefined;
+  maxPendingRequests: number | undefined;
   /**
    * The maximum number of parallel requests that Envoy will make to the
    * upstream cluster. If not specified, the default is 1024.
    * This limit does not apply to non-HTTP traffic.
    */
-  maxRequests:
-    | number
-    | undefined;
+  maxRequests: number | undefined;
   /**
    * The maximum number of parallel retries that Envoy will allow to the
    * upstream cluster. If not specified, the default is 3.
    */
-  maxRetries:
-    | number
-    | undefined;
+  maxRetries: number | undefined;
   /**
    * Specifies a limit on concurrent retries in relation to the number of active requests. This
    * parameter is optional.
@@ -89,9 +81,7 @@ export interface CircuitBreakers_Thresholds {
    *    If this field is set, the retry budget will override any configured retry circuit
    *    breaker.
    */
-  retryBudget:
-    | CircuitBreakers_Thresholds_RetryBudget
-    | undefined;
+  retryBudget: CircuitBreakers_Thresholds_RetryBudget | undefined;
   /**
    * If track_remaining is true, then stats will be published that expose
    * the number of resources remaining until the circuit breakers open. If
@@ -121,9 +111,7 @@ export interface CircuitBreakers_Thresholds_RetryBudget {
    *
    * This parameter is optional. Defaults to 20%.
    */
-  budgetPercent:
-    | Percent
-    | undefined;
+  budgetPercent: Percent | undefined;
   /**
    * Specifies the minimum retry concurrency allowed for the retry budget. The limit on the
    * number of active retries may never go below this number.
@@ -313,9 +301,10 @@ export const CircuitBreakers_Thresholds = {
     message.maxPendingRequests = object.maxPendingRequests ?? undefined;
     message.maxRequests = object.maxRequests ?? undefined;
     message.maxRetries = object.maxRetries ?? undefined;
-    message.retryBudget = (object.retryBudget !== undefined && object.retryBudget !== null)
-      ? CircuitBreakers_Thresholds_RetryBudget.fromPartial(object.retryBudget)
-      : undefined;
+    message.retryBudget =
+      object.retryBudget !== undefined && object.retryBudget !== null
+        ? CircuitBreakers_Thresholds_RetryBudget.fromPartial(object.retryBudget)
+        : undefined;
     message.trackRemaining = object.trackRemaining ?? false;
     message.maxConnectionPools = object.maxConnectionPools ?? undefined;
     return message;
@@ -367,18 +356,13 @@ export const CircuitBreakers_Thresholds_RetryBudget = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<CircuitBreakers_Thresholds_RetryBudget>, I>>(
-    base?: I,
-  ): CircuitBreakers_Thresholds_RetryBudget {
+  create<I extends Exact<DeepPartial<CircuitBreakers_Thresholds_RetryBudget>, I>>(base?: I): CircuitBreakers_Thresholds_RetryBudget {
     return CircuitBreakers_Thresholds_RetryBudget.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CircuitBreakers_Thresholds_RetryBudget>, I>>(
-    object: I,
-  ): CircuitBreakers_Thresholds_RetryBudget {
+  fromPartial<I extends Exact<DeepPartial<CircuitBreakers_Thresholds_RetryBudget>, I>>(object: I): CircuitBreakers_Thresholds_RetryBudget {
     const message = createBaseCircuitBreakers_Thresholds_RetryBudget();
-    message.budgetPercent = (object.budgetPercent !== undefined && object.budgetPercent !== null)
-      ? Percent.fromPartial(object.budgetPercent)
-      : undefined;
+    message.budgetPercent =
+      object.budgetPercent !== undefined && object.budgetPercent !== null ? Percent.fromPartial(object.budgetPercent) : undefined;
     message.minRetryConcurrency = object.minRetryConcurrency ?? undefined;
     return message;
   },
@@ -386,12 +370,17 @@ export const CircuitBreakers_Thresholds_RetryBudget = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,30 +5,25 @@
 // source: envoy/config/cluster/v3/cluster.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { BoolValue, DoubleValue, UInt32Value, UInt64Value } from "../../../../google/protobuf/wrappers.js";
-import { CollectionEntry } from "../../../../xds/core/v3/collection_entry.js";
-import { MetadataKey } from "../../../type/metadata/v3/metadata.js";
-import { Percent } from "../../../type/v3/percent.js";
-import { Address, BindConfig, TcpKeepalive } from "../../core/v3/address.js";
-import { Metadata, RuntimeDouble, TransportSocket } from "../../core/v3/base.js";
-import { ConfigSource } from "../../core/v3/config_source.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { HealthCheck, HealthStatusSet } from "../../core/v3/health_check.js";
-import {
-  Http1ProtocolOptions,
-  Http2ProtocolOptions,
-  HttpProtocolOptions,
-  UpstreamHttpProtocolOptions,
-} from "../../core/v3/protocol.js";
-import { DnsResolutionConfig } from "../../core/v3/resolver.js";
-import { ClusterLoadAssignment } from "../../endpoint/v3/endpoint.js";
-import { CircuitBreakers } from "./circuit_breaker.js";
-import { Filter } from "./filter.js";
-import { OutlierDetection } from "./outlier_detection.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { BoolValue, DoubleValue, UInt32Value, UInt64Value } from '../../../../google/protobuf/wrappers.js';
+import { CollectionEntry } from '../../../../xds/core/v3/collection_entry.js';
+import { MetadataKey } from '../../../type/metadata/v3/metadata.js';
+import { Percent } from '../../../type/v3/percent.js';
+import { Address, BindConfig, TcpKeepalive } from '../../core/v3/address.js';
+import { Metadata, RuntimeDouble, TransportSocket } from '../../core/v3/base.js';
+import { ConfigSource } from '../../core/v3/config_source.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { HealthCheck, HealthStatusSet } from '../../core/v3/health_check.js';
+import { Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions, UpstreamHttpProtocolOptions } from '../../core/v3/protocol.js';
+import { DnsResolutionConfig } from '../../core/v3/resolver.js';
+import { ClusterLoadAssignment } from '../../endpoint/v3/endpoint.js';
+import { CircuitBreakers } from './circuit_breaker.js';
+import { Filter } from './filter.js';
+import { OutlierDetection } from './outlier_detection.js';
 
 /**
  * Cluster list collections. Entries are ``Cluster`` resources or references.
@@ -120,31 +115,21 @@ export interface Cluster {
    * The :ref:`service discovery type <arch_overview_service_discovery_types>`
    * to use for resolving the cluster.
    */
-  type?:
-    | Cluster_DiscoveryType
-    | undefined;
+  type?: Cluster_DiscoveryType | undefined;
   /** The custom cluster type. */
-  clusterType?:
-    | Cluster_CustomClusterType
-    | undefined;
+  clusterType?: Cluster_CustomClusterType | undefined;
   /** Configuration to use for EDS updates for the Cluster. */
-  edsClusterConfig:
-    | Cluster_EdsClusterConfig
-    | undefined;
+  edsClusterConfig: Cluster_EdsClusterConfig | undefined;
   /**
    * The timeout for new network connections to hosts in the cluster.
    * If not set, a default value of 5s will be used.
    */
-  connectTimeout:
-    | Duration
-    | undefined;
+  connectTimeout: Duration | undefined;
   /**
    * Soft limit on size of the cluster’s connections read and write buffers. If
    * unspecified, an implementation defined default is applied (1MiB).
    */
-  perConnectionBufferLimitBytes:
-    | number
-    | undefined;
+  perConnectionBufferLimitBytes: number | undefined;
   /**
    * The :ref:`load balancer type <arch_overview_load_balancing_types>` to use
    * when picking a host in the cluster.
@@ -162,9 +147,7 @@ export interface Cluster {
    *   Setting this allows non-EDS cluster types to contain embedded EDS equivalent
    *   :ref:`endpoint assignments<envoy_v3_api_msg_config.endpoint.v3.ClusterLoadAssignment>`.
    */
-  loadAssignment:
-    | ClusterLoadAssignment
-    | undefined;
+  loadAssignment: ClusterLoadAssignment | undefined;
   /**
    * Optional :ref:`active health checking <arch_overview_health_checking>`
    * configuration for the cluster. If no
@@ -183,13 +166,9 @@ export interface Cluster {
    *
    * @deprecated
    */
-  maxRequestsPerConnection:
-    | number
-    | undefined;
+  maxRequestsPerConnection: number | undefined;
   /** Optional :ref:`circuit breaking <arch_overview_circuit_break>` for the cluster. */
-  circuitBreakers:
-    | CircuitBreakers
-    | undefined;
+  circuitBreakers: CircuitBreakers | undefined;
   /**
    * HTTP protocol options that are applied only to upstream HTTP connections.
    * These options apply to all HTTP versions.
@@ -204,9 +183,7 @@ export interface Cluster {
    *
    * @deprecated
    */
-  upstreamHttpProtocolOptions:
-    | UpstreamHttpProtocolOptions
-    | undefined;
+  upstreamHttpProtocolOptions: UpstreamHttpProtocolOptions | undefined;
   /**
    * Additional options when handling HTTP requests upstream. These options will be applicable to
    * both HTTP1 and HTTP2 requests.
@@ -221,9 +198,7 @@ export interface Cluster {
    *
    * @deprecated
    */
-  commonHttpProtocolOptions:
-    | HttpProtocolOptions
-    | undefined;
+  commonHttpProtocolOptions: HttpProtocolOptions | undefined;
   /**
    * Additional options when handling HTTP1 requests.
    * This has been deprecated in favor of http_protocol_options fields in the
@@ -236,9 +211,7 @@ export interface Cluster {
    *
    * @deprecated
    */
-  httpProtocolOptions:
-    | Http1ProtocolOptions
-    | undefined;
+  httpProtocolOptions: Http1ProtocolOptions | undefined;
   /**
    * Even if default HTTP2 protocol options are desired, this field must be
    * set so that Envoy will assume that the upstream supports HTTP/2 when
@@ -256,9 +229,7 @@ export interface Cluster {
    *
    * @deprecated
    */
-  http2ProtocolOptions:
-    | Http2ProtocolOptions
-    | undefined;
+  http2ProtocolOptions: Http2ProtocolOptions | undefined;
   /**
    * The extension_protocol_options field is used to provide extension-specific protocol options
    * for upstream connections. The key should match the extension filter name, such as
@@ -278,9 +249,7 @@ export interface Cluster {
    * and :ref:`LOGICAL_DNS<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.LOGICAL_DNS>`
    * this setting is ignored.
    */
-  dnsRefreshRate:
-    | Duration
-    | undefined;
+  dnsRefreshRate: Duration | undefined;
   /**
    * If the DNS failure refresh rate is specified and the cluster type is either
    * :ref:`STRICT_DNS<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.STRICT_DNS>`,
@@ -291,9 +260,7 @@ export interface Cluster {
    * :ref:`LOGICAL_DNS<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.LOGICAL_DNS>` this setting is
    * ignored.
    */
-  dnsFailureRefreshRate:
-    | Cluster_RefreshRate
-    | undefined;
+  dnsFailureRefreshRate: Cluster_RefreshRate | undefined;
   /**
    * Optional configuration for setting cluster's DNS refresh rate. If the value is set to true,
    * cluster's DNS refresh rate will be set to resource record's TTL which comes from DNS
@@ -338,9 +305,7 @@ export interface Cluster {
    *
    * @deprecated
    */
-  dnsResolutionConfig:
-    | DnsResolutionConfig
-    | undefined;
+  dnsResolutionConfig: DnsResolutionConfig | undefined;
   /**
    * DNS resolver type configuration extension. This extension can be used to configure c-ares, apple,
    * or any other DNS resolver types and the related parameters.
@@ -354,9 +319,7 @@ export interface Cluster {
    * When ``typed_dns_resolver_config`` is missing, the default behavior is in place.
    * [#extension-category: envoy.network.dns_resolver]
    */
-  typedDnsResolverConfig:
-    | TypedExtensionConfig
-    | undefined;
+  typedDnsResolverConfig: TypedExtensionConfig | undefined;
   /**
    * Optional configuration for having cluster readiness block on warm-up. Currently, only applicable for
    * :ref:`STRICT_DNS<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.STRICT_DNS>`,
@@ -365,17 +328,13 @@ export interface Cluster {
    * If true, cluster readiness blocks on warm-up. If false, the cluster will complete
    * initialization whether or not warm-up has completed. Defaults to true.
    */
-  waitForWarmOnInit:
-    | boolean
-    | undefined;
+  waitForWarmOnInit: boolean | undefined;
   /**
    * If specified, outlier detection will be enabled for this upstream cluster.
    * Each of the configuration values can be overridden via
    * :ref:`runtime values <config_cluster_manager_cluster_runtime_outlier_detection>`.
    */
-  outlierDetection:
-    | OutlierDetection
-    | undefined;
+  outlierDetection: OutlierDetection | undefined;
   /**
    * The interval for removing stale hosts from a cluster type
    * :ref:`ORIGINAL_DST<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.ORIGINAL_DST>`.
@@ -391,45 +350,27 @@ export interface Cluster {
    * :ref:`ORIGINAL_DST<envoy_v3_api_enum_value_config.cluster.v3.Cluster.DiscoveryType.ORIGINAL_DST>`
    * this setting is ignored.
    */
-  cleanupInterval:
-    | Duration
-    | undefined;
+  cleanupInterval: Duration | undefined;
   /**
    * Optional configuration used to bind newly established upstream connections.
    * This overrides any bind_config specified in the bootstrap proto.
    * If the address and port are empty, no bind will be performed.
    */
-  upstreamBindConfig:
-    | BindConfig
-    | undefined;
+  upstreamBindConfig: BindConfig | undefined;
   /** Configuration for load balancing subsetting. */
-  lbSubsetConfig:
-    | Cluster_LbSubsetConfig
-    | undefined;
+  lbSubsetConfig: Cluster_LbSubsetConfig | undefined;
   /** Optional configuration for the Ring Hash load balancing policy. */
-  ringHashLbConfig?:
-    | Cluster_RingHashLbConfig
-    | undefined;
+  ringHashLbConfig?: Cluster_RingHashLbConfig | undefined;
   /** Optional configuration for the Maglev load balancing policy. */
-  maglevLbConfig?:
-    | Cluster_MaglevLbConfig
-    | undefined;
+  maglevLbConfig?: Cluster_MaglevLbConfig | undefined;
   /** Optional configuration for the Original Destination load balancing policy. */
-  originalDstLbConfig?:
-    | Cluster_OriginalDstLbConfig
-    | undefined;
+  originalDstLbConfig?: Cluster_OriginalDstLbConfig | undefined;
   /** Optional configuration for the LeastRequest load balancing policy. */
-  leastRequestLbConfig?:
-    | Cluster_LeastRequestLbConfig
-    | undefined;
+  leastRequestLbConfig?: Cluster_LeastRequestLbConfig | undefined;
   /** Optional configuration for the RoundRobin load balancing policy. */
-  roundRobinLbConfig?:
-    | Cluster_RoundRobinLbConfig
-    | undefined;
+  roundRobinLbConfig?: Cluster_RoundRobinLbConfig | undefined;
   /** Common configuration for all load balancer implementations. */
-  commonLbConfig:
-    | Cluster_CommonLbConfig
-    | undefined;
+  commonLbConfig: Cluster_CommonLbConfig | undefined;
   /**
    * Optional custom transport socket implementation to use for upstream connections.
    * To setup TLS, set a transport socket with name ``envoy.transport_sockets.tls`` and
@@ -437,9 +378,7 @@ export interface Cluster {
    * If no transport socket configuration is specified, new connections
    * will be set up with plaintext.
    */
-  transportSocket:
-    | TransportSocket
-    | undefined;
+  transportSocket: TransportSocket | undefined;
   /**
    * The Metadata field can be used to provide additional information about the
    * cluster. It can be used for stats, logging, and varying filter behavior.
@@ -447,9 +386,7 @@ export interface Cluster {
    * will need the information. For instance, if the metadata is intended for
    * the Router filter, the filter name should be specified as ``envoy.filters.http.router``.
    */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * Determines how Envoy selects the protocol used to speak to upstream hosts.
    * This has been deprecated in favor of setting explicit protocol selection
@@ -462,9 +399,7 @@ export interface Cluster {
    */
   protocolSelection: Cluster_ClusterProtocolSelection;
   /** Optional options for upstream connections. */
-  upstreamConnectionOptions:
-    | UpstreamConnectionOptions
-    | undefined;
+  upstreamConnectionOptions: UpstreamConnectionOptions | undefined;
   /**
    * If an upstream host becomes unhealthy (as determined by the configured health checks
    * or outlier detection), immediately close all connections to the failed host.
@@ -497,9 +432,7 @@ export interface Cluster {
    * If this field is set and is supported by the client, it will supersede the value of
    * :ref:`lb_policy<envoy_v3_api_field_config.cluster.v3.Cluster.lb_policy>`.
    */
-  loadBalancingPolicy:
-    | LoadBalancingPolicy
-    | undefined;
+  loadBalancingPolicy: LoadBalancingPolicy | undefined;
   /**
    * [#not-implemented-hide:]
    * If present, tells the client where to send load reports via LRS. If not present, the
@@ -516,9 +449,7 @@ export interface Cluster {
    * maybe by allowing LRS to go on the ADS stream, or maybe by moving some of the negotiation
    * from the LRS stream here.]
    */
-  lrsServer:
-    | ConfigSource
-    | undefined;
+  lrsServer: ConfigSource | undefined;
   /**
    * [#not-implemented-hide:]
    * A list of metric names from ORCA load reports to propagate to LRS.
@@ -571,17 +502,11 @@ export interface Cluster {
    * can be registered and configured here.
    * [#extension-category: envoy.upstreams]
    */
-  upstreamConfig:
-    | TypedExtensionConfig
-    | undefined;
+  upstreamConfig: TypedExtensionConfig | undefined;
   /** Configuration to track optional cluster stats. */
-  trackClusterStats:
-    | TrackClusterStats
-    | undefined;
+  trackClusterStats: TrackClusterStats | undefined;
   /** Preconnect configuration for this cluster. */
-  preconnectPolicy:
-    | Cluster_PreconnectPolicy
-    | undefined;
+  preconnectPolicy: Cluster_PreconnectPolicy | undefined;
   /**
    * If ``connection_pool_per_downstream_connection`` is true, the cluster will use a separate
    * connection pool for every downstream connection
@@ -734,9 +659,7 @@ export interface Cluster_TransportSocketMatch {
    * The endpoint's metadata entry in ``envoy.transport_socket_match`` is used to match
    * against the values specified in this field.
    */
-  match:
-    | { [key: string]: any }
-    | undefined;
+  match: { [key: string]: any } | undefined;
   /**
    * The configuration of the transport socket.
    * [#extension-category: envoy.transport_sockets.upstream]
@@ -759,9 +682,7 @@ export interface Cluster_CustomClusterType {
 /** Only valid when discovery type is EDS. */
 export interface Cluster_EdsClusterConfig {
   /** Configuration for the source of EDS updates for this Cluster. */
-  edsConfig:
-    | ConfigSource
-    | undefined;
+  edsConfig: ConfigSource | undefined;
   /**
    * Optional alternative to cluster name to present to EDS. This does not
    * have the same restrictions as cluster name, i.e. it may be arbitrary
@@ -792,9 +713,7 @@ export interface Cluster_LbSubsetConfig {
    * is the same as a fallback_policy of
    * :ref:`NO_FALLBACK<envoy_v3_api_enum_value_config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetFallbackPolicy.NO_FALLBACK>`.
    */
-  defaultSubset:
-    | { [key: string]: any }
-    | undefined;
+  defaultSubset: { [key: string]: any } | undefined;
   /**
    * For each entry, LbEndpoint.Metadata's
    * ``envoy.lb`` namespace is traversed and a subset is created for each unique
@@ -990,9 +909,7 @@ export interface Cluster_SlowStartConfig {
    * If set, the newly created host remains in slow start mode starting from its creation time
    * for the duration of slow start window.
    */
-  slowStartWindow:
-    | Duration
-    | undefined;
+  slowStartWindow: Duration | undefined;
   /**
    * This parameter controls the speed of traffic increase over the slow start window. Defaults to 1.0,
    * so that endpoint would get linearly increasing amount of traffic.
@@ -1007,9 +924,7 @@ export interface Cluster_SlowStartConfig {
    * As time progresses, more and more traffic would be sent to endpoint, which is in slow start window.
    * Once host exits slow start, time_factor and aggression no longer affect its weight.
    */
-  aggression:
-    | RuntimeDouble
-    | undefined;
+  aggression: RuntimeDouble | undefined;
   /**
    * Configures the minimum percentage of origin weight that avoids too small new weight,
    * which may cause endpoints in slow start mode receive no traffic in slow start window.
@@ -1033,9 +948,7 @@ export interface Cluster_LeastRequestLbConfig {
    * The number of random healthy hosts from which the host with the fewest active requests will
    * be chosen. Defaults to 2 so that we perform two-choice selection if the field is not set.
    */
-  choiceCount:
-    | number
-    | undefined;
+  choiceCount: number | undefined;
   /**
    * The following formula is used to calculate the dynamic weights when hosts have different load
    * balancing weights:
@@ -1061,9 +974,7 @@ export interface Cluster_LeastRequestLbConfig {
    * .. note::
    *   This setting only takes effect if all host weights are not equal.
    */
-  activeRequestBias:
-    | RuntimeDouble
-    | undefined;
+  activeRequestBias: RuntimeDouble | undefined;
   /**
    * Configuration for slow start mode.
    * If this configuration is not set, slow start will not be not enabled.
@@ -1082,9 +993,7 @@ export interface Cluster_RingHashLbConfig {
    * to 1024 entries, and limited to 8M entries. See also
    * :ref:`maximum_ring_size<envoy_v3_api_field_config.cluster.v3.Cluster.RingHashLbConfig.maximum_ring_size>`.
    */
-  minimumRingSize:
-    | number
-    | undefined;
+  minimumRingSize: number | undefined;
   /**
    * The hash function used to hash hosts onto the ketama ring. The value defaults to
    * :ref:`XX_HASH<envoy_v3_api_enum_value_config.cluster.v3.Cluster.RingHashLbConfig.HashFunction.XX_HASH>`.
@@ -1156,9 +1065,7 @@ export interface Cluster_OriginalDstLbConfig {
    * The port to override for the original dst address. This port
    * will take precedence over filter state and header override ports
    */
-  upstreamPortOverride:
-    | number
-    | undefined;
+  upstreamPortOverride: number | undefined;
   /**
    * The dynamic metadata key to override destination address.
    * First the request metadata is considered, then the connection one.
@@ -1181,9 +1088,7 @@ export interface Cluster_CommonLbConfig {
    */
   healthyPanicThreshold: Percent | undefined;
   zoneAwareLbConfig?: Cluster_CommonLbConfig_ZoneAwareLbConfig | undefined;
-  localityWeightedLbConfig?:
-    | Cluster_CommonLbConfig_LocalityWeightedLbConfig
-    | undefined;
+  localityWeightedLbConfig?: Cluster_CommonLbConfig_LocalityWeightedLbConfig | undefined;
   /**
    * If set, all health check/weight/metadata updates that happen within this duration will be
    * merged and delivered in one shot when the duration expires. The start of the duration is when
@@ -1200,9 +1105,7 @@ export interface Cluster_CommonLbConfig {
    * because merging those updates isn't currently safe. See
    * https://github.com/envoyproxy/envoy/pull/3941.
    */
-  updateMergeWindow:
-    | Duration
-    | undefined;
+  updateMergeWindow: Duration | undefined;
   /**
    * If set to true, Envoy will :ref:`exclude <arch_overview_load_balancing_excluded>` new hosts
    * when computing load balancing weights until they have been health checked for the first time.
@@ -1215,9 +1118,7 @@ export interface Cluster_CommonLbConfig {
    */
   closeConnectionsOnHostSetChange: boolean;
   /** Common Configuration for all consistent hashing load balancers (MaglevLb, RingHashLb, etc.) */
-  consistentHashingLbConfig:
-    | Cluster_CommonLbConfig_ConsistentHashingLbConfig
-    | undefined;
+  consistentHashingLbConfig: Cluster_CommonLbConfig_ConsistentHashingLbConfig | undefined;
   /**
    * This controls what hosts are considered valid when using
    * :ref:`host overrides <arch_overview_load_balancing_override_host>`, which is used by some
@@ -1240,9 +1141,7 @@ export interface Cluster_CommonLbConfig_ZoneAwareLbConfig {
    * * :ref:`runtime values <config_cluster_manager_cluster_runtime_zone_routing>`.
    * * :ref:`Zone aware routing support <arch_overview_load_balancing_zone_aware_routing>`.
    */
-  routingEnabled:
-    | Percent
-    | undefined;
+  routingEnabled: Percent | undefined;
   /**
    * Configures minimum upstream cluster size required for zone aware routing
    * If upstream cluster size is less than specified, zone aware routing is not performed
@@ -1250,9 +1149,7 @@ export interface Cluster_CommonLbConfig_ZoneAwareLbConfig {
    * * :ref:`runtime values <config_cluster_manager_cluster_runtime_zone_routing>`.
    * * :ref:`Zone aware routing support <arch_overview_load_balancing_zone_aware_routing>`.
    */
-  minClusterSize:
-    | number
-    | undefined;
+  minClusterSize: number | undefined;
   /**
    * If set to true, Envoy will not consider any hosts when the cluster is in :ref:`panic
    * mode<arch_overview_load_balancing_panic_threshold>`. Instead, the cluster will fail all
@@ -1266,8 +1163,7 @@ export interface Cluster_CommonLbConfig_ZoneAwareLbConfig {
  * Configuration for :ref:`locality weighted load balancing
  * <arch_overview_load_balancing_locality_weighted_lb>`
  */
-export interface Cluster_CommonLbConfig_LocalityWeightedLbConfig {
-}
+export interface Cluster_CommonLbConfig_LocalityWeightedLbConfig {}
 
 /** Common Configuration for all consistent hashing load balancers (MaglevLb, RingHashLb, etc.) */
 export interface Cluster_CommonLbConfig_ConsistentHashingLbConfig {
@@ -1305,9 +1201,7 @@ export interface Cluster_RefreshRate {
    * than zero and less than
    * :ref:`max_interval <envoy_v3_api_field_config.cluster.v3.Cluster.RefreshRate.max_interval>`.
    */
-  baseInterval:
-    | Duration
-    | undefined;
+  baseInterval: Duration | undefined;
   /**
    * Specifies the maximum interval between refreshes. This parameter is optional, but must be
    * greater than or equal to the
@@ -1344,9 +1238,7 @@ export interface Cluster_PreconnectPolicy {
    * This is limited somewhat arbitrarily to 3 because preconnecting too aggressively can
    * harm latency more than the preconnecting helps.
    */
-  perUpstreamPreconnectRatio:
-    | number
-    | undefined;
+  perUpstreamPreconnectRatio: number | undefined;
   /**
    * Indicates how many streams (rounded up) can be anticipated across a cluster for each
    * stream, useful for low QPS services. This is currently supported for a subset of
@@ -1416,9 +1308,7 @@ export interface LoadBalancingPolicy_Policy {
 
 export interface UpstreamConnectionOptions {
   /** If set then set SO_KEEPALIVE on the socket to enable TCP Keepalives. */
-  tcpKeepalive:
-    | TcpKeepalive
-    | undefined;
+  tcpKeepalive: TcpKeepalive | undefined;
   /**
    * If enabled, associates the interface name of the local address with the upstream connection.
    * This can be used by extensions during processing of requests. The association mechanism is
@@ -1530,9 +1420,7 @@ export const ClusterCollection = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterCollection>, I>>(object: I): ClusterCollection {
     const message = createBaseClusterCollection();
-    message.entries = (object.entries !== undefined && object.entries !== null)
-      ? CollectionEntry.fromPartial(object.entries)
-      : undefined;
+    message.entries = object.entries !== undefined && object.entries !== null ? CollectionEntry.fromPartial(object.entries) : undefined;
     return message;
   },
 };
@@ -1540,8 +1428,8 @@ export const ClusterCollection = {
 function createBaseCluster(): Cluster {
   return {
     transportSocketMatches: [],
-    name: "",
-    altStatName: "",
+    name: '',
+    altStatName: '',
     type: undefined,
     clusterType: undefined,
     edsClusterConfig: undefined,
@@ -1599,10 +1487,10 @@ export const Cluster = {
     for (const v of message.transportSocketMatches) {
       Cluster_TransportSocketMatch.encode(v!, writer.uint32(346).fork()).ldelim();
     }
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.altStatName !== "") {
+    if (message.altStatName !== '') {
       writer.uint32(226).string(message.altStatName);
     }
     if (message.type !== undefined) {
@@ -2143,144 +2031,159 @@ export const Cluster = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster>, I>>(object: I): Cluster {
     const message = createBaseCluster();
-    message.transportSocketMatches =
-      object.transportSocketMatches?.map((e) => Cluster_TransportSocketMatch.fromPartial(e)) || [];
-    message.name = object.name ?? "";
-    message.altStatName = object.altStatName ?? "";
+    message.transportSocketMatches = object.transportSocketMatches?.map((e) => Cluster_TransportSocketMatch.fromPartial(e)) || [];
+    message.name = object.name ?? '';
+    message.altStatName = object.altStatName ?? '';
     message.type = object.type ?? undefined;
-    message.clusterType = (object.clusterType !== undefined && object.clusterType !== null)
-      ? Cluster_CustomClusterType.fromPartial(object.clusterType)
-      : undefined;
-    message.edsClusterConfig = (object.edsClusterConfig !== undefined && object.edsClusterConfig !== null)
-      ? Cluster_EdsClusterConfig.fromPartial(object.edsClusterConfig)
-      : undefined;
-    message.connectTimeout = (object.connectTimeout !== undefined && object.connectTimeout !== null)
-      ? Duration.fromPartial(object.connectTimeout)
-      : undefined;
+    message.clusterType =
+      object.clusterType !== undefined && object.clusterType !== null
+        ? Cluster_CustomClusterType.fromPartial(object.clusterType)
+        : undefined;
+    message.edsClusterConfig =
+      object.edsClusterConfig !== undefined && object.edsClusterConfig !== null
+        ? Cluster_EdsClusterConfig.fromPartial(object.edsClusterConfig)
+        : undefined;
+    message.connectTimeout =
+      object.connectTimeout !== undefined && object.connectTimeout !== null ? Duration.fromPartial(object.connectTimeout) : undefined;
     message.perConnectionBufferLimitBytes = object.perConnectionBufferLimitBytes ?? undefined;
     message.lbPolicy = object.lbPolicy ?? 0;
-    message.loadAssignment = (object.loadAssignment !== undefined && object.loadAssignment !== null)
-      ? ClusterLoadAssignment.fromPartial(object.loadAssignment)
-      : undefined;
+    message.loadAssignment =
+      object.loadAssignment !== undefined && object.loadAssignment !== null
+        ? ClusterLoadAssignment.fromPartial(object.loadAssignment)
+        : undefined;
     message.healthChecks = object.healthChecks?.map((e) => HealthCheck.fromPartial(e)) || [];
     message.maxRequestsPerConnection = object.maxRequestsPerConnection ?? undefined;
-    message.circuitBreakers = (object.circuitBreakers !== undefined && object.circuitBreakers !== null)
-      ? CircuitBreakers.fromPartial(object.circuitBreakers)
-      : undefined;
+    message.circuitBreakers =
+      object.circuitBreakers !== undefined && object.circuitBreakers !== null
+        ? CircuitBreakers.fromPartial(object.circuitBreakers)
+        : undefined;
     message.upstreamHttpProtocolOptions =
-      (object.upstreamHttpProtocolOptions !== undefined && object.upstreamHttpProtocolOptions !== null)
+      object.upstreamHttpProtocolOptions !== undefined && object.upstreamHttpProtocolOptions !== null
         ? UpstreamHttpProtocolOptions.fromPartial(object.upstreamHttpProtocolOptions)
         : undefined;
     message.commonHttpProtocolOptions =
-      (object.commonHttpProtocolOptions !== undefined && object.commonHttpProtocolOptions !== null)
+      object.commonHttpProtocolOptions !== undefined && object.commonHttpProtocolOptions !== null
         ? HttpProtocolOptions.fromPartial(object.commonHttpProtocolOptions)
         : undefined;
-    message.httpProtocolOptions = (object.httpProtocolOptions !== undefined && object.httpProtocolOptions !== null)
-      ? Http1ProtocolOptions.fromPartial(object.httpProtocolOptions)
-      : undefined;
-    message.http2ProtocolOptions = (object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null)
-      ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
-      : undefined;
-    message.typedExtensionProtocolOptions = Object.entries(object.typedExtensionProtocolOptions ?? {}).reduce<
-      { [key: string]: Any }
-    >((acc, [key, value]) => {
-      if (value !== undefined) {
-        acc[key] = Any.fromPartial(value);
-      }
-      return acc;
-    }, {});
-    message.dnsRefreshRate = (object.dnsRefreshRate !== undefined && object.dnsRefreshRate !== null)
-      ? Duration.fromPartial(object.dnsRefreshRate)
-      : undefined;
+    message.httpProtocolOptions =
+      object.httpProtocolOptions !== undefined && object.httpProtocolOptions !== null
+        ? Http1ProtocolOptions.fromPartial(object.httpProtocolOptions)
+        : undefined;
+    message.http2ProtocolOptions =
+      object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null
+        ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
+        : undefined;
+    message.typedExtensionProtocolOptions = Object.entries(object.typedExtensionProtocolOptions ?? {}).reduce<{ [key: string]: Any }>(
+      (acc, [key, value]) => {
+        if (value !== undefined) {
+          acc[key] = Any.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.dnsRefreshRate =
+      object.dnsRefreshRate !== undefined && object.dnsRefreshRate !== null ? Duration.fromPartial(object.dnsRefreshRate) : undefined;
     message.dnsFailureRefreshRate =
-      (object.dnsFailureRefreshRate !== undefined && object.dnsFailureRefreshRate !== null)
+      object.dnsFailureRefreshRate !== undefined && object.dnsFailureRefreshRate !== null
         ? Cluster_RefreshRate.fromPartial(object.dnsFailureRefreshRate)
         : undefined;
     message.respectDnsTtl = object.respectDnsTtl ?? false;
     message.dnsLookupFamily = object.dnsLookupFamily ?? 0;
     message.dnsResolvers = object.dnsResolvers?.map((e) => Address.fromPartial(e)) || [];
     message.useTcpForDnsLookups = object.useTcpForDnsLookups ?? false;
-    message.dnsResolutionConfig = (object.dnsResolutionConfig !== undefined && object.dnsResolutionConfig !== null)
-      ? DnsResolutionConfig.fromPartial(object.dnsResolutionConfig)
-      : undefined;
+    message.dnsResolutionConfig =
+      object.dnsResolutionConfig !== undefined && object.dnsResolutionConfig !== null
+        ? DnsResolutionConfig.fromPartial(object.dnsResolutionConfig)
+        : undefined;
     message.typedDnsResolverConfig =
-      (object.typedDnsResolverConfig !== undefined && object.typedDnsResolverConfig !== null)
+      object.typedDnsResolverConfig !== undefined && object.typedDnsResolverConfig !== null
         ? TypedExtensionConfig.fromPartial(object.typedDnsResolverConfig)
         : undefined;
     message.waitForWarmOnInit = object.waitForWarmOnInit ?? undefined;
-    message.outlierDetection = (object.outlierDetection !== undefined && object.outlierDetection !== null)
-      ? OutlierDetection.fromPartial(object.outlierDetection)
-      : undefined;
-    message.cleanupInterval = (object.cleanupInterval !== undefined && object.cleanupInterval !== null)
-      ? Duration.fromPartial(object.cleanupInterval)
-      : undefined;
-    message.upstreamBindConfig = (object.upstreamBindConfig !== undefined && object.upstreamBindConfig !== null)
-      ? BindConfig.fromPartial(object.upstreamBindConfig)
-      : undefined;
-    message.lbSubsetConfig = (object.lbSubsetConfig !== undefined && object.lbSubsetConfig !== null)
-      ? Cluster_LbSubsetConfig.fromPartial(object.lbSubsetConfig)
-      : undefined;
-    message.ringHashLbConfig = (object.ringHashLbConfig !== undefined && object.ringHashLbConfig !== null)
-      ? Cluster_RingHashLbConfig.fromPartial(object.ringHashLbConfig)
-      : undefined;
-    message.maglevLbConfig = (object.maglevLbConfig !== undefined && object.maglevLbConfig !== null)
-      ? Cluster_MaglevLbConfig.fromPartial(object.maglevLbConfig)
-      : undefined;
-    message.originalDstLbConfig = (object.originalDstLbConfig !== undefined && object.originalDstLbConfig !== null)
-      ? Cluster_OriginalDstLbConfig.fromPartial(object.originalDstLbConfig)
-      : undefined;
-    message.leastRequestLbConfig = (object.leastRequestLbConfig !== undefined && object.leastRequestLbConfig !== null)
-      ? Cluster_LeastRequestLbConfig.fromPartial(object.leastRequestLbConfig)
-      : undefined;
-    message.roundRobinLbConfig = (object.roundRobinLbConfig !== undefined && object.roundRobinLbConfig !== null)
-      ? Cluster_RoundRobinLbConfig.fromPartial(object.roundRobinLbConfig)
-      : undefined;
-    message.commonLbConfig = (object.commonLbConfig !== undefined && object.commonLbConfig !== null)
-      ? Cluster_CommonLbConfig.fromPartial(object.commonLbConfig)
-      : undefined;
-    message.transportSocket = (object.transportSocket !== undefined && object.transportSocket !== null)
-      ? TransportSocket.fromPartial(object.transportSocket)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.outlierDetection =
+      object.outlierDetection !== undefined && object.outlierDetection !== null
+        ? OutlierDetection.fromPartial(object.outlierDetection)
+        : undefined;
+    message.cleanupInterval =
+      object.cleanupInterval !== undefined && object.cleanupInterval !== null ? Duration.fromPartial(object.cleanupInterval) : undefined;
+    message.upstreamBindConfig =
+      object.upstreamBindConfig !== undefined && object.upstreamBindConfig !== null
+        ? BindConfig.fromPartial(object.upstreamBindConfig)
+        : undefined;
+    message.lbSubsetConfig =
+      object.lbSubsetConfig !== undefined && object.lbSubsetConfig !== null
+        ? Cluster_LbSubsetConfig.fromPartial(object.lbSubsetConfig)
+        : undefined;
+    message.ringHashLbConfig =
+      object.ringHashLbConfig !== undefined && object.ringHashLbConfig !== null
+        ? Cluster_RingHashLbConfig.fromPartial(object.ringHashLbConfig)
+        : undefined;
+    message.maglevLbConfig =
+      object.maglevLbConfig !== undefined && object.maglevLbConfig !== null
+        ? Cluster_MaglevLbConfig.fromPartial(object.maglevLbConfig)
+        : undefined;
+    message.originalDstLbConfig =
+      object.originalDstLbConfig !== undefined && object.originalDstLbConfig !== null
+        ? Cluster_OriginalDstLbConfig.fromPartial(object.originalDstLbConfig)
+        : undefined;
+    message.leastRequestLbConfig =
+      object.leastRequestLbConfig !== undefined && object.leastRequestLbConfig !== null
+        ? Cluster_LeastRequestLbConfig.fromPartial(object.leastRequestLbConfig)
+        : undefined;
+    message.roundRobinLbConfig =
+      object.roundRobinLbConfig !== undefined && object.roundRobinLbConfig !== null
+        ? Cluster_RoundRobinLbConfig.fromPartial(object.roundRobinLbConfig)
+        : undefined;
+    message.commonLbConfig =
+      object.commonLbConfig !== undefined && object.commonLbConfig !== null
+        ? Cluster_CommonLbConfig.fromPartial(object.commonLbConfig)
+        : undefined;
+    message.transportSocket =
+      object.transportSocket !== undefined && object.transportSocket !== null
+        ? TransportSocket.fromPartial(object.transportSocket)
+        : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     message.protocolSelection = object.protocolSelection ?? 0;
     message.upstreamConnectionOptions =
-      (object.upstreamConnectionOptions !== undefined && object.upstreamConnectionOptions !== null)
+      object.upstreamConnectionOptions !== undefined && object.upstreamConnectionOptions !== null
         ? UpstreamConnectionOptions.fromPartial(object.upstreamConnectionOptions)
         : undefined;
     message.closeConnectionsOnHostHealthFailure = object.closeConnectionsOnHostHealthFailure ?? false;
     message.ignoreHealthOnHostRemoval = object.ignoreHealthOnHostRemoval ?? false;
     message.filters = object.filters?.map((e) => Filter.fromPartial(e)) || [];
-    message.loadBalancingPolicy = (object.loadBalancingPolicy !== undefined && object.loadBalancingPolicy !== null)
-      ? LoadBalancingPolicy.fromPartial(object.loadBalancingPolicy)
-      : undefined;
-    message.lrsServer = (object.lrsServer !== undefined && object.lrsServer !== null)
-      ? ConfigSource.fromPartial(object.lrsServer)
-      : undefined;
+    message.loadBalancingPolicy =
+      object.loadBalancingPolicy !== undefined && object.loadBalancingPolicy !== null
+        ? LoadBalancingPolicy.fromPartial(object.loadBalancingPolicy)
+        : undefined;
+    message.lrsServer =
+      object.lrsServer !== undefined && object.lrsServer !== null ? ConfigSource.fromPartial(object.lrsServer) : undefined;
     message.lrsReportEndpointMetrics = object.lrsReportEndpointMetrics?.map((e) => e) || [];
     message.trackTimeoutBudgets = object.trackTimeoutBudgets ?? false;
-    message.upstreamConfig = (object.upstreamConfig !== undefined && object.upstreamConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.upstreamConfig)
-      : undefined;
-    message.trackClusterStats = (object.trackClusterStats !== undefined && object.trackClusterStats !== null)
-      ? TrackClusterStats.fromPartial(object.trackClusterStats)
-      : undefined;
-    message.preconnectPolicy = (object.preconnectPolicy !== undefined && object.preconnectPolicy !== null)
-      ? Cluster_PreconnectPolicy.fromPartial(object.preconnectPolicy)
-      : undefined;
+    message.upstreamConfig =
+      object.upstreamConfig !== undefined && object.upstreamConfig !== null
+        ? TypedExtensionConfig.fromPartial(object.upstreamConfig)
+        : undefined;
+    message.trackClusterStats =
+      object.trackClusterStats !== undefined && object.trackClusterStats !== null
+        ? TrackClusterStats.fromPartial(object.trackClusterStats)
+        : undefined;
+    message.preconnectPolicy =
+      object.preconnectPolicy !== undefined && object.preconnectPolicy !== null
+        ? Cluster_PreconnectPolicy.fromPartial(object.preconnectPolicy)
+        : undefined;
     message.connectionPoolPerDownstreamConnection = object.connectionPoolPerDownstreamConnection ?? false;
     return message;
   },
 };
 
 function createBaseCluster_TransportSocketMatch(): Cluster_TransportSocketMatch {
-  return { name: "", match: undefined, transportSocket: undefined };
+  return { name: '', match: undefined, transportSocket: undefined };
 }
 
 export const Cluster_TransportSocketMatch = {
   encode(message: Cluster_TransportSocketMatch, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.match !== undefined) {
@@ -2334,22 +2237,23 @@ export const Cluster_TransportSocketMatch = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_TransportSocketMatch>, I>>(object: I): Cluster_TransportSocketMatch {
     const message = createBaseCluster_TransportSocketMatch();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.match = object.match ?? undefined;
-    message.transportSocket = (object.transportSocket !== undefined && object.transportSocket !== null)
-      ? TransportSocket.fromPartial(object.transportSocket)
-      : undefined;
+    message.transportSocket =
+      object.transportSocket !== undefined && object.transportSocket !== null
+        ? TransportSocket.fromPartial(object.transportSocket)
+        : undefined;
     return message;
   },
 };
 
 function createBaseCluster_CustomClusterType(): Cluster_CustomClusterType {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const Cluster_CustomClusterType = {
   encode(message: Cluster_CustomClusterType, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -2393,16 +2297,14 @@ export const Cluster_CustomClusterType = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_CustomClusterType>, I>>(object: I): Cluster_CustomClusterType {
     const message = createBaseCluster_CustomClusterType();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseCluster_EdsClusterConfig(): Cluster_EdsClusterConfig {
-  return { edsConfig: undefined, serviceName: "" };
+  return { edsConfig: undefined, serviceName: '' };
 }
 
 export const Cluster_EdsClusterConfig = {
@@ -2410,7 +2312,7 @@ export const Cluster_EdsClusterConfig = {
     if (message.edsConfig !== undefined) {
       ConfigSource.encode(message.edsConfig, writer.uint32(10).fork()).ldelim();
     }
-    if (message.serviceName !== "") {
+    if (message.serviceName !== '') {
       writer.uint32(18).string(message.serviceName);
     }
     return writer;
@@ -2451,10 +2353,9 @@ export const Cluster_EdsClusterConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_EdsClusterConfig>, I>>(object: I): Cluster_EdsClusterConfig {
     const message = createBaseCluster_EdsClusterConfig();
-    message.edsConfig = (object.edsConfig !== undefined && object.edsConfig !== null)
-      ? ConfigSource.fromPartial(object.edsConfig)
-      : undefined;
-    message.serviceName = object.serviceName ?? "";
+    message.edsConfig =
+      object.edsConfig !== undefined && object.edsConfig !== null ? ConfigSource.fromPartial(object.edsConfig) : undefined;
+    message.serviceName = object.serviceName ?? '';
     return message;
   },
 };
@@ -2580,8 +2481,7 @@ export const Cluster_LbSubsetConfig = {
     const message = createBaseCluster_LbSubsetConfig();
     message.fallbackPolicy = object.fallbackPolicy ?? 0;
     message.defaultSubset = object.defaultSubset ?? undefined;
-    message.subsetSelectors =
-      object.subsetSelectors?.map((e) => Cluster_LbSubsetConfig_LbSubsetSelector.fromPartial(e)) || [];
+    message.subsetSelectors = object.subsetSelectors?.map((e) => Cluster_LbSubsetConfig_LbSubsetSelector.fromPartial(e)) || [];
     message.localityWeightAware = object.localityWeightAware ?? false;
     message.scaleLocalityWeight = object.scaleLocalityWeight ?? false;
     message.panicModeAny = object.panicModeAny ?? false;
@@ -2656,9 +2556,7 @@ export const Cluster_LbSubsetConfig_LbSubsetSelector = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Cluster_LbSubsetConfig_LbSubsetSelector>, I>>(
-    base?: I,
-  ): Cluster_LbSubsetConfig_LbSubsetSelector {
+  create<I extends Exact<DeepPartial<Cluster_LbSubsetConfig_LbSubsetSelector>, I>>(base?: I): Cluster_LbSubsetConfig_LbSubsetSelector {
     return Cluster_LbSubsetConfig_LbSubsetSelector.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_LbSubsetConfig_LbSubsetSelector>, I>>(
@@ -2733,15 +2631,12 @@ export const Cluster_SlowStartConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_SlowStartConfig>, I>>(object: I): Cluster_SlowStartConfig {
     const message = createBaseCluster_SlowStartConfig();
-    message.slowStartWindow = (object.slowStartWindow !== undefined && object.slowStartWindow !== null)
-      ? Duration.fromPartial(object.slowStartWindow)
-      : undefined;
-    message.aggression = (object.aggression !== undefined && object.aggression !== null)
-      ? RuntimeDouble.fromPartial(object.aggression)
-      : undefined;
-    message.minWeightPercent = (object.minWeightPercent !== undefined && object.minWeightPercent !== null)
-      ? Percent.fromPartial(object.minWeightPercent)
-      : undefined;
+    message.slowStartWindow =
+      object.slowStartWindow !== undefined && object.slowStartWindow !== null ? Duration.fromPartial(object.slowStartWindow) : undefined;
+    message.aggression =
+      object.aggression !== undefined && object.aggression !== null ? RuntimeDouble.fromPartial(object.aggression) : undefined;
+    message.minWeightPercent =
+      object.minWeightPercent !== undefined && object.minWeightPercent !== null ? Percent.fromPartial(object.minWeightPercent) : undefined;
     return message;
   },
 };
@@ -2786,9 +2681,10 @@ export const Cluster_RoundRobinLbConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_RoundRobinLbConfig>, I>>(object: I): Cluster_RoundRobinLbConfig {
     const message = createBaseCluster_RoundRobinLbConfig();
-    message.slowStartConfig = (object.slowStartConfig !== undefined && object.slowStartConfig !== null)
-      ? Cluster_SlowStartConfig.fromPartial(object.slowStartConfig)
-      : undefined;
+    message.slowStartConfig =
+      object.slowStartConfig !== undefined && object.slowStartConfig !== null
+        ? Cluster_SlowStartConfig.fromPartial(object.slowStartConfig)
+        : undefined;
     return message;
   },
 };
@@ -2854,12 +2750,14 @@ export const Cluster_LeastRequestLbConfig = {
   fromPartial<I extends Exact<DeepPartial<Cluster_LeastRequestLbConfig>, I>>(object: I): Cluster_LeastRequestLbConfig {
     const message = createBaseCluster_LeastRequestLbConfig();
     message.choiceCount = object.choiceCount ?? undefined;
-    message.activeRequestBias = (object.activeRequestBias !== undefined && object.activeRequestBias !== null)
-      ? RuntimeDouble.fromPartial(object.activeRequestBias)
-      : undefined;
-    message.slowStartConfig = (object.slowStartConfig !== undefined && object.slowStartConfig !== null)
-      ? Cluster_SlowStartConfig.fromPartial(object.slowStartConfig)
-      : undefined;
+    message.activeRequestBias =
+      object.activeRequestBias !== undefined && object.activeRequestBias !== null
+        ? RuntimeDouble.fromPartial(object.activeRequestBias)
+        : undefined;
+    message.slowStartConfig =
+      object.slowStartConfig !== undefined && object.slowStartConfig !== null
+        ? Cluster_SlowStartConfig.fromPartial(object.slowStartConfig)
+        : undefined;
     return message;
   },
 };
@@ -2977,7 +2875,7 @@ export const Cluster_MaglevLbConfig = {
 };
 
 function createBaseCluster_OriginalDstLbConfig(): Cluster_OriginalDstLbConfig {
-  return { useHttpHeader: false, httpHeaderName: "", upstreamPortOverride: undefined, metadataKey: undefined };
+  return { useHttpHeader: false, httpHeaderName: '', upstreamPortOverride: undefined, metadataKey: undefined };
 }
 
 export const Cluster_OriginalDstLbConfig = {
@@ -2985,7 +2883,7 @@ export const Cluster_OriginalDstLbConfig = {
     if (message.useHttpHeader !== false) {
       writer.uint32(8).bool(message.useHttpHeader);
     }
-    if (message.httpHeaderName !== "") {
+    if (message.httpHeaderName !== '') {
       writer.uint32(18).string(message.httpHeaderName);
     }
     if (message.upstreamPortOverride !== undefined) {
@@ -3047,11 +2945,10 @@ export const Cluster_OriginalDstLbConfig = {
   fromPartial<I extends Exact<DeepPartial<Cluster_OriginalDstLbConfig>, I>>(object: I): Cluster_OriginalDstLbConfig {
     const message = createBaseCluster_OriginalDstLbConfig();
     message.useHttpHeader = object.useHttpHeader ?? false;
-    message.httpHeaderName = object.httpHeaderName ?? "";
+    message.httpHeaderName = object.httpHeaderName ?? '';
     message.upstreamPortOverride = object.upstreamPortOverride ?? undefined;
-    message.metadataKey = (object.metadataKey !== undefined && object.metadataKey !== null)
-      ? MetadataKey.fromPartial(object.metadataKey)
-      : undefined;
+    message.metadataKey =
+      object.metadataKey !== undefined && object.metadataKey !== null ? MetadataKey.fromPartial(object.metadataKey) : undefined;
     return message;
   },
 };
@@ -3078,8 +2975,7 @@ export const Cluster_CommonLbConfig = {
       Cluster_CommonLbConfig_ZoneAwareLbConfig.encode(message.zoneAwareLbConfig, writer.uint32(18).fork()).ldelim();
     }
     if (message.localityWeightedLbConfig !== undefined) {
-      Cluster_CommonLbConfig_LocalityWeightedLbConfig.encode(message.localityWeightedLbConfig, writer.uint32(26).fork())
-        .ldelim();
+      Cluster_CommonLbConfig_LocalityWeightedLbConfig.encode(message.localityWeightedLbConfig, writer.uint32(26).fork()).ldelim();
     }
     if (message.updateMergeWindow !== undefined) {
       Duration.encode(message.updateMergeWindow, writer.uint32(34).fork()).ldelim();
@@ -3091,10 +2987,7 @@ export const Cluster_CommonLbConfig = {
       writer.uint32(48).bool(message.closeConnectionsOnHostSetChange);
     }
     if (message.consistentHashingLbConfig !== undefined) {
-      Cluster_CommonLbConfig_ConsistentHashingLbConfig.encode(
-        message.consistentHashingLbConfig,
-        writer.uint32(58).fork(),
-      ).ldelim();
+      Cluster_CommonLbConfig_ConsistentHashingLbConfig.encode(message.consistentHashingLbConfig, writer.uint32(58).fork()).ldelim();
     }
     if (message.overrideHostStatus !== undefined) {
       HealthStatusSet.encode(message.overrideHostStatus, writer.uint32(66).fork()).ldelim();
@@ -3128,10 +3021,7 @@ export const Cluster_CommonLbConfig = {
             break;
           }
 
-          message.localityWeightedLbConfig = Cluster_CommonLbConfig_LocalityWeightedLbConfig.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.localityWeightedLbConfig = Cluster_CommonLbConfig_LocalityWeightedLbConfig.decode(reader, reader.uint32());
           continue;
         case 4:
           if (tag !== 34) {
@@ -3159,10 +3049,7 @@ export const Cluster_CommonLbConfig = {
             break;
           }
 
-          message.consistentHashingLbConfig = Cluster_CommonLbConfig_ConsistentHashingLbConfig.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.consistentHashingLbConfig = Cluster_CommonLbConfig_ConsistentHashingLbConfig.decode(reader, reader.uint32());
           continue;
         case 8:
           if (tag !== 66) {
@@ -3186,28 +3073,31 @@ export const Cluster_CommonLbConfig = {
   fromPartial<I extends Exact<DeepPartial<Cluster_CommonLbConfig>, I>>(object: I): Cluster_CommonLbConfig {
     const message = createBaseCluster_CommonLbConfig();
     message.healthyPanicThreshold =
-      (object.healthyPanicThreshold !== undefined && object.healthyPanicThreshold !== null)
+      object.healthyPanicThreshold !== undefined && object.healthyPanicThreshold !== null
         ? Percent.fromPartial(object.healthyPanicThreshold)
         : undefined;
-    message.zoneAwareLbConfig = (object.zoneAwareLbConfig !== undefined && object.zoneAwareLbConfig !== null)
-      ? Cluster_CommonLbConfig_ZoneAwareLbConfig.fromPartial(object.zoneAwareLbConfig)
-      : undefined;
+    message.zoneAwareLbConfig =
+      object.zoneAwareLbConfig !== undefined && object.zoneAwareLbConfig !== null
+        ? Cluster_CommonLbConfig_ZoneAwareLbConfig.fromPartial(object.zoneAwareLbConfig)
+        : undefined;
     message.localityWeightedLbConfig =
-      (object.localityWeightedLbConfig !== undefined && object.localityWeightedLbConfig !== null)
+      object.localityWeightedLbConfig !== undefined && object.localityWeightedLbConfig !== null
         ? Cluster_CommonLbConfig_LocalityWeightedLbConfig.fromPartial(object.localityWeightedLbConfig)
         : undefined;
-    message.updateMergeWindow = (object.updateMergeWindow !== undefined && object.updateMergeWindow !== null)
-      ? Duration.fromPartial(object.updateMergeWindow)
-      : undefined;
+    message.updateMergeWindow =
+      object.updateMergeWindow !== undefined && object.updateMergeWindow !== null
+        ? Duration.fromPartial(object.updateMergeWindow)
+        : undefined;
     message.ignoreNewHostsUntilFirstHc = object.ignoreNewHostsUntilFirstHc ?? false;
     message.closeConnectionsOnHostSetChange = object.closeConnectionsOnHostSetChange ?? false;
     message.consistentHashingLbConfig =
-      (object.consistentHashingLbConfig !== undefined && object.consistentHashingLbConfig !== null)
+      object.consistentHashingLbConfig !== undefined && object.consistentHashingLbConfig !== null
         ? Cluster_CommonLbConfig_ConsistentHashingLbConfig.fromPartial(object.consistentHashingLbConfig)
         : undefined;
-    message.overrideHostStatus = (object.overrideHostStatus !== undefined && object.overrideHostStatus !== null)
-      ? HealthStatusSet.fromPartial(object.overrideHostStatus)
-      : undefined;
+    message.overrideHostStatus =
+      object.overrideHostStatus !== undefined && object.overrideHostStatus !== null
+        ? HealthStatusSet.fromPartial(object.overrideHostStatus)
+        : undefined;
     return message;
   },
 };
@@ -3267,18 +3157,15 @@ export const Cluster_CommonLbConfig_ZoneAwareLbConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Cluster_CommonLbConfig_ZoneAwareLbConfig>, I>>(
-    base?: I,
-  ): Cluster_CommonLbConfig_ZoneAwareLbConfig {
+  create<I extends Exact<DeepPartial<Cluster_CommonLbConfig_ZoneAwareLbConfig>, I>>(base?: I): Cluster_CommonLbConfig_ZoneAwareLbConfig {
     return Cluster_CommonLbConfig_ZoneAwareLbConfig.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_CommonLbConfig_ZoneAwareLbConfig>, I>>(
     object: I,
   ): Cluster_CommonLbConfig_ZoneAwareLbConfig {
     const message = createBaseCluster_CommonLbConfig_ZoneAwareLbConfig();
-    message.routingEnabled = (object.routingEnabled !== undefined && object.routingEnabled !== null)
-      ? Percent.fromPartial(object.routingEnabled)
-      : undefined;
+    message.routingEnabled =
+      object.routingEnabled !== undefined && object.routingEnabled !== null ? Percent.fromPartial(object.routingEnabled) : undefined;
     message.minClusterSize = object.minClusterSize ?? undefined;
     message.failTrafficOnPanic = object.failTrafficOnPanic ?? false;
     return message;
@@ -3328,10 +3215,7 @@ function createBaseCluster_CommonLbConfig_ConsistentHashingLbConfig(): Cluster_C
 }
 
 export const Cluster_CommonLbConfig_ConsistentHashingLbConfig = {
-  encode(
-    message: Cluster_CommonLbConfig_ConsistentHashingLbConfig,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(message: Cluster_CommonLbConfig_ConsistentHashingLbConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.useHostnameForHashing !== false) {
       writer.uint32(8).bool(message.useHostnameForHashing);
     }
@@ -3436,12 +3320,10 @@ export const Cluster_RefreshRate = {
   },
   fromPartial<I extends Exact<DeepPartial<Cluster_RefreshRate>, I>>(object: I): Cluster_RefreshRate {
     const message = createBaseCluster_RefreshRate();
-    message.baseInterval = (object.baseInterval !== undefined && object.baseInterval !== null)
-      ? Duration.fromPartial(object.baseInterval)
-      : undefined;
-    message.maxInterval = (object.maxInterval !== undefined && object.maxInterval !== null)
-      ? Duration.fromPartial(object.maxInterval)
-      : undefined;
+    message.baseInterval =
+      object.baseInterval !== undefined && object.baseInterval !== null ? Duration.fromPartial(object.baseInterval) : undefined;
+    message.maxInterval =
+      object.maxInterval !== undefined && object.maxInterval !== null ? Duration.fromPartial(object.maxInterval) : undefined;
     return message;
   },
 };
@@ -3503,12 +3385,12 @@ export const Cluster_PreconnectPolicy = {
 };
 
 function createBaseCluster_TypedExtensionProtocolOptionsEntry(): Cluster_TypedExtensionProtocolOptionsEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Cluster_TypedExtensionProtocolOptionsEntry = {
   encode(message: Cluster_TypedExtensionProtocolOptionsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -3556,8 +3438,8 @@ export const Cluster_TypedExtensionProtocolOptionsEntry = {
     object: I,
   ): Cluster_TypedExtensionProtocolOptionsEntry {
     const message = createBaseCluster_TypedExtensionProtocolOptionsEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -3647,9 +3529,10 @@ export const LoadBalancingPolicy_Policy = {
   },
   fromPartial<I extends Exact<DeepPartial<LoadBalancingPolicy_Policy>, I>>(object: I): LoadBalancingPolicy_Policy {
     const message = createBaseLoadBalancingPolicy_Policy();
-    message.typedExtensionConfig = (object.typedExtensionConfig !== undefined && object.typedExtensionConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.typedExtensionConfig)
-      : undefined;
+    message.typedExtensionConfig =
+      object.typedExtensionConfig !== undefined && object.typedExtensionConfig !== null
+        ? TypedExtensionConfig.fromPartial(object.typedExtensionConfig)
+        : undefined;
     return message;
   },
 };
@@ -3667,8 +3550,7 @@ export const UpstreamConnectionOptions = {
       writer.uint32(16).bool(message.setLocalInterfaceNameOnUpstreamConnections);
     }
     if (message.happyEyeballsConfig !== undefined) {
-      UpstreamConnectionOptions_HappyEyeballsConfig.encode(message.happyEyeballsConfig, writer.uint32(26).fork())
-        .ldelim();
+      UpstreamConnectionOptions_HappyEyeballsConfig.encode(message.happyEyeballsConfig, writer.uint32(26).fork()).ldelim();
     }
     return writer;
   },
@@ -3715,13 +3597,13 @@ export const UpstreamConnectionOptions = {
   },
   fromPartial<I extends Exact<DeepPartial<UpstreamConnectionOptions>, I>>(object: I): UpstreamConnectionOptions {
     const message = createBaseUpstreamConnectionOptions();
-    message.tcpKeepalive = (object.tcpKeepalive !== undefined && object.tcpKeepalive !== null)
-      ? TcpKeepalive.fromPartial(object.tcpKeepalive)
-      : undefined;
+    message.tcpKeepalive =
+      object.tcpKeepalive !== undefined && object.tcpKeepalive !== null ? TcpKeepalive.fromPartial(object.tcpKeepalive) : undefined;
     message.setLocalInterfaceNameOnUpstreamConnections = object.setLocalInterfaceNameOnUpstreamConnections ?? false;
-    message.happyEyeballsConfig = (object.happyEyeballsConfig !== undefined && object.happyEyeballsConfig !== null)
-      ? UpstreamConnectionOptions_HappyEyeballsConfig.fromPartial(object.happyEyeballsConfig)
-      : undefined;
+    message.happyEyeballsConfig =
+      object.happyEyeballsConfig !== undefined && object.happyEyeballsConfig !== null
+        ? UpstreamConnectionOptions_HappyEyeballsConfig.fromPartial(object.happyEyeballsConfig)
+        : undefined;
     return message;
   },
 };
@@ -3855,12 +3737,17 @@ export const TrackClusterStats = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,9 +5,9 @@
 // source: envoy/config/cluster/v3/filter.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { ExtensionConfigSource } from "../../core/v3/config_source.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { ExtensionConfigSource } from '../../core/v3/config_source.js';
 
 export interface Filter {
   /** The name of the filter configuration. */
@@ -19,9 +19,7 @@ export interface Filter {
    * filters <config_network_filters>` are not valid upstream network filters.
    * Only one of typed_config or config_discovery can be used.
    */
-  typedConfig:
-    | Any
-    | undefined;
+  typedConfig: Any | undefined;
   /**
    * Configuration source specifier for an extension configuration discovery
    * service. In case of a failure and without the default configuration, the
@@ -32,12 +30,12 @@ export interface Filter {
 }
 
 function createBaseFilter(): Filter {
-  return { name: "", typedConfig: undefined, configDiscovery: undefined };
+  return { name: '', typedConfig: undefined, configDiscovery: undefined };
 }
 
 export const Filter = {
   encode(message: Filter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -91,25 +89,29 @@ export const Filter = {
   },
   fromPartial<I extends Exact<DeepPartial<Filter>, I>>(object: I): Filter {
     const message = createBaseFilter();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
-    message.configDiscovery = (object.configDiscovery !== undefined && object.configDiscovery !== null)
-      ? ExtensionConfigSource.fromPartial(object.configDiscovery)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
+    message.configDiscovery =
+      object.configDiscovery !== undefined && object.configDiscovery !== null
+        ? ExtensionConfigSource.fromPartial(object.configDiscovery)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,10 +5,10 @@
 // source: envoy/config/cluster/v3/outlier_detection.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
 
 /**
  * See the :ref:`architecture overview <arch_overview_outlier_detection>` for
@@ -21,58 +21,44 @@ export interface OutlierDetection {
    * 5xx responses; for TCP traffic, connection failures; for Redis, failure to
    * respond PONG; etc.) before a consecutive 5xx ejection occurs. Defaults to 5.
    */
-  consecutive5xx:
-    | number
-    | undefined;
+  consecutive5xx: number | undefined;
   /**
    * The time interval between ejection analysis sweeps. This can result in
    * both new ejections as well as hosts being returned to service. Defaults
    * to 10000ms or 10s.
    */
-  interval:
-    | Duration
-    | undefined;
+  interval: Duration | undefined;
   /**
    * The base time that a host is ejected for. The real time is equal to the
    * base time multiplied by the number of times the host has been ejected and is
    * capped by :ref:`max_ejection_time<envoy_v3_api_field_config.cluster.v3.OutlierDetection.max_ejection_time>`.
    * Defaults to 30000ms or 30s.
    */
-  baseEjectionTime:
-    | Duration
-    | undefined;
+  baseEjectionTime: Duration | undefined;
   /**
    * The maximum % of an upstream cluster that can be ejected due to outlier detection. Defaults to 10% .
    * Will eject at least one host regardless of the value if :ref:`always_eject_one_host<envoy_v3_api_field_config.cluster.v3.OutlierDetection.always_eject_one_host>` is enabled.
    */
-  maxEjectionPercent:
-    | number
-    | undefined;
+  maxEjectionPercent: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status
    * is detected through consecutive 5xx. This setting can be used to disable
    * ejection or to ramp it up slowly. Defaults to 100.
    */
-  enforcingConsecutive5xx:
-    | number
-    | undefined;
+  enforcingConsecutive5xx: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status
    * is detected through success rate statistics. This setting can be used to
    * disable ejection or to ramp it up slowly. Defaults to 100.
    */
-  enforcingSuccessRate:
-    | number
-    | undefined;
+  enforcingSuccessRate: number | undefined;
   /**
    * The number of hosts in a cluster that must have enough request volume to
    * detect success rate outliers. If the number of hosts is less than this
    * setting, outlier detection via success rate statistics is not performed
    * for any host in the cluster. Defaults to 5.
    */
-  successRateMinimumHosts:
-    | number
-    | undefined;
+  successRateMinimumHosts: number | undefined;
   /**
    * The minimum number of total requests that must be collected in one
    * interval (as defined by the interval duration above) to include this host
@@ -80,9 +66,7 @@ export interface OutlierDetection {
    * setting, outlier detection via success rate statistics is not performed
    * for that host. Defaults to 100.
    */
-  successRateRequestVolume:
-    | number
-    | undefined;
+  successRateRequestVolume: number | undefined;
   /**
    * This factor is used to determine the ejection threshold for success rate
    * outlier ejection. The ejection threshold is the difference between the
@@ -92,24 +76,18 @@ export interface OutlierDetection {
    * double. That is, if the desired factor is 1.9, the runtime value should
    * be 1900. Defaults to 1900.
    */
-  successRateStdevFactor:
-    | number
-    | undefined;
+  successRateStdevFactor: number | undefined;
   /**
    * The number of consecutive gateway failures (502, 503, 504 status codes)
    * before a consecutive gateway failure ejection occurs. Defaults to 5.
    */
-  consecutiveGatewayFailure:
-    | number
-    | undefined;
+  consecutiveGatewayFailure: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status
    * is detected through consecutive gateway failures. This setting can be
    * used to disable ejection or to ramp it up slowly. Defaults to 0.
    */
-  enforcingConsecutiveGatewayFailure:
-    | number
-    | undefined;
+  enforcingConsecutiveGatewayFailure: number | undefined;
   /**
    * Determines whether to distinguish local origin failures from external errors. If set to true
    * the following configuration parameters are taken into account:
@@ -126,9 +104,7 @@ export interface OutlierDetection {
    * :ref:`split_external_local_origin_errors<envoy_v3_api_field_config.cluster.v3.OutlierDetection.split_external_local_origin_errors>`
    * is set to true.
    */
-  consecutiveLocalOriginFailure:
-    | number
-    | undefined;
+  consecutiveLocalOriginFailure: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status
    * is detected through consecutive locally originated failures. This setting can be
@@ -137,9 +113,7 @@ export interface OutlierDetection {
    * :ref:`split_external_local_origin_errors<envoy_v3_api_field_config.cluster.v3.OutlierDetection.split_external_local_origin_errors>`
    * is set to true.
    */
-  enforcingConsecutiveLocalOriginFailure:
-    | number
-    | undefined;
+  enforcingConsecutiveLocalOriginFailure: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status
    * is detected through success rate statistics for locally originated errors.
@@ -148,17 +122,13 @@ export interface OutlierDetection {
    * :ref:`split_external_local_origin_errors<envoy_v3_api_field_config.cluster.v3.OutlierDetection.split_external_local_origin_errors>`
    * is set to true.
    */
-  enforcingLocalOriginSuccessRate:
-    | number
-    | undefined;
+  enforcingLocalOriginSuccessRate: number | undefined;
   /**
    * The failure percentage to use when determining failure percentage-based outlier detection. If
    * the failure percentage of a given host is greater than or equal to this value, it will be
    * ejected. Defaults to 85.
    */
-  failurePercentageThreshold:
-    | number
-    | undefined;
+  failurePercentageThreshold: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status is detected through
    * failure percentage statistics. This setting can be used to disable ejection or to ramp it up
@@ -167,60 +137,46 @@ export interface OutlierDetection {
    * [#next-major-version: setting this without setting failure_percentage_threshold should be
    * invalid in v4.]
    */
-  enforcingFailurePercentage:
-    | number
-    | undefined;
+  enforcingFailurePercentage: number | undefined;
   /**
    * The % chance that a host will be actually ejected when an outlier status is detected through
    * local-origin failure percentage statistics. This setting can be used to disable ejection or to
    * ramp it up slowly. Defaults to 0.
    */
-  enforcingFailurePercentageLocalOrigin:
-    | number
-    | undefined;
+  enforcingFailurePercentageLocalOrigin: number | undefined;
   /**
    * The minimum number of hosts in a cluster in order to perform failure percentage-based ejection.
    * If the total number of hosts in the cluster is less than this value, failure percentage-based
    * ejection will not be performed. Defaults to 5.
    */
-  failurePercentageMinimumHosts:
-    | number
-    | undefined;
+  failurePercentageMinimumHosts: number | undefined;
   /**
    * The minimum number of total requests that must be collected in one interval (as defined by the
    * interval duration above) to perform failure percentage-based ejection for this host. If the
    * volume is lower than this setting, failure percentage-based ejection will not be performed for
    * this host. Defaults to 50.
    */
-  failurePercentageRequestVolume:
-    | number
-    | undefined;
+  failurePercentageRequestVolume: number | undefined;
   /**
    * The maximum time that a host is ejected for. See :ref:`base_ejection_time<envoy_v3_api_field_config.cluster.v3.OutlierDetection.base_ejection_time>`
    * for more information. If not specified, the default value (300000ms or 300s) or
    * :ref:`base_ejection_time<envoy_v3_api_field_config.cluster.v3.OutlierDetection.base_ejection_time>` value is applied, whatever is larger.
    */
-  maxEjectionTime:
-    | Duration
-    | undefined;
+  maxEjectionTime: Duration | undefined;
   /**
    * The maximum amount of jitter to add to the ejection time, in order to prevent
    * a 'thundering herd' effect where all proxies try to reconnect to host at the same time.
    * See :ref:`max_ejection_time_jitter<envoy_v3_api_field_config.cluster.v3.OutlierDetection.base_ejection_time>`
    * Defaults to 0s.
    */
-  maxEjectionTimeJitter:
-    | Duration
-    | undefined;
+  maxEjectionTimeJitter: Duration | undefined;
   /**
    * If active health checking is enabled and a host is ejected by outlier detection, a successful active health check
    * unejects the host by default and considers it as healthy. Unejection also clears all the outlier detection counters.
    * To change this default behavior set this config to ``false`` where active health checking will not uneject the host.
    * Defaults to true.
    */
-  successfulActiveHealthCheckUnejectHost:
-    | boolean
-    | undefined;
+  successfulActiveHealthCheckUnejectHost: boolean | undefined;
   /**
    * Set of host's passive monitors.
    * [#not-implemented-hide:]
@@ -305,8 +261,7 @@ export const OutlierDetection = {
       UInt32Value.encode({ value: message.consecutiveLocalOriginFailure! }, writer.uint32(106).fork()).ldelim();
     }
     if (message.enforcingConsecutiveLocalOriginFailure !== undefined) {
-      UInt32Value.encode({ value: message.enforcingConsecutiveLocalOriginFailure! }, writer.uint32(114).fork())
-        .ldelim();
+      UInt32Value.encode({ value: message.enforcingConsecutiveLocalOriginFailure! }, writer.uint32(114).fork()).ldelim();
     }
     if (message.enforcingLocalOriginSuccessRate !== undefined) {
       UInt32Value.encode({ value: message.enforcingLocalOriginSuccessRate! }, writer.uint32(122).fork()).ldelim();
@@ -541,12 +496,9 @@ export const OutlierDetection = {
   fromPartial<I extends Exact<DeepPartial<OutlierDetection>, I>>(object: I): OutlierDetection {
     const message = createBaseOutlierDetection();
     message.consecutive5xx = object.consecutive5xx ?? undefined;
-    message.interval = (object.interval !== undefined && object.interval !== null)
-      ? Duration.fromPartial(object.interval)
-      : undefined;
-    message.baseEjectionTime = (object.baseEjectionTime !== undefined && object.baseEjectionTime !== null)
-      ? Duration.fromPartial(object.baseEjectionTime)
-      : undefined;
+    message.interval = object.interval !== undefined && object.interval !== null ? Duration.fromPartial(object.interval) : undefined;
+    message.baseEjectionTime =
+      object.baseEjectionTime !== undefined && object.baseEjectionTime !== null ? Duration.fromPartial(object.baseEjectionTime) : undefined;
     message.maxEjectionPercent = object.maxEjectionPercent ?? undefined;
     message.enforcingConsecutive5xx = object.enforcingConsecutive5xx ?? undefined;
     message.enforcingSuccessRate = object.enforcingSuccessRate ?? undefined;
@@ -564,11 +516,10 @@ export const OutlierDetection = {
     message.enforcingFailurePercentageLocalOrigin = object.enforcingFailurePercentageLocalOrigin ?? undefined;
     message.failurePercentageMinimumHosts = object.failurePercentageMinimumHosts ?? undefined;
     message.failurePercentageRequestVolume = object.failurePercentageRequestVolume ?? undefined;
-    message.maxEjectionTime = (object.maxEjectionTime !== undefined && object.maxEjectionTime !== null)
-      ? Duration.fromPartial(object.maxEjectionTime)
-      : undefined;
+    message.maxEjectionTime =
+      object.maxEjectionTime !== undefined && object.maxEjectionTime !== null ? Duration.fromPartial(object.maxEjectionTime) : undefined;
     message.maxEjectionTimeJitter =
-      (object.maxEjectionTimeJitter !== undefined && object.maxEjectionTimeJitter !== null)
+      object.maxEjectionTimeJitter !== undefined && object.maxEjectionTimeJitter !== null
         ? Duration.fromPartial(object.maxEjectionTimeJitter)
         : undefined;
     message.successfulActiveHealthCheckUnejectHost = object.successfulActiveHealthCheckUnejectHost ?? undefined;
@@ -580,12 +531,17 @@ export const OutlierDetection = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

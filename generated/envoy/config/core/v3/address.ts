@@ -5,10 +5,10 @@
 // source: envoy/config/core/v3/address.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { TypedExtensionConfig } from "./extension.js";
-import { SocketOption, SocketOptionsOverride } from "./socket_option.js";
+import _m0 from 'protobufjs/minimal.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { TypedExtensionConfig } from './extension.js';
+import { SocketOption, SocketOptionsOverride } from './socket_option.js';
 
 export interface Pipe {
   /**
@@ -31,9 +31,7 @@ export interface EnvoyInternalAddress {
    * Specifies the :ref:`name <envoy_v3_api_field_config.listener.v3.Listener.name>` of the
    * internal listener.
    */
-  serverListenerName?:
-    | string
-    | undefined;
+  serverListenerName?: string | undefined;
   /**
    * Specifies an endpoint identifier to distinguish between multiple endpoints for the same internal listener in a
    * single upstream pool. Only used in the upstream addresses for tracking changes to individual endpoints. This, for
@@ -59,17 +57,13 @@ export interface SocketAddress {
    * via :ref:`resolver_name <envoy_v3_api_field_config.core.v3.SocketAddress.resolver_name>`.
    */
   address: string;
-  portValue?:
-    | number
-    | undefined;
+  portValue?: number | undefined;
   /**
    * This is only valid if :ref:`resolver_name
    * <envoy_v3_api_field_config.core.v3.SocketAddress.resolver_name>` is specified below and the
    * named resolver is capable of named port resolution.
    */
-  namedPort?:
-    | string
-    | undefined;
+  namedPort?: string | undefined;
   /**
    * The name of the custom resolver. This must have been registered with Envoy. If
    * this is empty, a context dependent default applies. If the address is a concrete
@@ -99,17 +93,13 @@ export interface TcpKeepalive {
    * the connection is dead. Default is to use the OS level configuration (unless
    * overridden, Linux defaults to 9.)
    */
-  keepaliveProbes:
-    | number
-    | undefined;
+  keepaliveProbes: number | undefined;
   /**
    * The number of seconds a connection needs to be idle before keep-alive probes
    * start being sent. Default is to use the OS level configuration (unless
    * overridden, Linux defaults to 7200s (i.e., 2 hours.)
    */
-  keepaliveTime:
-    | number
-    | undefined;
+  keepaliveTime: number | undefined;
   /**
    * The number of seconds between keep-alive probes. Default is to use the OS
    * level configuration (unless overridden, Linux defaults to 75s.)
@@ -119,9 +109,7 @@ export interface TcpKeepalive {
 
 export interface ExtraSourceAddress {
   /** The additional address to bind. */
-  address:
-    | SocketAddress
-    | undefined;
+  address: SocketAddress | undefined;
   /**
    * Additional socket options that may not be present in Envoy source code or
    * precompiled binaries. If specified, this will override the
@@ -137,9 +125,7 @@ export interface ExtraSourceAddress {
 /** [#next-free-field: 7] */
 export interface BindConfig {
   /** The address to bind to when creating a socket. */
-  sourceAddress:
-    | SocketAddress
-    | undefined;
+  sourceAddress: SocketAddress | undefined;
   /**
    * Whether to set the ``IP_FREEBIND`` option when creating the socket. When this
    * flag is set to true, allows the :ref:`source_address
@@ -149,9 +135,7 @@ export interface BindConfig {
    * flag is not set (default), the socket is not modified, i.e. the option is
    * neither enabled nor disabled.
    */
-  freebind:
-    | boolean
-    | undefined;
+  freebind: boolean | undefined;
   /**
    * Additional socket options that may not be present in Envoy source code or
    * precompiled binaries.
@@ -187,9 +171,7 @@ export interface BindConfig {
  */
 export interface Address {
   socketAddress?: SocketAddress | undefined;
-  pipe?:
-    | Pipe
-    | undefined;
+  pipe?: Pipe | undefined;
   /**
    * Specifies a user-space address handled by :ref:`internal listeners
    * <envoy_v3_api_field_config.listener.v3.Listener.internal_listener>`.
@@ -209,12 +191,12 @@ export interface CidrRange {
 }
 
 function createBasePipe(): Pipe {
-  return { path: "", mode: 0 };
+  return { path: '', mode: 0 };
 }
 
 export const Pipe = {
   encode(message: Pipe, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(10).string(message.path);
     }
     if (message.mode !== 0) {
@@ -258,14 +240,14 @@ export const Pipe = {
   },
   fromPartial<I extends Exact<DeepPartial<Pipe>, I>>(object: I): Pipe {
     const message = createBasePipe();
-    message.path = object.path ?? "";
+    message.path = object.path ?? '';
     message.mode = object.mode ?? 0;
     return message;
   },
 };
 
 function createBaseEnvoyInternalAddress(): EnvoyInternalAddress {
-  return { serverListenerName: undefined, endpointId: "" };
+  return { serverListenerName: undefined, endpointId: '' };
 }
 
 export const EnvoyInternalAddress = {
@@ -273,7 +255,7 @@ export const EnvoyInternalAddress = {
     if (message.serverListenerName !== undefined) {
       writer.uint32(10).string(message.serverListenerName);
     }
-    if (message.endpointId !== "") {
+    if (message.endpointId !== '') {
       writer.uint32(18).string(message.endpointId);
     }
     return writer;
@@ -315,13 +297,13 @@ export const EnvoyInternalAddress = {
   fromPartial<I extends Exact<DeepPartial<EnvoyInternalAddress>, I>>(object: I): EnvoyInternalAddress {
     const message = createBaseEnvoyInternalAddress();
     message.serverListenerName = object.serverListenerName ?? undefined;
-    message.endpointId = object.endpointId ?? "";
+    message.endpointId = object.endpointId ?? '';
     return message;
   },
 };
 
 function createBaseSocketAddress(): SocketAddress {
-  return { protocol: 0, address: "", portValue: undefined, namedPort: undefined, resolverName: "", ipv4Compat: false };
+  return { protocol: 0, address: '', portValue: undefined, namedPort: undefined, resolverName: '', ipv4Compat: false };
 }
 
 export const SocketAddress = {
@@ -329,7 +311,7 @@ export const SocketAddress = {
     if (message.protocol !== 0) {
       writer.uint32(8).int32(message.protocol);
     }
-    if (message.address !== "") {
+    if (message.address !== '') {
       writer.uint32(18).string(message.address);
     }
     if (message.portValue !== undefined) {
@@ -338,7 +320,7 @@ export const SocketAddress = {
     if (message.namedPort !== undefined) {
       writer.uint32(34).string(message.namedPort);
     }
-    if (message.resolverName !== "") {
+    if (message.resolverName !== '') {
       writer.uint32(42).string(message.resolverName);
     }
     if (message.ipv4Compat !== false) {
@@ -411,10 +393,10 @@ export const SocketAddress = {
   fromPartial<I extends Exact<DeepPartial<SocketAddress>, I>>(object: I): SocketAddress {
     const message = createBaseSocketAddress();
     message.protocol = object.protocol ?? 0;
-    message.address = object.address ?? "";
+    message.address = object.address ?? '';
     message.portValue = object.portValue ?? undefined;
     message.namedPort = object.namedPort ?? undefined;
-    message.resolverName = object.resolverName ?? "";
+    message.resolverName = object.resolverName ?? '';
     message.ipv4Compat = object.ipv4Compat ?? false;
     return message;
   },
@@ -537,12 +519,11 @@ export const ExtraSourceAddress = {
   },
   fromPartial<I extends Exact<DeepPartial<ExtraSourceAddress>, I>>(object: I): ExtraSourceAddress {
     const message = createBaseExtraSourceAddress();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? SocketAddress.fromPartial(object.address)
-      : undefined;
-    message.socketOptions = (object.socketOptions !== undefined && object.socketOptions !== null)
-      ? SocketOptionsOverride.fromPartial(object.socketOptions)
-      : undefined;
+    message.address = object.address !== undefined && object.address !== null ? SocketAddress.fromPartial(object.address) : undefined;
+    message.socketOptions =
+      object.socketOptions !== undefined && object.socketOptions !== null
+        ? SocketOptionsOverride.fromPartial(object.socketOptions)
+        : undefined;
     return message;
   },
 };
@@ -644,17 +625,16 @@ export const BindConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<BindConfig>, I>>(object: I): BindConfig {
     const message = createBaseBindConfig();
-    message.sourceAddress = (object.sourceAddress !== undefined && object.sourceAddress !== null)
-      ? SocketAddress.fromPartial(object.sourceAddress)
-      : undefined;
+    message.sourceAddress =
+      object.sourceAddress !== undefined && object.sourceAddress !== null ? SocketAddress.fromPartial(object.sourceAddress) : undefined;
     message.freebind = object.freebind ?? undefined;
     message.socketOptions = object.socketOptions?.map((e) => SocketOption.fromPartial(e)) || [];
     message.extraSourceAddresses = object.extraSourceAddresses?.map((e) => ExtraSourceAddress.fromPartial(e)) || [];
-    message.additionalSourceAddresses = object.additionalSourceAddresses?.map((e) => SocketAddress.fromPartial(e)) ||
-      [];
-    message.localAddressSelector = (object.localAddressSelector !== undefined && object.localAddressSelector !== null)
-      ? TypedExtensionConfig.fromPartial(object.localAddressSelector)
-      : undefined;
+    message.additionalSourceAddresses = object.additionalSourceAddresses?.map((e) => SocketAddress.fromPartial(e)) || [];
+    message.localAddressSelector =
+      object.localAddressSelector !== undefined && object.localAddressSelector !== null
+        ? TypedExtensionConfig.fromPartial(object.localAddressSelector)
+        : undefined;
     return message;
   },
 };
@@ -719,24 +699,24 @@ export const Address = {
   },
   fromPartial<I extends Exact<DeepPartial<Address>, I>>(object: I): Address {
     const message = createBaseAddress();
-    message.socketAddress = (object.socketAddress !== undefined && object.socketAddress !== null)
-      ? SocketAddress.fromPartial(object.socketAddress)
-      : undefined;
-    message.pipe = (object.pipe !== undefined && object.pipe !== null) ? Pipe.fromPartial(object.pipe) : undefined;
-    message.envoyInternalAddress = (object.envoyInternalAddress !== undefined && object.envoyInternalAddress !== null)
-      ? EnvoyInternalAddress.fromPartial(object.envoyInternalAddress)
-      : undefined;
+    message.socketAddress =
+      object.socketAddress !== undefined && object.socketAddress !== null ? SocketAddress.fromPartial(object.socketAddress) : undefined;
+    message.pipe = object.pipe !== undefined && object.pipe !== null ? Pipe.fromPartial(object.pipe) : undefined;
+    message.envoyInternalAddress =
+      object.envoyInternalAddress !== undefined && object.envoyInternalAddress !== null
+        ? EnvoyInternalAddress.fromPartial(object.envoyInternalAddress)
+        : undefined;
     return message;
   },
 };
 
 function createBaseCidrRange(): CidrRange {
-  return { addressPrefix: "", prefixLen: undefined };
+  return { addressPrefix: '', prefixLen: undefined };
 }
 
 export const CidrRange = {
   encode(message: CidrRange, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.addressPrefix !== "") {
+    if (message.addressPrefix !== '') {
       writer.uint32(10).string(message.addressPrefix);
     }
     if (message.prefixLen !== undefined) {
@@ -780,7 +760,7 @@ export const CidrRange = {
   },
   fromPartial<I extends Exact<DeepPartial<CidrRange>, I>>(object: I): CidrRange {
     const message = createBaseCidrRange();
-    message.addressPrefix = object.addressPrefix ?? "";
+    message.addressPrefix = object.addressPrefix ?? '';
     message.prefixLen = object.prefixLen ?? undefined;
     return message;
   },
@@ -788,12 +768,17 @@ export const CidrRange = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

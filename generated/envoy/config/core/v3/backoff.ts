@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/backoff.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
 
 /** Configuration defining a jittered exponential back off strategy. */
 export interface BackoffStrategy {
@@ -15,9 +15,7 @@ export interface BackoffStrategy {
    * be greater than zero and less than or equal to :ref:`max_interval
    * <envoy_v3_api_field_config.core.v3.BackoffStrategy.max_interval>`.
    */
-  baseInterval:
-    | Duration
-    | undefined;
+  baseInterval: Duration | undefined;
   /**
    * Specifies the maximum interval between retries. This parameter is optional,
    * but must be greater than or equal to the :ref:`base_interval
@@ -78,24 +76,27 @@ export const BackoffStrategy = {
   },
   fromPartial<I extends Exact<DeepPartial<BackoffStrategy>, I>>(object: I): BackoffStrategy {
     const message = createBaseBackoffStrategy();
-    message.baseInterval = (object.baseInterval !== undefined && object.baseInterval !== null)
-      ? Duration.fromPartial(object.baseInterval)
-      : undefined;
-    message.maxInterval = (object.maxInterval !== undefined && object.maxInterval !== null)
-      ? Duration.fromPartial(object.maxInterval)
-      : undefined;
+    message.baseInterval =
+      object.baseInterval !== undefined && object.baseInterval !== null ? Duration.fromPartial(object.baseInterval) : undefined;
+    message.maxInterval =
+      object.maxInterval !== undefined && object.maxInterval !== null ? Duration.fromPartial(object.maxInterval) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,17 +5,17 @@
 // source: envoy/config/core/v3/base.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { ContextParams } from "../../../../xds/core/v3/context_params.js";
-import { FractionalPercent, Percent } from "../../../type/v3/percent.js";
-import { SemanticVersion } from "../../../type/v3/semantic_version.js";
-import { Address } from "./address.js";
-import { BackoffStrategy } from "./backoff.js";
-import { HttpUri } from "./http_uri.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { ContextParams } from '../../../../xds/core/v3/context_params.js';
+import { FractionalPercent, Percent } from '../../../type/v3/percent.js';
+import { SemanticVersion } from '../../../type/v3/semantic_version.js';
+import { Address } from './address.js';
+import { BackoffStrategy } from './backoff.js';
+import { HttpUri } from './http_uri.js';
 
 /**
  * Envoy supports :ref:`upstream priority routing
@@ -87,9 +87,7 @@ export interface Locality {
  */
 export interface BuildVersion {
   /** SemVer version of extension. */
-  version:
-    | SemanticVersion
-    | undefined;
+  version: SemanticVersion | undefined;
   /**
    * Free-form build information.
    * Envoy defines several well known keys in the source/common/version/version.h file
@@ -128,9 +126,7 @@ export interface Extension {
    * of other extensions and the Envoy API.
    * This field is not set when extension did not provide version information.
    */
-  version:
-    | BuildVersion
-    | undefined;
+  version: BuildVersion | undefined;
   /** Indicates that the extension is present but was disabled via dynamic configuration. */
   disabled: boolean;
   /** Type URLs of extension configuration protos. */
@@ -172,9 +168,7 @@ export interface Node {
    * Opaque metadata extending the node identifier. Envoy will pass this
    * directly to the management server.
    */
-  metadata:
-    | { [key: string]: any }
-    | undefined;
+  metadata: { [key: string]: any } | undefined;
   /**
    * Map from xDS resource type URL to dynamic context parameters. These may vary at runtime (unlike
    * other fields in this message). For example, the xDS client may have a shard identifier that
@@ -184,9 +178,7 @@ export interface Node {
    */
   dynamicParameters: { [key: string]: ContextParams };
   /** Locality specifying where the Envoy instance is running. */
-  locality:
-    | Locality
-    | undefined;
+  locality: Locality | undefined;
   /**
    * Free-form string that identifies the entity requesting config.
    * E.g. "envoy" or "grpc"
@@ -196,13 +188,9 @@ export interface Node {
    * Free-form string that identifies the version of the entity requesting config.
    * E.g. "1.12.2" or "abcd1234", or "SpecialEnvoyBuild"
    */
-  userAgentVersion?:
-    | string
-    | undefined;
+  userAgentVersion?: string | undefined;
   /** Structured version of the entity requesting config. */
-  userAgentBuildVersion?:
-    | BuildVersion
-    | undefined;
+  userAgentBuildVersion?: BuildVersion | undefined;
   /** List of extensions and their versions supported by the node. */
   extensions: Extension[];
   /**
@@ -295,9 +283,7 @@ export interface RuntimeUInt32 {
 /** Runtime derived percentage with a default when not specified. */
 export interface RuntimePercent {
   /** Default value if runtime value is not available. */
-  defaultValue:
-    | Percent
-    | undefined;
+  defaultValue: Percent | undefined;
   /** Runtime key to get value for comparison. This value is used if defined. */
   runtimeKey: string;
 }
@@ -313,9 +299,7 @@ export interface RuntimeDouble {
 /** Runtime derived bool with a default when not specified. */
 export interface RuntimeFeatureFlag {
   /** Default value if runtime value is not available. */
-  defaultValue:
-    | boolean
-    | undefined;
+  defaultValue: boolean | undefined;
   /**
    * Runtime key to get value for comparison. This value is used if defined. The boolean value must
    * be represented via its
@@ -337,9 +321,7 @@ export interface KeyValue {
  */
 export interface KeyValueAppend {
   /** Key/value pair entry that this option to append or overwrite. */
-  entry:
-    | KeyValue
-    | undefined;
+  entry: KeyValue | undefined;
   /**
    * Describes the action taken to append/overwrite the given value for an existing
    * key or to only add this key if it's absent.
@@ -381,9 +363,7 @@ export enum KeyValueAppend_KeyValueAppendAction {
 /** Key/value pair to append or remove. */
 export interface KeyValueMutation {
   /** Key/value pair to append or overwrite. Only one of ``append`` or ``remove`` can be set. */
-  append:
-    | KeyValueAppend
-    | undefined;
+  append: KeyValueAppend | undefined;
   /** Key to remove. Only one of ``append`` or ``remove`` can be set. */
   remove: string;
 }
@@ -420,9 +400,7 @@ export interface HeaderValue {
 /** Header name/value pair plus option to control append behavior. */
 export interface HeaderValueOption {
   /** Header name/value pair that this option applies to. */
-  header:
-    | HeaderValue
-    | undefined;
+  header: HeaderValue | undefined;
   /**
    * Should the value be appended? If true (default), the value is appended to
    * existing values. Otherwise it replaces any existing values.
@@ -436,9 +414,7 @@ export interface HeaderValueOption {
    *
    * @deprecated
    */
-  append:
-    | boolean
-    | undefined;
+  append: boolean | undefined;
   /**
    * Describes the action taken to append/overwrite the given value for an existing header
    * or to only add this header if it's absent.
@@ -503,21 +479,13 @@ export interface WatchedDirectory {
  */
 export interface DataSource {
   /** Local filesystem data source. */
-  filename?:
-    | string
-    | undefined;
+  filename?: string | undefined;
   /** Bytes inlined in the configuration. */
-  inlineBytes?:
-    | Buffer
-    | undefined;
+  inlineBytes?: Buffer | undefined;
   /** String inlined in the configuration. */
-  inlineString?:
-    | string
-    | undefined;
+  inlineString?: string | undefined;
   /** Environment variable data source. */
-  environmentVariable?:
-    | string
-    | undefined;
+  environmentVariable?: string | undefined;
   /**
    * Watched directory that is watched for file changes. If this is set explicitly, the file
    * specified in the ``filename`` field will be reloaded when relevant file move events occur.
@@ -547,22 +515,16 @@ export interface RetryPolicy {
    * This parameter is optional, in which case the default base interval is 1000 milliseconds. The
    * default maximum interval is 10 times the base interval.
    */
-  retryBackOff:
-    | BackoffStrategy
-    | undefined;
+  retryBackOff: BackoffStrategy | undefined;
   /**
    * Specifies the allowed number of retries. This parameter is optional and
    * defaults to 1.
    */
-  numRetries:
-    | number
-    | undefined;
+  numRetries: number | undefined;
   /** For details, see :ref:`retry_on <envoy_v3_api_field_config.route.v3.RetryPolicy.retry_on>`. */
   retryOn: string;
   /** For details, see :ref:`retry_priority <envoy_v3_api_field_config.route.v3.RetryPolicy.retry_priority>`. */
-  retryPriority:
-    | RetryPolicy_RetryPriority
-    | undefined;
+  retryPriority: RetryPolicy_RetryPriority | undefined;
   /** For details, see :ref:`RetryHostPredicate <envoy_v3_api_field_config.route.v3.RetryPolicy.retry_host_predicate>`. */
   retryHostPredicate: RetryPolicy_RetryHostPredicate[];
   /** For details, see :ref:`host_selection_retry_max_attempts <envoy_v3_api_field_config.route.v3.RetryPolicy.host_selection_retry_max_attempts>`. */
@@ -584,9 +546,7 @@ export interface RetryPolicy_RetryHostPredicate {
 /** The message specifies how to fetch data from remote and how to verify it. */
 export interface RemoteDataSource {
   /** The HTTP URI to fetch the remote data. */
-  httpUri:
-    | HttpUri
-    | undefined;
+  httpUri: HttpUri | undefined;
   /** SHA256 string for verifying data. */
   sha256: string;
   /** Retry policy for fetching remote data. */
@@ -596,9 +556,7 @@ export interface RemoteDataSource {
 /** Async data source which support async data fetch. */
 export interface AsyncDataSource {
   /** Local async data source. */
-  local?:
-    | DataSource
-    | undefined;
+  local?: DataSource | undefined;
   /** Remote async data source. */
   remote?: RemoteDataSource | undefined;
 }
@@ -632,9 +590,7 @@ export interface TransportSocket {
  */
 export interface RuntimeFractionalPercent {
   /** Default value if the runtime value's for the numerator/denominator keys are not available. */
-  defaultValue:
-    | FractionalPercent
-    | undefined;
+  defaultValue: FractionalPercent | undefined;
   /** Runtime key for a YAML representation of a FractionalPercent. */
   runtimeKey: string;
 }
@@ -650,18 +606,18 @@ export interface ControlPlane {
 }
 
 function createBaseLocality(): Locality {
-  return { region: "", zone: "", subZone: "" };
+  return { region: '', zone: '', subZone: '' };
 }
 
 export const Locality = {
   encode(message: Locality, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.region !== "") {
+    if (message.region !== '') {
       writer.uint32(10).string(message.region);
     }
-    if (message.zone !== "") {
+    if (message.zone !== '') {
       writer.uint32(18).string(message.zone);
     }
-    if (message.subZone !== "") {
+    if (message.subZone !== '') {
       writer.uint32(26).string(message.subZone);
     }
     return writer;
@@ -709,9 +665,9 @@ export const Locality = {
   },
   fromPartial<I extends Exact<DeepPartial<Locality>, I>>(object: I): Locality {
     const message = createBaseLocality();
-    message.region = object.region ?? "";
-    message.zone = object.zone ?? "";
-    message.subZone = object.subZone ?? "";
+    message.region = object.region ?? '';
+    message.zone = object.zone ?? '';
+    message.subZone = object.subZone ?? '';
     return message;
   },
 };
@@ -766,27 +722,25 @@ export const BuildVersion = {
   },
   fromPartial<I extends Exact<DeepPartial<BuildVersion>, I>>(object: I): BuildVersion {
     const message = createBaseBuildVersion();
-    message.version = (object.version !== undefined && object.version !== null)
-      ? SemanticVersion.fromPartial(object.version)
-      : undefined;
+    message.version = object.version !== undefined && object.version !== null ? SemanticVersion.fromPartial(object.version) : undefined;
     message.metadata = object.metadata ?? undefined;
     return message;
   },
 };
 
 function createBaseExtension(): Extension {
-  return { name: "", category: "", typeDescriptor: "", version: undefined, disabled: false, typeUrls: [] };
+  return { name: '', category: '', typeDescriptor: '', version: undefined, disabled: false, typeUrls: [] };
 }
 
 export const Extension = {
   encode(message: Extension, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.category !== "") {
+    if (message.category !== '') {
       writer.uint32(18).string(message.category);
     }
-    if (message.typeDescriptor !== "") {
+    if (message.typeDescriptor !== '') {
       writer.uint32(26).string(message.typeDescriptor);
     }
     if (message.version !== undefined) {
@@ -864,12 +818,10 @@ export const Extension = {
   },
   fromPartial<I extends Exact<DeepPartial<Extension>, I>>(object: I): Extension {
     const message = createBaseExtension();
-    message.name = object.name ?? "";
-    message.category = object.category ?? "";
-    message.typeDescriptor = object.typeDescriptor ?? "";
-    message.version = (object.version !== undefined && object.version !== null)
-      ? BuildVersion.fromPartial(object.version)
-      : undefined;
+    message.name = object.name ?? '';
+    message.category = object.category ?? '';
+    message.typeDescriptor = object.typeDescriptor ?? '';
+    message.version = object.version !== undefined && object.version !== null ? BuildVersion.fromPartial(object.version) : undefined;
     message.disabled = object.disabled ?? false;
     message.typeUrls = object.typeUrls?.map((e) => e) || [];
     return message;
@@ -878,12 +830,12 @@ export const Extension = {
 
 function createBaseNode(): Node {
   return {
-    id: "",
-    cluster: "",
+    id: '',
+    cluster: '',
     metadata: undefined,
     dynamicParameters: {},
     locality: undefined,
-    userAgentName: "",
+    userAgentName: '',
     userAgentVersion: undefined,
     userAgentBuildVersion: undefined,
     extensions: [],
@@ -894,10 +846,10 @@ function createBaseNode(): Node {
 
 export const Node = {
   encode(message: Node, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.id !== "") {
+    if (message.id !== '') {
       writer.uint32(10).string(message.id);
     }
-    if (message.cluster !== "") {
+    if (message.cluster !== '') {
       writer.uint32(18).string(message.cluster);
     }
     if (message.metadata !== undefined) {
@@ -909,7 +861,7 @@ export const Node = {
     if (message.locality !== undefined) {
       Locality.encode(message.locality, writer.uint32(34).fork()).ldelim();
     }
-    if (message.userAgentName !== "") {
+    if (message.userAgentName !== '') {
       writer.uint32(50).string(message.userAgentName);
     }
     if (message.userAgentVersion !== undefined) {
@@ -1031,8 +983,8 @@ export const Node = {
   },
   fromPartial<I extends Exact<DeepPartial<Node>, I>>(object: I): Node {
     const message = createBaseNode();
-    message.id = object.id ?? "";
-    message.cluster = object.cluster ?? "";
+    message.id = object.id ?? '';
+    message.cluster = object.cluster ?? '';
     message.metadata = object.metadata ?? undefined;
     message.dynamicParameters = Object.entries(object.dynamicParameters ?? {}).reduce<{ [key: string]: ContextParams }>(
       (acc, [key, value]) => {
@@ -1043,13 +995,11 @@ export const Node = {
       },
       {},
     );
-    message.locality = (object.locality !== undefined && object.locality !== null)
-      ? Locality.fromPartial(object.locality)
-      : undefined;
-    message.userAgentName = object.userAgentName ?? "";
+    message.locality = object.locality !== undefined && object.locality !== null ? Locality.fromPartial(object.locality) : undefined;
+    message.userAgentName = object.userAgentName ?? '';
     message.userAgentVersion = object.userAgentVersion ?? undefined;
     message.userAgentBuildVersion =
-      (object.userAgentBuildVersion !== undefined && object.userAgentBuildVersion !== null)
+      object.userAgentBuildVersion !== undefined && object.userAgentBuildVersion !== null
         ? BuildVersion.fromPartial(object.userAgentBuildVersion)
         : undefined;
     message.extensions = object.extensions?.map((e) => Extension.fromPartial(e)) || [];
@@ -1060,12 +1010,12 @@ export const Node = {
 };
 
 function createBaseNode_DynamicParametersEntry(): Node_DynamicParametersEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Node_DynamicParametersEntry = {
   encode(message: Node_DynamicParametersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1109,10 +1059,8 @@ export const Node_DynamicParametersEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<Node_DynamicParametersEntry>, I>>(object: I): Node_DynamicParametersEntry {
     const message = createBaseNode_DynamicParametersEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? ContextParams.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? ContextParams.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -1175,34 +1123,32 @@ export const Metadata = {
   },
   fromPartial<I extends Exact<DeepPartial<Metadata>, I>>(object: I): Metadata {
     const message = createBaseMetadata();
-    message.filterMetadata = Object.entries(object.filterMetadata ?? {}).reduce<
-      { [key: string]: { [key: string]: any } | undefined }
-    >((acc, [key, value]) => {
-      if (value !== undefined) {
-        acc[key] = value;
-      }
-      return acc;
-    }, {});
-    message.typedFilterMetadata = Object.entries(object.typedFilterMetadata ?? {}).reduce<{ [key: string]: Any }>(
+    message.filterMetadata = Object.entries(object.filterMetadata ?? {}).reduce<{ [key: string]: { [key: string]: any } | undefined }>(
       (acc, [key, value]) => {
         if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
+          acc[key] = value;
         }
         return acc;
       },
       {},
     );
+    message.typedFilterMetadata = Object.entries(object.typedFilterMetadata ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
     return message;
   },
 };
 
 function createBaseMetadata_FilterMetadataEntry(): Metadata_FilterMetadataEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Metadata_FilterMetadataEntry = {
   encode(message: Metadata_FilterMetadataEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1246,19 +1192,19 @@ export const Metadata_FilterMetadataEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<Metadata_FilterMetadataEntry>, I>>(object: I): Metadata_FilterMetadataEntry {
     const message = createBaseMetadata_FilterMetadataEntry();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     message.value = object.value ?? undefined;
     return message;
   },
 };
 
 function createBaseMetadata_TypedFilterMetadataEntry(): Metadata_TypedFilterMetadataEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Metadata_TypedFilterMetadataEntry = {
   encode(message: Metadata_TypedFilterMetadataEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1297,23 +1243,19 @@ export const Metadata_TypedFilterMetadataEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Metadata_TypedFilterMetadataEntry>, I>>(
-    base?: I,
-  ): Metadata_TypedFilterMetadataEntry {
+  create<I extends Exact<DeepPartial<Metadata_TypedFilterMetadataEntry>, I>>(base?: I): Metadata_TypedFilterMetadataEntry {
     return Metadata_TypedFilterMetadataEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Metadata_TypedFilterMetadataEntry>, I>>(
-    object: I,
-  ): Metadata_TypedFilterMetadataEntry {
+  fromPartial<I extends Exact<DeepPartial<Metadata_TypedFilterMetadataEntry>, I>>(object: I): Metadata_TypedFilterMetadataEntry {
     const message = createBaseMetadata_TypedFilterMetadataEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseRuntimeUInt32(): RuntimeUInt32 {
-  return { defaultValue: 0, runtimeKey: "" };
+  return { defaultValue: 0, runtimeKey: '' };
 }
 
 export const RuntimeUInt32 = {
@@ -1321,7 +1263,7 @@ export const RuntimeUInt32 = {
     if (message.defaultValue !== 0) {
       writer.uint32(16).uint32(message.defaultValue);
     }
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(26).string(message.runtimeKey);
     }
     return writer;
@@ -1363,13 +1305,13 @@ export const RuntimeUInt32 = {
   fromPartial<I extends Exact<DeepPartial<RuntimeUInt32>, I>>(object: I): RuntimeUInt32 {
     const message = createBaseRuntimeUInt32();
     message.defaultValue = object.defaultValue ?? 0;
-    message.runtimeKey = object.runtimeKey ?? "";
+    message.runtimeKey = object.runtimeKey ?? '';
     return message;
   },
 };
 
 function createBaseRuntimePercent(): RuntimePercent {
-  return { defaultValue: undefined, runtimeKey: "" };
+  return { defaultValue: undefined, runtimeKey: '' };
 }
 
 export const RuntimePercent = {
@@ -1377,7 +1319,7 @@ export const RuntimePercent = {
     if (message.defaultValue !== undefined) {
       Percent.encode(message.defaultValue, writer.uint32(10).fork()).ldelim();
     }
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(18).string(message.runtimeKey);
     }
     return writer;
@@ -1418,16 +1360,15 @@ export const RuntimePercent = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimePercent>, I>>(object: I): RuntimePercent {
     const message = createBaseRuntimePercent();
-    message.defaultValue = (object.defaultValue !== undefined && object.defaultValue !== null)
-      ? Percent.fromPartial(object.defaultValue)
-      : undefined;
-    message.runtimeKey = object.runtimeKey ?? "";
+    message.defaultValue =
+      object.defaultValue !== undefined && object.defaultValue !== null ? Percent.fromPartial(object.defaultValue) : undefined;
+    message.runtimeKey = object.runtimeKey ?? '';
     return message;
   },
 };
 
 function createBaseRuntimeDouble(): RuntimeDouble {
-  return { defaultValue: 0, runtimeKey: "" };
+  return { defaultValue: 0, runtimeKey: '' };
 }
 
 export const RuntimeDouble = {
@@ -1435,7 +1376,7 @@ export const RuntimeDouble = {
     if (message.defaultValue !== 0) {
       writer.uint32(9).double(message.defaultValue);
     }
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(18).string(message.runtimeKey);
     }
     return writer;
@@ -1477,13 +1418,13 @@ export const RuntimeDouble = {
   fromPartial<I extends Exact<DeepPartial<RuntimeDouble>, I>>(object: I): RuntimeDouble {
     const message = createBaseRuntimeDouble();
     message.defaultValue = object.defaultValue ?? 0;
-    message.runtimeKey = object.runtimeKey ?? "";
+    message.runtimeKey = object.runtimeKey ?? '';
     return message;
   },
 };
 
 function createBaseRuntimeFeatureFlag(): RuntimeFeatureFlag {
-  return { defaultValue: undefined, runtimeKey: "" };
+  return { defaultValue: undefined, runtimeKey: '' };
 }
 
 export const RuntimeFeatureFlag = {
@@ -1491,7 +1432,7 @@ export const RuntimeFeatureFlag = {
     if (message.defaultValue !== undefined) {
       BoolValue.encode({ value: message.defaultValue! }, writer.uint32(10).fork()).ldelim();
     }
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(18).string(message.runtimeKey);
     }
     return writer;
@@ -1533,18 +1474,18 @@ export const RuntimeFeatureFlag = {
   fromPartial<I extends Exact<DeepPartial<RuntimeFeatureFlag>, I>>(object: I): RuntimeFeatureFlag {
     const message = createBaseRuntimeFeatureFlag();
     message.defaultValue = object.defaultValue ?? undefined;
-    message.runtimeKey = object.runtimeKey ?? "";
+    message.runtimeKey = object.runtimeKey ?? '';
     return message;
   },
 };
 
 function createBaseKeyValue(): KeyValue {
-  return { key: "", value: Buffer.alloc(0) };
+  return { key: '', value: Buffer.alloc(0) };
 }
 
 export const KeyValue = {
   encode(message: KeyValue, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value.length !== 0) {
@@ -1588,7 +1529,7 @@ export const KeyValue = {
   },
   fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
     const message = createBaseKeyValue();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     message.value = object.value ?? Buffer.alloc(0);
     return message;
   },
@@ -1644,16 +1585,14 @@ export const KeyValueAppend = {
   },
   fromPartial<I extends Exact<DeepPartial<KeyValueAppend>, I>>(object: I): KeyValueAppend {
     const message = createBaseKeyValueAppend();
-    message.entry = (object.entry !== undefined && object.entry !== null)
-      ? KeyValue.fromPartial(object.entry)
-      : undefined;
+    message.entry = object.entry !== undefined && object.entry !== null ? KeyValue.fromPartial(object.entry) : undefined;
     message.action = object.action ?? 0;
     return message;
   },
 };
 
 function createBaseKeyValueMutation(): KeyValueMutation {
-  return { append: undefined, remove: "" };
+  return { append: undefined, remove: '' };
 }
 
 export const KeyValueMutation = {
@@ -1661,7 +1600,7 @@ export const KeyValueMutation = {
     if (message.append !== undefined) {
       KeyValueAppend.encode(message.append, writer.uint32(10).fork()).ldelim();
     }
-    if (message.remove !== "") {
+    if (message.remove !== '') {
       writer.uint32(18).string(message.remove);
     }
     return writer;
@@ -1702,24 +1641,22 @@ export const KeyValueMutation = {
   },
   fromPartial<I extends Exact<DeepPartial<KeyValueMutation>, I>>(object: I): KeyValueMutation {
     const message = createBaseKeyValueMutation();
-    message.append = (object.append !== undefined && object.append !== null)
-      ? KeyValueAppend.fromPartial(object.append)
-      : undefined;
-    message.remove = object.remove ?? "";
+    message.append = object.append !== undefined && object.append !== null ? KeyValueAppend.fromPartial(object.append) : undefined;
+    message.remove = object.remove ?? '';
     return message;
   },
 };
 
 function createBaseQueryParameter(): QueryParameter {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const QueryParameter = {
   encode(message: QueryParameter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -1760,22 +1697,22 @@ export const QueryParameter = {
   },
   fromPartial<I extends Exact<DeepPartial<QueryParameter>, I>>(object: I): QueryParameter {
     const message = createBaseQueryParameter();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseHeaderValue(): HeaderValue {
-  return { key: "", value: "", rawValue: Buffer.alloc(0) };
+  return { key: '', value: '', rawValue: Buffer.alloc(0) };
 }
 
 export const HeaderValue = {
   encode(message: HeaderValue, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     if (message.rawValue.length !== 0) {
@@ -1826,8 +1763,8 @@ export const HeaderValue = {
   },
   fromPartial<I extends Exact<DeepPartial<HeaderValue>, I>>(object: I): HeaderValue {
     const message = createBaseHeaderValue();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     message.rawValue = object.rawValue ?? Buffer.alloc(0);
     return message;
   },
@@ -1903,9 +1840,7 @@ export const HeaderValueOption = {
   },
   fromPartial<I extends Exact<DeepPartial<HeaderValueOption>, I>>(object: I): HeaderValueOption {
     const message = createBaseHeaderValueOption();
-    message.header = (object.header !== undefined && object.header !== null)
-      ? HeaderValue.fromPartial(object.header)
-      : undefined;
+    message.header = object.header !== undefined && object.header !== null ? HeaderValue.fromPartial(object.header) : undefined;
     message.append = object.append ?? undefined;
     message.appendAction = object.appendAction ?? 0;
     message.keepEmptyValue = object.keepEmptyValue ?? false;
@@ -1959,12 +1894,12 @@ export const HeaderMap = {
 };
 
 function createBaseWatchedDirectory(): WatchedDirectory {
-  return { path: "" };
+  return { path: '' };
 }
 
 export const WatchedDirectory = {
   encode(message: WatchedDirectory, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(10).string(message.path);
     }
     return writer;
@@ -1998,7 +1933,7 @@ export const WatchedDirectory = {
   },
   fromPartial<I extends Exact<DeepPartial<WatchedDirectory>, I>>(object: I): WatchedDirectory {
     const message = createBaseWatchedDirectory();
-    message.path = object.path ?? "";
+    message.path = object.path ?? '';
     return message;
   },
 };
@@ -2093,9 +2028,10 @@ export const DataSource = {
     message.inlineBytes = object.inlineBytes ?? undefined;
     message.inlineString = object.inlineString ?? undefined;
     message.environmentVariable = object.environmentVariable ?? undefined;
-    message.watchedDirectory = (object.watchedDirectory !== undefined && object.watchedDirectory !== null)
-      ? WatchedDirectory.fromPartial(object.watchedDirectory)
-      : undefined;
+    message.watchedDirectory =
+      object.watchedDirectory !== undefined && object.watchedDirectory !== null
+        ? WatchedDirectory.fromPartial(object.watchedDirectory)
+        : undefined;
     return message;
   },
 };
@@ -2104,7 +2040,7 @@ function createBaseRetryPolicy(): RetryPolicy {
   return {
     retryBackOff: undefined,
     numRetries: undefined,
-    retryOn: "",
+    retryOn: '',
     retryPriority: undefined,
     retryHostPredicate: [],
     hostSelectionRetryMaxAttempts: 0,
@@ -2119,7 +2055,7 @@ export const RetryPolicy = {
     if (message.numRetries !== undefined) {
       UInt32Value.encode({ value: message.numRetries! }, writer.uint32(18).fork()).ldelim();
     }
-    if (message.retryOn !== "") {
+    if (message.retryOn !== '') {
       writer.uint32(26).string(message.retryOn);
     }
     if (message.retryPriority !== undefined) {
@@ -2197,28 +2133,27 @@ export const RetryPolicy = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy>, I>>(object: I): RetryPolicy {
     const message = createBaseRetryPolicy();
-    message.retryBackOff = (object.retryBackOff !== undefined && object.retryBackOff !== null)
-      ? BackoffStrategy.fromPartial(object.retryBackOff)
-      : undefined;
+    message.retryBackOff =
+      object.retryBackOff !== undefined && object.retryBackOff !== null ? BackoffStrategy.fromPartial(object.retryBackOff) : undefined;
     message.numRetries = object.numRetries ?? undefined;
-    message.retryOn = object.retryOn ?? "";
-    message.retryPriority = (object.retryPriority !== undefined && object.retryPriority !== null)
-      ? RetryPolicy_RetryPriority.fromPartial(object.retryPriority)
-      : undefined;
-    message.retryHostPredicate = object.retryHostPredicate?.map((e) => RetryPolicy_RetryHostPredicate.fromPartial(e)) ||
-      [];
+    message.retryOn = object.retryOn ?? '';
+    message.retryPriority =
+      object.retryPriority !== undefined && object.retryPriority !== null
+        ? RetryPolicy_RetryPriority.fromPartial(object.retryPriority)
+        : undefined;
+    message.retryHostPredicate = object.retryHostPredicate?.map((e) => RetryPolicy_RetryHostPredicate.fromPartial(e)) || [];
     message.hostSelectionRetryMaxAttempts = object.hostSelectionRetryMaxAttempts ?? 0;
     return message;
   },
 };
 
 function createBaseRetryPolicy_RetryPriority(): RetryPolicy_RetryPriority {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const RetryPolicy_RetryPriority = {
   encode(message: RetryPolicy_RetryPriority, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -2262,21 +2197,19 @@ export const RetryPolicy_RetryPriority = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryPriority>, I>>(object: I): RetryPolicy_RetryPriority {
     const message = createBaseRetryPolicy_RetryPriority();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseRetryPolicy_RetryHostPredicate(): RetryPolicy_RetryHostPredicate {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const RetryPolicy_RetryHostPredicate = {
   encode(message: RetryPolicy_RetryHostPredicate, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -2318,20 +2251,16 @@ export const RetryPolicy_RetryHostPredicate = {
   create<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(base?: I): RetryPolicy_RetryHostPredicate {
     return RetryPolicy_RetryHostPredicate.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(
-    object: I,
-  ): RetryPolicy_RetryHostPredicate {
+  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(object: I): RetryPolicy_RetryHostPredicate {
     const message = createBaseRetryPolicy_RetryHostPredicate();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseRemoteDataSource(): RemoteDataSource {
-  return { httpUri: undefined, sha256: "", retryPolicy: undefined };
+  return { httpUri: undefined, sha256: '', retryPolicy: undefined };
 }
 
 export const RemoteDataSource = {
@@ -2339,7 +2268,7 @@ export const RemoteDataSource = {
     if (message.httpUri !== undefined) {
       HttpUri.encode(message.httpUri, writer.uint32(10).fork()).ldelim();
     }
-    if (message.sha256 !== "") {
+    if (message.sha256 !== '') {
       writer.uint32(18).string(message.sha256);
     }
     if (message.retryPolicy !== undefined) {
@@ -2390,13 +2319,10 @@ export const RemoteDataSource = {
   },
   fromPartial<I extends Exact<DeepPartial<RemoteDataSource>, I>>(object: I): RemoteDataSource {
     const message = createBaseRemoteDataSource();
-    message.httpUri = (object.httpUri !== undefined && object.httpUri !== null)
-      ? HttpUri.fromPartial(object.httpUri)
-      : undefined;
-    message.sha256 = object.sha256 ?? "";
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.httpUri = object.httpUri !== undefined && object.httpUri !== null ? HttpUri.fromPartial(object.httpUri) : undefined;
+    message.sha256 = object.sha256 ?? '';
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     return message;
   },
 };
@@ -2451,23 +2377,19 @@ export const AsyncDataSource = {
   },
   fromPartial<I extends Exact<DeepPartial<AsyncDataSource>, I>>(object: I): AsyncDataSource {
     const message = createBaseAsyncDataSource();
-    message.local = (object.local !== undefined && object.local !== null)
-      ? DataSource.fromPartial(object.local)
-      : undefined;
-    message.remote = (object.remote !== undefined && object.remote !== null)
-      ? RemoteDataSource.fromPartial(object.remote)
-      : undefined;
+    message.local = object.local !== undefined && object.local !== null ? DataSource.fromPartial(object.local) : undefined;
+    message.remote = object.remote !== undefined && object.remote !== null ? RemoteDataSource.fromPartial(object.remote) : undefined;
     return message;
   },
 };
 
 function createBaseTransportSocket(): TransportSocket {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const TransportSocket = {
   encode(message: TransportSocket, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -2511,16 +2433,14 @@ export const TransportSocket = {
   },
   fromPartial<I extends Exact<DeepPartial<TransportSocket>, I>>(object: I): TransportSocket {
     const message = createBaseTransportSocket();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseRuntimeFractionalPercent(): RuntimeFractionalPercent {
-  return { defaultValue: undefined, runtimeKey: "" };
+  return { defaultValue: undefined, runtimeKey: '' };
 }
 
 export const RuntimeFractionalPercent = {
@@ -2528,7 +2448,7 @@ export const RuntimeFractionalPercent = {
     if (message.defaultValue !== undefined) {
       FractionalPercent.encode(message.defaultValue, writer.uint32(10).fork()).ldelim();
     }
-    if (message.runtimeKey !== "") {
+    if (message.runtimeKey !== '') {
       writer.uint32(18).string(message.runtimeKey);
     }
     return writer;
@@ -2569,21 +2489,20 @@ export const RuntimeFractionalPercent = {
   },
   fromPartial<I extends Exact<DeepPartial<RuntimeFractionalPercent>, I>>(object: I): RuntimeFractionalPercent {
     const message = createBaseRuntimeFractionalPercent();
-    message.defaultValue = (object.defaultValue !== undefined && object.defaultValue !== null)
-      ? FractionalPercent.fromPartial(object.defaultValue)
-      : undefined;
-    message.runtimeKey = object.runtimeKey ?? "";
+    message.defaultValue =
+      object.defaultValue !== undefined && object.defaultValue !== null ? FractionalPercent.fromPartial(object.defaultValue) : undefined;
+    message.runtimeKey = object.runtimeKey ?? '';
     return message;
   },
 };
 
 function createBaseControlPlane(): ControlPlane {
-  return { identifier: "" };
+  return { identifier: '' };
 }
 
 export const ControlPlane = {
   encode(message: ControlPlane, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.identifier !== "") {
+    if (message.identifier !== '') {
       writer.uint32(10).string(message.identifier);
     }
     return writer;
@@ -2617,29 +2536,34 @@ export const ControlPlane = {
   },
   fromPartial<I extends Exact<DeepPartial<ControlPlane>, I>>(object: I): ControlPlane {
     const message = createBaseControlPlane();
-    message.identifier = object.identifier ?? "";
+    message.identifier = object.identifier ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

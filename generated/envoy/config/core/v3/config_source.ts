@@ -5,14 +5,14 @@
 // source: envoy/config/core/v3/config_source.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { DoubleValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Authority } from "../../../../xds/core/v3/authority.js";
-import { WatchedDirectory } from "./base.js";
-import { TypedExtensionConfig } from "./extension.js";
-import { GrpcService } from "./grpc_service.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { DoubleValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Authority } from '../../../../xds/core/v3/authority.js';
+import { WatchedDirectory } from './base.js';
+import { TypedExtensionConfig } from './extension.js';
+import { GrpcService } from './grpc_service.js';
 
 /**
  * xDS API and non-xDS services version. This is used to describe both resource and transport
@@ -62,20 +62,14 @@ export interface ApiConfigSource {
    */
   grpcServices: GrpcService[];
   /** For REST APIs, the delay between successive polls. */
-  refreshDelay:
-    | Duration
-    | undefined;
+  refreshDelay: Duration | undefined;
   /** For REST APIs, the request timeout. If not set, a default value of 1s will be used. */
-  requestTimeout:
-    | Duration
-    | undefined;
+  requestTimeout: Duration | undefined;
   /**
    * For GRPC APIs, the rate limit settings. If present, discovery requests made by Envoy will be
    * rate limited.
    */
-  rateLimitSettings:
-    | RateLimitSettings
-    | undefined;
+  rateLimitSettings: RateLimitSettings | undefined;
   /** Skip the node identifier in subsequent discovery requests for streaming gRPC config types. */
   setNodeOnFirstMessageOnly: boolean;
   /**
@@ -134,8 +128,7 @@ export enum ApiConfigSource_ApiType {
  * set in :ref:`ConfigSource <envoy_v3_api_msg_config.core.v3.ConfigSource>` can be used to
  * specify that ADS is to be used.
  */
-export interface AggregatedConfigSource {
-}
+export interface AggregatedConfigSource {}
 
 /**
  * [#not-implemented-hide:]
@@ -157,9 +150,7 @@ export interface RateLimitSettings {
    * Maximum number of tokens to be used for rate limiting discovery request calls. If not set, a
    * default value of 100 will be used.
    */
-  maxTokens:
-    | number
-    | undefined;
+  maxTokens: number | undefined;
   /**
    * Rate at which tokens will be filled per second. If not set, a default fill rate of 10 tokens
    * per second will be used. The minimal fill rate is once per year. Lower
@@ -229,24 +220,16 @@ export interface ConfigSource {
    *
    * @deprecated
    */
-  path?:
-    | string
-    | undefined;
+  path?: string | undefined;
   /** Local filesystem path configuration source. */
-  pathConfigSource?:
-    | PathConfigSource
-    | undefined;
+  pathConfigSource?: PathConfigSource | undefined;
   /** API configuration source. */
-  apiConfigSource?:
-    | ApiConfigSource
-    | undefined;
+  apiConfigSource?: ApiConfigSource | undefined;
   /**
    * When set, ADS will be used to fetch resources. The ADS API configuration
    * source in the bootstrap configuration is used.
    */
-  ads?:
-    | AggregatedConfigSource
-    | undefined;
+  ads?: AggregatedConfigSource | undefined;
   /**
    * [#not-implemented-hide:]
    * When set, the client will access the resources from the same server it got the
@@ -260,9 +243,7 @@ export interface ConfigSource {
    * this field can implicitly mean to use the same stream in the case where the ConfigSource
    * is provided via ADS and the specified data can also be obtained via ADS.]
    */
-  self?:
-    | SelfConfigSource
-    | undefined;
+  self?: SelfConfigSource | undefined;
   /**
    * When this timeout is specified, Envoy will wait no longer than the specified time for first
    * config response on this xDS subscription during the :ref:`initialization process
@@ -272,9 +253,7 @@ export interface ConfigSource {
    * means no timeout - Envoy will wait indefinitely for the first xDS config (unless another
    * timeout applies). The default is 15s.
    */
-  initialFetchTimeout:
-    | Duration
-    | undefined;
+  initialFetchTimeout: Duration | undefined;
   /**
    * API version for xDS resources. This implies the type URLs that the client
    * will request for resources and the resource type that the client will in
@@ -297,17 +276,13 @@ export interface ConfigSource {
  * filter chain with a disabled extension filter rejects all incoming streams.
  */
 export interface ExtensionConfigSource {
-  configSource:
-    | ConfigSource
-    | undefined;
+  configSource: ConfigSource | undefined;
   /**
    * Optional default configuration to use as the initial configuration if
    * there is a failure to receive the initial extension configuration or if
    * ``apply_default_config_without_warming`` flag is set.
    */
-  defaultConfig:
-    | Any
-    | undefined;
+  defaultConfig: Any | undefined;
   /**
    * Use the default config as the initial configuration without warming and
    * waiting for the first discovery response. Requires the default configuration
@@ -455,15 +430,14 @@ export const ApiConfigSource = {
     message.transportApiVersion = object.transportApiVersion ?? 0;
     message.clusterNames = object.clusterNames?.map((e) => e) || [];
     message.grpcServices = object.grpcServices?.map((e) => GrpcService.fromPartial(e)) || [];
-    message.refreshDelay = (object.refreshDelay !== undefined && object.refreshDelay !== null)
-      ? Duration.fromPartial(object.refreshDelay)
-      : undefined;
-    message.requestTimeout = (object.requestTimeout !== undefined && object.requestTimeout !== null)
-      ? Duration.fromPartial(object.requestTimeout)
-      : undefined;
-    message.rateLimitSettings = (object.rateLimitSettings !== undefined && object.rateLimitSettings !== null)
-      ? RateLimitSettings.fromPartial(object.rateLimitSettings)
-      : undefined;
+    message.refreshDelay =
+      object.refreshDelay !== undefined && object.refreshDelay !== null ? Duration.fromPartial(object.refreshDelay) : undefined;
+    message.requestTimeout =
+      object.requestTimeout !== undefined && object.requestTimeout !== null ? Duration.fromPartial(object.requestTimeout) : undefined;
+    message.rateLimitSettings =
+      object.rateLimitSettings !== undefined && object.rateLimitSettings !== null
+        ? RateLimitSettings.fromPartial(object.rateLimitSettings)
+        : undefined;
     message.setNodeOnFirstMessageOnly = object.setNodeOnFirstMessageOnly ?? false;
     message.configValidators = object.configValidators?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
     return message;
@@ -606,12 +580,12 @@ export const RateLimitSettings = {
 };
 
 function createBasePathConfigSource(): PathConfigSource {
-  return { path: "", watchedDirectory: undefined };
+  return { path: '', watchedDirectory: undefined };
 }
 
 export const PathConfigSource = {
   encode(message: PathConfigSource, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(10).string(message.path);
     }
     if (message.watchedDirectory !== undefined) {
@@ -655,10 +629,11 @@ export const PathConfigSource = {
   },
   fromPartial<I extends Exact<DeepPartial<PathConfigSource>, I>>(object: I): PathConfigSource {
     const message = createBasePathConfigSource();
-    message.path = object.path ?? "";
-    message.watchedDirectory = (object.watchedDirectory !== undefined && object.watchedDirectory !== null)
-      ? WatchedDirectory.fromPartial(object.watchedDirectory)
-      : undefined;
+    message.path = object.path ?? '';
+    message.watchedDirectory =
+      object.watchedDirectory !== undefined && object.watchedDirectory !== null
+        ? WatchedDirectory.fromPartial(object.watchedDirectory)
+        : undefined;
     return message;
   },
 };
@@ -784,21 +759,20 @@ export const ConfigSource = {
     const message = createBaseConfigSource();
     message.authorities = object.authorities?.map((e) => Authority.fromPartial(e)) || [];
     message.path = object.path ?? undefined;
-    message.pathConfigSource = (object.pathConfigSource !== undefined && object.pathConfigSource !== null)
-      ? PathConfigSource.fromPartial(object.pathConfigSource)
-      : undefined;
-    message.apiConfigSource = (object.apiConfigSource !== undefined && object.apiConfigSource !== null)
-      ? ApiConfigSource.fromPartial(object.apiConfigSource)
-      : undefined;
-    message.ads = (object.ads !== undefined && object.ads !== null)
-      ? AggregatedConfigSource.fromPartial(object.ads)
-      : undefined;
-    message.self = (object.self !== undefined && object.self !== null)
-      ? SelfConfigSource.fromPartial(object.self)
-      : undefined;
-    message.initialFetchTimeout = (object.initialFetchTimeout !== undefined && object.initialFetchTimeout !== null)
-      ? Duration.fromPartial(object.initialFetchTimeout)
-      : undefined;
+    message.pathConfigSource =
+      object.pathConfigSource !== undefined && object.pathConfigSource !== null
+        ? PathConfigSource.fromPartial(object.pathConfigSource)
+        : undefined;
+    message.apiConfigSource =
+      object.apiConfigSource !== undefined && object.apiConfigSource !== null
+        ? ApiConfigSource.fromPartial(object.apiConfigSource)
+        : undefined;
+    message.ads = object.ads !== undefined && object.ads !== null ? AggregatedConfigSource.fromPartial(object.ads) : undefined;
+    message.self = object.self !== undefined && object.self !== null ? SelfConfigSource.fromPartial(object.self) : undefined;
+    message.initialFetchTimeout =
+      object.initialFetchTimeout !== undefined && object.initialFetchTimeout !== null
+        ? Duration.fromPartial(object.initialFetchTimeout)
+        : undefined;
     message.resourceApiVersion = object.resourceApiVersion ?? 0;
     return message;
   },
@@ -874,12 +848,10 @@ export const ExtensionConfigSource = {
   },
   fromPartial<I extends Exact<DeepPartial<ExtensionConfigSource>, I>>(object: I): ExtensionConfigSource {
     const message = createBaseExtensionConfigSource();
-    message.configSource = (object.configSource !== undefined && object.configSource !== null)
-      ? ConfigSource.fromPartial(object.configSource)
-      : undefined;
-    message.defaultConfig = (object.defaultConfig !== undefined && object.defaultConfig !== null)
-      ? Any.fromPartial(object.defaultConfig)
-      : undefined;
+    message.configSource =
+      object.configSource !== undefined && object.configSource !== null ? ConfigSource.fromPartial(object.configSource) : undefined;
+    message.defaultConfig =
+      object.defaultConfig !== undefined && object.defaultConfig !== null ? Any.fromPartial(object.defaultConfig) : undefined;
     message.applyDefaultConfigWithoutWarming = object.applyDefaultConfigWithoutWarming ?? false;
     message.typeUrls = object.typeUrls?.map((e) => e) || [];
     return message;
@@ -888,12 +860,17 @@ export const ExtensionConfigSource = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/event_service_config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { GrpcService } from "./grpc_service.js";
+import _m0 from 'protobufjs/minimal.js';
+import { GrpcService } from './grpc_service.js';
 
 /**
  * [#not-implemented-hide:]
@@ -57,21 +57,25 @@ export const EventServiceConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<EventServiceConfig>, I>>(object: I): EventServiceConfig {
     const message = createBaseEventServiceConfig();
-    message.grpcService = (object.grpcService !== undefined && object.grpcService !== null)
-      ? GrpcService.fromPartial(object.grpcService)
-      : undefined;
+    message.grpcService =
+      object.grpcService !== undefined && object.grpcService !== null ? GrpcService.fromPartial(object.grpcService) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,14 +5,14 @@
 // source: envoy/config/core/v3/grpc_service.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Empty } from "../../../../google/protobuf/empty.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { DataSource, HeaderValue, RetryPolicy } from "./base.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Empty } from '../../../../google/protobuf/empty.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { DataSource, HeaderValue, RetryPolicy } from './base.js';
 
 /**
  * gRPC service configuration. This is used by :ref:`ApiConfigSource
@@ -25,24 +25,18 @@ export interface GrpcService {
    * See the :ref:`gRPC services overview <arch_overview_grpc_services>`
    * documentation for discussion on gRPC client selection.
    */
-  envoyGrpc?:
-    | GrpcService_EnvoyGrpc
-    | undefined;
+  envoyGrpc?: GrpcService_EnvoyGrpc | undefined;
   /**
    * `Google C++ gRPC client <https://github.com/grpc/grpc>`_
    * See the :ref:`gRPC services overview <arch_overview_grpc_services>`
    * documentation for discussion on gRPC client selection.
    */
-  googleGrpc?:
-    | GrpcService_GoogleGrpc
-    | undefined;
+  googleGrpc?: GrpcService_GoogleGrpc | undefined;
   /**
    * The timeout for the gRPC request. This is the timeout for a specific
    * request.
    */
-  timeout:
-    | Duration
-    | undefined;
+  timeout: Duration | undefined;
   /**
    * Additional metadata to include in streams initiated to the GrpcService. This can be used for
    * scenarios in which additional ad hoc authorization headers (e.g. ``x-foo-bar: baz-key``) are to
@@ -77,18 +71,14 @@ export interface GrpcService_EnvoyGrpc {
    * Currently only supported for xDS gRPC streams.
    * If not set, xDS gRPC streams default base interval:500ms, maximum interval:30s will be applied.
    */
-  retryPolicy:
-    | RetryPolicy
-    | undefined;
+  retryPolicy: RetryPolicy | undefined;
   /**
    * Maximum gRPC message size that is allowed to be received.
    * If a message over this limit is received, the gRPC stream is terminated with the RESOURCE_EXHAUSTED error.
    * This limit is applied to individual messages in the streaming response and not the total size of streaming response.
    * Defaults to 0, which means unlimited.
    */
-  maxReceiveMessageLength:
-    | number
-    | undefined;
+  maxReceiveMessageLength: number | undefined;
   /**
    * This provides gRPC client level control over envoy generated headers.
    * If false, the header will be sent but it can be overridden by per stream option.
@@ -106,9 +96,7 @@ export interface GrpcService_GoogleGrpc {
    * :ref:`channel_credentials <envoy_v3_api_field_config.core.v3.GrpcService.GoogleGrpc.channel_credentials>`.
    */
   targetUri: string;
-  channelCredentials:
-    | GrpcService_GoogleGrpc_ChannelCredentials
-    | undefined;
+  channelCredentials: GrpcService_GoogleGrpc_ChannelCredentials | undefined;
   /**
    * A set of call credentials that can be composed with `channel credentials
    * <https://grpc.io/docs/guides/auth.html#credential-types>`_.
@@ -136,16 +124,12 @@ export interface GrpcService_GoogleGrpc {
    * Additional configuration for site-specific customizations of the Google
    * gRPC library.
    */
-  config:
-    | { [key: string]: any }
-    | undefined;
+  config: { [key: string]: any } | undefined;
   /**
    * How many bytes each stream can buffer internally.
    * If not set an implementation defined default is applied (1MiB).
    */
-  perStreamBufferLimitBytes:
-    | number
-    | undefined;
+  perStreamBufferLimitBytes: number | undefined;
   /** Custom channels args. */
   channelArgs: GrpcService_GoogleGrpc_ChannelArgs | undefined;
 }
@@ -153,13 +137,9 @@ export interface GrpcService_GoogleGrpc {
 /** See https://grpc.io/grpc/cpp/structgrpc_1_1_ssl_credentials_options.html. */
 export interface GrpcService_GoogleGrpc_SslCredentials {
   /** PEM encoded server root certificates. */
-  rootCerts:
-    | DataSource
-    | undefined;
+  rootCerts: DataSource | undefined;
   /** PEM encoded client private key. */
-  privateKey:
-    | DataSource
-    | undefined;
+  privateKey: DataSource | undefined;
   /** PEM encoded client certificate chain. */
   certChain: DataSource | undefined;
 }
@@ -168,17 +148,14 @@ export interface GrpcService_GoogleGrpc_SslCredentials {
  * Local channel credentials. Only UDS is supported for now.
  * See https://github.com/grpc/grpc/pull/15909.
  */
-export interface GrpcService_GoogleGrpc_GoogleLocalCredentials {
-}
+export interface GrpcService_GoogleGrpc_GoogleLocalCredentials {}
 
 /**
  * See https://grpc.io/docs/guides/auth.html#credential-types to understand Channel and Call
  * credential types.
  */
 export interface GrpcService_GoogleGrpc_ChannelCredentials {
-  sslCredentials?:
-    | GrpcService_GoogleGrpc_SslCredentials
-    | undefined;
+  sslCredentials?: GrpcService_GoogleGrpc_SslCredentials | undefined;
   /** https://grpc.io/grpc/cpp/namespacegrpc.html#a6beb3ac70ff94bd2ebbd89b8f21d1f61 */
   googleDefault?: Empty | undefined;
   localCredentials?: GrpcService_GoogleGrpc_GoogleLocalCredentials | undefined;
@@ -190,45 +167,33 @@ export interface GrpcService_GoogleGrpc_CallCredentials {
    * Access token credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#ad3a80da696ffdaea943f0f858d7a360d.
    */
-  accessToken?:
-    | string
-    | undefined;
+  accessToken?: string | undefined;
   /**
    * Google Compute Engine credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#a6beb3ac70ff94bd2ebbd89b8f21d1f61
    */
-  googleComputeEngine?:
-    | Empty
-    | undefined;
+  googleComputeEngine?: Empty | undefined;
   /**
    * Google refresh token credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#a96901c997b91bc6513b08491e0dca37c.
    */
-  googleRefreshToken?:
-    | string
-    | undefined;
+  googleRefreshToken?: string | undefined;
   /**
    * Service Account JWT Access credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#a92a9f959d6102461f66ee973d8e9d3aa.
    */
-  serviceAccountJwtAccess?:
-    | GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials
-    | undefined;
+  serviceAccountJwtAccess?: GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials | undefined;
   /**
    * Google IAM credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#a9fc1fc101b41e680d47028166e76f9d0.
    */
-  googleIam?:
-    | GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials
-    | undefined;
+  googleIam?: GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials | undefined;
   /**
    * Custom authenticator credentials.
    * https://grpc.io/grpc/cpp/namespacegrpc.html#a823c6a4b19ffc71fb33e90154ee2ad07.
    * https://grpc.io/docs/guides/auth.html#extending-grpc-to-support-other-authentication-mechanisms.
    */
-  fromPlugin?:
-    | GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin
-    | undefined;
+  fromPlugin?: GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin | undefined;
   /**
    * Custom security token service which implements OAuth 2.0 token exchange.
    * https://tools.ietf.org/html/draft-ietf-oauth-token-exchange-16
@@ -402,27 +367,22 @@ export const GrpcService = {
   },
   fromPartial<I extends Exact<DeepPartial<GrpcService>, I>>(object: I): GrpcService {
     const message = createBaseGrpcService();
-    message.envoyGrpc = (object.envoyGrpc !== undefined && object.envoyGrpc !== null)
-      ? GrpcService_EnvoyGrpc.fromPartial(object.envoyGrpc)
-      : undefined;
-    message.googleGrpc = (object.googleGrpc !== undefined && object.googleGrpc !== null)
-      ? GrpcService_GoogleGrpc.fromPartial(object.googleGrpc)
-      : undefined;
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
+    message.envoyGrpc =
+      object.envoyGrpc !== undefined && object.envoyGrpc !== null ? GrpcService_EnvoyGrpc.fromPartial(object.envoyGrpc) : undefined;
+    message.googleGrpc =
+      object.googleGrpc !== undefined && object.googleGrpc !== null ? GrpcService_GoogleGrpc.fromPartial(object.googleGrpc) : undefined;
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
     message.initialMetadata = object.initialMetadata?.map((e) => HeaderValue.fromPartial(e)) || [];
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     return message;
   },
 };
 
 function createBaseGrpcService_EnvoyGrpc(): GrpcService_EnvoyGrpc {
   return {
-    clusterName: "",
-    authority: "",
+    clusterName: '',
+    authority: '',
     retryPolicy: undefined,
     maxReceiveMessageLength: undefined,
     skipEnvoyHeaders: false,
@@ -431,10 +391,10 @@ function createBaseGrpcService_EnvoyGrpc(): GrpcService_EnvoyGrpc {
 
 export const GrpcService_EnvoyGrpc = {
   encode(message: GrpcService_EnvoyGrpc, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.clusterName !== "") {
+    if (message.clusterName !== '') {
       writer.uint32(10).string(message.clusterName);
     }
-    if (message.authority !== "") {
+    if (message.authority !== '') {
       writer.uint32(18).string(message.authority);
     }
     if (message.retryPolicy !== undefined) {
@@ -505,11 +465,10 @@ export const GrpcService_EnvoyGrpc = {
   },
   fromPartial<I extends Exact<DeepPartial<GrpcService_EnvoyGrpc>, I>>(object: I): GrpcService_EnvoyGrpc {
     const message = createBaseGrpcService_EnvoyGrpc();
-    message.clusterName = object.clusterName ?? "";
-    message.authority = object.authority ?? "";
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.clusterName = object.clusterName ?? '';
+    message.authority = object.authority ?? '';
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     message.maxReceiveMessageLength = object.maxReceiveMessageLength ?? undefined;
     message.skipEnvoyHeaders = object.skipEnvoyHeaders ?? false;
     return message;
@@ -518,11 +477,11 @@ export const GrpcService_EnvoyGrpc = {
 
 function createBaseGrpcService_GoogleGrpc(): GrpcService_GoogleGrpc {
   return {
-    targetUri: "",
+    targetUri: '',
     channelCredentials: undefined,
     callCredentials: [],
-    statPrefix: "",
-    credentialsFactoryName: "",
+    statPrefix: '',
+    credentialsFactoryName: '',
     config: undefined,
     perStreamBufferLimitBytes: undefined,
     channelArgs: undefined,
@@ -531,7 +490,7 @@ function createBaseGrpcService_GoogleGrpc(): GrpcService_GoogleGrpc {
 
 export const GrpcService_GoogleGrpc = {
   encode(message: GrpcService_GoogleGrpc, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.targetUri !== "") {
+    if (message.targetUri !== '') {
       writer.uint32(10).string(message.targetUri);
     }
     if (message.channelCredentials !== undefined) {
@@ -540,10 +499,10 @@ export const GrpcService_GoogleGrpc = {
     for (const v of message.callCredentials) {
       GrpcService_GoogleGrpc_CallCredentials.encode(v!, writer.uint32(26).fork()).ldelim();
     }
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(34).string(message.statPrefix);
     }
-    if (message.credentialsFactoryName !== "") {
+    if (message.credentialsFactoryName !== '') {
       writer.uint32(42).string(message.credentialsFactoryName);
     }
     if (message.config !== undefined) {
@@ -635,19 +594,20 @@ export const GrpcService_GoogleGrpc = {
   },
   fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc>, I>>(object: I): GrpcService_GoogleGrpc {
     const message = createBaseGrpcService_GoogleGrpc();
-    message.targetUri = object.targetUri ?? "";
-    message.channelCredentials = (object.channelCredentials !== undefined && object.channelCredentials !== null)
-      ? GrpcService_GoogleGrpc_ChannelCredentials.fromPartial(object.channelCredentials)
-      : undefined;
-    message.callCredentials =
-      object.callCredentials?.map((e) => GrpcService_GoogleGrpc_CallCredentials.fromPartial(e)) || [];
-    message.statPrefix = object.statPrefix ?? "";
-    message.credentialsFactoryName = object.credentialsFactoryName ?? "";
+    message.targetUri = object.targetUri ?? '';
+    message.channelCredentials =
+      object.channelCredentials !== undefined && object.channelCredentials !== null
+        ? GrpcService_GoogleGrpc_ChannelCredentials.fromPartial(object.channelCredentials)
+        : undefined;
+    message.callCredentials = object.callCredentials?.map((e) => GrpcService_GoogleGrpc_CallCredentials.fromPartial(e)) || [];
+    message.statPrefix = object.statPrefix ?? '';
+    message.credentialsFactoryName = object.credentialsFactoryName ?? '';
     message.config = object.config ?? undefined;
     message.perStreamBufferLimitBytes = object.perStreamBufferLimitBytes ?? undefined;
-    message.channelArgs = (object.channelArgs !== undefined && object.channelArgs !== null)
-      ? GrpcService_GoogleGrpc_ChannelArgs.fromPartial(object.channelArgs)
-      : undefined;
+    message.channelArgs =
+      object.channelArgs !== undefined && object.channelArgs !== null
+        ? GrpcService_GoogleGrpc_ChannelArgs.fromPartial(object.channelArgs)
+        : undefined;
     return message;
   },
 };
@@ -707,24 +667,15 @@ export const GrpcService_GoogleGrpc_SslCredentials = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_SslCredentials>, I>>(
-    base?: I,
-  ): GrpcService_GoogleGrpc_SslCredentials {
+  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_SslCredentials>, I>>(base?: I): GrpcService_GoogleGrpc_SslCredentials {
     return GrpcService_GoogleGrpc_SslCredentials.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_SslCredentials>, I>>(
-    object: I,
-  ): GrpcService_GoogleGrpc_SslCredentials {
+  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_SslCredentials>, I>>(object: I): GrpcService_GoogleGrpc_SslCredentials {
     const message = createBaseGrpcService_GoogleGrpc_SslCredentials();
-    message.rootCerts = (object.rootCerts !== undefined && object.rootCerts !== null)
-      ? DataSource.fromPartial(object.rootCerts)
-      : undefined;
-    message.privateKey = (object.privateKey !== undefined && object.privateKey !== null)
-      ? DataSource.fromPartial(object.privateKey)
-      : undefined;
-    message.certChain = (object.certChain !== undefined && object.certChain !== null)
-      ? DataSource.fromPartial(object.certChain)
-      : undefined;
+    message.rootCerts = object.rootCerts !== undefined && object.rootCerts !== null ? DataSource.fromPartial(object.rootCerts) : undefined;
+    message.privateKey =
+      object.privateKey !== undefined && object.privateKey !== null ? DataSource.fromPartial(object.privateKey) : undefined;
+    message.certChain = object.certChain !== undefined && object.certChain !== null ? DataSource.fromPartial(object.certChain) : undefined;
     return message;
   },
 };
@@ -822,24 +773,23 @@ export const GrpcService_GoogleGrpc_ChannelCredentials = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelCredentials>, I>>(
-    base?: I,
-  ): GrpcService_GoogleGrpc_ChannelCredentials {
+  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelCredentials>, I>>(base?: I): GrpcService_GoogleGrpc_ChannelCredentials {
     return GrpcService_GoogleGrpc_ChannelCredentials.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelCredentials>, I>>(
     object: I,
   ): GrpcService_GoogleGrpc_ChannelCredentials {
     const message = createBaseGrpcService_GoogleGrpc_ChannelCredentials();
-    message.sslCredentials = (object.sslCredentials !== undefined && object.sslCredentials !== null)
-      ? GrpcService_GoogleGrpc_SslCredentials.fromPartial(object.sslCredentials)
-      : undefined;
-    message.googleDefault = (object.googleDefault !== undefined && object.googleDefault !== null)
-      ? Empty.fromPartial(object.googleDefault)
-      : undefined;
-    message.localCredentials = (object.localCredentials !== undefined && object.localCredentials !== null)
-      ? GrpcService_GoogleGrpc_GoogleLocalCredentials.fromPartial(object.localCredentials)
-      : undefined;
+    message.sslCredentials =
+      object.sslCredentials !== undefined && object.sslCredentials !== null
+        ? GrpcService_GoogleGrpc_SslCredentials.fromPartial(object.sslCredentials)
+        : undefined;
+    message.googleDefault =
+      object.googleDefault !== undefined && object.googleDefault !== null ? Empty.fromPartial(object.googleDefault) : undefined;
+    message.localCredentials =
+      object.localCredentials !== undefined && object.localCredentials !== null
+        ? GrpcService_GoogleGrpc_GoogleLocalCredentials.fromPartial(object.localCredentials)
+        : undefined;
     return message;
   },
 };
@@ -874,14 +824,10 @@ export const GrpcService_GoogleGrpc_CallCredentials = {
       ).ldelim();
     }
     if (message.googleIam !== undefined) {
-      GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.encode(message.googleIam, writer.uint32(42).fork())
-        .ldelim();
+      GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.encode(message.googleIam, writer.uint32(42).fork()).ldelim();
     }
     if (message.fromPlugin !== undefined) {
-      GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.encode(
-        message.fromPlugin,
-        writer.uint32(50).fork(),
-      ).ldelim();
+      GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.encode(message.fromPlugin, writer.uint32(50).fork()).ldelim();
     }
     if (message.stsService !== undefined) {
       GrpcService_GoogleGrpc_CallCredentials_StsService.encode(message.stsService, writer.uint32(58).fork()).ldelim();
@@ -922,28 +868,24 @@ export const GrpcService_GoogleGrpc_CallCredentials = {
             break;
           }
 
-          message.serviceAccountJwtAccess = GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials
-            .decode(reader, reader.uint32());
+          message.serviceAccountJwtAccess = GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials.decode(
+            reader,
+            reader.uint32(),
+          );
           continue;
         case 5:
           if (tag !== 42) {
             break;
           }
 
-          message.googleIam = GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.googleIam = GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.decode(reader, reader.uint32());
           continue;
         case 6:
           if (tag !== 50) {
             break;
           }
 
-          message.fromPlugin = GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.fromPlugin = GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.decode(reader, reader.uint32());
           continue;
         case 7:
           if (tag !== 58) {
@@ -961,41 +903,39 @@ export const GrpcService_GoogleGrpc_CallCredentials = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials>, I>>(
-    base?: I,
-  ): GrpcService_GoogleGrpc_CallCredentials {
+  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials>, I>>(base?: I): GrpcService_GoogleGrpc_CallCredentials {
     return GrpcService_GoogleGrpc_CallCredentials.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials>, I>>(
-    object: I,
-  ): GrpcService_GoogleGrpc_CallCredentials {
+  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials>, I>>(object: I): GrpcService_GoogleGrpc_CallCredentials {
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials();
     message.accessToken = object.accessToken ?? undefined;
-    message.googleComputeEngine = (object.googleComputeEngine !== undefined && object.googleComputeEngine !== null)
-      ? Empty.fromPartial(object.googleComputeEngine)
-      : undefined;
+    message.googleComputeEngine =
+      object.googleComputeEngine !== undefined && object.googleComputeEngine !== null
+        ? Empty.fromPartial(object.googleComputeEngine)
+        : undefined;
     message.googleRefreshToken = object.googleRefreshToken ?? undefined;
     message.serviceAccountJwtAccess =
-      (object.serviceAccountJwtAccess !== undefined && object.serviceAccountJwtAccess !== null)
-        ? GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials.fromPartial(
-          object.serviceAccountJwtAccess,
-        )
+      object.serviceAccountJwtAccess !== undefined && object.serviceAccountJwtAccess !== null
+        ? GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials.fromPartial(object.serviceAccountJwtAccess)
         : undefined;
-    message.googleIam = (object.googleIam !== undefined && object.googleIam !== null)
-      ? GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.fromPartial(object.googleIam)
-      : undefined;
-    message.fromPlugin = (object.fromPlugin !== undefined && object.fromPlugin !== null)
-      ? GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.fromPartial(object.fromPlugin)
-      : undefined;
-    message.stsService = (object.stsService !== undefined && object.stsService !== null)
-      ? GrpcService_GoogleGrpc_CallCredentials_StsService.fromPartial(object.stsService)
-      : undefined;
+    message.googleIam =
+      object.googleIam !== undefined && object.googleIam !== null
+        ? GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials.fromPartial(object.googleIam)
+        : undefined;
+    message.fromPlugin =
+      object.fromPlugin !== undefined && object.fromPlugin !== null
+        ? GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin.fromPartial(object.fromPlugin)
+        : undefined;
+    message.stsService =
+      object.stsService !== undefined && object.stsService !== null
+        ? GrpcService_GoogleGrpc_CallCredentials_StsService.fromPartial(object.stsService)
+        : undefined;
     return message;
   },
 };
 
 function createBaseGrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials(): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
-  return { jsonKey: "", tokenLifetimeSeconds: 0 };
+  return { jsonKey: '', tokenLifetimeSeconds: 0 };
 }
 
 export const GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials = {
@@ -1003,7 +943,7 @@ export const GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCrede
     message: GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials,
     writer: _m0.Writer = _m0.Writer.create(),
   ): _m0.Writer {
-    if (message.jsonKey !== "") {
+    if (message.jsonKey !== '') {
       writer.uint32(10).string(message.jsonKey);
     }
     if (message.tokenLifetimeSeconds !== 0) {
@@ -1012,10 +952,7 @@ export const GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCrede
     return writer;
   },
 
-  decode(
-    input: _m0.Reader | Uint8Array,
-    length?: number,
-  ): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
+  decode(input: _m0.Reader | Uint8Array, length?: number): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
     const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
     let end = length === undefined ? reader.len : reader.pos + length;
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials();
@@ -1050,29 +987,26 @@ export const GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCrede
   ): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
     return GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials.fromPartial(base ?? ({} as any));
   },
-  fromPartial<
-    I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials>, I>,
-  >(object: I): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
+  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials>, I>>(
+    object: I,
+  ): GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials {
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials();
-    message.jsonKey = object.jsonKey ?? "";
+    message.jsonKey = object.jsonKey ?? '';
     message.tokenLifetimeSeconds = object.tokenLifetimeSeconds ?? 0;
     return message;
   },
 };
 
 function createBaseGrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials(): GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials {
-  return { authorizationToken: "", authoritySelector: "" };
+  return { authorizationToken: '', authoritySelector: '' };
 }
 
 export const GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials = {
-  encode(
-    message: GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.authorizationToken !== "") {
+  encode(message: GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.authorizationToken !== '') {
       writer.uint32(10).string(message.authorizationToken);
     }
-    if (message.authoritySelector !== "") {
+    if (message.authoritySelector !== '') {
       writer.uint32(18).string(message.authoritySelector);
     }
     return writer;
@@ -1117,14 +1051,14 @@ export const GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials = {
     object: I,
   ): GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials {
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials();
-    message.authorizationToken = object.authorizationToken ?? "";
-    message.authoritySelector = object.authoritySelector ?? "";
+    message.authorizationToken = object.authorizationToken ?? '';
+    message.authoritySelector = object.authoritySelector ?? '';
     return message;
   },
 };
 
 function createBaseGrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin(): GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin = {
@@ -1132,7 +1066,7 @@ export const GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugi
     message: GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin,
     writer: _m0.Writer = _m0.Writer.create(),
   ): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -1141,10 +1075,7 @@ export const GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugi
     return writer;
   },
 
-  decode(
-    input: _m0.Reader | Uint8Array,
-    length?: number,
-  ): GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin {
+  decode(input: _m0.Reader | Uint8Array, length?: number): GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin {
     const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
     let end = length === undefined ? reader.len : reader.pos + length;
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin();
@@ -1183,58 +1114,53 @@ export const GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugi
     object: I,
   ): GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin {
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseGrpcService_GoogleGrpc_CallCredentials_StsService(): GrpcService_GoogleGrpc_CallCredentials_StsService {
   return {
-    tokenExchangeServiceUri: "",
-    resource: "",
-    audience: "",
-    scope: "",
-    requestedTokenType: "",
-    subjectTokenPath: "",
-    subjectTokenType: "",
-    actorTokenPath: "",
-    actorTokenType: "",
+    tokenExchangeServiceUri: '',
+    resource: '',
+    audience: '',
+    scope: '',
+    requestedTokenType: '',
+    subjectTokenPath: '',
+    subjectTokenType: '',
+    actorTokenPath: '',
+    actorTokenType: '',
   };
 }
 
 export const GrpcService_GoogleGrpc_CallCredentials_StsService = {
-  encode(
-    message: GrpcService_GoogleGrpc_CallCredentials_StsService,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.tokenExchangeServiceUri !== "") {
+  encode(message: GrpcService_GoogleGrpc_CallCredentials_StsService, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.tokenExchangeServiceUri !== '') {
       writer.uint32(10).string(message.tokenExchangeServiceUri);
     }
-    if (message.resource !== "") {
+    if (message.resource !== '') {
       writer.uint32(18).string(message.resource);
     }
-    if (message.audience !== "") {
+    if (message.audience !== '') {
       writer.uint32(26).string(message.audience);
     }
-    if (message.scope !== "") {
+    if (message.scope !== '') {
       writer.uint32(34).string(message.scope);
     }
-    if (message.requestedTokenType !== "") {
+    if (message.requestedTokenType !== '') {
       writer.uint32(42).string(message.requestedTokenType);
     }
-    if (message.subjectTokenPath !== "") {
+    if (message.subjectTokenPath !== '') {
       writer.uint32(50).string(message.subjectTokenPath);
     }
-    if (message.subjectTokenType !== "") {
+    if (message.subjectTokenType !== '') {
       writer.uint32(58).string(message.subjectTokenType);
     }
-    if (message.actorTokenPath !== "") {
+    if (message.actorTokenPath !== '') {
       writer.uint32(66).string(message.actorTokenPath);
     }
-    if (message.actorTokenType !== "") {
+    if (message.actorTokenType !== '') {
       writer.uint32(74).string(message.actorTokenType);
     }
     return writer;
@@ -1328,15 +1254,15 @@ export const GrpcService_GoogleGrpc_CallCredentials_StsService = {
     object: I,
   ): GrpcService_GoogleGrpc_CallCredentials_StsService {
     const message = createBaseGrpcService_GoogleGrpc_CallCredentials_StsService();
-    message.tokenExchangeServiceUri = object.tokenExchangeServiceUri ?? "";
-    message.resource = object.resource ?? "";
-    message.audience = object.audience ?? "";
-    message.scope = object.scope ?? "";
-    message.requestedTokenType = object.requestedTokenType ?? "";
-    message.subjectTokenPath = object.subjectTokenPath ?? "";
-    message.subjectTokenType = object.subjectTokenType ?? "";
-    message.actorTokenPath = object.actorTokenPath ?? "";
-    message.actorTokenType = object.actorTokenType ?? "";
+    message.tokenExchangeServiceUri = object.tokenExchangeServiceUri ?? '';
+    message.resource = object.resource ?? '';
+    message.audience = object.audience ?? '';
+    message.scope = object.scope ?? '';
+    message.requestedTokenType = object.requestedTokenType ?? '';
+    message.subjectTokenPath = object.subjectTokenPath ?? '';
+    message.subjectTokenType = object.subjectTokenType ?? '';
+    message.actorTokenPath = object.actorTokenPath ?? '';
+    message.actorTokenType = object.actorTokenType ?? '';
     return message;
   },
 };
@@ -1348,8 +1274,7 @@ function createBaseGrpcService_GoogleGrpc_ChannelArgs(): GrpcService_GoogleGrpc_
 export const GrpcService_GoogleGrpc_ChannelArgs = {
   encode(message: GrpcService_GoogleGrpc_ChannelArgs, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     Object.entries(message.args).forEach(([key, value]) => {
-      GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry.encode({ key: key as any, value }, writer.uint32(10).fork())
-        .ldelim();
+      GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).ldelim();
     });
     return writer;
   },
@@ -1380,23 +1305,20 @@ export const GrpcService_GoogleGrpc_ChannelArgs = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs>, I>>(
-    base?: I,
-  ): GrpcService_GoogleGrpc_ChannelArgs {
+  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs>, I>>(base?: I): GrpcService_GoogleGrpc_ChannelArgs {
     return GrpcService_GoogleGrpc_ChannelArgs.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs>, I>>(
-    object: I,
-  ): GrpcService_GoogleGrpc_ChannelArgs {
+  fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs>, I>>(object: I): GrpcService_GoogleGrpc_ChannelArgs {
     const message = createBaseGrpcService_GoogleGrpc_ChannelArgs();
-    message.args = Object.entries(object.args ?? {}).reduce<
-      { [key: string]: GrpcService_GoogleGrpc_ChannelArgs_Value }
-    >((acc, [key, value]) => {
-      if (value !== undefined) {
-        acc[key] = GrpcService_GoogleGrpc_ChannelArgs_Value.fromPartial(value);
-      }
-      return acc;
-    }, {});
+    message.args = Object.entries(object.args ?? {}).reduce<{ [key: string]: GrpcService_GoogleGrpc_ChannelArgs_Value }>(
+      (acc, [key, value]) => {
+        if (value !== undefined) {
+          acc[key] = GrpcService_GoogleGrpc_ChannelArgs_Value.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -1446,9 +1368,7 @@ export const GrpcService_GoogleGrpc_ChannelArgs_Value = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs_Value>, I>>(
-    base?: I,
-  ): GrpcService_GoogleGrpc_ChannelArgs_Value {
+  create<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs_Value>, I>>(base?: I): GrpcService_GoogleGrpc_ChannelArgs_Value {
     return GrpcService_GoogleGrpc_ChannelArgs_Value.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<GrpcService_GoogleGrpc_ChannelArgs_Value>, I>>(
@@ -1462,12 +1382,12 @@ export const GrpcService_GoogleGrpc_ChannelArgs_Value = {
 };
 
 function createBaseGrpcService_GoogleGrpc_ChannelArgs_ArgsEntry(): GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry = {
   encode(message: GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1515,32 +1435,36 @@ export const GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry = {
     object: I,
   ): GrpcService_GoogleGrpc_ChannelArgs_ArgsEntry {
     const message = createBaseGrpcService_GoogleGrpc_ChannelArgs_ArgsEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? GrpcService_GoogleGrpc_ChannelArgs_Value.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value =
+      object.value !== undefined && object.value !== null ? GrpcService_GoogleGrpc_ChannelArgs_Value.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -5,18 +5,18 @@
 // source: envoy/config/core/v3/health_check.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { BoolValue, UInt32Value, UInt64Value } from "../../../../google/protobuf/wrappers.js";
-import { StringMatcher } from "../../../type/matcher/v3/string.js";
-import { CodecClientType } from "../../../type/v3/http.js";
-import { Int64Range } from "../../../type/v3/range.js";
-import { HeaderValueOption, RequestMethod } from "./base.js";
-import { EventServiceConfig } from "./event_service_config.js";
-import { TypedExtensionConfig } from "./extension.js";
-import { ProxyProtocolConfig } from "./proxy_protocol.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { BoolValue, UInt32Value, UInt64Value } from '../../../../google/protobuf/wrappers.js';
+import { StringMatcher } from '../../../type/matcher/v3/string.js';
+import { CodecClientType } from '../../../type/v3/http.js';
+import { Int64Range } from '../../../type/v3/range.js';
+import { HeaderValueOption, RequestMethod } from './base.js';
+import { EventServiceConfig } from './event_service_config.js';
+import { TypedExtensionConfig } from './extension.js';
+import { ProxyProtocolConfig } from './proxy_protocol.js';
 
 /** Endpoint health status. */
 export enum HealthStatus {
@@ -55,28 +55,20 @@ export interface HealthCheck {
    * The time to wait for a health check response. If the timeout is reached the
    * health check attempt will be considered a failure.
    */
-  timeout:
-    | Duration
-    | undefined;
+  timeout: Duration | undefined;
   /** The interval between health checks. */
-  interval:
-    | Duration
-    | undefined;
+  interval: Duration | undefined;
   /**
    * An optional jitter amount in milliseconds. If specified, Envoy will start health
    * checking after for a random time in ms between 0 and initial_jitter. This only
    * applies to the first health check.
    */
-  initialJitter:
-    | Duration
-    | undefined;
+  initialJitter: Duration | undefined;
   /**
    * An optional jitter amount in milliseconds. If specified, during every
    * interval Envoy will add interval_jitter to the wait time.
    */
-  intervalJitter:
-    | Duration
-    | undefined;
+  intervalJitter: Duration | undefined;
   /**
    * An optional jitter amount as a percentage of interval_ms. If specified,
    * during every interval Envoy will add ``interval_ms`` *
@@ -93,41 +85,25 @@ export interface HealthCheck {
    * or :ref:`retriable_statuses <envoy_v3_api_field_config.core.v3.HealthCheck.HttpHealthCheck.retriable_statuses>`,
    * this threshold is ignored and the host is considered immediately unhealthy.
    */
-  unhealthyThreshold:
-    | number
-    | undefined;
+  unhealthyThreshold: number | undefined;
   /**
    * The number of healthy health checks required before a host is marked
    * healthy. Note that during startup, only a single successful health check is
    * required to mark a host healthy.
    */
-  healthyThreshold:
-    | number
-    | undefined;
+  healthyThreshold: number | undefined;
   /** [#not-implemented-hide:] Non-serving port for health checking. */
-  altPort:
-    | number
-    | undefined;
+  altPort: number | undefined;
   /** Reuse health check connection between health checks. Default is true. */
-  reuseConnection:
-    | boolean
-    | undefined;
+  reuseConnection: boolean | undefined;
   /** HTTP health check. */
-  httpHealthCheck?:
-    | HealthCheck_HttpHealthCheck
-    | undefined;
+  httpHealthCheck?: HealthCheck_HttpHealthCheck | undefined;
   /** TCP health check. */
-  tcpHealthCheck?:
-    | HealthCheck_TcpHealthCheck
-    | undefined;
+  tcpHealthCheck?: HealthCheck_TcpHealthCheck | undefined;
   /** gRPC health check. */
-  grpcHealthCheck?:
-    | HealthCheck_GrpcHealthCheck
-    | undefined;
+  grpcHealthCheck?: HealthCheck_GrpcHealthCheck | undefined;
   /** Custom health check. */
-  customHealthCheck?:
-    | HealthCheck_CustomHealthCheck
-    | undefined;
+  customHealthCheck?: HealthCheck_CustomHealthCheck | undefined;
   /**
    * The "no traffic interval" is a special health check interval that is used when a cluster has
    * never had traffic routed to it. This lower interval allows cluster information to be kept up to
@@ -138,9 +114,7 @@ export interface HealthCheck {
    *
    * The default value for "no traffic interval" is 60 seconds.
    */
-  noTrafficInterval:
-    | Duration
-    | undefined;
+  noTrafficInterval: Duration | undefined;
   /**
    * The "no traffic healthy interval" is a special health check interval that
    * is used for hosts that are currently passing active health checking
@@ -156,9 +130,7 @@ export interface HealthCheck {
    * If no_traffic_healthy_interval is not set, it will default to the
    * no traffic interval and send that interval regardless of health state.
    */
-  noTrafficHealthyInterval:
-    | Duration
-    | undefined;
+  noTrafficHealthyInterval: Duration | undefined;
   /**
    * The "unhealthy interval" is a health check interval that is used for hosts that are marked as
    * unhealthy. As soon as the host is marked as healthy, Envoy will shift back to using the
@@ -166,9 +138,7 @@ export interface HealthCheck {
    *
    * The default value for "unhealthy interval" is the same as "interval".
    */
-  unhealthyInterval:
-    | Duration
-    | undefined;
+  unhealthyInterval: Duration | undefined;
   /**
    * The "unhealthy edge interval" is a special health check interval that is used for the first
    * health check right after a host is marked as unhealthy. For subsequent health checks
@@ -177,9 +147,7 @@ export interface HealthCheck {
    *
    * The default value for "unhealthy edge interval" is the same as "unhealthy interval".
    */
-  unhealthyEdgeInterval:
-    | Duration
-    | undefined;
+  unhealthyEdgeInterval: Duration | undefined;
   /**
    * The "healthy edge interval" is a special health check interval that is used for the first
    * health check right after a host is marked as healthy. For subsequent health checks
@@ -187,9 +155,7 @@ export interface HealthCheck {
    *
    * The default value for "healthy edge interval" is the same as the default interval.
    */
-  healthyEdgeInterval:
-    | Duration
-    | undefined;
+  healthyEdgeInterval: Duration | undefined;
   /**
    * .. attention::
    * This field is deprecated in favor of the extension
@@ -212,9 +178,7 @@ export interface HealthCheck {
    * The gRPC service for the health check event service.
    * If empty, health check events won't be sent to a remote endpoint.
    */
-  eventService:
-    | EventServiceConfig
-    | undefined;
+  eventService: EventServiceConfig | undefined;
   /**
    * If set to true, health check failure events will always be logged. If set to false, only the
    * initial health check failure event will be logged.
@@ -228,9 +192,7 @@ export interface HealthCheck {
    */
   alwaysLogHealthCheckSuccess: boolean;
   /** This allows overriding the cluster TLS settings, just for health check connections. */
-  tlsOptions:
-    | HealthCheck_TlsOptions
-    | undefined;
+  tlsOptions: HealthCheck_TlsOptions | undefined;
   /**
    * Optional key/value pairs that will be used to match a transport socket from those specified in the cluster's
    * :ref:`tranport socket matches <envoy_v3_api_field_config.cluster.v3.Cluster.transport_socket_matches>`.
@@ -269,9 +231,7 @@ export interface HealthCheck {
 /** Describes the encoding of the payload bytes in the payload. */
 export interface HealthCheck_Payload {
   /** Hex encoded payload. E.g., "000000FF". */
-  text?:
-    | string
-    | undefined;
+  text?: string | undefined;
   /** Binary payload. */
   binary?: Buffer | undefined;
 }
@@ -291,9 +251,7 @@ export interface HealthCheck_HttpHealthCheck {
    */
   path: string;
   /** [#not-implemented-hide:] HTTP specific payload. */
-  send:
-    | HealthCheck_Payload
-    | undefined;
+  send: HealthCheck_Payload | undefined;
   /**
    * Specifies a list of HTTP expected responses to match in the first ``response_buffer_size`` bytes of the response body.
    * If it is set, both the expected response check and status code determine the health check.
@@ -310,9 +268,7 @@ export interface HealthCheck_HttpHealthCheck {
    * Specifies the size of response buffer in bytes that is used to Payload match.
    * The default value is 1024. Setting to 0 implies that the Payload will be matched against the entire response.
    */
-  responseBufferSize:
-    | number
-    | undefined;
+  responseBufferSize: number | undefined;
   /**
    * Specifies a list of HTTP headers that should be added to each request that is sent to the
    * health checked cluster. For more information, including details on header value syntax, see
@@ -353,9 +309,7 @@ export interface HealthCheck_HttpHealthCheck {
    * <envoy_v3_api_msg_type.matcher.v3.StringMatcher>`. See the :ref:`architecture overview
    * <arch_overview_health_checking_identity>` for more information.
    */
-  serviceNameMatcher:
-    | StringMatcher
-    | undefined;
+  serviceNameMatcher: StringMatcher | undefined;
   /**
    * HTTP Method that will be used for health checking, default is "GET".
    * GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH methods are supported, but making request body is not supported.
@@ -367,9 +321,7 @@ export interface HealthCheck_HttpHealthCheck {
 
 export interface HealthCheck_TcpHealthCheck {
   /** Empty payloads imply a connect-only health check. */
-  send:
-    | HealthCheck_Payload
-    | undefined;
+  send: HealthCheck_Payload | undefined;
   /**
    * When checking the response, “fuzzy” matching is performed such that each
    * payload block must be found, and in the order specified, but not
@@ -527,7 +479,7 @@ function createBaseHealthCheck(): HealthCheck {
     unhealthyInterval: undefined,
     unhealthyEdgeInterval: undefined,
     healthyEdgeInterval: undefined,
-    eventLogPath: "",
+    eventLogPath: '',
     eventLogger: [],
     eventService: undefined,
     alwaysLogHealthCheckFailures: false,
@@ -593,7 +545,7 @@ export const HealthCheck = {
     if (message.healthyEdgeInterval !== undefined) {
       Duration.encode(message.healthyEdgeInterval, writer.uint32(130).fork()).ldelim();
     }
-    if (message.eventLogPath !== "") {
+    if (message.eventLogPath !== '') {
       writer.uint32(138).string(message.eventLogPath);
     }
     for (const v of message.eventLogger) {
@@ -813,62 +765,61 @@ export const HealthCheck = {
   },
   fromPartial<I extends Exact<DeepPartial<HealthCheck>, I>>(object: I): HealthCheck {
     const message = createBaseHealthCheck();
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
-    message.interval = (object.interval !== undefined && object.interval !== null)
-      ? Duration.fromPartial(object.interval)
-      : undefined;
-    message.initialJitter = (object.initialJitter !== undefined && object.initialJitter !== null)
-      ? Duration.fromPartial(object.initialJitter)
-      : undefined;
-    message.intervalJitter = (object.intervalJitter !== undefined && object.intervalJitter !== null)
-      ? Duration.fromPartial(object.intervalJitter)
-      : undefined;
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
+    message.interval = object.interval !== undefined && object.interval !== null ? Duration.fromPartial(object.interval) : undefined;
+    message.initialJitter =
+      object.initialJitter !== undefined && object.initialJitter !== null ? Duration.fromPartial(object.initialJitter) : undefined;
+    message.intervalJitter =
+      object.intervalJitter !== undefined && object.intervalJitter !== null ? Duration.fromPartial(object.intervalJitter) : undefined;
     message.intervalJitterPercent = object.intervalJitterPercent ?? 0;
     message.unhealthyThreshold = object.unhealthyThreshold ?? undefined;
     message.healthyThreshold = object.healthyThreshold ?? undefined;
     message.altPort = object.altPort ?? undefined;
     message.reuseConnection = object.reuseConnection ?? undefined;
-    message.httpHealthCheck = (object.httpHealthCheck !== undefined && object.httpHealthCheck !== null)
-      ? HealthCheck_HttpHealthCheck.fromPartial(object.httpHealthCheck)
-      : undefined;
-    message.tcpHealthCheck = (object.tcpHealthCheck !== undefined && object.tcpHealthCheck !== null)
-      ? HealthCheck_TcpHealthCheck.fromPartial(object.tcpHealthCheck)
-      : undefined;
-    message.grpcHealthCheck = (object.grpcHealthCheck !== undefined && object.grpcHealthCheck !== null)
-      ? HealthCheck_GrpcHealthCheck.fromPartial(object.grpcHealthCheck)
-      : undefined;
-    message.customHealthCheck = (object.customHealthCheck !== undefined && object.customHealthCheck !== null)
-      ? HealthCheck_CustomHealthCheck.fromPartial(object.customHealthCheck)
-      : undefined;
-    message.noTrafficInterval = (object.noTrafficInterval !== undefined && object.noTrafficInterval !== null)
-      ? Duration.fromPartial(object.noTrafficInterval)
-      : undefined;
+    message.httpHealthCheck =
+      object.httpHealthCheck !== undefined && object.httpHealthCheck !== null
+        ? HealthCheck_HttpHealthCheck.fromPartial(object.httpHealthCheck)
+        : undefined;
+    message.tcpHealthCheck =
+      object.tcpHealthCheck !== undefined && object.tcpHealthCheck !== null
+        ? HealthCheck_TcpHealthCheck.fromPartial(object.tcpHealthCheck)
+        : undefined;
+    message.grpcHealthCheck =
+      object.grpcHealthCheck !== undefined && object.grpcHealthCheck !== null
+        ? HealthCheck_GrpcHealthCheck.fromPartial(object.grpcHealthCheck)
+        : undefined;
+    message.customHealthCheck =
+      object.customHealthCheck !== undefined && object.customHealthCheck !== null
+        ? HealthCheck_CustomHealthCheck.fromPartial(object.customHealthCheck)
+        : undefined;
+    message.noTrafficInterval =
+      object.noTrafficInterval !== undefined && object.noTrafficInterval !== null
+        ? Duration.fromPartial(object.noTrafficInterval)
+        : undefined;
     message.noTrafficHealthyInterval =
-      (object.noTrafficHealthyInterval !== undefined && object.noTrafficHealthyInterval !== null)
+      object.noTrafficHealthyInterval !== undefined && object.noTrafficHealthyInterval !== null
         ? Duration.fromPartial(object.noTrafficHealthyInterval)
         : undefined;
-    message.unhealthyInterval = (object.unhealthyInterval !== undefined && object.unhealthyInterval !== null)
-      ? Duration.fromPartial(object.unhealthyInterval)
-      : undefined;
+    message.unhealthyInterval =
+      object.unhealthyInterval !== undefined && object.unhealthyInterval !== null
+        ? Duration.fromPartial(object.unhealthyInterval)
+        : undefined;
     message.unhealthyEdgeInterval =
-      (object.unhealthyEdgeInterval !== undefined && object.unhealthyEdgeInterval !== null)
+      object.unhealthyEdgeInterval !== undefined && object.unhealthyEdgeInterval !== null
         ? Duration.fromPartial(object.unhealthyEdgeInterval)
         : undefined;
-    message.healthyEdgeInterval = (object.healthyEdgeInterval !== undefined && object.healthyEdgeInterval !== null)
-      ? Duration.fromPartial(object.healthyEdgeInterval)
-      : undefined;
-    message.eventLogPath = object.eventLogPath ?? "";
+    message.healthyEdgeInterval =
+      object.healthyEdgeInterval !== undefined && object.healthyEdgeInterval !== null
+        ? Duration.fromPartial(object.healthyEdgeInterval)
+        : undefined;
+    message.eventLogPath = object.eventLogPath ?? '';
     message.eventLogger = object.eventLogger?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
-    message.eventService = (object.eventService !== undefined && object.eventService !== null)
-      ? EventServiceConfig.fromPartial(object.eventService)
-      : undefined;
+    message.eventService =
+      object.eventService !== undefined && object.eventService !== null ? EventServiceConfig.fromPartial(object.eventService) : undefined;
     message.alwaysLogHealthCheckFailures = object.alwaysLogHealthCheckFailures ?? false;
     message.alwaysLogHealthCheckSuccess = object.alwaysLogHealthCheckSuccess ?? false;
-    message.tlsOptions = (object.tlsOptions !== undefined && object.tlsOptions !== null)
-      ? HealthCheck_TlsOptions.fromPartial(object.tlsOptions)
-      : undefined;
+    message.tlsOptions =
+      object.tlsOptions !== undefined && object.tlsOptions !== null ? HealthCheck_TlsOptions.fromPartial(object.tlsOptions) : undefined;
     message.transportSocketMatchCriteria = object.transportSocketMatchCriteria ?? undefined;
     return message;
   },
@@ -932,8 +883,8 @@ export const HealthCheck_Payload = {
 
 function createBaseHealthCheck_HttpHealthCheck(): HealthCheck_HttpHealthCheck {
   return {
-    host: "",
-    path: "",
+    host: '',
+    path: '',
     send: undefined,
     receive: [],
     responseBufferSize: undefined,
@@ -949,10 +900,10 @@ function createBaseHealthCheck_HttpHealthCheck(): HealthCheck_HttpHealthCheck {
 
 export const HealthCheck_HttpHealthCheck = {
   encode(message: HealthCheck_HttpHealthCheck, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.host !== "") {
+    if (message.host !== '') {
       writer.uint32(10).string(message.host);
     }
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(18).string(message.path);
     }
     if (message.send !== undefined) {
@@ -1093,11 +1044,9 @@ export const HealthCheck_HttpHealthCheck = {
   },
   fromPartial<I extends Exact<DeepPartial<HealthCheck_HttpHealthCheck>, I>>(object: I): HealthCheck_HttpHealthCheck {
     const message = createBaseHealthCheck_HttpHealthCheck();
-    message.host = object.host ?? "";
-    message.path = object.path ?? "";
-    message.send = (object.send !== undefined && object.send !== null)
-      ? HealthCheck_Payload.fromPartial(object.send)
-      : undefined;
+    message.host = object.host ?? '';
+    message.path = object.path ?? '';
+    message.send = object.send !== undefined && object.send !== null ? HealthCheck_Payload.fromPartial(object.send) : undefined;
     message.receive = object.receive?.map((e) => HealthCheck_Payload.fromPartial(e)) || [];
     message.responseBufferSize = object.responseBufferSize ?? undefined;
     message.requestHeadersToAdd = object.requestHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
@@ -1105,9 +1054,10 @@ export const HealthCheck_HttpHealthCheck = {
     message.expectedStatuses = object.expectedStatuses?.map((e) => Int64Range.fromPartial(e)) || [];
     message.retriableStatuses = object.retriableStatuses?.map((e) => Int64Range.fromPartial(e)) || [];
     message.codecClientType = object.codecClientType ?? 0;
-    message.serviceNameMatcher = (object.serviceNameMatcher !== undefined && object.serviceNameMatcher !== null)
-      ? StringMatcher.fromPartial(object.serviceNameMatcher)
-      : undefined;
+    message.serviceNameMatcher =
+      object.serviceNameMatcher !== undefined && object.serviceNameMatcher !== null
+        ? StringMatcher.fromPartial(object.serviceNameMatcher)
+        : undefined;
     message.method = object.method ?? 0;
     return message;
   },
@@ -1173,24 +1123,23 @@ export const HealthCheck_TcpHealthCheck = {
   },
   fromPartial<I extends Exact<DeepPartial<HealthCheck_TcpHealthCheck>, I>>(object: I): HealthCheck_TcpHealthCheck {
     const message = createBaseHealthCheck_TcpHealthCheck();
-    message.send = (object.send !== undefined && object.send !== null)
-      ? HealthCheck_Payload.fromPartial(object.send)
-      : undefined;
+    message.send = object.send !== undefined && object.send !== null ? HealthCheck_Payload.fromPartial(object.send) : undefined;
     message.receive = object.receive?.map((e) => HealthCheck_Payload.fromPartial(e)) || [];
-    message.proxyProtocolConfig = (object.proxyProtocolConfig !== undefined && object.proxyProtocolConfig !== null)
-      ? ProxyProtocolConfig.fromPartial(object.proxyProtocolConfig)
-      : undefined;
+    message.proxyProtocolConfig =
+      object.proxyProtocolConfig !== undefined && object.proxyProtocolConfig !== null
+        ? ProxyProtocolConfig.fromPartial(object.proxyProtocolConfig)
+        : undefined;
     return message;
   },
 };
 
 function createBaseHealthCheck_RedisHealthCheck(): HealthCheck_RedisHealthCheck {
-  return { key: "" };
+  return { key: '' };
 }
 
 export const HealthCheck_RedisHealthCheck = {
   encode(message: HealthCheck_RedisHealthCheck, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     return writer;
@@ -1224,21 +1173,21 @@ export const HealthCheck_RedisHealthCheck = {
   },
   fromPartial<I extends Exact<DeepPartial<HealthCheck_RedisHealthCheck>, I>>(object: I): HealthCheck_RedisHealthCheck {
     const message = createBaseHealthCheck_RedisHealthCheck();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     return message;
   },
 };
 
 function createBaseHealthCheck_GrpcHealthCheck(): HealthCheck_GrpcHealthCheck {
-  return { serviceName: "", authority: "", initialMetadata: [] };
+  return { serviceName: '', authority: '', initialMetadata: [] };
 }
 
 export const HealthCheck_GrpcHealthCheck = {
   encode(message: HealthCheck_GrpcHealthCheck, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.serviceName !== "") {
+    if (message.serviceName !== '') {
       writer.uint32(10).string(message.serviceName);
     }
-    if (message.authority !== "") {
+    if (message.authority !== '') {
       writer.uint32(18).string(message.authority);
     }
     for (const v of message.initialMetadata) {
@@ -1289,20 +1238,20 @@ export const HealthCheck_GrpcHealthCheck = {
   },
   fromPartial<I extends Exact<DeepPartial<HealthCheck_GrpcHealthCheck>, I>>(object: I): HealthCheck_GrpcHealthCheck {
     const message = createBaseHealthCheck_GrpcHealthCheck();
-    message.serviceName = object.serviceName ?? "";
-    message.authority = object.authority ?? "";
+    message.serviceName = object.serviceName ?? '';
+    message.authority = object.authority ?? '';
     message.initialMetadata = object.initialMetadata?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseHealthCheck_CustomHealthCheck(): HealthCheck_CustomHealthCheck {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const HealthCheck_CustomHealthCheck = {
   encode(message: HealthCheck_CustomHealthCheck, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -1344,14 +1293,10 @@ export const HealthCheck_CustomHealthCheck = {
   create<I extends Exact<DeepPartial<HealthCheck_CustomHealthCheck>, I>>(base?: I): HealthCheck_CustomHealthCheck {
     return HealthCheck_CustomHealthCheck.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<HealthCheck_CustomHealthCheck>, I>>(
-    object: I,
-  ): HealthCheck_CustomHealthCheck {
+  fromPartial<I extends Exact<DeepPartial<HealthCheck_CustomHealthCheck>, I>>(object: I): HealthCheck_CustomHealthCheck {
     const message = createBaseHealthCheck_CustomHealthCheck();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -1403,12 +1348,17 @@ export const HealthCheck_TlsOptions = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

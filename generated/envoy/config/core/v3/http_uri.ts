@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/http_uri.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
 
 /** Envoy external URI descriptor */
 export interface HttpUri {
@@ -30,20 +30,18 @@ export interface HttpUri {
    *
    *    cluster: jwks_cluster
    */
-  cluster?:
-    | string
-    | undefined;
+  cluster?: string | undefined;
   /** Sets the maximum duration in milliseconds that a response can take to arrive upon request. */
   timeout: Duration | undefined;
 }
 
 function createBaseHttpUri(): HttpUri {
-  return { uri: "", cluster: undefined, timeout: undefined };
+  return { uri: '', cluster: undefined, timeout: undefined };
 }
 
 export const HttpUri = {
   encode(message: HttpUri, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.uri !== "") {
+    if (message.uri !== '') {
       writer.uint32(10).string(message.uri);
     }
     if (message.cluster !== undefined) {
@@ -97,23 +95,26 @@ export const HttpUri = {
   },
   fromPartial<I extends Exact<DeepPartial<HttpUri>, I>>(object: I): HttpUri {
     const message = createBaseHttpUri();
-    message.uri = object.uri ?? "";
+    message.uri = object.uri ?? '';
     message.cluster = object.cluster ?? undefined;
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

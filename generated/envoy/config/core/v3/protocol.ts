@@ -5,15 +5,14 @@
 // source: envoy/config/core/v3/protocol.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Percent } from "../../../type/v3/percent.js";
-import { TypedExtensionConfig } from "./extension.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Percent } from '../../../type/v3/percent.js';
+import { TypedExtensionConfig } from './extension.js';
 
 /** [#not-implemented-hide:] */
-export interface TcpProtocolOptions {
-}
+export interface TcpProtocolOptions {}
 
 /**
  * Config for keepalive probes in a QUIC connection.
@@ -29,9 +28,7 @@ export interface QuicKeepAliveSettings {
    * If zero, disable keepalive probing.
    * If absent, use the QUICHE default interval to probe.
    */
-  maxInterval:
-    | Duration
-    | undefined;
+  maxInterval: Duration | undefined;
   /**
    * The interval to send the first few keep-alive probing packets to prevent connection from hitting the idle timeout. Subsequent probes will be sent, each one with an interval exponentially longer than previous one, till it reaches :ref:`max_interval <envoy_v3_api_field_config.core.v3.QuicKeepAliveSettings.max_interval>`. And the probes afterwards will always use :ref:`max_interval <envoy_v3_api_field_config.core.v3.QuicKeepAliveSettings.max_interval>`.
    *
@@ -51,9 +48,7 @@ export interface QuicProtocolOptions {
    * Maximum number of streams that the client can negotiate per connection. 100
    * if not specified.
    */
-  maxConcurrentStreams:
-    | number
-    | undefined;
+  maxConcurrentStreams: number | undefined;
   /**
    * `Initial stream-level flow-control receive window
    * <https://tools.ietf.org/html/draft-ietf-quic-transport-34#section-4.1>`_ size. Valid values range from
@@ -66,9 +61,7 @@ export interface QuicProtocolOptions {
    * QUIC stream send and receive buffers. Once the buffer reaches this pointer, watermark callbacks will fire to
    * stop the flow of data to the stream buffers.
    */
-  initialStreamWindowSize:
-    | number
-    | undefined;
+  initialStreamWindowSize: number | undefined;
   /**
    * Similar to ``initial_stream_window_size``, but for connection-level
    * flow-control. Valid values rage from 1 to 25165824 (24MB, maximum supported by QUICHE) and defaults
@@ -77,25 +70,19 @@ export interface QuicProtocolOptions {
    * NOTE: 16384 (2^14) is the minimum window size supported in Google QUIC. We only support increasing the default
    * window size now, so it's also the minimum.
    */
-  initialConnectionWindowSize:
-    | number
-    | undefined;
+  initialConnectionWindowSize: number | undefined;
   /**
    * The number of timeouts that can occur before port migration is triggered for QUIC clients.
    * This defaults to 4. If set to 0, port migration will not occur on path degrading.
    * Timeout here refers to QUIC internal path degrading timeout mechanism, such as PTO.
    * This has no effect on server sessions.
    */
-  numTimeoutsToTriggerPortMigration:
-    | number
-    | undefined;
+  numTimeoutsToTriggerPortMigration: number | undefined;
   /**
    * Probes the peer at the configured interval to solicit traffic, i.e. ACK or PATH_RESPONSE, from the peer to push back connection idle timeout.
    * If absent, use the default keepalive behavior of which a client connection sends PINGs every 15s, and a server connection doesn't do anything.
    */
-  connectionKeepalive:
-    | QuicKeepAliveSettings
-    | undefined;
+  connectionKeepalive: QuicKeepAliveSettings | undefined;
   /**
    * A comma-separated list of strings representing QUIC connection options defined in
    * `QUICHE <https://github.com/google/quiche/blob/main/quiche/quic/core/crypto/crypto_protocol.h>`_ and to be sent by upstream connections.
@@ -170,9 +157,7 @@ export interface AlternateProtocolsCacheOptions {
    *   it is possible for the maximum entries in the cache to go slightly above the configured
    *   value depending on timing. This is similar to how other circuit breakers work.
    */
-  maxEntries:
-    | number
-    | undefined;
+  maxEntries: number | undefined;
   /**
    * Allows configuring a persistent
    * :ref:`key value store <envoy_v3_api_msg_config.common.key_value.v3.KeyValueStoreConfig>` to flush
@@ -180,9 +165,7 @@ export interface AlternateProtocolsCacheOptions {
    * This function is currently only supported if concurrency is 1
    * Cached entries will take precedence over pre-populated entries below.
    */
-  keyValueStoreConfig:
-    | TypedExtensionConfig
-    | undefined;
+  keyValueStoreConfig: TypedExtensionConfig | undefined;
   /** Allows pre-populating the cache with entries, as described above. */
   prepopulatedEntries: AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry[];
   /**
@@ -237,9 +220,7 @@ export interface HttpProtocolOptions {
    * is configured, this timeout is scaled for downstream connections according to the value for
    * :ref:`HTTP_DOWNSTREAM_CONNECTION_IDLE <envoy_v3_api_enum_value_config.overload.v3.ScaleTimersOverloadActionConfig.TimerType.HTTP_DOWNSTREAM_CONNECTION_IDLE>`.
    */
-  idleTimeout:
-    | Duration
-    | undefined;
+  idleTimeout: Duration | undefined;
   /**
    * The maximum duration of a connection. The duration is defined as a period since a connection
    * was established. If not set, there is no max duration. When max_connection_duration is reached,
@@ -247,24 +228,18 @@ export interface HttpProtocolOptions {
    * if there are no active streams. See :ref:`drain_timeout
    * <envoy_v3_api_field_extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.drain_timeout>`.
    */
-  maxConnectionDuration:
-    | Duration
-    | undefined;
+  maxConnectionDuration: Duration | undefined;
   /**
    * The maximum number of headers. If unconfigured, the default
    * maximum number of request headers allowed is 100. Requests that exceed this limit will receive
    * a 431 response for HTTP/1.x and cause a stream reset for HTTP/2.
    */
-  maxHeadersCount:
-    | number
-    | undefined;
+  maxHeadersCount: number | undefined;
   /**
    * Total duration to keep alive an HTTP request/response stream. If the time limit is reached the stream will be
    * reset independent of any other timeouts. If not specified, this value is not set.
    */
-  maxStreamDuration:
-    | Duration
-    | undefined;
+  maxStreamDuration: Duration | undefined;
   /**
    * Action to take when a client request with a header name containing underscore characters is received.
    * If this setting is not specified, the value defaults to ALLOW.
@@ -315,9 +290,7 @@ export interface Http1ProtocolOptions {
    * envoy as their HTTP proxy. In Unix, for example, this is typically done by setting the
    * ``http_proxy`` environment variable.
    */
-  allowAbsoluteUrl:
-    | boolean
-    | undefined;
+  allowAbsoluteUrl: boolean | undefined;
   /**
    * Handle incoming HTTP/1.0 and HTTP 0.9 requests.
    * This is off by default, and not fully standards compliant. There is support for pre-HTTP/1.1
@@ -335,9 +308,7 @@ export interface Http1ProtocolOptions {
    * Describes how the keys for response headers should be formatted. By default, all header keys
    * are lower cased.
    */
-  headerKeyFormat:
-    | Http1ProtocolOptions_HeaderKeyFormat
-    | undefined;
+  headerKeyFormat: Http1ProtocolOptions_HeaderKeyFormat | undefined;
   /**
    * Enables trailers for HTTP/1. By default the HTTP/1 codec drops proxied trailers.
    *
@@ -372,9 +343,7 @@ export interface Http1ProtocolOptions {
    * If set, this overrides any HCM :ref:`stream_error_on_invalid_http_messaging
    * <envoy_v3_api_field_extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_error_on_invalid_http_message>`.
    */
-  overrideStreamErrorOnInvalidHttpMessage:
-    | boolean
-    | undefined;
+  overrideStreamErrorOnInvalidHttpMessage: boolean | undefined;
   /**
    * Allows sending fully qualified URLs when proxying the first line of the
    * response. By default, Envoy will only send the path components in the first line.
@@ -390,9 +359,7 @@ export interface Http1ProtocolOptions {
    * envoy.reloadable_features.http1_use_balsa_parser.
    * See issue #21245.
    */
-  useBalsaParser:
-    | boolean
-    | undefined;
+  useBalsaParser: boolean | undefined;
   /**
    * [#not-implemented-hide:] Hiding so that field can be removed.
    * If true, and BalsaParser is used (either `use_balsa_parser` above is true,
@@ -418,9 +385,7 @@ export interface Http1ProtocolOptions_HeaderKeyFormat {
    * Note that while this results in most headers following conventional casing, certain headers
    * are not covered. For example, the "TE" header will be formatted as "Te".
    */
-  properCaseWords?:
-    | Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords
-    | undefined;
+  properCaseWords?: Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords | undefined;
   /**
    * Configuration for stateful formatter extensions that allow using received headers to
    * affect the output of encoding headers. E.g., preserving case during proxying.
@@ -429,34 +394,27 @@ export interface Http1ProtocolOptions_HeaderKeyFormat {
   statefulFormatter?: TypedExtensionConfig | undefined;
 }
 
-export interface Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords {
-}
+export interface Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords {}
 
 export interface KeepaliveSettings {
   /**
    * Send HTTP/2 PING frames at this period, in order to test that the connection is still alive.
    * If this is zero, interval PINGs will not be sent.
    */
-  interval:
-    | Duration
-    | undefined;
+  interval: Duration | undefined;
   /**
    * How long to wait for a response to a keepalive PING. If a response is not received within this
    * time period, the connection will be aborted. Note that in order to prevent the influence of
    * Head-of-line (HOL) blocking the timeout period is extended when *any* frame is received on
    * the connection, under the assumption that if a frame is received the connection is healthy.
    */
-  timeout:
-    | Duration
-    | undefined;
+  timeout: Duration | undefined;
   /**
    * A random jitter amount as a percentage of interval that will be added to each interval.
    * A value of zero means there will be no jitter.
    * The default value is 15%.
    */
-  intervalJitter:
-    | Percent
-    | undefined;
+  intervalJitter: Percent | undefined;
   /**
    * If the connection has been idle for this duration, send a HTTP/2 ping ahead
    * of new stream creation, to quickly detect dead connections.
@@ -477,9 +435,7 @@ export interface Http2ProtocolOptions {
    * range from 0 to 4294967295 (2^32 - 1) and defaults to 4096. 0 effectively disables header
    * compression.
    */
-  hpackTableSize:
-    | number
-    | undefined;
+  hpackTableSize: number | undefined;
   /**
    * `Maximum concurrent streams <https://httpwg.org/specs/rfc7540.html#rfc.section.5.1.2>`_
    * allowed for peer on one HTTP/2 connection. Valid values range from 1 to 2147483647 (2^31 - 1)
@@ -493,9 +449,7 @@ export interface Http2ProtocolOptions {
    * connection based on upstream settings. Config dumps will reflect the configured upper bound,
    * not the per-connection negotiated limits.
    */
-  maxConcurrentStreams:
-    | number
-    | undefined;
+  maxConcurrentStreams: number | undefined;
   /**
    * `Initial stream-level flow-control window
    * <https://httpwg.org/specs/rfc7540.html#rfc.section.6.9.2>`_ size. Valid values range from 65535
@@ -509,16 +463,12 @@ export interface Http2ProtocolOptions {
    * HTTP/2 codec buffers. Once the buffer reaches this pointer, watermark callbacks will fire to
    * stop the flow of data to the codec buffers.
    */
-  initialStreamWindowSize:
-    | number
-    | undefined;
+  initialStreamWindowSize: number | undefined;
   /**
    * Similar to ``initial_stream_window_size``, but for connection-level flow-control
    * window. Currently, this has the same minimum/maximum/default as ``initial_stream_window_size``.
    */
-  initialConnectionWindowSize:
-    | number
-    | undefined;
+  initialConnectionWindowSize: number | undefined;
   /** Allows proxying Websocket and other upgrades over H2 connect. */
   allowConnect: boolean;
   /**
@@ -536,9 +486,7 @@ export interface Http2ProtocolOptions {
    * terminated. The ``http2.outbound_flood`` stat tracks the number of terminated connections due
    * to flood mitigation. The default limit is 10000.
    */
-  maxOutboundFrames:
-    | number
-    | undefined;
+  maxOutboundFrames: number | undefined;
   /**
    * Limit the number of pending outbound downstream frames of types PING, SETTINGS and RST_STREAM,
    * preventing high memory utilization when receiving continuous stream of these frames. Exceeding
@@ -546,9 +494,7 @@ export interface Http2ProtocolOptions {
    * ``http2.outbound_control_flood`` stat tracks the number of terminated connections due to flood
    * mitigation. The default limit is 1000.
    */
-  maxOutboundControlFrames:
-    | number
-    | undefined;
+  maxOutboundControlFrames: number | undefined;
   /**
    * Limit the number of consecutive inbound frames of types HEADERS, CONTINUATION and DATA with an
    * empty payload and no end stream flag. Those frames have no legitimate use and are abusive, but
@@ -557,9 +503,7 @@ export interface Http2ProtocolOptions {
    * Setting this to 0 will terminate connection upon receiving first frame with an empty payload
    * and no end stream flag. The default limit is 1.
    */
-  maxConsecutiveInboundFramesWithEmptyPayload:
-    | number
-    | undefined;
+  maxConsecutiveInboundFramesWithEmptyPayload: number | undefined;
   /**
    * Limit the number of inbound PRIORITY frames allowed per each opened stream. If the number
    * of PRIORITY frames received over the lifetime of connection exceeds the value calculated
@@ -573,9 +517,7 @@ export interface Http2ProtocolOptions {
    * ``http2.inbound_priority_frames_flood`` stat tracks
    * the number of connections terminated due to flood mitigation. The default limit is 100.
    */
-  maxInboundPriorityFramesPerStream:
-    | number
-    | undefined;
+  maxInboundPriorityFramesPerStream: number | undefined;
   /**
    * Limit the number of inbound WINDOW_UPDATE frames allowed per DATA frame sent. If the number
    * of WINDOW_UPDATE frames received over the lifetime of connection exceeds the value calculated
@@ -592,9 +534,7 @@ export interface Http2ProtocolOptions {
    * Setting this to 1 should be enough to support HTTP/2 implementations with basic flow control,
    * but more complex implementations that try to estimate available bandwidth require at least 2.
    */
-  maxInboundWindowUpdateFramesPerDataFrameSent:
-    | number
-    | undefined;
+  maxInboundWindowUpdateFramesPerDataFrameSent: number | undefined;
   /**
    * Allows invalid HTTP messaging and headers. When this option is disabled (default), then
    * the whole HTTP/2 connection is terminated upon receiving invalid HEADERS frame. However,
@@ -622,9 +562,7 @@ export interface Http2ProtocolOptions {
    *
    * See `RFC7540, sec. 8.1 <https://tools.ietf.org/html/rfc7540#section-8.1>`_ for details.
    */
-  overrideStreamErrorOnInvalidHttpMessage:
-    | boolean
-    | undefined;
+  overrideStreamErrorOnInvalidHttpMessage: boolean | undefined;
   /**
    * [#not-implemented-hide:]
    * Specifies SETTINGS frame parameters to be sent to the peer, with two exceptions:
@@ -658,9 +596,7 @@ export interface Http2ProtocolOptions {
    * Send HTTP/2 PING frames to verify that the connection is still healthy. If the remote peer
    * does not respond within the configured timeout, the connection will be aborted.
    */
-  connectionKeepalive:
-    | KeepaliveSettings
-    | undefined;
+  connectionKeepalive: KeepaliveSettings | undefined;
   /**
    * [#not-implemented-hide:] Hiding so that the field can be removed after oghttp2 is rolled out.
    * If set, force use of a particular HTTP/2 codec: oghttp2 if true, nghttp2 if false.
@@ -675,9 +611,7 @@ export interface Http2ProtocolOptions {
  */
 export interface Http2ProtocolOptions_SettingsParameter {
   /** The 16 bit parameter identifier. */
-  identifier:
-    | number
-    | undefined;
+  identifier: number | undefined;
   /** The 32 bit parameter value. */
   value: number | undefined;
 }
@@ -692,9 +626,7 @@ export interface GrpcProtocolOptions {
  * [#next-free-field: 7]
  */
 export interface Http3ProtocolOptions {
-  quicProtocolOptions:
-    | QuicProtocolOptions
-    | undefined;
+  quicProtocolOptions: QuicProtocolOptions | undefined;
   /**
    * Allows invalid HTTP messaging and headers. When this option is disabled (default), then
    * the whole HTTP/3 connection is terminated upon receiving invalid HEADERS frame. However,
@@ -703,9 +635,7 @@ export interface Http3ProtocolOptions {
    * If set, this overrides any HCM :ref:`stream_error_on_invalid_http_messaging
    * <envoy_v3_api_field_extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_error_on_invalid_http_message>`.
    */
-  overrideStreamErrorOnInvalidHttpMessage:
-    | boolean
-    | undefined;
+  overrideStreamErrorOnInvalidHttpMessage: boolean | undefined;
   /**
    * Allows proxying Websocket and other upgrades over HTTP/3 CONNECT using
    * the header mechanisms from the `HTTP/2 extended connect RFC
@@ -732,9 +662,7 @@ export interface SchemeHeaderTransformation {
    * Overwrite any Scheme header with the contents of this string.
    * If set, takes precedence over match_upstream.
    */
-  schemeToOverwrite?:
-    | string
-    | undefined;
+  schemeToOverwrite?: string | undefined;
   /**
    * Set the Scheme header to match the upstream transport protocol. For example, should a
    * request be sent to the upstream over TLS, the scheme header will be set to "https". Should the
@@ -828,12 +756,10 @@ export const QuicKeepAliveSettings = {
   },
   fromPartial<I extends Exact<DeepPartial<QuicKeepAliveSettings>, I>>(object: I): QuicKeepAliveSettings {
     const message = createBaseQuicKeepAliveSettings();
-    message.maxInterval = (object.maxInterval !== undefined && object.maxInterval !== null)
-      ? Duration.fromPartial(object.maxInterval)
-      : undefined;
-    message.initialInterval = (object.initialInterval !== undefined && object.initialInterval !== null)
-      ? Duration.fromPartial(object.initialInterval)
-      : undefined;
+    message.maxInterval =
+      object.maxInterval !== undefined && object.maxInterval !== null ? Duration.fromPartial(object.maxInterval) : undefined;
+    message.initialInterval =
+      object.initialInterval !== undefined && object.initialInterval !== null ? Duration.fromPartial(object.initialInterval) : undefined;
     return message;
   },
 };
@@ -845,8 +771,8 @@ function createBaseQuicProtocolOptions(): QuicProtocolOptions {
     initialConnectionWindowSize: undefined,
     numTimeoutsToTriggerPortMigration: undefined,
     connectionKeepalive: undefined,
-    connectionOptions: "",
-    clientConnectionOptions: "",
+    connectionOptions: '',
+    clientConnectionOptions: '',
     idleNetworkTimeout: undefined,
   };
 }
@@ -868,10 +794,10 @@ export const QuicProtocolOptions = {
     if (message.connectionKeepalive !== undefined) {
       QuicKeepAliveSettings.encode(message.connectionKeepalive, writer.uint32(42).fork()).ldelim();
     }
-    if (message.connectionOptions !== "") {
+    if (message.connectionOptions !== '') {
       writer.uint32(50).string(message.connectionOptions);
     }
-    if (message.clientConnectionOptions !== "") {
+    if (message.clientConnectionOptions !== '') {
       writer.uint32(58).string(message.clientConnectionOptions);
     }
     if (message.idleNetworkTimeout !== undefined) {
@@ -961,20 +887,22 @@ export const QuicProtocolOptions = {
     message.initialStreamWindowSize = object.initialStreamWindowSize ?? undefined;
     message.initialConnectionWindowSize = object.initialConnectionWindowSize ?? undefined;
     message.numTimeoutsToTriggerPortMigration = object.numTimeoutsToTriggerPortMigration ?? undefined;
-    message.connectionKeepalive = (object.connectionKeepalive !== undefined && object.connectionKeepalive !== null)
-      ? QuicKeepAliveSettings.fromPartial(object.connectionKeepalive)
-      : undefined;
-    message.connectionOptions = object.connectionOptions ?? "";
-    message.clientConnectionOptions = object.clientConnectionOptions ?? "";
-    message.idleNetworkTimeout = (object.idleNetworkTimeout !== undefined && object.idleNetworkTimeout !== null)
-      ? Duration.fromPartial(object.idleNetworkTimeout)
-      : undefined;
+    message.connectionKeepalive =
+      object.connectionKeepalive !== undefined && object.connectionKeepalive !== null
+        ? QuicKeepAliveSettings.fromPartial(object.connectionKeepalive)
+        : undefined;
+    message.connectionOptions = object.connectionOptions ?? '';
+    message.clientConnectionOptions = object.clientConnectionOptions ?? '';
+    message.idleNetworkTimeout =
+      object.idleNetworkTimeout !== undefined && object.idleNetworkTimeout !== null
+        ? Duration.fromPartial(object.idleNetworkTimeout)
+        : undefined;
     return message;
   },
 };
 
 function createBaseUpstreamHttpProtocolOptions(): UpstreamHttpProtocolOptions {
-  return { autoSni: false, autoSanValidation: false, overrideAutoSniHeader: "" };
+  return { autoSni: false, autoSanValidation: false, overrideAutoSniHeader: '' };
 }
 
 export const UpstreamHttpProtocolOptions = {
@@ -985,7 +913,7 @@ export const UpstreamHttpProtocolOptions = {
     if (message.autoSanValidation !== false) {
       writer.uint32(16).bool(message.autoSanValidation);
     }
-    if (message.overrideAutoSniHeader !== "") {
+    if (message.overrideAutoSniHeader !== '') {
       writer.uint32(26).string(message.overrideAutoSniHeader);
     }
     return writer;
@@ -1035,14 +963,14 @@ export const UpstreamHttpProtocolOptions = {
     const message = createBaseUpstreamHttpProtocolOptions();
     message.autoSni = object.autoSni ?? false;
     message.autoSanValidation = object.autoSanValidation ?? false;
-    message.overrideAutoSniHeader = object.overrideAutoSniHeader ?? "";
+    message.overrideAutoSniHeader = object.overrideAutoSniHeader ?? '';
     return message;
   },
 };
 
 function createBaseAlternateProtocolsCacheOptions(): AlternateProtocolsCacheOptions {
   return {
-    name: "",
+    name: '',
     maxEntries: undefined,
     keyValueStoreConfig: undefined,
     prepopulatedEntries: [],
@@ -1052,7 +980,7 @@ function createBaseAlternateProtocolsCacheOptions(): AlternateProtocolsCacheOpti
 
 export const AlternateProtocolsCacheOptions = {
   encode(message: AlternateProtocolsCacheOptions, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.maxEntries !== undefined) {
@@ -1103,9 +1031,7 @@ export const AlternateProtocolsCacheOptions = {
             break;
           }
 
-          message.prepopulatedEntries.push(
-            AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry.decode(reader, reader.uint32()),
-          );
+          message.prepopulatedEntries.push(AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry.decode(reader, reader.uint32()));
           continue;
         case 5:
           if (tag !== 42) {
@@ -1126,34 +1052,28 @@ export const AlternateProtocolsCacheOptions = {
   create<I extends Exact<DeepPartial<AlternateProtocolsCacheOptions>, I>>(base?: I): AlternateProtocolsCacheOptions {
     return AlternateProtocolsCacheOptions.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<AlternateProtocolsCacheOptions>, I>>(
-    object: I,
-  ): AlternateProtocolsCacheOptions {
+  fromPartial<I extends Exact<DeepPartial<AlternateProtocolsCacheOptions>, I>>(object: I): AlternateProtocolsCacheOptions {
     const message = createBaseAlternateProtocolsCacheOptions();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.maxEntries = object.maxEntries ?? undefined;
-    message.keyValueStoreConfig = (object.keyValueStoreConfig !== undefined && object.keyValueStoreConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.keyValueStoreConfig)
-      : undefined;
+    message.keyValueStoreConfig =
+      object.keyValueStoreConfig !== undefined && object.keyValueStoreConfig !== null
+        ? TypedExtensionConfig.fromPartial(object.keyValueStoreConfig)
+        : undefined;
     message.prepopulatedEntries =
-      object.prepopulatedEntries?.map((e) =>
-        AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry.fromPartial(e)
-      ) || [];
+      object.prepopulatedEntries?.map((e) => AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry.fromPartial(e)) || [];
     message.canonicalSuffixes = object.canonicalSuffixes?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseAlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry(): AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry {
-  return { hostname: "", port: 0 };
+  return { hostname: '', port: 0 };
 }
 
 export const AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry = {
-  encode(
-    message: AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.hostname !== "") {
+  encode(message: AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.hostname !== '') {
       writer.uint32(10).string(message.hostname);
     }
     if (message.port !== 0) {
@@ -1201,7 +1121,7 @@ export const AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry = {
     object: I,
   ): AlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry {
     const message = createBaseAlternateProtocolsCacheOptions_AlternateProtocolsCacheEntry();
-    message.hostname = object.hostname ?? "";
+    message.hostname = object.hostname ?? '';
     message.port = object.port ?? 0;
     return message;
   },
@@ -1304,17 +1224,17 @@ export const HttpProtocolOptions = {
   },
   fromPartial<I extends Exact<DeepPartial<HttpProtocolOptions>, I>>(object: I): HttpProtocolOptions {
     const message = createBaseHttpProtocolOptions();
-    message.idleTimeout = (object.idleTimeout !== undefined && object.idleTimeout !== null)
-      ? Duration.fromPartial(object.idleTimeout)
-      : undefined;
+    message.idleTimeout =
+      object.idleTimeout !== undefined && object.idleTimeout !== null ? Duration.fromPartial(object.idleTimeout) : undefined;
     message.maxConnectionDuration =
-      (object.maxConnectionDuration !== undefined && object.maxConnectionDuration !== null)
+      object.maxConnectionDuration !== undefined && object.maxConnectionDuration !== null
         ? Duration.fromPartial(object.maxConnectionDuration)
         : undefined;
     message.maxHeadersCount = object.maxHeadersCount ?? undefined;
-    message.maxStreamDuration = (object.maxStreamDuration !== undefined && object.maxStreamDuration !== null)
-      ? Duration.fromPartial(object.maxStreamDuration)
-      : undefined;
+    message.maxStreamDuration =
+      object.maxStreamDuration !== undefined && object.maxStreamDuration !== null
+        ? Duration.fromPartial(object.maxStreamDuration)
+        : undefined;
     message.headersWithUnderscoresAction = object.headersWithUnderscoresAction ?? 0;
     message.maxRequestsPerConnection = object.maxRequestsPerConnection ?? undefined;
     return message;
@@ -1325,7 +1245,7 @@ function createBaseHttp1ProtocolOptions(): Http1ProtocolOptions {
   return {
     allowAbsoluteUrl: undefined,
     acceptHttp10: false,
-    defaultHostForHttp10: "",
+    defaultHostForHttp10: '',
     headerKeyFormat: undefined,
     enableTrailers: false,
     allowChunkedLength: false,
@@ -1344,7 +1264,7 @@ export const Http1ProtocolOptions = {
     if (message.acceptHttp10 !== false) {
       writer.uint32(16).bool(message.acceptHttp10);
     }
-    if (message.defaultHostForHttp10 !== "") {
+    if (message.defaultHostForHttp10 !== '') {
       writer.uint32(26).string(message.defaultHostForHttp10);
     }
     if (message.headerKeyFormat !== undefined) {
@@ -1464,10 +1384,11 @@ export const Http1ProtocolOptions = {
     const message = createBaseHttp1ProtocolOptions();
     message.allowAbsoluteUrl = object.allowAbsoluteUrl ?? undefined;
     message.acceptHttp10 = object.acceptHttp10 ?? false;
-    message.defaultHostForHttp10 = object.defaultHostForHttp10 ?? "";
-    message.headerKeyFormat = (object.headerKeyFormat !== undefined && object.headerKeyFormat !== null)
-      ? Http1ProtocolOptions_HeaderKeyFormat.fromPartial(object.headerKeyFormat)
-      : undefined;
+    message.defaultHostForHttp10 = object.defaultHostForHttp10 ?? '';
+    message.headerKeyFormat =
+      object.headerKeyFormat !== undefined && object.headerKeyFormat !== null
+        ? Http1ProtocolOptions_HeaderKeyFormat.fromPartial(object.headerKeyFormat)
+        : undefined;
     message.enableTrailers = object.enableTrailers ?? false;
     message.allowChunkedLength = object.allowChunkedLength ?? false;
     message.overrideStreamErrorOnInvalidHttpMessage = object.overrideStreamErrorOnInvalidHttpMessage ?? undefined;
@@ -1485,8 +1406,7 @@ function createBaseHttp1ProtocolOptions_HeaderKeyFormat(): Http1ProtocolOptions_
 export const Http1ProtocolOptions_HeaderKeyFormat = {
   encode(message: Http1ProtocolOptions_HeaderKeyFormat, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.properCaseWords !== undefined) {
-      Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.encode(message.properCaseWords, writer.uint32(10).fork())
-        .ldelim();
+      Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.encode(message.properCaseWords, writer.uint32(10).fork()).ldelim();
     }
     if (message.statefulFormatter !== undefined) {
       TypedExtensionConfig.encode(message.statefulFormatter, writer.uint32(66).fork()).ldelim();
@@ -1506,10 +1426,7 @@ export const Http1ProtocolOptions_HeaderKeyFormat = {
             break;
           }
 
-          message.properCaseWords = Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.properCaseWords = Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.decode(reader, reader.uint32());
           continue;
         case 8:
           if (tag !== 66) {
@@ -1527,21 +1444,19 @@ export const Http1ProtocolOptions_HeaderKeyFormat = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Http1ProtocolOptions_HeaderKeyFormat>, I>>(
-    base?: I,
-  ): Http1ProtocolOptions_HeaderKeyFormat {
+  create<I extends Exact<DeepPartial<Http1ProtocolOptions_HeaderKeyFormat>, I>>(base?: I): Http1ProtocolOptions_HeaderKeyFormat {
     return Http1ProtocolOptions_HeaderKeyFormat.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Http1ProtocolOptions_HeaderKeyFormat>, I>>(
-    object: I,
-  ): Http1ProtocolOptions_HeaderKeyFormat {
+  fromPartial<I extends Exact<DeepPartial<Http1ProtocolOptions_HeaderKeyFormat>, I>>(object: I): Http1ProtocolOptions_HeaderKeyFormat {
     const message = createBaseHttp1ProtocolOptions_HeaderKeyFormat();
-    message.properCaseWords = (object.properCaseWords !== undefined && object.properCaseWords !== null)
-      ? Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.fromPartial(object.properCaseWords)
-      : undefined;
-    message.statefulFormatter = (object.statefulFormatter !== undefined && object.statefulFormatter !== null)
-      ? TypedExtensionConfig.fromPartial(object.statefulFormatter)
-      : undefined;
+    message.properCaseWords =
+      object.properCaseWords !== undefined && object.properCaseWords !== null
+        ? Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords.fromPartial(object.properCaseWords)
+        : undefined;
+    message.statefulFormatter =
+      object.statefulFormatter !== undefined && object.statefulFormatter !== null
+        ? TypedExtensionConfig.fromPartial(object.statefulFormatter)
+        : undefined;
     return message;
   },
 };
@@ -1551,10 +1466,7 @@ function createBaseHttp1ProtocolOptions_HeaderKeyFormat_ProperCaseWords(): Http1
 }
 
 export const Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords = {
-  encode(
-    _: Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(_: Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     return writer;
   },
 
@@ -1657,17 +1569,12 @@ export const KeepaliveSettings = {
   },
   fromPartial<I extends Exact<DeepPartial<KeepaliveSettings>, I>>(object: I): KeepaliveSettings {
     const message = createBaseKeepaliveSettings();
-    message.interval = (object.interval !== undefined && object.interval !== null)
-      ? Duration.fromPartial(object.interval)
-      : undefined;
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
-    message.intervalJitter = (object.intervalJitter !== undefined && object.intervalJitter !== null)
-      ? Percent.fromPartial(object.intervalJitter)
-      : undefined;
+    message.interval = object.interval !== undefined && object.interval !== null ? Duration.fromPartial(object.interval) : undefined;
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
+    message.intervalJitter =
+      object.intervalJitter !== undefined && object.intervalJitter !== null ? Percent.fromPartial(object.intervalJitter) : undefined;
     message.connectionIdleInterval =
-      (object.connectionIdleInterval !== undefined && object.connectionIdleInterval !== null)
+      object.connectionIdleInterval !== undefined && object.connectionIdleInterval !== null
         ? Duration.fromPartial(object.connectionIdleInterval)
         : undefined;
     return message;
@@ -1722,15 +1629,13 @@ export const Http2ProtocolOptions = {
       UInt32Value.encode({ value: message.maxOutboundControlFrames! }, writer.uint32(66).fork()).ldelim();
     }
     if (message.maxConsecutiveInboundFramesWithEmptyPayload !== undefined) {
-      UInt32Value.encode({ value: message.maxConsecutiveInboundFramesWithEmptyPayload! }, writer.uint32(74).fork())
-        .ldelim();
+      UInt32Value.encode({ value: message.maxConsecutiveInboundFramesWithEmptyPayload! }, writer.uint32(74).fork()).ldelim();
     }
     if (message.maxInboundPriorityFramesPerStream !== undefined) {
       UInt32Value.encode({ value: message.maxInboundPriorityFramesPerStream! }, writer.uint32(82).fork()).ldelim();
     }
     if (message.maxInboundWindowUpdateFramesPerDataFrameSent !== undefined) {
-      UInt32Value.encode({ value: message.maxInboundWindowUpdateFramesPerDataFrameSent! }, writer.uint32(90).fork())
-        .ldelim();
+      UInt32Value.encode({ value: message.maxInboundWindowUpdateFramesPerDataFrameSent! }, writer.uint32(90).fork()).ldelim();
     }
     if (message.streamErrorOnInvalidHttpMessaging !== false) {
       writer.uint32(96).bool(message.streamErrorOnInvalidHttpMessaging);
@@ -1891,18 +1796,17 @@ export const Http2ProtocolOptions = {
     message.allowMetadata = object.allowMetadata ?? false;
     message.maxOutboundFrames = object.maxOutboundFrames ?? undefined;
     message.maxOutboundControlFrames = object.maxOutboundControlFrames ?? undefined;
-    message.maxConsecutiveInboundFramesWithEmptyPayload = object.maxConsecutiveInboundFramesWithEmptyPayload ??
-      undefined;
+    message.maxConsecutiveInboundFramesWithEmptyPayload = object.maxConsecutiveInboundFramesWithEmptyPayload ?? undefined;
     message.maxInboundPriorityFramesPerStream = object.maxInboundPriorityFramesPerStream ?? undefined;
-    message.maxInboundWindowUpdateFramesPerDataFrameSent = object.maxInboundWindowUpdateFramesPerDataFrameSent ??
-      undefined;
+    message.maxInboundWindowUpdateFramesPerDataFrameSent = object.maxInboundWindowUpdateFramesPerDataFrameSent ?? undefined;
     message.streamErrorOnInvalidHttpMessaging = object.streamErrorOnInvalidHttpMessaging ?? false;
     message.overrideStreamErrorOnInvalidHttpMessage = object.overrideStreamErrorOnInvalidHttpMessage ?? undefined;
     message.customSettingsParameters =
       object.customSettingsParameters?.map((e) => Http2ProtocolOptions_SettingsParameter.fromPartial(e)) || [];
-    message.connectionKeepalive = (object.connectionKeepalive !== undefined && object.connectionKeepalive !== null)
-      ? KeepaliveSettings.fromPartial(object.connectionKeepalive)
-      : undefined;
+    message.connectionKeepalive =
+      object.connectionKeepalive !== undefined && object.connectionKeepalive !== null
+        ? KeepaliveSettings.fromPartial(object.connectionKeepalive)
+        : undefined;
     message.useOghttp2Codec = object.useOghttp2Codec ?? undefined;
     return message;
   },
@@ -1953,14 +1857,10 @@ export const Http2ProtocolOptions_SettingsParameter = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Http2ProtocolOptions_SettingsParameter>, I>>(
-    base?: I,
-  ): Http2ProtocolOptions_SettingsParameter {
+  create<I extends Exact<DeepPartial<Http2ProtocolOptions_SettingsParameter>, I>>(base?: I): Http2ProtocolOptions_SettingsParameter {
     return Http2ProtocolOptions_SettingsParameter.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Http2ProtocolOptions_SettingsParameter>, I>>(
-    object: I,
-  ): Http2ProtocolOptions_SettingsParameter {
+  fromPartial<I extends Exact<DeepPartial<Http2ProtocolOptions_SettingsParameter>, I>>(object: I): Http2ProtocolOptions_SettingsParameter {
     const message = createBaseHttp2ProtocolOptions_SettingsParameter();
     message.identifier = object.identifier ?? undefined;
     message.value = object.value ?? undefined;
@@ -2008,9 +1908,10 @@ export const GrpcProtocolOptions = {
   },
   fromPartial<I extends Exact<DeepPartial<GrpcProtocolOptions>, I>>(object: I): GrpcProtocolOptions {
     const message = createBaseGrpcProtocolOptions();
-    message.http2ProtocolOptions = (object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null)
-      ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
-      : undefined;
+    message.http2ProtocolOptions =
+      object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null
+        ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
+        : undefined;
     return message;
   },
 };
@@ -2090,9 +1991,10 @@ export const Http3ProtocolOptions = {
   },
   fromPartial<I extends Exact<DeepPartial<Http3ProtocolOptions>, I>>(object: I): Http3ProtocolOptions {
     const message = createBaseHttp3ProtocolOptions();
-    message.quicProtocolOptions = (object.quicProtocolOptions !== undefined && object.quicProtocolOptions !== null)
-      ? QuicProtocolOptions.fromPartial(object.quicProtocolOptions)
-      : undefined;
+    message.quicProtocolOptions =
+      object.quicProtocolOptions !== undefined && object.quicProtocolOptions !== null
+        ? QuicProtocolOptions.fromPartial(object.quicProtocolOptions)
+        : undefined;
     message.overrideStreamErrorOnInvalidHttpMessage = object.overrideStreamErrorOnInvalidHttpMessage ?? undefined;
     message.allowExtendedConnect = object.allowExtendedConnect ?? false;
     message.allowMetadata = object.allowMetadata ?? false;
@@ -2158,12 +2060,17 @@ export const SchemeHeaderTransformation = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

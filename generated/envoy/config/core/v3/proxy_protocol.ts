@@ -5,7 +5,7 @@
 // source: envoy/config/core/v3/proxy_protocol.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 export interface ProxyProtocolPassThroughTLVs {
   /**
@@ -166,21 +166,27 @@ export const ProxyProtocolConfig = {
   fromPartial<I extends Exact<DeepPartial<ProxyProtocolConfig>, I>>(object: I): ProxyProtocolConfig {
     const message = createBaseProxyProtocolConfig();
     message.version = object.version ?? 0;
-    message.passThroughTlvs = (object.passThroughTlvs !== undefined && object.passThroughTlvs !== null)
-      ? ProxyProtocolPassThroughTLVs.fromPartial(object.passThroughTlvs)
-      : undefined;
+    message.passThroughTlvs =
+      object.passThroughTlvs !== undefined && object.passThroughTlvs !== null
+        ? ProxyProtocolPassThroughTLVs.fromPartial(object.passThroughTlvs)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/resolver.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Address } from "./address.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Address } from './address.js';
 
 /** Configuration of DNS resolver option flags which control the behavior of the DNS resolver. */
 export interface DnsResolverOptions {
@@ -135,21 +135,27 @@ export const DnsResolutionConfig = {
   fromPartial<I extends Exact<DeepPartial<DnsResolutionConfig>, I>>(object: I): DnsResolutionConfig {
     const message = createBaseDnsResolutionConfig();
     message.resolvers = object.resolvers?.map((e) => Address.fromPartial(e)) || [];
-    message.dnsResolverOptions = (object.dnsResolverOptions !== undefined && object.dnsResolverOptions !== null)
-      ? DnsResolverOptions.fromPartial(object.dnsResolverOptions)
-      : undefined;
+    message.dnsResolverOptions =
+      object.dnsResolverOptions !== undefined && object.dnsResolverOptions !== null
+        ? DnsResolverOptions.fromPartial(object.dnsResolverOptions)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

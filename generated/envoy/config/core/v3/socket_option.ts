@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/socket_option.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
 
 /**
  * Generic socket option message. This would be used to set socket options that
@@ -44,13 +44,9 @@ export interface SocketOption {
   /** The numeric name as passed to setsockopt */
   name: number;
   /** Because many sockopts take an int value. */
-  intValue?:
-    | number
-    | undefined;
+  intValue?: number | undefined;
   /** Otherwise it's a byte buffer. */
-  bufValue?:
-    | Buffer
-    | undefined;
+  bufValue?: Buffer | undefined;
   /**
    * The state in which the option will be applied. When used in BindConfig
    * STATE_PREBIND is currently the only valid value.
@@ -73,12 +69,12 @@ export interface SocketOptionsOverride {
 }
 
 function createBaseSocketOption(): SocketOption {
-  return { description: "", level: 0, name: 0, intValue: undefined, bufValue: undefined, state: 0 };
+  return { description: '', level: 0, name: 0, intValue: undefined, bufValue: undefined, state: 0 };
 }
 
 export const SocketOption = {
   encode(message: SocketOption, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.description !== "") {
+    if (message.description !== '') {
       writer.uint32(10).string(message.description);
     }
     if (message.level !== 0) {
@@ -162,7 +158,7 @@ export const SocketOption = {
   },
   fromPartial<I extends Exact<DeepPartial<SocketOption>, I>>(object: I): SocketOption {
     const message = createBaseSocketOption();
-    message.description = object.description ?? "";
+    message.description = object.description ?? '';
     message.level = object.level ?? 0;
     message.name = object.name ?? 0;
     message.intValue = object.intValue ?? undefined;
@@ -219,22 +215,27 @@ export const SocketOptionsOverride = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

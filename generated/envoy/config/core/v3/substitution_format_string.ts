@@ -5,10 +5,10 @@
 // source: envoy/config/core/v3/substitution_format_string.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { DataSource } from "./base.js";
-import { TypedExtensionConfig } from "./extension.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { DataSource } from './base.js';
+import { TypedExtensionConfig } from './extension.js';
 
 /** Optional configuration options to be used with json_format. */
 export interface JsonFormatOptions {
@@ -43,9 +43,7 @@ export interface SubstitutionFormatString {
    *
    * @deprecated
    */
-  textFormat?:
-    | string
-    | undefined;
+  textFormat?: string | undefined;
   /**
    * Specify a format with command operators to form a JSON string.
    * Its details is described in :ref:`format dictionary<config_access_log_format_dictionaries>`.
@@ -69,9 +67,7 @@ export interface SubstitutionFormatString {
    *    "message": "My error message"
    *  }
    */
-  jsonFormat?:
-    | { [key: string]: any }
-    | undefined;
+  jsonFormat?: { [key: string]: any } | undefined;
   /**
    * Specify a format with command operators to form a text string.
    * Its details is described in :ref:`format string<config_access_log_format_strings>`.
@@ -90,9 +86,7 @@ export interface SubstitutionFormatString {
    *
    *   upstream connect error:503:path=/foo
    */
-  textFormatSource?:
-    | DataSource
-    | undefined;
+  textFormatSource?: DataSource | undefined;
   /**
    * If set to true, when command operators are evaluated to null,
    *
@@ -173,7 +167,7 @@ function createBaseSubstitutionFormatString(): SubstitutionFormatString {
     jsonFormat: undefined,
     textFormatSource: undefined,
     omitEmptyValues: false,
-    contentType: "",
+    contentType: '',
     formatters: [],
     jsonFormatOptions: undefined,
   };
@@ -193,7 +187,7 @@ export const SubstitutionFormatString = {
     if (message.omitEmptyValues !== false) {
       writer.uint32(24).bool(message.omitEmptyValues);
     }
-    if (message.contentType !== "") {
+    if (message.contentType !== '') {
       writer.uint32(34).string(message.contentType);
     }
     for (const v of message.formatters) {
@@ -277,27 +271,34 @@ export const SubstitutionFormatString = {
     const message = createBaseSubstitutionFormatString();
     message.textFormat = object.textFormat ?? undefined;
     message.jsonFormat = object.jsonFormat ?? undefined;
-    message.textFormatSource = (object.textFormatSource !== undefined && object.textFormatSource !== null)
-      ? DataSource.fromPartial(object.textFormatSource)
-      : undefined;
+    message.textFormatSource =
+      object.textFormatSource !== undefined && object.textFormatSource !== null
+        ? DataSource.fromPartial(object.textFormatSource)
+        : undefined;
     message.omitEmptyValues = object.omitEmptyValues ?? false;
-    message.contentType = object.contentType ?? "";
+    message.contentType = object.contentType ?? '';
     message.formatters = object.formatters?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
-    message.jsonFormatOptions = (object.jsonFormatOptions !== undefined && object.jsonFormatOptions !== null)
-      ? JsonFormatOptions.fromPartial(object.jsonFormatOptions)
-      : undefined;
+    message.jsonFormatOptions =
+      object.jsonFormatOptions !== undefined && object.jsonFormatOptions !== null
+        ? JsonFormatOptions.fromPartial(object.jsonFormatOptions)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/config/core/v3/udp_socket_config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { BoolValue, UInt64Value } from "../../../../google/protobuf/wrappers.js";
+import _m0 from 'protobufjs/minimal.js';
+import { BoolValue, UInt64Value } from '../../../../google/protobuf/wrappers.js';
 
 /** Generic UDP socket configuration. */
 export interface UdpSocketConfig {
@@ -15,9 +15,7 @@ export interface UdpSocketConfig {
    * more memory per socket. Received datagrams above this size will be dropped. If not set
    * defaults to 1500 bytes.
    */
-  maxRxDatagramSize:
-    | number
-    | undefined;
+  maxRxDatagramSize: number | undefined;
   /**
    * Configures whether Generic Receive Offload (GRO)
    * <https://en.wikipedia.org/wiki/Large_receive_offload>_ is preferred when reading from the
@@ -86,12 +84,17 @@ export const UdpSocketConfig = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,11 +5,11 @@
 // source: envoy/config/endpoint/v3/endpoint.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { FractionalPercent } from "../../../type/v3/percent.js";
-import { Endpoint, LocalityLbEndpoints } from "./endpoint_components.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { FractionalPercent } from '../../../type/v3/percent.js';
+import { Endpoint, LocalityLbEndpoints } from './endpoint_components.js';
 
 /**
  * Each route from RDS will map to a single cluster or traffic split across
@@ -94,18 +94,14 @@ export interface ClusterLoadAssignment_Policy {
    * Read more at :ref:`priority levels <arch_overview_load_balancing_priority_levels>` and
    * :ref:`localities <arch_overview_load_balancing_locality_weighted_lb>`.
    */
-  overprovisioningFactor:
-    | number
-    | undefined;
+  overprovisioningFactor: number | undefined;
   /**
    * The max time until which the endpoints from this assignment can be used.
    * If no new assignments are received before this time expires the endpoints
    * are considered stale and should be marked unhealthy.
    * Defaults to 0 which means endpoints never go stale.
    */
-  endpointStaleAfter:
-    | Duration
-    | undefined;
+  endpointStaleAfter: Duration | undefined;
   /**
    * If true, use the :ref:`load balancing weight
    * <envoy_v3_api_field_config.endpoint.v3.LbEndpoint.load_balancing_weight>` of healthy and unhealthy
@@ -132,12 +128,12 @@ export interface ClusterLoadAssignment_NamedEndpointsEntry {
 }
 
 function createBaseClusterLoadAssignment(): ClusterLoadAssignment {
-  return { clusterName: "", endpoints: [], namedEndpoints: {}, policy: undefined };
+  return { clusterName: '', endpoints: [], namedEndpoints: {}, policy: undefined };
 }
 
 export const ClusterLoadAssignment = {
   encode(message: ClusterLoadAssignment, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.clusterName !== "") {
+    if (message.clusterName !== '') {
       writer.uint32(10).string(message.clusterName);
     }
     for (const v of message.endpoints) {
@@ -204,20 +200,16 @@ export const ClusterLoadAssignment = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterLoadAssignment>, I>>(object: I): ClusterLoadAssignment {
     const message = createBaseClusterLoadAssignment();
-    message.clusterName = object.clusterName ?? "";
+    message.clusterName = object.clusterName ?? '';
     message.endpoints = object.endpoints?.map((e) => LocalityLbEndpoints.fromPartial(e)) || [];
-    message.namedEndpoints = Object.entries(object.namedEndpoints ?? {}).reduce<{ [key: string]: Endpoint }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Endpoint.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.policy = (object.policy !== undefined && object.policy !== null)
-      ? ClusterLoadAssignment_Policy.fromPartial(object.policy)
-      : undefined;
+    message.namedEndpoints = Object.entries(object.namedEndpoints ?? {}).reduce<{ [key: string]: Endpoint }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Endpoint.fromPartial(value);
+      }
+      return acc;
+    }, {});
+    message.policy =
+      object.policy !== undefined && object.policy !== null ? ClusterLoadAssignment_Policy.fromPartial(object.policy) : undefined;
     return message;
   },
 };
@@ -297,24 +289,24 @@ export const ClusterLoadAssignment_Policy = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterLoadAssignment_Policy>, I>>(object: I): ClusterLoadAssignment_Policy {
     const message = createBaseClusterLoadAssignment_Policy();
-    message.dropOverloads =
-      object.dropOverloads?.map((e) => ClusterLoadAssignment_Policy_DropOverload.fromPartial(e)) || [];
+    message.dropOverloads = object.dropOverloads?.map((e) => ClusterLoadAssignment_Policy_DropOverload.fromPartial(e)) || [];
     message.overprovisioningFactor = object.overprovisioningFactor ?? undefined;
-    message.endpointStaleAfter = (object.endpointStaleAfter !== undefined && object.endpointStaleAfter !== null)
-      ? Duration.fromPartial(object.endpointStaleAfter)
-      : undefined;
+    message.endpointStaleAfter =
+      object.endpointStaleAfter !== undefined && object.endpointStaleAfter !== null
+        ? Duration.fromPartial(object.endpointStaleAfter)
+        : undefined;
     message.weightedPriorityHealth = object.weightedPriorityHealth ?? false;
     return message;
   },
 };
 
 function createBaseClusterLoadAssignment_Policy_DropOverload(): ClusterLoadAssignment_Policy_DropOverload {
-  return { category: "", dropPercentage: undefined };
+  return { category: '', dropPercentage: undefined };
 }
 
 export const ClusterLoadAssignment_Policy_DropOverload = {
   encode(message: ClusterLoadAssignment_Policy_DropOverload, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.category !== "") {
+    if (message.category !== '') {
       writer.uint32(10).string(message.category);
     }
     if (message.dropPercentage !== undefined) {
@@ -353,30 +345,29 @@ export const ClusterLoadAssignment_Policy_DropOverload = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ClusterLoadAssignment_Policy_DropOverload>, I>>(
-    base?: I,
-  ): ClusterLoadAssignment_Policy_DropOverload {
+  create<I extends Exact<DeepPartial<ClusterLoadAssignment_Policy_DropOverload>, I>>(base?: I): ClusterLoadAssignment_Policy_DropOverload {
     return ClusterLoadAssignment_Policy_DropOverload.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<ClusterLoadAssignment_Policy_DropOverload>, I>>(
     object: I,
   ): ClusterLoadAssignment_Policy_DropOverload {
     const message = createBaseClusterLoadAssignment_Policy_DropOverload();
-    message.category = object.category ?? "";
-    message.dropPercentage = (object.dropPercentage !== undefined && object.dropPercentage !== null)
-      ? FractionalPercent.fromPartial(object.dropPercentage)
-      : undefined;
+    message.category = object.category ?? '';
+    message.dropPercentage =
+      object.dropPercentage !== undefined && object.dropPercentage !== null
+        ? FractionalPercent.fromPartial(object.dropPercentage)
+        : undefined;
     return message;
   },
 };
 
 function createBaseClusterLoadAssignment_NamedEndpointsEntry(): ClusterLoadAssignment_NamedEndpointsEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const ClusterLoadAssignment_NamedEndpointsEntry = {
   encode(message: ClusterLoadAssignment_NamedEndpointsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -415,31 +406,32 @@ export const ClusterLoadAssignment_NamedEndpointsEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ClusterLoadAssignment_NamedEndpointsEntry>, I>>(
-    base?: I,
-  ): ClusterLoadAssignment_NamedEndpointsEntry {
+  create<I extends Exact<DeepPartial<ClusterLoadAssignment_NamedEndpointsEntry>, I>>(base?: I): ClusterLoadAssignment_NamedEndpointsEntry {
     return ClusterLoadAssignment_NamedEndpointsEntry.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<ClusterLoadAssignment_NamedEndpointsEntry>, I>>(
     object: I,
   ): ClusterLoadAssignment_NamedEndpointsEntry {
     const message = createBaseClusterLoadAssignment_NamedEndpointsEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Endpoint.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Endpoint.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

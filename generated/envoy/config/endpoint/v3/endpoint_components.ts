@@ -5,12 +5,12 @@
 // source: envoy/config/endpoint/v3/endpoint_components.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Address } from "../../core/v3/address.js";
-import { Locality, Metadata } from "../../core/v3/base.js";
-import { ConfigSource } from "../../core/v3/config_source.js";
-import { HealthStatus } from "../../core/v3/health_check.js";
+import _m0 from 'protobufjs/minimal.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Address } from '../../core/v3/address.js';
+import { Locality, Metadata } from '../../core/v3/base.js';
+import { ConfigSource } from '../../core/v3/config_source.js';
+import { HealthStatus } from '../../core/v3/health_check.js';
 
 /** Upstream host identifier. */
 export interface Endpoint {
@@ -25,9 +25,7 @@ export interface Endpoint {
    *   in the Address). For LOGICAL or STRICT DNS, it is expected to be hostname,
    *   and will be resolved via DNS.
    */
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * The optional health check configuration is used as configuration for the
    * health checker to contact the health checked host.
@@ -37,9 +35,7 @@ export interface Endpoint {
    *   This takes into effect only for upstream clusters with
    *   :ref:`active health checking <arch_overview_health_checking>` enabled.
    */
-  healthCheckConfig:
-    | Endpoint_HealthCheckConfig
-    | undefined;
+  healthCheckConfig: Endpoint_HealthCheckConfig | undefined;
   /**
    * The hostname associated with this endpoint. This hostname is not used for routing or address
    * resolution. If provided, it will be associated with the endpoint, and can be used for features
@@ -83,9 +79,7 @@ export interface Endpoint_HealthCheckConfig {
    *
    *   The form of the health check host address is expected to be a direct IP address.
    */
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * Optional flag to control if perform active health check for this endpoint.
    * Active health check is enabled by default if there is a health checker.
@@ -103,13 +97,9 @@ export interface Endpoint_AdditionalAddress {
  * [#next-free-field: 6]
  */
 export interface LbEndpoint {
-  endpoint?:
-    | Endpoint
-    | undefined;
+  endpoint?: Endpoint | undefined;
   /** [#not-implemented-hide:] */
-  endpointName?:
-    | string
-    | undefined;
+  endpointName?: string | undefined;
   /** Optional health status when known and supplied by EDS server. */
   healthStatus: HealthStatus;
   /**
@@ -121,9 +111,7 @@ export interface LbEndpoint {
    * :ref:`RouteAction <envoy_v3_api_msg_config.route.v3.RouteAction>` metadata_match field
    * to subset the endpoints considered in cluster load balancing.
    */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * The optional load balancing weight of the upstream host; at least 1.
    * Envoy uses the load balancing weight in some of the built in load
@@ -144,9 +132,7 @@ export interface LbEndpoint {
  */
 export interface LedsClusterLocalityConfig {
   /** Configuration for the source of LEDS updates for a Locality. */
-  ledsConfig:
-    | ConfigSource
-    | undefined;
+  ledsConfig: ConfigSource | undefined;
   /**
    * The xDS transport protocol glob collection resource name.
    * The service is only supported in delta xDS (incremental) mode.
@@ -162,13 +148,9 @@ export interface LedsClusterLocalityConfig {
  */
 export interface LocalityLbEndpoints {
   /** Identifies location of where the upstream hosts run. */
-  locality:
-    | Locality
-    | undefined;
+  locality: Locality | undefined;
   /** Metadata to provide additional information about the locality endpoints in aggregate. */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * The group of endpoints belonging to the locality specified.
    * [#comment:TODO(adisuissa): Once LEDS is implemented this field needs to be
@@ -180,13 +162,9 @@ export interface LocalityLbEndpoints {
    * [#comment:TODO(adisuissa): Once LEDS is implemented the ``lb_endpoints`` field
    * needs to be deprecated.]
    */
-  loadBalancerEndpoints?:
-    | LocalityLbEndpoints_LbEndpointList
-    | undefined;
+  loadBalancerEndpoints?: LocalityLbEndpoints_LbEndpointList | undefined;
   /** LEDS Configuration for the current locality. */
-  ledsClusterLocalityConfig?:
-    | LedsClusterLocalityConfig
-    | undefined;
+  ledsClusterLocalityConfig?: LedsClusterLocalityConfig | undefined;
   /**
    * Optional: Per priority/region/zone/sub_zone weight; at least 1. The load
    * balancing weight for a locality is divided by the sum of the weights of all
@@ -200,9 +178,7 @@ export interface LocalityLbEndpoints {
    * specified when locality weighted load balancing is enabled, the locality is
    * assigned no load.
    */
-  loadBalancingWeight:
-    | number
-    | undefined;
+  loadBalancingWeight: number | undefined;
   /**
    * Optional: the priority for this LocalityLbEndpoints. If unspecified this will
    * default to the highest priority (0).
@@ -235,7 +211,7 @@ export interface LocalityLbEndpoints_LbEndpointList {
 }
 
 function createBaseEndpoint(): Endpoint {
-  return { address: undefined, healthCheckConfig: undefined, hostname: "", additionalAddresses: [] };
+  return { address: undefined, healthCheckConfig: undefined, hostname: '', additionalAddresses: [] };
 }
 
 export const Endpoint = {
@@ -246,7 +222,7 @@ export const Endpoint = {
     if (message.healthCheckConfig !== undefined) {
       Endpoint_HealthCheckConfig.encode(message.healthCheckConfig, writer.uint32(18).fork()).ldelim();
     }
-    if (message.hostname !== "") {
+    if (message.hostname !== '') {
       writer.uint32(26).string(message.hostname);
     }
     for (const v of message.additionalAddresses) {
@@ -304,21 +280,19 @@ export const Endpoint = {
   },
   fromPartial<I extends Exact<DeepPartial<Endpoint>, I>>(object: I): Endpoint {
     const message = createBaseEndpoint();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
-    message.healthCheckConfig = (object.healthCheckConfig !== undefined && object.healthCheckConfig !== null)
-      ? Endpoint_HealthCheckConfig.fromPartial(object.healthCheckConfig)
-      : undefined;
-    message.hostname = object.hostname ?? "";
-    message.additionalAddresses = object.additionalAddresses?.map((e) => Endpoint_AdditionalAddress.fromPartial(e)) ||
-      [];
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
+    message.healthCheckConfig =
+      object.healthCheckConfig !== undefined && object.healthCheckConfig !== null
+        ? Endpoint_HealthCheckConfig.fromPartial(object.healthCheckConfig)
+        : undefined;
+    message.hostname = object.hostname ?? '';
+    message.additionalAddresses = object.additionalAddresses?.map((e) => Endpoint_AdditionalAddress.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseEndpoint_HealthCheckConfig(): Endpoint_HealthCheckConfig {
-  return { portValue: 0, hostname: "", address: undefined, disableActiveHealthCheck: false };
+  return { portValue: 0, hostname: '', address: undefined, disableActiveHealthCheck: false };
 }
 
 export const Endpoint_HealthCheckConfig = {
@@ -326,7 +300,7 @@ export const Endpoint_HealthCheckConfig = {
     if (message.portValue !== 0) {
       writer.uint32(8).uint32(message.portValue);
     }
-    if (message.hostname !== "") {
+    if (message.hostname !== '') {
       writer.uint32(18).string(message.hostname);
     }
     if (message.address !== undefined) {
@@ -388,10 +362,8 @@ export const Endpoint_HealthCheckConfig = {
   fromPartial<I extends Exact<DeepPartial<Endpoint_HealthCheckConfig>, I>>(object: I): Endpoint_HealthCheckConfig {
     const message = createBaseEndpoint_HealthCheckConfig();
     message.portValue = object.portValue ?? 0;
-    message.hostname = object.hostname ?? "";
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.hostname = object.hostname ?? '';
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     message.disableActiveHealthCheck = object.disableActiveHealthCheck ?? false;
     return message;
   },
@@ -437,9 +409,7 @@ export const Endpoint_AdditionalAddress = {
   },
   fromPartial<I extends Exact<DeepPartial<Endpoint_AdditionalAddress>, I>>(object: I): Endpoint_AdditionalAddress {
     const message = createBaseEndpoint_AdditionalAddress();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     return message;
   },
 };
@@ -530,21 +500,17 @@ export const LbEndpoint = {
   },
   fromPartial<I extends Exact<DeepPartial<LbEndpoint>, I>>(object: I): LbEndpoint {
     const message = createBaseLbEndpoint();
-    message.endpoint = (object.endpoint !== undefined && object.endpoint !== null)
-      ? Endpoint.fromPartial(object.endpoint)
-      : undefined;
+    message.endpoint = object.endpoint !== undefined && object.endpoint !== null ? Endpoint.fromPartial(object.endpoint) : undefined;
     message.endpointName = object.endpointName ?? undefined;
     message.healthStatus = object.healthStatus ?? 0;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     message.loadBalancingWeight = object.loadBalancingWeight ?? undefined;
     return message;
   },
 };
 
 function createBaseLedsClusterLocalityConfig(): LedsClusterLocalityConfig {
-  return { ledsConfig: undefined, ledsCollectionName: "" };
+  return { ledsConfig: undefined, ledsCollectionName: '' };
 }
 
 export const LedsClusterLocalityConfig = {
@@ -552,7 +518,7 @@ export const LedsClusterLocalityConfig = {
     if (message.ledsConfig !== undefined) {
       ConfigSource.encode(message.ledsConfig, writer.uint32(10).fork()).ldelim();
     }
-    if (message.ledsCollectionName !== "") {
+    if (message.ledsCollectionName !== '') {
       writer.uint32(18).string(message.ledsCollectionName);
     }
     return writer;
@@ -593,10 +559,9 @@ export const LedsClusterLocalityConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<LedsClusterLocalityConfig>, I>>(object: I): LedsClusterLocalityConfig {
     const message = createBaseLedsClusterLocalityConfig();
-    message.ledsConfig = (object.ledsConfig !== undefined && object.ledsConfig !== null)
-      ? ConfigSource.fromPartial(object.ledsConfig)
-      : undefined;
-    message.ledsCollectionName = object.ledsCollectionName ?? "";
+    message.ledsConfig =
+      object.ledsConfig !== undefined && object.ledsConfig !== null ? ConfigSource.fromPartial(object.ledsConfig) : undefined;
+    message.ledsCollectionName = object.ledsCollectionName ?? '';
     return message;
   },
 };
@@ -720,19 +685,15 @@ export const LocalityLbEndpoints = {
   },
   fromPartial<I extends Exact<DeepPartial<LocalityLbEndpoints>, I>>(object: I): LocalityLbEndpoints {
     const message = createBaseLocalityLbEndpoints();
-    message.locality = (object.locality !== undefined && object.locality !== null)
-      ? Locality.fromPartial(object.locality)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.locality = object.locality !== undefined && object.locality !== null ? Locality.fromPartial(object.locality) : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     message.lbEndpoints = object.lbEndpoints?.map((e) => LbEndpoint.fromPartial(e)) || [];
     message.loadBalancerEndpoints =
-      (object.loadBalancerEndpoints !== undefined && object.loadBalancerEndpoints !== null)
+      object.loadBalancerEndpoints !== undefined && object.loadBalancerEndpoints !== null
         ? LocalityLbEndpoints_LbEndpointList.fromPartial(object.loadBalancerEndpoints)
         : undefined;
     message.ledsClusterLocalityConfig =
-      (object.ledsClusterLocalityConfig !== undefined && object.ledsClusterLocalityConfig !== null)
+      object.ledsClusterLocalityConfig !== undefined && object.ledsClusterLocalityConfig !== null
         ? LedsClusterLocalityConfig.fromPartial(object.ledsClusterLocalityConfig)
         : undefined;
     message.loadBalancingWeight = object.loadBalancingWeight ?? undefined;
@@ -777,14 +738,10 @@ export const LocalityLbEndpoints_LbEndpointList = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<LocalityLbEndpoints_LbEndpointList>, I>>(
-    base?: I,
-  ): LocalityLbEndpoints_LbEndpointList {
+  create<I extends Exact<DeepPartial<LocalityLbEndpoints_LbEndpointList>, I>>(base?: I): LocalityLbEndpoints_LbEndpointList {
     return LocalityLbEndpoints_LbEndpointList.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<LocalityLbEndpoints_LbEndpointList>, I>>(
-    object: I,
-  ): LocalityLbEndpoints_LbEndpointList {
+  fromPartial<I extends Exact<DeepPartial<LocalityLbEndpoints_LbEndpointList>, I>>(object: I): LocalityLbEndpoints_LbEndpointList {
     const message = createBaseLocalityLbEndpoints_LbEndpointList();
     message.lbEndpoints = object.lbEndpoints?.map((e) => LbEndpoint.fromPartial(e)) || [];
     return message;
@@ -793,12 +750,17 @@ export const LocalityLbEndpoints_LbEndpointList = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,12 +5,12 @@
 // source: envoy/config/endpoint/v3/load_report.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Struct } from "../../../../google/protobuf/struct.js";
-import { Address } from "../../core/v3/address.js";
-import { Locality } from "../../core/v3/base.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Struct } from '../../../../google/protobuf/struct.js';
+import { Address } from '../../core/v3/address.js';
+import { Locality } from '../../core/v3/base.js';
 
 /**
  * These are stats Envoy reports to the management server at a frequency defined by
@@ -23,9 +23,7 @@ export interface UpstreamLocalityStats {
    * Name of zone, region and optionally endpoint group these metrics were
    * collected from. Zone and region names could be empty if unknown.
    */
-  locality:
-    | Locality
-    | undefined;
+  locality: Locality | undefined;
   /**
    * The total number of requests successfully completed by the endpoints in the
    * locality.
@@ -76,23 +74,17 @@ export interface UpstreamLocalityStats {
    * CPU utilization stats for multi-dimensional load balancing.
    * This typically comes from endpoint metrics reported via ORCA.
    */
-  cpuUtilization:
-    | UnnamedEndpointLoadMetricStats
-    | undefined;
+  cpuUtilization: UnnamedEndpointLoadMetricStats | undefined;
   /**
    * Memory utilization for multi-dimensional load balancing.
    * This typically comes from endpoint metrics reported via ORCA.
    */
-  memUtilization:
-    | UnnamedEndpointLoadMetricStats
-    | undefined;
+  memUtilization: UnnamedEndpointLoadMetricStats | undefined;
   /**
    * Blended application-defined utilization for multi-dimensional load balancing.
    * This typically comes from endpoint metrics reported via ORCA.
    */
-  applicationUtilization:
-    | UnnamedEndpointLoadMetricStats
-    | undefined;
+  applicationUtilization: UnnamedEndpointLoadMetricStats | undefined;
   /**
    * Named stats for multi-dimensional load balancing.
    * These typically come from endpoint metrics reported via ORCA.
@@ -114,16 +106,12 @@ export interface UpstreamLocalityStats {
 /** [#next-free-field: 8] */
 export interface UpstreamEndpointStats {
   /** Upstream host address. */
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * Opaque and implementation dependent metadata of the
    * endpoint. Envoy will pass this directly to the management server.
    */
-  metadata:
-    | { [key: string]: any }
-    | undefined;
+  metadata: { [key: string]: any } | undefined;
   /**
    * The total number of requests successfully completed by the endpoints in the
    * locality. These include non-5xx responses for HTTP, where errors
@@ -411,9 +399,7 @@ export const UpstreamLocalityStats = {
   },
   fromPartial<I extends Exact<DeepPartial<UpstreamLocalityStats>, I>>(object: I): UpstreamLocalityStats {
     const message = createBaseUpstreamLocalityStats();
-    message.locality = (object.locality !== undefined && object.locality !== null)
-      ? Locality.fromPartial(object.locality)
-      : undefined;
+    message.locality = object.locality !== undefined && object.locality !== null ? Locality.fromPartial(object.locality) : undefined;
     message.totalSuccessfulRequests = object.totalSuccessfulRequests ?? 0;
     message.totalRequestsInProgress = object.totalRequestsInProgress ?? 0;
     message.totalErrorRequests = object.totalErrorRequests ?? 0;
@@ -421,19 +407,20 @@ export const UpstreamLocalityStats = {
     message.totalActiveConnections = object.totalActiveConnections ?? 0;
     message.totalNewConnections = object.totalNewConnections ?? 0;
     message.totalFailConnections = object.totalFailConnections ?? 0;
-    message.cpuUtilization = (object.cpuUtilization !== undefined && object.cpuUtilization !== null)
-      ? UnnamedEndpointLoadMetricStats.fromPartial(object.cpuUtilization)
-      : undefined;
-    message.memUtilization = (object.memUtilization !== undefined && object.memUtilization !== null)
-      ? UnnamedEndpointLoadMetricStats.fromPartial(object.memUtilization)
-      : undefined;
+    message.cpuUtilization =
+      object.cpuUtilization !== undefined && object.cpuUtilization !== null
+        ? UnnamedEndpointLoadMetricStats.fromPartial(object.cpuUtilization)
+        : undefined;
+    message.memUtilization =
+      object.memUtilization !== undefined && object.memUtilization !== null
+        ? UnnamedEndpointLoadMetricStats.fromPartial(object.memUtilization)
+        : undefined;
     message.applicationUtilization =
-      (object.applicationUtilization !== undefined && object.applicationUtilization !== null)
+      object.applicationUtilization !== undefined && object.applicationUtilization !== null
         ? UnnamedEndpointLoadMetricStats.fromPartial(object.applicationUtilization)
         : undefined;
     message.loadMetricStats = object.loadMetricStats?.map((e) => EndpointLoadMetricStats.fromPartial(e)) || [];
-    message.upstreamEndpointStats = object.upstreamEndpointStats?.map((e) => UpstreamEndpointStats.fromPartial(e)) ||
-      [];
+    message.upstreamEndpointStats = object.upstreamEndpointStats?.map((e) => UpstreamEndpointStats.fromPartial(e)) || [];
     message.priority = object.priority ?? 0;
     return message;
   },
@@ -547,9 +534,7 @@ export const UpstreamEndpointStats = {
   },
   fromPartial<I extends Exact<DeepPartial<UpstreamEndpointStats>, I>>(object: I): UpstreamEndpointStats {
     const message = createBaseUpstreamEndpointStats();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     message.metadata = object.metadata ?? undefined;
     message.totalSuccessfulRequests = object.totalSuccessfulRequests ?? 0;
     message.totalRequestsInProgress = object.totalRequestsInProgress ?? 0;
@@ -561,12 +546,12 @@ export const UpstreamEndpointStats = {
 };
 
 function createBaseEndpointLoadMetricStats(): EndpointLoadMetricStats {
-  return { metricName: "", numRequestsFinishedWithMetric: 0, totalMetricValue: 0 };
+  return { metricName: '', numRequestsFinishedWithMetric: 0, totalMetricValue: 0 };
 }
 
 export const EndpointLoadMetricStats = {
   encode(message: EndpointLoadMetricStats, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.metricName !== "") {
+    if (message.metricName !== '') {
       writer.uint32(10).string(message.metricName);
     }
     if (message.numRequestsFinishedWithMetric !== 0) {
@@ -620,7 +605,7 @@ export const EndpointLoadMetricStats = {
   },
   fromPartial<I extends Exact<DeepPartial<EndpointLoadMetricStats>, I>>(object: I): EndpointLoadMetricStats {
     const message = createBaseEndpointLoadMetricStats();
-    message.metricName = object.metricName ?? "";
+    message.metricName = object.metricName ?? '';
     message.numRequestsFinishedWithMetric = object.numRequestsFinishedWithMetric ?? 0;
     message.totalMetricValue = object.totalMetricValue ?? 0;
     return message;
@@ -675,9 +660,7 @@ export const UnnamedEndpointLoadMetricStats = {
   create<I extends Exact<DeepPartial<UnnamedEndpointLoadMetricStats>, I>>(base?: I): UnnamedEndpointLoadMetricStats {
     return UnnamedEndpointLoadMetricStats.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<UnnamedEndpointLoadMetricStats>, I>>(
-    object: I,
-  ): UnnamedEndpointLoadMetricStats {
+  fromPartial<I extends Exact<DeepPartial<UnnamedEndpointLoadMetricStats>, I>>(object: I): UnnamedEndpointLoadMetricStats {
     const message = createBaseUnnamedEndpointLoadMetricStats();
     message.numRequestsFinishedWithMetric = object.numRequestsFinishedWithMetric ?? 0;
     message.totalMetricValue = object.totalMetricValue ?? 0;
@@ -687,8 +670,8 @@ export const UnnamedEndpointLoadMetricStats = {
 
 function createBaseClusterStats(): ClusterStats {
   return {
-    clusterName: "",
-    clusterServiceName: "",
+    clusterName: '',
+    clusterServiceName: '',
     upstreamLocalityStats: [],
     totalDroppedRequests: 0,
     droppedRequests: [],
@@ -698,10 +681,10 @@ function createBaseClusterStats(): ClusterStats {
 
 export const ClusterStats = {
   encode(message: ClusterStats, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.clusterName !== "") {
+    if (message.clusterName !== '') {
       writer.uint32(10).string(message.clusterName);
     }
-    if (message.clusterServiceName !== "") {
+    if (message.clusterServiceName !== '') {
       writer.uint32(50).string(message.clusterServiceName);
     }
     for (const v of message.upstreamLocalityStats) {
@@ -782,26 +765,26 @@ export const ClusterStats = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterStats>, I>>(object: I): ClusterStats {
     const message = createBaseClusterStats();
-    message.clusterName = object.clusterName ?? "";
-    message.clusterServiceName = object.clusterServiceName ?? "";
-    message.upstreamLocalityStats = object.upstreamLocalityStats?.map((e) => UpstreamLocalityStats.fromPartial(e)) ||
-      [];
+    message.clusterName = object.clusterName ?? '';
+    message.clusterServiceName = object.clusterServiceName ?? '';
+    message.upstreamLocalityStats = object.upstreamLocalityStats?.map((e) => UpstreamLocalityStats.fromPartial(e)) || [];
     message.totalDroppedRequests = object.totalDroppedRequests ?? 0;
     message.droppedRequests = object.droppedRequests?.map((e) => ClusterStats_DroppedRequests.fromPartial(e)) || [];
-    message.loadReportInterval = (object.loadReportInterval !== undefined && object.loadReportInterval !== null)
-      ? Duration.fromPartial(object.loadReportInterval)
-      : undefined;
+    message.loadReportInterval =
+      object.loadReportInterval !== undefined && object.loadReportInterval !== null
+        ? Duration.fromPartial(object.loadReportInterval)
+        : undefined;
     return message;
   },
 };
 
 function createBaseClusterStats_DroppedRequests(): ClusterStats_DroppedRequests {
-  return { category: "", droppedCount: 0 };
+  return { category: '', droppedCount: 0 };
 }
 
 export const ClusterStats_DroppedRequests = {
   encode(message: ClusterStats_DroppedRequests, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.category !== "") {
+    if (message.category !== '') {
       writer.uint32(10).string(message.category);
     }
     if (message.droppedCount !== 0) {
@@ -845,7 +828,7 @@ export const ClusterStats_DroppedRequests = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterStats_DroppedRequests>, I>>(object: I): ClusterStats_DroppedRequests {
     const message = createBaseClusterStats_DroppedRequests();
-    message.category = object.category ?? "";
+    message.category = object.category ?? '';
     message.droppedCount = object.droppedCount ?? 0;
     return message;
   },
@@ -853,22 +836,27 @@ export const ClusterStats_DroppedRequests = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -5,8 +5,8 @@
 // source: envoy/config/listener/v3/api_listener.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
 
 /**
  * Describes a type of API listener, which is used in non-proxy clients. The type of API
@@ -67,21 +67,24 @@ export const ApiListener = {
   },
   fromPartial<I extends Exact<DeepPartial<ApiListener>, I>>(object: I): ApiListener {
     const message = createBaseApiListener();
-    message.apiListener = (object.apiListener !== undefined && object.apiListener !== null)
-      ? Any.fromPartial(object.apiListener)
-      : undefined;
+    message.apiListener = object.apiListener !== undefined && object.apiListener !== null ? Any.fromPartial(object.apiListener) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,25 +5,23 @@
 // source: envoy/config/listener/v3/listener.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { CollectionEntry } from "../../../../xds/core/v3/collection_entry.js";
-import { Matcher } from "../../../../xds/type/matcher/v3/matcher.js";
-import { AccessLog } from "../../accesslog/v3/accesslog.js";
-import { Address } from "../../core/v3/address.js";
-import { Metadata, TrafficDirection } from "../../core/v3/base.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { SocketOption, SocketOptionsOverride } from "../../core/v3/socket_option.js";
-import { ApiListener } from "./api_listener.js";
-import { FilterChain, ListenerFilter } from "./listener_components.js";
-import { UdpListenerConfig } from "./udp_listener_config.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { CollectionEntry } from '../../../../xds/core/v3/collection_entry.js';
+import { Matcher } from '../../../../xds/type/matcher/v3/matcher.js';
+import { AccessLog } from '../../accesslog/v3/accesslog.js';
+import { Address } from '../../core/v3/address.js';
+import { Metadata, TrafficDirection } from '../../core/v3/base.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { SocketOption, SocketOptionsOverride } from '../../core/v3/socket_option.js';
+import { ApiListener } from './api_listener.js';
+import { FilterChain, ListenerFilter } from './listener_components.js';
+import { UdpListenerConfig } from './udp_listener_config.js';
 
 /** The additional address the listener is listening on. */
 export interface AdditionalAddress {
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * Additional socket options that may not be present in Envoy source code or
    * precompiled binaries. If specified, this will override the
@@ -58,9 +56,7 @@ export interface Listener {
    * Linux as the actual port will be allocated by the OS.
    * Required unless ``api_listener`` or ``listener_specifier`` is populated.
    */
-  address:
-    | Address
-    | undefined;
+  address: Address | undefined;
   /**
    * The additional addresses the listener should listen on. The addresses must be unique across all
    * listeners. Multiple addresses with port 0 can be supplied. When using multiple addresses in a single listener,
@@ -101,9 +97,7 @@ export interface Listener {
    *  filter chain is removed or structurally modified, then the drain for its
    *  connections is initiated.
    */
-  filterChainMatcher:
-    | Matcher
-    | undefined;
+  filterChainMatcher: Matcher | undefined;
   /**
    * If a connection is redirected using ``iptables``, the port on which the proxy
    * receives it might be different from the original destination address. When this flag is set to
@@ -111,35 +105,25 @@ export interface Listener {
    * original destination address. If there is no listener associated with the original destination
    * address, the connection is handled by the listener that receives it. Defaults to false.
    */
-  useOriginalDst:
-    | boolean
-    | undefined;
+  useOriginalDst: boolean | undefined;
   /**
    * The default filter chain if none of the filter chain matches. If no default filter chain is supplied,
    * the connection will be closed. The filter chain match is ignored in this field.
    */
-  defaultFilterChain:
-    | FilterChain
-    | undefined;
+  defaultFilterChain: FilterChain | undefined;
   /**
    * Soft limit on size of the listener’s new connection read and write buffers.
    * If unspecified, an implementation defined default is applied (1MiB).
    */
-  perConnectionBufferLimitBytes:
-    | number
-    | undefined;
+  perConnectionBufferLimitBytes: number | undefined;
   /** Listener metadata. */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * [#not-implemented-hide:]
    *
    * @deprecated
    */
-  deprecatedV1:
-    | Listener_DeprecatedV1
-    | undefined;
+  deprecatedV1: Listener_DeprecatedV1 | undefined;
   /** The type of draining to perform at a listener-wide level. */
   drainType: Listener_DrainType;
   /**
@@ -164,9 +148,7 @@ export interface Listener {
    * ``continue_on_listener_filters_timeout`` is set to true. Specify 0 to disable the
    * timeout. If not specified, a default timeout of 15s is used.
    */
-  listenerFiltersTimeout:
-    | Duration
-    | undefined;
+  listenerFiltersTimeout: Duration | undefined;
   /**
    * Whether a connection should be created when listener filters timeout. Default is false.
    *
@@ -193,9 +175,7 @@ export interface Listener {
    * When this flag is not set (default), the socket is not modified, i.e. the transparent option
    * is neither set nor reset.
    */
-  transparent:
-    | boolean
-    | undefined;
+  transparent: boolean | undefined;
   /**
    * Whether the listener should set the ``IP_FREEBIND`` socket option. When this
    * flag is set to true, listeners can be bound to an IP address that is not
@@ -204,9 +184,7 @@ export interface Listener {
    * (default), the socket is not modified, i.e. the option is neither enabled
    * nor disabled.
    */
-  freebind:
-    | boolean
-    | undefined;
+  freebind: boolean | undefined;
   /**
    * Additional socket options that may not be present in Envoy source code or
    * precompiled binaries. The socket options can be updated for a listener when
@@ -231,9 +209,7 @@ export interface Listener {
    * On macOS, only values of 0, 1, and unset are valid; other values may result in an error.
    * To set the queue length on macOS, set the net.inet.tcp.fastopen_backlog kernel parameter.
    */
-  tcpFastOpenQueueLength:
-    | number
-    | undefined;
+  tcpFastOpenQueueLength: number | undefined;
   /**
    * Specifies the intended direction of the traffic relative to the local Envoy.
    * This property is required on Windows for listeners using the original destination filter,
@@ -246,9 +222,7 @@ export interface Listener {
    * <envoy_v3_api_enum_value_config.core.v3.SocketAddress.Protocol.UDP>`, this field specifies UDP
    * listener specific configuration.
    */
-  udpListenerConfig:
-    | UdpListenerConfig
-    | undefined;
+  udpListenerConfig: UdpListenerConfig | undefined;
   /**
    * Used to represent an API listener, which is used in non-proxy clients. The type of API
    * exposed to the non-proxy application depends on the type of API listener.
@@ -267,9 +241,7 @@ export interface Listener {
    * socket listener and the various types of API listener. That way, a given Listener message
    * can structurally only contain the fields of the relevant type.]
    */
-  apiListener:
-    | ApiListener
-    | undefined;
+  apiListener: ApiListener | undefined;
   /**
    * The listener's connection balancer configuration, currently only applicable to TCP listeners.
    * If no configuration is specified, Envoy will not attempt to balance active connections between
@@ -281,9 +253,7 @@ export interface Listener {
    * it is recommended to disable the balance config in listener X to avoid the cost of balancing, and
    * enable the balance config in Y1 and Y2 to balance the connections among the workers.
    */
-  connectionBalanceConfig:
-    | Listener_ConnectionBalanceConfig
-    | undefined;
+  connectionBalanceConfig: Listener_ConnectionBalanceConfig | undefined;
   /**
    * Deprecated. Use ``enable_reuse_port`` instead.
    *
@@ -314,9 +284,7 @@ export interface Listener {
    * * On Windows, reuse_port for TCP has undefined behavior. It is force disabled and the user
    *   is warned similar to macOS. It is left enabled for UDP with undefined behavior currently.
    */
-  enableReusePort:
-    | boolean
-    | undefined;
+  enableReusePort: boolean | undefined;
   /**
    * Configuration for :ref:`access logs <arch_overview_access_logs>`
    * emitted by this listener.
@@ -326,9 +294,7 @@ export interface Listener {
    * The maximum length a tcp listener's pending connections queue can grow to. If no value is
    * provided net.core.somaxconn will be used on Linux and 128 otherwise.
    */
-  tcpBacklogSize:
-    | number
-    | undefined;
+  tcpBacklogSize: number | undefined;
   /**
    * The maximum number of connections to accept from the kernel per socket
    * event. Envoy may decide to close these connections after accepting them
@@ -339,18 +305,14 @@ export interface Listener {
    * If no value is provided Envoy will accept all connections pending accept
    * from the kernel.
    */
-  maxConnectionsToAcceptPerSocketEvent:
-    | number
-    | undefined;
+  maxConnectionsToAcceptPerSocketEvent: number | undefined;
   /**
    * Whether the listener should bind to the port. A listener that doesn't
    * bind can only receive connections redirected from other listeners that set
    * :ref:`use_original_dst <envoy_v3_api_field_config.listener.v3.Listener.use_original_dst>`
    * to true. Default is true.
    */
-  bindToPort:
-    | boolean
-    | undefined;
+  bindToPort: boolean | undefined;
   /**
    * Used to represent an internal listener which does not listen on OSI L4 address but can be used by the
    * :ref:`envoy cluster <envoy_v3_api_msg_config.cluster.v3.Cluster>` to create a user space connection to.
@@ -367,9 +329,7 @@ export interface Listener {
    * * :ref:`freebind <envoy_v3_api_field_config.listener.v3.Listener.freebind>`
    * * :ref:`transparent <envoy_v3_api_field_config.listener.v3.Listener.transparent>`
    */
-  internalListener?:
-    | Listener_InternalListenerConfig
-    | undefined;
+  internalListener?: Listener_InternalListenerConfig | undefined;
   /**
    * Enable MPTCP (multi-path TCP) on this listener. Clients will be allowed to establish
    * MPTCP connections. Non-MPTCP clients will fall back to regular TCP.
@@ -415,9 +375,7 @@ export interface Listener_DeprecatedV1 {
 /** Configuration for listener connection balancing. */
 export interface Listener_ConnectionBalanceConfig {
   /** If specified, the listener will use the exact connection balancer. */
-  exactBalance?:
-    | Listener_ConnectionBalanceConfig_ExactBalance
-    | undefined;
+  exactBalance?: Listener_ConnectionBalanceConfig_ExactBalance | undefined;
   /**
    * The listener will use the connection balancer according to ``type_url``. If ``type_url`` is invalid,
    * Envoy will not attempt to balance active connections between worker threads.
@@ -434,36 +392,31 @@ export interface Listener_ConnectionBalanceConfig {
  * sacrifices accept throughput for accuracy and should be used when there are a small number of
  * connections that rarely cycle (e.g., service mesh gRPC egress).
  */
-export interface Listener_ConnectionBalanceConfig_ExactBalance {
-}
+export interface Listener_ConnectionBalanceConfig_ExactBalance {}
 
 /** Configuration for envoy internal listener. All the future internal listener features should be added here. */
-export interface Listener_InternalListenerConfig {
-}
+export interface Listener_InternalListenerConfig {}
 
 /**
  * A placeholder proto so that users can explicitly configure the standard
  * Listener Manager via the bootstrap's :ref:`listener_manager <envoy_v3_api_field_config.bootstrap.v3.Bootstrap.listener_manager>`.
  * [#not-implemented-hide:]
  */
-export interface ListenerManager {
-}
+export interface ListenerManager {}
 
 /**
  * A placeholder proto so that users can explicitly configure the standard
  * Validation Listener Manager via the bootstrap's :ref:`listener_manager <envoy_v3_api_field_config.bootstrap.v3.Bootstrap.listener_manager>`.
  * [#not-implemented-hide:]
  */
-export interface ValidationListenerManager {
-}
+export interface ValidationListenerManager {}
 
 /**
  * A placeholder proto so that users can explicitly configure the API
  * Listener Manager via the bootstrap's :ref:`listener_manager <envoy_v3_api_field_config.bootstrap.v3.Bootstrap.listener_manager>`.
  * [#not-implemented-hide:]
  */
-export interface ApiListenerManager {
-}
+export interface ApiListenerManager {}
 
 function createBaseAdditionalAddress(): AdditionalAddress {
   return { address: undefined, socketOptions: undefined };
@@ -515,12 +468,11 @@ export const AdditionalAddress = {
   },
   fromPartial<I extends Exact<DeepPartial<AdditionalAddress>, I>>(object: I): AdditionalAddress {
     const message = createBaseAdditionalAddress();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
-    message.socketOptions = (object.socketOptions !== undefined && object.socketOptions !== null)
-      ? SocketOptionsOverride.fromPartial(object.socketOptions)
-      : undefined;
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
+    message.socketOptions =
+      object.socketOptions !== undefined && object.socketOptions !== null
+        ? SocketOptionsOverride.fromPartial(object.socketOptions)
+        : undefined;
     return message;
   },
 };
@@ -572,10 +524,10 @@ export const ListenerCollection = {
 
 function createBaseListener(): Listener {
   return {
-    name: "",
+    name: '',
     address: undefined,
     additionalAddresses: [],
-    statPrefix: "",
+    statPrefix: '',
     filterChains: [],
     filterChainMatcher: undefined,
     useOriginalDst: undefined,
@@ -610,7 +562,7 @@ function createBaseListener(): Listener {
 
 export const Listener = {
   encode(message: Listener, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.address !== undefined) {
@@ -619,7 +571,7 @@ export const Listener = {
     for (const v of message.additionalAddresses) {
       AdditionalAddress.encode(v!, writer.uint32(266).fork()).ldelim();
     }
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(226).string(message.statPrefix);
     }
     for (const v of message.filterChains) {
@@ -964,31 +916,30 @@ export const Listener = {
   },
   fromPartial<I extends Exact<DeepPartial<Listener>, I>>(object: I): Listener {
     const message = createBaseListener();
-    message.name = object.name ?? "";
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.name = object.name ?? '';
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     message.additionalAddresses = object.additionalAddresses?.map((e) => AdditionalAddress.fromPartial(e)) || [];
-    message.statPrefix = object.statPrefix ?? "";
+    message.statPrefix = object.statPrefix ?? '';
     message.filterChains = object.filterChains?.map((e) => FilterChain.fromPartial(e)) || [];
-    message.filterChainMatcher = (object.filterChainMatcher !== undefined && object.filterChainMatcher !== null)
-      ? Matcher.fromPartial(object.filterChainMatcher)
-      : undefined;
+    message.filterChainMatcher =
+      object.filterChainMatcher !== undefined && object.filterChainMatcher !== null
+        ? Matcher.fromPartial(object.filterChainMatcher)
+        : undefined;
     message.useOriginalDst = object.useOriginalDst ?? undefined;
-    message.defaultFilterChain = (object.defaultFilterChain !== undefined && object.defaultFilterChain !== null)
-      ? FilterChain.fromPartial(object.defaultFilterChain)
-      : undefined;
+    message.defaultFilterChain =
+      object.defaultFilterChain !== undefined && object.defaultFilterChain !== null
+        ? FilterChain.fromPartial(object.defaultFilterChain)
+        : undefined;
     message.perConnectionBufferLimitBytes = object.perConnectionBufferLimitBytes ?? undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
-    message.deprecatedV1 = (object.deprecatedV1 !== undefined && object.deprecatedV1 !== null)
-      ? Listener_DeprecatedV1.fromPartial(object.deprecatedV1)
-      : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
+    message.deprecatedV1 =
+      object.deprecatedV1 !== undefined && object.deprecatedV1 !== null
+        ? Listener_DeprecatedV1.fromPartial(object.deprecatedV1)
+        : undefined;
     message.drainType = object.drainType ?? 0;
     message.listenerFilters = object.listenerFilters?.map((e) => ListenerFilter.fromPartial(e)) || [];
     message.listenerFiltersTimeout =
-      (object.listenerFiltersTimeout !== undefined && object.listenerFiltersTimeout !== null)
+      object.listenerFiltersTimeout !== undefined && object.listenerFiltersTimeout !== null
         ? Duration.fromPartial(object.listenerFiltersTimeout)
         : undefined;
     message.continueOnListenerFiltersTimeout = object.continueOnListenerFiltersTimeout ?? false;
@@ -997,14 +948,14 @@ export const Listener = {
     message.socketOptions = object.socketOptions?.map((e) => SocketOption.fromPartial(e)) || [];
     message.tcpFastOpenQueueLength = object.tcpFastOpenQueueLength ?? undefined;
     message.trafficDirection = object.trafficDirection ?? 0;
-    message.udpListenerConfig = (object.udpListenerConfig !== undefined && object.udpListenerConfig !== null)
-      ? UdpListenerConfig.fromPartial(object.udpListenerConfig)
-      : undefined;
-    message.apiListener = (object.apiListener !== undefined && object.apiListener !== null)
-      ? ApiListener.fromPartial(object.apiListener)
-      : undefined;
+    message.udpListenerConfig =
+      object.udpListenerConfig !== undefined && object.udpListenerConfig !== null
+        ? UdpListenerConfig.fromPartial(object.udpListenerConfig)
+        : undefined;
+    message.apiListener =
+      object.apiListener !== undefined && object.apiListener !== null ? ApiListener.fromPartial(object.apiListener) : undefined;
     message.connectionBalanceConfig =
-      (object.connectionBalanceConfig !== undefined && object.connectionBalanceConfig !== null)
+      object.connectionBalanceConfig !== undefined && object.connectionBalanceConfig !== null
         ? Listener_ConnectionBalanceConfig.fromPartial(object.connectionBalanceConfig)
         : undefined;
     message.reusePort = object.reusePort ?? false;
@@ -1013,9 +964,10 @@ export const Listener = {
     message.tcpBacklogSize = object.tcpBacklogSize ?? undefined;
     message.maxConnectionsToAcceptPerSocketEvent = object.maxConnectionsToAcceptPerSocketEvent ?? undefined;
     message.bindToPort = object.bindToPort ?? undefined;
-    message.internalListener = (object.internalListener !== undefined && object.internalListener !== null)
-      ? Listener_InternalListenerConfig.fromPartial(object.internalListener)
-      : undefined;
+    message.internalListener =
+      object.internalListener !== undefined && object.internalListener !== null
+        ? Listener_InternalListenerConfig.fromPartial(object.internalListener)
+        : undefined;
     message.enableMptcp = object.enableMptcp ?? false;
     message.ignoreGlobalConnLimit = object.ignoreGlobalConnLimit ?? false;
     message.bypassOverloadManager = object.bypassOverloadManager ?? false;
@@ -1113,21 +1065,19 @@ export const Listener_ConnectionBalanceConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Listener_ConnectionBalanceConfig>, I>>(
-    base?: I,
-  ): Listener_ConnectionBalanceConfig {
+  create<I extends Exact<DeepPartial<Listener_ConnectionBalanceConfig>, I>>(base?: I): Listener_ConnectionBalanceConfig {
     return Listener_ConnectionBalanceConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Listener_ConnectionBalanceConfig>, I>>(
-    object: I,
-  ): Listener_ConnectionBalanceConfig {
+  fromPartial<I extends Exact<DeepPartial<Listener_ConnectionBalanceConfig>, I>>(object: I): Listener_ConnectionBalanceConfig {
     const message = createBaseListener_ConnectionBalanceConfig();
-    message.exactBalance = (object.exactBalance !== undefined && object.exactBalance !== null)
-      ? Listener_ConnectionBalanceConfig_ExactBalance.fromPartial(object.exactBalance)
-      : undefined;
-    message.extendBalance = (object.extendBalance !== undefined && object.extendBalance !== null)
-      ? TypedExtensionConfig.fromPartial(object.extendBalance)
-      : undefined;
+    message.exactBalance =
+      object.exactBalance !== undefined && object.exactBalance !== null
+        ? Listener_ConnectionBalanceConfig_ExactBalance.fromPartial(object.exactBalance)
+        : undefined;
+    message.extendBalance =
+      object.extendBalance !== undefined && object.extendBalance !== null
+        ? TypedExtensionConfig.fromPartial(object.extendBalance)
+        : undefined;
     return message;
   },
 };
@@ -1308,12 +1258,17 @@ export const ApiListenerManager = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,14 +5,14 @@
 // source: envoy/config/listener/v3/listener_components.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Int32Range } from "../../../type/v3/range.js";
-import { CidrRange } from "../../core/v3/address.js";
-import { Metadata, TransportSocket } from "../../core/v3/base.js";
-import { ExtensionConfigSource } from "../../core/v3/config_source.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Int32Range } from '../../../type/v3/range.js';
+import { CidrRange } from '../../core/v3/address.js';
+import { Metadata, TransportSocket } from '../../core/v3/base.js';
+import { ExtensionConfigSource } from '../../core/v3/config_source.js';
 
 /** [#next-free-field: 6] */
 export interface Filter {
@@ -23,9 +23,7 @@ export interface Filter {
    * instantiated. See the supported filters for further documentation.
    * [#extension-category: envoy.filters.network]
    */
-  typedConfig?:
-    | Any
-    | undefined;
+  typedConfig?: Any | undefined;
   /**
    * Configuration source specifier for an extension configuration discovery
    * service. In case of a failure and without the default configuration, the
@@ -85,9 +83,7 @@ export interface FilterChainMatch {
    * Optional destination port to consider when use_original_dst is set on the
    * listener in determining a filter chain match.
    */
-  destinationPort:
-    | number
-    | undefined;
+  destinationPort: number | undefined;
   /**
    * If non-empty, an IP address and prefix length to match addresses when the
    * listener is bound to 0.0.0.0/:: or when use_original_dst is specified.
@@ -100,9 +96,7 @@ export interface FilterChainMatch {
    */
   addressSuffix: string;
   /** [#not-implemented-hide:] */
-  suffixLen:
-    | number
-    | undefined;
+  suffixLen: number | undefined;
   /**
    * The criteria is satisfied if the directly connected source IP address of the downstream
    * connection is contained in at least one of the specified subnets. If the parameter is not
@@ -194,9 +188,7 @@ export enum FilterChainMatch_ConnectionSourceType {
  */
 export interface FilterChain {
   /** The criteria to use when matching a connection to this filter chain. */
-  filterChainMatch:
-    | FilterChainMatch
-    | undefined;
+  filterChainMatch: FilterChainMatch | undefined;
   /**
    * A list of individual network filters that make up the filter chain for
    * connections established with the listener. Order matters as the filters are
@@ -224,13 +216,9 @@ export interface FilterChain {
    *
    * @deprecated
    */
-  useProxyProto:
-    | boolean
-    | undefined;
+  useProxyProto: boolean | undefined;
   /** [#not-implemented-hide:] filter chain metadata. */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * Optional custom transport socket implementation to use for downstream connections.
    * To setup TLS, set a transport socket with name ``envoy.transport_sockets.tls`` and
@@ -239,17 +227,13 @@ export interface FilterChain {
    * will be set up with plaintext.
    * [#extension-category: envoy.transport_sockets.downstream]
    */
-  transportSocket:
-    | TransportSocket
-    | undefined;
+  transportSocket: TransportSocket | undefined;
   /**
    * If present and nonzero, the amount of time to allow incoming connections to complete any
    * transport socket negotiations. If this expires before the transport reports connection
    * establishment, the connection is summarily closed.
    */
-  transportSocketConnectTimeout:
-    | Duration
-    | undefined;
+  transportSocketConnectTimeout: Duration | undefined;
   /**
    * The unique name (or empty) by which this filter chain is known.
    * Note: :ref:`filter_chain_matcher
@@ -318,24 +302,16 @@ export interface ListenerFilterChainMatchPredicate {
    * A set that describes a logical OR. If any member of the set matches, the match configuration
    * matches.
    */
-  orMatch?:
-    | ListenerFilterChainMatchPredicate_MatchSet
-    | undefined;
+  orMatch?: ListenerFilterChainMatchPredicate_MatchSet | undefined;
   /**
    * A set that describes a logical AND. If all members of the set match, the match configuration
    * matches.
    */
-  andMatch?:
-    | ListenerFilterChainMatchPredicate_MatchSet
-    | undefined;
+  andMatch?: ListenerFilterChainMatchPredicate_MatchSet | undefined;
   /** A negation match. The match configuration will match if the negated match condition matches. */
-  notMatch?:
-    | ListenerFilterChainMatchPredicate
-    | undefined;
+  notMatch?: ListenerFilterChainMatchPredicate | undefined;
   /** The match configuration will always match. */
-  anyMatch?:
-    | boolean
-    | undefined;
+  anyMatch?: boolean | undefined;
   /**
    * Match destination port. Particularly, the match evaluation must use the recovered local port if
    * the owning listener filter is after :ref:`an original_dst listener filter <config_listener_filters_original_dst>`.
@@ -358,17 +334,13 @@ export interface ListenerFilter {
    * instantiated. See the supported filters for further documentation.
    * [#extension-category: envoy.filters.listener,envoy.filters.udp_listener]
    */
-  typedConfig?:
-    | Any
-    | undefined;
+  typedConfig?: Any | undefined;
   /**
    * Configuration source specifier for an extension configuration discovery
    * service. In case of a failure and without the default configuration, the
    * listener closes the connections.
    */
-  configDiscovery?:
-    | ExtensionConfigSource
-    | undefined;
+  configDiscovery?: ExtensionConfigSource | undefined;
   /**
    * Optional match predicate used to disable the filter. The filter is enabled when this field is empty.
    * See :ref:`ListenerFilterChainMatchPredicate <envoy_v3_api_msg_config.listener.v3.ListenerFilterChainMatchPredicate>`
@@ -378,12 +350,12 @@ export interface ListenerFilter {
 }
 
 function createBaseFilter(): Filter {
-  return { name: "", typedConfig: undefined, configDiscovery: undefined };
+  return { name: '', typedConfig: undefined, configDiscovery: undefined };
 }
 
 export const Filter = {
   encode(message: Filter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -437,13 +409,12 @@ export const Filter = {
   },
   fromPartial<I extends Exact<DeepPartial<Filter>, I>>(object: I): Filter {
     const message = createBaseFilter();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
-    message.configDiscovery = (object.configDiscovery !== undefined && object.configDiscovery !== null)
-      ? ExtensionConfigSource.fromPartial(object.configDiscovery)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
+    message.configDiscovery =
+      object.configDiscovery !== undefined && object.configDiscovery !== null
+        ? ExtensionConfigSource.fromPartial(object.configDiscovery)
+        : undefined;
     return message;
   },
 };
@@ -452,14 +423,14 @@ function createBaseFilterChainMatch(): FilterChainMatch {
   return {
     destinationPort: undefined,
     prefixRanges: [],
-    addressSuffix: "",
+    addressSuffix: '',
     suffixLen: undefined,
     directSourcePrefixRanges: [],
     sourceType: 0,
     sourcePrefixRanges: [],
     sourcePorts: [],
     serverNames: [],
-    transportProtocol: "",
+    transportProtocol: '',
     applicationProtocols: [],
   };
 }
@@ -472,7 +443,7 @@ export const FilterChainMatch = {
     for (const v of message.prefixRanges) {
       CidrRange.encode(v!, writer.uint32(26).fork()).ldelim();
     }
-    if (message.addressSuffix !== "") {
+    if (message.addressSuffix !== '') {
       writer.uint32(34).string(message.addressSuffix);
     }
     if (message.suffixLen !== undefined) {
@@ -495,7 +466,7 @@ export const FilterChainMatch = {
     for (const v of message.serverNames) {
       writer.uint32(90).string(v!);
     }
-    if (message.transportProtocol !== "") {
+    if (message.transportProtocol !== '') {
       writer.uint32(74).string(message.transportProtocol);
     }
     for (const v of message.applicationProtocols) {
@@ -614,14 +585,14 @@ export const FilterChainMatch = {
     const message = createBaseFilterChainMatch();
     message.destinationPort = object.destinationPort ?? undefined;
     message.prefixRanges = object.prefixRanges?.map((e) => CidrRange.fromPartial(e)) || [];
-    message.addressSuffix = object.addressSuffix ?? "";
+    message.addressSuffix = object.addressSuffix ?? '';
     message.suffixLen = object.suffixLen ?? undefined;
     message.directSourcePrefixRanges = object.directSourcePrefixRanges?.map((e) => CidrRange.fromPartial(e)) || [];
     message.sourceType = object.sourceType ?? 0;
     message.sourcePrefixRanges = object.sourcePrefixRanges?.map((e) => CidrRange.fromPartial(e)) || [];
     message.sourcePorts = object.sourcePorts?.map((e) => e) || [];
     message.serverNames = object.serverNames?.map((e) => e) || [];
-    message.transportProtocol = object.transportProtocol ?? "";
+    message.transportProtocol = object.transportProtocol ?? '';
     message.applicationProtocols = object.applicationProtocols?.map((e) => e) || [];
     return message;
   },
@@ -635,7 +606,7 @@ function createBaseFilterChain(): FilterChain {
     metadata: undefined,
     transportSocket: undefined,
     transportSocketConnectTimeout: undefined,
-    name: "",
+    name: '',
     onDemandConfiguration: undefined,
   };
 }
@@ -660,7 +631,7 @@ export const FilterChain = {
     if (message.transportSocketConnectTimeout !== undefined) {
       Duration.encode(message.transportSocketConnectTimeout, writer.uint32(74).fork()).ldelim();
     }
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(58).string(message.name);
     }
     if (message.onDemandConfiguration !== undefined) {
@@ -746,24 +717,24 @@ export const FilterChain = {
   },
   fromPartial<I extends Exact<DeepPartial<FilterChain>, I>>(object: I): FilterChain {
     const message = createBaseFilterChain();
-    message.filterChainMatch = (object.filterChainMatch !== undefined && object.filterChainMatch !== null)
-      ? FilterChainMatch.fromPartial(object.filterChainMatch)
-      : undefined;
+    message.filterChainMatch =
+      object.filterChainMatch !== undefined && object.filterChainMatch !== null
+        ? FilterChainMatch.fromPartial(object.filterChainMatch)
+        : undefined;
     message.filters = object.filters?.map((e) => Filter.fromPartial(e)) || [];
     message.useProxyProto = object.useProxyProto ?? undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
-    message.transportSocket = (object.transportSocket !== undefined && object.transportSocket !== null)
-      ? TransportSocket.fromPartial(object.transportSocket)
-      : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
+    message.transportSocket =
+      object.transportSocket !== undefined && object.transportSocket !== null
+        ? TransportSocket.fromPartial(object.transportSocket)
+        : undefined;
     message.transportSocketConnectTimeout =
-      (object.transportSocketConnectTimeout !== undefined && object.transportSocketConnectTimeout !== null)
+      object.transportSocketConnectTimeout !== undefined && object.transportSocketConnectTimeout !== null
         ? Duration.fromPartial(object.transportSocketConnectTimeout)
         : undefined;
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.onDemandConfiguration =
-      (object.onDemandConfiguration !== undefined && object.onDemandConfiguration !== null)
+      object.onDemandConfiguration !== undefined && object.onDemandConfiguration !== null
         ? FilterChain_OnDemandConfiguration.fromPartial(object.onDemandConfiguration)
         : undefined;
     return message;
@@ -805,18 +776,13 @@ export const FilterChain_OnDemandConfiguration = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<FilterChain_OnDemandConfiguration>, I>>(
-    base?: I,
-  ): FilterChain_OnDemandConfiguration {
+  create<I extends Exact<DeepPartial<FilterChain_OnDemandConfiguration>, I>>(base?: I): FilterChain_OnDemandConfiguration {
     return FilterChain_OnDemandConfiguration.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<FilterChain_OnDemandConfiguration>, I>>(
-    object: I,
-  ): FilterChain_OnDemandConfiguration {
+  fromPartial<I extends Exact<DeepPartial<FilterChain_OnDemandConfiguration>, I>>(object: I): FilterChain_OnDemandConfiguration {
     const message = createBaseFilterChain_OnDemandConfiguration();
-    message.rebuildTimeout = (object.rebuildTimeout !== undefined && object.rebuildTimeout !== null)
-      ? Duration.fromPartial(object.rebuildTimeout)
-      : undefined;
+    message.rebuildTimeout =
+      object.rebuildTimeout !== undefined && object.rebuildTimeout !== null ? Duration.fromPartial(object.rebuildTimeout) : undefined;
     return message;
   },
 };
@@ -902,28 +868,28 @@ export const ListenerFilterChainMatchPredicate = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ListenerFilterChainMatchPredicate>, I>>(
-    base?: I,
-  ): ListenerFilterChainMatchPredicate {
+  create<I extends Exact<DeepPartial<ListenerFilterChainMatchPredicate>, I>>(base?: I): ListenerFilterChainMatchPredicate {
     return ListenerFilterChainMatchPredicate.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListenerFilterChainMatchPredicate>, I>>(
-    object: I,
-  ): ListenerFilterChainMatchPredicate {
+  fromPartial<I extends Exact<DeepPartial<ListenerFilterChainMatchPredicate>, I>>(object: I): ListenerFilterChainMatchPredicate {
     const message = createBaseListenerFilterChainMatchPredicate();
-    message.orMatch = (object.orMatch !== undefined && object.orMatch !== null)
-      ? ListenerFilterChainMatchPredicate_MatchSet.fromPartial(object.orMatch)
-      : undefined;
-    message.andMatch = (object.andMatch !== undefined && object.andMatch !== null)
-      ? ListenerFilterChainMatchPredicate_MatchSet.fromPartial(object.andMatch)
-      : undefined;
-    message.notMatch = (object.notMatch !== undefined && object.notMatch !== null)
-      ? ListenerFilterChainMatchPredicate.fromPartial(object.notMatch)
-      : undefined;
+    message.orMatch =
+      object.orMatch !== undefined && object.orMatch !== null
+        ? ListenerFilterChainMatchPredicate_MatchSet.fromPartial(object.orMatch)
+        : undefined;
+    message.andMatch =
+      object.andMatch !== undefined && object.andMatch !== null
+        ? ListenerFilterChainMatchPredicate_MatchSet.fromPartial(object.andMatch)
+        : undefined;
+    message.notMatch =
+      object.notMatch !== undefined && object.notMatch !== null
+        ? ListenerFilterChainMatchPredicate.fromPartial(object.notMatch)
+        : undefined;
     message.anyMatch = object.anyMatch ?? undefined;
-    message.destinationPortRange = (object.destinationPortRange !== undefined && object.destinationPortRange !== null)
-      ? Int32Range.fromPartial(object.destinationPortRange)
-      : undefined;
+    message.destinationPortRange =
+      object.destinationPortRange !== undefined && object.destinationPortRange !== null
+        ? Int32Range.fromPartial(object.destinationPortRange)
+        : undefined;
     return message;
   },
 };
@@ -978,12 +944,12 @@ export const ListenerFilterChainMatchPredicate_MatchSet = {
 };
 
 function createBaseListenerFilter(): ListenerFilter {
-  return { name: "", typedConfig: undefined, configDiscovery: undefined, filterDisabled: undefined };
+  return { name: '', typedConfig: undefined, configDiscovery: undefined, filterDisabled: undefined };
 }
 
 export const ListenerFilter = {
   encode(message: ListenerFilter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -1047,28 +1013,33 @@ export const ListenerFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<ListenerFilter>, I>>(object: I): ListenerFilter {
     const message = createBaseListenerFilter();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
-    message.configDiscovery = (object.configDiscovery !== undefined && object.configDiscovery !== null)
-      ? ExtensionConfigSource.fromPartial(object.configDiscovery)
-      : undefined;
-    message.filterDisabled = (object.filterDisabled !== undefined && object.filterDisabled !== null)
-      ? ListenerFilterChainMatchPredicate.fromPartial(object.filterDisabled)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
+    message.configDiscovery =
+      object.configDiscovery !== undefined && object.configDiscovery !== null
+        ? ExtensionConfigSource.fromPartial(object.configDiscovery)
+        : undefined;
+    message.filterDisabled =
+      object.filterDisabled !== undefined && object.filterDisabled !== null
+        ? ListenerFilterChainMatchPredicate.fromPartial(object.filterDisabled)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

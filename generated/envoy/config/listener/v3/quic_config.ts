@@ -5,45 +5,37 @@
 // source: envoy/config/listener/v3/quic_config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { RuntimeFeatureFlag } from "../../core/v3/base.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { QuicProtocolOptions as QuicProtocolOptions1 } from "../../core/v3/protocol.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { RuntimeFeatureFlag } from '../../core/v3/base.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { QuicProtocolOptions as QuicProtocolOptions1 } from '../../core/v3/protocol.js';
 
 /**
  * Configuration specific to the UDP QUIC listener.
  * [#next-free-field: 12]
  */
 export interface QuicProtocolOptions {
-  quicProtocolOptions:
-    | QuicProtocolOptions1
-    | undefined;
+  quicProtocolOptions: QuicProtocolOptions1 | undefined;
   /**
    * Maximum number of milliseconds that connection will be alive when there is
    * no network activity.
    *
    * If it is less than 1ms, Envoy will use 1ms. 300000ms if not specified.
    */
-  idleTimeout:
-    | Duration
-    | undefined;
+  idleTimeout: Duration | undefined;
   /**
    * Connection timeout in milliseconds before the crypto handshake is finished.
    *
    * If it is less than 5000ms, Envoy will use 5000ms. 20000ms if not specified.
    */
-  cryptoHandshakeTimeout:
-    | Duration
-    | undefined;
+  cryptoHandshakeTimeout: Duration | undefined;
   /**
    * Runtime flag that controls whether the listener is enabled or not. If not specified, defaults
    * to enabled.
    */
-  enabled:
-    | RuntimeFeatureFlag
-    | undefined;
+  enabled: RuntimeFeatureFlag | undefined;
   /**
    * A multiplier to number of connections which is used to determine how many packets to read per
    * event loop. A reasonable number should allow the listener to process enough payload but not
@@ -53,49 +45,37 @@ export interface QuicProtocolOptions {
    * The actual number of packets to read in total by the UDP listener is also
    * bound by 6000, regardless of this field or how many connections there are.
    */
-  packetsToReadToConnectionCountRatio:
-    | number
-    | undefined;
+  packetsToReadToConnectionCountRatio: number | undefined;
   /**
    * Configure which implementation of ``quic::QuicCryptoClientStreamBase`` to be used for this listener.
    * If not specified the :ref:`QUICHE default one configured by <envoy_v3_api_msg_extensions.quic.crypto_stream.v3.CryptoServerStreamConfig>` will be used.
    * [#extension-category: envoy.quic.server.crypto_stream]
    */
-  cryptoStreamConfig:
-    | TypedExtensionConfig
-    | undefined;
+  cryptoStreamConfig: TypedExtensionConfig | undefined;
   /**
    * Configure which implementation of ``quic::ProofSource`` to be used for this listener.
    * If not specified the :ref:`default one configured by <envoy_v3_api_msg_extensions.quic.proof_source.v3.ProofSourceConfig>` will be used.
    * [#extension-category: envoy.quic.proof_source]
    */
-  proofSourceConfig:
-    | TypedExtensionConfig
-    | undefined;
+  proofSourceConfig: TypedExtensionConfig | undefined;
   /**
    * Config which implementation of ``quic::ConnectionIdGeneratorInterface`` to be used for this listener.
    * If not specified the :ref:`default one configured by <envoy_v3_api_msg_extensions.quic.connection_id_generator.v3.DeterministicConnectionIdGeneratorConfig>` will be used.
    * [#extension-category: envoy.quic.connection_id_generator]
    */
-  connectionIdGeneratorConfig:
-    | TypedExtensionConfig
-    | undefined;
+  connectionIdGeneratorConfig: TypedExtensionConfig | undefined;
   /**
    * Configure the server's preferred address to advertise so that client can migrate to it. See :ref:`example <envoy_v3_api_msg_extensions.quic.server_preferred_address.v3.FixedServerPreferredAddressConfig>` which configures a pair of v4 and v6 preferred addresses.
    * The current QUICHE implementation will advertise only one of the preferred IPv4 and IPv6 addresses based on the address family the client initially connects with.
    * If not specified, Envoy will not advertise any server's preferred address.
    * [#extension-category: envoy.quic.server_preferred_address]
    */
-  serverPreferredAddressConfig:
-    | TypedExtensionConfig
-    | undefined;
+  serverPreferredAddressConfig: TypedExtensionConfig | undefined;
   /**
    * Configure the server to send transport parameter `disable_active_migration <https://www.rfc-editor.org/rfc/rfc9000#section-18.2-4.30.1>`_.
    * Defaults to false (do not send this transport parameter).
    */
-  sendDisableActiveMigration:
-    | boolean
-    | undefined;
+  sendDisableActiveMigration: boolean | undefined;
   /**
    * Configure which implementation of ``quic::QuicConnectionDebugVisitor`` to be used for this listener.
    * If not specified, no debug visitor will be attached to connections.
@@ -256,37 +236,37 @@ export const QuicProtocolOptions = {
   },
   fromPartial<I extends Exact<DeepPartial<QuicProtocolOptions>, I>>(object: I): QuicProtocolOptions {
     const message = createBaseQuicProtocolOptions();
-    message.quicProtocolOptions = (object.quicProtocolOptions !== undefined && object.quicProtocolOptions !== null)
-      ? QuicProtocolOptions1.fromPartial(object.quicProtocolOptions)
-      : undefined;
-    message.idleTimeout = (object.idleTimeout !== undefined && object.idleTimeout !== null)
-      ? Duration.fromPartial(object.idleTimeout)
-      : undefined;
+    message.quicProtocolOptions =
+      object.quicProtocolOptions !== undefined && object.quicProtocolOptions !== null
+        ? QuicProtocolOptions1.fromPartial(object.quicProtocolOptions)
+        : undefined;
+    message.idleTimeout =
+      object.idleTimeout !== undefined && object.idleTimeout !== null ? Duration.fromPartial(object.idleTimeout) : undefined;
     message.cryptoHandshakeTimeout =
-      (object.cryptoHandshakeTimeout !== undefined && object.cryptoHandshakeTimeout !== null)
+      object.cryptoHandshakeTimeout !== undefined && object.cryptoHandshakeTimeout !== null
         ? Duration.fromPartial(object.cryptoHandshakeTimeout)
         : undefined;
-    message.enabled = (object.enabled !== undefined && object.enabled !== null)
-      ? RuntimeFeatureFlag.fromPartial(object.enabled)
-      : undefined;
+    message.enabled = object.enabled !== undefined && object.enabled !== null ? RuntimeFeatureFlag.fromPartial(object.enabled) : undefined;
     message.packetsToReadToConnectionCountRatio = object.packetsToReadToConnectionCountRatio ?? undefined;
-    message.cryptoStreamConfig = (object.cryptoStreamConfig !== undefined && object.cryptoStreamConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.cryptoStreamConfig)
-      : undefined;
-    message.proofSourceConfig = (object.proofSourceConfig !== undefined && object.proofSourceConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.proofSourceConfig)
-      : undefined;
+    message.cryptoStreamConfig =
+      object.cryptoStreamConfig !== undefined && object.cryptoStreamConfig !== null
+        ? TypedExtensionConfig.fromPartial(object.cryptoStreamConfig)
+        : undefined;
+    message.proofSourceConfig =
+      object.proofSourceConfig !== undefined && object.proofSourceConfig !== null
+        ? TypedExtensionConfig.fromPartial(object.proofSourceConfig)
+        : undefined;
     message.connectionIdGeneratorConfig =
-      (object.connectionIdGeneratorConfig !== undefined && object.connectionIdGeneratorConfig !== null)
+      object.connectionIdGeneratorConfig !== undefined && object.connectionIdGeneratorConfig !== null
         ? TypedExtensionConfig.fromPartial(object.connectionIdGeneratorConfig)
         : undefined;
     message.serverPreferredAddressConfig =
-      (object.serverPreferredAddressConfig !== undefined && object.serverPreferredAddressConfig !== null)
+      object.serverPreferredAddressConfig !== undefined && object.serverPreferredAddressConfig !== null
         ? TypedExtensionConfig.fromPartial(object.serverPreferredAddressConfig)
         : undefined;
     message.sendDisableActiveMigration = object.sendDisableActiveMigration ?? undefined;
     message.connectionDebugVisitorConfig =
-      (object.connectionDebugVisitorConfig !== undefined && object.connectionDebugVisitorConfig !== null)
+      object.connectionDebugVisitorConfig !== undefined && object.connectionDebugVisitorConfig !== null
         ? TypedExtensionConfig.fromPartial(object.connectionDebugVisitorConfig)
         : undefined;
     return message;
@@ -295,12 +275,17 @@ export const QuicProtocolOptions = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

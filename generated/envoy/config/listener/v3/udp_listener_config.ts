@@ -5,10 +5,10 @@
 // source: envoy/config/listener/v3/udp_listener_config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { UdpSocketConfig } from "../../core/v3/udp_socket_config.js";
-import { QuicProtocolOptions } from "./quic_config.js";
+import _m0 from 'protobufjs/minimal.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { UdpSocketConfig } from '../../core/v3/udp_socket_config.js';
+import { QuicProtocolOptions } from './quic_config.js';
 
 /** [#next-free-field: 9] */
 export interface UdpListenerConfig {
@@ -18,16 +18,12 @@ export interface UdpListenerConfig {
    * listener sockets. If receiving a large amount of datagrams from a small number of sources, it
    * may be worthwhile to enable this option after performance testing.
    */
-  downstreamSocketConfig:
-    | UdpSocketConfig
-    | undefined;
+  downstreamSocketConfig: UdpSocketConfig | undefined;
   /**
    * Configuration for QUIC protocol. If empty, QUIC will not be enabled on this listener. Set
    * to the default object to enable QUIC without modifying any additional options.
    */
-  quicOptions:
-    | QuicProtocolOptions
-    | undefined;
+  quicOptions: QuicProtocolOptions | undefined;
   /**
    * Configuration for the UDP packet writer. If empty, HTTP/3 will use GSO if available
    * (:ref:`UdpDefaultWriterFactory <envoy_v3_api_msg_extensions.udp_packet_writer.v3.UdpGsoBatchWriterFactory>`)
@@ -39,8 +35,7 @@ export interface UdpListenerConfig {
   udpPacketPacketWriterConfig: TypedExtensionConfig | undefined;
 }
 
-export interface ActiveRawUdpListenerConfig {
-}
+export interface ActiveRawUdpListenerConfig {}
 
 function createBaseUdpListenerConfig(): UdpListenerConfig {
   return { downstreamSocketConfig: undefined, quicOptions: undefined, udpPacketPacketWriterConfig: undefined };
@@ -103,14 +98,13 @@ export const UdpListenerConfig = {
   fromPartial<I extends Exact<DeepPartial<UdpListenerConfig>, I>>(object: I): UdpListenerConfig {
     const message = createBaseUdpListenerConfig();
     message.downstreamSocketConfig =
-      (object.downstreamSocketConfig !== undefined && object.downstreamSocketConfig !== null)
+      object.downstreamSocketConfig !== undefined && object.downstreamSocketConfig !== null
         ? UdpSocketConfig.fromPartial(object.downstreamSocketConfig)
         : undefined;
-    message.quicOptions = (object.quicOptions !== undefined && object.quicOptions !== null)
-      ? QuicProtocolOptions.fromPartial(object.quicOptions)
-      : undefined;
+    message.quicOptions =
+      object.quicOptions !== undefined && object.quicOptions !== null ? QuicProtocolOptions.fromPartial(object.quicOptions) : undefined;
     message.udpPacketPacketWriterConfig =
-      (object.udpPacketPacketWriterConfig !== undefined && object.udpPacketPacketWriterConfig !== null)
+      object.udpPacketPacketWriterConfig !== undefined && object.udpPacketPacketWriterConfig !== null
         ? TypedExtensionConfig.fromPartial(object.udpPacketPacketWriterConfig)
         : undefined;
     return message;
@@ -153,12 +147,17 @@ export const ActiveRawUdpListenerConfig = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

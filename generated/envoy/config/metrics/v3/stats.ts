@@ -5,12 +5,12 @@
 // source: envoy/config/metrics/v3/stats.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { BoolValue, UInt64Value } from "../../../../google/protobuf/wrappers.js";
-import { ListStringMatcher, StringMatcher } from "../../../type/matcher/v3/string.js";
-import { Address } from "../../core/v3/address.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { BoolValue, UInt64Value } from '../../../../google/protobuf/wrappers.js';
+import { ListStringMatcher, StringMatcher } from '../../../type/matcher/v3/string.js';
+import { Address } from '../../core/v3/address.js';
 
 /** Configuration for pluggable stats sinks. */
 export interface StatsSink {
@@ -50,9 +50,7 @@ export interface StatsConfig {
    *
    * If not provided, the value is assumed to be true.
    */
-  useAllDefaultTags:
-    | boolean
-    | undefined;
+  useAllDefaultTags: boolean | undefined;
   /**
    * Inclusion/exclusion matcher for stat name creation. If not provided, all stats are instantiated
    * as normal. Preventing the instantiation of certain families of stats can improve memory
@@ -63,9 +61,7 @@ export interface StatsConfig {
    *   `issue #8771 <https://github.com/envoyproxy/envoy/issues/8771>`_ for more information.
    *   If any unexpected behavior changes are observed, please open a new issue immediately.
    */
-  statsMatcher:
-    | StatsMatcher
-    | undefined;
+  statsMatcher: StatsMatcher | undefined;
   /**
    * Defines rules for setting the histogram buckets. Rules are evaluated in order, and the first
    * match is applied. If no match is found (or if no rules are set), the following default buckets
@@ -104,16 +100,12 @@ export interface StatsMatcher {
    * If ``reject_all`` is true, then all stats are disabled. If ``reject_all`` is false, then all
    * stats are enabled.
    */
-  rejectAll?:
-    | boolean
-    | undefined;
+  rejectAll?: boolean | undefined;
   /**
    * Exclusive match. All stats are enabled except for those matching one of the supplied
    * StringMatcher protos.
    */
-  exclusionList?:
-    | ListStringMatcher
-    | undefined;
+  exclusionList?: ListStringMatcher | undefined;
   /**
    * Inclusive match. No stats are enabled except for those matching one of the supplied
    * StringMatcher protos.
@@ -203,9 +195,7 @@ export interface TagSpecifier {
    * As a final step, the matched tags are removed, leaving
    * ``http.user_agent.downstream_cx_total`` as the tag extracted name.
    */
-  regex?:
-    | string
-    | undefined;
+  regex?: string | undefined;
   /** Specifies a fixed tag value for the ``tag_name``. */
   fixedValue?: string | undefined;
 }
@@ -216,9 +206,7 @@ export interface HistogramBucketSettings {
    * The stats that this rule applies to. The match is applied to the original stat name
    * before tag-extraction, for example ``cluster.exampleclustername.upstream_cx_length_ms``.
    */
-  match:
-    | StringMatcher
-    | undefined;
+  match: StringMatcher | undefined;
   /**
    * Each value is the upper bound of a bucket. Each bucket must be greater than 0 and unique.
    * The order of the buckets does not matter.
@@ -237,17 +225,13 @@ export interface StatsdSink {
    * compliant listener. If specified, statistics will be flushed to this
    * address.
    */
-  address?:
-    | Address
-    | undefined;
+  address?: Address | undefined;
   /**
    * The name of a cluster that is running a TCP `statsd
    * <https://github.com/etsy/statsd>`_ compliant listener. If specified,
    * Envoy will connect to this cluster to flush statistics.
    */
-  tcpClusterName?:
-    | string
-    | undefined;
+  tcpClusterName?: string | undefined;
   /**
    * Optional custom prefix for StatsdSink. If
    * specified, this will override the default prefix.
@@ -291,9 +275,7 @@ export interface DogStatsdSink {
    * The UDP address of a running DogStatsD compliant listener. If specified,
    * statistics will be flushed to this address.
    */
-  address?:
-    | Address
-    | undefined;
+  address?: Address | undefined;
   /**
    * Optional custom metric name prefix. See :ref:`StatsdSink's prefix field
    * <envoy_v3_api_field_config.metrics.v3.StatsdSink.prefix>` for more details.
@@ -340,12 +322,12 @@ export interface HystrixSink {
 }
 
 function createBaseStatsSink(): StatsSink {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const StatsSink = {
   encode(message: StatsSink, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -389,10 +371,8 @@ export const StatsSink = {
   },
   fromPartial<I extends Exact<DeepPartial<StatsSink>, I>>(object: I): StatsSink {
     const message = createBaseStatsSink();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -469,11 +449,9 @@ export const StatsConfig = {
     const message = createBaseStatsConfig();
     message.statsTags = object.statsTags?.map((e) => TagSpecifier.fromPartial(e)) || [];
     message.useAllDefaultTags = object.useAllDefaultTags ?? undefined;
-    message.statsMatcher = (object.statsMatcher !== undefined && object.statsMatcher !== null)
-      ? StatsMatcher.fromPartial(object.statsMatcher)
-      : undefined;
-    message.histogramBucketSettings =
-      object.histogramBucketSettings?.map((e) => HistogramBucketSettings.fromPartial(e)) || [];
+    message.statsMatcher =
+      object.statsMatcher !== undefined && object.statsMatcher !== null ? StatsMatcher.fromPartial(object.statsMatcher) : undefined;
+    message.histogramBucketSettings = object.histogramBucketSettings?.map((e) => HistogramBucketSettings.fromPartial(e)) || [];
     return message;
   },
 };
@@ -539,23 +517,21 @@ export const StatsMatcher = {
   fromPartial<I extends Exact<DeepPartial<StatsMatcher>, I>>(object: I): StatsMatcher {
     const message = createBaseStatsMatcher();
     message.rejectAll = object.rejectAll ?? undefined;
-    message.exclusionList = (object.exclusionList !== undefined && object.exclusionList !== null)
-      ? ListStringMatcher.fromPartial(object.exclusionList)
-      : undefined;
-    message.inclusionList = (object.inclusionList !== undefined && object.inclusionList !== null)
-      ? ListStringMatcher.fromPartial(object.inclusionList)
-      : undefined;
+    message.exclusionList =
+      object.exclusionList !== undefined && object.exclusionList !== null ? ListStringMatcher.fromPartial(object.exclusionList) : undefined;
+    message.inclusionList =
+      object.inclusionList !== undefined && object.inclusionList !== null ? ListStringMatcher.fromPartial(object.inclusionList) : undefined;
     return message;
   },
 };
 
 function createBaseTagSpecifier(): TagSpecifier {
-  return { tagName: "", regex: undefined, fixedValue: undefined };
+  return { tagName: '', regex: undefined, fixedValue: undefined };
 }
 
 export const TagSpecifier = {
   encode(message: TagSpecifier, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.tagName !== "") {
+    if (message.tagName !== '') {
       writer.uint32(10).string(message.tagName);
     }
     if (message.regex !== undefined) {
@@ -609,7 +585,7 @@ export const TagSpecifier = {
   },
   fromPartial<I extends Exact<DeepPartial<TagSpecifier>, I>>(object: I): TagSpecifier {
     const message = createBaseTagSpecifier();
-    message.tagName = object.tagName ?? "";
+    message.tagName = object.tagName ?? '';
     message.regex = object.regex ?? undefined;
     message.fixedValue = object.fixedValue ?? undefined;
     return message;
@@ -678,16 +654,14 @@ export const HistogramBucketSettings = {
   },
   fromPartial<I extends Exact<DeepPartial<HistogramBucketSettings>, I>>(object: I): HistogramBucketSettings {
     const message = createBaseHistogramBucketSettings();
-    message.match = (object.match !== undefined && object.match !== null)
-      ? StringMatcher.fromPartial(object.match)
-      : undefined;
+    message.match = object.match !== undefined && object.match !== null ? StringMatcher.fromPartial(object.match) : undefined;
     message.buckets = object.buckets?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseStatsdSink(): StatsdSink {
-  return { address: undefined, tcpClusterName: undefined, prefix: "" };
+  return { address: undefined, tcpClusterName: undefined, prefix: '' };
 }
 
 export const StatsdSink = {
@@ -698,7 +672,7 @@ export const StatsdSink = {
     if (message.tcpClusterName !== undefined) {
       writer.uint32(18).string(message.tcpClusterName);
     }
-    if (message.prefix !== "") {
+    if (message.prefix !== '') {
       writer.uint32(26).string(message.prefix);
     }
     return writer;
@@ -746,17 +720,15 @@ export const StatsdSink = {
   },
   fromPartial<I extends Exact<DeepPartial<StatsdSink>, I>>(object: I): StatsdSink {
     const message = createBaseStatsdSink();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
     message.tcpClusterName = object.tcpClusterName ?? undefined;
-    message.prefix = object.prefix ?? "";
+    message.prefix = object.prefix ?? '';
     return message;
   },
 };
 
 function createBaseDogStatsdSink(): DogStatsdSink {
-  return { address: undefined, prefix: "", maxBytesPerDatagram: undefined };
+  return { address: undefined, prefix: '', maxBytesPerDatagram: undefined };
 }
 
 export const DogStatsdSink = {
@@ -764,7 +736,7 @@ export const DogStatsdSink = {
     if (message.address !== undefined) {
       Address.encode(message.address, writer.uint32(10).fork()).ldelim();
     }
-    if (message.prefix !== "") {
+    if (message.prefix !== '') {
       writer.uint32(26).string(message.prefix);
     }
     if (message.maxBytesPerDatagram !== undefined) {
@@ -815,10 +787,8 @@ export const DogStatsdSink = {
   },
   fromPartial<I extends Exact<DeepPartial<DogStatsdSink>, I>>(object: I): DogStatsdSink {
     const message = createBaseDogStatsdSink();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? Address.fromPartial(object.address)
-      : undefined;
-    message.prefix = object.prefix ?? "";
+    message.address = object.address !== undefined && object.address !== null ? Address.fromPartial(object.address) : undefined;
+    message.prefix = object.prefix ?? '';
     message.maxBytesPerDatagram = object.maxBytesPerDatagram ?? undefined;
     return message;
   },
@@ -871,22 +841,27 @@ export const HystrixSink = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

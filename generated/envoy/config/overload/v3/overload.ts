@@ -5,10 +5,10 @@
 // source: envoy/config/overload/v3/overload.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Percent } from "../../../type/v3/percent.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Percent } from '../../../type/v3/percent.js';
 
 export interface ResourceMonitor {
   /**
@@ -86,9 +86,7 @@ export interface ScaleTimersOverloadActionConfig_ScaleTimer {
   /** The type of timer this minimum applies to. */
   timer: ScaleTimersOverloadActionConfig_TimerType;
   /** Sets the minimum duration as an absolute value. */
-  minTimeout?:
-    | Duration
-    | undefined;
+  minTimeout?: Duration | undefined;
   /** Sets the minimum duration as a percentage of the maximum value. */
   minScale?: Percent | undefined;
 }
@@ -165,9 +163,7 @@ export interface BufferFactoryConfig {
 /** [#next-free-field: 6] */
 export interface OverloadManager {
   /** The interval for refreshing resource usage. */
-  refreshInterval:
-    | Duration
-    | undefined;
+  refreshInterval: Duration | undefined;
   /** The set of resources to monitor. */
   resourceMonitors: ResourceMonitor[];
   /** The set of overload actions. */
@@ -179,12 +175,12 @@ export interface OverloadManager {
 }
 
 function createBaseResourceMonitor(): ResourceMonitor {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const ResourceMonitor = {
   encode(message: ResourceMonitor, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -228,10 +224,8 @@ export const ResourceMonitor = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceMonitor>, I>>(object: I): ResourceMonitor {
     const message = createBaseResourceMonitor();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -338,12 +332,12 @@ export const ScaledTrigger = {
 };
 
 function createBaseTrigger(): Trigger {
-  return { name: "", threshold: undefined, scaled: undefined };
+  return { name: '', threshold: undefined, scaled: undefined };
 }
 
 export const Trigger = {
   encode(message: Trigger, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.threshold !== undefined) {
@@ -397,13 +391,10 @@ export const Trigger = {
   },
   fromPartial<I extends Exact<DeepPartial<Trigger>, I>>(object: I): Trigger {
     const message = createBaseTrigger();
-    message.name = object.name ?? "";
-    message.threshold = (object.threshold !== undefined && object.threshold !== null)
-      ? ThresholdTrigger.fromPartial(object.threshold)
-      : undefined;
-    message.scaled = (object.scaled !== undefined && object.scaled !== null)
-      ? ScaledTrigger.fromPartial(object.scaled)
-      : undefined;
+    message.name = object.name ?? '';
+    message.threshold =
+      object.threshold !== undefined && object.threshold !== null ? ThresholdTrigger.fromPartial(object.threshold) : undefined;
+    message.scaled = object.scaled !== undefined && object.scaled !== null ? ScaledTrigger.fromPartial(object.scaled) : undefined;
     return message;
   },
 };
@@ -446,12 +437,9 @@ export const ScaleTimersOverloadActionConfig = {
   create<I extends Exact<DeepPartial<ScaleTimersOverloadActionConfig>, I>>(base?: I): ScaleTimersOverloadActionConfig {
     return ScaleTimersOverloadActionConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ScaleTimersOverloadActionConfig>, I>>(
-    object: I,
-  ): ScaleTimersOverloadActionConfig {
+  fromPartial<I extends Exact<DeepPartial<ScaleTimersOverloadActionConfig>, I>>(object: I): ScaleTimersOverloadActionConfig {
     const message = createBaseScaleTimersOverloadActionConfig();
-    message.timerScaleFactors =
-      object.timerScaleFactors?.map((e) => ScaleTimersOverloadActionConfig_ScaleTimer.fromPartial(e)) || [];
+    message.timerScaleFactors = object.timerScaleFactors?.map((e) => ScaleTimersOverloadActionConfig_ScaleTimer.fromPartial(e)) || [];
     return message;
   },
 };
@@ -521,23 +509,20 @@ export const ScaleTimersOverloadActionConfig_ScaleTimer = {
   ): ScaleTimersOverloadActionConfig_ScaleTimer {
     const message = createBaseScaleTimersOverloadActionConfig_ScaleTimer();
     message.timer = object.timer ?? 0;
-    message.minTimeout = (object.minTimeout !== undefined && object.minTimeout !== null)
-      ? Duration.fromPartial(object.minTimeout)
-      : undefined;
-    message.minScale = (object.minScale !== undefined && object.minScale !== null)
-      ? Percent.fromPartial(object.minScale)
-      : undefined;
+    message.minTimeout =
+      object.minTimeout !== undefined && object.minTimeout !== null ? Duration.fromPartial(object.minTimeout) : undefined;
+    message.minScale = object.minScale !== undefined && object.minScale !== null ? Percent.fromPartial(object.minScale) : undefined;
     return message;
   },
 };
 
 function createBaseOverloadAction(): OverloadAction {
-  return { name: "", triggers: [], typedConfig: undefined };
+  return { name: '', triggers: [], typedConfig: undefined };
 }
 
 export const OverloadAction = {
   encode(message: OverloadAction, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.triggers) {
@@ -591,22 +576,20 @@ export const OverloadAction = {
   },
   fromPartial<I extends Exact<DeepPartial<OverloadAction>, I>>(object: I): OverloadAction {
     const message = createBaseOverloadAction();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.triggers = object.triggers?.map((e) => Trigger.fromPartial(e)) || [];
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseLoadShedPoint(): LoadShedPoint {
-  return { name: "", triggers: [] };
+  return { name: '', triggers: [] };
 }
 
 export const LoadShedPoint = {
   encode(message: LoadShedPoint, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.triggers) {
@@ -650,7 +633,7 @@ export const LoadShedPoint = {
   },
   fromPartial<I extends Exact<DeepPartial<LoadShedPoint>, I>>(object: I): LoadShedPoint {
     const message = createBaseLoadShedPoint();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.triggers = object.triggers?.map((e) => Trigger.fromPartial(e)) || [];
     return message;
   },
@@ -787,27 +770,32 @@ export const OverloadManager = {
   },
   fromPartial<I extends Exact<DeepPartial<OverloadManager>, I>>(object: I): OverloadManager {
     const message = createBaseOverloadManager();
-    message.refreshInterval = (object.refreshInterval !== undefined && object.refreshInterval !== null)
-      ? Duration.fromPartial(object.refreshInterval)
-      : undefined;
+    message.refreshInterval =
+      object.refreshInterval !== undefined && object.refreshInterval !== null ? Duration.fromPartial(object.refreshInterval) : undefined;
     message.resourceMonitors = object.resourceMonitors?.map((e) => ResourceMonitor.fromPartial(e)) || [];
     message.actions = object.actions?.map((e) => OverloadAction.fromPartial(e)) || [];
     message.loadshedPoints = object.loadshedPoints?.map((e) => LoadShedPoint.fromPartial(e)) || [];
-    message.bufferFactoryConfig = (object.bufferFactoryConfig !== undefined && object.bufferFactoryConfig !== null)
-      ? BufferFactoryConfig.fromPartial(object.bufferFactoryConfig)
-      : undefined;
+    message.bufferFactoryConfig =
+      object.bufferFactoryConfig !== undefined && object.bufferFactoryConfig !== null
+        ? BufferFactoryConfig.fromPartial(object.bufferFactoryConfig)
+        : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,17 +5,17 @@
 // source: envoy/config/rbac/v3/rbac.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { CheckedExpr } from "../../../../google/api/expr/v1alpha1/checked.js";
-import { Expr } from "../../../../google/api/expr/v1alpha1/syntax.js";
-import { FilterStateMatcher } from "../../../type/matcher/v3/filter_state.js";
-import { MetadataMatcher } from "../../../type/matcher/v3/metadata.js";
-import { PathMatcher } from "../../../type/matcher/v3/path.js";
-import { StringMatcher } from "../../../type/matcher/v3/string.js";
-import { Int32Range } from "../../../type/v3/range.js";
-import { CidrRange } from "../../core/v3/address.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { HeaderMatcher } from "../../route/v3/route_components.js";
+import _m0 from 'protobufjs/minimal.js';
+import { CheckedExpr } from '../../../../google/api/expr/v1alpha1/checked.js';
+import { Expr } from '../../../../google/api/expr/v1alpha1/syntax.js';
+import { FilterStateMatcher } from '../../../type/matcher/v3/filter_state.js';
+import { MetadataMatcher } from '../../../type/matcher/v3/metadata.js';
+import { PathMatcher } from '../../../type/matcher/v3/path.js';
+import { StringMatcher } from '../../../type/matcher/v3/string.js';
+import { Int32Range } from '../../../type/v3/range.js';
+import { CidrRange } from '../../core/v3/address.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { HeaderMatcher } from '../../route/v3/route_components.js';
 
 /**
  * Role Based Access Control (RBAC) provides service-level and method-level access control for a
@@ -154,9 +154,7 @@ export interface RBAC_AuditLoggingOptions_AuditLoggerConfig {
    *
    * [#extension-category: envoy.rbac.audit_loggers]
    */
-  auditLogger:
-    | TypedExtensionConfig
-    | undefined;
+  auditLogger: TypedExtensionConfig | undefined;
   /** If true, when the logger is not supported, the data plane will not NACK but simply ignore it. */
   isOptional: boolean;
 }
@@ -192,9 +190,7 @@ export interface Policy {
    * with the permissions and the principals as a clause with AND semantics.
    * Only be used when checked_condition is not used.
    */
-  condition:
-    | Expr
-    | undefined;
+  condition: Expr | undefined;
   /**
    * [#not-implemented-hide:]
    * An optional symbolic expression that has been successfully type checked.
@@ -209,54 +205,34 @@ export interface Policy {
  */
 export interface Permission {
   /** A set of rules that all must match in order to define the action. */
-  andRules?:
-    | Permission_Set
-    | undefined;
+  andRules?: Permission_Set | undefined;
   /** A set of rules where at least one must match in order to define the action. */
-  orRules?:
-    | Permission_Set
-    | undefined;
+  orRules?: Permission_Set | undefined;
   /** When any is set, it matches any action. */
-  any?:
-    | boolean
-    | undefined;
+  any?: boolean | undefined;
   /**
    * A header (or pseudo-header such as :path or :method) on the incoming HTTP request. Only
    * available for HTTP request.
    * Note: the pseudo-header :path includes the query and fragment string. Use the ``url_path``
    * field if you want to match the URL path without the query and fragment string.
    */
-  header?:
-    | HeaderMatcher
-    | undefined;
+  header?: HeaderMatcher | undefined;
   /** A URL path on the incoming HTTP request. Only available for HTTP. */
-  urlPath?:
-    | PathMatcher
-    | undefined;
+  urlPath?: PathMatcher | undefined;
   /** A CIDR block that describes the destination IP. */
-  destinationIp?:
-    | CidrRange
-    | undefined;
+  destinationIp?: CidrRange | undefined;
   /** A port number that describes the destination port connecting to. */
-  destinationPort?:
-    | number
-    | undefined;
+  destinationPort?: number | undefined;
   /** A port number range that describes a range of destination ports connecting to. */
-  destinationPortRange?:
-    | Int32Range
-    | undefined;
+  destinationPortRange?: Int32Range | undefined;
   /** Metadata that describes additional information about the action. */
-  metadata?:
-    | MetadataMatcher
-    | undefined;
+  metadata?: MetadataMatcher | undefined;
   /**
    * Negates matching the provided permission. For instance, if the value of
    * ``not_rule`` would match, this permission would not match. Conversely, if
    * the value of ``not_rule`` would not match, this permission would match.
    */
-  notRule?:
-    | Permission
-    | undefined;
+  notRule?: Permission | undefined;
   /**
    * The request server from the client's connection request. This is
    * typically TLS SNI.
@@ -279,16 +255,12 @@ export interface Permission {
    * Please refer to :ref:`this FAQ entry <faq_how_to_setup_sni>` to learn to
    * setup SNI.
    */
-  requestedServerName?:
-    | StringMatcher
-    | undefined;
+  requestedServerName?: StringMatcher | undefined;
   /**
    * Extension for configuring custom matchers for RBAC.
    * [#extension-category: envoy.rbac.matchers]
    */
-  matcher?:
-    | TypedExtensionConfig
-    | undefined;
+  matcher?: TypedExtensionConfig | undefined;
   /**
    * URI template path matching.
    * [#extension-category: envoy.path.match]
@@ -314,24 +286,16 @@ export interface Principal {
    * A set of identifiers that all must match in order to define the
    * downstream.
    */
-  andIds?:
-    | Principal_Set
-    | undefined;
+  andIds?: Principal_Set | undefined;
   /**
    * A set of identifiers at least one must match in order to define the
    * downstream.
    */
-  orIds?:
-    | Principal_Set
-    | undefined;
+  orIds?: Principal_Set | undefined;
   /** When any is set, it matches any downstream. */
-  any?:
-    | boolean
-    | undefined;
+  any?: boolean | undefined;
   /** Authenticated attributes that identify the downstream. */
-  authenticated?:
-    | Principal_Authenticated
-    | undefined;
+  authenticated?: Principal_Authenticated | undefined;
   /**
    * A CIDR block that describes the downstream IP.
    * This address will honor proxy protocol, but will not honor XFF.
@@ -343,9 +307,7 @@ export interface Principal {
    *
    * @deprecated
    */
-  sourceIp?:
-    | CidrRange
-    | undefined;
+  sourceIp?: CidrRange | undefined;
   /**
    * A CIDR block that describes the downstream remote/origin address.
    * Note: This is always the physical peer even if the
@@ -353,9 +315,7 @@ export interface Principal {
    * inferred from for example the x-forwarder-for header, proxy protocol,
    * etc.
    */
-  directRemoteIp?:
-    | CidrRange
-    | undefined;
+  directRemoteIp?: CidrRange | undefined;
   /**
    * A CIDR block that describes the downstream remote/origin address.
    * Note: This may not be the physical peer and could be different from the
@@ -364,30 +324,20 @@ export interface Principal {
    * remote ip is inferred from for example the x-forwarder-for header, proxy
    * protocol, etc.
    */
-  remoteIp?:
-    | CidrRange
-    | undefined;
+  remoteIp?: CidrRange | undefined;
   /**
    * A header (or pseudo-header such as :path or :method) on the incoming HTTP
    * request. Only available for HTTP request. Note: the pseudo-header :path
    * includes the query and fragment string. Use the ``url_path`` field if you
    * want to match the URL path without the query and fragment string.
    */
-  header?:
-    | HeaderMatcher
-    | undefined;
+  header?: HeaderMatcher | undefined;
   /** A URL path on the incoming HTTP request. Only available for HTTP. */
-  urlPath?:
-    | PathMatcher
-    | undefined;
+  urlPath?: PathMatcher | undefined;
   /** Metadata that describes additional information about the principal. */
-  metadata?:
-    | MetadataMatcher
-    | undefined;
+  metadata?: MetadataMatcher | undefined;
   /** Identifies the principal using a filter state object. */
-  filterState?:
-    | FilterStateMatcher
-    | undefined;
+  filterState?: FilterStateMatcher | undefined;
   /**
    * Negates matching the provided principal. For instance, if the value of
    * ``not_id`` would match, this principal would not match. Conversely, if the
@@ -510,9 +460,10 @@ export const RBAC = {
       }
       return acc;
     }, {});
-    message.auditLoggingOptions = (object.auditLoggingOptions !== undefined && object.auditLoggingOptions !== null)
-      ? RBAC_AuditLoggingOptions.fromPartial(object.auditLoggingOptions)
-      : undefined;
+    message.auditLoggingOptions =
+      object.auditLoggingOptions !== undefined && object.auditLoggingOptions !== null
+        ? RBAC_AuditLoggingOptions.fromPartial(object.auditLoggingOptions)
+        : undefined;
     return message;
   },
 };
@@ -568,8 +519,7 @@ export const RBAC_AuditLoggingOptions = {
   fromPartial<I extends Exact<DeepPartial<RBAC_AuditLoggingOptions>, I>>(object: I): RBAC_AuditLoggingOptions {
     const message = createBaseRBAC_AuditLoggingOptions();
     message.auditCondition = object.auditCondition ?? 0;
-    message.loggerConfigs =
-      object.loggerConfigs?.map((e) => RBAC_AuditLoggingOptions_AuditLoggerConfig.fromPartial(e)) || [];
+    message.loggerConfigs = object.loggerConfigs?.map((e) => RBAC_AuditLoggingOptions_AuditLoggerConfig.fromPartial(e)) || [];
     return message;
   },
 };
@@ -628,21 +578,20 @@ export const RBAC_AuditLoggingOptions_AuditLoggerConfig = {
     object: I,
   ): RBAC_AuditLoggingOptions_AuditLoggerConfig {
     const message = createBaseRBAC_AuditLoggingOptions_AuditLoggerConfig();
-    message.auditLogger = (object.auditLogger !== undefined && object.auditLogger !== null)
-      ? TypedExtensionConfig.fromPartial(object.auditLogger)
-      : undefined;
+    message.auditLogger =
+      object.auditLogger !== undefined && object.auditLogger !== null ? TypedExtensionConfig.fromPartial(object.auditLogger) : undefined;
     message.isOptional = object.isOptional ?? false;
     return message;
   },
 };
 
 function createBaseRBAC_PoliciesEntry(): RBAC_PoliciesEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const RBAC_PoliciesEntry = {
   encode(message: RBAC_PoliciesEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -686,10 +635,8 @@ export const RBAC_PoliciesEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<RBAC_PoliciesEntry>, I>>(object: I): RBAC_PoliciesEntry {
     const message = createBaseRBAC_PoliciesEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Policy.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Policy.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -766,12 +713,11 @@ export const Policy = {
     const message = createBasePolicy();
     message.permissions = object.permissions?.map((e) => Permission.fromPartial(e)) || [];
     message.principals = object.principals?.map((e) => Principal.fromPartial(e)) || [];
-    message.condition = (object.condition !== undefined && object.condition !== null)
-      ? Expr.fromPartial(object.condition)
-      : undefined;
-    message.checkedCondition = (object.checkedCondition !== undefined && object.checkedCondition !== null)
-      ? CheckedExpr.fromPartial(object.checkedCondition)
-      : undefined;
+    message.condition = object.condition !== undefined && object.condition !== null ? Expr.fromPartial(object.condition) : undefined;
+    message.checkedCondition =
+      object.checkedCondition !== undefined && object.checkedCondition !== null
+        ? CheckedExpr.fromPartial(object.checkedCondition)
+        : undefined;
     return message;
   },
 };
@@ -950,41 +896,28 @@ export const Permission = {
   },
   fromPartial<I extends Exact<DeepPartial<Permission>, I>>(object: I): Permission {
     const message = createBasePermission();
-    message.andRules = (object.andRules !== undefined && object.andRules !== null)
-      ? Permission_Set.fromPartial(object.andRules)
-      : undefined;
-    message.orRules = (object.orRules !== undefined && object.orRules !== null)
-      ? Permission_Set.fromPartial(object.orRules)
-      : undefined;
+    message.andRules = object.andRules !== undefined && object.andRules !== null ? Permission_Set.fromPartial(object.andRules) : undefined;
+    message.orRules = object.orRules !== undefined && object.orRules !== null ? Permission_Set.fromPartial(object.orRules) : undefined;
     message.any = object.any ?? undefined;
-    message.header = (object.header !== undefined && object.header !== null)
-      ? HeaderMatcher.fromPartial(object.header)
-      : undefined;
-    message.urlPath = (object.urlPath !== undefined && object.urlPath !== null)
-      ? PathMatcher.fromPartial(object.urlPath)
-      : undefined;
-    message.destinationIp = (object.destinationIp !== undefined && object.destinationIp !== null)
-      ? CidrRange.fromPartial(object.destinationIp)
-      : undefined;
+    message.header = object.header !== undefined && object.header !== null ? HeaderMatcher.fromPartial(object.header) : undefined;
+    message.urlPath = object.urlPath !== undefined && object.urlPath !== null ? PathMatcher.fromPartial(object.urlPath) : undefined;
+    message.destinationIp =
+      object.destinationIp !== undefined && object.destinationIp !== null ? CidrRange.fromPartial(object.destinationIp) : undefined;
     message.destinationPort = object.destinationPort ?? undefined;
-    message.destinationPortRange = (object.destinationPortRange !== undefined && object.destinationPortRange !== null)
-      ? Int32Range.fromPartial(object.destinationPortRange)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? MetadataMatcher.fromPartial(object.metadata)
-      : undefined;
-    message.notRule = (object.notRule !== undefined && object.notRule !== null)
-      ? Permission.fromPartial(object.notRule)
-      : undefined;
-    message.requestedServerName = (object.requestedServerName !== undefined && object.requestedServerName !== null)
-      ? StringMatcher.fromPartial(object.requestedServerName)
-      : undefined;
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? TypedExtensionConfig.fromPartial(object.matcher)
-      : undefined;
-    message.uriTemplate = (object.uriTemplate !== undefined && object.uriTemplate !== null)
-      ? TypedExtensionConfig.fromPartial(object.uriTemplate)
-      : undefined;
+    message.destinationPortRange =
+      object.destinationPortRange !== undefined && object.destinationPortRange !== null
+        ? Int32Range.fromPartial(object.destinationPortRange)
+        : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? MetadataMatcher.fromPartial(object.metadata) : undefined;
+    message.notRule = object.notRule !== undefined && object.notRule !== null ? Permission.fromPartial(object.notRule) : undefined;
+    message.requestedServerName =
+      object.requestedServerName !== undefined && object.requestedServerName !== null
+        ? StringMatcher.fromPartial(object.requestedServerName)
+        : undefined;
+    message.matcher =
+      object.matcher !== undefined && object.matcher !== null ? TypedExtensionConfig.fromPartial(object.matcher) : undefined;
+    message.uriTemplate =
+      object.uriTemplate !== undefined && object.uriTemplate !== null ? TypedExtensionConfig.fromPartial(object.uriTemplate) : undefined;
     return message;
   },
 };
@@ -1197,40 +1130,23 @@ export const Principal = {
   },
   fromPartial<I extends Exact<DeepPartial<Principal>, I>>(object: I): Principal {
     const message = createBasePrincipal();
-    message.andIds = (object.andIds !== undefined && object.andIds !== null)
-      ? Principal_Set.fromPartial(object.andIds)
-      : undefined;
-    message.orIds = (object.orIds !== undefined && object.orIds !== null)
-      ? Principal_Set.fromPartial(object.orIds)
-      : undefined;
+    message.andIds = object.andIds !== undefined && object.andIds !== null ? Principal_Set.fromPartial(object.andIds) : undefined;
+    message.orIds = object.orIds !== undefined && object.orIds !== null ? Principal_Set.fromPartial(object.orIds) : undefined;
     message.any = object.any ?? undefined;
-    message.authenticated = (object.authenticated !== undefined && object.authenticated !== null)
-      ? Principal_Authenticated.fromPartial(object.authenticated)
-      : undefined;
-    message.sourceIp = (object.sourceIp !== undefined && object.sourceIp !== null)
-      ? CidrRange.fromPartial(object.sourceIp)
-      : undefined;
-    message.directRemoteIp = (object.directRemoteIp !== undefined && object.directRemoteIp !== null)
-      ? CidrRange.fromPartial(object.directRemoteIp)
-      : undefined;
-    message.remoteIp = (object.remoteIp !== undefined && object.remoteIp !== null)
-      ? CidrRange.fromPartial(object.remoteIp)
-      : undefined;
-    message.header = (object.header !== undefined && object.header !== null)
-      ? HeaderMatcher.fromPartial(object.header)
-      : undefined;
-    message.urlPath = (object.urlPath !== undefined && object.urlPath !== null)
-      ? PathMatcher.fromPartial(object.urlPath)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? MetadataMatcher.fromPartial(object.metadata)
-      : undefined;
-    message.filterState = (object.filterState !== undefined && object.filterState !== null)
-      ? FilterStateMatcher.fromPartial(object.filterState)
-      : undefined;
-    message.notId = (object.notId !== undefined && object.notId !== null)
-      ? Principal.fromPartial(object.notId)
-      : undefined;
+    message.authenticated =
+      object.authenticated !== undefined && object.authenticated !== null
+        ? Principal_Authenticated.fromPartial(object.authenticated)
+        : undefined;
+    message.sourceIp = object.sourceIp !== undefined && object.sourceIp !== null ? CidrRange.fromPartial(object.sourceIp) : undefined;
+    message.directRemoteIp =
+      object.directRemoteIp !== undefined && object.directRemoteIp !== null ? CidrRange.fromPartial(object.directRemoteIp) : undefined;
+    message.remoteIp = object.remoteIp !== undefined && object.remoteIp !== null ? CidrRange.fromPartial(object.remoteIp) : undefined;
+    message.header = object.header !== undefined && object.header !== null ? HeaderMatcher.fromPartial(object.header) : undefined;
+    message.urlPath = object.urlPath !== undefined && object.urlPath !== null ? PathMatcher.fromPartial(object.urlPath) : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? MetadataMatcher.fromPartial(object.metadata) : undefined;
+    message.filterState =
+      object.filterState !== undefined && object.filterState !== null ? FilterStateMatcher.fromPartial(object.filterState) : undefined;
+    message.notId = object.notId !== undefined && object.notId !== null ? Principal.fromPartial(object.notId) : undefined;
     return message;
   },
 };
@@ -1320,20 +1236,19 @@ export const Principal_Authenticated = {
   },
   fromPartial<I extends Exact<DeepPartial<Principal_Authenticated>, I>>(object: I): Principal_Authenticated {
     const message = createBasePrincipal_Authenticated();
-    message.principalName = (object.principalName !== undefined && object.principalName !== null)
-      ? StringMatcher.fromPartial(object.principalName)
-      : undefined;
+    message.principalName =
+      object.principalName !== undefined && object.principalName !== null ? StringMatcher.fromPartial(object.principalName) : undefined;
     return message;
   },
 };
 
 function createBaseAction(): Action {
-  return { name: "", action: 0 };
+  return { name: '', action: 0 };
 }
 
 export const Action = {
   encode(message: Action, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.action !== 0) {
@@ -1377,7 +1292,7 @@ export const Action = {
   },
   fromPartial<I extends Exact<DeepPartial<Action>, I>>(object: I): Action {
     const message = createBaseAction();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.action = object.action ?? 0;
     return message;
   },
@@ -1385,12 +1300,17 @@ export const Action = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,12 +5,12 @@
 // source: envoy/config/route/v3/route.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { HeaderValueOption, Metadata } from "../../core/v3/base.js";
-import { ConfigSource } from "../../core/v3/config_source.js";
-import { ClusterSpecifierPlugin, RouteAction_RequestMirrorPolicy, VirtualHost } from "./route_components.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { HeaderValueOption, Metadata } from '../../core/v3/base.js';
+import { ConfigSource } from '../../core/v3/config_source.js';
+import { ClusterSpecifierPlugin, RouteAction_RequestMirrorPolicy, VirtualHost } from './route_components.js';
 
 /** [#next-free-field: 18] */
 export interface RouteConfiguration {
@@ -31,9 +31,7 @@ export interface RouteConfiguration {
    * generate a routing table for a given RouteConfiguration, with ``vhds`` derived configuration
    * taking precedence.
    */
-  vhds:
-    | Vhds
-    | undefined;
+  vhds: Vhds | undefined;
   /**
    * Optionally specifies a list of HTTP headers that the connection manager
    * will consider to be internal only. If they are found on external requests they will be cleaned
@@ -92,9 +90,7 @@ export interface RouteConfiguration {
    * option. Users may wish to override the default behavior in certain cases (for example when
    * using CDS with a static route table).
    */
-  validateClusters:
-    | boolean
-    | undefined;
+  validateClusters: boolean | undefined;
   /**
    * The maximum bytes of the response :ref:`direct response body
    * <envoy_v3_api_field_config.route.v3.DirectResponseAction.body>` size. If not specified the default
@@ -107,9 +103,7 @@ export interface RouteConfiguration {
    *   this to be larger than the default 4KB, since the allocated memory for direct response body
    *   is not subject to data plane buffering controls.
    */
-  maxDirectResponseBodySizeBytes:
-    | number
-    | undefined;
+  maxDirectResponseBodySizeBytes: number | undefined;
   /**
    * A list of plugins and their configurations which may be used by a
    * :ref:`cluster specifier plugin name <envoy_v3_api_field_config.route.v3.RouteAction.cluster_specifier_plugin>`
@@ -168,7 +162,7 @@ export interface Vhds {
 
 function createBaseRouteConfiguration(): RouteConfiguration {
   return {
-    name: "",
+    name: '',
     virtualHosts: [],
     vhds: undefined,
     internalOnlyHeaders: [],
@@ -190,7 +184,7 @@ function createBaseRouteConfiguration(): RouteConfiguration {
 
 export const RouteConfiguration = {
   encode(message: RouteConfiguration, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.virtualHosts) {
@@ -236,8 +230,7 @@ export const RouteConfiguration = {
       writer.uint32(120).bool(message.ignorePathParametersInPathMatching);
     }
     Object.entries(message.typedPerFilterConfig).forEach(([key, value]) => {
-      RouteConfiguration_TypedPerFilterConfigEntry.encode({ key: key as any, value }, writer.uint32(130).fork())
-        .ldelim();
+      RouteConfiguration_TypedPerFilterConfigEntry.encode({ key: key as any, value }, writer.uint32(130).fork()).ldelim();
     });
     if (message.metadata !== undefined) {
       Metadata.encode(message.metadata, writer.uint32(138).fork()).ldelim();
@@ -388,9 +381,9 @@ export const RouteConfiguration = {
   },
   fromPartial<I extends Exact<DeepPartial<RouteConfiguration>, I>>(object: I): RouteConfiguration {
     const message = createBaseRouteConfiguration();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.virtualHosts = object.virtualHosts?.map((e) => VirtualHost.fromPartial(e)) || [];
-    message.vhds = (object.vhds !== undefined && object.vhds !== null) ? Vhds.fromPartial(object.vhds) : undefined;
+    message.vhds = object.vhds !== undefined && object.vhds !== null ? Vhds.fromPartial(object.vhds) : undefined;
     message.internalOnlyHeaders = object.internalOnlyHeaders?.map((e) => e) || [];
     message.responseHeadersToAdd = object.responseHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.responseHeadersToRemove = object.responseHeadersToRemove?.map((e) => e) || [];
@@ -399,35 +392,28 @@ export const RouteConfiguration = {
     message.mostSpecificHeaderMutationsWins = object.mostSpecificHeaderMutationsWins ?? false;
     message.validateClusters = object.validateClusters ?? undefined;
     message.maxDirectResponseBodySizeBytes = object.maxDirectResponseBodySizeBytes ?? undefined;
-    message.clusterSpecifierPlugins =
-      object.clusterSpecifierPlugins?.map((e) => ClusterSpecifierPlugin.fromPartial(e)) || [];
-    message.requestMirrorPolicies =
-      object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
+    message.clusterSpecifierPlugins = object.clusterSpecifierPlugins?.map((e) => ClusterSpecifierPlugin.fromPartial(e)) || [];
+    message.requestMirrorPolicies = object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
     message.ignorePortInHostMatching = object.ignorePortInHostMatching ?? false;
     message.ignorePathParametersInPathMatching = object.ignorePathParametersInPathMatching ?? false;
-    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     return message;
   },
 };
 
 function createBaseRouteConfiguration_TypedPerFilterConfigEntry(): RouteConfiguration_TypedPerFilterConfigEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const RouteConfiguration_TypedPerFilterConfigEntry = {
   encode(message: RouteConfiguration_TypedPerFilterConfigEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -475,8 +461,8 @@ export const RouteConfiguration_TypedPerFilterConfigEntry = {
     object: I,
   ): RouteConfiguration_TypedPerFilterConfigEntry {
     const message = createBaseRouteConfiguration_TypedPerFilterConfigEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -521,21 +507,25 @@ export const Vhds = {
   },
   fromPartial<I extends Exact<DeepPartial<Vhds>, I>>(object: I): Vhds {
     const message = createBaseVhds();
-    message.configSource = (object.configSource !== undefined && object.configSource !== null)
-      ? ConfigSource.fromPartial(object.configSource)
-      : undefined;
+    message.configSource =
+      object.configSource !== undefined && object.configSource !== null ? ConfigSource.fromPartial(object.configSource) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,28 +5,22 @@
 // source: envoy/config/route/v3/route_components.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Matcher } from "../../../../xds/type/matcher/v3/matcher.js";
-import { MetadataMatcher } from "../../../type/matcher/v3/metadata.js";
-import { RegexMatchAndSubstitute, RegexMatcher } from "../../../type/matcher/v3/regex.js";
-import { StringMatcher } from "../../../type/matcher/v3/string.js";
-import { MetadataKey } from "../../../type/metadata/v3/metadata.js";
-import { CustomTag } from "../../../type/tracing/v3/custom_tag.js";
-import { FractionalPercent } from "../../../type/v3/percent.js";
-import { Int64Range } from "../../../type/v3/range.js";
-import {
-  DataSource,
-  HeaderValueOption,
-  Metadata,
-  RoutingPriority,
-  RuntimeFractionalPercent,
-} from "../../core/v3/base.js";
-import { TypedExtensionConfig } from "../../core/v3/extension.js";
-import { ProxyProtocolConfig } from "../../core/v3/proxy_protocol.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Matcher } from '../../../../xds/type/matcher/v3/matcher.js';
+import { MetadataMatcher } from '../../../type/matcher/v3/metadata.js';
+import { RegexMatchAndSubstitute, RegexMatcher } from '../../../type/matcher/v3/regex.js';
+import { StringMatcher } from '../../../type/matcher/v3/string.js';
+import { MetadataKey } from '../../../type/metadata/v3/metadata.js';
+import { CustomTag } from '../../../type/tracing/v3/custom_tag.js';
+import { FractionalPercent } from '../../../type/v3/percent.js';
+import { Int64Range } from '../../../type/v3/range.js';
+import { DataSource, HeaderValueOption, Metadata, RoutingPriority, RuntimeFractionalPercent } from '../../core/v3/base.js';
+import { TypedExtensionConfig } from '../../core/v3/extension.js';
+import { ProxyProtocolConfig } from '../../core/v3/proxy_protocol.js';
 
 /**
  * The top level element in the routing configuration is a virtual host. Each virtual host has
@@ -74,9 +68,7 @@ export interface VirtualHost {
    * The match tree to use when resolving route actions for incoming requests. Only one of this and ``routes``
    * can be specified.
    */
-  matcher:
-    | Matcher
-    | undefined;
+  matcher: Matcher | undefined;
   /**
    * Specifies the type of TLS enforcement the virtual host expects. If this option is not
    * specified, there is no TLS requirement for the virtual host.
@@ -133,9 +125,7 @@ export interface VirtualHost {
    *
    * @deprecated
    */
-  cors:
-    | CorsPolicy
-    | undefined;
+  cors: CorsPolicy | undefined;
   /**
    * This field can be used to provide virtual host level per filter config. The key should match the
    * :ref:`filter config name
@@ -176,9 +166,7 @@ export interface VirtualHost {
    * route level entry will take precedence over this config and it'll be treated
    * independently (e.g.: values are not inherited).
    */
-  retryPolicy:
-    | RetryPolicy
-    | undefined;
+  retryPolicy: RetryPolicy | undefined;
   /**
    * [#not-implemented-hide:]
    * Specifies the configuration for retry policy extension. Note that setting a route level entry
@@ -186,17 +174,13 @@ export interface VirtualHost {
    * inherited). :ref:`Retry policy <envoy_v3_api_field_config.route.v3.VirtualHost.retry_policy>` should not be
    * set if this field is used.
    */
-  retryPolicyTypedConfig:
-    | Any
-    | undefined;
+  retryPolicyTypedConfig: Any | undefined;
   /**
    * Indicates the hedge policy for all routes in this virtual host. Note that setting a
    * route level entry will take precedence over this config and it'll be treated
    * independently (e.g.: values are not inherited).
    */
-  hedgePolicy:
-    | HedgePolicy
-    | undefined;
+  hedgePolicy: HedgePolicy | undefined;
   /**
    * Decides whether to include the :ref:`x-envoy-is-timeout-retry <config_http_filters_router_x-envoy-is-timeout-retry>`
    * request header in retries initiated by per try timeouts.
@@ -207,9 +191,7 @@ export interface VirtualHost {
    * If set and a route-specific limit is not set, the bytes actually buffered will be the minimum
    * value of this and the listener per_connection_buffer_limit_bytes.
    */
-  perRequestBufferLimitBytes:
-    | number
-    | undefined;
+  perRequestBufferLimitBytes: number | undefined;
   /**
    * Specify a set of default request mirroring policies for every route under this virtual host.
    * It takes precedence over the route config mirror policy entirely.
@@ -275,30 +257,20 @@ export interface Route {
   /** Name for the route. */
   name: string;
   /** Route matching parameters. */
-  match:
-    | RouteMatch
-    | undefined;
+  match: RouteMatch | undefined;
   /** Route request to some upstream cluster. */
-  route?:
-    | RouteAction
-    | undefined;
+  route?: RouteAction | undefined;
   /** Return a redirect. */
-  redirect?:
-    | RedirectAction
-    | undefined;
+  redirect?: RedirectAction | undefined;
   /** Return an arbitrary HTTP response directly, without proxying. */
-  directResponse?:
-    | DirectResponseAction
-    | undefined;
+  directResponse?: DirectResponseAction | undefined;
   /**
    * [#not-implemented-hide:]
    * A filter-defined action (e.g., it could dynamically generate the RouteAction).
    * [#comment: TODO(samflattery): Remove cleanup in route_fuzz_test.cc when
    * implemented]
    */
-  filterAction?:
-    | FilterAction
-    | undefined;
+  filterAction?: FilterAction | undefined;
   /**
    * [#not-implemented-hide:]
    * An action used when the route will generate a response directly,
@@ -306,9 +278,7 @@ export interface Route {
    * xDS clients like the gRPC server. It could also be used in the future
    * in Envoy for a filter that directly generates responses for requests.
    */
-  nonForwardingAction?:
-    | NonForwardingAction
-    | undefined;
+  nonForwardingAction?: NonForwardingAction | undefined;
   /**
    * The Metadata field can be used to provide additional information
    * about the route. It can be used for configuration, stats, and logging.
@@ -316,13 +286,9 @@ export interface Route {
    * For instance, if the metadata is intended for the Router filter,
    * the filter name should be specified as ``envoy.filters.http.router``.
    */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /** Decorator for the matched route. */
-  decorator:
-    | Decorator
-    | undefined;
+  decorator: Decorator | undefined;
   /**
    * This field can be used to provide route specific per filter config. The key should match the
    * :ref:`filter config name
@@ -366,17 +332,13 @@ export interface Route {
    * Presence of the object defines whether the connection manager's tracing configuration
    * is overridden by this route specific instance.
    */
-  tracing:
-    | Tracing
-    | undefined;
+  tracing: Tracing | undefined;
   /**
    * The maximum bytes which will be buffered for retries and shadowing.
    * If set, the bytes actually buffered will be the minimum value of this and the
    * listener per_connection_buffer_limit_bytes.
    */
-  perRequestBufferLimitBytes:
-    | number
-    | undefined;
+  perRequestBufferLimitBytes: number | undefined;
   /**
    * The human readable prefix to use when emitting statistics for this endpoint.
    * The statistics are rooted at vhost.<virtual host name>.route.<stat_prefix>.
@@ -419,9 +381,7 @@ export interface WeightedCluster {
    *
    * @deprecated
    */
-  totalWeight:
-    | number
-    | undefined;
+  totalWeight: number | undefined;
   /**
    * Specifies the runtime key prefix that should be used to construct the
    * runtime keys associated with each cluster. When the ``runtime_key_prefix`` is
@@ -477,9 +437,7 @@ export interface WeightedCluster_ClusterWeight {
    * entries in the clusters array must be greater than 0, and must not exceed
    * uint32_t maximal value (4294967295).
    */
-  weight:
-    | number
-    | undefined;
+  weight: number | undefined;
   /**
    * Optional endpoint metadata match criteria used by the subset load balancer. Only endpoints in
    * the upstream cluster with metadata matching what is set in this field will be considered for
@@ -487,9 +445,7 @@ export interface WeightedCluster_ClusterWeight {
    * :ref:`RouteAction.metadata_match <envoy_v3_api_field_config.route.v3.RouteAction.metadata_match>`, with
    * values here taking precedence. The filter name should be specified as ``envoy.lb``.
    */
-  metadataMatch:
-    | Metadata
-    | undefined;
+  metadataMatch: Metadata | undefined;
   /**
    * Specifies a list of headers to be added to requests when this cluster is selected
    * through the enclosing :ref:`envoy_v3_api_msg_config.route.v3.RouteAction`.
@@ -546,9 +502,7 @@ export interface WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry {
 /** Configuration for a cluster specifier plugin. */
 export interface ClusterSpecifierPlugin {
   /** The name of the plugin and its opaque configuration. */
-  extension:
-    | TypedExtensionConfig
-    | undefined;
+  extension: TypedExtensionConfig | undefined;
   /**
    * If is_optional is not set or is set to false and the plugin defined by this message is not a
    * supported type, the containing resource is NACKed. If is_optional is set to true, the resource
@@ -565,16 +519,12 @@ export interface RouteMatch {
    * If specified, the route is a prefix rule meaning that the prefix must
    * match the beginning of the ``:path`` header.
    */
-  prefix?:
-    | string
-    | undefined;
+  prefix?: string | undefined;
   /**
    * If specified, the route is an exact path rule meaning that the path must
    * exactly match the ``:path`` header once the query string is removed.
    */
-  path?:
-    | string
-    | undefined;
+  path?: string | undefined;
   /**
    * If specified, the route is a regular expression rule meaning that the
    * regex must match the ``:path`` header once the query string is removed. The entire path
@@ -589,9 +539,7 @@ export interface RouteMatch {
    * on :path, etc. The issue with that is it is unclear how to generically deal with query string
    * stripping. This needs more thought.]
    */
-  safeRegex?:
-    | RegexMatcher
-    | undefined;
+  safeRegex?: RegexMatcher | undefined;
   /**
    * If this is used as the matcher, the matcher will only match CONNECT or CONNECT-UDP requests.
    * Note that this will not match other Extended CONNECT requests (WebSocket and the like) as
@@ -602,9 +550,7 @@ export interface RouteMatch {
    * Note that CONNECT support is currently considered alpha in Envoy.
    * [#comment: TODO(htuch): Replace the above comment with an alpha tag.]
    */
-  connectMatcher?:
-    | RouteMatch_ConnectMatcher
-    | undefined;
+  connectMatcher?: RouteMatch_ConnectMatcher | undefined;
   /**
    * If specified, the route is a path-separated prefix rule meaning that the
    * ``:path`` header (without the query string) must either exactly match the
@@ -616,20 +562,14 @@ export interface RouteMatch {
    *
    * Expect the value to not contain ``?`` or ``#`` and not to end in ``/``
    */
-  pathSeparatedPrefix?:
-    | string
-    | undefined;
+  pathSeparatedPrefix?: string | undefined;
   /** [#extension-category: envoy.path.match] */
-  pathMatchPolicy?:
-    | TypedExtensionConfig
-    | undefined;
+  pathMatchPolicy?: TypedExtensionConfig | undefined;
   /**
    * Indicates that prefix/path matching should be case sensitive. The default
    * is true. Ignored for safe_regex matching.
    */
-  caseSensitive:
-    | boolean
-    | undefined;
+  caseSensitive: boolean | undefined;
   /**
    * Indicates that the route should additionally match on a runtime key. Every time the route
    * is considered for a match, it must also fall under the percentage of matches indicated by
@@ -648,9 +588,7 @@ export interface RouteMatch {
    *    instance, a runtime key lookup returning the value "42" would parse as a FractionalPercent
    *    whose numerator is 42 and denominator is HUNDRED. This preserves legacy semantics.
    */
-  runtimeFraction:
-    | RuntimeFractionalPercent
-    | undefined;
+  runtimeFraction: RuntimeFractionalPercent | undefined;
   /**
    * Specifies a set of headers that the route should match on. The router will
    * check the request’s headers against all the specified headers in the route
@@ -681,18 +619,14 @@ export interface RouteMatch {
    * that the content-type header has a application/grpc or one of the various
    * application/grpc+ values.
    */
-  grpc:
-    | RouteMatch_GrpcRouteMatchOptions
-    | undefined;
+  grpc: RouteMatch_GrpcRouteMatchOptions | undefined;
   /**
    * If specified, the client tls context will be matched against the defined
    * match options.
    *
    * [#next-major-version: unify with RBAC]
    */
-  tlsContext:
-    | RouteMatch_TlsContextMatchOptions
-    | undefined;
+  tlsContext: RouteMatch_TlsContextMatchOptions | undefined;
   /**
    * Specifies a set of dynamic metadata matchers on which the route should match.
    * The router will check the dynamic metadata against all the specified dynamic metadata matchers.
@@ -702,17 +636,14 @@ export interface RouteMatch {
   dynamicMetadata: MetadataMatcher[];
 }
 
-export interface RouteMatch_GrpcRouteMatchOptions {
-}
+export interface RouteMatch_GrpcRouteMatchOptions {}
 
 export interface RouteMatch_TlsContextMatchOptions {
   /**
    * If specified, the route will match against whether or not a certificate is presented.
    * If not specified, certificate presentation status (true or false) will not be considered when route matching.
    */
-  presented:
-    | boolean
-    | undefined;
+  presented: boolean | undefined;
   /**
    * If specified, the route will match against whether or not a certificate is validated.
    * If not specified, certificate validation status (true or false) will not be considered when route matching.
@@ -731,8 +662,7 @@ export interface RouteMatch_TlsContextMatchOptions {
 }
 
 /** An extensible message for matching CONNECT or CONNECT-UDP requests. */
-export interface RouteMatch_ConnectMatcher {
-}
+export interface RouteMatch_ConnectMatcher {}
 
 /**
  * Cors policy configuration.
@@ -760,9 +690,7 @@ export interface CorsPolicy {
   /** Specifies the content for the ``access-control-max-age`` header. */
   maxAge: string;
   /** Specifies whether the resource allows credentials. */
-  allowCredentials:
-    | boolean
-    | undefined;
+  allowCredentials: boolean | undefined;
   /**
    * Specifies the % of requests for which the CORS filter is enabled.
    *
@@ -772,9 +700,7 @@ export interface CorsPolicy {
    * If :ref:`runtime_key <envoy_v3_api_field_config.core.v3.RuntimeFractionalPercent.runtime_key>` is
    * specified, Envoy will lookup the runtime key to get the percentage of requests to filter.
    */
-  filterEnabled?:
-    | RuntimeFractionalPercent
-    | undefined;
+  filterEnabled?: RuntimeFractionalPercent | undefined;
   /**
    * Specifies the % of requests for which the CORS policies will be evaluated and tracked, but not
    * enforced.
@@ -786,18 +712,14 @@ export interface CorsPolicy {
    * Envoy will lookup the runtime key to get the percentage of requests for which it will evaluate
    * and track the request's ``Origin`` to determine if it's valid but will not enforce any policies.
    */
-  shadowEnabled:
-    | RuntimeFractionalPercent
-    | undefined;
+  shadowEnabled: RuntimeFractionalPercent | undefined;
   /**
    * Specify whether allow requests whose target server's IP address is more private than that from
    * which the request initiator was fetched.
    *
    * More details refer to https://developer.chrome.com/blog/private-network-access-preflight.
    */
-  allowPrivateNetworkAccess:
-    | boolean
-    | undefined;
+  allowPrivateNetworkAccess: boolean | undefined;
   /**
    * Specifies if preflight requests not matching the configured allowed origin should be forwarded
    * to the upstream. Default is true.
@@ -811,9 +733,7 @@ export interface RouteAction {
    * Indicates the upstream cluster to which the request should be routed
    * to.
    */
-  cluster?:
-    | string
-    | undefined;
+  cluster?: string | undefined;
   /**
    * Envoy will determine the cluster to route to by reading the value of the
    * HTTP header named by cluster_header from the request headers. If the
@@ -829,9 +749,7 @@ export interface RouteAction {
    *
    *   If the header appears multiple times only the first value is used.
    */
-  clusterHeader?:
-    | string
-    | undefined;
+  clusterHeader?: string | undefined;
   /**
    * Multiple upstream clusters can be specified for a given route. The
    * request is routed to one of the upstream clusters based on weights
@@ -839,25 +757,19 @@ export interface RouteAction {
    * :ref:`traffic splitting <config_http_conn_man_route_table_traffic_splitting_split>`
    * for additional documentation.
    */
-  weightedClusters?:
-    | WeightedCluster
-    | undefined;
+  weightedClusters?: WeightedCluster | undefined;
   /**
    * Name of the cluster specifier plugin to use to determine the cluster for requests on this route.
    * The cluster specifier plugin name must be defined in the associated
    * :ref:`cluster specifier plugins <envoy_v3_api_field_config.route.v3.RouteConfiguration.cluster_specifier_plugins>`
    * in the :ref:`name <envoy_v3_api_field_config.core.v3.TypedExtensionConfig.name>` field.
    */
-  clusterSpecifierPlugin?:
-    | string
-    | undefined;
+  clusterSpecifierPlugin?: string | undefined;
   /**
    * Custom cluster specifier plugin configuration to use to determine the cluster for requests
    * on this route.
    */
-  inlineClusterSpecifierPlugin?:
-    | ClusterSpecifierPlugin
-    | undefined;
+  inlineClusterSpecifierPlugin?: ClusterSpecifierPlugin | undefined;
   /**
    * The HTTP status code to use when configured cluster is not found.
    * The default response code is 503 Service Unavailable.
@@ -870,9 +782,7 @@ export interface RouteAction {
    * <envoy_v3_api_field_config.route.v3.RouteAction.weighted_clusters>`, metadata will be merged, with values
    * provided there taking precedence. The filter name should be specified as ``envoy.lb``.
    */
-  metadataMatch:
-    | Metadata
-    | undefined;
+  metadataMatch: Metadata | undefined;
   /**
    * Indicates that during forwarding, the matched prefix (or path) should be
    * swapped with this value. This option allows application URLs to be rooted
@@ -939,13 +849,9 @@ export interface RouteAction {
    *   would do a case-insensitive match and transform path ``/aaa/XxX/bbb`` to
    *   ``/aaa/yyy/bbb``.
    */
-  regexRewrite:
-    | RegexMatchAndSubstitute
-    | undefined;
+  regexRewrite: RegexMatchAndSubstitute | undefined;
   /** [#extension-category: envoy.path.rewrite] */
-  pathRewritePolicy:
-    | TypedExtensionConfig
-    | undefined;
+  pathRewritePolicy: TypedExtensionConfig | undefined;
   /**
    * Indicates that during forwarding, the host header will be swapped with
    * this value. Using this option will append the
@@ -953,9 +859,7 @@ export interface RouteAction {
    * :ref:`append_x_forwarded_host <envoy_v3_api_field_config.route.v3.RouteAction.append_x_forwarded_host>`
    * is set.
    */
-  hostRewriteLiteral?:
-    | string
-    | undefined;
+  hostRewriteLiteral?: string | undefined;
   /**
    * Indicates that during forwarding, the host header will be swapped with
    * the hostname of the upstream host chosen by the cluster manager. This
@@ -968,9 +872,7 @@ export interface RouteAction {
    * :ref:`append_x_forwarded_host <envoy_v3_api_field_config.route.v3.RouteAction.append_x_forwarded_host>`
    * is set.
    */
-  autoHostRewrite?:
-    | boolean
-    | undefined;
+  autoHostRewrite?: boolean | undefined;
   /**
    * Indicates that during forwarding, the host header will be swapped with the content of given
    * downstream or :ref:`custom <config_http_conn_man_headers_custom_request_headers>` header.
@@ -988,9 +890,7 @@ export interface RouteAction {
    *
    *   If the header appears multiple times only the first value is used.
    */
-  hostRewriteHeader?:
-    | string
-    | undefined;
+  hostRewriteHeader?: string | undefined;
   /**
    * Indicates that during forwarding, the host header will be swapped with
    * the result of the regex substitution executed on path value with query and fragment removed.
@@ -1012,9 +912,7 @@ export interface RouteAction {
    *
    * Would rewrite the host header to ``envoyproxy.io`` given the path ``/envoyproxy.io/some/path``.
    */
-  hostRewritePathRegex?:
-    | RegexMatchAndSubstitute
-    | undefined;
+  hostRewritePathRegex?: RegexMatchAndSubstitute | undefined;
   /**
    * If set, then a host rewrite action (one of
    * :ref:`host_rewrite_literal <envoy_v3_api_field_config.route.v3.RouteAction.host_rewrite_literal>`,
@@ -1038,9 +936,7 @@ export interface RouteAction {
    *   :ref:`config_http_filters_router_x-envoy-upstream-rq-per-try-timeout-ms`, and the
    *   :ref:`retry overview <arch_overview_http_routing_retry>`.
    */
-  timeout:
-    | Duration
-    | undefined;
+  timeout: Duration | undefined;
   /**
    * Specifies the idle timeout for the route. If not specified, there is no per-route idle timeout,
    * although the connection manager wide :ref:`stream_idle_timeout
@@ -1065,25 +961,19 @@ export interface RouteAction {
    * is configured, this timeout is scaled according to the value for
    * :ref:`HTTP_DOWNSTREAM_STREAM_IDLE <envoy_v3_api_enum_value_config.overload.v3.ScaleTimersOverloadActionConfig.TimerType.HTTP_DOWNSTREAM_STREAM_IDLE>`.
    */
-  idleTimeout:
-    | Duration
-    | undefined;
+  idleTimeout: Duration | undefined;
   /**
    * Specifies how to send request over TLS early data.
    * If absent, allows `safe HTTP requests <https://www.rfc-editor.org/rfc/rfc7231#section-4.2.1>`_ to be sent on early data.
    * [#extension-category: envoy.route.early_data_policy]
    */
-  earlyDataPolicy:
-    | TypedExtensionConfig
-    | undefined;
+  earlyDataPolicy: TypedExtensionConfig | undefined;
   /**
    * Indicates that the route has a retry policy. Note that if this is set,
    * it'll take precedence over the virtual host level retry policy entirely
    * (e.g.: policies are not merged, most internal one becomes the enforced policy).
    */
-  retryPolicy:
-    | RetryPolicy
-    | undefined;
+  retryPolicy: RetryPolicy | undefined;
   /**
    * [#not-implemented-hide:]
    * Specifies the configuration for retry policy extension. Note that if this is set, it'll take
@@ -1091,9 +981,7 @@ export interface RouteAction {
    * most internal one becomes the enforced policy). :ref:`Retry policy <envoy_v3_api_field_config.route.v3.VirtualHost.retry_policy>`
    * should not be set if this field is used.
    */
-  retryPolicyTypedConfig:
-    | Any
-    | undefined;
+  retryPolicyTypedConfig: Any | undefined;
   /**
    * Specify a set of route request mirroring policies.
    * It takes precedence over the virtual host and route config mirror policy entirely.
@@ -1117,9 +1005,7 @@ export interface RouteAction {
    *
    * @deprecated
    */
-  includeVhRateLimits:
-    | boolean
-    | undefined;
+  includeVhRateLimits: boolean | undefined;
   /**
    * Specifies a list of hash policies to use for ring hash load balancing. Each
    * hash policy is evaluated individually and the combined result is used to
@@ -1149,9 +1035,7 @@ export interface RouteAction {
    *
    * @deprecated
    */
-  cors:
-    | CorsPolicy
-    | undefined;
+  cors: CorsPolicy | undefined;
   /**
    * Deprecated by :ref:`grpc_timeout_header_max <envoy_v3_api_field_config.route.v3.RouteAction.MaxStreamDuration.grpc_timeout_header_max>`
    * If present, and the request is a gRPC request, use the
@@ -1176,9 +1060,7 @@ export interface RouteAction {
    *
    * @deprecated
    */
-  maxGrpcTimeout:
-    | Duration
-    | undefined;
+  maxGrpcTimeout: Duration | undefined;
   /**
    * Deprecated by :ref:`grpc_timeout_header_offset <envoy_v3_api_field_config.route.v3.RouteAction.MaxStreamDuration.grpc_timeout_header_offset>`.
    * If present, Envoy will adjust the timeout provided by the ``grpc-timeout`` header by subtracting
@@ -1199,9 +1081,7 @@ export interface RouteAction {
    * by :ref:`redirect_response_codes
    * <envoy_v3_api_field_config.route.v3.InternalRedirectPolicy.redirect_response_codes>`.
    */
-  internalRedirectPolicy:
-    | InternalRedirectPolicy
-    | undefined;
+  internalRedirectPolicy: InternalRedirectPolicy | undefined;
   /** @deprecated */
   internalRedirectAction: RouteAction_InternalRedirectAction;
   /**
@@ -1222,17 +1102,13 @@ export interface RouteAction {
    *
    * @deprecated
    */
-  maxInternalRedirects:
-    | number
-    | undefined;
+  maxInternalRedirects: number | undefined;
   /**
    * Indicates that the route has a hedge policy. Note that if this is set,
    * it'll take precedence over the virtual host level hedge policy entirely
    * (e.g.: policies are not merged, most internal one becomes the enforced policy).
    */
-  hedgePolicy:
-    | HedgePolicy
-    | undefined;
+  hedgePolicy: HedgePolicy | undefined;
   /** Specifies the maximum stream duration for this route. */
   maxStreamDuration: RouteAction_MaxStreamDuration | undefined;
 }
@@ -1313,13 +1189,9 @@ export interface RouteAction_RequestMirrorPolicy {
    * number is <= the value of the numerator N, or if the key is not present, the default
    * value, the request will be mirrored.
    */
-  runtimeFraction:
-    | RuntimeFractionalPercent
-    | undefined;
+  runtimeFraction: RuntimeFractionalPercent | undefined;
   /** Determines if the trace span should be sampled. Defaults to true. */
-  traceSampled:
-    | boolean
-    | undefined;
+  traceSampled: boolean | undefined;
   /** Disables appending the ``-shadow`` suffix to the shadowed ``Host`` header. Defaults to ``false``. */
   disableShadowHostSuffixAppend: boolean;
 }
@@ -1331,25 +1203,15 @@ export interface RouteAction_RequestMirrorPolicy {
  */
 export interface RouteAction_HashPolicy {
   /** Header hash policy. */
-  header?:
-    | RouteAction_HashPolicy_Header
-    | undefined;
+  header?: RouteAction_HashPolicy_Header | undefined;
   /** Cookie hash policy. */
-  cookie?:
-    | RouteAction_HashPolicy_Cookie
-    | undefined;
+  cookie?: RouteAction_HashPolicy_Cookie | undefined;
   /** Connection properties hash policy. */
-  connectionProperties?:
-    | RouteAction_HashPolicy_ConnectionProperties
-    | undefined;
+  connectionProperties?: RouteAction_HashPolicy_ConnectionProperties | undefined;
   /** Query parameter hash policy. */
-  queryParameter?:
-    | RouteAction_HashPolicy_QueryParameter
-    | undefined;
+  queryParameter?: RouteAction_HashPolicy_QueryParameter | undefined;
   /** Filter state hash policy. */
-  filterState?:
-    | RouteAction_HashPolicy_FilterState
-    | undefined;
+  filterState?: RouteAction_HashPolicy_FilterState | undefined;
   /**
    * The flag that short-circuits the hash computing. This field provides a
    * 'fallback' style of configuration: "if a terminal policy doesn't work,
@@ -1423,9 +1285,7 @@ export interface RouteAction_HashPolicy_Cookie {
    * not present. If the TTL is present and zero, the generated cookie will
    * be a session cookie.
    */
-  ttl:
-    | Duration
-    | undefined;
+  ttl: Duration | undefined;
   /**
    * The name of the path for the cookie. If no path is specified here, no path
    * will be set for the cookie.
@@ -1475,9 +1335,7 @@ export interface RouteAction_UpgradeConfig {
    */
   upgradeType: string;
   /** Determines if upgrades are available on this route. Defaults to true. */
-  enabled:
-    | boolean
-    | undefined;
+  enabled: boolean | undefined;
   /**
    * Configuration for sending data upstream as a raw data payload. This is used for
    * CONNECT requests, when forwarding CONNECT payload as raw TCP.
@@ -1493,9 +1351,7 @@ export interface RouteAction_UpgradeConfig {
  */
 export interface RouteAction_UpgradeConfig_ConnectConfig {
   /** If present, the proxy protocol header will be prepended to the CONNECT payload sent upstream. */
-  proxyProtocolConfig:
-    | ProxyProtocolConfig
-    | undefined;
+  proxyProtocolConfig: ProxyProtocolConfig | undefined;
   /** If set, the route will also allow forwarding POST payload as raw TCP. */
   allowPost: boolean;
 }
@@ -1511,18 +1367,14 @@ export interface RouteAction_MaxStreamDuration {
    * HttpConnectionManager max_stream_duration timeout will be disabled for
    * this route.
    */
-  maxStreamDuration:
-    | Duration
-    | undefined;
+  maxStreamDuration: Duration | undefined;
   /**
    * If present, and the request contains a `grpc-timeout header
    * <https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md>`_, use that value as the
    * ``max_stream_duration``, but limit the applied timeout to the maximum value specified here.
    * If set to 0, the ``grpc-timeout`` header is used without modification.
    */
-  grpcTimeoutHeaderMax:
-    | Duration
-    | undefined;
+  grpcTimeoutHeaderMax: Duration | undefined;
   /**
    * If present, Envoy will adjust the timeout provided by the ``grpc-timeout`` header by
    * subtracting the provided duration from the header. This is useful for allowing Envoy to set
@@ -1550,9 +1402,7 @@ export interface RetryPolicy {
    * defaults to 1. These are the same conditions documented for
    * :ref:`config_http_filters_router_x-envoy-max-retries`.
    */
-  numRetries:
-    | number
-    | undefined;
+  numRetries: number | undefined;
   /**
    * Specifies a non-zero upstream timeout per retry attempt (including the initial attempt). This
    * parameter is optional. The same conditions documented for
@@ -1566,9 +1416,7 @@ export interface RetryPolicy {
    *   retry policy, a request that times out will not be retried as the total timeout budget
    *   would have been exhausted.
    */
-  perTryTimeout:
-    | Duration
-    | undefined;
+  perTryTimeout: Duration | undefined;
   /**
    * Specifies an upstream idle timeout per retry attempt (including the initial attempt). This
    * parameter is optional and if absent there is no per try idle timeout. The semantics of the per
@@ -1590,17 +1438,13 @@ export interface RetryPolicy {
    * This ensures that response data continues to make progress without using one of the HTTP
    * connection manager idle timeouts.
    */
-  perTryIdleTimeout:
-    | Duration
-    | undefined;
+  perTryIdleTimeout: Duration | undefined;
   /**
    * Specifies an implementation of a RetryPriority which is used to determine the
    * distribution of load across priorities used for retries. Refer to
    * :ref:`retry plugin configuration <arch_overview_http_retry_plugins>` for more details.
    */
-  retryPriority:
-    | RetryPolicy_RetryPriority
-    | undefined;
+  retryPriority: RetryPolicy_RetryPriority | undefined;
   /**
    * Specifies a collection of RetryHostPredicates that will be consulted when selecting a host
    * for retries. If any of the predicates reject the host, host selection will be reattempted.
@@ -1629,9 +1473,7 @@ export interface RetryPolicy {
    * the base interval. The documentation for :ref:`config_http_filters_router_x-envoy-max-retries`
    * describes Envoy's back-off algorithm.
    */
-  retryBackOff:
-    | RetryPolicy_RetryBackOff
-    | undefined;
+  retryBackOff: RetryPolicy_RetryBackOff | undefined;
   /**
    * Specifies parameters that control a retry back-off strategy that is used
    * when the request is rate limited by the upstream server. The server may
@@ -1641,9 +1483,7 @@ export interface RetryPolicy {
    * default exponential back off strategy (configured using ``retry_back_off``)
    * whenever a response includes the matching headers.
    */
-  rateLimitedRetryBackOff:
-    | RetryPolicy_RateLimitedRetryBackOff
-    | undefined;
+  rateLimitedRetryBackOff: RetryPolicy_RateLimitedRetryBackOff | undefined;
   /**
    * HTTP response headers that trigger a retry if present in the response. A retry will be
    * triggered if any of the header matches match the upstream response headers.
@@ -1677,9 +1517,7 @@ export interface RetryPolicy_RetryBackOff {
    * See :ref:`config_http_filters_router_x-envoy-max-retries` for a discussion of Envoy's
    * back-off algorithm.
    */
-  baseInterval:
-    | Duration
-    | undefined;
+  baseInterval: Duration | undefined;
   /**
    * Specifies the maximum interval between retries. This parameter is optional, but must be
    * greater than or equal to the ``base_interval`` if set. The default is 10 times the
@@ -1771,18 +1609,14 @@ export interface HedgePolicy {
    * Defaults to 1.
    * [#not-implemented-hide:]
    */
-  initialRequests:
-    | number
-    | undefined;
+  initialRequests: number | undefined;
   /**
    * Specifies a probability that an additional upstream request should be sent
    * on top of what is specified by initial_requests.
    * Defaults to 0.
    * [#not-implemented-hide:]
    */
-  additionalRequestChance:
-    | FractionalPercent
-    | undefined;
+  additionalRequestChance: FractionalPercent | undefined;
   /**
    * Indicates that a hedged request should be sent when the per-try timeout is hit.
    * This means that a retry will be issued without resetting the original request, leaving multiple upstream requests in flight.
@@ -1804,13 +1638,9 @@ export interface HedgePolicy {
 /** [#next-free-field: 10] */
 export interface RedirectAction {
   /** The scheme portion of the URL will be swapped with "https". */
-  httpsRedirect?:
-    | boolean
-    | undefined;
+  httpsRedirect?: boolean | undefined;
   /** The scheme portion of the URL will be swapped with this value. */
-  schemeRedirect?:
-    | string
-    | undefined;
+  schemeRedirect?: string | undefined;
   /** The host portion of the URL will be swapped with this value. */
   hostRedirect: string;
   /** The port value of the URL will be swapped with this value. */
@@ -1833,9 +1663,7 @@ export interface RedirectAction {
    * 2. if request uri is "/old-path-2?bar=1", users will be redirected to "/new-path-2"
    * 3. if request uri is "/old-path-3?bar=1", users will be redirected to "/new-path-3?foo=1"
    */
-  pathRedirect?:
-    | string
-    | undefined;
+  pathRedirect?: string | undefined;
   /**
    * Indicates that during redirection, the matched prefix (or path)
    * should be swapped with this value. This option allows redirect URLs be dynamically created
@@ -1846,9 +1674,7 @@ export interface RedirectAction {
    *   Pay attention to the use of trailing slashes as mentioned in
    *   :ref:`RouteAction's prefix_rewrite <envoy_v3_api_field_config.route.v3.RouteAction.prefix_rewrite>`.
    */
-  prefixRewrite?:
-    | string
-    | undefined;
+  prefixRewrite?: string | undefined;
   /**
    * Indicates that during redirect, portions of the path that match the
    * pattern should be rewritten, even allowing the substitution of capture
@@ -1874,9 +1700,7 @@ export interface RedirectAction {
    *   would do a case-insensitive match and transform path ``/aaa/XxX/bbb`` to
    *   ``/aaa/yyy/bbb``.
    */
-  regexRewrite?:
-    | RegexMatchAndSubstitute
-    | undefined;
+  regexRewrite?: RegexMatchAndSubstitute | undefined;
   /**
    * The HTTP status code to use in the redirect response. The default response
    * code is MOVED_PERMANENTLY (301).
@@ -1920,8 +1744,7 @@ export interface DirectResponseAction {
 }
 
 /** [#not-implemented-hide:] */
-export interface NonForwardingAction {
-}
+export interface NonForwardingAction {}
 
 export interface Decorator {
   /**
@@ -1948,9 +1771,7 @@ export interface Tracing {
    * <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  clientSampling:
-    | FractionalPercent
-    | undefined;
+  clientSampling: FractionalPercent | undefined;
   /**
    * Target percentage of requests managed by this HTTP connection manager that will be randomly
    * selected for trace generation, if not requested by the client or not forced. This field is
@@ -1958,9 +1779,7 @@ export interface Tracing {
    * :ref:`HTTP Connection Manager <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  randomSampling:
-    | FractionalPercent
-    | undefined;
+  randomSampling: FractionalPercent | undefined;
   /**
    * Target percentage of requests managed by this HTTP connection manager that will be traced
    * after all other sampling checks have been applied (client-directed, force tracing, random
@@ -1971,9 +1790,7 @@ export interface Tracing {
    * :ref:`HTTP Connection Manager <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  overallSampling:
-    | FractionalPercent
-    | undefined;
+  overallSampling: FractionalPercent | undefined;
   /**
    * A list of custom tags with unique tag name to create tags for the active span.
    * It will take effect after merging with the :ref:`corresponding configuration
@@ -2033,9 +1850,7 @@ export interface RateLimit {
    *
    *   The filter supports a range of 0 - 10 inclusively for stage numbers.
    */
-  stage:
-    | number
-    | undefined;
+  stage: number | undefined;
   /** The key to be set in runtime to disable this rate limit configuration. */
   disableKey: string;
   /**
@@ -2059,29 +1874,17 @@ export interface RateLimit {
 /** [#next-free-field: 12] */
 export interface RateLimit_Action {
   /** Rate limit on source cluster. */
-  sourceCluster?:
-    | RateLimit_Action_SourceCluster
-    | undefined;
+  sourceCluster?: RateLimit_Action_SourceCluster | undefined;
   /** Rate limit on destination cluster. */
-  destinationCluster?:
-    | RateLimit_Action_DestinationCluster
-    | undefined;
+  destinationCluster?: RateLimit_Action_DestinationCluster | undefined;
   /** Rate limit on request headers. */
-  requestHeaders?:
-    | RateLimit_Action_RequestHeaders
-    | undefined;
+  requestHeaders?: RateLimit_Action_RequestHeaders | undefined;
   /** Rate limit on remote address. */
-  remoteAddress?:
-    | RateLimit_Action_RemoteAddress
-    | undefined;
+  remoteAddress?: RateLimit_Action_RemoteAddress | undefined;
   /** Rate limit on a generic key. */
-  genericKey?:
-    | RateLimit_Action_GenericKey
-    | undefined;
+  genericKey?: RateLimit_Action_GenericKey | undefined;
   /** Rate limit on the existence of request headers. */
-  headerValueMatch?:
-    | RateLimit_Action_HeaderValueMatch
-    | undefined;
+  headerValueMatch?: RateLimit_Action_HeaderValueMatch | undefined;
   /**
    * Rate limit on dynamic metadata.
    *
@@ -2090,13 +1893,9 @@ export interface RateLimit_Action {
    *
    * @deprecated
    */
-  dynamicMetadata?:
-    | RateLimit_Action_DynamicMetaData
-    | undefined;
+  dynamicMetadata?: RateLimit_Action_DynamicMetaData | undefined;
   /** Rate limit on metadata. */
-  metadata?:
-    | RateLimit_Action_MetaData
-    | undefined;
+  metadata?: RateLimit_Action_MetaData | undefined;
   /**
    * Rate limit descriptor extension. See the rate limit descriptor extensions documentation.
    *
@@ -2107,13 +1906,9 @@ export interface RateLimit_Action {
    *
    * [#extension-category: envoy.rate_limit_descriptors]
    */
-  extension?:
-    | TypedExtensionConfig
-    | undefined;
+  extension?: TypedExtensionConfig | undefined;
   /** Rate limit on masked remote address. */
-  maskedRemoteAddress?:
-    | RateLimit_Action_MaskedRemoteAddress
-    | undefined;
+  maskedRemoteAddress?: RateLimit_Action_MaskedRemoteAddress | undefined;
   /** Rate limit on the existence of query parameters. */
   queryParameterValueMatch?: RateLimit_Action_QueryParameterValueMatch | undefined;
 }
@@ -2127,8 +1922,7 @@ export interface RateLimit_Action {
  *
  * <local service cluster> is derived from the :option:`--service-cluster` option.
  */
-export interface RateLimit_Action_SourceCluster {
-}
+export interface RateLimit_Action_SourceCluster {}
 
 /**
  * The following descriptor entry is appended to the descriptor:
@@ -2148,8 +1942,7 @@ export interface RateLimit_Action_SourceCluster {
  * * :ref:`cluster_header <envoy_v3_api_field_config.route.v3.RouteAction.cluster_header>` indicates which
  *   header in the request contains the target cluster.
  */
-export interface RateLimit_Action_DestinationCluster {
-}
+export interface RateLimit_Action_DestinationCluster {}
 
 /**
  * The following descriptor entry is appended when a header contains a key that matches the
@@ -2184,8 +1977,7 @@ export interface RateLimit_Action_RequestHeaders {
  *
  *   ("remote_address", "<trusted address from x-forwarded-for>")
  */
-export interface RateLimit_Action_RemoteAddress {
-}
+export interface RateLimit_Action_RemoteAddress {}
 
 /**
  * The following descriptor entry is appended to the descriptor and is populated using the
@@ -2203,9 +1995,7 @@ export interface RateLimit_Action_MaskedRemoteAddress {
    * the descriptor entry is ("masked_remote_address", "192.168.1.1/32");
    * if mask len is 24, the descriptor entry is ("masked_remote_address", "192.168.1.0/24").
    */
-  v4PrefixMaskLen:
-    | number
-    | undefined;
+  v4PrefixMaskLen: number | undefined;
   /**
    * Length of prefix mask len for IPv6 (e.g. 0, 128).
    * Defaults to 128 when unset.
@@ -2251,9 +2041,7 @@ export interface RateLimit_Action_HeaderValueMatch {
    * descriptor entry when the request does not match the headers. The
    * default value is true.
    */
-  expectMatch:
-    | boolean
-    | undefined;
+  expectMatch: boolean | undefined;
   /**
    * Specifies a set of headers that the rate limit action should match
    * on. The action will check the request’s headers against all the
@@ -2282,9 +2070,7 @@ export interface RateLimit_Action_DynamicMetaData {
    * Metadata struct that defines the key and path to retrieve the string value. A match will
    * only happen if the value in the dynamic metadata is of type string.
    */
-  metadataKey:
-    | MetadataKey
-    | undefined;
+  metadataKey: MetadataKey | undefined;
   /**
    * An optional value to use if ``metadata_key`` is empty. If not set and
    * no value is present under the metadata_key then no descriptor is generated.
@@ -2307,9 +2093,7 @@ export interface RateLimit_Action_MetaData {
    * Metadata struct that defines the key and path to retrieve the string value. A match will
    * only happen if the value in the metadata is of type string.
    */
-  metadataKey:
-    | MetadataKey
-    | undefined;
+  metadataKey: MetadataKey | undefined;
   /**
    * An optional value to use if ``metadata_key`` is empty. If not set and
    * no value is present under the metadata_key then ``skip_if_absent`` is followed to
@@ -2352,9 +2136,7 @@ export interface RateLimit_Action_QueryParameterValueMatch {
    * descriptor entry when the request does not match the headers. The
    * default value is true.
    */
-  expectMatch:
-    | boolean
-    | undefined;
+  expectMatch: boolean | undefined;
   /**
    * Specifies a set of query parameters that the rate limit action should match
    * on. The action will check the request’s query parameters against all the
@@ -2419,9 +2201,7 @@ export interface HeaderMatcher {
    *
    * @deprecated
    */
-  exactMatch?:
-    | string
-    | undefined;
+  exactMatch?: string | undefined;
   /**
    * If specified, this regex string is a regular expression rule which implies the entire request
    * header value must match the regex. The rule will not match if only a subsequence of the
@@ -2430,9 +2210,7 @@ export interface HeaderMatcher {
    *
    * @deprecated
    */
-  safeRegexMatch?:
-    | RegexMatcher
-    | undefined;
+  safeRegexMatch?: RegexMatcher | undefined;
   /**
    * If specified, header match will be performed based on range.
    * The rule will match if the request header value is within this range.
@@ -2446,16 +2224,12 @@ export interface HeaderMatcher {
    * * For range [-10,0), route will match for header value -1, but not for 0, ``somestring``, 10.9,
    *   ``-1somestring``
    */
-  rangeMatch?:
-    | Int64Range
-    | undefined;
+  rangeMatch?: Int64Range | undefined;
   /**
    * If specified as true, header match will be performed based on whether the header is in the
    * request. If specified as false, header match will be performed based on whether the header is absent.
    */
-  presentMatch?:
-    | boolean
-    | undefined;
+  presentMatch?: boolean | undefined;
   /**
    * If specified, header match will be performed based on the prefix of the header value.
    * Note: empty prefix is not allowed, please use present_match instead.
@@ -2467,9 +2241,7 @@ export interface HeaderMatcher {
    *
    * @deprecated
    */
-  prefixMatch?:
-    | string
-    | undefined;
+  prefixMatch?: string | undefined;
   /**
    * If specified, header match will be performed based on the suffix of the header value.
    * Note: empty suffix is not allowed, please use present_match instead.
@@ -2481,9 +2253,7 @@ export interface HeaderMatcher {
    *
    * @deprecated
    */
-  suffixMatch?:
-    | string
-    | undefined;
+  suffixMatch?: string | undefined;
   /**
    * If specified, header match will be performed based on whether the header value contains
    * the given value or not.
@@ -2496,13 +2266,9 @@ export interface HeaderMatcher {
    *
    * @deprecated
    */
-  containsMatch?:
-    | string
-    | undefined;
+  containsMatch?: string | undefined;
   /** If specified, header match will be performed based on the string match of the header value. */
-  stringMatch?:
-    | StringMatcher
-    | undefined;
+  stringMatch?: StringMatcher | undefined;
   /**
    * If specified, the match result will be inverted before checking. Defaults to false.
    *
@@ -2555,9 +2321,7 @@ export interface QueryParameterMatcher {
    */
   name: string;
   /** Specifies whether a query parameter value should match against a string. */
-  stringMatch?:
-    | StringMatcher
-    | undefined;
+  stringMatch?: StringMatcher | undefined;
   /** Specifies whether a query parameter should be present. */
   presentMatch?: boolean | undefined;
 }
@@ -2577,9 +2341,7 @@ export interface InternalRedirectPolicy {
    *
    * If not specified, at most one redirect will be followed.
    */
-  maxInternalRedirects:
-    | number
-    | undefined;
+  maxInternalRedirects: number | undefined;
   /**
    * Defines what upstream response codes are allowed to trigger internal redirect. If unspecified,
    * only 302 will be treated as internal redirect.
@@ -2616,9 +2378,7 @@ export interface InternalRedirectPolicy {
  */
 export interface FilterConfig {
   /** The filter config. */
-  config:
-    | Any
-    | undefined;
+  config: Any | undefined;
   /**
    * If true, the filter is optional, meaning that if the client does
    * not support the specified filter, it may ignore the map entry rather
@@ -2646,7 +2406,7 @@ export interface FilterConfig {
 
 function createBaseVirtualHost(): VirtualHost {
   return {
-    name: "",
+    name: '',
     domains: [],
     routes: [],
     matcher: undefined,
@@ -2673,7 +2433,7 @@ function createBaseVirtualHost(): VirtualHost {
 
 export const VirtualHost = {
   encode(message: VirtualHost, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.domains) {
@@ -2920,12 +2680,10 @@ export const VirtualHost = {
   },
   fromPartial<I extends Exact<DeepPartial<VirtualHost>, I>>(object: I): VirtualHost {
     const message = createBaseVirtualHost();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.domains = object.domains?.map((e) => e) || [];
     message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? Matcher.fromPartial(object.matcher)
-      : undefined;
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? Matcher.fromPartial(object.matcher) : undefined;
     message.requireTls = object.requireTls ?? 0;
     message.virtualClusters = object.virtualClusters?.map((e) => VirtualCluster.fromPartial(e)) || [];
     message.rateLimits = object.rateLimits?.map((e) => RateLimit.fromPartial(e)) || [];
@@ -2933,48 +2691,38 @@ export const VirtualHost = {
     message.requestHeadersToRemove = object.requestHeadersToRemove?.map((e) => e) || [];
     message.responseHeadersToAdd = object.responseHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.responseHeadersToRemove = object.responseHeadersToRemove?.map((e) => e) || [];
-    message.cors = (object.cors !== undefined && object.cors !== null)
-      ? CorsPolicy.fromPartial(object.cors)
-      : undefined;
-    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.cors = object.cors !== undefined && object.cors !== null ? CorsPolicy.fromPartial(object.cors) : undefined;
+    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.includeRequestAttemptCount = object.includeRequestAttemptCount ?? false;
     message.includeAttemptCountInResponse = object.includeAttemptCountInResponse ?? false;
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     message.retryPolicyTypedConfig =
-      (object.retryPolicyTypedConfig !== undefined && object.retryPolicyTypedConfig !== null)
+      object.retryPolicyTypedConfig !== undefined && object.retryPolicyTypedConfig !== null
         ? Any.fromPartial(object.retryPolicyTypedConfig)
         : undefined;
-    message.hedgePolicy = (object.hedgePolicy !== undefined && object.hedgePolicy !== null)
-      ? HedgePolicy.fromPartial(object.hedgePolicy)
-      : undefined;
+    message.hedgePolicy =
+      object.hedgePolicy !== undefined && object.hedgePolicy !== null ? HedgePolicy.fromPartial(object.hedgePolicy) : undefined;
     message.includeIsTimeoutRetryHeader = object.includeIsTimeoutRetryHeader ?? false;
     message.perRequestBufferLimitBytes = object.perRequestBufferLimitBytes ?? undefined;
-    message.requestMirrorPolicies =
-      object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.requestMirrorPolicies = object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     return message;
   },
 };
 
 function createBaseVirtualHost_TypedPerFilterConfigEntry(): VirtualHost_TypedPerFilterConfigEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const VirtualHost_TypedPerFilterConfigEntry = {
   encode(message: VirtualHost_TypedPerFilterConfigEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -3013,17 +2761,13 @@ export const VirtualHost_TypedPerFilterConfigEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<VirtualHost_TypedPerFilterConfigEntry>, I>>(
-    base?: I,
-  ): VirtualHost_TypedPerFilterConfigEntry {
+  create<I extends Exact<DeepPartial<VirtualHost_TypedPerFilterConfigEntry>, I>>(base?: I): VirtualHost_TypedPerFilterConfigEntry {
     return VirtualHost_TypedPerFilterConfigEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<VirtualHost_TypedPerFilterConfigEntry>, I>>(
-    object: I,
-  ): VirtualHost_TypedPerFilterConfigEntry {
+  fromPartial<I extends Exact<DeepPartial<VirtualHost_TypedPerFilterConfigEntry>, I>>(object: I): VirtualHost_TypedPerFilterConfigEntry {
     const message = createBaseVirtualHost_TypedPerFilterConfigEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -3068,9 +2812,7 @@ export const FilterAction = {
   },
   fromPartial<I extends Exact<DeepPartial<FilterAction>, I>>(object: I): FilterAction {
     const message = createBaseFilterAction();
-    message.action = (object.action !== undefined && object.action !== null)
-      ? Any.fromPartial(object.action)
-      : undefined;
+    message.action = object.action !== undefined && object.action !== null ? Any.fromPartial(object.action) : undefined;
     return message;
   },
 };
@@ -3122,7 +2864,7 @@ export const RouteList = {
 
 function createBaseRoute(): Route {
   return {
-    name: "",
+    name: '',
     match: undefined,
     route: undefined,
     redirect: undefined,
@@ -3138,13 +2880,13 @@ function createBaseRoute(): Route {
     responseHeadersToRemove: [],
     tracing: undefined,
     perRequestBufferLimitBytes: undefined,
-    statPrefix: "",
+    statPrefix: '',
   };
 }
 
 export const Route = {
   encode(message: Route, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(114).string(message.name);
     }
     if (message.match !== undefined) {
@@ -3192,7 +2934,7 @@ export const Route = {
     if (message.perRequestBufferLimitBytes !== undefined) {
       UInt32Value.encode({ value: message.perRequestBufferLimitBytes! }, writer.uint32(130).fork()).ldelim();
     }
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(154).string(message.statPrefix);
     }
     return writer;
@@ -3341,60 +3083,46 @@ export const Route = {
   },
   fromPartial<I extends Exact<DeepPartial<Route>, I>>(object: I): Route {
     const message = createBaseRoute();
-    message.name = object.name ?? "";
-    message.match = (object.match !== undefined && object.match !== null)
-      ? RouteMatch.fromPartial(object.match)
-      : undefined;
-    message.route = (object.route !== undefined && object.route !== null)
-      ? RouteAction.fromPartial(object.route)
-      : undefined;
-    message.redirect = (object.redirect !== undefined && object.redirect !== null)
-      ? RedirectAction.fromPartial(object.redirect)
-      : undefined;
-    message.directResponse = (object.directResponse !== undefined && object.directResponse !== null)
-      ? DirectResponseAction.fromPartial(object.directResponse)
-      : undefined;
-    message.filterAction = (object.filterAction !== undefined && object.filterAction !== null)
-      ? FilterAction.fromPartial(object.filterAction)
-      : undefined;
-    message.nonForwardingAction = (object.nonForwardingAction !== undefined && object.nonForwardingAction !== null)
-      ? NonForwardingAction.fromPartial(object.nonForwardingAction)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
-    message.decorator = (object.decorator !== undefined && object.decorator !== null)
-      ? Decorator.fromPartial(object.decorator)
-      : undefined;
-    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.name = object.name ?? '';
+    message.match = object.match !== undefined && object.match !== null ? RouteMatch.fromPartial(object.match) : undefined;
+    message.route = object.route !== undefined && object.route !== null ? RouteAction.fromPartial(object.route) : undefined;
+    message.redirect = object.redirect !== undefined && object.redirect !== null ? RedirectAction.fromPartial(object.redirect) : undefined;
+    message.directResponse =
+      object.directResponse !== undefined && object.directResponse !== null
+        ? DirectResponseAction.fromPartial(object.directResponse)
+        : undefined;
+    message.filterAction =
+      object.filterAction !== undefined && object.filterAction !== null ? FilterAction.fromPartial(object.filterAction) : undefined;
+    message.nonForwardingAction =
+      object.nonForwardingAction !== undefined && object.nonForwardingAction !== null
+        ? NonForwardingAction.fromPartial(object.nonForwardingAction)
+        : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
+    message.decorator = object.decorator !== undefined && object.decorator !== null ? Decorator.fromPartial(object.decorator) : undefined;
+    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.requestHeadersToAdd = object.requestHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.requestHeadersToRemove = object.requestHeadersToRemove?.map((e) => e) || [];
     message.responseHeadersToAdd = object.responseHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.responseHeadersToRemove = object.responseHeadersToRemove?.map((e) => e) || [];
-    message.tracing = (object.tracing !== undefined && object.tracing !== null)
-      ? Tracing.fromPartial(object.tracing)
-      : undefined;
+    message.tracing = object.tracing !== undefined && object.tracing !== null ? Tracing.fromPartial(object.tracing) : undefined;
     message.perRequestBufferLimitBytes = object.perRequestBufferLimitBytes ?? undefined;
-    message.statPrefix = object.statPrefix ?? "";
+    message.statPrefix = object.statPrefix ?? '';
     return message;
   },
 };
 
 function createBaseRoute_TypedPerFilterConfigEntry(): Route_TypedPerFilterConfigEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Route_TypedPerFilterConfigEntry = {
   encode(message: Route_TypedPerFilterConfigEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -3436,18 +3164,16 @@ export const Route_TypedPerFilterConfigEntry = {
   create<I extends Exact<DeepPartial<Route_TypedPerFilterConfigEntry>, I>>(base?: I): Route_TypedPerFilterConfigEntry {
     return Route_TypedPerFilterConfigEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Route_TypedPerFilterConfigEntry>, I>>(
-    object: I,
-  ): Route_TypedPerFilterConfigEntry {
+  fromPartial<I extends Exact<DeepPartial<Route_TypedPerFilterConfigEntry>, I>>(object: I): Route_TypedPerFilterConfigEntry {
     const message = createBaseRoute_TypedPerFilterConfigEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseWeightedCluster(): WeightedCluster {
-  return { clusters: [], totalWeight: undefined, runtimeKeyPrefix: "", headerName: undefined };
+  return { clusters: [], totalWeight: undefined, runtimeKeyPrefix: '', headerName: undefined };
 }
 
 export const WeightedCluster = {
@@ -3458,7 +3184,7 @@ export const WeightedCluster = {
     if (message.totalWeight !== undefined) {
       UInt32Value.encode({ value: message.totalWeight! }, writer.uint32(26).fork()).ldelim();
     }
-    if (message.runtimeKeyPrefix !== "") {
+    if (message.runtimeKeyPrefix !== '') {
       writer.uint32(18).string(message.runtimeKeyPrefix);
     }
     if (message.headerName !== undefined) {
@@ -3518,7 +3244,7 @@ export const WeightedCluster = {
     const message = createBaseWeightedCluster();
     message.clusters = object.clusters?.map((e) => WeightedCluster_ClusterWeight.fromPartial(e)) || [];
     message.totalWeight = object.totalWeight ?? undefined;
-    message.runtimeKeyPrefix = object.runtimeKeyPrefix ?? "";
+    message.runtimeKeyPrefix = object.runtimeKeyPrefix ?? '';
     message.headerName = object.headerName ?? undefined;
     return message;
   },
@@ -3526,8 +3252,8 @@ export const WeightedCluster = {
 
 function createBaseWeightedCluster_ClusterWeight(): WeightedCluster_ClusterWeight {
   return {
-    name: "",
-    clusterHeader: "",
+    name: '',
+    clusterHeader: '',
     weight: undefined,
     metadataMatch: undefined,
     requestHeadersToAdd: [],
@@ -3541,10 +3267,10 @@ function createBaseWeightedCluster_ClusterWeight(): WeightedCluster_ClusterWeigh
 
 export const WeightedCluster_ClusterWeight = {
   encode(message: WeightedCluster_ClusterWeight, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.clusterHeader !== "") {
+    if (message.clusterHeader !== '') {
       writer.uint32(98).string(message.clusterHeader);
     }
     if (message.weight !== undefined) {
@@ -3566,10 +3292,7 @@ export const WeightedCluster_ClusterWeight = {
       writer.uint32(50).string(v!);
     }
     Object.entries(message.typedPerFilterConfig).forEach(([key, value]) => {
-      WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry.encode(
-        { key: key as any, value },
-        writer.uint32(82).fork(),
-      ).ldelim();
+      WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry.encode({ key: key as any, value }, writer.uint32(82).fork()).ldelim();
     });
     if (message.hostRewriteLiteral !== undefined) {
       writer.uint32(90).string(message.hostRewriteLiteral);
@@ -3669,44 +3392,35 @@ export const WeightedCluster_ClusterWeight = {
   create<I extends Exact<DeepPartial<WeightedCluster_ClusterWeight>, I>>(base?: I): WeightedCluster_ClusterWeight {
     return WeightedCluster_ClusterWeight.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<WeightedCluster_ClusterWeight>, I>>(
-    object: I,
-  ): WeightedCluster_ClusterWeight {
+  fromPartial<I extends Exact<DeepPartial<WeightedCluster_ClusterWeight>, I>>(object: I): WeightedCluster_ClusterWeight {
     const message = createBaseWeightedCluster_ClusterWeight();
-    message.name = object.name ?? "";
-    message.clusterHeader = object.clusterHeader ?? "";
+    message.name = object.name ?? '';
+    message.clusterHeader = object.clusterHeader ?? '';
     message.weight = object.weight ?? undefined;
-    message.metadataMatch = (object.metadataMatch !== undefined && object.metadataMatch !== null)
-      ? Metadata.fromPartial(object.metadataMatch)
-      : undefined;
+    message.metadataMatch =
+      object.metadataMatch !== undefined && object.metadataMatch !== null ? Metadata.fromPartial(object.metadataMatch) : undefined;
     message.requestHeadersToAdd = object.requestHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.requestHeadersToRemove = object.requestHeadersToRemove?.map((e) => e) || [];
     message.responseHeadersToAdd = object.responseHeadersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.responseHeadersToRemove = object.responseHeadersToRemove?.map((e) => e) || [];
-    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.typedPerFilterConfig = Object.entries(object.typedPerFilterConfig ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.hostRewriteLiteral = object.hostRewriteLiteral ?? undefined;
     return message;
   },
 };
 
 function createBaseWeightedCluster_ClusterWeight_TypedPerFilterConfigEntry(): WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry = {
-  encode(
-    message: WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.key !== "") {
+  encode(message: WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -3754,8 +3468,8 @@ export const WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry = {
     object: I,
   ): WeightedCluster_ClusterWeight_TypedPerFilterConfigEntry {
     const message = createBaseWeightedCluster_ClusterWeight_TypedPerFilterConfigEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -3810,9 +3524,8 @@ export const ClusterSpecifierPlugin = {
   },
   fromPartial<I extends Exact<DeepPartial<ClusterSpecifierPlugin>, I>>(object: I): ClusterSpecifierPlugin {
     const message = createBaseClusterSpecifierPlugin();
-    message.extension = (object.extension !== undefined && object.extension !== null)
-      ? TypedExtensionConfig.fromPartial(object.extension)
-      : undefined;
+    message.extension =
+      object.extension !== undefined && object.extension !== null ? TypedExtensionConfig.fromPartial(object.extension) : undefined;
     message.isOptional = object.isOptional ?? false;
     return message;
   },
@@ -3994,28 +3707,30 @@ export const RouteMatch = {
     const message = createBaseRouteMatch();
     message.prefix = object.prefix ?? undefined;
     message.path = object.path ?? undefined;
-    message.safeRegex = (object.safeRegex !== undefined && object.safeRegex !== null)
-      ? RegexMatcher.fromPartial(object.safeRegex)
-      : undefined;
-    message.connectMatcher = (object.connectMatcher !== undefined && object.connectMatcher !== null)
-      ? RouteMatch_ConnectMatcher.fromPartial(object.connectMatcher)
-      : undefined;
+    message.safeRegex =
+      object.safeRegex !== undefined && object.safeRegex !== null ? RegexMatcher.fromPartial(object.safeRegex) : undefined;
+    message.connectMatcher =
+      object.connectMatcher !== undefined && object.connectMatcher !== null
+        ? RouteMatch_ConnectMatcher.fromPartial(object.connectMatcher)
+        : undefined;
     message.pathSeparatedPrefix = object.pathSeparatedPrefix ?? undefined;
-    message.pathMatchPolicy = (object.pathMatchPolicy !== undefined && object.pathMatchPolicy !== null)
-      ? TypedExtensionConfig.fromPartial(object.pathMatchPolicy)
-      : undefined;
+    message.pathMatchPolicy =
+      object.pathMatchPolicy !== undefined && object.pathMatchPolicy !== null
+        ? TypedExtensionConfig.fromPartial(object.pathMatchPolicy)
+        : undefined;
     message.caseSensitive = object.caseSensitive ?? undefined;
-    message.runtimeFraction = (object.runtimeFraction !== undefined && object.runtimeFraction !== null)
-      ? RuntimeFractionalPercent.fromPartial(object.runtimeFraction)
-      : undefined;
+    message.runtimeFraction =
+      object.runtimeFraction !== undefined && object.runtimeFraction !== null
+        ? RuntimeFractionalPercent.fromPartial(object.runtimeFraction)
+        : undefined;
     message.headers = object.headers?.map((e) => HeaderMatcher.fromPartial(e)) || [];
     message.queryParameters = object.queryParameters?.map((e) => QueryParameterMatcher.fromPartial(e)) || [];
-    message.grpc = (object.grpc !== undefined && object.grpc !== null)
-      ? RouteMatch_GrpcRouteMatchOptions.fromPartial(object.grpc)
-      : undefined;
-    message.tlsContext = (object.tlsContext !== undefined && object.tlsContext !== null)
-      ? RouteMatch_TlsContextMatchOptions.fromPartial(object.tlsContext)
-      : undefined;
+    message.grpc =
+      object.grpc !== undefined && object.grpc !== null ? RouteMatch_GrpcRouteMatchOptions.fromPartial(object.grpc) : undefined;
+    message.tlsContext =
+      object.tlsContext !== undefined && object.tlsContext !== null
+        ? RouteMatch_TlsContextMatchOptions.fromPartial(object.tlsContext)
+        : undefined;
     message.dynamicMetadata = object.dynamicMetadata?.map((e) => MetadataMatcher.fromPartial(e)) || [];
     return message;
   },
@@ -4046,14 +3761,10 @@ export const RouteMatch_GrpcRouteMatchOptions = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteMatch_GrpcRouteMatchOptions>, I>>(
-    base?: I,
-  ): RouteMatch_GrpcRouteMatchOptions {
+  create<I extends Exact<DeepPartial<RouteMatch_GrpcRouteMatchOptions>, I>>(base?: I): RouteMatch_GrpcRouteMatchOptions {
     return RouteMatch_GrpcRouteMatchOptions.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteMatch_GrpcRouteMatchOptions>, I>>(
-    _: I,
-  ): RouteMatch_GrpcRouteMatchOptions {
+  fromPartial<I extends Exact<DeepPartial<RouteMatch_GrpcRouteMatchOptions>, I>>(_: I): RouteMatch_GrpcRouteMatchOptions {
     const message = createBaseRouteMatch_GrpcRouteMatchOptions();
     return message;
   },
@@ -4104,14 +3815,10 @@ export const RouteMatch_TlsContextMatchOptions = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteMatch_TlsContextMatchOptions>, I>>(
-    base?: I,
-  ): RouteMatch_TlsContextMatchOptions {
+  create<I extends Exact<DeepPartial<RouteMatch_TlsContextMatchOptions>, I>>(base?: I): RouteMatch_TlsContextMatchOptions {
     return RouteMatch_TlsContextMatchOptions.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteMatch_TlsContextMatchOptions>, I>>(
-    object: I,
-  ): RouteMatch_TlsContextMatchOptions {
+  fromPartial<I extends Exact<DeepPartial<RouteMatch_TlsContextMatchOptions>, I>>(object: I): RouteMatch_TlsContextMatchOptions {
     const message = createBaseRouteMatch_TlsContextMatchOptions();
     message.presented = object.presented ?? undefined;
     message.validated = object.validated ?? undefined;
@@ -4156,10 +3863,10 @@ export const RouteMatch_ConnectMatcher = {
 function createBaseCorsPolicy(): CorsPolicy {
   return {
     allowOriginStringMatch: [],
-    allowMethods: "",
-    allowHeaders: "",
-    exposeHeaders: "",
-    maxAge: "",
+    allowMethods: '',
+    allowHeaders: '',
+    exposeHeaders: '',
+    maxAge: '',
     allowCredentials: undefined,
     filterEnabled: undefined,
     shadowEnabled: undefined,
@@ -4173,16 +3880,16 @@ export const CorsPolicy = {
     for (const v of message.allowOriginStringMatch) {
       StringMatcher.encode(v!, writer.uint32(90).fork()).ldelim();
     }
-    if (message.allowMethods !== "") {
+    if (message.allowMethods !== '') {
       writer.uint32(18).string(message.allowMethods);
     }
-    if (message.allowHeaders !== "") {
+    if (message.allowHeaders !== '') {
       writer.uint32(26).string(message.allowHeaders);
     }
-    if (message.exposeHeaders !== "") {
+    if (message.exposeHeaders !== '') {
       writer.uint32(34).string(message.exposeHeaders);
     }
-    if (message.maxAge !== "") {
+    if (message.maxAge !== '') {
       writer.uint32(42).string(message.maxAge);
     }
     if (message.allowCredentials !== undefined) {
@@ -4295,17 +4002,19 @@ export const CorsPolicy = {
   fromPartial<I extends Exact<DeepPartial<CorsPolicy>, I>>(object: I): CorsPolicy {
     const message = createBaseCorsPolicy();
     message.allowOriginStringMatch = object.allowOriginStringMatch?.map((e) => StringMatcher.fromPartial(e)) || [];
-    message.allowMethods = object.allowMethods ?? "";
-    message.allowHeaders = object.allowHeaders ?? "";
-    message.exposeHeaders = object.exposeHeaders ?? "";
-    message.maxAge = object.maxAge ?? "";
+    message.allowMethods = object.allowMethods ?? '';
+    message.allowHeaders = object.allowHeaders ?? '';
+    message.exposeHeaders = object.exposeHeaders ?? '';
+    message.maxAge = object.maxAge ?? '';
     message.allowCredentials = object.allowCredentials ?? undefined;
-    message.filterEnabled = (object.filterEnabled !== undefined && object.filterEnabled !== null)
-      ? RuntimeFractionalPercent.fromPartial(object.filterEnabled)
-      : undefined;
-    message.shadowEnabled = (object.shadowEnabled !== undefined && object.shadowEnabled !== null)
-      ? RuntimeFractionalPercent.fromPartial(object.shadowEnabled)
-      : undefined;
+    message.filterEnabled =
+      object.filterEnabled !== undefined && object.filterEnabled !== null
+        ? RuntimeFractionalPercent.fromPartial(object.filterEnabled)
+        : undefined;
+    message.shadowEnabled =
+      object.shadowEnabled !== undefined && object.shadowEnabled !== null
+        ? RuntimeFractionalPercent.fromPartial(object.shadowEnabled)
+        : undefined;
     message.allowPrivateNetworkAccess = object.allowPrivateNetworkAccess ?? undefined;
     message.forwardNotMatchingPreflights = object.forwardNotMatchingPreflights ?? undefined;
     return message;
@@ -4321,7 +4030,7 @@ function createBaseRouteAction(): RouteAction {
     inlineClusterSpecifierPlugin: undefined,
     clusterNotFoundResponseCode: 0,
     metadataMatch: undefined,
-    prefixRewrite: "",
+    prefixRewrite: '',
     regexRewrite: undefined,
     pathRewritePolicy: undefined,
     hostRewriteLiteral: undefined,
@@ -4374,7 +4083,7 @@ export const RouteAction = {
     if (message.metadataMatch !== undefined) {
       Metadata.encode(message.metadataMatch, writer.uint32(34).fork()).ldelim();
     }
-    if (message.prefixRewrite !== "") {
+    if (message.prefixRewrite !== '') {
       writer.uint32(42).string(message.prefixRewrite);
     }
     if (message.regexRewrite !== undefined) {
@@ -4719,84 +4428,81 @@ export const RouteAction = {
     const message = createBaseRouteAction();
     message.cluster = object.cluster ?? undefined;
     message.clusterHeader = object.clusterHeader ?? undefined;
-    message.weightedClusters = (object.weightedClusters !== undefined && object.weightedClusters !== null)
-      ? WeightedCluster.fromPartial(object.weightedClusters)
-      : undefined;
+    message.weightedClusters =
+      object.weightedClusters !== undefined && object.weightedClusters !== null
+        ? WeightedCluster.fromPartial(object.weightedClusters)
+        : undefined;
     message.clusterSpecifierPlugin = object.clusterSpecifierPlugin ?? undefined;
     message.inlineClusterSpecifierPlugin =
-      (object.inlineClusterSpecifierPlugin !== undefined && object.inlineClusterSpecifierPlugin !== null)
+      object.inlineClusterSpecifierPlugin !== undefined && object.inlineClusterSpecifierPlugin !== null
         ? ClusterSpecifierPlugin.fromPartial(object.inlineClusterSpecifierPlugin)
         : undefined;
     message.clusterNotFoundResponseCode = object.clusterNotFoundResponseCode ?? 0;
-    message.metadataMatch = (object.metadataMatch !== undefined && object.metadataMatch !== null)
-      ? Metadata.fromPartial(object.metadataMatch)
-      : undefined;
-    message.prefixRewrite = object.prefixRewrite ?? "";
-    message.regexRewrite = (object.regexRewrite !== undefined && object.regexRewrite !== null)
-      ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
-      : undefined;
-    message.pathRewritePolicy = (object.pathRewritePolicy !== undefined && object.pathRewritePolicy !== null)
-      ? TypedExtensionConfig.fromPartial(object.pathRewritePolicy)
-      : undefined;
+    message.metadataMatch =
+      object.metadataMatch !== undefined && object.metadataMatch !== null ? Metadata.fromPartial(object.metadataMatch) : undefined;
+    message.prefixRewrite = object.prefixRewrite ?? '';
+    message.regexRewrite =
+      object.regexRewrite !== undefined && object.regexRewrite !== null
+        ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
+        : undefined;
+    message.pathRewritePolicy =
+      object.pathRewritePolicy !== undefined && object.pathRewritePolicy !== null
+        ? TypedExtensionConfig.fromPartial(object.pathRewritePolicy)
+        : undefined;
     message.hostRewriteLiteral = object.hostRewriteLiteral ?? undefined;
     message.autoHostRewrite = object.autoHostRewrite ?? undefined;
     message.hostRewriteHeader = object.hostRewriteHeader ?? undefined;
-    message.hostRewritePathRegex = (object.hostRewritePathRegex !== undefined && object.hostRewritePathRegex !== null)
-      ? RegexMatchAndSubstitute.fromPartial(object.hostRewritePathRegex)
-      : undefined;
+    message.hostRewritePathRegex =
+      object.hostRewritePathRegex !== undefined && object.hostRewritePathRegex !== null
+        ? RegexMatchAndSubstitute.fromPartial(object.hostRewritePathRegex)
+        : undefined;
     message.appendXForwardedHost = object.appendXForwardedHost ?? false;
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
-    message.idleTimeout = (object.idleTimeout !== undefined && object.idleTimeout !== null)
-      ? Duration.fromPartial(object.idleTimeout)
-      : undefined;
-    message.earlyDataPolicy = (object.earlyDataPolicy !== undefined && object.earlyDataPolicy !== null)
-      ? TypedExtensionConfig.fromPartial(object.earlyDataPolicy)
-      : undefined;
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
+    message.idleTimeout =
+      object.idleTimeout !== undefined && object.idleTimeout !== null ? Duration.fromPartial(object.idleTimeout) : undefined;
+    message.earlyDataPolicy =
+      object.earlyDataPolicy !== undefined && object.earlyDataPolicy !== null
+        ? TypedExtensionConfig.fromPartial(object.earlyDataPolicy)
+        : undefined;
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     message.retryPolicyTypedConfig =
-      (object.retryPolicyTypedConfig !== undefined && object.retryPolicyTypedConfig !== null)
+      object.retryPolicyTypedConfig !== undefined && object.retryPolicyTypedConfig !== null
         ? Any.fromPartial(object.retryPolicyTypedConfig)
         : undefined;
-    message.requestMirrorPolicies =
-      object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
+    message.requestMirrorPolicies = object.requestMirrorPolicies?.map((e) => RouteAction_RequestMirrorPolicy.fromPartial(e)) || [];
     message.priority = object.priority ?? 0;
     message.rateLimits = object.rateLimits?.map((e) => RateLimit.fromPartial(e)) || [];
     message.includeVhRateLimits = object.includeVhRateLimits ?? undefined;
     message.hashPolicy = object.hashPolicy?.map((e) => RouteAction_HashPolicy.fromPartial(e)) || [];
-    message.cors = (object.cors !== undefined && object.cors !== null)
-      ? CorsPolicy.fromPartial(object.cors)
-      : undefined;
-    message.maxGrpcTimeout = (object.maxGrpcTimeout !== undefined && object.maxGrpcTimeout !== null)
-      ? Duration.fromPartial(object.maxGrpcTimeout)
-      : undefined;
-    message.grpcTimeoutOffset = (object.grpcTimeoutOffset !== undefined && object.grpcTimeoutOffset !== null)
-      ? Duration.fromPartial(object.grpcTimeoutOffset)
-      : undefined;
+    message.cors = object.cors !== undefined && object.cors !== null ? CorsPolicy.fromPartial(object.cors) : undefined;
+    message.maxGrpcTimeout =
+      object.maxGrpcTimeout !== undefined && object.maxGrpcTimeout !== null ? Duration.fromPartial(object.maxGrpcTimeout) : undefined;
+    message.grpcTimeoutOffset =
+      object.grpcTimeoutOffset !== undefined && object.grpcTimeoutOffset !== null
+        ? Duration.fromPartial(object.grpcTimeoutOffset)
+        : undefined;
     message.upgradeConfigs = object.upgradeConfigs?.map((e) => RouteAction_UpgradeConfig.fromPartial(e)) || [];
     message.internalRedirectPolicy =
-      (object.internalRedirectPolicy !== undefined && object.internalRedirectPolicy !== null)
+      object.internalRedirectPolicy !== undefined && object.internalRedirectPolicy !== null
         ? InternalRedirectPolicy.fromPartial(object.internalRedirectPolicy)
         : undefined;
     message.internalRedirectAction = object.internalRedirectAction ?? 0;
     message.maxInternalRedirects = object.maxInternalRedirects ?? undefined;
-    message.hedgePolicy = (object.hedgePolicy !== undefined && object.hedgePolicy !== null)
-      ? HedgePolicy.fromPartial(object.hedgePolicy)
-      : undefined;
-    message.maxStreamDuration = (object.maxStreamDuration !== undefined && object.maxStreamDuration !== null)
-      ? RouteAction_MaxStreamDuration.fromPartial(object.maxStreamDuration)
-      : undefined;
+    message.hedgePolicy =
+      object.hedgePolicy !== undefined && object.hedgePolicy !== null ? HedgePolicy.fromPartial(object.hedgePolicy) : undefined;
+    message.maxStreamDuration =
+      object.maxStreamDuration !== undefined && object.maxStreamDuration !== null
+        ? RouteAction_MaxStreamDuration.fromPartial(object.maxStreamDuration)
+        : undefined;
     return message;
   },
 };
 
 function createBaseRouteAction_RequestMirrorPolicy(): RouteAction_RequestMirrorPolicy {
   return {
-    cluster: "",
-    clusterHeader: "",
+    cluster: '',
+    clusterHeader: '',
     runtimeFraction: undefined,
     traceSampled: undefined,
     disableShadowHostSuffixAppend: false,
@@ -4805,10 +4511,10 @@ function createBaseRouteAction_RequestMirrorPolicy(): RouteAction_RequestMirrorP
 
 export const RouteAction_RequestMirrorPolicy = {
   encode(message: RouteAction_RequestMirrorPolicy, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.cluster !== "") {
+    if (message.cluster !== '') {
       writer.uint32(10).string(message.cluster);
     }
-    if (message.clusterHeader !== "") {
+    if (message.clusterHeader !== '') {
       writer.uint32(42).string(message.clusterHeader);
     }
     if (message.runtimeFraction !== undefined) {
@@ -4877,15 +4583,14 @@ export const RouteAction_RequestMirrorPolicy = {
   create<I extends Exact<DeepPartial<RouteAction_RequestMirrorPolicy>, I>>(base?: I): RouteAction_RequestMirrorPolicy {
     return RouteAction_RequestMirrorPolicy.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_RequestMirrorPolicy>, I>>(
-    object: I,
-  ): RouteAction_RequestMirrorPolicy {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_RequestMirrorPolicy>, I>>(object: I): RouteAction_RequestMirrorPolicy {
     const message = createBaseRouteAction_RequestMirrorPolicy();
-    message.cluster = object.cluster ?? "";
-    message.clusterHeader = object.clusterHeader ?? "";
-    message.runtimeFraction = (object.runtimeFraction !== undefined && object.runtimeFraction !== null)
-      ? RuntimeFractionalPercent.fromPartial(object.runtimeFraction)
-      : undefined;
+    message.cluster = object.cluster ?? '';
+    message.clusterHeader = object.clusterHeader ?? '';
+    message.runtimeFraction =
+      object.runtimeFraction !== undefined && object.runtimeFraction !== null
+        ? RuntimeFractionalPercent.fromPartial(object.runtimeFraction)
+        : undefined;
     message.traceSampled = object.traceSampled ?? undefined;
     message.disableShadowHostSuffixAppend = object.disableShadowHostSuffixAppend ?? false;
     return message;
@@ -4912,8 +4617,7 @@ export const RouteAction_HashPolicy = {
       RouteAction_HashPolicy_Cookie.encode(message.cookie, writer.uint32(18).fork()).ldelim();
     }
     if (message.connectionProperties !== undefined) {
-      RouteAction_HashPolicy_ConnectionProperties.encode(message.connectionProperties, writer.uint32(26).fork())
-        .ldelim();
+      RouteAction_HashPolicy_ConnectionProperties.encode(message.connectionProperties, writer.uint32(26).fork()).ldelim();
     }
     if (message.queryParameter !== undefined) {
       RouteAction_HashPolicy_QueryParameter.encode(message.queryParameter, writer.uint32(42).fork()).ldelim();
@@ -4990,33 +4694,34 @@ export const RouteAction_HashPolicy = {
   },
   fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy>, I>>(object: I): RouteAction_HashPolicy {
     const message = createBaseRouteAction_HashPolicy();
-    message.header = (object.header !== undefined && object.header !== null)
-      ? RouteAction_HashPolicy_Header.fromPartial(object.header)
-      : undefined;
-    message.cookie = (object.cookie !== undefined && object.cookie !== null)
-      ? RouteAction_HashPolicy_Cookie.fromPartial(object.cookie)
-      : undefined;
-    message.connectionProperties = (object.connectionProperties !== undefined && object.connectionProperties !== null)
-      ? RouteAction_HashPolicy_ConnectionProperties.fromPartial(object.connectionProperties)
-      : undefined;
-    message.queryParameter = (object.queryParameter !== undefined && object.queryParameter !== null)
-      ? RouteAction_HashPolicy_QueryParameter.fromPartial(object.queryParameter)
-      : undefined;
-    message.filterState = (object.filterState !== undefined && object.filterState !== null)
-      ? RouteAction_HashPolicy_FilterState.fromPartial(object.filterState)
-      : undefined;
+    message.header =
+      object.header !== undefined && object.header !== null ? RouteAction_HashPolicy_Header.fromPartial(object.header) : undefined;
+    message.cookie =
+      object.cookie !== undefined && object.cookie !== null ? RouteAction_HashPolicy_Cookie.fromPartial(object.cookie) : undefined;
+    message.connectionProperties =
+      object.connectionProperties !== undefined && object.connectionProperties !== null
+        ? RouteAction_HashPolicy_ConnectionProperties.fromPartial(object.connectionProperties)
+        : undefined;
+    message.queryParameter =
+      object.queryParameter !== undefined && object.queryParameter !== null
+        ? RouteAction_HashPolicy_QueryParameter.fromPartial(object.queryParameter)
+        : undefined;
+    message.filterState =
+      object.filterState !== undefined && object.filterState !== null
+        ? RouteAction_HashPolicy_FilterState.fromPartial(object.filterState)
+        : undefined;
     message.terminal = object.terminal ?? false;
     return message;
   },
 };
 
 function createBaseRouteAction_HashPolicy_Header(): RouteAction_HashPolicy_Header {
-  return { headerName: "", regexRewrite: undefined };
+  return { headerName: '', regexRewrite: undefined };
 }
 
 export const RouteAction_HashPolicy_Header = {
   encode(message: RouteAction_HashPolicy_Header, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.headerName !== "") {
+    if (message.headerName !== '') {
       writer.uint32(10).string(message.headerName);
     }
     if (message.regexRewrite !== undefined) {
@@ -5058,28 +4763,27 @@ export const RouteAction_HashPolicy_Header = {
   create<I extends Exact<DeepPartial<RouteAction_HashPolicy_Header>, I>>(base?: I): RouteAction_HashPolicy_Header {
     return RouteAction_HashPolicy_Header.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_Header>, I>>(
-    object: I,
-  ): RouteAction_HashPolicy_Header {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_Header>, I>>(object: I): RouteAction_HashPolicy_Header {
     const message = createBaseRouteAction_HashPolicy_Header();
-    message.headerName = object.headerName ?? "";
-    message.regexRewrite = (object.regexRewrite !== undefined && object.regexRewrite !== null)
-      ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
-      : undefined;
+    message.headerName = object.headerName ?? '';
+    message.regexRewrite =
+      object.regexRewrite !== undefined && object.regexRewrite !== null
+        ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
+        : undefined;
     return message;
   },
 };
 
 function createBaseRouteAction_HashPolicy_CookieAttribute(): RouteAction_HashPolicy_CookieAttribute {
-  return { name: "", value: "" };
+  return { name: '', value: '' };
 }
 
 export const RouteAction_HashPolicy_CookieAttribute = {
   encode(message: RouteAction_HashPolicy_CookieAttribute, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -5115,34 +4819,30 @@ export const RouteAction_HashPolicy_CookieAttribute = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_CookieAttribute>, I>>(
-    base?: I,
-  ): RouteAction_HashPolicy_CookieAttribute {
+  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_CookieAttribute>, I>>(base?: I): RouteAction_HashPolicy_CookieAttribute {
     return RouteAction_HashPolicy_CookieAttribute.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_CookieAttribute>, I>>(
-    object: I,
-  ): RouteAction_HashPolicy_CookieAttribute {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_CookieAttribute>, I>>(object: I): RouteAction_HashPolicy_CookieAttribute {
     const message = createBaseRouteAction_HashPolicy_CookieAttribute();
-    message.name = object.name ?? "";
-    message.value = object.value ?? "";
+    message.name = object.name ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseRouteAction_HashPolicy_Cookie(): RouteAction_HashPolicy_Cookie {
-  return { name: "", ttl: undefined, path: "", attributes: [] };
+  return { name: '', ttl: undefined, path: '', attributes: [] };
 }
 
 export const RouteAction_HashPolicy_Cookie = {
   encode(message: RouteAction_HashPolicy_Cookie, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.ttl !== undefined) {
       Duration.encode(message.ttl, writer.uint32(18).fork()).ldelim();
     }
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(26).string(message.path);
     }
     for (const v of message.attributes) {
@@ -5198,13 +4898,11 @@ export const RouteAction_HashPolicy_Cookie = {
   create<I extends Exact<DeepPartial<RouteAction_HashPolicy_Cookie>, I>>(base?: I): RouteAction_HashPolicy_Cookie {
     return RouteAction_HashPolicy_Cookie.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_Cookie>, I>>(
-    object: I,
-  ): RouteAction_HashPolicy_Cookie {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_Cookie>, I>>(object: I): RouteAction_HashPolicy_Cookie {
     const message = createBaseRouteAction_HashPolicy_Cookie();
-    message.name = object.name ?? "";
-    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
-    message.path = object.path ?? "";
+    message.name = object.name ?? '';
+    message.ttl = object.ttl !== undefined && object.ttl !== null ? Duration.fromPartial(object.ttl) : undefined;
+    message.path = object.path ?? '';
     message.attributes = object.attributes?.map((e) => RouteAction_HashPolicy_CookieAttribute.fromPartial(e)) || [];
     return message;
   },
@@ -5260,12 +4958,12 @@ export const RouteAction_HashPolicy_ConnectionProperties = {
 };
 
 function createBaseRouteAction_HashPolicy_QueryParameter(): RouteAction_HashPolicy_QueryParameter {
-  return { name: "" };
+  return { name: '' };
 }
 
 export const RouteAction_HashPolicy_QueryParameter = {
   encode(message: RouteAction_HashPolicy_QueryParameter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     return writer;
@@ -5294,27 +4992,23 @@ export const RouteAction_HashPolicy_QueryParameter = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_QueryParameter>, I>>(
-    base?: I,
-  ): RouteAction_HashPolicy_QueryParameter {
+  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_QueryParameter>, I>>(base?: I): RouteAction_HashPolicy_QueryParameter {
     return RouteAction_HashPolicy_QueryParameter.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_QueryParameter>, I>>(
-    object: I,
-  ): RouteAction_HashPolicy_QueryParameter {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_QueryParameter>, I>>(object: I): RouteAction_HashPolicy_QueryParameter {
     const message = createBaseRouteAction_HashPolicy_QueryParameter();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     return message;
   },
 };
 
 function createBaseRouteAction_HashPolicy_FilterState(): RouteAction_HashPolicy_FilterState {
-  return { key: "" };
+  return { key: '' };
 }
 
 export const RouteAction_HashPolicy_FilterState = {
   encode(message: RouteAction_HashPolicy_FilterState, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     return writer;
@@ -5343,27 +5037,23 @@ export const RouteAction_HashPolicy_FilterState = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_FilterState>, I>>(
-    base?: I,
-  ): RouteAction_HashPolicy_FilterState {
+  create<I extends Exact<DeepPartial<RouteAction_HashPolicy_FilterState>, I>>(base?: I): RouteAction_HashPolicy_FilterState {
     return RouteAction_HashPolicy_FilterState.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_FilterState>, I>>(
-    object: I,
-  ): RouteAction_HashPolicy_FilterState {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_HashPolicy_FilterState>, I>>(object: I): RouteAction_HashPolicy_FilterState {
     const message = createBaseRouteAction_HashPolicy_FilterState();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     return message;
   },
 };
 
 function createBaseRouteAction_UpgradeConfig(): RouteAction_UpgradeConfig {
-  return { upgradeType: "", enabled: undefined, connectConfig: undefined };
+  return { upgradeType: '', enabled: undefined, connectConfig: undefined };
 }
 
 export const RouteAction_UpgradeConfig = {
   encode(message: RouteAction_UpgradeConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.upgradeType !== "") {
+    if (message.upgradeType !== '') {
       writer.uint32(10).string(message.upgradeType);
     }
     if (message.enabled !== undefined) {
@@ -5417,11 +5107,12 @@ export const RouteAction_UpgradeConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<RouteAction_UpgradeConfig>, I>>(object: I): RouteAction_UpgradeConfig {
     const message = createBaseRouteAction_UpgradeConfig();
-    message.upgradeType = object.upgradeType ?? "";
+    message.upgradeType = object.upgradeType ?? '';
     message.enabled = object.enabled ?? undefined;
-    message.connectConfig = (object.connectConfig !== undefined && object.connectConfig !== null)
-      ? RouteAction_UpgradeConfig_ConnectConfig.fromPartial(object.connectConfig)
-      : undefined;
+    message.connectConfig =
+      object.connectConfig !== undefined && object.connectConfig !== null
+        ? RouteAction_UpgradeConfig_ConnectConfig.fromPartial(object.connectConfig)
+        : undefined;
     return message;
   },
 };
@@ -5471,18 +5162,17 @@ export const RouteAction_UpgradeConfig_ConnectConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RouteAction_UpgradeConfig_ConnectConfig>, I>>(
-    base?: I,
-  ): RouteAction_UpgradeConfig_ConnectConfig {
+  create<I extends Exact<DeepPartial<RouteAction_UpgradeConfig_ConnectConfig>, I>>(base?: I): RouteAction_UpgradeConfig_ConnectConfig {
     return RouteAction_UpgradeConfig_ConnectConfig.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<RouteAction_UpgradeConfig_ConnectConfig>, I>>(
     object: I,
   ): RouteAction_UpgradeConfig_ConnectConfig {
     const message = createBaseRouteAction_UpgradeConfig_ConnectConfig();
-    message.proxyProtocolConfig = (object.proxyProtocolConfig !== undefined && object.proxyProtocolConfig !== null)
-      ? ProxyProtocolConfig.fromPartial(object.proxyProtocolConfig)
-      : undefined;
+    message.proxyProtocolConfig =
+      object.proxyProtocolConfig !== undefined && object.proxyProtocolConfig !== null
+        ? ProxyProtocolConfig.fromPartial(object.proxyProtocolConfig)
+        : undefined;
     message.allowPost = object.allowPost ?? false;
     return message;
   },
@@ -5546,18 +5236,18 @@ export const RouteAction_MaxStreamDuration = {
   create<I extends Exact<DeepPartial<RouteAction_MaxStreamDuration>, I>>(base?: I): RouteAction_MaxStreamDuration {
     return RouteAction_MaxStreamDuration.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RouteAction_MaxStreamDuration>, I>>(
-    object: I,
-  ): RouteAction_MaxStreamDuration {
+  fromPartial<I extends Exact<DeepPartial<RouteAction_MaxStreamDuration>, I>>(object: I): RouteAction_MaxStreamDuration {
     const message = createBaseRouteAction_MaxStreamDuration();
-    message.maxStreamDuration = (object.maxStreamDuration !== undefined && object.maxStreamDuration !== null)
-      ? Duration.fromPartial(object.maxStreamDuration)
-      : undefined;
-    message.grpcTimeoutHeaderMax = (object.grpcTimeoutHeaderMax !== undefined && object.grpcTimeoutHeaderMax !== null)
-      ? Duration.fromPartial(object.grpcTimeoutHeaderMax)
-      : undefined;
+    message.maxStreamDuration =
+      object.maxStreamDuration !== undefined && object.maxStreamDuration !== null
+        ? Duration.fromPartial(object.maxStreamDuration)
+        : undefined;
+    message.grpcTimeoutHeaderMax =
+      object.grpcTimeoutHeaderMax !== undefined && object.grpcTimeoutHeaderMax !== null
+        ? Duration.fromPartial(object.grpcTimeoutHeaderMax)
+        : undefined;
     message.grpcTimeoutHeaderOffset =
-      (object.grpcTimeoutHeaderOffset !== undefined && object.grpcTimeoutHeaderOffset !== null)
+      object.grpcTimeoutHeaderOffset !== undefined && object.grpcTimeoutHeaderOffset !== null
         ? Duration.fromPartial(object.grpcTimeoutHeaderOffset)
         : undefined;
     return message;
@@ -5566,7 +5256,7 @@ export const RouteAction_MaxStreamDuration = {
 
 function createBaseRetryPolicy(): RetryPolicy {
   return {
-    retryOn: "",
+    retryOn: '',
     numRetries: undefined,
     perTryTimeout: undefined,
     perTryIdleTimeout: undefined,
@@ -5584,7 +5274,7 @@ function createBaseRetryPolicy(): RetryPolicy {
 
 export const RetryPolicy = {
   encode(message: RetryPolicy, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.retryOn !== "") {
+    if (message.retryOn !== '') {
       writer.uint32(10).string(message.retryOn);
     }
     if (message.numRetries !== undefined) {
@@ -5750,28 +5440,28 @@ export const RetryPolicy = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy>, I>>(object: I): RetryPolicy {
     const message = createBaseRetryPolicy();
-    message.retryOn = object.retryOn ?? "";
+    message.retryOn = object.retryOn ?? '';
     message.numRetries = object.numRetries ?? undefined;
-    message.perTryTimeout = (object.perTryTimeout !== undefined && object.perTryTimeout !== null)
-      ? Duration.fromPartial(object.perTryTimeout)
-      : undefined;
-    message.perTryIdleTimeout = (object.perTryIdleTimeout !== undefined && object.perTryIdleTimeout !== null)
-      ? Duration.fromPartial(object.perTryIdleTimeout)
-      : undefined;
-    message.retryPriority = (object.retryPriority !== undefined && object.retryPriority !== null)
-      ? RetryPolicy_RetryPriority.fromPartial(object.retryPriority)
-      : undefined;
-    message.retryHostPredicate = object.retryHostPredicate?.map((e) => RetryPolicy_RetryHostPredicate.fromPartial(e)) ||
-      [];
-    message.retryOptionsPredicates = object.retryOptionsPredicates?.map((e) => TypedExtensionConfig.fromPartial(e)) ||
-      [];
+    message.perTryTimeout =
+      object.perTryTimeout !== undefined && object.perTryTimeout !== null ? Duration.fromPartial(object.perTryTimeout) : undefined;
+    message.perTryIdleTimeout =
+      object.perTryIdleTimeout !== undefined && object.perTryIdleTimeout !== null
+        ? Duration.fromPartial(object.perTryIdleTimeout)
+        : undefined;
+    message.retryPriority =
+      object.retryPriority !== undefined && object.retryPriority !== null
+        ? RetryPolicy_RetryPriority.fromPartial(object.retryPriority)
+        : undefined;
+    message.retryHostPredicate = object.retryHostPredicate?.map((e) => RetryPolicy_RetryHostPredicate.fromPartial(e)) || [];
+    message.retryOptionsPredicates = object.retryOptionsPredicates?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
     message.hostSelectionRetryMaxAttempts = object.hostSelectionRetryMaxAttempts ?? 0;
     message.retriableStatusCodes = object.retriableStatusCodes?.map((e) => e) || [];
-    message.retryBackOff = (object.retryBackOff !== undefined && object.retryBackOff !== null)
-      ? RetryPolicy_RetryBackOff.fromPartial(object.retryBackOff)
-      : undefined;
+    message.retryBackOff =
+      object.retryBackOff !== undefined && object.retryBackOff !== null
+        ? RetryPolicy_RetryBackOff.fromPartial(object.retryBackOff)
+        : undefined;
     message.rateLimitedRetryBackOff =
-      (object.rateLimitedRetryBackOff !== undefined && object.rateLimitedRetryBackOff !== null)
+      object.rateLimitedRetryBackOff !== undefined && object.rateLimitedRetryBackOff !== null
         ? RetryPolicy_RateLimitedRetryBackOff.fromPartial(object.rateLimitedRetryBackOff)
         : undefined;
     message.retriableHeaders = object.retriableHeaders?.map((e) => HeaderMatcher.fromPartial(e)) || [];
@@ -5781,12 +5471,12 @@ export const RetryPolicy = {
 };
 
 function createBaseRetryPolicy_RetryPriority(): RetryPolicy_RetryPriority {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const RetryPolicy_RetryPriority = {
   encode(message: RetryPolicy_RetryPriority, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -5830,21 +5520,19 @@ export const RetryPolicy_RetryPriority = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryPriority>, I>>(object: I): RetryPolicy_RetryPriority {
     const message = createBaseRetryPolicy_RetryPriority();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseRetryPolicy_RetryHostPredicate(): RetryPolicy_RetryHostPredicate {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const RetryPolicy_RetryHostPredicate = {
   encode(message: RetryPolicy_RetryHostPredicate, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -5886,14 +5574,10 @@ export const RetryPolicy_RetryHostPredicate = {
   create<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(base?: I): RetryPolicy_RetryHostPredicate {
     return RetryPolicy_RetryHostPredicate.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(
-    object: I,
-  ): RetryPolicy_RetryHostPredicate {
+  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryHostPredicate>, I>>(object: I): RetryPolicy_RetryHostPredicate {
     const message = createBaseRetryPolicy_RetryHostPredicate();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -5948,23 +5632,21 @@ export const RetryPolicy_RetryBackOff = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy_RetryBackOff>, I>>(object: I): RetryPolicy_RetryBackOff {
     const message = createBaseRetryPolicy_RetryBackOff();
-    message.baseInterval = (object.baseInterval !== undefined && object.baseInterval !== null)
-      ? Duration.fromPartial(object.baseInterval)
-      : undefined;
-    message.maxInterval = (object.maxInterval !== undefined && object.maxInterval !== null)
-      ? Duration.fromPartial(object.maxInterval)
-      : undefined;
+    message.baseInterval =
+      object.baseInterval !== undefined && object.baseInterval !== null ? Duration.fromPartial(object.baseInterval) : undefined;
+    message.maxInterval =
+      object.maxInterval !== undefined && object.maxInterval !== null ? Duration.fromPartial(object.maxInterval) : undefined;
     return message;
   },
 };
 
 function createBaseRetryPolicy_ResetHeader(): RetryPolicy_ResetHeader {
-  return { name: "", format: 0 };
+  return { name: '', format: 0 };
 }
 
 export const RetryPolicy_ResetHeader = {
   encode(message: RetryPolicy_ResetHeader, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.format !== 0) {
@@ -6008,7 +5690,7 @@ export const RetryPolicy_ResetHeader = {
   },
   fromPartial<I extends Exact<DeepPartial<RetryPolicy_ResetHeader>, I>>(object: I): RetryPolicy_ResetHeader {
     const message = createBaseRetryPolicy_ResetHeader();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.format = object.format ?? 0;
     return message;
   },
@@ -6059,19 +5741,14 @@ export const RetryPolicy_RateLimitedRetryBackOff = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RetryPolicy_RateLimitedRetryBackOff>, I>>(
-    base?: I,
-  ): RetryPolicy_RateLimitedRetryBackOff {
+  create<I extends Exact<DeepPartial<RetryPolicy_RateLimitedRetryBackOff>, I>>(base?: I): RetryPolicy_RateLimitedRetryBackOff {
     return RetryPolicy_RateLimitedRetryBackOff.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RateLimitedRetryBackOff>, I>>(
-    object: I,
-  ): RetryPolicy_RateLimitedRetryBackOff {
+  fromPartial<I extends Exact<DeepPartial<RetryPolicy_RateLimitedRetryBackOff>, I>>(object: I): RetryPolicy_RateLimitedRetryBackOff {
     const message = createBaseRetryPolicy_RateLimitedRetryBackOff();
     message.resetHeaders = object.resetHeaders?.map((e) => RetryPolicy_ResetHeader.fromPartial(e)) || [];
-    message.maxInterval = (object.maxInterval !== undefined && object.maxInterval !== null)
-      ? Duration.fromPartial(object.maxInterval)
-      : undefined;
+    message.maxInterval =
+      object.maxInterval !== undefined && object.maxInterval !== null ? Duration.fromPartial(object.maxInterval) : undefined;
     return message;
   },
 };
@@ -6138,7 +5815,7 @@ export const HedgePolicy = {
     const message = createBaseHedgePolicy();
     message.initialRequests = object.initialRequests ?? undefined;
     message.additionalRequestChance =
-      (object.additionalRequestChance !== undefined && object.additionalRequestChance !== null)
+      object.additionalRequestChance !== undefined && object.additionalRequestChance !== null
         ? FractionalPercent.fromPartial(object.additionalRequestChance)
         : undefined;
     message.hedgeOnPerTryTimeout = object.hedgeOnPerTryTimeout ?? false;
@@ -6150,7 +5827,7 @@ function createBaseRedirectAction(): RedirectAction {
   return {
     httpsRedirect: undefined,
     schemeRedirect: undefined,
-    hostRedirect: "",
+    hostRedirect: '',
     portRedirect: 0,
     pathRedirect: undefined,
     prefixRewrite: undefined,
@@ -6168,7 +5845,7 @@ export const RedirectAction = {
     if (message.schemeRedirect !== undefined) {
       writer.uint32(58).string(message.schemeRedirect);
     }
-    if (message.hostRedirect !== "") {
+    if (message.hostRedirect !== '') {
       writer.uint32(10).string(message.hostRedirect);
     }
     if (message.portRedirect !== 0) {
@@ -6278,13 +5955,14 @@ export const RedirectAction = {
     const message = createBaseRedirectAction();
     message.httpsRedirect = object.httpsRedirect ?? undefined;
     message.schemeRedirect = object.schemeRedirect ?? undefined;
-    message.hostRedirect = object.hostRedirect ?? "";
+    message.hostRedirect = object.hostRedirect ?? '';
     message.portRedirect = object.portRedirect ?? 0;
     message.pathRedirect = object.pathRedirect ?? undefined;
     message.prefixRewrite = object.prefixRewrite ?? undefined;
-    message.regexRewrite = (object.regexRewrite !== undefined && object.regexRewrite !== null)
-      ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
-      : undefined;
+    message.regexRewrite =
+      object.regexRewrite !== undefined && object.regexRewrite !== null
+        ? RegexMatchAndSubstitute.fromPartial(object.regexRewrite)
+        : undefined;
     message.responseCode = object.responseCode ?? 0;
     message.stripQuery = object.stripQuery ?? false;
     return message;
@@ -6342,9 +6020,7 @@ export const DirectResponseAction = {
   fromPartial<I extends Exact<DeepPartial<DirectResponseAction>, I>>(object: I): DirectResponseAction {
     const message = createBaseDirectResponseAction();
     message.status = object.status ?? 0;
-    message.body = (object.body !== undefined && object.body !== null)
-      ? DataSource.fromPartial(object.body)
-      : undefined;
+    message.body = object.body !== undefined && object.body !== null ? DataSource.fromPartial(object.body) : undefined;
     return message;
   },
 };
@@ -6384,12 +6060,12 @@ export const NonForwardingAction = {
 };
 
 function createBaseDecorator(): Decorator {
-  return { operation: "", propagate: undefined };
+  return { operation: '', propagate: undefined };
 }
 
 export const Decorator = {
   encode(message: Decorator, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.operation !== "") {
+    if (message.operation !== '') {
       writer.uint32(10).string(message.operation);
     }
     if (message.propagate !== undefined) {
@@ -6433,7 +6109,7 @@ export const Decorator = {
   },
   fromPartial<I extends Exact<DeepPartial<Decorator>, I>>(object: I): Decorator {
     const message = createBaseDecorator();
-    message.operation = object.operation ?? "";
+    message.operation = object.operation ?? '';
     message.propagate = object.propagate ?? undefined;
     return message;
   },
@@ -6509,22 +6185,25 @@ export const Tracing = {
   },
   fromPartial<I extends Exact<DeepPartial<Tracing>, I>>(object: I): Tracing {
     const message = createBaseTracing();
-    message.clientSampling = (object.clientSampling !== undefined && object.clientSampling !== null)
-      ? FractionalPercent.fromPartial(object.clientSampling)
-      : undefined;
-    message.randomSampling = (object.randomSampling !== undefined && object.randomSampling !== null)
-      ? FractionalPercent.fromPartial(object.randomSampling)
-      : undefined;
-    message.overallSampling = (object.overallSampling !== undefined && object.overallSampling !== null)
-      ? FractionalPercent.fromPartial(object.overallSampling)
-      : undefined;
+    message.clientSampling =
+      object.clientSampling !== undefined && object.clientSampling !== null
+        ? FractionalPercent.fromPartial(object.clientSampling)
+        : undefined;
+    message.randomSampling =
+      object.randomSampling !== undefined && object.randomSampling !== null
+        ? FractionalPercent.fromPartial(object.randomSampling)
+        : undefined;
+    message.overallSampling =
+      object.overallSampling !== undefined && object.overallSampling !== null
+        ? FractionalPercent.fromPartial(object.overallSampling)
+        : undefined;
     message.customTags = object.customTags?.map((e) => CustomTag.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseVirtualCluster(): VirtualCluster {
-  return { headers: [], name: "" };
+  return { headers: [], name: '' };
 }
 
 export const VirtualCluster = {
@@ -6532,7 +6211,7 @@ export const VirtualCluster = {
     for (const v of message.headers) {
       HeaderMatcher.encode(v!, writer.uint32(34).fork()).ldelim();
     }
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(18).string(message.name);
     }
     return writer;
@@ -6574,13 +6253,13 @@ export const VirtualCluster = {
   fromPartial<I extends Exact<DeepPartial<VirtualCluster>, I>>(object: I): VirtualCluster {
     const message = createBaseVirtualCluster();
     message.headers = object.headers?.map((e) => HeaderMatcher.fromPartial(e)) || [];
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     return message;
   },
 };
 
 function createBaseRateLimit(): RateLimit {
-  return { stage: undefined, disableKey: "", actions: [], limit: undefined };
+  return { stage: undefined, disableKey: '', actions: [], limit: undefined };
 }
 
 export const RateLimit = {
@@ -6588,7 +6267,7 @@ export const RateLimit = {
     if (message.stage !== undefined) {
       UInt32Value.encode({ value: message.stage! }, writer.uint32(10).fork()).ldelim();
     }
-    if (message.disableKey !== "") {
+    if (message.disableKey !== '') {
       writer.uint32(18).string(message.disableKey);
     }
     for (const v of message.actions) {
@@ -6650,11 +6329,9 @@ export const RateLimit = {
   fromPartial<I extends Exact<DeepPartial<RateLimit>, I>>(object: I): RateLimit {
     const message = createBaseRateLimit();
     message.stage = object.stage ?? undefined;
-    message.disableKey = object.disableKey ?? "";
+    message.disableKey = object.disableKey ?? '';
     message.actions = object.actions?.map((e) => RateLimit_Action.fromPartial(e)) || [];
-    message.limit = (object.limit !== undefined && object.limit !== null)
-      ? RateLimit_Override.fromPartial(object.limit)
-      : undefined;
+    message.limit = object.limit !== undefined && object.limit !== null ? RateLimit_Override.fromPartial(object.limit) : undefined;
     return message;
   },
 };
@@ -6708,8 +6385,7 @@ export const RateLimit_Action = {
       RateLimit_Action_MaskedRemoteAddress.encode(message.maskedRemoteAddress, writer.uint32(82).fork()).ldelim();
     }
     if (message.queryParameterValueMatch !== undefined) {
-      RateLimit_Action_QueryParameterValueMatch.encode(message.queryParameterValueMatch, writer.uint32(90).fork())
-        .ldelim();
+      RateLimit_Action_QueryParameterValueMatch.encode(message.queryParameterValueMatch, writer.uint32(90).fork()).ldelim();
     }
     return writer;
   },
@@ -6812,38 +6488,44 @@ export const RateLimit_Action = {
   },
   fromPartial<I extends Exact<DeepPartial<RateLimit_Action>, I>>(object: I): RateLimit_Action {
     const message = createBaseRateLimit_Action();
-    message.sourceCluster = (object.sourceCluster !== undefined && object.sourceCluster !== null)
-      ? RateLimit_Action_SourceCluster.fromPartial(object.sourceCluster)
-      : undefined;
-    message.destinationCluster = (object.destinationCluster !== undefined && object.destinationCluster !== null)
-      ? RateLimit_Action_DestinationCluster.fromPartial(object.destinationCluster)
-      : undefined;
-    message.requestHeaders = (object.requestHeaders !== undefined && object.requestHeaders !== null)
-      ? RateLimit_Action_RequestHeaders.fromPartial(object.requestHeaders)
-      : undefined;
-    message.remoteAddress = (object.remoteAddress !== undefined && object.remoteAddress !== null)
-      ? RateLimit_Action_RemoteAddress.fromPartial(object.remoteAddress)
-      : undefined;
-    message.genericKey = (object.genericKey !== undefined && object.genericKey !== null)
-      ? RateLimit_Action_GenericKey.fromPartial(object.genericKey)
-      : undefined;
-    message.headerValueMatch = (object.headerValueMatch !== undefined && object.headerValueMatch !== null)
-      ? RateLimit_Action_HeaderValueMatch.fromPartial(object.headerValueMatch)
-      : undefined;
-    message.dynamicMetadata = (object.dynamicMetadata !== undefined && object.dynamicMetadata !== null)
-      ? RateLimit_Action_DynamicMetaData.fromPartial(object.dynamicMetadata)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? RateLimit_Action_MetaData.fromPartial(object.metadata)
-      : undefined;
-    message.extension = (object.extension !== undefined && object.extension !== null)
-      ? TypedExtensionConfig.fromPartial(object.extension)
-      : undefined;
-    message.maskedRemoteAddress = (object.maskedRemoteAddress !== undefined && object.maskedRemoteAddress !== null)
-      ? RateLimit_Action_MaskedRemoteAddress.fromPartial(object.maskedRemoteAddress)
-      : undefined;
+    message.sourceCluster =
+      object.sourceCluster !== undefined && object.sourceCluster !== null
+        ? RateLimit_Action_SourceCluster.fromPartial(object.sourceCluster)
+        : undefined;
+    message.destinationCluster =
+      object.destinationCluster !== undefined && object.destinationCluster !== null
+        ? RateLimit_Action_DestinationCluster.fromPartial(object.destinationCluster)
+        : undefined;
+    message.requestHeaders =
+      object.requestHeaders !== undefined && object.requestHeaders !== null
+        ? RateLimit_Action_RequestHeaders.fromPartial(object.requestHeaders)
+        : undefined;
+    message.remoteAddress =
+      object.remoteAddress !== undefined && object.remoteAddress !== null
+        ? RateLimit_Action_RemoteAddress.fromPartial(object.remoteAddress)
+        : undefined;
+    message.genericKey =
+      object.genericKey !== undefined && object.genericKey !== null
+        ? RateLimit_Action_GenericKey.fromPartial(object.genericKey)
+        : undefined;
+    message.headerValueMatch =
+      object.headerValueMatch !== undefined && object.headerValueMatch !== null
+        ? RateLimit_Action_HeaderValueMatch.fromPartial(object.headerValueMatch)
+        : undefined;
+    message.dynamicMetadata =
+      object.dynamicMetadata !== undefined && object.dynamicMetadata !== null
+        ? RateLimit_Action_DynamicMetaData.fromPartial(object.dynamicMetadata)
+        : undefined;
+    message.metadata =
+      object.metadata !== undefined && object.metadata !== null ? RateLimit_Action_MetaData.fromPartial(object.metadata) : undefined;
+    message.extension =
+      object.extension !== undefined && object.extension !== null ? TypedExtensionConfig.fromPartial(object.extension) : undefined;
+    message.maskedRemoteAddress =
+      object.maskedRemoteAddress !== undefined && object.maskedRemoteAddress !== null
+        ? RateLimit_Action_MaskedRemoteAddress.fromPartial(object.maskedRemoteAddress)
+        : undefined;
     message.queryParameterValueMatch =
-      (object.queryParameterValueMatch !== undefined && object.queryParameterValueMatch !== null)
+      object.queryParameterValueMatch !== undefined && object.queryParameterValueMatch !== null
         ? RateLimit_Action_QueryParameterValueMatch.fromPartial(object.queryParameterValueMatch)
         : undefined;
     return message;
@@ -6909,29 +6591,25 @@ export const RateLimit_Action_DestinationCluster = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Action_DestinationCluster>, I>>(
-    base?: I,
-  ): RateLimit_Action_DestinationCluster {
+  create<I extends Exact<DeepPartial<RateLimit_Action_DestinationCluster>, I>>(base?: I): RateLimit_Action_DestinationCluster {
     return RateLimit_Action_DestinationCluster.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_DestinationCluster>, I>>(
-    _: I,
-  ): RateLimit_Action_DestinationCluster {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_DestinationCluster>, I>>(_: I): RateLimit_Action_DestinationCluster {
     const message = createBaseRateLimit_Action_DestinationCluster();
     return message;
   },
 };
 
 function createBaseRateLimit_Action_RequestHeaders(): RateLimit_Action_RequestHeaders {
-  return { headerName: "", descriptorKey: "", skipIfAbsent: false };
+  return { headerName: '', descriptorKey: '', skipIfAbsent: false };
 }
 
 export const RateLimit_Action_RequestHeaders = {
   encode(message: RateLimit_Action_RequestHeaders, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.headerName !== "") {
+    if (message.headerName !== '') {
       writer.uint32(10).string(message.headerName);
     }
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(18).string(message.descriptorKey);
     }
     if (message.skipIfAbsent !== false) {
@@ -6980,12 +6658,10 @@ export const RateLimit_Action_RequestHeaders = {
   create<I extends Exact<DeepPartial<RateLimit_Action_RequestHeaders>, I>>(base?: I): RateLimit_Action_RequestHeaders {
     return RateLimit_Action_RequestHeaders.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_RequestHeaders>, I>>(
-    object: I,
-  ): RateLimit_Action_RequestHeaders {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_RequestHeaders>, I>>(object: I): RateLimit_Action_RequestHeaders {
     const message = createBaseRateLimit_Action_RequestHeaders();
-    message.headerName = object.headerName ?? "";
-    message.descriptorKey = object.descriptorKey ?? "";
+    message.headerName = object.headerName ?? '';
+    message.descriptorKey = object.descriptorKey ?? '';
     message.skipIfAbsent = object.skipIfAbsent ?? false;
     return message;
   },
@@ -7070,14 +6746,10 @@ export const RateLimit_Action_MaskedRemoteAddress = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Action_MaskedRemoteAddress>, I>>(
-    base?: I,
-  ): RateLimit_Action_MaskedRemoteAddress {
+  create<I extends Exact<DeepPartial<RateLimit_Action_MaskedRemoteAddress>, I>>(base?: I): RateLimit_Action_MaskedRemoteAddress {
     return RateLimit_Action_MaskedRemoteAddress.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_MaskedRemoteAddress>, I>>(
-    object: I,
-  ): RateLimit_Action_MaskedRemoteAddress {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_MaskedRemoteAddress>, I>>(object: I): RateLimit_Action_MaskedRemoteAddress {
     const message = createBaseRateLimit_Action_MaskedRemoteAddress();
     message.v4PrefixMaskLen = object.v4PrefixMaskLen ?? undefined;
     message.v6PrefixMaskLen = object.v6PrefixMaskLen ?? undefined;
@@ -7086,15 +6758,15 @@ export const RateLimit_Action_MaskedRemoteAddress = {
 };
 
 function createBaseRateLimit_Action_GenericKey(): RateLimit_Action_GenericKey {
-  return { descriptorValue: "", descriptorKey: "" };
+  return { descriptorValue: '', descriptorKey: '' };
 }
 
 export const RateLimit_Action_GenericKey = {
   encode(message: RateLimit_Action_GenericKey, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.descriptorValue !== "") {
+    if (message.descriptorValue !== '') {
       writer.uint32(10).string(message.descriptorValue);
     }
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(18).string(message.descriptorKey);
     }
     return writer;
@@ -7135,22 +6807,22 @@ export const RateLimit_Action_GenericKey = {
   },
   fromPartial<I extends Exact<DeepPartial<RateLimit_Action_GenericKey>, I>>(object: I): RateLimit_Action_GenericKey {
     const message = createBaseRateLimit_Action_GenericKey();
-    message.descriptorValue = object.descriptorValue ?? "";
-    message.descriptorKey = object.descriptorKey ?? "";
+    message.descriptorValue = object.descriptorValue ?? '';
+    message.descriptorKey = object.descriptorKey ?? '';
     return message;
   },
 };
 
 function createBaseRateLimit_Action_HeaderValueMatch(): RateLimit_Action_HeaderValueMatch {
-  return { descriptorKey: "", descriptorValue: "", expectMatch: undefined, headers: [] };
+  return { descriptorKey: '', descriptorValue: '', expectMatch: undefined, headers: [] };
 }
 
 export const RateLimit_Action_HeaderValueMatch = {
   encode(message: RateLimit_Action_HeaderValueMatch, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(34).string(message.descriptorKey);
     }
-    if (message.descriptorValue !== "") {
+    if (message.descriptorValue !== '') {
       writer.uint32(10).string(message.descriptorValue);
     }
     if (message.expectMatch !== undefined) {
@@ -7206,17 +6878,13 @@ export const RateLimit_Action_HeaderValueMatch = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Action_HeaderValueMatch>, I>>(
-    base?: I,
-  ): RateLimit_Action_HeaderValueMatch {
+  create<I extends Exact<DeepPartial<RateLimit_Action_HeaderValueMatch>, I>>(base?: I): RateLimit_Action_HeaderValueMatch {
     return RateLimit_Action_HeaderValueMatch.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_HeaderValueMatch>, I>>(
-    object: I,
-  ): RateLimit_Action_HeaderValueMatch {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_HeaderValueMatch>, I>>(object: I): RateLimit_Action_HeaderValueMatch {
     const message = createBaseRateLimit_Action_HeaderValueMatch();
-    message.descriptorKey = object.descriptorKey ?? "";
-    message.descriptorValue = object.descriptorValue ?? "";
+    message.descriptorKey = object.descriptorKey ?? '';
+    message.descriptorValue = object.descriptorValue ?? '';
     message.expectMatch = object.expectMatch ?? undefined;
     message.headers = object.headers?.map((e) => HeaderMatcher.fromPartial(e)) || [];
     return message;
@@ -7224,18 +6892,18 @@ export const RateLimit_Action_HeaderValueMatch = {
 };
 
 function createBaseRateLimit_Action_DynamicMetaData(): RateLimit_Action_DynamicMetaData {
-  return { descriptorKey: "", metadataKey: undefined, defaultValue: "" };
+  return { descriptorKey: '', metadataKey: undefined, defaultValue: '' };
 }
 
 export const RateLimit_Action_DynamicMetaData = {
   encode(message: RateLimit_Action_DynamicMetaData, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(10).string(message.descriptorKey);
     }
     if (message.metadataKey !== undefined) {
       MetadataKey.encode(message.metadataKey, writer.uint32(18).fork()).ldelim();
     }
-    if (message.defaultValue !== "") {
+    if (message.defaultValue !== '') {
       writer.uint32(26).string(message.defaultValue);
     }
     return writer;
@@ -7278,37 +6946,32 @@ export const RateLimit_Action_DynamicMetaData = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Action_DynamicMetaData>, I>>(
-    base?: I,
-  ): RateLimit_Action_DynamicMetaData {
+  create<I extends Exact<DeepPartial<RateLimit_Action_DynamicMetaData>, I>>(base?: I): RateLimit_Action_DynamicMetaData {
     return RateLimit_Action_DynamicMetaData.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_DynamicMetaData>, I>>(
-    object: I,
-  ): RateLimit_Action_DynamicMetaData {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Action_DynamicMetaData>, I>>(object: I): RateLimit_Action_DynamicMetaData {
     const message = createBaseRateLimit_Action_DynamicMetaData();
-    message.descriptorKey = object.descriptorKey ?? "";
-    message.metadataKey = (object.metadataKey !== undefined && object.metadataKey !== null)
-      ? MetadataKey.fromPartial(object.metadataKey)
-      : undefined;
-    message.defaultValue = object.defaultValue ?? "";
+    message.descriptorKey = object.descriptorKey ?? '';
+    message.metadataKey =
+      object.metadataKey !== undefined && object.metadataKey !== null ? MetadataKey.fromPartial(object.metadataKey) : undefined;
+    message.defaultValue = object.defaultValue ?? '';
     return message;
   },
 };
 
 function createBaseRateLimit_Action_MetaData(): RateLimit_Action_MetaData {
-  return { descriptorKey: "", metadataKey: undefined, defaultValue: "", source: 0, skipIfAbsent: false };
+  return { descriptorKey: '', metadataKey: undefined, defaultValue: '', source: 0, skipIfAbsent: false };
 }
 
 export const RateLimit_Action_MetaData = {
   encode(message: RateLimit_Action_MetaData, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(10).string(message.descriptorKey);
     }
     if (message.metadataKey !== undefined) {
       MetadataKey.encode(message.metadataKey, writer.uint32(18).fork()).ldelim();
     }
-    if (message.defaultValue !== "") {
+    if (message.defaultValue !== '') {
       writer.uint32(26).string(message.defaultValue);
     }
     if (message.source !== 0) {
@@ -7376,11 +7039,10 @@ export const RateLimit_Action_MetaData = {
   },
   fromPartial<I extends Exact<DeepPartial<RateLimit_Action_MetaData>, I>>(object: I): RateLimit_Action_MetaData {
     const message = createBaseRateLimit_Action_MetaData();
-    message.descriptorKey = object.descriptorKey ?? "";
-    message.metadataKey = (object.metadataKey !== undefined && object.metadataKey !== null)
-      ? MetadataKey.fromPartial(object.metadataKey)
-      : undefined;
-    message.defaultValue = object.defaultValue ?? "";
+    message.descriptorKey = object.descriptorKey ?? '';
+    message.metadataKey =
+      object.metadataKey !== undefined && object.metadataKey !== null ? MetadataKey.fromPartial(object.metadataKey) : undefined;
+    message.defaultValue = object.defaultValue ?? '';
     message.source = object.source ?? 0;
     message.skipIfAbsent = object.skipIfAbsent ?? false;
     return message;
@@ -7388,15 +7050,15 @@ export const RateLimit_Action_MetaData = {
 };
 
 function createBaseRateLimit_Action_QueryParameterValueMatch(): RateLimit_Action_QueryParameterValueMatch {
-  return { descriptorKey: "", descriptorValue: "", expectMatch: undefined, queryParameters: [] };
+  return { descriptorKey: '', descriptorValue: '', expectMatch: undefined, queryParameters: [] };
 }
 
 export const RateLimit_Action_QueryParameterValueMatch = {
   encode(message: RateLimit_Action_QueryParameterValueMatch, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.descriptorKey !== "") {
+    if (message.descriptorKey !== '') {
       writer.uint32(34).string(message.descriptorKey);
     }
-    if (message.descriptorValue !== "") {
+    if (message.descriptorValue !== '') {
       writer.uint32(10).string(message.descriptorValue);
     }
     if (message.expectMatch !== undefined) {
@@ -7452,17 +7114,15 @@ export const RateLimit_Action_QueryParameterValueMatch = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Action_QueryParameterValueMatch>, I>>(
-    base?: I,
-  ): RateLimit_Action_QueryParameterValueMatch {
+  create<I extends Exact<DeepPartial<RateLimit_Action_QueryParameterValueMatch>, I>>(base?: I): RateLimit_Action_QueryParameterValueMatch {
     return RateLimit_Action_QueryParameterValueMatch.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<RateLimit_Action_QueryParameterValueMatch>, I>>(
     object: I,
   ): RateLimit_Action_QueryParameterValueMatch {
     const message = createBaseRateLimit_Action_QueryParameterValueMatch();
-    message.descriptorKey = object.descriptorKey ?? "";
-    message.descriptorValue = object.descriptorValue ?? "";
+    message.descriptorKey = object.descriptorKey ?? '';
+    message.descriptorValue = object.descriptorValue ?? '';
     message.expectMatch = object.expectMatch ?? undefined;
     message.queryParameters = object.queryParameters?.map((e) => QueryParameterMatcher.fromPartial(e)) || [];
     return message;
@@ -7509,9 +7169,10 @@ export const RateLimit_Override = {
   },
   fromPartial<I extends Exact<DeepPartial<RateLimit_Override>, I>>(object: I): RateLimit_Override {
     const message = createBaseRateLimit_Override();
-    message.dynamicMetadata = (object.dynamicMetadata !== undefined && object.dynamicMetadata !== null)
-      ? RateLimit_Override_DynamicMetadata.fromPartial(object.dynamicMetadata)
-      : undefined;
+    message.dynamicMetadata =
+      object.dynamicMetadata !== undefined && object.dynamicMetadata !== null
+        ? RateLimit_Override_DynamicMetadata.fromPartial(object.dynamicMetadata)
+        : undefined;
     return message;
   },
 };
@@ -7551,25 +7212,20 @@ export const RateLimit_Override_DynamicMetadata = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<RateLimit_Override_DynamicMetadata>, I>>(
-    base?: I,
-  ): RateLimit_Override_DynamicMetadata {
+  create<I extends Exact<DeepPartial<RateLimit_Override_DynamicMetadata>, I>>(base?: I): RateLimit_Override_DynamicMetadata {
     return RateLimit_Override_DynamicMetadata.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<RateLimit_Override_DynamicMetadata>, I>>(
-    object: I,
-  ): RateLimit_Override_DynamicMetadata {
+  fromPartial<I extends Exact<DeepPartial<RateLimit_Override_DynamicMetadata>, I>>(object: I): RateLimit_Override_DynamicMetadata {
     const message = createBaseRateLimit_Override_DynamicMetadata();
-    message.metadataKey = (object.metadataKey !== undefined && object.metadataKey !== null)
-      ? MetadataKey.fromPartial(object.metadataKey)
-      : undefined;
+    message.metadataKey =
+      object.metadataKey !== undefined && object.metadataKey !== null ? MetadataKey.fromPartial(object.metadataKey) : undefined;
     return message;
   },
 };
 
 function createBaseHeaderMatcher(): HeaderMatcher {
   return {
-    name: "",
+    name: '',
     exactMatch: undefined,
     safeRegexMatch: undefined,
     rangeMatch: undefined,
@@ -7585,7 +7241,7 @@ function createBaseHeaderMatcher(): HeaderMatcher {
 
 export const HeaderMatcher = {
   encode(message: HeaderMatcher, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.exactMatch !== undefined) {
@@ -7719,21 +7375,18 @@ export const HeaderMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<HeaderMatcher>, I>>(object: I): HeaderMatcher {
     const message = createBaseHeaderMatcher();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.exactMatch = object.exactMatch ?? undefined;
-    message.safeRegexMatch = (object.safeRegexMatch !== undefined && object.safeRegexMatch !== null)
-      ? RegexMatcher.fromPartial(object.safeRegexMatch)
-      : undefined;
-    message.rangeMatch = (object.rangeMatch !== undefined && object.rangeMatch !== null)
-      ? Int64Range.fromPartial(object.rangeMatch)
-      : undefined;
+    message.safeRegexMatch =
+      object.safeRegexMatch !== undefined && object.safeRegexMatch !== null ? RegexMatcher.fromPartial(object.safeRegexMatch) : undefined;
+    message.rangeMatch =
+      object.rangeMatch !== undefined && object.rangeMatch !== null ? Int64Range.fromPartial(object.rangeMatch) : undefined;
     message.presentMatch = object.presentMatch ?? undefined;
     message.prefixMatch = object.prefixMatch ?? undefined;
     message.suffixMatch = object.suffixMatch ?? undefined;
     message.containsMatch = object.containsMatch ?? undefined;
-    message.stringMatch = (object.stringMatch !== undefined && object.stringMatch !== null)
-      ? StringMatcher.fromPartial(object.stringMatch)
-      : undefined;
+    message.stringMatch =
+      object.stringMatch !== undefined && object.stringMatch !== null ? StringMatcher.fromPartial(object.stringMatch) : undefined;
     message.invertMatch = object.invertMatch ?? false;
     message.treatMissingHeaderAsEmpty = object.treatMissingHeaderAsEmpty ?? false;
     return message;
@@ -7741,12 +7394,12 @@ export const HeaderMatcher = {
 };
 
 function createBaseQueryParameterMatcher(): QueryParameterMatcher {
-  return { name: "", stringMatch: undefined, presentMatch: undefined };
+  return { name: '', stringMatch: undefined, presentMatch: undefined };
 }
 
 export const QueryParameterMatcher = {
   encode(message: QueryParameterMatcher, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.stringMatch !== undefined) {
@@ -7800,10 +7453,9 @@ export const QueryParameterMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<QueryParameterMatcher>, I>>(object: I): QueryParameterMatcher {
     const message = createBaseQueryParameterMatcher();
-    message.name = object.name ?? "";
-    message.stringMatch = (object.stringMatch !== undefined && object.stringMatch !== null)
-      ? StringMatcher.fromPartial(object.stringMatch)
-      : undefined;
+    message.name = object.name ?? '';
+    message.stringMatch =
+      object.stringMatch !== undefined && object.stringMatch !== null ? StringMatcher.fromPartial(object.stringMatch) : undefined;
     message.presentMatch = object.presentMatch ?? undefined;
     return message;
   },
@@ -7976,9 +7628,7 @@ export const FilterConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<FilterConfig>, I>>(object: I): FilterConfig {
     const message = createBaseFilterConfig();
-    message.config = (object.config !== undefined && object.config !== null)
-      ? Any.fromPartial(object.config)
-      : undefined;
+    message.config = object.config !== undefined && object.config !== null ? Any.fromPartial(object.config) : undefined;
     message.isOptional = object.isOptional ?? false;
     message.disabled = object.disabled ?? false;
     return message;
@@ -7987,22 +7637,27 @@ export const FilterConfig = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

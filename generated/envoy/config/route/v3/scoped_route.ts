@@ -5,8 +5,8 @@
 // source: envoy/config/route/v3/scoped_route.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { RouteConfiguration } from "./route.js";
+import _m0 from 'protobufjs/minimal.js';
+import { RouteConfiguration } from './route.js';
 
 /**
  * Specifies a routing scope, which associates a
@@ -85,9 +85,7 @@ export interface ScopedRouteConfiguration {
    */
   routeConfigurationName: string;
   /** The :ref:`envoy_v3_api_msg_config.route.v3.RouteConfiguration` associated with the scope. */
-  routeConfiguration:
-    | RouteConfiguration
-    | undefined;
+  routeConfiguration: RouteConfiguration | undefined;
   /** The key to match against. */
   key: ScopedRouteConfiguration_Key | undefined;
 }
@@ -114,7 +112,7 @@ export interface ScopedRouteConfiguration_Key_Fragment {
 }
 
 function createBaseScopedRouteConfiguration(): ScopedRouteConfiguration {
-  return { onDemand: false, name: "", routeConfigurationName: "", routeConfiguration: undefined, key: undefined };
+  return { onDemand: false, name: '', routeConfigurationName: '', routeConfiguration: undefined, key: undefined };
 }
 
 export const ScopedRouteConfiguration = {
@@ -122,10 +120,10 @@ export const ScopedRouteConfiguration = {
     if (message.onDemand !== false) {
       writer.uint32(32).bool(message.onDemand);
     }
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.routeConfigurationName !== "") {
+    if (message.routeConfigurationName !== '') {
       writer.uint32(18).string(message.routeConfigurationName);
     }
     if (message.routeConfiguration !== undefined) {
@@ -194,14 +192,13 @@ export const ScopedRouteConfiguration = {
   fromPartial<I extends Exact<DeepPartial<ScopedRouteConfiguration>, I>>(object: I): ScopedRouteConfiguration {
     const message = createBaseScopedRouteConfiguration();
     message.onDemand = object.onDemand ?? false;
-    message.name = object.name ?? "";
-    message.routeConfigurationName = object.routeConfigurationName ?? "";
-    message.routeConfiguration = (object.routeConfiguration !== undefined && object.routeConfiguration !== null)
-      ? RouteConfiguration.fromPartial(object.routeConfiguration)
-      : undefined;
-    message.key = (object.key !== undefined && object.key !== null)
-      ? ScopedRouteConfiguration_Key.fromPartial(object.key)
-      : undefined;
+    message.name = object.name ?? '';
+    message.routeConfigurationName = object.routeConfigurationName ?? '';
+    message.routeConfiguration =
+      object.routeConfiguration !== undefined && object.routeConfiguration !== null
+        ? RouteConfiguration.fromPartial(object.routeConfiguration)
+        : undefined;
+    message.key = object.key !== undefined && object.key !== null ? ScopedRouteConfiguration_Key.fromPartial(object.key) : undefined;
     return message;
   },
 };
@@ -286,14 +283,10 @@ export const ScopedRouteConfiguration_Key_Fragment = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ScopedRouteConfiguration_Key_Fragment>, I>>(
-    base?: I,
-  ): ScopedRouteConfiguration_Key_Fragment {
+  create<I extends Exact<DeepPartial<ScopedRouteConfiguration_Key_Fragment>, I>>(base?: I): ScopedRouteConfiguration_Key_Fragment {
     return ScopedRouteConfiguration_Key_Fragment.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ScopedRouteConfiguration_Key_Fragment>, I>>(
-    object: I,
-  ): ScopedRouteConfiguration_Key_Fragment {
+  fromPartial<I extends Exact<DeepPartial<ScopedRouteConfiguration_Key_Fragment>, I>>(object: I): ScopedRouteConfiguration_Key_Fragment {
     const message = createBaseScopedRouteConfiguration_Key_Fragment();
     message.stringKey = object.stringKey ?? undefined;
     return message;
@@ -302,12 +295,17 @@ export const ScopedRouteConfiguration_Key_Fragment = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

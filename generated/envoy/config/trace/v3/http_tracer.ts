@@ -5,8 +5,8 @@
 // source: envoy/config/trace/v3/http_tracer.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
 
 /**
  * The tracing configuration specifies settings for an HTTP tracer provider used by Envoy.
@@ -82,20 +82,18 @@ export const Tracing = {
   },
   fromPartial<I extends Exact<DeepPartial<Tracing>, I>>(object: I): Tracing {
     const message = createBaseTracing();
-    message.http = (object.http !== undefined && object.http !== null)
-      ? Tracing_Http.fromPartial(object.http)
-      : undefined;
+    message.http = object.http !== undefined && object.http !== null ? Tracing_Http.fromPartial(object.http) : undefined;
     return message;
   },
 };
 
 function createBaseTracing_Http(): Tracing_Http {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const Tracing_Http = {
   encode(message: Tracing_Http, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -139,22 +137,25 @@ export const Tracing_Http = {
   },
   fromPartial<I extends Exact<DeepPartial<Tracing_Http>, I>>(object: I): Tracing_Http {
     const message = createBaseTracing_Http();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

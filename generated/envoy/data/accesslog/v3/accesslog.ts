@@ -5,14 +5,14 @@
 // source: envoy/data/accesslog/v3/accesslog.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Timestamp } from "../../../../google/protobuf/timestamp.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { Address } from "../../../config/core/v3/address.js";
-import { Metadata, RequestMethod } from "../../../config/core/v3/base.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Timestamp } from '../../../../google/protobuf/timestamp.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
+import { Address } from '../../../config/core/v3/address.js';
+import { Metadata, RequestMethod } from '../../../config/core/v3/base.js';
 
 export enum AccessLogType {
   NotSet = 0,
@@ -34,9 +34,7 @@ export enum AccessLogType {
 
 export interface TCPAccessLogEntry {
   /** Common properties shared by all Envoy access logs. */
-  commonProperties:
-    | AccessLogCommon
-    | undefined;
+  commonProperties: AccessLogCommon | undefined;
   /** Properties of the TCP connection. */
   connectionProperties: ConnectionProperties | undefined;
 }
@@ -46,9 +44,7 @@ export interface HTTPAccessLogEntry {
   commonProperties: AccessLogCommon | undefined;
   protocolVersion: HTTPAccessLogEntry_HTTPVersion;
   /** Description of the incoming HTTP request. */
-  request:
-    | HTTPRequestProperties
-    | undefined;
+  request: HTTPRequestProperties | undefined;
   /** Description of the outgoing HTTP response. */
   response: HTTPResponseProperties | undefined;
 }
@@ -87,72 +83,52 @@ export interface AccessLogCommon {
    * Note: This may not be the physical peer. E.g, if the remote address is inferred from for
    * example the x-forwarder-for header, proxy protocol, etc.
    */
-  downstreamRemoteAddress:
-    | Address
-    | undefined;
+  downstreamRemoteAddress: Address | undefined;
   /** This field is the local/destination address on which the request from the user was received. */
-  downstreamLocalAddress:
-    | Address
-    | undefined;
+  downstreamLocalAddress: Address | undefined;
   /** If the connection is secure,S this field will contain TLS properties. */
-  tlsProperties:
-    | TLSProperties
-    | undefined;
+  tlsProperties: TLSProperties | undefined;
   /**
    * The time that Envoy started servicing this request. This is effectively the time that the first
    * downstream byte is received.
    */
-  startTime:
-    | Timestamp
-    | undefined;
+  startTime: Timestamp | undefined;
   /**
    * Interval between the first downstream byte received and the last
    * downstream byte received (i.e. time it takes to receive a request).
    */
-  timeToLastRxByte:
-    | Duration
-    | undefined;
+  timeToLastRxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the first upstream byte sent. There may
    * by considerable delta between ``time_to_last_rx_byte`` and this value due to filters.
    * Additionally, the same caveats apply as documented in ``time_to_last_downstream_tx_byte`` about
    * not accounting for kernel socket buffer time, etc.
    */
-  timeToFirstUpstreamTxByte:
-    | Duration
-    | undefined;
+  timeToFirstUpstreamTxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the last upstream byte sent. There may
    * by considerable delta between ``time_to_last_rx_byte`` and this value due to filters.
    * Additionally, the same caveats apply as documented in ``time_to_last_downstream_tx_byte`` about
    * not accounting for kernel socket buffer time, etc.
    */
-  timeToLastUpstreamTxByte:
-    | Duration
-    | undefined;
+  timeToLastUpstreamTxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the first upstream
    * byte received (i.e. time it takes to start receiving a response).
    */
-  timeToFirstUpstreamRxByte:
-    | Duration
-    | undefined;
+  timeToFirstUpstreamRxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the last upstream
    * byte received (i.e. time it takes to receive a complete response).
    */
-  timeToLastUpstreamRxByte:
-    | Duration
-    | undefined;
+  timeToLastUpstreamRxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the first downstream byte sent.
    * There may be a considerable delta between the ``time_to_first_upstream_rx_byte`` and this field
    * due to filters. Additionally, the same caveats apply as documented in
    * ``time_to_last_downstream_tx_byte`` about not accounting for kernel socket buffer time, etc.
    */
-  timeToFirstDownstreamTxByte:
-    | Duration
-    | undefined;
+  timeToFirstDownstreamTxByte: Duration | undefined;
   /**
    * Interval between the first downstream byte received and the last downstream byte sent.
    * Depending on protocol, buffering, windowing, filters, etc. there may be a considerable delta
@@ -161,26 +137,18 @@ export interface AccessLogCommon {
    * current implementation it also does not include send window buffering inside the HTTP/2 codec.
    * In the future it is likely that work will be done to make this duration more accurate.
    */
-  timeToLastDownstreamTxByte:
-    | Duration
-    | undefined;
+  timeToLastDownstreamTxByte: Duration | undefined;
   /**
    * The upstream remote/destination address that handles this exchange. This does not include
    * retries.
    */
-  upstreamRemoteAddress:
-    | Address
-    | undefined;
+  upstreamRemoteAddress: Address | undefined;
   /** The upstream local/origin address that handles this exchange. This does not include retries. */
-  upstreamLocalAddress:
-    | Address
-    | undefined;
+  upstreamLocalAddress: Address | undefined;
   /** The upstream cluster that ``upstream_remote_address`` belongs to. */
   upstreamCluster: string;
   /** Flags indicating occurrences during request/response processing. */
-  responseFlags:
-    | ResponseFlags
-    | undefined;
+  responseFlags: ResponseFlags | undefined;
   /**
    * All metadata encountered during request processing, including endpoint
    * selection.
@@ -191,9 +159,7 @@ export interface AccessLogCommon {
    * that ID in this field and cross reference later. It can also be used to
    * determine if a canary endpoint was used or not.
    */
-  metadata:
-    | Metadata
-    | undefined;
+  metadata: Metadata | undefined;
   /**
    * If upstream connection failed due to transport socket (e.g. TLS handshake), provides the
    * failure reason from the transport socket. The format of this field depends on the configured
@@ -208,9 +174,7 @@ export interface AccessLogCommon {
    * received. Note: This is always the physical peer, even if the remote address is inferred from
    * for example the x-forwarder-for header, proxy protocol, etc.
    */
-  downstreamDirectRemoteAddress:
-    | Address
-    | undefined;
+  downstreamDirectRemoteAddress: Address | undefined;
   /**
    * Map of filter state in stream info that have been configured to be logged. If the filter
    * state serialized to any message other than ``google.protobuf.Any`` it will be packed into
@@ -229,9 +193,7 @@ export interface AccessLogCommon {
    * This is the total duration of the request (i.e., when the request's ActiveStream is destroyed)
    * and may be longer than ``time_to_last_downstream_tx_byte``.
    */
-  duration:
-    | Duration
-    | undefined;
+  duration: Duration | undefined;
   /**
    * For HTTP: Number of times the request is attempted upstream. Note that the field is omitted when the request was never attempted upstream.
    * For TCP: Number of times the connection request is attempted upstream. Note that the field is omitted when the connect request was never attempted upstream.
@@ -338,9 +300,7 @@ export interface ResponseFlags {
   /** Indicates that the request was rate-limited locally. */
   rateLimited: boolean;
   /** Indicates if the request was deemed unauthorized and the reason for it. */
-  unauthorizedDetails:
-    | ResponseFlags_Unauthorized
-    | undefined;
+  unauthorizedDetails: ResponseFlags_Unauthorized | undefined;
   /** Indicates that the request was rejected because there was an error in rate limit service. */
   rateLimitServiceError: boolean;
   /** Indicates the stream was reset due to a downstream connection termination. */
@@ -402,19 +362,13 @@ export interface TLSProperties {
    *
    * Here it is expressed as an integer.
    */
-  tlsCipherSuite:
-    | number
-    | undefined;
+  tlsCipherSuite: number | undefined;
   /** SNI hostname from handshake. */
   tlsSniHostname: string;
   /** Properties of the local certificate used to negotiate TLS. */
-  localCertificateProperties:
-    | TLSProperties_CertificateProperties
-    | undefined;
+  localCertificateProperties: TLSProperties_CertificateProperties | undefined;
   /** Properties of the peer certificate used to negotiate TLS. */
-  peerCertificateProperties:
-    | TLSProperties_CertificateProperties
-    | undefined;
+  peerCertificateProperties: TLSProperties_CertificateProperties | undefined;
   /** The TLS session ID. */
   tlsSessionId: string;
   /** The ``JA3`` fingerprint when ``JA3`` fingerprinting is enabled. */
@@ -440,9 +394,7 @@ export interface TLSProperties_CertificateProperties {
 }
 
 export interface TLSProperties_CertificateProperties_SubjectAltName {
-  uri?:
-    | string
-    | undefined;
+  uri?: string | undefined;
   /** [#not-implemented-hide:] */
   dns?: string | undefined;
 }
@@ -459,9 +411,7 @@ export interface HTTPRequestProperties {
    * The port of the incoming request URI
    * (unused currently, as port is composed onto authority).
    */
-  port:
-    | number
-    | undefined;
+  port: number | undefined;
   /** The path portion from the incoming request URI. */
   path: string;
   /** Value of the ``User-Agent`` request header. */
@@ -514,9 +464,7 @@ export interface HTTPRequestProperties_RequestHeadersEntry {
 /** [#next-free-field: 9] */
 export interface HTTPResponseProperties {
   /** The HTTP response code returned by Envoy. */
-  responseCode:
-    | number
-    | undefined;
+  responseCode: number | undefined;
   /**
    * Size of the HTTP response headers in bytes.
    *
@@ -603,12 +551,14 @@ export const TCPAccessLogEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<TCPAccessLogEntry>, I>>(object: I): TCPAccessLogEntry {
     const message = createBaseTCPAccessLogEntry();
-    message.commonProperties = (object.commonProperties !== undefined && object.commonProperties !== null)
-      ? AccessLogCommon.fromPartial(object.commonProperties)
-      : undefined;
-    message.connectionProperties = (object.connectionProperties !== undefined && object.connectionProperties !== null)
-      ? ConnectionProperties.fromPartial(object.connectionProperties)
-      : undefined;
+    message.commonProperties =
+      object.commonProperties !== undefined && object.commonProperties !== null
+        ? AccessLogCommon.fromPartial(object.commonProperties)
+        : undefined;
+    message.connectionProperties =
+      object.connectionProperties !== undefined && object.connectionProperties !== null
+        ? ConnectionProperties.fromPartial(object.connectionProperties)
+        : undefined;
     return message;
   },
 };
@@ -683,16 +633,15 @@ export const HTTPAccessLogEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<HTTPAccessLogEntry>, I>>(object: I): HTTPAccessLogEntry {
     const message = createBaseHTTPAccessLogEntry();
-    message.commonProperties = (object.commonProperties !== undefined && object.commonProperties !== null)
-      ? AccessLogCommon.fromPartial(object.commonProperties)
-      : undefined;
+    message.commonProperties =
+      object.commonProperties !== undefined && object.commonProperties !== null
+        ? AccessLogCommon.fromPartial(object.commonProperties)
+        : undefined;
     message.protocolVersion = object.protocolVersion ?? 0;
-    message.request = (object.request !== undefined && object.request !== null)
-      ? HTTPRequestProperties.fromPartial(object.request)
-      : undefined;
-    message.response = (object.response !== undefined && object.response !== null)
-      ? HTTPResponseProperties.fromPartial(object.response)
-      : undefined;
+    message.request =
+      object.request !== undefined && object.request !== null ? HTTPRequestProperties.fromPartial(object.request) : undefined;
+    message.response =
+      object.response !== undefined && object.response !== null ? HTTPResponseProperties.fromPartial(object.response) : undefined;
     return message;
   },
 };
@@ -769,20 +718,20 @@ function createBaseAccessLogCommon(): AccessLogCommon {
     timeToLastDownstreamTxByte: undefined,
     upstreamRemoteAddress: undefined,
     upstreamLocalAddress: undefined,
-    upstreamCluster: "",
+    upstreamCluster: '',
     responseFlags: undefined,
     metadata: undefined,
-    upstreamTransportFailureReason: "",
-    routeName: "",
+    upstreamTransportFailureReason: '',
+    routeName: '',
     downstreamDirectRemoteAddress: undefined,
     filterStateObjects: {},
     customTags: {},
     duration: undefined,
     upstreamRequestAttemptCount: 0,
-    connectionTerminationDetails: "",
-    streamId: "",
+    connectionTerminationDetails: '',
+    streamId: '',
     intermediateLogEntry: false,
-    downstreamTransportFailureReason: "",
+    downstreamTransportFailureReason: '',
     downstreamWireBytesSent: 0,
     downstreamWireBytesReceived: 0,
     upstreamWireBytesSent: 0,
@@ -835,7 +784,7 @@ export const AccessLogCommon = {
     if (message.upstreamLocalAddress !== undefined) {
       Address.encode(message.upstreamLocalAddress, writer.uint32(114).fork()).ldelim();
     }
-    if (message.upstreamCluster !== "") {
+    if (message.upstreamCluster !== '') {
       writer.uint32(122).string(message.upstreamCluster);
     }
     if (message.responseFlags !== undefined) {
@@ -844,10 +793,10 @@ export const AccessLogCommon = {
     if (message.metadata !== undefined) {
       Metadata.encode(message.metadata, writer.uint32(138).fork()).ldelim();
     }
-    if (message.upstreamTransportFailureReason !== "") {
+    if (message.upstreamTransportFailureReason !== '') {
       writer.uint32(146).string(message.upstreamTransportFailureReason);
     }
-    if (message.routeName !== "") {
+    if (message.routeName !== '') {
       writer.uint32(154).string(message.routeName);
     }
     if (message.downstreamDirectRemoteAddress !== undefined) {
@@ -865,16 +814,16 @@ export const AccessLogCommon = {
     if (message.upstreamRequestAttemptCount !== 0) {
       writer.uint32(192).uint32(message.upstreamRequestAttemptCount);
     }
-    if (message.connectionTerminationDetails !== "") {
+    if (message.connectionTerminationDetails !== '') {
       writer.uint32(202).string(message.connectionTerminationDetails);
     }
-    if (message.streamId !== "") {
+    if (message.streamId !== '') {
       writer.uint32(210).string(message.streamId);
     }
     if (message.intermediateLogEntry !== false) {
       writer.uint32(216).bool(message.intermediateLogEntry);
     }
-    if (message.downstreamTransportFailureReason !== "") {
+    if (message.downstreamTransportFailureReason !== '') {
       writer.uint32(226).string(message.downstreamTransportFailureReason);
     }
     if (message.downstreamWireBytesSent !== 0) {
@@ -1155,92 +1104,78 @@ export const AccessLogCommon = {
     const message = createBaseAccessLogCommon();
     message.sampleRate = object.sampleRate ?? 0;
     message.downstreamRemoteAddress =
-      (object.downstreamRemoteAddress !== undefined && object.downstreamRemoteAddress !== null)
+      object.downstreamRemoteAddress !== undefined && object.downstreamRemoteAddress !== null
         ? Address.fromPartial(object.downstreamRemoteAddress)
         : undefined;
     message.downstreamLocalAddress =
-      (object.downstreamLocalAddress !== undefined && object.downstreamLocalAddress !== null)
+      object.downstreamLocalAddress !== undefined && object.downstreamLocalAddress !== null
         ? Address.fromPartial(object.downstreamLocalAddress)
         : undefined;
-    message.tlsProperties = (object.tlsProperties !== undefined && object.tlsProperties !== null)
-      ? TLSProperties.fromPartial(object.tlsProperties)
-      : undefined;
-    message.startTime = (object.startTime !== undefined && object.startTime !== null)
-      ? Timestamp.fromPartial(object.startTime)
-      : undefined;
-    message.timeToLastRxByte = (object.timeToLastRxByte !== undefined && object.timeToLastRxByte !== null)
-      ? Duration.fromPartial(object.timeToLastRxByte)
-      : undefined;
+    message.tlsProperties =
+      object.tlsProperties !== undefined && object.tlsProperties !== null ? TLSProperties.fromPartial(object.tlsProperties) : undefined;
+    message.startTime = object.startTime !== undefined && object.startTime !== null ? Timestamp.fromPartial(object.startTime) : undefined;
+    message.timeToLastRxByte =
+      object.timeToLastRxByte !== undefined && object.timeToLastRxByte !== null ? Duration.fromPartial(object.timeToLastRxByte) : undefined;
     message.timeToFirstUpstreamTxByte =
-      (object.timeToFirstUpstreamTxByte !== undefined && object.timeToFirstUpstreamTxByte !== null)
+      object.timeToFirstUpstreamTxByte !== undefined && object.timeToFirstUpstreamTxByte !== null
         ? Duration.fromPartial(object.timeToFirstUpstreamTxByte)
         : undefined;
     message.timeToLastUpstreamTxByte =
-      (object.timeToLastUpstreamTxByte !== undefined && object.timeToLastUpstreamTxByte !== null)
+      object.timeToLastUpstreamTxByte !== undefined && object.timeToLastUpstreamTxByte !== null
         ? Duration.fromPartial(object.timeToLastUpstreamTxByte)
         : undefined;
     message.timeToFirstUpstreamRxByte =
-      (object.timeToFirstUpstreamRxByte !== undefined && object.timeToFirstUpstreamRxByte !== null)
+      object.timeToFirstUpstreamRxByte !== undefined && object.timeToFirstUpstreamRxByte !== null
         ? Duration.fromPartial(object.timeToFirstUpstreamRxByte)
         : undefined;
     message.timeToLastUpstreamRxByte =
-      (object.timeToLastUpstreamRxByte !== undefined && object.timeToLastUpstreamRxByte !== null)
+      object.timeToLastUpstreamRxByte !== undefined && object.timeToLastUpstreamRxByte !== null
         ? Duration.fromPartial(object.timeToLastUpstreamRxByte)
         : undefined;
     message.timeToFirstDownstreamTxByte =
-      (object.timeToFirstDownstreamTxByte !== undefined && object.timeToFirstDownstreamTxByte !== null)
+      object.timeToFirstDownstreamTxByte !== undefined && object.timeToFirstDownstreamTxByte !== null
         ? Duration.fromPartial(object.timeToFirstDownstreamTxByte)
         : undefined;
     message.timeToLastDownstreamTxByte =
-      (object.timeToLastDownstreamTxByte !== undefined && object.timeToLastDownstreamTxByte !== null)
+      object.timeToLastDownstreamTxByte !== undefined && object.timeToLastDownstreamTxByte !== null
         ? Duration.fromPartial(object.timeToLastDownstreamTxByte)
         : undefined;
     message.upstreamRemoteAddress =
-      (object.upstreamRemoteAddress !== undefined && object.upstreamRemoteAddress !== null)
+      object.upstreamRemoteAddress !== undefined && object.upstreamRemoteAddress !== null
         ? Address.fromPartial(object.upstreamRemoteAddress)
         : undefined;
-    message.upstreamLocalAddress = (object.upstreamLocalAddress !== undefined && object.upstreamLocalAddress !== null)
-      ? Address.fromPartial(object.upstreamLocalAddress)
-      : undefined;
-    message.upstreamCluster = object.upstreamCluster ?? "";
-    message.responseFlags = (object.responseFlags !== undefined && object.responseFlags !== null)
-      ? ResponseFlags.fromPartial(object.responseFlags)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
-    message.upstreamTransportFailureReason = object.upstreamTransportFailureReason ?? "";
-    message.routeName = object.routeName ?? "";
+    message.upstreamLocalAddress =
+      object.upstreamLocalAddress !== undefined && object.upstreamLocalAddress !== null
+        ? Address.fromPartial(object.upstreamLocalAddress)
+        : undefined;
+    message.upstreamCluster = object.upstreamCluster ?? '';
+    message.responseFlags =
+      object.responseFlags !== undefined && object.responseFlags !== null ? ResponseFlags.fromPartial(object.responseFlags) : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
+    message.upstreamTransportFailureReason = object.upstreamTransportFailureReason ?? '';
+    message.routeName = object.routeName ?? '';
     message.downstreamDirectRemoteAddress =
-      (object.downstreamDirectRemoteAddress !== undefined && object.downstreamDirectRemoteAddress !== null)
+      object.downstreamDirectRemoteAddress !== undefined && object.downstreamDirectRemoteAddress !== null
         ? Address.fromPartial(object.downstreamDirectRemoteAddress)
         : undefined;
-    message.filterStateObjects = Object.entries(object.filterStateObjects ?? {}).reduce<{ [key: string]: Any }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = Any.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.customTags = Object.entries(object.customTags ?? {}).reduce<{ [key: string]: string }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.duration = (object.duration !== undefined && object.duration !== null)
-      ? Duration.fromPartial(object.duration)
-      : undefined;
+    message.filterStateObjects = Object.entries(object.filterStateObjects ?? {}).reduce<{ [key: string]: Any }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = Any.fromPartial(value);
+      }
+      return acc;
+    }, {});
+    message.customTags = Object.entries(object.customTags ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
+    message.duration = object.duration !== undefined && object.duration !== null ? Duration.fromPartial(object.duration) : undefined;
     message.upstreamRequestAttemptCount = object.upstreamRequestAttemptCount ?? 0;
-    message.connectionTerminationDetails = object.connectionTerminationDetails ?? "";
-    message.streamId = object.streamId ?? "";
+    message.connectionTerminationDetails = object.connectionTerminationDetails ?? '';
+    message.streamId = object.streamId ?? '';
     message.intermediateLogEntry = object.intermediateLogEntry ?? false;
-    message.downstreamTransportFailureReason = object.downstreamTransportFailureReason ?? "";
+    message.downstreamTransportFailureReason = object.downstreamTransportFailureReason ?? '';
     message.downstreamWireBytesSent = object.downstreamWireBytesSent ?? 0;
     message.downstreamWireBytesReceived = object.downstreamWireBytesReceived ?? 0;
     message.upstreamWireBytesSent = object.upstreamWireBytesSent ?? 0;
@@ -1251,12 +1186,12 @@ export const AccessLogCommon = {
 };
 
 function createBaseAccessLogCommon_FilterStateObjectsEntry(): AccessLogCommon_FilterStateObjectsEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const AccessLogCommon_FilterStateObjectsEntry = {
   encode(message: AccessLogCommon_FilterStateObjectsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1295,31 +1230,29 @@ export const AccessLogCommon_FilterStateObjectsEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<AccessLogCommon_FilterStateObjectsEntry>, I>>(
-    base?: I,
-  ): AccessLogCommon_FilterStateObjectsEntry {
+  create<I extends Exact<DeepPartial<AccessLogCommon_FilterStateObjectsEntry>, I>>(base?: I): AccessLogCommon_FilterStateObjectsEntry {
     return AccessLogCommon_FilterStateObjectsEntry.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<AccessLogCommon_FilterStateObjectsEntry>, I>>(
     object: I,
   ): AccessLogCommon_FilterStateObjectsEntry {
     const message = createBaseAccessLogCommon_FilterStateObjectsEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null) ? Any.fromPartial(object.value) : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Any.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseAccessLogCommon_CustomTagsEntry(): AccessLogCommon_CustomTagsEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const AccessLogCommon_CustomTagsEntry = {
   encode(message: AccessLogCommon_CustomTagsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -1358,12 +1291,10 @@ export const AccessLogCommon_CustomTagsEntry = {
   create<I extends Exact<DeepPartial<AccessLogCommon_CustomTagsEntry>, I>>(base?: I): AccessLogCommon_CustomTagsEntry {
     return AccessLogCommon_CustomTagsEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<AccessLogCommon_CustomTagsEntry>, I>>(
-    object: I,
-  ): AccessLogCommon_CustomTagsEntry {
+  fromPartial<I extends Exact<DeepPartial<AccessLogCommon_CustomTagsEntry>, I>>(object: I): AccessLogCommon_CustomTagsEntry {
     const message = createBaseAccessLogCommon_CustomTagsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
@@ -1719,9 +1650,10 @@ export const ResponseFlags = {
     message.delayInjected = object.delayInjected ?? false;
     message.faultInjected = object.faultInjected ?? false;
     message.rateLimited = object.rateLimited ?? false;
-    message.unauthorizedDetails = (object.unauthorizedDetails !== undefined && object.unauthorizedDetails !== null)
-      ? ResponseFlags_Unauthorized.fromPartial(object.unauthorizedDetails)
-      : undefined;
+    message.unauthorizedDetails =
+      object.unauthorizedDetails !== undefined && object.unauthorizedDetails !== null
+        ? ResponseFlags_Unauthorized.fromPartial(object.unauthorizedDetails)
+        : undefined;
     message.rateLimitServiceError = object.rateLimitServiceError ?? false;
     message.downstreamConnectionTermination = object.downstreamConnectionTermination ?? false;
     message.upstreamRetryLimitExceeded = object.upstreamRetryLimitExceeded ?? false;
@@ -1790,11 +1722,11 @@ function createBaseTLSProperties(): TLSProperties {
   return {
     tlsVersion: 0,
     tlsCipherSuite: undefined,
-    tlsSniHostname: "",
+    tlsSniHostname: '',
     localCertificateProperties: undefined,
     peerCertificateProperties: undefined,
-    tlsSessionId: "",
-    ja3Fingerprint: "",
+    tlsSessionId: '',
+    ja3Fingerprint: '',
   };
 }
 
@@ -1806,7 +1738,7 @@ export const TLSProperties = {
     if (message.tlsCipherSuite !== undefined) {
       UInt32Value.encode({ value: message.tlsCipherSuite! }, writer.uint32(18).fork()).ldelim();
     }
-    if (message.tlsSniHostname !== "") {
+    if (message.tlsSniHostname !== '') {
       writer.uint32(26).string(message.tlsSniHostname);
     }
     if (message.localCertificateProperties !== undefined) {
@@ -1815,10 +1747,10 @@ export const TLSProperties = {
     if (message.peerCertificateProperties !== undefined) {
       TLSProperties_CertificateProperties.encode(message.peerCertificateProperties, writer.uint32(42).fork()).ldelim();
     }
-    if (message.tlsSessionId !== "") {
+    if (message.tlsSessionId !== '') {
       writer.uint32(50).string(message.tlsSessionId);
     }
-    if (message.ja3Fingerprint !== "") {
+    if (message.ja3Fingerprint !== '') {
       writer.uint32(58).string(message.ja3Fingerprint);
     }
     return writer;
@@ -1896,23 +1828,23 @@ export const TLSProperties = {
     const message = createBaseTLSProperties();
     message.tlsVersion = object.tlsVersion ?? 0;
     message.tlsCipherSuite = object.tlsCipherSuite ?? undefined;
-    message.tlsSniHostname = object.tlsSniHostname ?? "";
+    message.tlsSniHostname = object.tlsSniHostname ?? '';
     message.localCertificateProperties =
-      (object.localCertificateProperties !== undefined && object.localCertificateProperties !== null)
+      object.localCertificateProperties !== undefined && object.localCertificateProperties !== null
         ? TLSProperties_CertificateProperties.fromPartial(object.localCertificateProperties)
         : undefined;
     message.peerCertificateProperties =
-      (object.peerCertificateProperties !== undefined && object.peerCertificateProperties !== null)
+      object.peerCertificateProperties !== undefined && object.peerCertificateProperties !== null
         ? TLSProperties_CertificateProperties.fromPartial(object.peerCertificateProperties)
         : undefined;
-    message.tlsSessionId = object.tlsSessionId ?? "";
-    message.ja3Fingerprint = object.ja3Fingerprint ?? "";
+    message.tlsSessionId = object.tlsSessionId ?? '';
+    message.ja3Fingerprint = object.ja3Fingerprint ?? '';
     return message;
   },
 };
 
 function createBaseTLSProperties_CertificateProperties(): TLSProperties_CertificateProperties {
-  return { subjectAltName: [], subject: "", issuer: "" };
+  return { subjectAltName: [], subject: '', issuer: '' };
 }
 
 export const TLSProperties_CertificateProperties = {
@@ -1920,10 +1852,10 @@ export const TLSProperties_CertificateProperties = {
     for (const v of message.subjectAltName) {
       TLSProperties_CertificateProperties_SubjectAltName.encode(v!, writer.uint32(10).fork()).ldelim();
     }
-    if (message.subject !== "") {
+    if (message.subject !== '') {
       writer.uint32(18).string(message.subject);
     }
-    if (message.issuer !== "") {
+    if (message.issuer !== '') {
       writer.uint32(26).string(message.issuer);
     }
     return writer;
@@ -1941,9 +1873,7 @@ export const TLSProperties_CertificateProperties = {
             break;
           }
 
-          message.subjectAltName.push(
-            TLSProperties_CertificateProperties_SubjectAltName.decode(reader, reader.uint32()),
-          );
+          message.subjectAltName.push(TLSProperties_CertificateProperties_SubjectAltName.decode(reader, reader.uint32()));
           continue;
         case 2:
           if (tag !== 18) {
@@ -1968,19 +1898,14 @@ export const TLSProperties_CertificateProperties = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<TLSProperties_CertificateProperties>, I>>(
-    base?: I,
-  ): TLSProperties_CertificateProperties {
+  create<I extends Exact<DeepPartial<TLSProperties_CertificateProperties>, I>>(base?: I): TLSProperties_CertificateProperties {
     return TLSProperties_CertificateProperties.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<TLSProperties_CertificateProperties>, I>>(
-    object: I,
-  ): TLSProperties_CertificateProperties {
+  fromPartial<I extends Exact<DeepPartial<TLSProperties_CertificateProperties>, I>>(object: I): TLSProperties_CertificateProperties {
     const message = createBaseTLSProperties_CertificateProperties();
-    message.subjectAltName =
-      object.subjectAltName?.map((e) => TLSProperties_CertificateProperties_SubjectAltName.fromPartial(e)) || [];
-    message.subject = object.subject ?? "";
-    message.issuer = object.issuer ?? "";
+    message.subjectAltName = object.subjectAltName?.map((e) => TLSProperties_CertificateProperties_SubjectAltName.fromPartial(e)) || [];
+    message.subject = object.subject ?? '';
+    message.issuer = object.issuer ?? '';
     return message;
   },
 };
@@ -1990,10 +1915,7 @@ function createBaseTLSProperties_CertificateProperties_SubjectAltName(): TLSProp
 }
 
 export const TLSProperties_CertificateProperties_SubjectAltName = {
-  encode(
-    message: TLSProperties_CertificateProperties_SubjectAltName,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(message: TLSProperties_CertificateProperties_SubjectAltName, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.uri !== undefined) {
       writer.uint32(10).string(message.uri);
     }
@@ -2051,15 +1973,15 @@ export const TLSProperties_CertificateProperties_SubjectAltName = {
 function createBaseHTTPRequestProperties(): HTTPRequestProperties {
   return {
     requestMethod: 0,
-    scheme: "",
-    authority: "",
+    scheme: '',
+    authority: '',
     port: undefined,
-    path: "",
-    userAgent: "",
-    referer: "",
-    forwardedFor: "",
-    requestId: "",
-    originalPath: "",
+    path: '',
+    userAgent: '',
+    referer: '',
+    forwardedFor: '',
+    requestId: '',
+    originalPath: '',
     requestHeadersBytes: 0,
     requestBodyBytes: 0,
     requestHeaders: {},
@@ -2073,31 +1995,31 @@ export const HTTPRequestProperties = {
     if (message.requestMethod !== 0) {
       writer.uint32(8).int32(message.requestMethod);
     }
-    if (message.scheme !== "") {
+    if (message.scheme !== '') {
       writer.uint32(18).string(message.scheme);
     }
-    if (message.authority !== "") {
+    if (message.authority !== '') {
       writer.uint32(26).string(message.authority);
     }
     if (message.port !== undefined) {
       UInt32Value.encode({ value: message.port! }, writer.uint32(34).fork()).ldelim();
     }
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(42).string(message.path);
     }
-    if (message.userAgent !== "") {
+    if (message.userAgent !== '') {
       writer.uint32(50).string(message.userAgent);
     }
-    if (message.referer !== "") {
+    if (message.referer !== '') {
       writer.uint32(58).string(message.referer);
     }
-    if (message.forwardedFor !== "") {
+    if (message.forwardedFor !== '') {
       writer.uint32(66).string(message.forwardedFor);
     }
-    if (message.requestId !== "") {
+    if (message.requestId !== '') {
       writer.uint32(74).string(message.requestId);
     }
-    if (message.originalPath !== "") {
+    if (message.originalPath !== '') {
       writer.uint32(82).string(message.originalPath);
     }
     if (message.requestHeadersBytes !== 0) {
@@ -2248,26 +2170,23 @@ export const HTTPRequestProperties = {
   fromPartial<I extends Exact<DeepPartial<HTTPRequestProperties>, I>>(object: I): HTTPRequestProperties {
     const message = createBaseHTTPRequestProperties();
     message.requestMethod = object.requestMethod ?? 0;
-    message.scheme = object.scheme ?? "";
-    message.authority = object.authority ?? "";
+    message.scheme = object.scheme ?? '';
+    message.authority = object.authority ?? '';
     message.port = object.port ?? undefined;
-    message.path = object.path ?? "";
-    message.userAgent = object.userAgent ?? "";
-    message.referer = object.referer ?? "";
-    message.forwardedFor = object.forwardedFor ?? "";
-    message.requestId = object.requestId ?? "";
-    message.originalPath = object.originalPath ?? "";
+    message.path = object.path ?? '';
+    message.userAgent = object.userAgent ?? '';
+    message.referer = object.referer ?? '';
+    message.forwardedFor = object.forwardedFor ?? '';
+    message.requestId = object.requestId ?? '';
+    message.originalPath = object.originalPath ?? '';
     message.requestHeadersBytes = object.requestHeadersBytes ?? 0;
     message.requestBodyBytes = object.requestBodyBytes ?? 0;
-    message.requestHeaders = Object.entries(object.requestHeaders ?? {}).reduce<{ [key: string]: string }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.requestHeaders = Object.entries(object.requestHeaders ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
     message.upstreamHeaderBytesSent = object.upstreamHeaderBytesSent ?? 0;
     message.downstreamHeaderBytesReceived = object.downstreamHeaderBytesReceived ?? 0;
     return message;
@@ -2275,15 +2194,15 @@ export const HTTPRequestProperties = {
 };
 
 function createBaseHTTPRequestProperties_RequestHeadersEntry(): HTTPRequestProperties_RequestHeadersEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const HTTPRequestProperties_RequestHeadersEntry = {
   encode(message: HTTPRequestProperties_RequestHeadersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -2319,17 +2238,15 @@ export const HTTPRequestProperties_RequestHeadersEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<HTTPRequestProperties_RequestHeadersEntry>, I>>(
-    base?: I,
-  ): HTTPRequestProperties_RequestHeadersEntry {
+  create<I extends Exact<DeepPartial<HTTPRequestProperties_RequestHeadersEntry>, I>>(base?: I): HTTPRequestProperties_RequestHeadersEntry {
     return HTTPRequestProperties_RequestHeadersEntry.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<HTTPRequestProperties_RequestHeadersEntry>, I>>(
     object: I,
   ): HTTPRequestProperties_RequestHeadersEntry {
     const message = createBaseHTTPRequestProperties_RequestHeadersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
@@ -2341,7 +2258,7 @@ function createBaseHTTPResponseProperties(): HTTPResponseProperties {
     responseBodyBytes: 0,
     responseHeaders: {},
     responseTrailers: {},
-    responseCodeDetails: "",
+    responseCodeDetails: '',
     upstreamHeaderBytesReceived: 0,
     downstreamHeaderBytesSent: 0,
   };
@@ -2362,10 +2279,9 @@ export const HTTPResponseProperties = {
       HTTPResponseProperties_ResponseHeadersEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).ldelim();
     });
     Object.entries(message.responseTrailers).forEach(([key, value]) => {
-      HTTPResponseProperties_ResponseTrailersEntry.encode({ key: key as any, value }, writer.uint32(42).fork())
-        .ldelim();
+      HTTPResponseProperties_ResponseTrailersEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).ldelim();
     });
-    if (message.responseCodeDetails !== "") {
+    if (message.responseCodeDetails !== '') {
       writer.uint32(50).string(message.responseCodeDetails);
     }
     if (message.upstreamHeaderBytesReceived !== 0) {
@@ -2463,25 +2379,19 @@ export const HTTPResponseProperties = {
     message.responseCode = object.responseCode ?? undefined;
     message.responseHeadersBytes = object.responseHeadersBytes ?? 0;
     message.responseBodyBytes = object.responseBodyBytes ?? 0;
-    message.responseHeaders = Object.entries(object.responseHeaders ?? {}).reduce<{ [key: string]: string }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.responseTrailers = Object.entries(object.responseTrailers ?? {}).reduce<{ [key: string]: string }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.responseCodeDetails = object.responseCodeDetails ?? "";
+    message.responseHeaders = Object.entries(object.responseHeaders ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
+    message.responseTrailers = Object.entries(object.responseTrailers ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
+    message.responseCodeDetails = object.responseCodeDetails ?? '';
     message.upstreamHeaderBytesReceived = object.upstreamHeaderBytesReceived ?? 0;
     message.downstreamHeaderBytesSent = object.downstreamHeaderBytesSent ?? 0;
     return message;
@@ -2489,15 +2399,15 @@ export const HTTPResponseProperties = {
 };
 
 function createBaseHTTPResponseProperties_ResponseHeadersEntry(): HTTPResponseProperties_ResponseHeadersEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const HTTPResponseProperties_ResponseHeadersEntry = {
   encode(message: HTTPResponseProperties_ResponseHeadersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -2542,22 +2452,22 @@ export const HTTPResponseProperties_ResponseHeadersEntry = {
     object: I,
   ): HTTPResponseProperties_ResponseHeadersEntry {
     const message = createBaseHTTPResponseProperties_ResponseHeadersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseHTTPResponseProperties_ResponseTrailersEntry(): HTTPResponseProperties_ResponseTrailersEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const HTTPResponseProperties_ResponseTrailersEntry = {
   encode(message: HTTPResponseProperties_ResponseTrailersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -2602,30 +2512,35 @@ export const HTTPResponseProperties_ResponseTrailersEntry = {
     object: I,
   ): HTTPResponseProperties_ResponseTrailersEntry {
     const message = createBaseHTTPResponseProperties_ResponseTrailersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -15,16 +15,15 @@ import {
   makeGenericClientConstructor,
   Metadata,
   type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
-import _m0 from "protobufjs/minimal.js";
-import { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from "./discovery.js";
+} from '@grpc/grpc-js';
+import _m0 from 'protobufjs/minimal.js';
+import { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from './discovery.js';
 
 /**
  * [#not-implemented-hide:] Not configuration. Workaround c++ protobuf issue with importing
  * services: https://github.com/google/protobuf/issues/4221
  */
-export interface AdsDummy {
-}
+export interface AdsDummy {}
 
 function createBaseAdsDummy(): AdsDummy {
   return {};
@@ -72,7 +71,7 @@ export type AggregatedDiscoveryServiceService = typeof AggregatedDiscoveryServic
 export const AggregatedDiscoveryServiceService = {
   /** This is a gRPC-only API. */
   streamAggregatedResources: {
-    path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
     requestStream: true,
     responseStream: true,
     requestSerialize: (value: DiscoveryRequest) => Buffer.from(DiscoveryRequest.encode(value).finish()),
@@ -81,7 +80,7 @@ export const AggregatedDiscoveryServiceService = {
     responseDeserialize: (value: Buffer) => DiscoveryResponse.decode(value),
   },
   deltaAggregatedResources: {
-    path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
     requestStream: true,
     responseStream: true,
     requestSerialize: (value: DeltaDiscoveryRequest) => Buffer.from(DeltaDiscoveryRequest.encode(value).finish()),
@@ -101,14 +100,9 @@ export interface AggregatedDiscoveryServiceClient extends Client {
   /** This is a gRPC-only API. */
   streamAggregatedResources(): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
   streamAggregatedResources(options: Partial<CallOptions>): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-  streamAggregatedResources(
-    metadata: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  streamAggregatedResources(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
   deltaAggregatedResources(): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
-  deltaAggregatedResources(
-    options: Partial<CallOptions>,
-  ): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+  deltaAggregatedResources(options: Partial<CallOptions>): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
   deltaAggregatedResources(
     metadata: Metadata,
     options?: Partial<CallOptions>,
@@ -117,25 +111,26 @@ export interface AggregatedDiscoveryServiceClient extends Client {
 
 export const AggregatedDiscoveryServiceClient = makeGenericClientConstructor(
   AggregatedDiscoveryServiceService,
-  "envoy.service.discovery.v3.AggregatedDiscoveryService",
+  'envoy.service.discovery.v3.AggregatedDiscoveryService',
 ) as unknown as {
-  new (
-    address: string,
-    credentials: ChannelCredentials,
-    options?: Partial<ClientOptions>,
-  ): AggregatedDiscoveryServiceClient;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AggregatedDiscoveryServiceClient;
   service: typeof AggregatedDiscoveryServiceService;
   serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,11 +5,11 @@
 // source: envoy/service/discovery/v3/discovery.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../google/protobuf/any.js";
-import { Duration } from "../../../../google/protobuf/duration.js";
-import { Status } from "../../../../google/rpc/status.js";
-import { ControlPlane, Metadata, Node } from "../../../config/core/v3/base.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../google/protobuf/any.js';
+import { Duration } from '../../../../google/protobuf/duration.js';
+import { Status } from '../../../../google/rpc/status.js';
+import { ControlPlane, Metadata, Node } from '../../../config/core/v3/base.js';
 
 /** Specifies a resource to be subscribed to. */
 export interface ResourceLocator {
@@ -56,9 +56,7 @@ export interface DiscoveryRequest {
    */
   versionInfo: string;
   /** The node making the request. */
-  node:
-    | Node
-    | undefined;
+  node: Node | undefined;
   /**
    * List of resources to subscribe to, e.g. list of cluster names or a route
    * configuration name. If this is empty, all resources for the API are
@@ -182,9 +180,7 @@ export interface DiscoveryResponse {
  */
 export interface DeltaDiscoveryRequest {
   /** The node making the request. */
-  node:
-    | Node
-    | undefined;
+  node: Node | undefined;
   /**
    * Type of the resource that is being requested, e.g.
    * ``type.googleapis.com/envoy.api.v2.ClusterLoadAssignment``. This does not need to be set if
@@ -312,20 +308,14 @@ export interface DeltaDiscoveryResponse {
  */
 export interface DynamicParameterConstraints {
   /** A single constraint to evaluate. */
-  constraint?:
-    | DynamicParameterConstraints_SingleConstraint
-    | undefined;
+  constraint?: DynamicParameterConstraints_SingleConstraint | undefined;
   /**
    * A list of constraints that match if any one constraint in the list
    * matches.
    */
-  orConstraints?:
-    | DynamicParameterConstraints_ConstraintList
-    | undefined;
+  orConstraints?: DynamicParameterConstraints_ConstraintList | undefined;
   /** A list of constraints that must all match. */
-  andConstraints?:
-    | DynamicParameterConstraints_ConstraintList
-    | undefined;
+  andConstraints?: DynamicParameterConstraints_ConstraintList | undefined;
   /** The inverse (NOT) of a set of constraints. */
   notConstraints?: DynamicParameterConstraints | undefined;
 }
@@ -335,9 +325,7 @@ export interface DynamicParameterConstraints_SingleConstraint {
   /** The key to match against. */
   key: string;
   /** Matches this exact value. */
-  value?:
-    | string
-    | undefined;
+  value?: string | undefined;
   /**
    * Key is present (matches any value except for the key being absent).
    * This allows setting a default constraint for clients that do
@@ -347,8 +335,7 @@ export interface DynamicParameterConstraints_SingleConstraint {
   exists?: DynamicParameterConstraints_SingleConstraint_Exists | undefined;
 }
 
-export interface DynamicParameterConstraints_SingleConstraint_Exists {
-}
+export interface DynamicParameterConstraints_SingleConstraint_Exists {}
 
 export interface DynamicParameterConstraints_ConstraintList {
   constraints: DynamicParameterConstraints[];
@@ -367,9 +354,7 @@ export interface Resource {
    * dynamic parameter constraints.
    * Only one of ``name`` or ``resource_name`` may be set.
    */
-  resourceName:
-    | ResourceName
-    | undefined;
+  resourceName: ResourceName | undefined;
   /** The aliases are a list of other names that this resource can go by. */
   aliases: string[];
   /**
@@ -378,9 +363,7 @@ export interface Resource {
    */
   version: string;
   /** The resource being tracked. */
-  resource:
-    | Any
-    | undefined;
+  resource: Any | undefined;
   /**
    * Time-to-live value for the resource. For each resource, a timer is started. The timer is
    * reset each time the resource is received with a new TTL. If the resource is received with
@@ -396,16 +379,12 @@ export interface Resource {
    * testing where the fault injection should be terminated in the event that Envoy loses contact
    * with the management server.
    */
-  ttl:
-    | Duration
-    | undefined;
+  ttl: Duration | undefined;
   /**
    * Cache control properties for the resource.
    * [#not-implemented-hide:]
    */
-  cacheControl:
-    | Resource_CacheControl
-    | undefined;
+  cacheControl: Resource_CacheControl | undefined;
   /**
    * The Metadata field can be used to provide additional information for the resource.
    * E.g. the trace data for debugging.
@@ -427,12 +406,12 @@ export interface Resource_CacheControl {
 }
 
 function createBaseResourceLocator(): ResourceLocator {
-  return { name: "", dynamicParameters: {} };
+  return { name: '', dynamicParameters: {} };
 }
 
 export const ResourceLocator = {
   encode(message: ResourceLocator, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     Object.entries(message.dynamicParameters).forEach(([key, value]) => {
@@ -479,30 +458,27 @@ export const ResourceLocator = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceLocator>, I>>(object: I): ResourceLocator {
     const message = createBaseResourceLocator();
-    message.name = object.name ?? "";
-    message.dynamicParameters = Object.entries(object.dynamicParameters ?? {}).reduce<{ [key: string]: string }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.name = object.name ?? '';
+    message.dynamicParameters = Object.entries(object.dynamicParameters ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
     return message;
   },
 };
 
 function createBaseResourceLocator_DynamicParametersEntry(): ResourceLocator_DynamicParametersEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const ResourceLocator_DynamicParametersEntry = {
   encode(message: ResourceLocator_DynamicParametersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -538,28 +514,24 @@ export const ResourceLocator_DynamicParametersEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(
-    base?: I,
-  ): ResourceLocator_DynamicParametersEntry {
+  create<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(base?: I): ResourceLocator_DynamicParametersEntry {
     return ResourceLocator_DynamicParametersEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(
-    object: I,
-  ): ResourceLocator_DynamicParametersEntry {
+  fromPartial<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(object: I): ResourceLocator_DynamicParametersEntry {
     const message = createBaseResourceLocator_DynamicParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseResourceName(): ResourceName {
-  return { name: "", dynamicParameterConstraints: undefined };
+  return { name: '', dynamicParameterConstraints: undefined };
 }
 
 export const ResourceName = {
   encode(message: ResourceName, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.dynamicParameterConstraints !== undefined) {
@@ -603,9 +575,9 @@ export const ResourceName = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceName>, I>>(object: I): ResourceName {
     const message = createBaseResourceName();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.dynamicParameterConstraints =
-      (object.dynamicParameterConstraints !== undefined && object.dynamicParameterConstraints !== null)
+      object.dynamicParameterConstraints !== undefined && object.dynamicParameterConstraints !== null
         ? DynamicParameterConstraints.fromPartial(object.dynamicParameterConstraints)
         : undefined;
     return message;
@@ -614,19 +586,19 @@ export const ResourceName = {
 
 function createBaseDiscoveryRequest(): DiscoveryRequest {
   return {
-    versionInfo: "",
+    versionInfo: '',
     node: undefined,
     resourceNames: [],
     resourceLocators: [],
-    typeUrl: "",
-    responseNonce: "",
+    typeUrl: '',
+    responseNonce: '',
     errorDetail: undefined,
   };
 }
 
 export const DiscoveryRequest = {
   encode(message: DiscoveryRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     if (message.node !== undefined) {
@@ -638,10 +610,10 @@ export const DiscoveryRequest = {
     for (const v of message.resourceLocators) {
       ResourceLocator.encode(v!, writer.uint32(58).fork()).ldelim();
     }
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== '') {
       writer.uint32(34).string(message.typeUrl);
     }
-    if (message.responseNonce !== "") {
+    if (message.responseNonce !== '') {
       writer.uint32(42).string(message.responseNonce);
     }
     if (message.errorDetail !== undefined) {
@@ -720,26 +692,25 @@ export const DiscoveryRequest = {
   },
   fromPartial<I extends Exact<DeepPartial<DiscoveryRequest>, I>>(object: I): DiscoveryRequest {
     const message = createBaseDiscoveryRequest();
-    message.versionInfo = object.versionInfo ?? "";
-    message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
+    message.versionInfo = object.versionInfo ?? '';
+    message.node = object.node !== undefined && object.node !== null ? Node.fromPartial(object.node) : undefined;
     message.resourceNames = object.resourceNames?.map((e) => e) || [];
     message.resourceLocators = object.resourceLocators?.map((e) => ResourceLocator.fromPartial(e)) || [];
-    message.typeUrl = object.typeUrl ?? "";
-    message.responseNonce = object.responseNonce ?? "";
-    message.errorDetail = (object.errorDetail !== undefined && object.errorDetail !== null)
-      ? Status.fromPartial(object.errorDetail)
-      : undefined;
+    message.typeUrl = object.typeUrl ?? '';
+    message.responseNonce = object.responseNonce ?? '';
+    message.errorDetail =
+      object.errorDetail !== undefined && object.errorDetail !== null ? Status.fromPartial(object.errorDetail) : undefined;
     return message;
   },
 };
 
 function createBaseDiscoveryResponse(): DiscoveryResponse {
-  return { versionInfo: "", resources: [], canary: false, typeUrl: "", nonce: "", controlPlane: undefined };
+  return { versionInfo: '', resources: [], canary: false, typeUrl: '', nonce: '', controlPlane: undefined };
 }
 
 export const DiscoveryResponse = {
   encode(message: DiscoveryResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.versionInfo !== "") {
+    if (message.versionInfo !== '') {
       writer.uint32(10).string(message.versionInfo);
     }
     for (const v of message.resources) {
@@ -748,10 +719,10 @@ export const DiscoveryResponse = {
     if (message.canary !== false) {
       writer.uint32(24).bool(message.canary);
     }
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== '') {
       writer.uint32(34).string(message.typeUrl);
     }
-    if (message.nonce !== "") {
+    if (message.nonce !== '') {
       writer.uint32(42).string(message.nonce);
     }
     if (message.controlPlane !== undefined) {
@@ -823,14 +794,13 @@ export const DiscoveryResponse = {
   },
   fromPartial<I extends Exact<DeepPartial<DiscoveryResponse>, I>>(object: I): DiscoveryResponse {
     const message = createBaseDiscoveryResponse();
-    message.versionInfo = object.versionInfo ?? "";
+    message.versionInfo = object.versionInfo ?? '';
     message.resources = object.resources?.map((e) => Any.fromPartial(e)) || [];
     message.canary = object.canary ?? false;
-    message.typeUrl = object.typeUrl ?? "";
-    message.nonce = object.nonce ?? "";
-    message.controlPlane = (object.controlPlane !== undefined && object.controlPlane !== null)
-      ? ControlPlane.fromPartial(object.controlPlane)
-      : undefined;
+    message.typeUrl = object.typeUrl ?? '';
+    message.nonce = object.nonce ?? '';
+    message.controlPlane =
+      object.controlPlane !== undefined && object.controlPlane !== null ? ControlPlane.fromPartial(object.controlPlane) : undefined;
     return message;
   },
 };
@@ -838,13 +808,13 @@ export const DiscoveryResponse = {
 function createBaseDeltaDiscoveryRequest(): DeltaDiscoveryRequest {
   return {
     node: undefined,
-    typeUrl: "",
+    typeUrl: '',
     resourceNamesSubscribe: [],
     resourceNamesUnsubscribe: [],
     resourceLocatorsSubscribe: [],
     resourceLocatorsUnsubscribe: [],
     initialResourceVersions: {},
-    responseNonce: "",
+    responseNonce: '',
     errorDetail: undefined,
   };
 }
@@ -854,7 +824,7 @@ export const DeltaDiscoveryRequest = {
     if (message.node !== undefined) {
       Node.encode(message.node, writer.uint32(10).fork()).ldelim();
     }
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== '') {
       writer.uint32(18).string(message.typeUrl);
     }
     for (const v of message.resourceNamesSubscribe) {
@@ -870,10 +840,9 @@ export const DeltaDiscoveryRequest = {
       ResourceLocator.encode(v!, writer.uint32(74).fork()).ldelim();
     }
     Object.entries(message.initialResourceVersions).forEach(([key, value]) => {
-      DeltaDiscoveryRequest_InitialResourceVersionsEntry.encode({ key: key as any, value }, writer.uint32(42).fork())
-        .ldelim();
+      DeltaDiscoveryRequest_InitialResourceVersionsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).ldelim();
     });
-    if (message.responseNonce !== "") {
+    if (message.responseNonce !== '') {
       writer.uint32(50).string(message.responseNonce);
     }
     if (message.errorDetail !== undefined) {
@@ -969,43 +938,38 @@ export const DeltaDiscoveryRequest = {
   },
   fromPartial<I extends Exact<DeepPartial<DeltaDiscoveryRequest>, I>>(object: I): DeltaDiscoveryRequest {
     const message = createBaseDeltaDiscoveryRequest();
-    message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
-    message.typeUrl = object.typeUrl ?? "";
+    message.node = object.node !== undefined && object.node !== null ? Node.fromPartial(object.node) : undefined;
+    message.typeUrl = object.typeUrl ?? '';
     message.resourceNamesSubscribe = object.resourceNamesSubscribe?.map((e) => e) || [];
     message.resourceNamesUnsubscribe = object.resourceNamesUnsubscribe?.map((e) => e) || [];
-    message.resourceLocatorsSubscribe = object.resourceLocatorsSubscribe?.map((e) => ResourceLocator.fromPartial(e)) ||
-      [];
-    message.resourceLocatorsUnsubscribe =
-      object.resourceLocatorsUnsubscribe?.map((e) => ResourceLocator.fromPartial(e)) || [];
-    message.initialResourceVersions = Object.entries(object.initialResourceVersions ?? {}).reduce<
-      { [key: string]: string }
-    >((acc, [key, value]) => {
-      if (value !== undefined) {
-        acc[key] = globalThis.String(value);
-      }
-      return acc;
-    }, {});
-    message.responseNonce = object.responseNonce ?? "";
-    message.errorDetail = (object.errorDetail !== undefined && object.errorDetail !== null)
-      ? Status.fromPartial(object.errorDetail)
-      : undefined;
+    message.resourceLocatorsSubscribe = object.resourceLocatorsSubscribe?.map((e) => ResourceLocator.fromPartial(e)) || [];
+    message.resourceLocatorsUnsubscribe = object.resourceLocatorsUnsubscribe?.map((e) => ResourceLocator.fromPartial(e)) || [];
+    message.initialResourceVersions = Object.entries(object.initialResourceVersions ?? {}).reduce<{ [key: string]: string }>(
+      (acc, [key, value]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.responseNonce = object.responseNonce ?? '';
+    message.errorDetail =
+      object.errorDetail !== undefined && object.errorDetail !== null ? Status.fromPartial(object.errorDetail) : undefined;
     return message;
   },
 };
 
 function createBaseDeltaDiscoveryRequest_InitialResourceVersionsEntry(): DeltaDiscoveryRequest_InitialResourceVersionsEntry {
-  return { key: "", value: "" };
+  return { key: '', value: '' };
 }
 
 export const DeltaDiscoveryRequest_InitialResourceVersionsEntry = {
-  encode(
-    message: DeltaDiscoveryRequest_InitialResourceVersionsEntry,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.key !== "") {
+  encode(message: DeltaDiscoveryRequest_InitialResourceVersionsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -1050,33 +1014,33 @@ export const DeltaDiscoveryRequest_InitialResourceVersionsEntry = {
     object: I,
   ): DeltaDiscoveryRequest_InitialResourceVersionsEntry {
     const message = createBaseDeltaDiscoveryRequest_InitialResourceVersionsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseDeltaDiscoveryResponse(): DeltaDiscoveryResponse {
   return {
-    systemVersionInfo: "",
+    systemVersionInfo: '',
     resources: [],
-    typeUrl: "",
+    typeUrl: '',
     removedResources: [],
     removedResourceNames: [],
-    nonce: "",
+    nonce: '',
     controlPlane: undefined,
   };
 }
 
 export const DeltaDiscoveryResponse = {
   encode(message: DeltaDiscoveryResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.systemVersionInfo !== "") {
+    if (message.systemVersionInfo !== '') {
       writer.uint32(10).string(message.systemVersionInfo);
     }
     for (const v of message.resources) {
       Resource.encode(v!, writer.uint32(18).fork()).ldelim();
     }
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== '') {
       writer.uint32(34).string(message.typeUrl);
     }
     for (const v of message.removedResources) {
@@ -1085,7 +1049,7 @@ export const DeltaDiscoveryResponse = {
     for (const v of message.removedResourceNames) {
       ResourceName.encode(v!, writer.uint32(66).fork()).ldelim();
     }
-    if (message.nonce !== "") {
+    if (message.nonce !== '') {
       writer.uint32(42).string(message.nonce);
     }
     if (message.controlPlane !== undefined) {
@@ -1164,15 +1128,14 @@ export const DeltaDiscoveryResponse = {
   },
   fromPartial<I extends Exact<DeepPartial<DeltaDiscoveryResponse>, I>>(object: I): DeltaDiscoveryResponse {
     const message = createBaseDeltaDiscoveryResponse();
-    message.systemVersionInfo = object.systemVersionInfo ?? "";
+    message.systemVersionInfo = object.systemVersionInfo ?? '';
     message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
-    message.typeUrl = object.typeUrl ?? "";
+    message.typeUrl = object.typeUrl ?? '';
     message.removedResources = object.removedResources?.map((e) => e) || [];
     message.removedResourceNames = object.removedResourceNames?.map((e) => ResourceName.fromPartial(e)) || [];
-    message.nonce = object.nonce ?? "";
-    message.controlPlane = (object.controlPlane !== undefined && object.controlPlane !== null)
-      ? ControlPlane.fromPartial(object.controlPlane)
-      : undefined;
+    message.nonce = object.nonce ?? '';
+    message.controlPlane =
+      object.controlPlane !== undefined && object.controlPlane !== null ? ControlPlane.fromPartial(object.controlPlane) : undefined;
     return message;
   },
 };
@@ -1247,29 +1210,33 @@ export const DynamicParameterConstraints = {
   },
   fromPartial<I extends Exact<DeepPartial<DynamicParameterConstraints>, I>>(object: I): DynamicParameterConstraints {
     const message = createBaseDynamicParameterConstraints();
-    message.constraint = (object.constraint !== undefined && object.constraint !== null)
-      ? DynamicParameterConstraints_SingleConstraint.fromPartial(object.constraint)
-      : undefined;
-    message.orConstraints = (object.orConstraints !== undefined && object.orConstraints !== null)
-      ? DynamicParameterConstraints_ConstraintList.fromPartial(object.orConstraints)
-      : undefined;
-    message.andConstraints = (object.andConstraints !== undefined && object.andConstraints !== null)
-      ? DynamicParameterConstraints_ConstraintList.fromPartial(object.andConstraints)
-      : undefined;
-    message.notConstraints = (object.notConstraints !== undefined && object.notConstraints !== null)
-      ? DynamicParameterConstraints.fromPartial(object.notConstraints)
-      : undefined;
+    message.constraint =
+      object.constraint !== undefined && object.constraint !== null
+        ? DynamicParameterConstraints_SingleConstraint.fromPartial(object.constraint)
+        : undefined;
+    message.orConstraints =
+      object.orConstraints !== undefined && object.orConstraints !== null
+        ? DynamicParameterConstraints_ConstraintList.fromPartial(object.orConstraints)
+        : undefined;
+    message.andConstraints =
+      object.andConstraints !== undefined && object.andConstraints !== null
+        ? DynamicParameterConstraints_ConstraintList.fromPartial(object.andConstraints)
+        : undefined;
+    message.notConstraints =
+      object.notConstraints !== undefined && object.notConstraints !== null
+        ? DynamicParameterConstraints.fromPartial(object.notConstraints)
+        : undefined;
     return message;
   },
 };
 
 function createBaseDynamicParameterConstraints_SingleConstraint(): DynamicParameterConstraints_SingleConstraint {
-  return { key: "", value: undefined, exists: undefined };
+  return { key: '', value: undefined, exists: undefined };
 }
 
 export const DynamicParameterConstraints_SingleConstraint = {
   encode(message: DynamicParameterConstraints_SingleConstraint, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1327,11 +1294,12 @@ export const DynamicParameterConstraints_SingleConstraint = {
     object: I,
   ): DynamicParameterConstraints_SingleConstraint {
     const message = createBaseDynamicParameterConstraints_SingleConstraint();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     message.value = object.value ?? undefined;
-    message.exists = (object.exists !== undefined && object.exists !== null)
-      ? DynamicParameterConstraints_SingleConstraint_Exists.fromPartial(object.exists)
-      : undefined;
+    message.exists =
+      object.exists !== undefined && object.exists !== null
+        ? DynamicParameterConstraints_SingleConstraint_Exists.fromPartial(object.exists)
+        : undefined;
     return message;
   },
 };
@@ -1425,10 +1393,10 @@ export const DynamicParameterConstraints_ConstraintList = {
 
 function createBaseResource(): Resource {
   return {
-    name: "",
+    name: '',
     resourceName: undefined,
     aliases: [],
-    version: "",
+    version: '',
     resource: undefined,
     ttl: undefined,
     cacheControl: undefined,
@@ -1438,7 +1406,7 @@ function createBaseResource(): Resource {
 
 export const Resource = {
   encode(message: Resource, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(26).string(message.name);
     }
     if (message.resourceName !== undefined) {
@@ -1447,7 +1415,7 @@ export const Resource = {
     for (const v of message.aliases) {
       writer.uint32(34).string(v!);
     }
-    if (message.version !== "") {
+    if (message.version !== '') {
       writer.uint32(10).string(message.version);
     }
     if (message.resource !== undefined) {
@@ -1542,22 +1510,18 @@ export const Resource = {
   },
   fromPartial<I extends Exact<DeepPartial<Resource>, I>>(object: I): Resource {
     const message = createBaseResource();
-    message.name = object.name ?? "";
-    message.resourceName = (object.resourceName !== undefined && object.resourceName !== null)
-      ? ResourceName.fromPartial(object.resourceName)
-      : undefined;
+    message.name = object.name ?? '';
+    message.resourceName =
+      object.resourceName !== undefined && object.resourceName !== null ? ResourceName.fromPartial(object.resourceName) : undefined;
     message.aliases = object.aliases?.map((e) => e) || [];
-    message.version = object.version ?? "";
-    message.resource = (object.resource !== undefined && object.resource !== null)
-      ? Any.fromPartial(object.resource)
-      : undefined;
-    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
-    message.cacheControl = (object.cacheControl !== undefined && object.cacheControl !== null)
-      ? Resource_CacheControl.fromPartial(object.cacheControl)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.version = object.version ?? '';
+    message.resource = object.resource !== undefined && object.resource !== null ? Any.fromPartial(object.resource) : undefined;
+    message.ttl = object.ttl !== undefined && object.ttl !== null ? Duration.fromPartial(object.ttl) : undefined;
+    message.cacheControl =
+      object.cacheControl !== undefined && object.cacheControl !== null
+        ? Resource_CacheControl.fromPartial(object.cacheControl)
+        : undefined;
+    message.metadata = object.metadata !== undefined && object.metadata !== null ? Metadata.fromPartial(object.metadata) : undefined;
     return message;
   },
 };
@@ -1609,12 +1573,17 @@ export const Resource_CacheControl = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

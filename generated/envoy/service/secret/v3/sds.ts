@@ -18,21 +18,15 @@ import {
   Metadata,
   type ServiceError,
   type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
-import _m0 from "protobufjs/minimal.js";
-import {
-  DeltaDiscoveryRequest,
-  DeltaDiscoveryResponse,
-  DiscoveryRequest,
-  DiscoveryResponse,
-} from "../../discovery/v3/discovery.js";
+} from '@grpc/grpc-js';
+import _m0 from 'protobufjs/minimal.js';
+import { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '../../discovery/v3/discovery.js';
 
 /**
  * [#not-implemented-hide:] Not configuration. Workaround c++ protobuf issue with importing
  * services: https://github.com/google/protobuf/issues/4221
  */
-export interface SdsDummy {
-}
+export interface SdsDummy {}
 
 function createBaseSdsDummy(): SdsDummy {
   return {};
@@ -71,7 +65,7 @@ export const SdsDummy = {
 export type SecretDiscoveryServiceService = typeof SecretDiscoveryServiceService;
 export const SecretDiscoveryServiceService = {
   deltaSecrets: {
-    path: "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets",
+    path: '/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets',
     requestStream: true,
     responseStream: true,
     requestSerialize: (value: DeltaDiscoveryRequest) => Buffer.from(DeltaDiscoveryRequest.encode(value).finish()),
@@ -80,7 +74,7 @@ export const SecretDiscoveryServiceService = {
     responseDeserialize: (value: Buffer) => DeltaDiscoveryResponse.decode(value),
   },
   streamSecrets: {
-    path: "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets",
+    path: '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
     requestStream: true,
     responseStream: true,
     requestSerialize: (value: DiscoveryRequest) => Buffer.from(DiscoveryRequest.encode(value).finish()),
@@ -89,7 +83,7 @@ export const SecretDiscoveryServiceService = {
     responseDeserialize: (value: Buffer) => DiscoveryResponse.decode(value),
   },
   fetchSecrets: {
-    path: "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets",
+    path: '/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets',
     requestStream: false,
     responseStream: false,
     requestSerialize: (value: DiscoveryRequest) => Buffer.from(DiscoveryRequest.encode(value).finish()),
@@ -108,20 +102,11 @@ export interface SecretDiscoveryServiceServer extends UntypedServiceImplementati
 export interface SecretDiscoveryServiceClient extends Client {
   deltaSecrets(): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
   deltaSecrets(options: Partial<CallOptions>): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
-  deltaSecrets(
-    metadata: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+  deltaSecrets(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
   streamSecrets(): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
   streamSecrets(options: Partial<CallOptions>): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-  streamSecrets(
-    metadata: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-  fetchSecrets(
-    request: DiscoveryRequest,
-    callback: (error: ServiceError | null, response: DiscoveryResponse) => void,
-  ): ClientUnaryCall;
+  streamSecrets(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  fetchSecrets(request: DiscoveryRequest, callback: (error: ServiceError | null, response: DiscoveryResponse) => void): ClientUnaryCall;
   fetchSecrets(
     request: DiscoveryRequest,
     metadata: Metadata,
@@ -137,25 +122,26 @@ export interface SecretDiscoveryServiceClient extends Client {
 
 export const SecretDiscoveryServiceClient = makeGenericClientConstructor(
   SecretDiscoveryServiceService,
-  "envoy.service.secret.v3.SecretDiscoveryService",
+  'envoy.service.secret.v3.SecretDiscoveryService',
 ) as unknown as {
-  new (
-    address: string,
-    credentials: ChannelCredentials,
-    options?: Partial<ClientOptions>,
-  ): SecretDiscoveryServiceClient;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SecretDiscoveryServiceClient;
   service: typeof SecretDiscoveryServiceService;
   serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

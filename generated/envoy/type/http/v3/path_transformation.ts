@@ -5,7 +5,7 @@
 // source: envoy/type/http/v3/path_transformation.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 export interface PathTransformation {
   /** A list of operations to apply. Transformations will be performed in the order that they appear. */
@@ -15,9 +15,7 @@ export interface PathTransformation {
 /** A type of operation to alter text. */
 export interface PathTransformation_Operation {
   /** Enable path normalization per RFC 3986. */
-  normalizePathRfc3986?:
-    | PathTransformation_Operation_NormalizePathRFC3986
-    | undefined;
+  normalizePathRfc3986?: PathTransformation_Operation_NormalizePathRFC3986 | undefined;
   /** Enable merging adjacent slashes. */
   mergeSlashes?: PathTransformation_Operation_MergeSlashes | undefined;
 }
@@ -31,8 +29,7 @@ export interface PathTransformation_Operation {
  * this options does not perform `case normalization
  * <https://tools.ietf.org/html/rfc3986#section-6.2.2.1>`_
  */
-export interface PathTransformation_Operation_NormalizePathRFC3986 {
-}
+export interface PathTransformation_Operation_NormalizePathRFC3986 {}
 
 /**
  * Determines if adjacent slashes are merged into one. A common use case is for a request path
@@ -42,8 +39,7 @@ export interface PathTransformation_Operation_NormalizePathRFC3986 {
  * match set to ``/dir``. When using for header transformations, note that slash merging is not
  * part of `HTTP spec <https://tools.ietf.org/html/rfc3986>`_ and is provided for convenience.
  */
-export interface PathTransformation_Operation_MergeSlashes {
-}
+export interface PathTransformation_Operation_MergeSlashes {}
 
 function createBasePathTransformation(): PathTransformation {
   return { operations: [] };
@@ -97,8 +93,7 @@ function createBasePathTransformation_Operation(): PathTransformation_Operation 
 export const PathTransformation_Operation = {
   encode(message: PathTransformation_Operation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.normalizePathRfc3986 !== undefined) {
-      PathTransformation_Operation_NormalizePathRFC3986.encode(message.normalizePathRfc3986, writer.uint32(18).fork())
-        .ldelim();
+      PathTransformation_Operation_NormalizePathRFC3986.encode(message.normalizePathRfc3986, writer.uint32(18).fork()).ldelim();
     }
     if (message.mergeSlashes !== undefined) {
       PathTransformation_Operation_MergeSlashes.encode(message.mergeSlashes, writer.uint32(26).fork()).ldelim();
@@ -118,10 +113,7 @@ export const PathTransformation_Operation = {
             break;
           }
 
-          message.normalizePathRfc3986 = PathTransformation_Operation_NormalizePathRFC3986.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.normalizePathRfc3986 = PathTransformation_Operation_NormalizePathRFC3986.decode(reader, reader.uint32());
           continue;
         case 3:
           if (tag !== 26) {
@@ -144,12 +136,14 @@ export const PathTransformation_Operation = {
   },
   fromPartial<I extends Exact<DeepPartial<PathTransformation_Operation>, I>>(object: I): PathTransformation_Operation {
     const message = createBasePathTransformation_Operation();
-    message.normalizePathRfc3986 = (object.normalizePathRfc3986 !== undefined && object.normalizePathRfc3986 !== null)
-      ? PathTransformation_Operation_NormalizePathRFC3986.fromPartial(object.normalizePathRfc3986)
-      : undefined;
-    message.mergeSlashes = (object.mergeSlashes !== undefined && object.mergeSlashes !== null)
-      ? PathTransformation_Operation_MergeSlashes.fromPartial(object.mergeSlashes)
-      : undefined;
+    message.normalizePathRfc3986 =
+      object.normalizePathRfc3986 !== undefined && object.normalizePathRfc3986 !== null
+        ? PathTransformation_Operation_NormalizePathRFC3986.fromPartial(object.normalizePathRfc3986)
+        : undefined;
+    message.mergeSlashes =
+      object.mergeSlashes !== undefined && object.mergeSlashes !== null
+        ? PathTransformation_Operation_MergeSlashes.fromPartial(object.mergeSlashes)
+        : undefined;
     return message;
   },
 };
@@ -217,14 +211,10 @@ export const PathTransformation_Operation_MergeSlashes = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<PathTransformation_Operation_MergeSlashes>, I>>(
-    base?: I,
-  ): PathTransformation_Operation_MergeSlashes {
+  create<I extends Exact<DeepPartial<PathTransformation_Operation_MergeSlashes>, I>>(base?: I): PathTransformation_Operation_MergeSlashes {
     return PathTransformation_Operation_MergeSlashes.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<PathTransformation_Operation_MergeSlashes>, I>>(
-    _: I,
-  ): PathTransformation_Operation_MergeSlashes {
+  fromPartial<I extends Exact<DeepPartial<PathTransformation_Operation_MergeSlashes>, I>>(_: I): PathTransformation_Operation_MergeSlashes {
     const message = createBasePathTransformation_Operation_MergeSlashes();
     return message;
   },
@@ -232,12 +222,17 @@ export const PathTransformation_Operation_MergeSlashes = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

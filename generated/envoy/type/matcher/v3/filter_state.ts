@@ -5,8 +5,8 @@
 // source: envoy/type/matcher/v3/filter_state.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { StringMatcher } from "./string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { StringMatcher } from './string.js';
 
 /** FilterStateMatcher provides a general interface for matching the filter state objects. */
 export interface FilterStateMatcher {
@@ -17,12 +17,12 @@ export interface FilterStateMatcher {
 }
 
 function createBaseFilterStateMatcher(): FilterStateMatcher {
-  return { key: "", stringMatch: undefined };
+  return { key: '', stringMatch: undefined };
 }
 
 export const FilterStateMatcher = {
   encode(message: FilterStateMatcher, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.stringMatch !== undefined) {
@@ -66,22 +66,26 @@ export const FilterStateMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<FilterStateMatcher>, I>>(object: I): FilterStateMatcher {
     const message = createBaseFilterStateMatcher();
-    message.key = object.key ?? "";
-    message.stringMatch = (object.stringMatch !== undefined && object.stringMatch !== null)
-      ? StringMatcher.fromPartial(object.stringMatch)
-      : undefined;
+    message.key = object.key ?? '';
+    message.stringMatch =
+      object.stringMatch !== undefined && object.stringMatch !== null ? StringMatcher.fromPartial(object.stringMatch) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/type/matcher/v3/metadata.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { ValueMatcher } from "./value.js";
+import _m0 from 'protobufjs/minimal.js';
+import { ValueMatcher } from './value.js';
 
 /** [#next-major-version: MetadataMatcher should use StructMatcher] */
 export interface MetadataMatcher {
@@ -15,9 +15,7 @@ export interface MetadataMatcher {
   /** The path to retrieve the Value from the Struct. */
   path: MetadataMatcher_PathSegment[];
   /** The MetadataMatcher is matched if the value retrieved by path is matched to this value. */
-  value:
-    | ValueMatcher
-    | undefined;
+  value: ValueMatcher | undefined;
   /** If true, the match result will be inverted. */
   invert: boolean;
 }
@@ -33,12 +31,12 @@ export interface MetadataMatcher_PathSegment {
 }
 
 function createBaseMetadataMatcher(): MetadataMatcher {
-  return { filter: "", path: [], value: undefined, invert: false };
+  return { filter: '', path: [], value: undefined, invert: false };
 }
 
 export const MetadataMatcher = {
   encode(message: MetadataMatcher, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.filter !== "") {
+    if (message.filter !== '') {
       writer.uint32(10).string(message.filter);
     }
     for (const v of message.path) {
@@ -102,11 +100,9 @@ export const MetadataMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<MetadataMatcher>, I>>(object: I): MetadataMatcher {
     const message = createBaseMetadataMatcher();
-    message.filter = object.filter ?? "";
+    message.filter = object.filter ?? '';
     message.path = object.path?.map((e) => MetadataMatcher_PathSegment.fromPartial(e)) || [];
-    message.value = (object.value !== undefined && object.value !== null)
-      ? ValueMatcher.fromPartial(object.value)
-      : undefined;
+    message.value = object.value !== undefined && object.value !== null ? ValueMatcher.fromPartial(object.value) : undefined;
     message.invert = object.invert ?? false;
     return message;
   },
@@ -159,12 +155,17 @@ export const MetadataMatcher_PathSegment = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

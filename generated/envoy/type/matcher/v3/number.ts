@@ -5,8 +5,8 @@
 // source: envoy/type/matcher/v3/number.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { DoubleRange } from "../../v3/range.js";
+import _m0 from 'protobufjs/minimal.js';
+import { DoubleRange } from '../../v3/range.js';
 
 /** Specifies the way to match a double value. */
 export interface DoubleMatcher {
@@ -14,9 +14,7 @@ export interface DoubleMatcher {
    * If specified, the input double value must be in the range specified here.
    * Note: The range is using half-open interval semantics [start, end).
    */
-  range?:
-    | DoubleRange
-    | undefined;
+  range?: DoubleRange | undefined;
   /** If specified, the input double value must be equal to the value specified here. */
   exact?: number | undefined;
 }
@@ -71,9 +69,7 @@ export const DoubleMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<DoubleMatcher>, I>>(object: I): DoubleMatcher {
     const message = createBaseDoubleMatcher();
-    message.range = (object.range !== undefined && object.range !== null)
-      ? DoubleRange.fromPartial(object.range)
-      : undefined;
+    message.range = object.range !== undefined && object.range !== null ? DoubleRange.fromPartial(object.range) : undefined;
     message.exact = object.exact ?? undefined;
     return message;
   },
@@ -81,12 +77,17 @@ export const DoubleMatcher = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

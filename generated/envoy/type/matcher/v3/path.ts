@@ -5,8 +5,8 @@
 // source: envoy/type/matcher/v3/path.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { StringMatcher } from "./string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { StringMatcher } from './string.js';
 
 /** Specifies the way to match a path on HTTP request. */
 export interface PathMatcher {
@@ -58,21 +58,24 @@ export const PathMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<PathMatcher>, I>>(object: I): PathMatcher {
     const message = createBasePathMatcher();
-    message.path = (object.path !== undefined && object.path !== null)
-      ? StringMatcher.fromPartial(object.path)
-      : undefined;
+    message.path = object.path !== undefined && object.path !== null ? StringMatcher.fromPartial(object.path) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/type/matcher/v3/regex.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
+import _m0 from 'protobufjs/minimal.js';
+import { UInt32Value } from '../../../../google/protobuf/wrappers.js';
 
 /** A regex matcher designed for safety when used with untrusted input. */
 export interface RegexMatcher {
@@ -15,9 +15,7 @@ export interface RegexMatcher {
    *
    * @deprecated
    */
-  googleRe2?:
-    | RegexMatcher_GoogleRE2
-    | undefined;
+  googleRe2?: RegexMatcher_GoogleRE2 | undefined;
   /**
    * The regex match string. The string must be supported by the configured engine. The regex is matched
    * against the full string, not as a partial match.
@@ -76,9 +74,7 @@ export interface RegexMatchAndSubstitute {
    * used in the pattern to extract portions of the subject string, and then
    * referenced in the substitution string.
    */
-  pattern:
-    | RegexMatcher
-    | undefined;
+  pattern: RegexMatcher | undefined;
   /**
    * The string that should be substituted into matching portions of the
    * subject string during a substitution operation to produce a new string.
@@ -94,7 +90,7 @@ export interface RegexMatchAndSubstitute {
 }
 
 function createBaseRegexMatcher(): RegexMatcher {
-  return { googleRe2: undefined, regex: "" };
+  return { googleRe2: undefined, regex: '' };
 }
 
 export const RegexMatcher = {
@@ -102,7 +98,7 @@ export const RegexMatcher = {
     if (message.googleRe2 !== undefined) {
       RegexMatcher_GoogleRE2.encode(message.googleRe2, writer.uint32(10).fork()).ldelim();
     }
-    if (message.regex !== "") {
+    if (message.regex !== '') {
       writer.uint32(18).string(message.regex);
     }
     return writer;
@@ -143,10 +139,9 @@ export const RegexMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<RegexMatcher>, I>>(object: I): RegexMatcher {
     const message = createBaseRegexMatcher();
-    message.googleRe2 = (object.googleRe2 !== undefined && object.googleRe2 !== null)
-      ? RegexMatcher_GoogleRE2.fromPartial(object.googleRe2)
-      : undefined;
-    message.regex = object.regex ?? "";
+    message.googleRe2 =
+      object.googleRe2 !== undefined && object.googleRe2 !== null ? RegexMatcher_GoogleRE2.fromPartial(object.googleRe2) : undefined;
+    message.regex = object.regex ?? '';
     return message;
   },
 };
@@ -197,7 +192,7 @@ export const RegexMatcher_GoogleRE2 = {
 };
 
 function createBaseRegexMatchAndSubstitute(): RegexMatchAndSubstitute {
-  return { pattern: undefined, substitution: "" };
+  return { pattern: undefined, substitution: '' };
 }
 
 export const RegexMatchAndSubstitute = {
@@ -205,7 +200,7 @@ export const RegexMatchAndSubstitute = {
     if (message.pattern !== undefined) {
       RegexMatcher.encode(message.pattern, writer.uint32(10).fork()).ldelim();
     }
-    if (message.substitution !== "") {
+    if (message.substitution !== '') {
       writer.uint32(18).string(message.substitution);
     }
     return writer;
@@ -246,22 +241,25 @@ export const RegexMatchAndSubstitute = {
   },
   fromPartial<I extends Exact<DeepPartial<RegexMatchAndSubstitute>, I>>(object: I): RegexMatchAndSubstitute {
     const message = createBaseRegexMatchAndSubstitute();
-    message.pattern = (object.pattern !== undefined && object.pattern !== null)
-      ? RegexMatcher.fromPartial(object.pattern)
-      : undefined;
-    message.substitution = object.substitution ?? "";
+    message.pattern = object.pattern !== undefined && object.pattern !== null ? RegexMatcher.fromPartial(object.pattern) : undefined;
+    message.substitution = object.substitution ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,9 +5,9 @@
 // source: envoy/type/matcher/v3/string.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { TypedExtensionConfig } from "../../../../xds/core/v3/extension.js";
-import { RegexMatcher } from "./regex.js";
+import _m0 from 'protobufjs/minimal.js';
+import { TypedExtensionConfig } from '../../../../xds/core/v3/extension.js';
+import { RegexMatcher } from './regex.js';
 
 /**
  * Specifies the way to match a string.
@@ -21,9 +21,7 @@ export interface StringMatcher {
    *
    * * ``abc`` only matches the value ``abc``.
    */
-  exact?:
-    | string
-    | undefined;
+  exact?: string | undefined;
   /**
    * The input string must have the prefix specified here.
    * Note: empty prefix is not allowed, please use regex instead.
@@ -32,9 +30,7 @@ export interface StringMatcher {
    *
    * * ``abc`` matches the value ``abc.xyz``
    */
-  prefix?:
-    | string
-    | undefined;
+  prefix?: string | undefined;
   /**
    * The input string must have the suffix specified here.
    * Note: empty prefix is not allowed, please use regex instead.
@@ -43,13 +39,9 @@ export interface StringMatcher {
    *
    * * ``abc`` matches the value ``xyz.abc``
    */
-  suffix?:
-    | string
-    | undefined;
+  suffix?: string | undefined;
   /** The input string must match the regular expression specified here. */
-  safeRegex?:
-    | RegexMatcher
-    | undefined;
+  safeRegex?: RegexMatcher | undefined;
   /**
    * The input string must have the substring specified here.
    * Note: empty contains match is not allowed, please use regex instead.
@@ -58,16 +50,12 @@ export interface StringMatcher {
    *
    * * ``abc`` matches the value ``xyz.abc.def``
    */
-  contains?:
-    | string
-    | undefined;
+  contains?: string | undefined;
   /**
    * Use an extension as the matcher type.
    * [#extension-category: envoy.string_matcher]
    */
-  custom?:
-    | TypedExtensionConfig
-    | undefined;
+  custom?: TypedExtensionConfig | undefined;
   /**
    * If true, indicates the exact/prefix/suffix/contains matching should be case insensitive. This
    * has no effect for the safe_regex match.
@@ -192,13 +180,10 @@ export const StringMatcher = {
     message.exact = object.exact ?? undefined;
     message.prefix = object.prefix ?? undefined;
     message.suffix = object.suffix ?? undefined;
-    message.safeRegex = (object.safeRegex !== undefined && object.safeRegex !== null)
-      ? RegexMatcher.fromPartial(object.safeRegex)
-      : undefined;
+    message.safeRegex =
+      object.safeRegex !== undefined && object.safeRegex !== null ? RegexMatcher.fromPartial(object.safeRegex) : undefined;
     message.contains = object.contains ?? undefined;
-    message.custom = (object.custom !== undefined && object.custom !== null)
-      ? TypedExtensionConfig.fromPartial(object.custom)
-      : undefined;
+    message.custom = object.custom !== undefined && object.custom !== null ? TypedExtensionConfig.fromPartial(object.custom) : undefined;
     message.ignoreCase = object.ignoreCase ?? false;
     return message;
   },
@@ -251,12 +236,17 @@ export const ListStringMatcher = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

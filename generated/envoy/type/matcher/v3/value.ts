@@ -5,9 +5,9 @@
 // source: envoy/type/matcher/v3/value.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { DoubleMatcher } from "./number.js";
-import { StringMatcher } from "./string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { DoubleMatcher } from './number.js';
+import { StringMatcher } from './string.js';
 
 /**
  * Specifies the way to match a ProtobufWkt::Value. Primitive values and ListValue are supported.
@@ -16,52 +16,39 @@ import { StringMatcher } from "./string.js";
  */
 export interface ValueMatcher {
   /** If specified, a match occurs if and only if the target value is a NullValue. */
-  nullMatch?:
-    | ValueMatcher_NullMatch
-    | undefined;
+  nullMatch?: ValueMatcher_NullMatch | undefined;
   /**
    * If specified, a match occurs if and only if the target value is a double value and is
    * matched to this field.
    */
-  doubleMatch?:
-    | DoubleMatcher
-    | undefined;
+  doubleMatch?: DoubleMatcher | undefined;
   /**
    * If specified, a match occurs if and only if the target value is a string value and is
    * matched to this field.
    */
-  stringMatch?:
-    | StringMatcher
-    | undefined;
+  stringMatch?: StringMatcher | undefined;
   /**
    * If specified, a match occurs if and only if the target value is a bool value and is equal
    * to this field.
    */
-  boolMatch?:
-    | boolean
-    | undefined;
+  boolMatch?: boolean | undefined;
   /**
    * If specified, value match will be performed based on whether the path is referring to a
    * valid primitive value in the metadata. If the path is referring to a non-primitive value,
    * the result is always not matched.
    */
-  presentMatch?:
-    | boolean
-    | undefined;
+  presentMatch?: boolean | undefined;
   /**
    * If specified, a match occurs if and only if the target value is a list value and
    * is matched to this field.
    */
-  listMatch?:
-    | ListMatcher
-    | undefined;
+  listMatch?: ListMatcher | undefined;
   /** If specified, a match occurs if and only if any of the alternatives in the match accept the value. */
   orMatch?: OrMatcher | undefined;
 }
 
 /** NullMatch is an empty message to specify a null value. */
-export interface ValueMatcher_NullMatch {
-}
+export interface ValueMatcher_NullMatch {}
 
 /** Specifies the way to match a list value. */
 export interface ListMatcher {
@@ -182,23 +169,16 @@ export const ValueMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<ValueMatcher>, I>>(object: I): ValueMatcher {
     const message = createBaseValueMatcher();
-    message.nullMatch = (object.nullMatch !== undefined && object.nullMatch !== null)
-      ? ValueMatcher_NullMatch.fromPartial(object.nullMatch)
-      : undefined;
-    message.doubleMatch = (object.doubleMatch !== undefined && object.doubleMatch !== null)
-      ? DoubleMatcher.fromPartial(object.doubleMatch)
-      : undefined;
-    message.stringMatch = (object.stringMatch !== undefined && object.stringMatch !== null)
-      ? StringMatcher.fromPartial(object.stringMatch)
-      : undefined;
+    message.nullMatch =
+      object.nullMatch !== undefined && object.nullMatch !== null ? ValueMatcher_NullMatch.fromPartial(object.nullMatch) : undefined;
+    message.doubleMatch =
+      object.doubleMatch !== undefined && object.doubleMatch !== null ? DoubleMatcher.fromPartial(object.doubleMatch) : undefined;
+    message.stringMatch =
+      object.stringMatch !== undefined && object.stringMatch !== null ? StringMatcher.fromPartial(object.stringMatch) : undefined;
     message.boolMatch = object.boolMatch ?? undefined;
     message.presentMatch = object.presentMatch ?? undefined;
-    message.listMatch = (object.listMatch !== undefined && object.listMatch !== null)
-      ? ListMatcher.fromPartial(object.listMatch)
-      : undefined;
-    message.orMatch = (object.orMatch !== undefined && object.orMatch !== null)
-      ? OrMatcher.fromPartial(object.orMatch)
-      : undefined;
+    message.listMatch = object.listMatch !== undefined && object.listMatch !== null ? ListMatcher.fromPartial(object.listMatch) : undefined;
+    message.orMatch = object.orMatch !== undefined && object.orMatch !== null ? OrMatcher.fromPartial(object.orMatch) : undefined;
     return message;
   },
 };
@@ -277,9 +257,7 @@ export const ListMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<ListMatcher>, I>>(object: I): ListMatcher {
     const message = createBaseListMatcher();
-    message.oneOf = (object.oneOf !== undefined && object.oneOf !== null)
-      ? ValueMatcher.fromPartial(object.oneOf)
-      : undefined;
+    message.oneOf = object.oneOf !== undefined && object.oneOf !== null ? ValueMatcher.fromPartial(object.oneOf) : undefined;
     return message;
   },
 };
@@ -331,12 +309,17 @@ export const OrMatcher = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,7 +5,7 @@
 // source: envoy/type/metadata/v3/metadata.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 /**
  * MetadataKey provides a general interface using ``key`` and ``path`` to retrieve value from
@@ -60,47 +60,37 @@ export interface MetadataKey_PathSegment {
 /** Describes what kind of metadata. */
 export interface MetadataKind {
   /** Request kind of metadata. */
-  request?:
-    | MetadataKind_Request
-    | undefined;
+  request?: MetadataKind_Request | undefined;
   /** Route kind of metadata. */
-  route?:
-    | MetadataKind_Route
-    | undefined;
+  route?: MetadataKind_Route | undefined;
   /** Cluster kind of metadata. */
-  cluster?:
-    | MetadataKind_Cluster
-    | undefined;
+  cluster?: MetadataKind_Cluster | undefined;
   /** Host kind of metadata. */
   host?: MetadataKind_Host | undefined;
 }
 
 /** Represents dynamic metadata associated with the request. */
-export interface MetadataKind_Request {
-}
+export interface MetadataKind_Request {}
 
 /** Represents metadata from :ref:`the route<envoy_v3_api_field_config.route.v3.Route.metadata>`. */
-export interface MetadataKind_Route {
-}
+export interface MetadataKind_Route {}
 
 /** Represents metadata from :ref:`the upstream cluster<envoy_v3_api_field_config.cluster.v3.Cluster.metadata>`. */
-export interface MetadataKind_Cluster {
-}
+export interface MetadataKind_Cluster {}
 
 /**
  * Represents metadata from :ref:`the upstream
  * host<envoy_v3_api_field_config.endpoint.v3.LbEndpoint.metadata>`.
  */
-export interface MetadataKind_Host {
-}
+export interface MetadataKind_Host {}
 
 function createBaseMetadataKey(): MetadataKey {
-  return { key: "", path: [] };
+  return { key: '', path: [] };
 }
 
 export const MetadataKey = {
   encode(message: MetadataKey, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     for (const v of message.path) {
@@ -144,7 +134,7 @@ export const MetadataKey = {
   },
   fromPartial<I extends Exact<DeepPartial<MetadataKey>, I>>(object: I): MetadataKey {
     const message = createBaseMetadataKey();
-    message.key = object.key ?? "";
+    message.key = object.key ?? '';
     message.path = object.path?.map((e) => MetadataKey_PathSegment.fromPartial(e)) || [];
     return message;
   },
@@ -265,18 +255,12 @@ export const MetadataKind = {
   },
   fromPartial<I extends Exact<DeepPartial<MetadataKind>, I>>(object: I): MetadataKind {
     const message = createBaseMetadataKind();
-    message.request = (object.request !== undefined && object.request !== null)
-      ? MetadataKind_Request.fromPartial(object.request)
-      : undefined;
-    message.route = (object.route !== undefined && object.route !== null)
-      ? MetadataKind_Route.fromPartial(object.route)
-      : undefined;
-    message.cluster = (object.cluster !== undefined && object.cluster !== null)
-      ? MetadataKind_Cluster.fromPartial(object.cluster)
-      : undefined;
-    message.host = (object.host !== undefined && object.host !== null)
-      ? MetadataKind_Host.fromPartial(object.host)
-      : undefined;
+    message.request =
+      object.request !== undefined && object.request !== null ? MetadataKind_Request.fromPartial(object.request) : undefined;
+    message.route = object.route !== undefined && object.route !== null ? MetadataKind_Route.fromPartial(object.route) : undefined;
+    message.cluster =
+      object.cluster !== undefined && object.cluster !== null ? MetadataKind_Cluster.fromPartial(object.cluster) : undefined;
+    message.host = object.host !== undefined && object.host !== null ? MetadataKind_Host.fromPartial(object.host) : undefined;
     return message;
   },
 };
@@ -419,12 +403,17 @@ export const MetadataKind_Host = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/type/tracing/v3/custom_tag.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { MetadataKey, MetadataKind } from "../../metadata/v3/metadata.js";
+import _m0 from 'protobufjs/minimal.js';
+import { MetadataKey, MetadataKind } from '../../metadata/v3/metadata.js';
 
 /**
  * Describes custom tags for the active span.
@@ -16,17 +16,11 @@ export interface CustomTag {
   /** Used to populate the tag name. */
   tag: string;
   /** A literal custom tag. */
-  literal?:
-    | CustomTag_Literal
-    | undefined;
+  literal?: CustomTag_Literal | undefined;
   /** An environment custom tag. */
-  environment?:
-    | CustomTag_Environment
-    | undefined;
+  environment?: CustomTag_Environment | undefined;
   /** A request header custom tag. */
-  requestHeader?:
-    | CustomTag_Header
-    | undefined;
+  requestHeader?: CustomTag_Header | undefined;
   /** A custom tag to obtain tag value from the metadata. */
   metadata?: CustomTag_Metadata | undefined;
 }
@@ -70,13 +64,9 @@ export interface CustomTag_Header {
  */
 export interface CustomTag_Metadata {
   /** Specify what kind of metadata to obtain tag value from. */
-  kind:
-    | MetadataKind
-    | undefined;
+  kind: MetadataKind | undefined;
   /** Metadata key to define the path to retrieve the tag value. */
-  metadataKey:
-    | MetadataKey
-    | undefined;
+  metadataKey: MetadataKey | undefined;
   /**
    * When no valid metadata is found,
    * the tag value would be populated with this default value if specified,
@@ -86,12 +76,12 @@ export interface CustomTag_Metadata {
 }
 
 function createBaseCustomTag(): CustomTag {
-  return { tag: "", literal: undefined, environment: undefined, requestHeader: undefined, metadata: undefined };
+  return { tag: '', literal: undefined, environment: undefined, requestHeader: undefined, metadata: undefined };
 }
 
 export const CustomTag = {
   encode(message: CustomTag, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.tag !== "") {
+    if (message.tag !== '') {
       writer.uint32(10).string(message.tag);
     }
     if (message.literal !== undefined) {
@@ -165,30 +155,25 @@ export const CustomTag = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomTag>, I>>(object: I): CustomTag {
     const message = createBaseCustomTag();
-    message.tag = object.tag ?? "";
-    message.literal = (object.literal !== undefined && object.literal !== null)
-      ? CustomTag_Literal.fromPartial(object.literal)
-      : undefined;
-    message.environment = (object.environment !== undefined && object.environment !== null)
-      ? CustomTag_Environment.fromPartial(object.environment)
-      : undefined;
-    message.requestHeader = (object.requestHeader !== undefined && object.requestHeader !== null)
-      ? CustomTag_Header.fromPartial(object.requestHeader)
-      : undefined;
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? CustomTag_Metadata.fromPartial(object.metadata)
-      : undefined;
+    message.tag = object.tag ?? '';
+    message.literal = object.literal !== undefined && object.literal !== null ? CustomTag_Literal.fromPartial(object.literal) : undefined;
+    message.environment =
+      object.environment !== undefined && object.environment !== null ? CustomTag_Environment.fromPartial(object.environment) : undefined;
+    message.requestHeader =
+      object.requestHeader !== undefined && object.requestHeader !== null ? CustomTag_Header.fromPartial(object.requestHeader) : undefined;
+    message.metadata =
+      object.metadata !== undefined && object.metadata !== null ? CustomTag_Metadata.fromPartial(object.metadata) : undefined;
     return message;
   },
 };
 
 function createBaseCustomTag_Literal(): CustomTag_Literal {
-  return { value: "" };
+  return { value: '' };
 }
 
 export const CustomTag_Literal = {
   encode(message: CustomTag_Literal, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.value !== "") {
+    if (message.value !== '') {
       writer.uint32(10).string(message.value);
     }
     return writer;
@@ -222,21 +207,21 @@ export const CustomTag_Literal = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomTag_Literal>, I>>(object: I): CustomTag_Literal {
     const message = createBaseCustomTag_Literal();
-    message.value = object.value ?? "";
+    message.value = object.value ?? '';
     return message;
   },
 };
 
 function createBaseCustomTag_Environment(): CustomTag_Environment {
-  return { name: "", defaultValue: "" };
+  return { name: '', defaultValue: '' };
 }
 
 export const CustomTag_Environment = {
   encode(message: CustomTag_Environment, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.defaultValue !== "") {
+    if (message.defaultValue !== '') {
       writer.uint32(18).string(message.defaultValue);
     }
     return writer;
@@ -277,22 +262,22 @@ export const CustomTag_Environment = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomTag_Environment>, I>>(object: I): CustomTag_Environment {
     const message = createBaseCustomTag_Environment();
-    message.name = object.name ?? "";
-    message.defaultValue = object.defaultValue ?? "";
+    message.name = object.name ?? '';
+    message.defaultValue = object.defaultValue ?? '';
     return message;
   },
 };
 
 function createBaseCustomTag_Header(): CustomTag_Header {
-  return { name: "", defaultValue: "" };
+  return { name: '', defaultValue: '' };
 }
 
 export const CustomTag_Header = {
   encode(message: CustomTag_Header, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.defaultValue !== "") {
+    if (message.defaultValue !== '') {
       writer.uint32(18).string(message.defaultValue);
     }
     return writer;
@@ -333,14 +318,14 @@ export const CustomTag_Header = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomTag_Header>, I>>(object: I): CustomTag_Header {
     const message = createBaseCustomTag_Header();
-    message.name = object.name ?? "";
-    message.defaultValue = object.defaultValue ?? "";
+    message.name = object.name ?? '';
+    message.defaultValue = object.defaultValue ?? '';
     return message;
   },
 };
 
 function createBaseCustomTag_Metadata(): CustomTag_Metadata {
-  return { kind: undefined, metadataKey: undefined, defaultValue: "" };
+  return { kind: undefined, metadataKey: undefined, defaultValue: '' };
 }
 
 export const CustomTag_Metadata = {
@@ -351,7 +336,7 @@ export const CustomTag_Metadata = {
     if (message.metadataKey !== undefined) {
       MetadataKey.encode(message.metadataKey, writer.uint32(18).fork()).ldelim();
     }
-    if (message.defaultValue !== "") {
+    if (message.defaultValue !== '') {
       writer.uint32(26).string(message.defaultValue);
     }
     return writer;
@@ -399,25 +384,27 @@ export const CustomTag_Metadata = {
   },
   fromPartial<I extends Exact<DeepPartial<CustomTag_Metadata>, I>>(object: I): CustomTag_Metadata {
     const message = createBaseCustomTag_Metadata();
-    message.kind = (object.kind !== undefined && object.kind !== null)
-      ? MetadataKind.fromPartial(object.kind)
-      : undefined;
-    message.metadataKey = (object.metadataKey !== undefined && object.metadataKey !== null)
-      ? MetadataKey.fromPartial(object.metadataKey)
-      : undefined;
-    message.defaultValue = object.defaultValue ?? "";
+    message.kind = object.kind !== undefined && object.kind !== null ? MetadataKind.fromPartial(object.kind) : undefined;
+    message.metadataKey =
+      object.metadataKey !== undefined && object.metadataKey !== null ? MetadataKey.fromPartial(object.metadataKey) : undefined;
+    message.defaultValue = object.defaultValue ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,11 +5,11 @@
 // source: google/api/expr/v1alpha1/checked.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Empty } from "../../../protobuf/empty.js";
-import { NullValue } from "../../../protobuf/struct.js";
-import { Constant, Expr, SourceInfo } from "./syntax.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Empty } from '../../../protobuf/empty.js';
+import { NullValue } from '../../../protobuf/struct.js';
+import { Constant, Expr, SourceInfo } from './syntax.js';
 
 /** A CEL expression which has been successfully type checked. */
 export interface CheckedExpr {
@@ -43,9 +43,7 @@ export interface CheckedExpr {
    * The source info derived from input that generated the parsed `expr` and
    * any optimizations made during the type-checking pass.
    */
-  sourceInfo:
-    | SourceInfo
-    | undefined;
+  sourceInfo: SourceInfo | undefined;
   /**
    * The checked expression. Semantically equivalent to the parsed `expr`, but
    * may have structural differences.
@@ -66,46 +64,28 @@ export interface CheckedExpr_TypeMapEntry {
 /** Represents a CEL type. */
 export interface Type {
   /** Dynamic type. */
-  dyn?:
-    | Empty
-    | undefined;
+  dyn?: Empty | undefined;
   /** Null value. */
-  null?:
-    | NullValue
-    | undefined;
+  null?: NullValue | undefined;
   /** Primitive types: `true`, `1u`, `-2.0`, `'string'`, `b'bytes'`. */
-  primitive?:
-    | Type_PrimitiveType
-    | undefined;
+  primitive?: Type_PrimitiveType | undefined;
   /** Wrapper of a primitive type, e.g. `google.protobuf.Int64Value`. */
-  wrapper?:
-    | Type_PrimitiveType
-    | undefined;
+  wrapper?: Type_PrimitiveType | undefined;
   /** Well-known protobuf type such as `google.protobuf.Timestamp`. */
-  wellKnown?:
-    | Type_WellKnownType
-    | undefined;
+  wellKnown?: Type_WellKnownType | undefined;
   /** Parameterized list with elements of `list_type`, e.g. `list<timestamp>`. */
-  listType?:
-    | Type_ListType
-    | undefined;
+  listType?: Type_ListType | undefined;
   /** Parameterized map with typed keys and values. */
-  mapType?:
-    | Type_MapType
-    | undefined;
+  mapType?: Type_MapType | undefined;
   /** Function type. */
-  function?:
-    | Type_FunctionType
-    | undefined;
+  function?: Type_FunctionType | undefined;
   /**
    * Protocol buffer message type.
    *
    * The `message_type` string specifies the qualified message type name. For
    * example, `google.plus.Profile`.
    */
-  messageType?:
-    | string
-    | undefined;
+  messageType?: string | undefined;
   /**
    * Type param type.
    *
@@ -113,18 +93,14 @@ export interface Type {
    * would be a `list_type` whose element type was a `type_param` type
    * named `E`.
    */
-  typeParam?:
-    | string
-    | undefined;
+  typeParam?: string | undefined;
   /**
    * Type type.
    *
    * The `type` value specifies the target type. e.g. int is type with a
    * target type of `Primitive.INT`.
    */
-  type?:
-    | Type
-    | undefined;
+  type?: Type | undefined;
   /**
    * Error type.
    *
@@ -132,9 +108,7 @@ export interface Type {
    * as the `ERROR` type. This permits the type-checker to discover other
    * errors present in the expression.
    */
-  error?:
-    | Empty
-    | undefined;
+  error?: Empty | undefined;
   /** Abstract, application defined type. */
   abstractType?: Type_AbstractType | undefined;
 }
@@ -198,9 +172,7 @@ export interface Type_ListType {
 /** Map type with parameterized key and value types, e.g. `map<string, int>`. */
 export interface Type_MapType {
   /** The type of the key. */
-  keyType:
-    | Type
-    | undefined;
+  keyType: Type | undefined;
   /** The type of the value. */
   valueType: Type | undefined;
 }
@@ -208,9 +180,7 @@ export interface Type_MapType {
 /** Function type with result and arg types. */
 export interface Type_FunctionType {
   /** Result type of the function. */
-  resultType:
-    | Type
-    | undefined;
+  resultType: Type | undefined;
   /** Argument types of the function. */
   argTypes: Type[];
 }
@@ -242,9 +212,7 @@ export interface Decl {
    */
   name: string;
   /** Identifier declaration. */
-  ident?:
-    | Decl_IdentDecl
-    | undefined;
+  ident?: Decl_IdentDecl | undefined;
   /** Function declaration. */
   function?: Decl_FunctionDecl | undefined;
 }
@@ -259,16 +227,12 @@ export interface Decl {
  */
 export interface Decl_IdentDecl {
   /** Required. The type of the identifier. */
-  type:
-    | Type
-    | undefined;
+  type: Type | undefined;
   /**
    * The constant value of the identifier. If not specified, the identifier
    * must be supplied at evaluation time.
    */
-  value:
-    | Constant
-    | undefined;
+  value: Constant | undefined;
   /** Documentation string for the identifier. */
   doc: string;
 }
@@ -331,9 +295,7 @@ export interface Decl_FunctionDecl_Overload {
    * Required. The result type of the function. For example, the operator
    * `string.isEmpty()` would have `result_type` of `kind: BOOL`.
    */
-  resultType:
-    | Type
-    | undefined;
+  resultType: Type | undefined;
   /**
    * Whether the function is to be used in a method call-style `x.f(...)`
    * of a function call-style `f(x, ...)`.
@@ -444,25 +406,21 @@ export const CheckedExpr = {
   },
   fromPartial<I extends Exact<DeepPartial<CheckedExpr>, I>>(object: I): CheckedExpr {
     const message = createBaseCheckedExpr();
-    message.referenceMap = Object.entries(object.referenceMap ?? {}).reduce<{ [key: number]: Reference }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[globalThis.Number(key)] = Reference.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.referenceMap = Object.entries(object.referenceMap ?? {}).reduce<{ [key: number]: Reference }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[globalThis.Number(key)] = Reference.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.typeMap = Object.entries(object.typeMap ?? {}).reduce<{ [key: number]: Type }>((acc, [key, value]) => {
       if (value !== undefined) {
         acc[globalThis.Number(key)] = Type.fromPartial(value);
       }
       return acc;
     }, {});
-    message.sourceInfo = (object.sourceInfo !== undefined && object.sourceInfo !== null)
-      ? SourceInfo.fromPartial(object.sourceInfo)
-      : undefined;
-    message.expr = (object.expr !== undefined && object.expr !== null) ? Expr.fromPartial(object.expr) : undefined;
+    message.sourceInfo =
+      object.sourceInfo !== undefined && object.sourceInfo !== null ? SourceInfo.fromPartial(object.sourceInfo) : undefined;
+    message.expr = object.expr !== undefined && object.expr !== null ? Expr.fromPartial(object.expr) : undefined;
     return message;
   },
 };
@@ -515,14 +473,10 @@ export const CheckedExpr_ReferenceMapEntry = {
   create<I extends Exact<DeepPartial<CheckedExpr_ReferenceMapEntry>, I>>(base?: I): CheckedExpr_ReferenceMapEntry {
     return CheckedExpr_ReferenceMapEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CheckedExpr_ReferenceMapEntry>, I>>(
-    object: I,
-  ): CheckedExpr_ReferenceMapEntry {
+  fromPartial<I extends Exact<DeepPartial<CheckedExpr_ReferenceMapEntry>, I>>(object: I): CheckedExpr_ReferenceMapEntry {
     const message = createBaseCheckedExpr_ReferenceMapEntry();
     message.key = object.key ?? 0;
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Reference.fromPartial(object.value)
-      : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Reference.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -578,7 +532,7 @@ export const CheckedExpr_TypeMapEntry = {
   fromPartial<I extends Exact<DeepPartial<CheckedExpr_TypeMapEntry>, I>>(object: I): CheckedExpr_TypeMapEntry {
     const message = createBaseCheckedExpr_TypeMapEntry();
     message.key = object.key ?? 0;
-    message.value = (object.value !== undefined && object.value !== null) ? Type.fromPartial(object.value) : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Type.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -757,27 +711,21 @@ export const Type = {
   },
   fromPartial<I extends Exact<DeepPartial<Type>, I>>(object: I): Type {
     const message = createBaseType();
-    message.dyn = (object.dyn !== undefined && object.dyn !== null) ? Empty.fromPartial(object.dyn) : undefined;
+    message.dyn = object.dyn !== undefined && object.dyn !== null ? Empty.fromPartial(object.dyn) : undefined;
     message.null = object.null ?? undefined;
     message.primitive = object.primitive ?? undefined;
     message.wrapper = object.wrapper ?? undefined;
     message.wellKnown = object.wellKnown ?? undefined;
-    message.listType = (object.listType !== undefined && object.listType !== null)
-      ? Type_ListType.fromPartial(object.listType)
-      : undefined;
-    message.mapType = (object.mapType !== undefined && object.mapType !== null)
-      ? Type_MapType.fromPartial(object.mapType)
-      : undefined;
-    message.function = (object.function !== undefined && object.function !== null)
-      ? Type_FunctionType.fromPartial(object.function)
-      : undefined;
+    message.listType = object.listType !== undefined && object.listType !== null ? Type_ListType.fromPartial(object.listType) : undefined;
+    message.mapType = object.mapType !== undefined && object.mapType !== null ? Type_MapType.fromPartial(object.mapType) : undefined;
+    message.function =
+      object.function !== undefined && object.function !== null ? Type_FunctionType.fromPartial(object.function) : undefined;
     message.messageType = object.messageType ?? undefined;
     message.typeParam = object.typeParam ?? undefined;
-    message.type = (object.type !== undefined && object.type !== null) ? Type.fromPartial(object.type) : undefined;
-    message.error = (object.error !== undefined && object.error !== null) ? Empty.fromPartial(object.error) : undefined;
-    message.abstractType = (object.abstractType !== undefined && object.abstractType !== null)
-      ? Type_AbstractType.fromPartial(object.abstractType)
-      : undefined;
+    message.type = object.type !== undefined && object.type !== null ? Type.fromPartial(object.type) : undefined;
+    message.error = object.error !== undefined && object.error !== null ? Empty.fromPartial(object.error) : undefined;
+    message.abstractType =
+      object.abstractType !== undefined && object.abstractType !== null ? Type_AbstractType.fromPartial(object.abstractType) : undefined;
     return message;
   },
 };
@@ -822,9 +770,7 @@ export const Type_ListType = {
   },
   fromPartial<I extends Exact<DeepPartial<Type_ListType>, I>>(object: I): Type_ListType {
     const message = createBaseType_ListType();
-    message.elemType = (object.elemType !== undefined && object.elemType !== null)
-      ? Type.fromPartial(object.elemType)
-      : undefined;
+    message.elemType = object.elemType !== undefined && object.elemType !== null ? Type.fromPartial(object.elemType) : undefined;
     return message;
   },
 };
@@ -879,12 +825,8 @@ export const Type_MapType = {
   },
   fromPartial<I extends Exact<DeepPartial<Type_MapType>, I>>(object: I): Type_MapType {
     const message = createBaseType_MapType();
-    message.keyType = (object.keyType !== undefined && object.keyType !== null)
-      ? Type.fromPartial(object.keyType)
-      : undefined;
-    message.valueType = (object.valueType !== undefined && object.valueType !== null)
-      ? Type.fromPartial(object.valueType)
-      : undefined;
+    message.keyType = object.keyType !== undefined && object.keyType !== null ? Type.fromPartial(object.keyType) : undefined;
+    message.valueType = object.valueType !== undefined && object.valueType !== null ? Type.fromPartial(object.valueType) : undefined;
     return message;
   },
 };
@@ -939,21 +881,19 @@ export const Type_FunctionType = {
   },
   fromPartial<I extends Exact<DeepPartial<Type_FunctionType>, I>>(object: I): Type_FunctionType {
     const message = createBaseType_FunctionType();
-    message.resultType = (object.resultType !== undefined && object.resultType !== null)
-      ? Type.fromPartial(object.resultType)
-      : undefined;
+    message.resultType = object.resultType !== undefined && object.resultType !== null ? Type.fromPartial(object.resultType) : undefined;
     message.argTypes = object.argTypes?.map((e) => Type.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseType_AbstractType(): Type_AbstractType {
-  return { name: "", parameterTypes: [] };
+  return { name: '', parameterTypes: [] };
 }
 
 export const Type_AbstractType = {
   encode(message: Type_AbstractType, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.parameterTypes) {
@@ -997,19 +937,19 @@ export const Type_AbstractType = {
   },
   fromPartial<I extends Exact<DeepPartial<Type_AbstractType>, I>>(object: I): Type_AbstractType {
     const message = createBaseType_AbstractType();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.parameterTypes = object.parameterTypes?.map((e) => Type.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseDecl(): Decl {
-  return { name: "", ident: undefined, function: undefined };
+  return { name: '', ident: undefined, function: undefined };
 }
 
 export const Decl = {
   encode(message: Decl, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.ident !== undefined) {
@@ -1063,19 +1003,16 @@ export const Decl = {
   },
   fromPartial<I extends Exact<DeepPartial<Decl>, I>>(object: I): Decl {
     const message = createBaseDecl();
-    message.name = object.name ?? "";
-    message.ident = (object.ident !== undefined && object.ident !== null)
-      ? Decl_IdentDecl.fromPartial(object.ident)
-      : undefined;
-    message.function = (object.function !== undefined && object.function !== null)
-      ? Decl_FunctionDecl.fromPartial(object.function)
-      : undefined;
+    message.name = object.name ?? '';
+    message.ident = object.ident !== undefined && object.ident !== null ? Decl_IdentDecl.fromPartial(object.ident) : undefined;
+    message.function =
+      object.function !== undefined && object.function !== null ? Decl_FunctionDecl.fromPartial(object.function) : undefined;
     return message;
   },
 };
 
 function createBaseDecl_IdentDecl(): Decl_IdentDecl {
-  return { type: undefined, value: undefined, doc: "" };
+  return { type: undefined, value: undefined, doc: '' };
 }
 
 export const Decl_IdentDecl = {
@@ -1086,7 +1023,7 @@ export const Decl_IdentDecl = {
     if (message.value !== undefined) {
       Constant.encode(message.value, writer.uint32(18).fork()).ldelim();
     }
-    if (message.doc !== "") {
+    if (message.doc !== '') {
       writer.uint32(26).string(message.doc);
     }
     return writer;
@@ -1134,11 +1071,9 @@ export const Decl_IdentDecl = {
   },
   fromPartial<I extends Exact<DeepPartial<Decl_IdentDecl>, I>>(object: I): Decl_IdentDecl {
     const message = createBaseDecl_IdentDecl();
-    message.type = (object.type !== undefined && object.type !== null) ? Type.fromPartial(object.type) : undefined;
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Constant.fromPartial(object.value)
-      : undefined;
-    message.doc = object.doc ?? "";
+    message.type = object.type !== undefined && object.type !== null ? Type.fromPartial(object.type) : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Constant.fromPartial(object.value) : undefined;
+    message.doc = object.doc ?? '';
     return message;
   },
 };
@@ -1189,12 +1124,12 @@ export const Decl_FunctionDecl = {
 };
 
 function createBaseDecl_FunctionDecl_Overload(): Decl_FunctionDecl_Overload {
-  return { overloadId: "", params: [], typeParams: [], resultType: undefined, isInstanceFunction: false, doc: "" };
+  return { overloadId: '', params: [], typeParams: [], resultType: undefined, isInstanceFunction: false, doc: '' };
 }
 
 export const Decl_FunctionDecl_Overload = {
   encode(message: Decl_FunctionDecl_Overload, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.overloadId !== "") {
+    if (message.overloadId !== '') {
       writer.uint32(10).string(message.overloadId);
     }
     for (const v of message.params) {
@@ -1209,7 +1144,7 @@ export const Decl_FunctionDecl_Overload = {
     if (message.isInstanceFunction !== false) {
       writer.uint32(40).bool(message.isInstanceFunction);
     }
-    if (message.doc !== "") {
+    if (message.doc !== '') {
       writer.uint32(50).string(message.doc);
     }
     return writer;
@@ -1278,25 +1213,23 @@ export const Decl_FunctionDecl_Overload = {
   },
   fromPartial<I extends Exact<DeepPartial<Decl_FunctionDecl_Overload>, I>>(object: I): Decl_FunctionDecl_Overload {
     const message = createBaseDecl_FunctionDecl_Overload();
-    message.overloadId = object.overloadId ?? "";
+    message.overloadId = object.overloadId ?? '';
     message.params = object.params?.map((e) => Type.fromPartial(e)) || [];
     message.typeParams = object.typeParams?.map((e) => e) || [];
-    message.resultType = (object.resultType !== undefined && object.resultType !== null)
-      ? Type.fromPartial(object.resultType)
-      : undefined;
+    message.resultType = object.resultType !== undefined && object.resultType !== null ? Type.fromPartial(object.resultType) : undefined;
     message.isInstanceFunction = object.isInstanceFunction ?? false;
-    message.doc = object.doc ?? "";
+    message.doc = object.doc ?? '';
     return message;
   },
 };
 
 function createBaseReference(): Reference {
-  return { name: "", overloadId: [], value: undefined };
+  return { name: '', overloadId: [], value: undefined };
 }
 
 export const Reference = {
   encode(message: Reference, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     for (const v of message.overloadId) {
@@ -1350,33 +1283,36 @@ export const Reference = {
   },
   fromPartial<I extends Exact<DeepPartial<Reference>, I>>(object: I): Reference {
     const message = createBaseReference();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.overloadId = object.overloadId?.map((e) => e) || [];
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Constant.fromPartial(object.value)
-      : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Constant.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

@@ -5,18 +5,16 @@
 // source: google/api/expr/v1alpha1/syntax.proto
 
 /* eslint-disable */
-import Long from "long";
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../protobuf/duration.js";
-import { NullValue } from "../../../protobuf/struct.js";
-import { Timestamp } from "../../../protobuf/timestamp.js";
+import Long from 'long';
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../protobuf/duration.js';
+import { NullValue } from '../../../protobuf/struct.js';
+import { Timestamp } from '../../../protobuf/timestamp.js';
 
 /** An expression together with source information as returned by the parser. */
 export interface ParsedExpr {
   /** The parsed expression. */
-  expr:
-    | Expr
-    | undefined;
+  expr: Expr | undefined;
   /** The source info derived from input that generated the parsed `expr`. */
   sourceInfo: SourceInfo | undefined;
 }
@@ -46,29 +44,17 @@ export interface Expr {
    */
   id: number;
   /** A literal expression. */
-  constExpr?:
-    | Constant
-    | undefined;
+  constExpr?: Constant | undefined;
   /** An identifier expression. */
-  identExpr?:
-    | Expr_Ident
-    | undefined;
+  identExpr?: Expr_Ident | undefined;
   /** A field selection expression, e.g. `request.auth`. */
-  selectExpr?:
-    | Expr_Select
-    | undefined;
+  selectExpr?: Expr_Select | undefined;
   /** A call expression, including calls to predefined functions and operators. */
-  callExpr?:
-    | Expr_Call
-    | undefined;
+  callExpr?: Expr_Call | undefined;
   /** A list creation expression. */
-  listExpr?:
-    | Expr_CreateList
-    | undefined;
+  listExpr?: Expr_CreateList | undefined;
   /** A map or message creation expression. */
-  structExpr?:
-    | Expr_CreateStruct
-    | undefined;
+  structExpr?: Expr_CreateStruct | undefined;
   /** A comprehension expression. */
   comprehensionExpr?: Expr_Comprehension | undefined;
 }
@@ -92,9 +78,7 @@ export interface Expr_Select {
    * For example, in the select expression `request.auth`, the `request`
    * portion of the expression is the `operand`.
    */
-  operand:
-    | Expr
-    | undefined;
+  operand: Expr | undefined;
   /**
    * Required. The name of the field to select.
    *
@@ -120,9 +104,7 @@ export interface Expr_Call {
    * The target of an method call-style expression. For example, `x` in
    * `x.f()`.
    */
-  target:
-    | Expr
-    | undefined;
+  target: Expr | undefined;
   /** Required. The name of the function or method being called. */
   function: string;
   /** The arguments. */
@@ -166,13 +148,9 @@ export interface Expr_CreateStruct_Entry {
    */
   id: number;
   /** The field key for a message creator statement. */
-  fieldKey?:
-    | string
-    | undefined;
+  fieldKey?: string | undefined;
   /** The key expression for a map creation statement. */
-  mapKey?:
-    | Expr
-    | undefined;
+  mapKey?: Expr | undefined;
   /** Required. The value assigned to the key. */
   value: Expr | undefined;
 }
@@ -209,32 +187,24 @@ export interface Expr_Comprehension {
   /** The name of the iteration variable. */
   iterVar: string;
   /** The range over which var iterates. */
-  iterRange:
-    | Expr
-    | undefined;
+  iterRange: Expr | undefined;
   /** The name of the variable used for accumulation of the result. */
   accuVar: string;
   /** The initial value of the accumulator. */
-  accuInit:
-    | Expr
-    | undefined;
+  accuInit: Expr | undefined;
   /**
    * An expression which can contain iter_var and accu_var.
    *
    * Returns false when the result has been computed and may be used as
    * a hint to short-circuit the remainder of the comprehension.
    */
-  loopCondition:
-    | Expr
-    | undefined;
+  loopCondition: Expr | undefined;
   /**
    * An expression which can contain iter_var and accu_var.
    *
    * Computes the next value of accu_var.
    */
-  loopStep:
-    | Expr
-    | undefined;
+  loopStep: Expr | undefined;
   /**
    * An expression which can contain accu_var.
    *
@@ -260,33 +230,19 @@ export interface Expr_Comprehension {
  */
 export interface Constant {
   /** null value. */
-  nullValue?:
-    | NullValue
-    | undefined;
+  nullValue?: NullValue | undefined;
   /** boolean value. */
-  boolValue?:
-    | boolean
-    | undefined;
+  boolValue?: boolean | undefined;
   /** int64 value. */
-  int64Value?:
-    | number
-    | undefined;
+  int64Value?: number | undefined;
   /** uint64 value. */
-  uint64Value?:
-    | number
-    | undefined;
+  uint64Value?: number | undefined;
   /** double value. */
-  doubleValue?:
-    | number
-    | undefined;
+  doubleValue?: number | undefined;
   /** string value. */
-  stringValue?:
-    | string
-    | undefined;
+  stringValue?: string | undefined;
   /** bytes value. */
-  bytesValue?:
-    | Buffer
-    | undefined;
+  bytesValue?: Buffer | undefined;
   /**
    * protobuf.Duration value.
    *
@@ -294,9 +250,7 @@ export interface Constant {
    *
    * @deprecated
    */
-  durationValue?:
-    | Duration
-    | undefined;
+  durationValue?: Duration | undefined;
   /**
    * protobuf.Timestamp value.
    *
@@ -423,10 +377,9 @@ export const ParsedExpr = {
   },
   fromPartial<I extends Exact<DeepPartial<ParsedExpr>, I>>(object: I): ParsedExpr {
     const message = createBaseParsedExpr();
-    message.expr = (object.expr !== undefined && object.expr !== null) ? Expr.fromPartial(object.expr) : undefined;
-    message.sourceInfo = (object.sourceInfo !== undefined && object.sourceInfo !== null)
-      ? SourceInfo.fromPartial(object.sourceInfo)
-      : undefined;
+    message.expr = object.expr !== undefined && object.expr !== null ? Expr.fromPartial(object.expr) : undefined;
+    message.sourceInfo =
+      object.sourceInfo !== undefined && object.sourceInfo !== null ? SourceInfo.fromPartial(object.sourceInfo) : undefined;
     return message;
   },
 };
@@ -551,38 +504,29 @@ export const Expr = {
   fromPartial<I extends Exact<DeepPartial<Expr>, I>>(object: I): Expr {
     const message = createBaseExpr();
     message.id = object.id ?? 0;
-    message.constExpr = (object.constExpr !== undefined && object.constExpr !== null)
-      ? Constant.fromPartial(object.constExpr)
-      : undefined;
-    message.identExpr = (object.identExpr !== undefined && object.identExpr !== null)
-      ? Expr_Ident.fromPartial(object.identExpr)
-      : undefined;
-    message.selectExpr = (object.selectExpr !== undefined && object.selectExpr !== null)
-      ? Expr_Select.fromPartial(object.selectExpr)
-      : undefined;
-    message.callExpr = (object.callExpr !== undefined && object.callExpr !== null)
-      ? Expr_Call.fromPartial(object.callExpr)
-      : undefined;
-    message.listExpr = (object.listExpr !== undefined && object.listExpr !== null)
-      ? Expr_CreateList.fromPartial(object.listExpr)
-      : undefined;
-    message.structExpr = (object.structExpr !== undefined && object.structExpr !== null)
-      ? Expr_CreateStruct.fromPartial(object.structExpr)
-      : undefined;
-    message.comprehensionExpr = (object.comprehensionExpr !== undefined && object.comprehensionExpr !== null)
-      ? Expr_Comprehension.fromPartial(object.comprehensionExpr)
-      : undefined;
+    message.constExpr = object.constExpr !== undefined && object.constExpr !== null ? Constant.fromPartial(object.constExpr) : undefined;
+    message.identExpr = object.identExpr !== undefined && object.identExpr !== null ? Expr_Ident.fromPartial(object.identExpr) : undefined;
+    message.selectExpr =
+      object.selectExpr !== undefined && object.selectExpr !== null ? Expr_Select.fromPartial(object.selectExpr) : undefined;
+    message.callExpr = object.callExpr !== undefined && object.callExpr !== null ? Expr_Call.fromPartial(object.callExpr) : undefined;
+    message.listExpr = object.listExpr !== undefined && object.listExpr !== null ? Expr_CreateList.fromPartial(object.listExpr) : undefined;
+    message.structExpr =
+      object.structExpr !== undefined && object.structExpr !== null ? Expr_CreateStruct.fromPartial(object.structExpr) : undefined;
+    message.comprehensionExpr =
+      object.comprehensionExpr !== undefined && object.comprehensionExpr !== null
+        ? Expr_Comprehension.fromPartial(object.comprehensionExpr)
+        : undefined;
     return message;
   },
 };
 
 function createBaseExpr_Ident(): Expr_Ident {
-  return { name: "" };
+  return { name: '' };
 }
 
 export const Expr_Ident = {
   encode(message: Expr_Ident, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     return writer;
@@ -616,13 +560,13 @@ export const Expr_Ident = {
   },
   fromPartial<I extends Exact<DeepPartial<Expr_Ident>, I>>(object: I): Expr_Ident {
     const message = createBaseExpr_Ident();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     return message;
   },
 };
 
 function createBaseExpr_Select(): Expr_Select {
-  return { operand: undefined, field: "", testOnly: false };
+  return { operand: undefined, field: '', testOnly: false };
 }
 
 export const Expr_Select = {
@@ -630,7 +574,7 @@ export const Expr_Select = {
     if (message.operand !== undefined) {
       Expr.encode(message.operand, writer.uint32(10).fork()).ldelim();
     }
-    if (message.field !== "") {
+    if (message.field !== '') {
       writer.uint32(18).string(message.field);
     }
     if (message.testOnly !== false) {
@@ -681,17 +625,15 @@ export const Expr_Select = {
   },
   fromPartial<I extends Exact<DeepPartial<Expr_Select>, I>>(object: I): Expr_Select {
     const message = createBaseExpr_Select();
-    message.operand = (object.operand !== undefined && object.operand !== null)
-      ? Expr.fromPartial(object.operand)
-      : undefined;
-    message.field = object.field ?? "";
+    message.operand = object.operand !== undefined && object.operand !== null ? Expr.fromPartial(object.operand) : undefined;
+    message.field = object.field ?? '';
     message.testOnly = object.testOnly ?? false;
     return message;
   },
 };
 
 function createBaseExpr_Call(): Expr_Call {
-  return { target: undefined, function: "", args: [] };
+  return { target: undefined, function: '', args: [] };
 }
 
 export const Expr_Call = {
@@ -699,7 +641,7 @@ export const Expr_Call = {
     if (message.target !== undefined) {
       Expr.encode(message.target, writer.uint32(10).fork()).ldelim();
     }
-    if (message.function !== "") {
+    if (message.function !== '') {
       writer.uint32(18).string(message.function);
     }
     for (const v of message.args) {
@@ -750,10 +692,8 @@ export const Expr_Call = {
   },
   fromPartial<I extends Exact<DeepPartial<Expr_Call>, I>>(object: I): Expr_Call {
     const message = createBaseExpr_Call();
-    message.target = (object.target !== undefined && object.target !== null)
-      ? Expr.fromPartial(object.target)
-      : undefined;
-    message.function = object.function ?? "";
+    message.target = object.target !== undefined && object.target !== null ? Expr.fromPartial(object.target) : undefined;
+    message.function = object.function ?? '';
     message.args = object.args?.map((e) => Expr.fromPartial(e)) || [];
     return message;
   },
@@ -805,12 +745,12 @@ export const Expr_CreateList = {
 };
 
 function createBaseExpr_CreateStruct(): Expr_CreateStruct {
-  return { messageName: "", entries: [] };
+  return { messageName: '', entries: [] };
 }
 
 export const Expr_CreateStruct = {
   encode(message: Expr_CreateStruct, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.messageName !== "") {
+    if (message.messageName !== '') {
       writer.uint32(10).string(message.messageName);
     }
     for (const v of message.entries) {
@@ -854,7 +794,7 @@ export const Expr_CreateStruct = {
   },
   fromPartial<I extends Exact<DeepPartial<Expr_CreateStruct>, I>>(object: I): Expr_CreateStruct {
     const message = createBaseExpr_CreateStruct();
-    message.messageName = object.messageName ?? "";
+    message.messageName = object.messageName ?? '';
     message.entries = object.entries?.map((e) => Expr_CreateStruct_Entry.fromPartial(e)) || [];
     return message;
   },
@@ -932,19 +872,17 @@ export const Expr_CreateStruct_Entry = {
     const message = createBaseExpr_CreateStruct_Entry();
     message.id = object.id ?? 0;
     message.fieldKey = object.fieldKey ?? undefined;
-    message.mapKey = (object.mapKey !== undefined && object.mapKey !== null)
-      ? Expr.fromPartial(object.mapKey)
-      : undefined;
-    message.value = (object.value !== undefined && object.value !== null) ? Expr.fromPartial(object.value) : undefined;
+    message.mapKey = object.mapKey !== undefined && object.mapKey !== null ? Expr.fromPartial(object.mapKey) : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Expr.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseExpr_Comprehension(): Expr_Comprehension {
   return {
-    iterVar: "",
+    iterVar: '',
     iterRange: undefined,
-    accuVar: "",
+    accuVar: '',
     accuInit: undefined,
     loopCondition: undefined,
     loopStep: undefined,
@@ -954,13 +892,13 @@ function createBaseExpr_Comprehension(): Expr_Comprehension {
 
 export const Expr_Comprehension = {
   encode(message: Expr_Comprehension, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.iterVar !== "") {
+    if (message.iterVar !== '') {
       writer.uint32(10).string(message.iterVar);
     }
     if (message.iterRange !== undefined) {
       Expr.encode(message.iterRange, writer.uint32(18).fork()).ldelim();
     }
-    if (message.accuVar !== "") {
+    if (message.accuVar !== '') {
       writer.uint32(26).string(message.accuVar);
     }
     if (message.accuInit !== undefined) {
@@ -1048,23 +986,14 @@ export const Expr_Comprehension = {
   },
   fromPartial<I extends Exact<DeepPartial<Expr_Comprehension>, I>>(object: I): Expr_Comprehension {
     const message = createBaseExpr_Comprehension();
-    message.iterVar = object.iterVar ?? "";
-    message.iterRange = (object.iterRange !== undefined && object.iterRange !== null)
-      ? Expr.fromPartial(object.iterRange)
-      : undefined;
-    message.accuVar = object.accuVar ?? "";
-    message.accuInit = (object.accuInit !== undefined && object.accuInit !== null)
-      ? Expr.fromPartial(object.accuInit)
-      : undefined;
-    message.loopCondition = (object.loopCondition !== undefined && object.loopCondition !== null)
-      ? Expr.fromPartial(object.loopCondition)
-      : undefined;
-    message.loopStep = (object.loopStep !== undefined && object.loopStep !== null)
-      ? Expr.fromPartial(object.loopStep)
-      : undefined;
-    message.result = (object.result !== undefined && object.result !== null)
-      ? Expr.fromPartial(object.result)
-      : undefined;
+    message.iterVar = object.iterVar ?? '';
+    message.iterRange = object.iterRange !== undefined && object.iterRange !== null ? Expr.fromPartial(object.iterRange) : undefined;
+    message.accuVar = object.accuVar ?? '';
+    message.accuInit = object.accuInit !== undefined && object.accuInit !== null ? Expr.fromPartial(object.accuInit) : undefined;
+    message.loopCondition =
+      object.loopCondition !== undefined && object.loopCondition !== null ? Expr.fromPartial(object.loopCondition) : undefined;
+    message.loopStep = object.loopStep !== undefined && object.loopStep !== null ? Expr.fromPartial(object.loopStep) : undefined;
+    message.result = object.result !== undefined && object.result !== null ? Expr.fromPartial(object.result) : undefined;
     return message;
   },
 };
@@ -1206,26 +1135,24 @@ export const Constant = {
     message.doubleValue = object.doubleValue ?? undefined;
     message.stringValue = object.stringValue ?? undefined;
     message.bytesValue = object.bytesValue ?? undefined;
-    message.durationValue = (object.durationValue !== undefined && object.durationValue !== null)
-      ? Duration.fromPartial(object.durationValue)
-      : undefined;
-    message.timestampValue = (object.timestampValue !== undefined && object.timestampValue !== null)
-      ? Timestamp.fromPartial(object.timestampValue)
-      : undefined;
+    message.durationValue =
+      object.durationValue !== undefined && object.durationValue !== null ? Duration.fromPartial(object.durationValue) : undefined;
+    message.timestampValue =
+      object.timestampValue !== undefined && object.timestampValue !== null ? Timestamp.fromPartial(object.timestampValue) : undefined;
     return message;
   },
 };
 
 function createBaseSourceInfo(): SourceInfo {
-  return { syntaxVersion: "", location: "", lineOffsets: [], positions: {}, macroCalls: {} };
+  return { syntaxVersion: '', location: '', lineOffsets: [], positions: {}, macroCalls: {} };
 }
 
 export const SourceInfo = {
   encode(message: SourceInfo, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.syntaxVersion !== "") {
+    if (message.syntaxVersion !== '') {
       writer.uint32(10).string(message.syntaxVersion);
     }
-    if (message.location !== "") {
+    if (message.location !== '') {
       writer.uint32(18).string(message.location);
     }
     writer.uint32(26).fork();
@@ -1314,27 +1241,21 @@ export const SourceInfo = {
   },
   fromPartial<I extends Exact<DeepPartial<SourceInfo>, I>>(object: I): SourceInfo {
     const message = createBaseSourceInfo();
-    message.syntaxVersion = object.syntaxVersion ?? "";
-    message.location = object.location ?? "";
+    message.syntaxVersion = object.syntaxVersion ?? '';
+    message.location = object.location ?? '';
     message.lineOffsets = object.lineOffsets?.map((e) => e) || [];
-    message.positions = Object.entries(object.positions ?? {}).reduce<{ [key: number]: number }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[globalThis.Number(key)] = globalThis.Number(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.macroCalls = Object.entries(object.macroCalls ?? {}).reduce<{ [key: number]: Expr }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[globalThis.Number(key)] = Expr.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.positions = Object.entries(object.positions ?? {}).reduce<{ [key: number]: number }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[globalThis.Number(key)] = globalThis.Number(value);
+      }
+      return acc;
+    }, {});
+    message.macroCalls = Object.entries(object.macroCalls ?? {}).reduce<{ [key: number]: Expr }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[globalThis.Number(key)] = Expr.fromPartial(value);
+      }
+      return acc;
+    }, {});
     return message;
   },
 };
@@ -1446,18 +1367,18 @@ export const SourceInfo_MacroCallsEntry = {
   fromPartial<I extends Exact<DeepPartial<SourceInfo_MacroCallsEntry>, I>>(object: I): SourceInfo_MacroCallsEntry {
     const message = createBaseSourceInfo_MacroCallsEntry();
     message.key = object.key ?? 0;
-    message.value = (object.value !== undefined && object.value !== null) ? Expr.fromPartial(object.value) : undefined;
+    message.value = object.value !== undefined && object.value !== null ? Expr.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseSourcePosition(): SourcePosition {
-  return { location: "", offset: 0, line: 0, column: 0 };
+  return { location: '', offset: 0, line: 0, column: 0 };
 }
 
 export const SourcePosition = {
   encode(message: SourcePosition, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.location !== "") {
+    if (message.location !== '') {
       writer.uint32(10).string(message.location);
     }
     if (message.offset !== 0) {
@@ -1521,7 +1442,7 @@ export const SourcePosition = {
   },
   fromPartial<I extends Exact<DeepPartial<SourcePosition>, I>>(object: I): SourcePosition {
     const message = createBaseSourcePosition();
-    message.location = object.location ?? "";
+    message.location = object.location ?? '';
     message.offset = object.offset ?? 0;
     message.line = object.line ?? 0;
     message.column = object.column ?? 0;
@@ -1531,22 +1452,27 @@ export const SourcePosition = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function longToNumber(long: Long): number {
   if (long.gt(globalThis.Number.MAX_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
   }
   if (long.lt(globalThis.Number.MIN_SAFE_INTEGER)) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
   }
   return long.toNumber();
 }

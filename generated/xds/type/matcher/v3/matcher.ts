@@ -5,9 +5,9 @@
 // source: xds/type/matcher/v3/matcher.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { TypedExtensionConfig } from "../../../core/v3/extension.js";
-import { StringMatcher } from "./string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { TypedExtensionConfig } from '../../../core/v3/extension.js';
+import { StringMatcher } from './string.js';
 
 /**
  * A matcher, which may traverse a matching tree in order to result in a match action.
@@ -18,13 +18,9 @@ import { StringMatcher } from "./string.js";
  */
 export interface Matcher {
   /** A linear list of matchers to evaluate. */
-  matcherList?:
-    | Matcher_MatcherList
-    | undefined;
+  matcherList?: Matcher_MatcherList | undefined;
   /** A match tree to evaluate. */
-  matcherTree?:
-    | Matcher_MatcherTree
-    | undefined;
+  matcherTree?: Matcher_MatcherTree | undefined;
   /**
    * Optional OnMatch to use if no matcher above matched (e.g., if there are no matchers specified
    * above, or if none of the matches specified above succeeded).
@@ -42,9 +38,7 @@ export interface Matcher_OnMatch {
    * matched, even if a predicate at this level or above returned
    * true.
    */
-  matcher?:
-    | Matcher
-    | undefined;
+  matcher?: Matcher | undefined;
   /** Protocol-specific action to take. */
   action?: TypedExtensionConfig | undefined;
 }
@@ -62,17 +56,11 @@ export interface Matcher_MatcherList {
 /** Predicate to determine if a match is successful. */
 export interface Matcher_MatcherList_Predicate {
   /** A single predicate to evaluate. */
-  singlePredicate?:
-    | Matcher_MatcherList_Predicate_SinglePredicate
-    | undefined;
+  singlePredicate?: Matcher_MatcherList_Predicate_SinglePredicate | undefined;
   /** A list of predicates to be OR-ed together. */
-  orMatcher?:
-    | Matcher_MatcherList_Predicate_PredicateList
-    | undefined;
+  orMatcher?: Matcher_MatcherList_Predicate_PredicateList | undefined;
   /** A list of predicates to be AND-ed together. */
-  andMatcher?:
-    | Matcher_MatcherList_Predicate_PredicateList
-    | undefined;
+  andMatcher?: Matcher_MatcherList_Predicate_PredicateList | undefined;
   /** The invert of a predicate */
   notMatcher?: Matcher_MatcherList_Predicate | undefined;
 }
@@ -83,13 +71,9 @@ export interface Matcher_MatcherList_Predicate_SinglePredicate {
    * Protocol-specific specification of input field to match on.
    * [#extension-category: envoy.matching.common_inputs]
    */
-  input:
-    | TypedExtensionConfig
-    | undefined;
+  input: TypedExtensionConfig | undefined;
   /** Built-in string matcher. */
-  valueMatch?:
-    | StringMatcher
-    | undefined;
+  valueMatch?: StringMatcher | undefined;
   /**
    * Extension for custom matching logic.
    * [#extension-category: envoy.matching.input_matchers]
@@ -105,9 +89,7 @@ export interface Matcher_MatcherList_Predicate_PredicateList {
 /** An individual matcher. */
 export interface Matcher_MatcherList_FieldMatcher {
   /** Determines if the match succeeds. */
-  predicate:
-    | Matcher_MatcherList_Predicate
-    | undefined;
+  predicate: Matcher_MatcherList_Predicate | undefined;
   /** What to do if the match succeeds. */
   onMatch: Matcher_OnMatch | undefined;
 }
@@ -115,13 +97,9 @@ export interface Matcher_MatcherList_FieldMatcher {
 export interface Matcher_MatcherTree {
   /** Protocol-specific specification of input field to match on. */
   input: TypedExtensionConfig | undefined;
-  exactMatchMap?:
-    | Matcher_MatcherTree_MatchMap
-    | undefined;
+  exactMatchMap?: Matcher_MatcherTree_MatchMap | undefined;
   /** Longest matching prefix wins. */
-  prefixMatchMap?:
-    | Matcher_MatcherTree_MatchMap
-    | undefined;
+  prefixMatchMap?: Matcher_MatcherTree_MatchMap | undefined;
   /** Extension for custom matching logic. */
   customMatch?: TypedExtensionConfig | undefined;
 }
@@ -196,15 +174,12 @@ export const Matcher = {
   },
   fromPartial<I extends Exact<DeepPartial<Matcher>, I>>(object: I): Matcher {
     const message = createBaseMatcher();
-    message.matcherList = (object.matcherList !== undefined && object.matcherList !== null)
-      ? Matcher_MatcherList.fromPartial(object.matcherList)
-      : undefined;
-    message.matcherTree = (object.matcherTree !== undefined && object.matcherTree !== null)
-      ? Matcher_MatcherTree.fromPartial(object.matcherTree)
-      : undefined;
-    message.onNoMatch = (object.onNoMatch !== undefined && object.onNoMatch !== null)
-      ? Matcher_OnMatch.fromPartial(object.onNoMatch)
-      : undefined;
+    message.matcherList =
+      object.matcherList !== undefined && object.matcherList !== null ? Matcher_MatcherList.fromPartial(object.matcherList) : undefined;
+    message.matcherTree =
+      object.matcherTree !== undefined && object.matcherTree !== null ? Matcher_MatcherTree.fromPartial(object.matcherTree) : undefined;
+    message.onNoMatch =
+      object.onNoMatch !== undefined && object.onNoMatch !== null ? Matcher_OnMatch.fromPartial(object.onNoMatch) : undefined;
     return message;
   },
 };
@@ -259,12 +234,8 @@ export const Matcher_OnMatch = {
   },
   fromPartial<I extends Exact<DeepPartial<Matcher_OnMatch>, I>>(object: I): Matcher_OnMatch {
     const message = createBaseMatcher_OnMatch();
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? Matcher.fromPartial(object.matcher)
-      : undefined;
-    message.action = (object.action !== undefined && object.action !== null)
-      ? TypedExtensionConfig.fromPartial(object.action)
-      : undefined;
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? Matcher.fromPartial(object.matcher) : undefined;
+    message.action = object.action !== undefined && object.action !== null ? TypedExtensionConfig.fromPartial(object.action) : undefined;
     return message;
   },
 };
@@ -382,22 +353,24 @@ export const Matcher_MatcherList_Predicate = {
   create<I extends Exact<DeepPartial<Matcher_MatcherList_Predicate>, I>>(base?: I): Matcher_MatcherList_Predicate {
     return Matcher_MatcherList_Predicate.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherList_Predicate>, I>>(
-    object: I,
-  ): Matcher_MatcherList_Predicate {
+  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherList_Predicate>, I>>(object: I): Matcher_MatcherList_Predicate {
     const message = createBaseMatcher_MatcherList_Predicate();
-    message.singlePredicate = (object.singlePredicate !== undefined && object.singlePredicate !== null)
-      ? Matcher_MatcherList_Predicate_SinglePredicate.fromPartial(object.singlePredicate)
-      : undefined;
-    message.orMatcher = (object.orMatcher !== undefined && object.orMatcher !== null)
-      ? Matcher_MatcherList_Predicate_PredicateList.fromPartial(object.orMatcher)
-      : undefined;
-    message.andMatcher = (object.andMatcher !== undefined && object.andMatcher !== null)
-      ? Matcher_MatcherList_Predicate_PredicateList.fromPartial(object.andMatcher)
-      : undefined;
-    message.notMatcher = (object.notMatcher !== undefined && object.notMatcher !== null)
-      ? Matcher_MatcherList_Predicate.fromPartial(object.notMatcher)
-      : undefined;
+    message.singlePredicate =
+      object.singlePredicate !== undefined && object.singlePredicate !== null
+        ? Matcher_MatcherList_Predicate_SinglePredicate.fromPartial(object.singlePredicate)
+        : undefined;
+    message.orMatcher =
+      object.orMatcher !== undefined && object.orMatcher !== null
+        ? Matcher_MatcherList_Predicate_PredicateList.fromPartial(object.orMatcher)
+        : undefined;
+    message.andMatcher =
+      object.andMatcher !== undefined && object.andMatcher !== null
+        ? Matcher_MatcherList_Predicate_PredicateList.fromPartial(object.andMatcher)
+        : undefined;
+    message.notMatcher =
+      object.notMatcher !== undefined && object.notMatcher !== null
+        ? Matcher_MatcherList_Predicate.fromPartial(object.notMatcher)
+        : undefined;
     return message;
   },
 };
@@ -466,15 +439,11 @@ export const Matcher_MatcherList_Predicate_SinglePredicate = {
     object: I,
   ): Matcher_MatcherList_Predicate_SinglePredicate {
     const message = createBaseMatcher_MatcherList_Predicate_SinglePredicate();
-    message.input = (object.input !== undefined && object.input !== null)
-      ? TypedExtensionConfig.fromPartial(object.input)
-      : undefined;
-    message.valueMatch = (object.valueMatch !== undefined && object.valueMatch !== null)
-      ? StringMatcher.fromPartial(object.valueMatch)
-      : undefined;
-    message.customMatch = (object.customMatch !== undefined && object.customMatch !== null)
-      ? TypedExtensionConfig.fromPartial(object.customMatch)
-      : undefined;
+    message.input = object.input !== undefined && object.input !== null ? TypedExtensionConfig.fromPartial(object.input) : undefined;
+    message.valueMatch =
+      object.valueMatch !== undefined && object.valueMatch !== null ? StringMatcher.fromPartial(object.valueMatch) : undefined;
+    message.customMatch =
+      object.customMatch !== undefined && object.customMatch !== null ? TypedExtensionConfig.fromPartial(object.customMatch) : undefined;
     return message;
   },
 };
@@ -573,21 +542,14 @@ export const Matcher_MatcherList_FieldMatcher = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Matcher_MatcherList_FieldMatcher>, I>>(
-    base?: I,
-  ): Matcher_MatcherList_FieldMatcher {
+  create<I extends Exact<DeepPartial<Matcher_MatcherList_FieldMatcher>, I>>(base?: I): Matcher_MatcherList_FieldMatcher {
     return Matcher_MatcherList_FieldMatcher.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherList_FieldMatcher>, I>>(
-    object: I,
-  ): Matcher_MatcherList_FieldMatcher {
+  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherList_FieldMatcher>, I>>(object: I): Matcher_MatcherList_FieldMatcher {
     const message = createBaseMatcher_MatcherList_FieldMatcher();
-    message.predicate = (object.predicate !== undefined && object.predicate !== null)
-      ? Matcher_MatcherList_Predicate.fromPartial(object.predicate)
-      : undefined;
-    message.onMatch = (object.onMatch !== undefined && object.onMatch !== null)
-      ? Matcher_OnMatch.fromPartial(object.onMatch)
-      : undefined;
+    message.predicate =
+      object.predicate !== undefined && object.predicate !== null ? Matcher_MatcherList_Predicate.fromPartial(object.predicate) : undefined;
+    message.onMatch = object.onMatch !== undefined && object.onMatch !== null ? Matcher_OnMatch.fromPartial(object.onMatch) : undefined;
     return message;
   },
 };
@@ -662,18 +624,17 @@ export const Matcher_MatcherTree = {
   },
   fromPartial<I extends Exact<DeepPartial<Matcher_MatcherTree>, I>>(object: I): Matcher_MatcherTree {
     const message = createBaseMatcher_MatcherTree();
-    message.input = (object.input !== undefined && object.input !== null)
-      ? TypedExtensionConfig.fromPartial(object.input)
-      : undefined;
-    message.exactMatchMap = (object.exactMatchMap !== undefined && object.exactMatchMap !== null)
-      ? Matcher_MatcherTree_MatchMap.fromPartial(object.exactMatchMap)
-      : undefined;
-    message.prefixMatchMap = (object.prefixMatchMap !== undefined && object.prefixMatchMap !== null)
-      ? Matcher_MatcherTree_MatchMap.fromPartial(object.prefixMatchMap)
-      : undefined;
-    message.customMatch = (object.customMatch !== undefined && object.customMatch !== null)
-      ? TypedExtensionConfig.fromPartial(object.customMatch)
-      : undefined;
+    message.input = object.input !== undefined && object.input !== null ? TypedExtensionConfig.fromPartial(object.input) : undefined;
+    message.exactMatchMap =
+      object.exactMatchMap !== undefined && object.exactMatchMap !== null
+        ? Matcher_MatcherTree_MatchMap.fromPartial(object.exactMatchMap)
+        : undefined;
+    message.prefixMatchMap =
+      object.prefixMatchMap !== undefined && object.prefixMatchMap !== null
+        ? Matcher_MatcherTree_MatchMap.fromPartial(object.prefixMatchMap)
+        : undefined;
+    message.customMatch =
+      object.customMatch !== undefined && object.customMatch !== null ? TypedExtensionConfig.fromPartial(object.customMatch) : undefined;
     return message;
   },
 };
@@ -732,12 +693,12 @@ export const Matcher_MatcherTree_MatchMap = {
 };
 
 function createBaseMatcher_MatcherTree_MatchMap_MapEntry(): Matcher_MatcherTree_MatchMap_MapEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const Matcher_MatcherTree_MatchMap_MapEntry = {
   encode(message: Matcher_MatcherTree_MatchMap_MapEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -776,31 +737,30 @@ export const Matcher_MatcherTree_MatchMap_MapEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<Matcher_MatcherTree_MatchMap_MapEntry>, I>>(
-    base?: I,
-  ): Matcher_MatcherTree_MatchMap_MapEntry {
+  create<I extends Exact<DeepPartial<Matcher_MatcherTree_MatchMap_MapEntry>, I>>(base?: I): Matcher_MatcherTree_MatchMap_MapEntry {
     return Matcher_MatcherTree_MatchMap_MapEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherTree_MatchMap_MapEntry>, I>>(
-    object: I,
-  ): Matcher_MatcherTree_MatchMap_MapEntry {
+  fromPartial<I extends Exact<DeepPartial<Matcher_MatcherTree_MatchMap_MapEntry>, I>>(object: I): Matcher_MatcherTree_MatchMap_MapEntry {
     const message = createBaseMatcher_MatcherTree_MatchMap_MapEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? Matcher_OnMatch.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? Matcher_OnMatch.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,14 +5,12 @@
 // source: xds/type/matcher/v3/regex.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
+import _m0 from 'protobufjs/minimal.js';
 
 /** A regex matcher designed for safety when used with untrusted input. */
 export interface RegexMatcher {
   /** Google's RE2 regex engine. */
-  googleRe2?:
-    | RegexMatcher_GoogleRE2
-    | undefined;
+  googleRe2?: RegexMatcher_GoogleRE2 | undefined;
   /**
    * The regex match string. The string must be supported by the configured
    * engine.
@@ -40,11 +38,10 @@ export interface RegexMatcher {
  * counter `re2.exceeded_warn_level`, which is incremented each time the
  * program size exceeds the warn level threshold.
  */
-export interface RegexMatcher_GoogleRE2 {
-}
+export interface RegexMatcher_GoogleRE2 {}
 
 function createBaseRegexMatcher(): RegexMatcher {
-  return { googleRe2: undefined, regex: "" };
+  return { googleRe2: undefined, regex: '' };
 }
 
 export const RegexMatcher = {
@@ -52,7 +49,7 @@ export const RegexMatcher = {
     if (message.googleRe2 !== undefined) {
       RegexMatcher_GoogleRE2.encode(message.googleRe2, writer.uint32(10).fork()).ldelim();
     }
-    if (message.regex !== "") {
+    if (message.regex !== '') {
       writer.uint32(18).string(message.regex);
     }
     return writer;
@@ -93,10 +90,9 @@ export const RegexMatcher = {
   },
   fromPartial<I extends Exact<DeepPartial<RegexMatcher>, I>>(object: I): RegexMatcher {
     const message = createBaseRegexMatcher();
-    message.googleRe2 = (object.googleRe2 !== undefined && object.googleRe2 !== null)
-      ? RegexMatcher_GoogleRE2.fromPartial(object.googleRe2)
-      : undefined;
-    message.regex = object.regex ?? "";
+    message.googleRe2 =
+      object.googleRe2 !== undefined && object.googleRe2 !== null ? RegexMatcher_GoogleRE2.fromPartial(object.googleRe2) : undefined;
+    message.regex = object.regex ?? '';
     return message;
   },
 };
@@ -137,12 +133,17 @@ export const RegexMatcher_GoogleRE2 = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,12 +5,12 @@
 // source: envoy/extensions/transport_sockets/tls/v3/common.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../../google/protobuf/any.js";
-import { BoolValue, UInt32Value } from "../../../../../google/protobuf/wrappers.js";
-import { DataSource, WatchedDirectory } from "../../../../config/core/v3/base.js";
-import { TypedExtensionConfig } from "../../../../config/core/v3/extension.js";
-import { StringMatcher } from "../../../../type/matcher/v3/string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../../google/protobuf/any.js';
+import { BoolValue, UInt32Value } from '../../../../../google/protobuf/wrappers.js';
+import { DataSource, WatchedDirectory } from '../../../../config/core/v3/base.js';
+import { TypedExtensionConfig } from '../../../../config/core/v3/extension.js';
+import { StringMatcher } from '../../../../type/matcher/v3/string.js';
 
 /** [#next-free-field: 6] */
 export interface TlsParameters {
@@ -159,9 +159,7 @@ export interface PrivateKeyProvider {
    * supported private key method provider type.
    */
   providerName: string;
-  typedConfig?:
-    | Any
-    | undefined;
+  typedConfig?: Any | undefined;
   /**
    * If the private key provider isn't available (eg. the required hardware capability doesn't existed),
    * Envoy will fallback to the BoringSSL default implementation when the ``fallback`` is true.
@@ -180,9 +178,7 @@ export interface TlsCertificate {
    * only applies to dynamic secrets, when the ``TlsCertificate`` is delivered via
    * SDS.
    */
-  certificateChain:
-    | DataSource
-    | undefined;
+  certificateChain: DataSource | undefined;
   /**
    * The TLS private key.
    *
@@ -190,9 +186,7 @@ export interface TlsCertificate {
    * directory for any file moves to support rotation. This currently only
    * applies to dynamic secrets, when the ``TlsCertificate`` is delivered via SDS.
    */
-  privateKey:
-    | DataSource
-    | undefined;
+  privateKey: DataSource | undefined;
   /**
    * ``Pkcs12`` data containing TLS certificate, chain, and private key.
    *
@@ -208,9 +202,7 @@ export interface TlsCertificate {
    * <envoy_v3_api_field_extensions.transport_sockets.tls.v3.TlsCertificate.password>`
    * to specify the password to unprotect the ``PKCS12`` data, if necessary.
    */
-  pkcs12:
-    | DataSource
-    | undefined;
+  pkcs12: DataSource | undefined;
   /**
    * If specified, updates of file-based ``certificate_chain`` and ``private_key``
    * sources will be triggered by this watch. The certificate/key pair will be
@@ -223,9 +215,7 @@ export interface TlsCertificate {
    * with references to filesystem paths. See the :ref:`SDS key rotation
    * <sds_key_rotation>` documentation for further details.
    */
-  watchedDirectory:
-    | WatchedDirectory
-    | undefined;
+  watchedDirectory: WatchedDirectory | undefined;
   /**
    * BoringSSL private key method provider. This is an alternative to :ref:`private_key
    * <envoy_v3_api_field_extensions.transport_sockets.tls.v3.TlsCertificate.private_key>` field. This can't be
@@ -235,24 +225,18 @@ export interface TlsCertificate {
    * <envoy_v3_api_field_extensions.transport_sockets.tls.v3.TlsCertificate.private_key_provider>` fields will result in an
    * error.
    */
-  privateKeyProvider:
-    | PrivateKeyProvider
-    | undefined;
+  privateKeyProvider: PrivateKeyProvider | undefined;
   /**
    * The password to decrypt the TLS private key. If this field is not set, it is assumed that the
    * TLS private key is not password encrypted.
    */
-  password:
-    | DataSource
-    | undefined;
+  password: DataSource | undefined;
   /**
    * The OCSP response to be stapled with this certificate during the handshake.
    * The response must be DER-encoded and may only be  provided via ``filename`` or
    * ``inline_bytes``. The response may pertain to only one certificate.
    */
-  ocspStaple:
-    | DataSource
-    | undefined;
+  ocspStaple: DataSource | undefined;
   /** [#not-implemented-hide:] */
   signedCertificateTimestamp: DataSource[];
 }
@@ -326,9 +310,7 @@ export interface SubjectAltNameMatcher {
    *          * NULL: Validated against an empty string
    *          * Other types: Validated directly against the string value
    */
-  matcher:
-    | StringMatcher
-    | undefined;
+  matcher: StringMatcher | undefined;
   /**
    * OID Value which is required if OTHER_NAME SAN type is used.
    * For example, UPN OID is 1.3.6.1.4.1.311.20.2.3
@@ -393,27 +375,21 @@ export interface CertificateValidationContext {
    *
    * If ``ca_certificate_provider_instance`` is set, it takes precedence over ``trusted_ca``.
    */
-  trustedCa:
-    | DataSource
-    | undefined;
+  trustedCa: DataSource | undefined;
   /**
    * Certificate provider instance for fetching TLS certificates.
    *
    * If set, takes precedence over ``trusted_ca``.
    * [#not-implemented-hide:]
    */
-  caCertificateProviderInstance:
-    | CertificateProviderPluginInstance
-    | undefined;
+  caCertificateProviderInstance: CertificateProviderPluginInstance | undefined;
   /**
    * Use system root certs for validation.
    * If present, system root certs are used only if neither of the ``trusted_ca``
    * or ``ca_certificate_provider_instance`` fields are set.
    * [#not-implemented-hide:]
    */
-  systemRootCerts:
-    | CertificateValidationContext_SystemRootCerts
-    | undefined;
+  systemRootCerts: CertificateValidationContext_SystemRootCerts | undefined;
   /**
    * If specified, updates of a file-based ``trusted_ca`` source will be triggered
    * by this watch. This allows explicit control over the path watched, by
@@ -423,9 +399,7 @@ export interface CertificateValidationContext {
    * filesystem paths. See the :ref:`SDS key rotation <sds_key_rotation>`
    * documentation for further details.
    */
-  watchedDirectory:
-    | WatchedDirectory
-    | undefined;
+  watchedDirectory: WatchedDirectory | undefined;
   /**
    * An optional list of base64-encoded SHA-256 hashes. If specified, Envoy will verify that the
    * SHA-256 of the DER-encoded Subject Public Key Information (SPKI) of the presented certificate
@@ -525,9 +499,7 @@ export interface CertificateValidationContext {
    */
   matchSubjectAltNames: StringMatcher[];
   /** [#not-implemented-hide:] Must present signed certificate time-stamp. */
-  requireSignedCertificateTimestamp:
-    | boolean
-    | undefined;
+  requireSignedCertificateTimestamp: boolean | undefined;
   /**
    * An optional `certificate revocation list
    * <https://en.wikipedia.org/wiki/Certificate_revocation_list>`_
@@ -546,9 +518,7 @@ export interface CertificateValidationContext {
    * applies to dynamic secrets, when the ``CertificateValidationContext`` is
    * delivered via SDS.
    */
-  crl:
-    | DataSource
-    | undefined;
+  crl: DataSource | undefined;
   /** If specified, Envoy will not reject expired certificates. */
   allowExpiredCertificate: boolean;
   /** Certificate trust chain verification mode. */
@@ -560,9 +530,7 @@ export interface CertificateValidationContext {
    * Refer to the documentation for the specified validator. If you do not want a custom validation algorithm, do not set this field.
    * [#extension-category: envoy.tls.cert_validator]
    */
-  customValidatorConfig:
-    | TypedExtensionConfig
-    | undefined;
+  customValidatorConfig: TypedExtensionConfig | undefined;
   /**
    * If this option is set to true, only the certificate at the end of the
    * certificate chain will be subject to validation by :ref:`CRL <envoy_v3_api_field_extensions.transport_sockets.tls.v3.CertificateValidationContext.crl>`.
@@ -592,8 +560,7 @@ export enum CertificateValidationContext_TrustChainVerification {
   UNRECOGNIZED = -1,
 }
 
-export interface CertificateValidationContext_SystemRootCerts {
-}
+export interface CertificateValidationContext_SystemRootCerts {}
 
 function createBaseTlsParameters(): TlsParameters {
   return {
@@ -691,12 +658,12 @@ export const TlsParameters = {
 };
 
 function createBasePrivateKeyProvider(): PrivateKeyProvider {
-  return { providerName: "", typedConfig: undefined, fallback: false };
+  return { providerName: '', typedConfig: undefined, fallback: false };
 }
 
 export const PrivateKeyProvider = {
   encode(message: PrivateKeyProvider, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.providerName !== "") {
+    if (message.providerName !== '') {
       writer.uint32(10).string(message.providerName);
     }
     if (message.typedConfig !== undefined) {
@@ -750,10 +717,8 @@ export const PrivateKeyProvider = {
   },
   fromPartial<I extends Exact<DeepPartial<PrivateKeyProvider>, I>>(object: I): PrivateKeyProvider {
     const message = createBasePrivateKeyProvider();
-    message.providerName = object.providerName ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.providerName = object.providerName ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     message.fallback = object.fallback ?? false;
     return message;
   },
@@ -878,27 +843,24 @@ export const TlsCertificate = {
   },
   fromPartial<I extends Exact<DeepPartial<TlsCertificate>, I>>(object: I): TlsCertificate {
     const message = createBaseTlsCertificate();
-    message.certificateChain = (object.certificateChain !== undefined && object.certificateChain !== null)
-      ? DataSource.fromPartial(object.certificateChain)
-      : undefined;
-    message.privateKey = (object.privateKey !== undefined && object.privateKey !== null)
-      ? DataSource.fromPartial(object.privateKey)
-      : undefined;
-    message.pkcs12 = (object.pkcs12 !== undefined && object.pkcs12 !== null)
-      ? DataSource.fromPartial(object.pkcs12)
-      : undefined;
-    message.watchedDirectory = (object.watchedDirectory !== undefined && object.watchedDirectory !== null)
-      ? WatchedDirectory.fromPartial(object.watchedDirectory)
-      : undefined;
-    message.privateKeyProvider = (object.privateKeyProvider !== undefined && object.privateKeyProvider !== null)
-      ? PrivateKeyProvider.fromPartial(object.privateKeyProvider)
-      : undefined;
-    message.password = (object.password !== undefined && object.password !== null)
-      ? DataSource.fromPartial(object.password)
-      : undefined;
-    message.ocspStaple = (object.ocspStaple !== undefined && object.ocspStaple !== null)
-      ? DataSource.fromPartial(object.ocspStaple)
-      : undefined;
+    message.certificateChain =
+      object.certificateChain !== undefined && object.certificateChain !== null
+        ? DataSource.fromPartial(object.certificateChain)
+        : undefined;
+    message.privateKey =
+      object.privateKey !== undefined && object.privateKey !== null ? DataSource.fromPartial(object.privateKey) : undefined;
+    message.pkcs12 = object.pkcs12 !== undefined && object.pkcs12 !== null ? DataSource.fromPartial(object.pkcs12) : undefined;
+    message.watchedDirectory =
+      object.watchedDirectory !== undefined && object.watchedDirectory !== null
+        ? WatchedDirectory.fromPartial(object.watchedDirectory)
+        : undefined;
+    message.privateKeyProvider =
+      object.privateKeyProvider !== undefined && object.privateKeyProvider !== null
+        ? PrivateKeyProvider.fromPartial(object.privateKeyProvider)
+        : undefined;
+    message.password = object.password !== undefined && object.password !== null ? DataSource.fromPartial(object.password) : undefined;
+    message.ocspStaple =
+      object.ocspStaple !== undefined && object.ocspStaple !== null ? DataSource.fromPartial(object.ocspStaple) : undefined;
     message.signedCertificateTimestamp = object.signedCertificateTimestamp?.map((e) => DataSource.fromPartial(e)) || [];
     return message;
   },
@@ -950,15 +912,15 @@ export const TlsSessionTicketKeys = {
 };
 
 function createBaseCertificateProviderPluginInstance(): CertificateProviderPluginInstance {
-  return { instanceName: "", certificateName: "" };
+  return { instanceName: '', certificateName: '' };
 }
 
 export const CertificateProviderPluginInstance = {
   encode(message: CertificateProviderPluginInstance, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.instanceName !== "") {
+    if (message.instanceName !== '') {
       writer.uint32(10).string(message.instanceName);
     }
-    if (message.certificateName !== "") {
+    if (message.certificateName !== '') {
       writer.uint32(18).string(message.certificateName);
     }
     return writer;
@@ -994,23 +956,19 @@ export const CertificateProviderPluginInstance = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(
-    base?: I,
-  ): CertificateProviderPluginInstance {
+  create<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(base?: I): CertificateProviderPluginInstance {
     return CertificateProviderPluginInstance.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(
-    object: I,
-  ): CertificateProviderPluginInstance {
+  fromPartial<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(object: I): CertificateProviderPluginInstance {
     const message = createBaseCertificateProviderPluginInstance();
-    message.instanceName = object.instanceName ?? "";
-    message.certificateName = object.certificateName ?? "";
+    message.instanceName = object.instanceName ?? '';
+    message.certificateName = object.certificateName ?? '';
     return message;
   },
 };
 
 function createBaseSubjectAltNameMatcher(): SubjectAltNameMatcher {
-  return { sanType: 0, matcher: undefined, oid: "" };
+  return { sanType: 0, matcher: undefined, oid: '' };
 }
 
 export const SubjectAltNameMatcher = {
@@ -1021,7 +979,7 @@ export const SubjectAltNameMatcher = {
     if (message.matcher !== undefined) {
       StringMatcher.encode(message.matcher, writer.uint32(18).fork()).ldelim();
     }
-    if (message.oid !== "") {
+    if (message.oid !== '') {
       writer.uint32(26).string(message.oid);
     }
     return writer;
@@ -1070,10 +1028,8 @@ export const SubjectAltNameMatcher = {
   fromPartial<I extends Exact<DeepPartial<SubjectAltNameMatcher>, I>>(object: I): SubjectAltNameMatcher {
     const message = createBaseSubjectAltNameMatcher();
     message.sanType = object.sanType ?? 0;
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? StringMatcher.fromPartial(object.matcher)
-      : undefined;
-    message.oid = object.oid ?? "";
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? StringMatcher.fromPartial(object.matcher) : undefined;
+    message.oid = object.oid ?? '';
     return message;
   },
 };
@@ -1104,8 +1060,7 @@ export const CertificateValidationContext = {
       DataSource.encode(message.trustedCa, writer.uint32(10).fork()).ldelim();
     }
     if (message.caCertificateProviderInstance !== undefined) {
-      CertificateProviderPluginInstance.encode(message.caCertificateProviderInstance, writer.uint32(106).fork())
-        .ldelim();
+      CertificateProviderPluginInstance.encode(message.caCertificateProviderInstance, writer.uint32(106).fork()).ldelim();
     }
     if (message.systemRootCerts !== undefined) {
       CertificateValidationContext_SystemRootCerts.encode(message.systemRootCerts, writer.uint32(138).fork()).ldelim();
@@ -1275,30 +1230,29 @@ export const CertificateValidationContext = {
   },
   fromPartial<I extends Exact<DeepPartial<CertificateValidationContext>, I>>(object: I): CertificateValidationContext {
     const message = createBaseCertificateValidationContext();
-    message.trustedCa = (object.trustedCa !== undefined && object.trustedCa !== null)
-      ? DataSource.fromPartial(object.trustedCa)
-      : undefined;
+    message.trustedCa = object.trustedCa !== undefined && object.trustedCa !== null ? DataSource.fromPartial(object.trustedCa) : undefined;
     message.caCertificateProviderInstance =
-      (object.caCertificateProviderInstance !== undefined && object.caCertificateProviderInstance !== null)
+      object.caCertificateProviderInstance !== undefined && object.caCertificateProviderInstance !== null
         ? CertificateProviderPluginInstance.fromPartial(object.caCertificateProviderInstance)
         : undefined;
-    message.systemRootCerts = (object.systemRootCerts !== undefined && object.systemRootCerts !== null)
-      ? CertificateValidationContext_SystemRootCerts.fromPartial(object.systemRootCerts)
-      : undefined;
-    message.watchedDirectory = (object.watchedDirectory !== undefined && object.watchedDirectory !== null)
-      ? WatchedDirectory.fromPartial(object.watchedDirectory)
-      : undefined;
+    message.systemRootCerts =
+      object.systemRootCerts !== undefined && object.systemRootCerts !== null
+        ? CertificateValidationContext_SystemRootCerts.fromPartial(object.systemRootCerts)
+        : undefined;
+    message.watchedDirectory =
+      object.watchedDirectory !== undefined && object.watchedDirectory !== null
+        ? WatchedDirectory.fromPartial(object.watchedDirectory)
+        : undefined;
     message.verifyCertificateSpki = object.verifyCertificateSpki?.map((e) => e) || [];
     message.verifyCertificateHash = object.verifyCertificateHash?.map((e) => e) || [];
-    message.matchTypedSubjectAltNames =
-      object.matchTypedSubjectAltNames?.map((e) => SubjectAltNameMatcher.fromPartial(e)) || [];
+    message.matchTypedSubjectAltNames = object.matchTypedSubjectAltNames?.map((e) => SubjectAltNameMatcher.fromPartial(e)) || [];
     message.matchSubjectAltNames = object.matchSubjectAltNames?.map((e) => StringMatcher.fromPartial(e)) || [];
     message.requireSignedCertificateTimestamp = object.requireSignedCertificateTimestamp ?? undefined;
-    message.crl = (object.crl !== undefined && object.crl !== null) ? DataSource.fromPartial(object.crl) : undefined;
+    message.crl = object.crl !== undefined && object.crl !== null ? DataSource.fromPartial(object.crl) : undefined;
     message.allowExpiredCertificate = object.allowExpiredCertificate ?? false;
     message.trustChainVerification = object.trustChainVerification ?? 0;
     message.customValidatorConfig =
-      (object.customValidatorConfig !== undefined && object.customValidatorConfig !== null)
+      object.customValidatorConfig !== undefined && object.customValidatorConfig !== null
         ? TypedExtensionConfig.fromPartial(object.customValidatorConfig)
         : undefined;
     message.onlyVerifyLeafCertCrl = object.onlyVerifyLeafCertCrl ?? false;
@@ -1347,12 +1301,17 @@ export const CertificateValidationContext_SystemRootCerts = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

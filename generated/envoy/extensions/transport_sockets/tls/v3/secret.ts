@@ -5,10 +5,10 @@
 // source: envoy/extensions/transport_sockets/tls/v3/secret.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { DataSource } from "../../../../config/core/v3/base.js";
-import { ConfigSource } from "../../../../config/core/v3/config_source.js";
-import { CertificateValidationContext, TlsCertificate, TlsSessionTicketKeys } from "./common.js";
+import _m0 from 'protobufjs/minimal.js';
+import { DataSource } from '../../../../config/core/v3/base.js';
+import { ConfigSource } from '../../../../config/core/v3/config_source.js';
+import { CertificateValidationContext, TlsCertificate, TlsSessionTicketKeys } from './common.js';
 
 export interface GenericSecret {
   /** Secret of generic type and is available to filters. */
@@ -75,20 +75,18 @@ export const GenericSecret = {
   },
   fromPartial<I extends Exact<DeepPartial<GenericSecret>, I>>(object: I): GenericSecret {
     const message = createBaseGenericSecret();
-    message.secret = (object.secret !== undefined && object.secret !== null)
-      ? DataSource.fromPartial(object.secret)
-      : undefined;
+    message.secret = object.secret !== undefined && object.secret !== null ? DataSource.fromPartial(object.secret) : undefined;
     return message;
   },
 };
 
 function createBaseSdsSecretConfig(): SdsSecretConfig {
-  return { name: "", sdsConfig: undefined };
+  return { name: '', sdsConfig: undefined };
 }
 
 export const SdsSecretConfig = {
   encode(message: SdsSecretConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.sdsConfig !== undefined) {
@@ -132,17 +130,16 @@ export const SdsSecretConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<SdsSecretConfig>, I>>(object: I): SdsSecretConfig {
     const message = createBaseSdsSecretConfig();
-    message.name = object.name ?? "";
-    message.sdsConfig = (object.sdsConfig !== undefined && object.sdsConfig !== null)
-      ? ConfigSource.fromPartial(object.sdsConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.sdsConfig =
+      object.sdsConfig !== undefined && object.sdsConfig !== null ? ConfigSource.fromPartial(object.sdsConfig) : undefined;
     return message;
   },
 };
 
 function createBaseSecret(): Secret {
   return {
-    name: "",
+    name: '',
     tlsCertificate: undefined,
     sessionTicketKeys: undefined,
     validationContext: undefined,
@@ -152,7 +149,7 @@ function createBaseSecret(): Secret {
 
 export const Secret = {
   encode(message: Secret, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.tlsCertificate !== undefined) {
@@ -226,31 +223,36 @@ export const Secret = {
   },
   fromPartial<I extends Exact<DeepPartial<Secret>, I>>(object: I): Secret {
     const message = createBaseSecret();
-    message.name = object.name ?? "";
-    message.tlsCertificate = (object.tlsCertificate !== undefined && object.tlsCertificate !== null)
-      ? TlsCertificate.fromPartial(object.tlsCertificate)
-      : undefined;
-    message.sessionTicketKeys = (object.sessionTicketKeys !== undefined && object.sessionTicketKeys !== null)
-      ? TlsSessionTicketKeys.fromPartial(object.sessionTicketKeys)
-      : undefined;
-    message.validationContext = (object.validationContext !== undefined && object.validationContext !== null)
-      ? CertificateValidationContext.fromPartial(object.validationContext)
-      : undefined;
-    message.genericSecret = (object.genericSecret !== undefined && object.genericSecret !== null)
-      ? GenericSecret.fromPartial(object.genericSecret)
-      : undefined;
+    message.name = object.name ?? '';
+    message.tlsCertificate =
+      object.tlsCertificate !== undefined && object.tlsCertificate !== null ? TlsCertificate.fromPartial(object.tlsCertificate) : undefined;
+    message.sessionTicketKeys =
+      object.sessionTicketKeys !== undefined && object.sessionTicketKeys !== null
+        ? TlsSessionTicketKeys.fromPartial(object.sessionTicketKeys)
+        : undefined;
+    message.validationContext =
+      object.validationContext !== undefined && object.validationContext !== null
+        ? CertificateValidationContext.fromPartial(object.validationContext)
+        : undefined;
+    message.genericSecret =
+      object.genericSecret !== undefined && object.genericSecret !== null ? GenericSecret.fromPartial(object.genericSecret) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,19 +5,19 @@
 // source: envoy/extensions/transport_sockets/tls/v3/tls.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../../google/protobuf/wrappers.js";
-import { CidrRange } from "../../../../config/core/v3/address.js";
-import { TypedExtensionConfig } from "../../../../config/core/v3/extension.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../../google/protobuf/wrappers.js';
+import { CidrRange } from '../../../../config/core/v3/address.js';
+import { TypedExtensionConfig } from '../../../../config/core/v3/extension.js';
 import {
   CertificateProviderPluginInstance,
   CertificateValidationContext,
   TlsCertificate,
   TlsParameters,
   TlsSessionTicketKeys,
-} from "./common.js";
-import { SdsSecretConfig } from "./secret.js";
+} from './common.js';
+import { SdsSecretConfig } from './secret.js';
 
 /** [#next-free-field: 6] */
 export interface UpstreamTlsContext {
@@ -30,9 +30,7 @@ export interface UpstreamTlsContext {
    *   :ref:`trusted_ca<envoy_v3_api_field_extensions.transport_sockets.tls.v3.CertificateValidationContext.trusted_ca>` to enable
    *   verification.
    */
-  commonTlsContext:
-    | CommonTlsContext
-    | undefined;
+  commonTlsContext: CommonTlsContext | undefined;
   /** SNI string to use when creating TLS backend connections. */
   sni: string;
   /**
@@ -49,9 +47,7 @@ export interface UpstreamTlsContext {
    *
    * Defaults to 1, setting this to 0 disables session resumption.
    */
-  maxSessionKeys:
-    | number
-    | undefined;
+  maxSessionKeys: number | undefined;
   /**
    * This field is used to control the enforcement, whereby the handshake will fail if the keyUsage extension
    * is present and incompatible with the TLS usage. Currently, the default value is false (i.e., enforcement off)
@@ -65,31 +61,21 @@ export interface UpstreamTlsContext {
 /** [#next-free-field: 11] */
 export interface DownstreamTlsContext {
   /** Common TLS context settings. */
-  commonTlsContext:
-    | CommonTlsContext
-    | undefined;
+  commonTlsContext: CommonTlsContext | undefined;
   /**
    * If specified, Envoy will reject connections without a valid client
    * certificate.
    */
-  requireClientCertificate:
-    | boolean
-    | undefined;
+  requireClientCertificate: boolean | undefined;
   /**
    * If specified, Envoy will reject connections without a valid and matching SNI.
    * [#not-implemented-hide:]
    */
-  requireSni:
-    | boolean
-    | undefined;
+  requireSni: boolean | undefined;
   /** TLS session ticket key settings. */
-  sessionTicketKeys?:
-    | TlsSessionTicketKeys
-    | undefined;
+  sessionTicketKeys?: TlsSessionTicketKeys | undefined;
   /** Config for fetching TLS session ticket keys via SDS API. */
-  sessionTicketKeysSdsSecretConfig?:
-    | SdsSecretConfig
-    | undefined;
+  sessionTicketKeysSdsSecretConfig?: SdsSecretConfig | undefined;
   /**
    * Config for controlling stateless TLS session resumption: setting this to true will cause the TLS
    * server to not issue TLS session tickets for the purposes of stateless TLS session resumption.
@@ -100,9 +86,7 @@ export interface DownstreamTlsContext {
    * TLS session tickets and encrypt/decrypt them using an internally-generated and managed key, with the
    * implication that sessions cannot be resumed across hot restarts or on different hosts.
    */
-  disableStatelessSessionResumption?:
-    | boolean
-    | undefined;
+  disableStatelessSessionResumption?: boolean | undefined;
   /**
    * If set to true, the TLS server will not maintain a session cache of TLS sessions. (This is
    * relevant only for TLSv1.2 and earlier.)
@@ -113,9 +97,7 @@ export interface DownstreamTlsContext {
    * Currently this value is used as a hint for the `TLS session ticket lifetime (for TLSv1.2) <https://tools.ietf.org/html/rfc5077#section-5.6>`_.
    * Only seconds can be specified (fractional seconds are ignored).
    */
-  sessionTimeout:
-    | Duration
-    | undefined;
+  sessionTimeout: Duration | undefined;
   /**
    * Config for whether to use certificates if they do not have
    * an accompanying OCSP response or if the response expires at runtime.
@@ -182,9 +164,7 @@ export interface TlsKeyLog {
  */
 export interface CommonTlsContext {
   /** TLS protocol versions, cipher suites etc. */
-  tlsParams:
-    | TlsParameters
-    | undefined;
+  tlsParams: TlsParameters | undefined;
   /**
    * Only a single TLS certificate is supported in client contexts. In server contexts,
    * :ref:`Multiple TLS certificates <arch_overview_ssl_cert_select>` can be associated with the
@@ -212,38 +192,28 @@ export interface CommonTlsContext {
    * are ignored.
    * [#not-implemented-hide:]
    */
-  tlsCertificateProviderInstance:
-    | CertificateProviderPluginInstance
-    | undefined;
+  tlsCertificateProviderInstance: CertificateProviderPluginInstance | undefined;
   /**
    * Certificate provider for fetching TLS certificates.
    * [#not-implemented-hide:]
    *
    * @deprecated
    */
-  tlsCertificateCertificateProvider:
-    | CommonTlsContext_CertificateProvider
-    | undefined;
+  tlsCertificateCertificateProvider: CommonTlsContext_CertificateProvider | undefined;
   /**
    * Certificate provider instance for fetching TLS certificates.
    * [#not-implemented-hide:]
    *
    * @deprecated
    */
-  tlsCertificateCertificateProviderInstance:
-    | CommonTlsContext_CertificateProviderInstance
-    | undefined;
+  tlsCertificateCertificateProviderInstance: CommonTlsContext_CertificateProviderInstance | undefined;
   /** How to validate peer certificates. */
-  validationContext?:
-    | CertificateValidationContext
-    | undefined;
+  validationContext?: CertificateValidationContext | undefined;
   /**
    * Config for fetching validation context via SDS API. Note SDS API allows certificates to be
    * fetched/refreshed over the network asynchronously with respect to the TLS handshake.
    */
-  validationContextSdsSecretConfig?:
-    | SdsSecretConfig
-    | undefined;
+  validationContextSdsSecretConfig?: SdsSecretConfig | undefined;
   /**
    * Combined certificate validation context holds a default CertificateValidationContext
    * and SDS config. When SDS server returns dynamic CertificateValidationContext, both dynamic
@@ -253,27 +223,21 @@ export interface CommonTlsContext {
    * CertificateValidationContext, and concatenates repeated fields to default
    * CertificateValidationContext, and logical OR is applied to boolean fields.
    */
-  combinedValidationContext?:
-    | CommonTlsContext_CombinedCertificateValidationContext
-    | undefined;
+  combinedValidationContext?: CommonTlsContext_CombinedCertificateValidationContext | undefined;
   /**
    * Certificate provider for fetching validation context.
    * [#not-implemented-hide:]
    *
    * @deprecated
    */
-  validationContextCertificateProvider?:
-    | CommonTlsContext_CertificateProvider
-    | undefined;
+  validationContextCertificateProvider?: CommonTlsContext_CertificateProvider | undefined;
   /**
    * Certificate provider instance for fetching validation context.
    * [#not-implemented-hide:]
    *
    * @deprecated
    */
-  validationContextCertificateProviderInstance?:
-    | CommonTlsContext_CertificateProviderInstance
-    | undefined;
+  validationContextCertificateProviderInstance?: CommonTlsContext_CertificateProviderInstance | undefined;
   /**
    * Supplies the list of ALPN protocols that the listener should expose. In
    * practice this is likely to be set to one of two values (see the
@@ -291,9 +255,7 @@ export interface CommonTlsContext {
    * Custom TLS handshaker. If empty, defaults to native TLS handshaking
    * behavior.
    */
-  customHandshaker:
-    | TypedExtensionConfig
-    | undefined;
+  customHandshaker: TypedExtensionConfig | undefined;
   /** TLS key log configuration */
   keyLog: TlsKeyLog | undefined;
 }
@@ -349,16 +311,12 @@ export interface CommonTlsContext_CertificateProviderInstance {
 
 export interface CommonTlsContext_CombinedCertificateValidationContext {
   /** How to validate peer certificates. */
-  defaultValidationContext:
-    | CertificateValidationContext
-    | undefined;
+  defaultValidationContext: CertificateValidationContext | undefined;
   /**
    * Config for fetching validation context via SDS API. Note SDS API allows certificates to be
    * fetched/refreshed over the network asynchronously with respect to the TLS handshake.
    */
-  validationContextSdsSecretConfig:
-    | SdsSecretConfig
-    | undefined;
+  validationContextSdsSecretConfig: SdsSecretConfig | undefined;
   /**
    * Certificate provider for fetching CA certs. This will populate the
    * ``default_validation_context.trusted_ca`` field.
@@ -366,9 +324,7 @@ export interface CommonTlsContext_CombinedCertificateValidationContext {
    *
    * @deprecated
    */
-  validationContextCertificateProvider:
-    | CommonTlsContext_CertificateProvider
-    | undefined;
+  validationContextCertificateProvider: CommonTlsContext_CertificateProvider | undefined;
   /**
    * Certificate provider instance for fetching CA certs. This will populate the
    * ``default_validation_context.trusted_ca`` field.
@@ -382,7 +338,7 @@ export interface CommonTlsContext_CombinedCertificateValidationContext {
 function createBaseUpstreamTlsContext(): UpstreamTlsContext {
   return {
     commonTlsContext: undefined,
-    sni: "",
+    sni: '',
     allowRenegotiation: false,
     maxSessionKeys: undefined,
     enforceRsaKeyUsage: undefined,
@@ -394,7 +350,7 @@ export const UpstreamTlsContext = {
     if (message.commonTlsContext !== undefined) {
       CommonTlsContext.encode(message.commonTlsContext, writer.uint32(10).fork()).ldelim();
     }
-    if (message.sni !== "") {
+    if (message.sni !== '') {
       writer.uint32(18).string(message.sni);
     }
     if (message.allowRenegotiation !== false) {
@@ -465,10 +421,11 @@ export const UpstreamTlsContext = {
   },
   fromPartial<I extends Exact<DeepPartial<UpstreamTlsContext>, I>>(object: I): UpstreamTlsContext {
     const message = createBaseUpstreamTlsContext();
-    message.commonTlsContext = (object.commonTlsContext !== undefined && object.commonTlsContext !== null)
-      ? CommonTlsContext.fromPartial(object.commonTlsContext)
-      : undefined;
-    message.sni = object.sni ?? "";
+    message.commonTlsContext =
+      object.commonTlsContext !== undefined && object.commonTlsContext !== null
+        ? CommonTlsContext.fromPartial(object.commonTlsContext)
+        : undefined;
+    message.sni = object.sni ?? '';
     message.allowRenegotiation = object.allowRenegotiation ?? false;
     message.maxSessionKeys = object.maxSessionKeys ?? undefined;
     message.enforceRsaKeyUsage = object.enforceRsaKeyUsage ?? undefined;
@@ -617,23 +574,24 @@ export const DownstreamTlsContext = {
   },
   fromPartial<I extends Exact<DeepPartial<DownstreamTlsContext>, I>>(object: I): DownstreamTlsContext {
     const message = createBaseDownstreamTlsContext();
-    message.commonTlsContext = (object.commonTlsContext !== undefined && object.commonTlsContext !== null)
-      ? CommonTlsContext.fromPartial(object.commonTlsContext)
-      : undefined;
+    message.commonTlsContext =
+      object.commonTlsContext !== undefined && object.commonTlsContext !== null
+        ? CommonTlsContext.fromPartial(object.commonTlsContext)
+        : undefined;
     message.requireClientCertificate = object.requireClientCertificate ?? undefined;
     message.requireSni = object.requireSni ?? undefined;
-    message.sessionTicketKeys = (object.sessionTicketKeys !== undefined && object.sessionTicketKeys !== null)
-      ? TlsSessionTicketKeys.fromPartial(object.sessionTicketKeys)
-      : undefined;
+    message.sessionTicketKeys =
+      object.sessionTicketKeys !== undefined && object.sessionTicketKeys !== null
+        ? TlsSessionTicketKeys.fromPartial(object.sessionTicketKeys)
+        : undefined;
     message.sessionTicketKeysSdsSecretConfig =
-      (object.sessionTicketKeysSdsSecretConfig !== undefined && object.sessionTicketKeysSdsSecretConfig !== null)
+      object.sessionTicketKeysSdsSecretConfig !== undefined && object.sessionTicketKeysSdsSecretConfig !== null
         ? SdsSecretConfig.fromPartial(object.sessionTicketKeysSdsSecretConfig)
         : undefined;
     message.disableStatelessSessionResumption = object.disableStatelessSessionResumption ?? undefined;
     message.disableStatefulSessionResumption = object.disableStatefulSessionResumption ?? false;
-    message.sessionTimeout = (object.sessionTimeout !== undefined && object.sessionTimeout !== null)
-      ? Duration.fromPartial(object.sessionTimeout)
-      : undefined;
+    message.sessionTimeout =
+      object.sessionTimeout !== undefined && object.sessionTimeout !== null ? Duration.fromPartial(object.sessionTimeout) : undefined;
     message.ocspStaplePolicy = object.ocspStaplePolicy ?? 0;
     message.fullScanCertsOnSniMismatch = object.fullScanCertsOnSniMismatch ?? undefined;
     return message;
@@ -641,12 +599,12 @@ export const DownstreamTlsContext = {
 };
 
 function createBaseTlsKeyLog(): TlsKeyLog {
-  return { path: "", localAddressRange: [], remoteAddressRange: [] };
+  return { path: '', localAddressRange: [], remoteAddressRange: [] };
 }
 
 export const TlsKeyLog = {
   encode(message: TlsKeyLog, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.path !== "") {
+    if (message.path !== '') {
       writer.uint32(10).string(message.path);
     }
     for (const v of message.localAddressRange) {
@@ -700,7 +658,7 @@ export const TlsKeyLog = {
   },
   fromPartial<I extends Exact<DeepPartial<TlsKeyLog>, I>>(object: I): TlsKeyLog {
     const message = createBaseTlsKeyLog();
-    message.path = object.path ?? "";
+    message.path = object.path ?? '';
     message.localAddressRange = object.localAddressRange?.map((e) => CidrRange.fromPartial(e)) || [];
     message.remoteAddressRange = object.remoteAddressRange?.map((e) => CidrRange.fromPartial(e)) || [];
     return message;
@@ -738,12 +696,10 @@ export const CommonTlsContext = {
       SdsSecretConfig.encode(v!, writer.uint32(50).fork()).ldelim();
     }
     if (message.tlsCertificateProviderInstance !== undefined) {
-      CertificateProviderPluginInstance.encode(message.tlsCertificateProviderInstance, writer.uint32(114).fork())
-        .ldelim();
+      CertificateProviderPluginInstance.encode(message.tlsCertificateProviderInstance, writer.uint32(114).fork()).ldelim();
     }
     if (message.tlsCertificateCertificateProvider !== undefined) {
-      CommonTlsContext_CertificateProvider.encode(message.tlsCertificateCertificateProvider, writer.uint32(74).fork())
-        .ldelim();
+      CommonTlsContext_CertificateProvider.encode(message.tlsCertificateCertificateProvider, writer.uint32(74).fork()).ldelim();
     }
     if (message.tlsCertificateCertificateProviderInstance !== undefined) {
       CommonTlsContext_CertificateProviderInstance.encode(
@@ -758,16 +714,10 @@ export const CommonTlsContext = {
       SdsSecretConfig.encode(message.validationContextSdsSecretConfig, writer.uint32(58).fork()).ldelim();
     }
     if (message.combinedValidationContext !== undefined) {
-      CommonTlsContext_CombinedCertificateValidationContext.encode(
-        message.combinedValidationContext,
-        writer.uint32(66).fork(),
-      ).ldelim();
+      CommonTlsContext_CombinedCertificateValidationContext.encode(message.combinedValidationContext, writer.uint32(66).fork()).ldelim();
     }
     if (message.validationContextCertificateProvider !== undefined) {
-      CommonTlsContext_CertificateProvider.encode(
-        message.validationContextCertificateProvider,
-        writer.uint32(82).fork(),
-      ).ldelim();
+      CommonTlsContext_CertificateProvider.encode(message.validationContextCertificateProvider, writer.uint32(82).fork()).ldelim();
     }
     if (message.validationContextCertificateProviderInstance !== undefined) {
       CommonTlsContext_CertificateProviderInstance.encode(
@@ -827,20 +777,14 @@ export const CommonTlsContext = {
             break;
           }
 
-          message.tlsCertificateCertificateProvider = CommonTlsContext_CertificateProvider.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.tlsCertificateCertificateProvider = CommonTlsContext_CertificateProvider.decode(reader, reader.uint32());
           continue;
         case 11:
           if (tag !== 90) {
             break;
           }
 
-          message.tlsCertificateCertificateProviderInstance = CommonTlsContext_CertificateProviderInstance.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.tlsCertificateCertificateProviderInstance = CommonTlsContext_CertificateProviderInstance.decode(reader, reader.uint32());
           continue;
         case 3:
           if (tag !== 26) {
@@ -861,20 +805,14 @@ export const CommonTlsContext = {
             break;
           }
 
-          message.combinedValidationContext = CommonTlsContext_CombinedCertificateValidationContext.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.combinedValidationContext = CommonTlsContext_CombinedCertificateValidationContext.decode(reader, reader.uint32());
           continue;
         case 10:
           if (tag !== 82) {
             break;
           }
 
-          message.validationContextCertificateProvider = CommonTlsContext_CertificateProvider.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.validationContextCertificateProvider = CommonTlsContext_CertificateProvider.decode(reader, reader.uint32());
           continue;
         case 12:
           if (tag !== 98) {
@@ -921,64 +859,59 @@ export const CommonTlsContext = {
   },
   fromPartial<I extends Exact<DeepPartial<CommonTlsContext>, I>>(object: I): CommonTlsContext {
     const message = createBaseCommonTlsContext();
-    message.tlsParams = (object.tlsParams !== undefined && object.tlsParams !== null)
-      ? TlsParameters.fromPartial(object.tlsParams)
-      : undefined;
+    message.tlsParams =
+      object.tlsParams !== undefined && object.tlsParams !== null ? TlsParameters.fromPartial(object.tlsParams) : undefined;
     message.tlsCertificates = object.tlsCertificates?.map((e) => TlsCertificate.fromPartial(e)) || [];
-    message.tlsCertificateSdsSecretConfigs =
-      object.tlsCertificateSdsSecretConfigs?.map((e) => SdsSecretConfig.fromPartial(e)) || [];
+    message.tlsCertificateSdsSecretConfigs = object.tlsCertificateSdsSecretConfigs?.map((e) => SdsSecretConfig.fromPartial(e)) || [];
     message.tlsCertificateProviderInstance =
-      (object.tlsCertificateProviderInstance !== undefined && object.tlsCertificateProviderInstance !== null)
+      object.tlsCertificateProviderInstance !== undefined && object.tlsCertificateProviderInstance !== null
         ? CertificateProviderPluginInstance.fromPartial(object.tlsCertificateProviderInstance)
         : undefined;
     message.tlsCertificateCertificateProvider =
-      (object.tlsCertificateCertificateProvider !== undefined && object.tlsCertificateCertificateProvider !== null)
+      object.tlsCertificateCertificateProvider !== undefined && object.tlsCertificateCertificateProvider !== null
         ? CommonTlsContext_CertificateProvider.fromPartial(object.tlsCertificateCertificateProvider)
         : undefined;
     message.tlsCertificateCertificateProviderInstance =
-      (object.tlsCertificateCertificateProviderInstance !== undefined &&
-          object.tlsCertificateCertificateProviderInstance !== null)
+      object.tlsCertificateCertificateProviderInstance !== undefined && object.tlsCertificateCertificateProviderInstance !== null
         ? CommonTlsContext_CertificateProviderInstance.fromPartial(object.tlsCertificateCertificateProviderInstance)
         : undefined;
-    message.validationContext = (object.validationContext !== undefined && object.validationContext !== null)
-      ? CertificateValidationContext.fromPartial(object.validationContext)
-      : undefined;
+    message.validationContext =
+      object.validationContext !== undefined && object.validationContext !== null
+        ? CertificateValidationContext.fromPartial(object.validationContext)
+        : undefined;
     message.validationContextSdsSecretConfig =
-      (object.validationContextSdsSecretConfig !== undefined && object.validationContextSdsSecretConfig !== null)
+      object.validationContextSdsSecretConfig !== undefined && object.validationContextSdsSecretConfig !== null
         ? SdsSecretConfig.fromPartial(object.validationContextSdsSecretConfig)
         : undefined;
     message.combinedValidationContext =
-      (object.combinedValidationContext !== undefined && object.combinedValidationContext !== null)
+      object.combinedValidationContext !== undefined && object.combinedValidationContext !== null
         ? CommonTlsContext_CombinedCertificateValidationContext.fromPartial(object.combinedValidationContext)
         : undefined;
     message.validationContextCertificateProvider =
-      (object.validationContextCertificateProvider !== undefined &&
-          object.validationContextCertificateProvider !== null)
+      object.validationContextCertificateProvider !== undefined && object.validationContextCertificateProvider !== null
         ? CommonTlsContext_CertificateProvider.fromPartial(object.validationContextCertificateProvider)
         : undefined;
     message.validationContextCertificateProviderInstance =
-      (object.validationContextCertificateProviderInstance !== undefined &&
-          object.validationContextCertificateProviderInstance !== null)
+      object.validationContextCertificateProviderInstance !== undefined && object.validationContextCertificateProviderInstance !== null
         ? CommonTlsContext_CertificateProviderInstance.fromPartial(object.validationContextCertificateProviderInstance)
         : undefined;
     message.alpnProtocols = object.alpnProtocols?.map((e) => e) || [];
-    message.customHandshaker = (object.customHandshaker !== undefined && object.customHandshaker !== null)
-      ? TypedExtensionConfig.fromPartial(object.customHandshaker)
-      : undefined;
-    message.keyLog = (object.keyLog !== undefined && object.keyLog !== null)
-      ? TlsKeyLog.fromPartial(object.keyLog)
-      : undefined;
+    message.customHandshaker =
+      object.customHandshaker !== undefined && object.customHandshaker !== null
+        ? TypedExtensionConfig.fromPartial(object.customHandshaker)
+        : undefined;
+    message.keyLog = object.keyLog !== undefined && object.keyLog !== null ? TlsKeyLog.fromPartial(object.keyLog) : undefined;
     return message;
   },
 };
 
 function createBaseCommonTlsContext_CertificateProvider(): CommonTlsContext_CertificateProvider {
-  return { name: "", typedConfig: undefined };
+  return { name: '', typedConfig: undefined };
 }
 
 export const CommonTlsContext_CertificateProvider = {
   encode(message: CommonTlsContext_CertificateProvider, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -1017,33 +950,28 @@ export const CommonTlsContext_CertificateProvider = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<CommonTlsContext_CertificateProvider>, I>>(
-    base?: I,
-  ): CommonTlsContext_CertificateProvider {
+  create<I extends Exact<DeepPartial<CommonTlsContext_CertificateProvider>, I>>(base?: I): CommonTlsContext_CertificateProvider {
     return CommonTlsContext_CertificateProvider.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CommonTlsContext_CertificateProvider>, I>>(
-    object: I,
-  ): CommonTlsContext_CertificateProvider {
+  fromPartial<I extends Exact<DeepPartial<CommonTlsContext_CertificateProvider>, I>>(object: I): CommonTlsContext_CertificateProvider {
     const message = createBaseCommonTlsContext_CertificateProvider();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? TypedExtensionConfig.fromPartial(object.typedConfig)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig =
+      object.typedConfig !== undefined && object.typedConfig !== null ? TypedExtensionConfig.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
 
 function createBaseCommonTlsContext_CertificateProviderInstance(): CommonTlsContext_CertificateProviderInstance {
-  return { instanceName: "", certificateName: "" };
+  return { instanceName: '', certificateName: '' };
 }
 
 export const CommonTlsContext_CertificateProviderInstance = {
   encode(message: CommonTlsContext_CertificateProviderInstance, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.instanceName !== "") {
+    if (message.instanceName !== '') {
       writer.uint32(10).string(message.instanceName);
     }
-    if (message.certificateName !== "") {
+    if (message.certificateName !== '') {
       writer.uint32(18).string(message.certificateName);
     }
     return writer;
@@ -1088,8 +1016,8 @@ export const CommonTlsContext_CertificateProviderInstance = {
     object: I,
   ): CommonTlsContext_CertificateProviderInstance {
     const message = createBaseCommonTlsContext_CertificateProviderInstance();
-    message.instanceName = object.instanceName ?? "";
-    message.certificateName = object.certificateName ?? "";
+    message.instanceName = object.instanceName ?? '';
+    message.certificateName = object.certificateName ?? '';
     return message;
   },
 };
@@ -1104,10 +1032,7 @@ function createBaseCommonTlsContext_CombinedCertificateValidationContext(): Comm
 }
 
 export const CommonTlsContext_CombinedCertificateValidationContext = {
-  encode(
-    message: CommonTlsContext_CombinedCertificateValidationContext,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(message: CommonTlsContext_CombinedCertificateValidationContext, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.defaultValidationContext !== undefined) {
       CertificateValidationContext.encode(message.defaultValidationContext, writer.uint32(10).fork()).ldelim();
     }
@@ -1115,10 +1040,7 @@ export const CommonTlsContext_CombinedCertificateValidationContext = {
       SdsSecretConfig.encode(message.validationContextSdsSecretConfig, writer.uint32(18).fork()).ldelim();
     }
     if (message.validationContextCertificateProvider !== undefined) {
-      CommonTlsContext_CertificateProvider.encode(
-        message.validationContextCertificateProvider,
-        writer.uint32(26).fork(),
-      ).ldelim();
+      CommonTlsContext_CertificateProvider.encode(message.validationContextCertificateProvider, writer.uint32(26).fork()).ldelim();
     }
     if (message.validationContextCertificateProviderInstance !== undefined) {
       CommonTlsContext_CertificateProviderInstance.encode(
@@ -1155,10 +1077,7 @@ export const CommonTlsContext_CombinedCertificateValidationContext = {
             break;
           }
 
-          message.validationContextCertificateProvider = CommonTlsContext_CertificateProvider.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.validationContextCertificateProvider = CommonTlsContext_CertificateProvider.decode(reader, reader.uint32());
           continue;
         case 4:
           if (tag !== 34) {
@@ -1189,21 +1108,19 @@ export const CommonTlsContext_CombinedCertificateValidationContext = {
   ): CommonTlsContext_CombinedCertificateValidationContext {
     const message = createBaseCommonTlsContext_CombinedCertificateValidationContext();
     message.defaultValidationContext =
-      (object.defaultValidationContext !== undefined && object.defaultValidationContext !== null)
+      object.defaultValidationContext !== undefined && object.defaultValidationContext !== null
         ? CertificateValidationContext.fromPartial(object.defaultValidationContext)
         : undefined;
     message.validationContextSdsSecretConfig =
-      (object.validationContextSdsSecretConfig !== undefined && object.validationContextSdsSecretConfig !== null)
+      object.validationContextSdsSecretConfig !== undefined && object.validationContextSdsSecretConfig !== null
         ? SdsSecretConfig.fromPartial(object.validationContextSdsSecretConfig)
         : undefined;
     message.validationContextCertificateProvider =
-      (object.validationContextCertificateProvider !== undefined &&
-          object.validationContextCertificateProvider !== null)
+      object.validationContextCertificateProvider !== undefined && object.validationContextCertificateProvider !== null
         ? CommonTlsContext_CertificateProvider.fromPartial(object.validationContextCertificateProvider)
         : undefined;
     message.validationContextCertificateProviderInstance =
-      (object.validationContextCertificateProviderInstance !== undefined &&
-          object.validationContextCertificateProviderInstance !== null)
+      object.validationContextCertificateProviderInstance !== undefined && object.validationContextCertificateProviderInstance !== null
         ? CommonTlsContext_CertificateProviderInstance.fromPartial(object.validationContextCertificateProviderInstance)
         : undefined;
     return message;
@@ -1212,12 +1129,17 @@ export const CommonTlsContext_CombinedCertificateValidationContext = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,8 +5,8 @@
 // source: envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { DataSource } from "../../../../config/core/v3/base.js";
+import _m0 from 'protobufjs/minimal.js';
+import { DataSource } from '../../../../config/core/v3/base.js';
 
 /**
  * Configuration specific to the `SPIFFE <https://github.com/spiffe/spiffe>`_ certificate validator.
@@ -99,12 +99,12 @@ export const SPIFFECertValidatorConfig = {
 };
 
 function createBaseSPIFFECertValidatorConfig_TrustDomain(): SPIFFECertValidatorConfig_TrustDomain {
-  return { name: "", trustBundle: undefined };
+  return { name: '', trustBundle: undefined };
 }
 
 export const SPIFFECertValidatorConfig_TrustDomain = {
   encode(message: SPIFFECertValidatorConfig_TrustDomain, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.trustBundle !== undefined) {
@@ -143,31 +143,31 @@ export const SPIFFECertValidatorConfig_TrustDomain = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<SPIFFECertValidatorConfig_TrustDomain>, I>>(
-    base?: I,
-  ): SPIFFECertValidatorConfig_TrustDomain {
+  create<I extends Exact<DeepPartial<SPIFFECertValidatorConfig_TrustDomain>, I>>(base?: I): SPIFFECertValidatorConfig_TrustDomain {
     return SPIFFECertValidatorConfig_TrustDomain.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<SPIFFECertValidatorConfig_TrustDomain>, I>>(
-    object: I,
-  ): SPIFFECertValidatorConfig_TrustDomain {
+  fromPartial<I extends Exact<DeepPartial<SPIFFECertValidatorConfig_TrustDomain>, I>>(object: I): SPIFFECertValidatorConfig_TrustDomain {
     const message = createBaseSPIFFECertValidatorConfig_TrustDomain();
-    message.name = object.name ?? "";
-    message.trustBundle = (object.trustBundle !== undefined && object.trustBundle !== null)
-      ? DataSource.fromPartial(object.trustBundle)
-      : undefined;
+    message.name = object.name ?? '';
+    message.trustBundle =
+      object.trustBundle !== undefined && object.trustBundle !== null ? DataSource.fromPartial(object.trustBundle) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,13 +5,13 @@
 // source: envoy/extensions/filters/http/jwt_authn/v3/config.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../../../google/protobuf/duration.js";
-import { Empty } from "../../../../../../google/protobuf/empty.js";
-import { DataSource, RetryPolicy } from "../../../../../config/core/v3/base.js";
-import { HttpUri } from "../../../../../config/core/v3/http_uri.js";
-import { RouteMatch } from "../../../../../config/route/v3/route_components.js";
-import { StringMatcher } from "../../../../../type/matcher/v3/string.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../../../google/protobuf/duration.js';
+import { Empty } from '../../../../../../google/protobuf/empty.js';
+import { DataSource, RetryPolicy } from '../../../../../config/core/v3/base.js';
+import { HttpUri } from '../../../../../config/core/v3/http_uri.js';
+import { RouteMatch } from '../../../../../config/route/v3/route_components.js';
+import { StringMatcher } from '../../../../../type/matcher/v3/string.js';
 
 /**
  * Please see following for JWT authentication flow:
@@ -94,9 +94,7 @@ export interface JwtProvider {
    *     subjects:
    *       prefix: spiffe://spiffe.example.com/
    */
-  subjects:
-    | StringMatcher
-    | undefined;
+  subjects: StringMatcher | undefined;
   /**
    * Requires that the credential contains an `expiration <https://tools.ietf.org/html/rfc7519#section-4.1.4>`_.
    * For instance, this could implement JWT-SVID
@@ -124,9 +122,7 @@ export interface JwtProvider {
    *     max_lifetime:
    *       seconds: 86400
    */
-  maxLifetime:
-    | Duration
-    | undefined;
+  maxLifetime: Duration | undefined;
   /**
    * JWKS can be fetched from remote server via HTTP/HTTPS. This field specifies the remote HTTP
    * URI and how the fetched JWKS should be cached.
@@ -143,9 +139,7 @@ export interface JwtProvider {
    *      cache_duration:
    *        seconds: 300
    */
-  remoteJwks?:
-    | RemoteJwks
-    | undefined;
+  remoteJwks?: RemoteJwks | undefined;
   /**
    * JWKS is in local data source. It could be either in a local file or embedded in the
    * inline_string.
@@ -164,9 +158,7 @@ export interface JwtProvider {
    *    local_jwks:
    *      inline_string: ACADADADADA
    */
-  localJwks?:
-    | DataSource
-    | undefined;
+  localJwks?: DataSource | undefined;
   /**
    * If false, the JWT is removed in the request after a success verification. If true, the JWT is
    * not removed in the request. Default value is false.
@@ -266,9 +258,7 @@ export interface JwtProvider {
    */
   payloadInMetadata: string;
   /** Normalizes the payload representation in the request metadata. */
-  normalizePayloadInMetadata:
-    | JwtProvider_NormalizePayload
-    | undefined;
+  normalizePayloadInMetadata: JwtProvider_NormalizePayload | undefined;
   /**
    * If not empty, similar to :ref:`payload_in_metadata <envoy_v3_api_field_extensions.filters.http.jwt_authn.v3.JwtProvider.payload_in_metadata>`,
    * a successfully verified JWT header will be written to :ref:`Dynamic State <arch_overview_data_sharing_between_filters>`
@@ -334,9 +324,7 @@ export interface JwtProvider {
    * Enables JWT cache, its size is specified by ``jwt_cache_size``.
    * Only valid JWT tokens are cached.
    */
-  jwtCacheConfig:
-    | JwtCacheConfig
-    | undefined;
+  jwtCacheConfig: JwtCacheConfig | undefined;
   /**
    * Add JWT claim to HTTP Header
    * Specify the claim name you want to copy in which HTTP header. For examples, following config:
@@ -395,16 +383,12 @@ export interface RemoteJwks {
    *      cluster: jwt.www.googleapis.com|443
    *      timeout: 1s
    */
-  httpUri:
-    | HttpUri
-    | undefined;
+  httpUri: HttpUri | undefined;
   /**
    * Duration after which the cached JWKS should be expired. If not specified, default cache
    * duration is 10 minutes.
    */
-  cacheDuration:
-    | Duration
-    | undefined;
+  cacheDuration: Duration | undefined;
   /**
    * Fetch Jwks asynchronously in the main thread before the listener is activated.
    * Fetched Jwks can be used by all worker threads.
@@ -421,9 +405,7 @@ export interface RemoteJwks {
    *   Jwks can be used by all worker threads. Each worker thread doesn't need to fetch its own.
    * * Jwks is ready when the requests come, not need to wait for the Jwks fetching.
    */
-  asyncFetch:
-    | JwksAsyncFetch
-    | undefined;
+  asyncFetch: JwksAsyncFetch | undefined;
   /**
    * Retry policy for fetching Jwks. optional. turned off by default.
    *
@@ -554,36 +536,26 @@ export interface ProviderWithAudiences {
  */
 export interface JwtRequirement {
   /** Specify a required provider name. */
-  providerName?:
-    | string
-    | undefined;
+  providerName?: string | undefined;
   /** Specify a required provider with audiences. */
-  providerAndAudiences?:
-    | ProviderWithAudiences
-    | undefined;
+  providerAndAudiences?: ProviderWithAudiences | undefined;
   /**
    * Specify list of JwtRequirement. Their results are OR-ed.
    * If any one of them passes, the result is passed.
    */
-  requiresAny?:
-    | JwtRequirementOrList
-    | undefined;
+  requiresAny?: JwtRequirementOrList | undefined;
   /**
    * Specify list of JwtRequirement. Their results are AND-ed.
    * All of them must pass, if one of them fails or missing, it fails.
    */
-  requiresAll?:
-    | JwtRequirementAndList
-    | undefined;
+  requiresAll?: JwtRequirementAndList | undefined;
   /**
    * The requirement is always satisfied even if JWT is missing or the JWT
    * verification fails. A typical usage is: this filter is used to only verify
    * JWTs and pass the verified JWT payloads to another filter, the other filter
    * will make decision. In this mode, all JWT tokens will be verified.
    */
-  allowMissingOrFailed?:
-    | Empty
-    | undefined;
+  allowMissingOrFailed?: Empty | undefined;
   /**
    * The requirement is satisfied if JWT is missing, but failed if JWT is
    * presented but invalid. Similar to allow_missing_or_failed, this is used
@@ -646,13 +618,9 @@ export interface RequirementRule {
    *    match:
    *      prefix: /
    */
-  match:
-    | RouteMatch
-    | undefined;
+  match: RouteMatch | undefined;
   /** Specify a Jwt requirement. Please see detail comment in message JwtRequirement. */
-  requires?:
-    | JwtRequirement
-    | undefined;
+  requires?: JwtRequirement | undefined;
   /**
    * Use requirement_name to specify a Jwt requirement.
    * This requirement_name MUST be specified at the
@@ -801,9 +769,7 @@ export interface JwtAuthentication {
    * The ``rules`` field above is checked first, if it could not find any matches,
    * check this one.
    */
-  filterStateRules:
-    | FilterStateRule
-    | undefined;
+  filterStateRules: FilterStateRule | undefined;
   /**
    * When set to true, bypass the `CORS preflight request
    * <http://www.w3.org/TR/cors/#cross-origin-request-with-preflight>`_ regardless of JWT
@@ -837,9 +803,7 @@ export interface JwtAuthentication_RequirementMapEntry {
 /** Specify per-route config. */
 export interface PerRouteConfig {
   /** Disable Jwt Authentication for this route. */
-  disabled?:
-    | boolean
-    | undefined;
+  disabled?: boolean | undefined;
   /**
    * Use requirement_name to specify a JwtRequirement.
    * This requirement_name MUST be specified at the
@@ -866,7 +830,7 @@ export interface JwtClaimToHeader {
 
 function createBaseJwtProvider(): JwtProvider {
   return {
-    issuer: "",
+    issuer: '',
     audiences: [],
     subjects: undefined,
     requireExpiration: false,
@@ -877,12 +841,12 @@ function createBaseJwtProvider(): JwtProvider {
     fromHeaders: [],
     fromParams: [],
     fromCookies: [],
-    forwardPayloadHeader: "",
+    forwardPayloadHeader: '',
     padForwardPayloadHeader: false,
-    payloadInMetadata: "",
+    payloadInMetadata: '',
     normalizePayloadInMetadata: undefined,
-    headerInMetadata: "",
-    failedStatusInMetadata: "",
+    headerInMetadata: '',
+    failedStatusInMetadata: '',
     clockSkewSeconds: 0,
     jwtCacheConfig: undefined,
     claimToHeaders: [],
@@ -892,7 +856,7 @@ function createBaseJwtProvider(): JwtProvider {
 
 export const JwtProvider = {
   encode(message: JwtProvider, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.issuer !== "") {
+    if (message.issuer !== '') {
       writer.uint32(10).string(message.issuer);
     }
     for (const v of message.audiences) {
@@ -925,22 +889,22 @@ export const JwtProvider = {
     for (const v of message.fromCookies) {
       writer.uint32(106).string(v!);
     }
-    if (message.forwardPayloadHeader !== "") {
+    if (message.forwardPayloadHeader !== '') {
       writer.uint32(66).string(message.forwardPayloadHeader);
     }
     if (message.padForwardPayloadHeader !== false) {
       writer.uint32(88).bool(message.padForwardPayloadHeader);
     }
-    if (message.payloadInMetadata !== "") {
+    if (message.payloadInMetadata !== '') {
       writer.uint32(74).string(message.payloadInMetadata);
     }
     if (message.normalizePayloadInMetadata !== undefined) {
       JwtProvider_NormalizePayload.encode(message.normalizePayloadInMetadata, writer.uint32(146).fork()).ldelim();
     }
-    if (message.headerInMetadata !== "") {
+    if (message.headerInMetadata !== '') {
       writer.uint32(114).string(message.headerInMetadata);
     }
-    if (message.failedStatusInMetadata !== "") {
+    if (message.failedStatusInMetadata !== '') {
       writer.uint32(130).string(message.failedStatusInMetadata);
     }
     if (message.clockSkewSeconds !== 0) {
@@ -1126,38 +1090,31 @@ export const JwtProvider = {
   },
   fromPartial<I extends Exact<DeepPartial<JwtProvider>, I>>(object: I): JwtProvider {
     const message = createBaseJwtProvider();
-    message.issuer = object.issuer ?? "";
+    message.issuer = object.issuer ?? '';
     message.audiences = object.audiences?.map((e) => e) || [];
-    message.subjects = (object.subjects !== undefined && object.subjects !== null)
-      ? StringMatcher.fromPartial(object.subjects)
-      : undefined;
+    message.subjects = object.subjects !== undefined && object.subjects !== null ? StringMatcher.fromPartial(object.subjects) : undefined;
     message.requireExpiration = object.requireExpiration ?? false;
-    message.maxLifetime = (object.maxLifetime !== undefined && object.maxLifetime !== null)
-      ? Duration.fromPartial(object.maxLifetime)
-      : undefined;
-    message.remoteJwks = (object.remoteJwks !== undefined && object.remoteJwks !== null)
-      ? RemoteJwks.fromPartial(object.remoteJwks)
-      : undefined;
-    message.localJwks = (object.localJwks !== undefined && object.localJwks !== null)
-      ? DataSource.fromPartial(object.localJwks)
-      : undefined;
+    message.maxLifetime =
+      object.maxLifetime !== undefined && object.maxLifetime !== null ? Duration.fromPartial(object.maxLifetime) : undefined;
+    message.remoteJwks =
+      object.remoteJwks !== undefined && object.remoteJwks !== null ? RemoteJwks.fromPartial(object.remoteJwks) : undefined;
+    message.localJwks = object.localJwks !== undefined && object.localJwks !== null ? DataSource.fromPartial(object.localJwks) : undefined;
     message.forward = object.forward ?? false;
     message.fromHeaders = object.fromHeaders?.map((e) => JwtHeader.fromPartial(e)) || [];
     message.fromParams = object.fromParams?.map((e) => e) || [];
     message.fromCookies = object.fromCookies?.map((e) => e) || [];
-    message.forwardPayloadHeader = object.forwardPayloadHeader ?? "";
+    message.forwardPayloadHeader = object.forwardPayloadHeader ?? '';
     message.padForwardPayloadHeader = object.padForwardPayloadHeader ?? false;
-    message.payloadInMetadata = object.payloadInMetadata ?? "";
+    message.payloadInMetadata = object.payloadInMetadata ?? '';
     message.normalizePayloadInMetadata =
-      (object.normalizePayloadInMetadata !== undefined && object.normalizePayloadInMetadata !== null)
+      object.normalizePayloadInMetadata !== undefined && object.normalizePayloadInMetadata !== null
         ? JwtProvider_NormalizePayload.fromPartial(object.normalizePayloadInMetadata)
         : undefined;
-    message.headerInMetadata = object.headerInMetadata ?? "";
-    message.failedStatusInMetadata = object.failedStatusInMetadata ?? "";
+    message.headerInMetadata = object.headerInMetadata ?? '';
+    message.failedStatusInMetadata = object.failedStatusInMetadata ?? '';
     message.clockSkewSeconds = object.clockSkewSeconds ?? 0;
-    message.jwtCacheConfig = (object.jwtCacheConfig !== undefined && object.jwtCacheConfig !== null)
-      ? JwtCacheConfig.fromPartial(object.jwtCacheConfig)
-      : undefined;
+    message.jwtCacheConfig =
+      object.jwtCacheConfig !== undefined && object.jwtCacheConfig !== null ? JwtCacheConfig.fromPartial(object.jwtCacheConfig) : undefined;
     message.claimToHeaders = object.claimToHeaders?.map((e) => JwtClaimToHeader.fromPartial(e)) || [];
     message.clearRouteCache = object.clearRouteCache ?? false;
     return message;
@@ -1324,18 +1281,13 @@ export const RemoteJwks = {
   },
   fromPartial<I extends Exact<DeepPartial<RemoteJwks>, I>>(object: I): RemoteJwks {
     const message = createBaseRemoteJwks();
-    message.httpUri = (object.httpUri !== undefined && object.httpUri !== null)
-      ? HttpUri.fromPartial(object.httpUri)
-      : undefined;
-    message.cacheDuration = (object.cacheDuration !== undefined && object.cacheDuration !== null)
-      ? Duration.fromPartial(object.cacheDuration)
-      : undefined;
-    message.asyncFetch = (object.asyncFetch !== undefined && object.asyncFetch !== null)
-      ? JwksAsyncFetch.fromPartial(object.asyncFetch)
-      : undefined;
-    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
-      ? RetryPolicy.fromPartial(object.retryPolicy)
-      : undefined;
+    message.httpUri = object.httpUri !== undefined && object.httpUri !== null ? HttpUri.fromPartial(object.httpUri) : undefined;
+    message.cacheDuration =
+      object.cacheDuration !== undefined && object.cacheDuration !== null ? Duration.fromPartial(object.cacheDuration) : undefined;
+    message.asyncFetch =
+      object.asyncFetch !== undefined && object.asyncFetch !== null ? JwksAsyncFetch.fromPartial(object.asyncFetch) : undefined;
+    message.retryPolicy =
+      object.retryPolicy !== undefined && object.retryPolicy !== null ? RetryPolicy.fromPartial(object.retryPolicy) : undefined;
     return message;
   },
 };
@@ -1392,7 +1344,7 @@ export const JwksAsyncFetch = {
     const message = createBaseJwksAsyncFetch();
     message.fastListener = object.fastListener ?? false;
     message.failedRefetchDuration =
-      (object.failedRefetchDuration !== undefined && object.failedRefetchDuration !== null)
+      object.failedRefetchDuration !== undefined && object.failedRefetchDuration !== null
         ? Duration.fromPartial(object.failedRefetchDuration)
         : undefined;
     return message;
@@ -1400,15 +1352,15 @@ export const JwksAsyncFetch = {
 };
 
 function createBaseJwtHeader(): JwtHeader {
-  return { name: "", valuePrefix: "" };
+  return { name: '', valuePrefix: '' };
 }
 
 export const JwtHeader = {
   encode(message: JwtHeader, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.valuePrefix !== "") {
+    if (message.valuePrefix !== '') {
       writer.uint32(18).string(message.valuePrefix);
     }
     return writer;
@@ -1449,19 +1401,19 @@ export const JwtHeader = {
   },
   fromPartial<I extends Exact<DeepPartial<JwtHeader>, I>>(object: I): JwtHeader {
     const message = createBaseJwtHeader();
-    message.name = object.name ?? "";
-    message.valuePrefix = object.valuePrefix ?? "";
+    message.name = object.name ?? '';
+    message.valuePrefix = object.valuePrefix ?? '';
     return message;
   },
 };
 
 function createBaseProviderWithAudiences(): ProviderWithAudiences {
-  return { providerName: "", audiences: [] };
+  return { providerName: '', audiences: [] };
 }
 
 export const ProviderWithAudiences = {
   encode(message: ProviderWithAudiences, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.providerName !== "") {
+    if (message.providerName !== '') {
       writer.uint32(10).string(message.providerName);
     }
     for (const v of message.audiences) {
@@ -1505,7 +1457,7 @@ export const ProviderWithAudiences = {
   },
   fromPartial<I extends Exact<DeepPartial<ProviderWithAudiences>, I>>(object: I): ProviderWithAudiences {
     const message = createBaseProviderWithAudiences();
-    message.providerName = object.providerName ?? "";
+    message.providerName = object.providerName ?? '';
     message.audiences = object.audiences?.map((e) => e) || [];
     return message;
   },
@@ -1609,21 +1561,20 @@ export const JwtRequirement = {
   fromPartial<I extends Exact<DeepPartial<JwtRequirement>, I>>(object: I): JwtRequirement {
     const message = createBaseJwtRequirement();
     message.providerName = object.providerName ?? undefined;
-    message.providerAndAudiences = (object.providerAndAudiences !== undefined && object.providerAndAudiences !== null)
-      ? ProviderWithAudiences.fromPartial(object.providerAndAudiences)
-      : undefined;
-    message.requiresAny = (object.requiresAny !== undefined && object.requiresAny !== null)
-      ? JwtRequirementOrList.fromPartial(object.requiresAny)
-      : undefined;
-    message.requiresAll = (object.requiresAll !== undefined && object.requiresAll !== null)
-      ? JwtRequirementAndList.fromPartial(object.requiresAll)
-      : undefined;
-    message.allowMissingOrFailed = (object.allowMissingOrFailed !== undefined && object.allowMissingOrFailed !== null)
-      ? Empty.fromPartial(object.allowMissingOrFailed)
-      : undefined;
-    message.allowMissing = (object.allowMissing !== undefined && object.allowMissing !== null)
-      ? Empty.fromPartial(object.allowMissing)
-      : undefined;
+    message.providerAndAudiences =
+      object.providerAndAudiences !== undefined && object.providerAndAudiences !== null
+        ? ProviderWithAudiences.fromPartial(object.providerAndAudiences)
+        : undefined;
+    message.requiresAny =
+      object.requiresAny !== undefined && object.requiresAny !== null ? JwtRequirementOrList.fromPartial(object.requiresAny) : undefined;
+    message.requiresAll =
+      object.requiresAll !== undefined && object.requiresAll !== null ? JwtRequirementAndList.fromPartial(object.requiresAll) : undefined;
+    message.allowMissingOrFailed =
+      object.allowMissingOrFailed !== undefined && object.allowMissingOrFailed !== null
+        ? Empty.fromPartial(object.allowMissingOrFailed)
+        : undefined;
+    message.allowMissing =
+      object.allowMissing !== undefined && object.allowMissing !== null ? Empty.fromPartial(object.allowMissing) : undefined;
     return message;
   },
 };
@@ -1778,24 +1729,20 @@ export const RequirementRule = {
   },
   fromPartial<I extends Exact<DeepPartial<RequirementRule>, I>>(object: I): RequirementRule {
     const message = createBaseRequirementRule();
-    message.match = (object.match !== undefined && object.match !== null)
-      ? RouteMatch.fromPartial(object.match)
-      : undefined;
-    message.requires = (object.requires !== undefined && object.requires !== null)
-      ? JwtRequirement.fromPartial(object.requires)
-      : undefined;
+    message.match = object.match !== undefined && object.match !== null ? RouteMatch.fromPartial(object.match) : undefined;
+    message.requires = object.requires !== undefined && object.requires !== null ? JwtRequirement.fromPartial(object.requires) : undefined;
     message.requirementName = object.requirementName ?? undefined;
     return message;
   },
 };
 
 function createBaseFilterStateRule(): FilterStateRule {
-  return { name: "", requires: {} };
+  return { name: '', requires: {} };
 }
 
 export const FilterStateRule = {
   encode(message: FilterStateRule, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     Object.entries(message.requires).forEach(([key, value]) => {
@@ -1842,27 +1789,24 @@ export const FilterStateRule = {
   },
   fromPartial<I extends Exact<DeepPartial<FilterStateRule>, I>>(object: I): FilterStateRule {
     const message = createBaseFilterStateRule();
-    message.name = object.name ?? "";
-    message.requires = Object.entries(object.requires ?? {}).reduce<{ [key: string]: JwtRequirement }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = JwtRequirement.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.name = object.name ?? '';
+    message.requires = Object.entries(object.requires ?? {}).reduce<{ [key: string]: JwtRequirement }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = JwtRequirement.fromPartial(value);
+      }
+      return acc;
+    }, {});
     return message;
   },
 };
 
 function createBaseFilterStateRule_RequiresEntry(): FilterStateRule_RequiresEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const FilterStateRule_RequiresEntry = {
   encode(message: FilterStateRule_RequiresEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -1904,14 +1848,10 @@ export const FilterStateRule_RequiresEntry = {
   create<I extends Exact<DeepPartial<FilterStateRule_RequiresEntry>, I>>(base?: I): FilterStateRule_RequiresEntry {
     return FilterStateRule_RequiresEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<FilterStateRule_RequiresEntry>, I>>(
-    object: I,
-  ): FilterStateRule_RequiresEntry {
+  fromPartial<I extends Exact<DeepPartial<FilterStateRule_RequiresEntry>, I>>(object: I): FilterStateRule_RequiresEntry {
     const message = createBaseFilterStateRule_RequiresEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? JwtRequirement.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? JwtRequirement.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -2019,41 +1959,36 @@ export const JwtAuthentication = {
   },
   fromPartial<I extends Exact<DeepPartial<JwtAuthentication>, I>>(object: I): JwtAuthentication {
     const message = createBaseJwtAuthentication();
-    message.providers = Object.entries(object.providers ?? {}).reduce<{ [key: string]: JwtProvider }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = JwtProvider.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.providers = Object.entries(object.providers ?? {}).reduce<{ [key: string]: JwtProvider }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = JwtProvider.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.rules = object.rules?.map((e) => RequirementRule.fromPartial(e)) || [];
-    message.filterStateRules = (object.filterStateRules !== undefined && object.filterStateRules !== null)
-      ? FilterStateRule.fromPartial(object.filterStateRules)
-      : undefined;
+    message.filterStateRules =
+      object.filterStateRules !== undefined && object.filterStateRules !== null
+        ? FilterStateRule.fromPartial(object.filterStateRules)
+        : undefined;
     message.bypassCorsPreflight = object.bypassCorsPreflight ?? false;
-    message.requirementMap = Object.entries(object.requirementMap ?? {}).reduce<{ [key: string]: JwtRequirement }>(
-      (acc, [key, value]) => {
-        if (value !== undefined) {
-          acc[key] = JwtRequirement.fromPartial(value);
-        }
-        return acc;
-      },
-      {},
-    );
+    message.requirementMap = Object.entries(object.requirementMap ?? {}).reduce<{ [key: string]: JwtRequirement }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = JwtRequirement.fromPartial(value);
+      }
+      return acc;
+    }, {});
     message.stripFailureResponse = object.stripFailureResponse ?? false;
     return message;
   },
 };
 
 function createBaseJwtAuthentication_ProvidersEntry(): JwtAuthentication_ProvidersEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const JwtAuthentication_ProvidersEntry = {
   encode(message: JwtAuthentication_ProvidersEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -2092,30 +2027,24 @@ export const JwtAuthentication_ProvidersEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<JwtAuthentication_ProvidersEntry>, I>>(
-    base?: I,
-  ): JwtAuthentication_ProvidersEntry {
+  create<I extends Exact<DeepPartial<JwtAuthentication_ProvidersEntry>, I>>(base?: I): JwtAuthentication_ProvidersEntry {
     return JwtAuthentication_ProvidersEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<JwtAuthentication_ProvidersEntry>, I>>(
-    object: I,
-  ): JwtAuthentication_ProvidersEntry {
+  fromPartial<I extends Exact<DeepPartial<JwtAuthentication_ProvidersEntry>, I>>(object: I): JwtAuthentication_ProvidersEntry {
     const message = createBaseJwtAuthentication_ProvidersEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? JwtProvider.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? JwtProvider.fromPartial(object.value) : undefined;
     return message;
   },
 };
 
 function createBaseJwtAuthentication_RequirementMapEntry(): JwtAuthentication_RequirementMapEntry {
-  return { key: "", value: undefined };
+  return { key: '', value: undefined };
 }
 
 export const JwtAuthentication_RequirementMapEntry = {
   encode(message: JwtAuthentication_RequirementMapEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(10).string(message.key);
     }
     if (message.value !== undefined) {
@@ -2154,19 +2083,13 @@ export const JwtAuthentication_RequirementMapEntry = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<JwtAuthentication_RequirementMapEntry>, I>>(
-    base?: I,
-  ): JwtAuthentication_RequirementMapEntry {
+  create<I extends Exact<DeepPartial<JwtAuthentication_RequirementMapEntry>, I>>(base?: I): JwtAuthentication_RequirementMapEntry {
     return JwtAuthentication_RequirementMapEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<JwtAuthentication_RequirementMapEntry>, I>>(
-    object: I,
-  ): JwtAuthentication_RequirementMapEntry {
+  fromPartial<I extends Exact<DeepPartial<JwtAuthentication_RequirementMapEntry>, I>>(object: I): JwtAuthentication_RequirementMapEntry {
     const message = createBaseJwtAuthentication_RequirementMapEntry();
-    message.key = object.key ?? "";
-    message.value = (object.value !== undefined && object.value !== null)
-      ? JwtRequirement.fromPartial(object.value)
-      : undefined;
+    message.key = object.key ?? '';
+    message.value = object.value !== undefined && object.value !== null ? JwtRequirement.fromPartial(object.value) : undefined;
     return message;
   },
 };
@@ -2228,15 +2151,15 @@ export const PerRouteConfig = {
 };
 
 function createBaseJwtClaimToHeader(): JwtClaimToHeader {
-  return { headerName: "", claimName: "" };
+  return { headerName: '', claimName: '' };
 }
 
 export const JwtClaimToHeader = {
   encode(message: JwtClaimToHeader, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.headerName !== "") {
+    if (message.headerName !== '') {
       writer.uint32(10).string(message.headerName);
     }
-    if (message.claimName !== "") {
+    if (message.claimName !== '') {
       writer.uint32(18).string(message.claimName);
     }
     return writer;
@@ -2277,20 +2200,25 @@ export const JwtClaimToHeader = {
   },
   fromPartial<I extends Exact<DeepPartial<JwtClaimToHeader>, I>>(object: I): JwtClaimToHeader {
     const message = createBaseJwtClaimToHeader();
-    message.headerName = object.headerName ?? "";
-    message.claimName = object.claimName ?? "";
+    message.headerName = object.headerName ?? '';
+    message.claimName = object.claimName ?? '';
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

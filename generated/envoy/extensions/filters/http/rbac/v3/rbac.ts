@@ -5,9 +5,9 @@
 // source: envoy/extensions/filters/http/rbac/v3/rbac.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Matcher } from "../../../../../../xds/type/matcher/v3/matcher.js";
-import { RBAC as RBAC1 } from "../../../../../config/rbac/v3/rbac.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Matcher } from '../../../../../../xds/type/matcher/v3/matcher.js';
+import { RBAC as RBAC1 } from '../../../../../config/rbac/v3/rbac.js';
 
 /**
  * RBAC filter config.
@@ -20,9 +20,7 @@ export interface RBAC {
    * If present and empty, DENY.
    * If both rules and matcher are configured, rules will be ignored.
    */
-  rules:
-    | RBAC1
-    | undefined;
+  rules: RBAC1 | undefined;
   /**
    * If specified, rules will emit stats with the given prefix.
    * This is useful to distinguish the stat when there are more than 1 RBAC filter configured with
@@ -35,26 +33,20 @@ export interface RBAC {
    * If absent, no enforcing RBAC matcher will be applied.
    * If present and empty, deny all requests.
    */
-  matcher:
-    | Matcher
-    | undefined;
+  matcher: Matcher | undefined;
   /**
    * Shadow rules are not enforced by the filter (i.e., returning a 403)
    * but will emit stats and logs and can be used for rule testing.
    * If absent, no shadow RBAC policy will be applied.
    * If both shadow rules and shadow matcher are configured, shadow rules will be ignored.
    */
-  shadowRules:
-    | RBAC1
-    | undefined;
+  shadowRules: RBAC1 | undefined;
   /**
    * The match tree to use for emitting stats and logs which can be used for rule testing for
    * incoming requests.
    * If absent, no shadow matcher will be applied.
    */
-  shadowMatcher:
-    | Matcher
-    | undefined;
+  shadowMatcher: Matcher | undefined;
   /**
    * If specified, shadow rules will emit stats with the given prefix.
    * This is useful to distinguish the stat when there are more than 1 RBAC filter configured with
@@ -76,11 +68,11 @@ export interface RBACPerRoute {
 function createBaseRBAC(): RBAC {
   return {
     rules: undefined,
-    rulesStatPrefix: "",
+    rulesStatPrefix: '',
     matcher: undefined,
     shadowRules: undefined,
     shadowMatcher: undefined,
-    shadowRulesStatPrefix: "",
+    shadowRulesStatPrefix: '',
     trackPerRuleStats: false,
   };
 }
@@ -90,7 +82,7 @@ export const RBAC = {
     if (message.rules !== undefined) {
       RBAC1.encode(message.rules, writer.uint32(10).fork()).ldelim();
     }
-    if (message.rulesStatPrefix !== "") {
+    if (message.rulesStatPrefix !== '') {
       writer.uint32(50).string(message.rulesStatPrefix);
     }
     if (message.matcher !== undefined) {
@@ -102,7 +94,7 @@ export const RBAC = {
     if (message.shadowMatcher !== undefined) {
       Matcher.encode(message.shadowMatcher, writer.uint32(42).fork()).ldelim();
     }
-    if (message.shadowRulesStatPrefix !== "") {
+    if (message.shadowRulesStatPrefix !== '') {
       writer.uint32(26).string(message.shadowRulesStatPrefix);
     }
     if (message.trackPerRuleStats !== false) {
@@ -181,18 +173,14 @@ export const RBAC = {
   },
   fromPartial<I extends Exact<DeepPartial<RBAC>, I>>(object: I): RBAC {
     const message = createBaseRBAC();
-    message.rules = (object.rules !== undefined && object.rules !== null) ? RBAC1.fromPartial(object.rules) : undefined;
-    message.rulesStatPrefix = object.rulesStatPrefix ?? "";
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? Matcher.fromPartial(object.matcher)
-      : undefined;
-    message.shadowRules = (object.shadowRules !== undefined && object.shadowRules !== null)
-      ? RBAC1.fromPartial(object.shadowRules)
-      : undefined;
-    message.shadowMatcher = (object.shadowMatcher !== undefined && object.shadowMatcher !== null)
-      ? Matcher.fromPartial(object.shadowMatcher)
-      : undefined;
-    message.shadowRulesStatPrefix = object.shadowRulesStatPrefix ?? "";
+    message.rules = object.rules !== undefined && object.rules !== null ? RBAC1.fromPartial(object.rules) : undefined;
+    message.rulesStatPrefix = object.rulesStatPrefix ?? '';
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? Matcher.fromPartial(object.matcher) : undefined;
+    message.shadowRules =
+      object.shadowRules !== undefined && object.shadowRules !== null ? RBAC1.fromPartial(object.shadowRules) : undefined;
+    message.shadowMatcher =
+      object.shadowMatcher !== undefined && object.shadowMatcher !== null ? Matcher.fromPartial(object.shadowMatcher) : undefined;
+    message.shadowRulesStatPrefix = object.shadowRulesStatPrefix ?? '';
     message.trackPerRuleStats = object.trackPerRuleStats ?? false;
     return message;
   },
@@ -238,19 +226,24 @@ export const RBACPerRoute = {
   },
   fromPartial<I extends Exact<DeepPartial<RBACPerRoute>, I>>(object: I): RBACPerRoute {
     const message = createBaseRBACPerRoute();
-    message.rbac = (object.rbac !== undefined && object.rbac !== null) ? RBAC.fromPartial(object.rbac) : undefined;
+    message.rbac = object.rbac !== undefined && object.rbac !== null ? RBAC.fromPartial(object.rbac) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,11 +5,11 @@
 // source: envoy/extensions/filters/http/router/v3/router.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../../../google/protobuf/duration.js";
-import { BoolValue } from "../../../../../../google/protobuf/wrappers.js";
-import { AccessLog } from "../../../../../config/accesslog/v3/accesslog.js";
-import { HttpFilter } from "../../../network/http_connection_manager/v3/http_connection_manager.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../../../google/protobuf/duration.js';
+import { BoolValue } from '../../../../../../google/protobuf/wrappers.js';
+import { AccessLog } from '../../../../../config/accesslog/v3/accesslog.js';
+import { HttpFilter } from '../../../network/http_connection_manager/v3/http_connection_manager.js';
 
 /** [#next-free-field: 10] */
 export interface Router {
@@ -17,9 +17,7 @@ export interface Router {
    * Whether the router generates dynamic cluster statistics. Defaults to
    * true. Can be disabled in high performance scenarios.
    */
-  dynamicStats:
-    | boolean
-    | undefined;
+  dynamicStats: boolean | undefined;
   /**
    * Whether to start a child span for egress routed calls. This can be
    * useful in scenarios where other filters (auth, ratelimit, etc.) make
@@ -42,9 +40,7 @@ export interface Router {
    */
   upstreamLog: AccessLog[];
   /** Additional upstream access log options. */
-  upstreamLogOptions:
-    | Router_UpstreamAccessLogOptions
-    | undefined;
+  upstreamLogOptions: Router_UpstreamAccessLogOptions | undefined;
   /**
    * Do not add any additional ``x-envoy-`` headers to requests or responses. This
    * only affects the :ref:`router filter generated x-envoy- headers
@@ -259,9 +255,10 @@ export const Router = {
     message.dynamicStats = object.dynamicStats ?? undefined;
     message.startChildSpan = object.startChildSpan ?? false;
     message.upstreamLog = object.upstreamLog?.map((e) => AccessLog.fromPartial(e)) || [];
-    message.upstreamLogOptions = (object.upstreamLogOptions !== undefined && object.upstreamLogOptions !== null)
-      ? Router_UpstreamAccessLogOptions.fromPartial(object.upstreamLogOptions)
-      : undefined;
+    message.upstreamLogOptions =
+      object.upstreamLogOptions !== undefined && object.upstreamLogOptions !== null
+        ? Router_UpstreamAccessLogOptions.fromPartial(object.upstreamLogOptions)
+        : undefined;
     message.suppressEnvoyHeaders = object.suppressEnvoyHeaders ?? false;
     message.strictCheckHeaders = object.strictCheckHeaders?.map((e) => e) || [];
     message.respectExpectedRqTimeout = object.respectExpectedRqTimeout ?? false;
@@ -319,13 +316,11 @@ export const Router_UpstreamAccessLogOptions = {
   create<I extends Exact<DeepPartial<Router_UpstreamAccessLogOptions>, I>>(base?: I): Router_UpstreamAccessLogOptions {
     return Router_UpstreamAccessLogOptions.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Router_UpstreamAccessLogOptions>, I>>(
-    object: I,
-  ): Router_UpstreamAccessLogOptions {
+  fromPartial<I extends Exact<DeepPartial<Router_UpstreamAccessLogOptions>, I>>(object: I): Router_UpstreamAccessLogOptions {
     const message = createBaseRouter_UpstreamAccessLogOptions();
     message.flushUpstreamLogOnUpstreamStream = object.flushUpstreamLogOnUpstreamStream ?? false;
     message.upstreamLogFlushInterval =
-      (object.upstreamLogFlushInterval !== undefined && object.upstreamLogFlushInterval !== null)
+      object.upstreamLogFlushInterval !== undefined && object.upstreamLogFlushInterval !== null
         ? Duration.fromPartial(object.upstreamLogFlushInterval)
         : undefined;
     return message;
@@ -334,12 +329,17 @@ export const Router_UpstreamAccessLogOptions = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,14 +5,12 @@
 // source: envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { BoolValue, UInt32Value } from "../../../../../../google/protobuf/wrappers.js";
+import _m0 from 'protobufjs/minimal.js';
+import { BoolValue, UInt32Value } from '../../../../../../google/protobuf/wrappers.js';
 
 export interface TlsInspector {
   /** Populate ``JA3`` fingerprint hash using data from the TLS Client Hello packet. Default is false. */
-  enableJa3Fingerprinting:
-    | boolean
-    | undefined;
+  enableJa3Fingerprinting: boolean | undefined;
   /**
    * The size in bytes of the initial buffer requested by the tls_inspector.
    * If the filter needs to read additional bytes from the socket, the
@@ -81,12 +79,17 @@ export const TlsInspector = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

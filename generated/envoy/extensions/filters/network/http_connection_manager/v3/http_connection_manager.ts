@@ -5,29 +5,29 @@
 // source: envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Any } from "../../../../../../google/protobuf/any.js";
-import { Duration } from "../../../../../../google/protobuf/duration.js";
-import { BoolValue, UInt32Value } from "../../../../../../google/protobuf/wrappers.js";
-import { AccessLog, AccessLogFilter } from "../../../../../config/accesslog/v3/accesslog.js";
-import { CidrRange } from "../../../../../config/core/v3/address.js";
-import { DataSource, HeaderValueOption } from "../../../../../config/core/v3/base.js";
-import { ConfigSource, ExtensionConfigSource } from "../../../../../config/core/v3/config_source.js";
-import { TypedExtensionConfig } from "../../../../../config/core/v3/extension.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Any } from '../../../../../../google/protobuf/any.js';
+import { Duration } from '../../../../../../google/protobuf/duration.js';
+import { BoolValue, UInt32Value } from '../../../../../../google/protobuf/wrappers.js';
+import { AccessLog, AccessLogFilter } from '../../../../../config/accesslog/v3/accesslog.js';
+import { CidrRange } from '../../../../../config/core/v3/address.js';
+import { DataSource, HeaderValueOption } from '../../../../../config/core/v3/base.js';
+import { ConfigSource, ExtensionConfigSource } from '../../../../../config/core/v3/config_source.js';
+import { TypedExtensionConfig } from '../../../../../config/core/v3/extension.js';
 import {
   Http1ProtocolOptions,
   Http2ProtocolOptions,
   Http3ProtocolOptions,
   HttpProtocolOptions,
   SchemeHeaderTransformation,
-} from "../../../../../config/core/v3/protocol.js";
-import { SubstitutionFormatString } from "../../../../../config/core/v3/substitution_format_string.js";
-import { RouteConfiguration } from "../../../../../config/route/v3/route.js";
-import { ScopedRouteConfiguration } from "../../../../../config/route/v3/scoped_route.js";
-import { Tracing_Http } from "../../../../../config/trace/v3/http_tracer.js";
-import { PathTransformation } from "../../../../../type/http/v3/path_transformation.js";
-import { CustomTag } from "../../../../../type/tracing/v3/custom_tag.js";
-import { Percent } from "../../../../../type/v3/percent.js";
+} from '../../../../../config/core/v3/protocol.js';
+import { SubstitutionFormatString } from '../../../../../config/core/v3/substitution_format_string.js';
+import { RouteConfiguration } from '../../../../../config/route/v3/route.js';
+import { ScopedRouteConfiguration } from '../../../../../config/route/v3/scoped_route.js';
+import { Tracing_Http } from '../../../../../config/trace/v3/http_tracer.js';
+import { PathTransformation } from '../../../../../type/http/v3/path_transformation.js';
+import { CustomTag } from '../../../../../type/tracing/v3/custom_tag.js';
+import { Percent } from '../../../../../type/v3/percent.js';
 
 /** [#next-free-field: 58] */
 export interface HttpConnectionManager {
@@ -40,21 +40,15 @@ export interface HttpConnectionManager {
    */
   statPrefix: string;
   /** The connection manager’s route table will be dynamically loaded via the RDS API. */
-  rds?:
-    | Rds
-    | undefined;
+  rds?: Rds | undefined;
   /** The route table for the connection manager is static and is specified in this property. */
-  routeConfig?:
-    | RouteConfiguration
-    | undefined;
+  routeConfig?: RouteConfiguration | undefined;
   /**
    * A route table will be dynamically assigned to each request based on request attributes
    * (e.g., the value of a header). The "routing scopes" (i.e., route tables) and "scope keys" are
    * specified in this message.
    */
-  scopedRoutes?:
-    | ScopedRoutes
-    | undefined;
+  scopedRoutes?: ScopedRoutes | undefined;
   /**
    * A list of individual HTTP filters that make up the filter chain for
    * requests made to the connection manager. :ref:`Order matters <arch_overview_http_filters_ordering>`
@@ -66,24 +60,18 @@ export interface HttpConnectionManager {
    * and :ref:`config_http_conn_man_headers_downstream-service-cluster` headers. See the linked
    * documentation for more information. Defaults to false.
    */
-  addUserAgent:
-    | boolean
-    | undefined;
+  addUserAgent: boolean | undefined;
   /**
    * Presence of the object defines whether the connection manager
    * emits :ref:`tracing <arch_overview_tracing>` data to the :ref:`configured tracing provider
    * <envoy_v3_api_msg_config.trace.v3.Tracing>`.
    */
-  tracing:
-    | HttpConnectionManager_Tracing
-    | undefined;
+  tracing: HttpConnectionManager_Tracing | undefined;
   /**
    * Additional settings for HTTP requests handled by the connection manager. These will be
    * applicable to both HTTP1 and HTTP2 requests.
    */
-  commonHttpProtocolOptions:
-    | HttpProtocolOptions
-    | undefined;
+  commonHttpProtocolOptions: HttpProtocolOptions | undefined;
   /**
    * Additional HTTP/1 settings that are passed to the HTTP/1 codec.
    * [#comment:TODO: The following fields are ignored when the
@@ -91,20 +79,14 @@ export interface HttpConnectionManager {
    * is present:
    * 1. :ref:`allow_chunked_length <envoy_v3_api_field_config.core.v3.Http1ProtocolOptions.allow_chunked_length>`]
    */
-  httpProtocolOptions:
-    | Http1ProtocolOptions
-    | undefined;
+  httpProtocolOptions: Http1ProtocolOptions | undefined;
   /** Additional HTTP/2 settings that are passed directly to the HTTP/2 codec. */
-  http2ProtocolOptions:
-    | Http2ProtocolOptions
-    | undefined;
+  http2ProtocolOptions: Http2ProtocolOptions | undefined;
   /**
    * Additional HTTP/3 settings that are passed directly to the HTTP/3 codec.
    * [#not-implemented-hide:]
    */
-  http3ProtocolOptions:
-    | Http3ProtocolOptions
-    | undefined;
+  http3ProtocolOptions: Http3ProtocolOptions | undefined;
   /**
    * An optional override that the connection manager will write to the server
    * header in responses. If not set, the default is ``envoy``.
@@ -121,17 +103,13 @@ export interface HttpConnectionManager {
    * If not set, Envoy's default :ref:`scheme  <config_http_conn_man_headers_scheme>`
    * handling applies.
    */
-  schemeHeaderTransformation:
-    | SchemeHeaderTransformation
-    | undefined;
+  schemeHeaderTransformation: SchemeHeaderTransformation | undefined;
   /**
    * The maximum request headers size for incoming connections.
    * If unconfigured, the default max request headers allowed is 60 KiB.
    * Requests that exceed this limit will receive a 431 response.
    */
-  maxRequestHeadersKb:
-    | number
-    | undefined;
+  maxRequestHeadersKb: number | undefined;
   /**
    * The stream idle timeout for connections managed by the connection manager.
    * If not specified, this defaults to 5 minutes. The default value was selected
@@ -173,26 +151,20 @@ export interface HttpConnectionManager {
    * A value of 0 will completely disable the connection manager stream idle
    * timeout, although per-route idle timeout overrides will continue to apply.
    */
-  streamIdleTimeout:
-    | Duration
-    | undefined;
+  streamIdleTimeout: Duration | undefined;
   /**
    * The amount of time that Envoy will wait for the entire request to be received.
    * The timer is activated when the request is initiated, and is disarmed when the last byte of the
    * request is sent upstream (i.e. all decoding filters have processed the request), OR when the
    * response is initiated. If not specified or set to 0, this timeout is disabled.
    */
-  requestTimeout:
-    | Duration
-    | undefined;
+  requestTimeout: Duration | undefined;
   /**
    * The amount of time that Envoy will wait for the request headers to be received. The timer is
    * activated when the first byte of the headers is received, and is disarmed when the last byte of
    * the headers has been received. If not specified or set to 0, this timeout is disabled.
    */
-  requestHeadersTimeout:
-    | Duration
-    | undefined;
+  requestHeadersTimeout: Duration | undefined;
   /**
    * The time that Envoy will wait between sending an HTTP/2 “shutdown
    * notification” (GOAWAY frame with max stream ID) and a final GOAWAY frame.
@@ -205,9 +177,7 @@ export interface HttpConnectionManager {
    * is reached, or during general server draining. The default grace period is
    * 5000 milliseconds (5 seconds) if this option is not specified.
    */
-  drainTimeout:
-    | Duration
-    | undefined;
+  drainTimeout: Duration | undefined;
   /**
    * The delayed close timeout is for downstream connections managed by the HTTP connection manager.
    * It is defined as a grace period after connection close processing has been locally initiated
@@ -240,9 +210,7 @@ export interface HttpConnectionManager {
    *    connection's socket will be closed immediately after the write flush is completed or will
    *    never close if the write flush does not complete.
    */
-  delayedCloseTimeout:
-    | Duration
-    | undefined;
+  delayedCloseTimeout: Duration | undefined;
   /**
    * Configuration for :ref:`HTTP access logs <arch_overview_access_logs>`
    * emitted by the connection manager.
@@ -259,9 +227,7 @@ export interface HttpConnectionManager {
    *
    * @deprecated
    */
-  accessLogFlushInterval:
-    | Duration
-    | undefined;
+  accessLogFlushInterval: Duration | undefined;
   /**
    * .. attention::
    * This field is deprecated in favor of
@@ -275,9 +241,7 @@ export interface HttpConnectionManager {
    */
   flushAccessLogOnNewRequest: boolean;
   /** Additional access log options for HTTP connection manager. */
-  accessLogOptions:
-    | HttpConnectionManager_HcmAccessLogOptions
-    | undefined;
+  accessLogOptions: HttpConnectionManager_HcmAccessLogOptions | undefined;
   /**
    * If set to true, the connection manager will use the real remote address
    * of the client connection when determining internal versus external origin and manipulating
@@ -287,9 +251,7 @@ export interface HttpConnectionManager {
    * :ref:`config_http_conn_man_headers_x-envoy-internal`, and
    * :ref:`config_http_conn_man_headers_x-envoy-external-address` for more information.
    */
-  useRemoteAddress:
-    | boolean
-    | undefined;
+  useRemoteAddress: boolean | undefined;
   /**
    * The number of additional ingress proxy hops from the right side of the
    * :ref:`config_http_conn_man_headers_x-forwarded-for` HTTP header to trust when
@@ -334,9 +296,7 @@ export interface HttpConnectionManager {
    * See the documentation for :ref:`config_http_conn_man_headers_x-envoy-internal` for more
    * information about internal/external addresses.
    */
-  internalAddressConfig:
-    | HttpConnectionManager_InternalAddressConfig
-    | undefined;
+  internalAddressConfig: HttpConnectionManager_InternalAddressConfig | undefined;
   /**
    * If set, Envoy will not append the remote address to the
    * :ref:`config_http_conn_man_headers_x-forwarded-for` HTTP header. This may be used in
@@ -359,9 +319,7 @@ export interface HttpConnectionManager {
    * true. Generating a random UUID4 is expensive so in high throughput scenarios where this feature
    * is not desired it can be disabled.
    */
-  generateRequestId:
-    | boolean
-    | undefined;
+  generateRequestId: boolean | undefined;
   /**
    * Whether the connection manager will keep the :ref:`x-request-id
    * <config_http_conn_man_headers_x-request-id>` header if passed for a request that is edge
@@ -389,9 +347,7 @@ export interface HttpConnectionManager {
    * ``By`` is always set when the client certificate presents the URI type Subject Alternative Name
    * value.
    */
-  setCurrentClientCertDetails:
-    | HttpConnectionManager_SetCurrentClientCertDetails
-    | undefined;
+  setCurrentClientCertDetails: HttpConnectionManager_SetCurrentClientCertDetails | undefined;
   /**
    * If proxy_100_continue is true, Envoy will proxy incoming "Expect:
    * 100-continue" headers upstream, and forward "100 Continue" responses
@@ -432,9 +388,7 @@ export interface HttpConnectionManager {
    * :ref:`header validation configuration <envoy_v3_api_field_extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.typed_header_validation_config>`
    * is present.]
    */
-  normalizePath:
-    | boolean
-    | undefined;
+  normalizePath: boolean | undefined;
   /**
    * Determines if adjacent slashes in the path are merged into one before any processing of
    * requests by HTTP filters or routing. This affects the upstream ``:path`` header as well. Without
@@ -475,17 +429,13 @@ export interface HttpConnectionManager {
    *
    * [#extension-category: envoy.request_id]
    */
-  requestIdExtension:
-    | RequestIDExtension
-    | undefined;
+  requestIdExtension: RequestIDExtension | undefined;
   /**
    * The configuration to customize local reply returned by Envoy. It can customize status code,
    * body text and response content type. If not specified, status code and text body are hard
    * coded in Envoy, the response content type is plain text.
    */
-  localReplyConfig:
-    | LocalReplyConfig
-    | undefined;
+  localReplyConfig: LocalReplyConfig | undefined;
   /**
    * Determines if the port part should be removed from host/authority header before any processing
    * of request by HTTP filters or routing. The port would be removed only if it is equal to the :ref:`listener's<envoy_v3_api_field_config.listener.v3.Listener.address>`
@@ -508,9 +458,7 @@ export interface HttpConnectionManager {
    * of `HTTP spec <https://tools.ietf.org/html/rfc3986>`_ and is provided for convenience.
    * Only one of ``strip_matching_host_port`` or ``strip_any_host_port`` can be set.
    */
-  stripAnyHostPort?:
-    | boolean
-    | undefined;
+  stripAnyHostPort?: boolean | undefined;
   /**
    * Governs Envoy's behavior when receiving invalid HTTP from downstream.
    * If this option is false (default), Envoy will err on the conservative side handling HTTP
@@ -529,9 +477,7 @@ export interface HttpConnectionManager {
    * ``not`` the deprecated but similarly named :ref:`stream_error_on_invalid_http_messaging
    * <envoy_v3_api_field_config.core.v3.Http2ProtocolOptions.stream_error_on_invalid_http_messaging>`
    */
-  streamErrorOnInvalidHttpMessage:
-    | boolean
-    | undefined;
+  streamErrorOnInvalidHttpMessage: boolean | undefined;
   /**
    * [#not-implemented-hide:] Path normalization configuration. This includes
    * configurations for transformations (e.g. RFC 3986 normalization or merge
@@ -542,9 +488,7 @@ export interface HttpConnectionManager {
    * <envoy_v3_api_msg_extensions.filters.network.http_connection_manager.v3.PathNormalizationOptions>`
    * for details.
    */
-  pathNormalizationOptions:
-    | HttpConnectionManager_PathNormalizationOptions
-    | undefined;
+  pathNormalizationOptions: HttpConnectionManager_PathNormalizationOptions | undefined;
   /**
    * Determines if trailing dot of the host should be removed from host/authority header before any
    * processing of request by HTTP filters or routing.
@@ -561,9 +505,7 @@ export interface HttpConnectionManager {
    * If this config is set, the Proxy-Status HTTP response header field is
    * populated. By default, it is not.
    */
-  proxyStatusConfig:
-    | HttpConnectionManager_ProxyStatusConfig
-    | undefined;
+  proxyStatusConfig: HttpConnectionManager_ProxyStatusConfig | undefined;
   /**
    * Configuration options for Header Validation (UHV).
    * UHV is an extensible mechanism for checking validity of HTTP requests as well as providing
@@ -588,9 +530,7 @@ export interface HttpConnectionManager {
    * [#not-implemented-hide:]
    * [#extension-category: envoy.http.header_validators]
    */
-  typedHeaderValidationConfig:
-    | TypedExtensionConfig
-    | undefined;
+  typedHeaderValidationConfig: TypedExtensionConfig | undefined;
   /**
    * Append the ``x-forwarded-port`` header with the port value client used to connect to Envoy. It
    * will be ignored if the ``x-forwarded-port`` header has been set by any trusted proxy in front of Envoy.
@@ -728,9 +668,7 @@ export interface HttpConnectionManager_Tracing {
    * <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  clientSampling:
-    | Percent
-    | undefined;
+  clientSampling: Percent | undefined;
   /**
    * Target percentage of requests managed by this HTTP connection manager that will be randomly
    * selected for trace generation, if not requested by the client or not forced. This field is
@@ -738,9 +676,7 @@ export interface HttpConnectionManager_Tracing {
    * :ref:`HTTP Connection Manager <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  randomSampling:
-    | Percent
-    | undefined;
+  randomSampling: Percent | undefined;
   /**
    * Target percentage of requests managed by this HTTP connection manager that will be traced
    * after all other sampling checks have been applied (client-directed, force tracing, random
@@ -751,9 +687,7 @@ export interface HttpConnectionManager_Tracing {
    * :ref:`HTTP Connection Manager <config_http_conn_man_runtime>`.
    * Default: 100%
    */
-  overallSampling:
-    | Percent
-    | undefined;
+  overallSampling: Percent | undefined;
   /**
    * Whether to annotate spans with additional data. If true, spans will include logs for stream
    * events.
@@ -764,9 +698,7 @@ export interface HttpConnectionManager_Tracing {
    * truncate lengthy request paths to meet the needs of a tracing backend.
    * Default: 256
    */
-  maxPathTagLength:
-    | number
-    | undefined;
+  maxPathTagLength: number | undefined;
   /** A list of custom tags with unique tag name to create tags for the active span. */
   customTags: CustomTag[];
   /**
@@ -781,9 +713,7 @@ export interface HttpConnectionManager_Tracing {
    *   Such a constraint is inherent to OpenCensus itself. It cannot be overcome without changes
    *   on OpenCensus side.
    */
-  provider:
-    | Tracing_Http
-    | undefined;
+  provider: Tracing_Http | undefined;
   /**
    * Create separate tracing span for each upstream request if true. And if this flag is set to true,
    * the tracing provider will assume that Envoy will be independent hop in the trace chain and may
@@ -829,9 +759,7 @@ export interface HttpConnectionManager_InternalAddressConfig {
 /** [#next-free-field: 7] */
 export interface HttpConnectionManager_SetCurrentClientCertDetails {
   /** Whether to forward the subject of the client cert. Defaults to false. */
-  subject:
-    | boolean
-    | undefined;
+  subject: boolean | undefined;
   /**
    * Whether to forward the entire client cert in URL encoded PEM format. This will appear in the
    * XFCC header comma separated from other values with the value Cert="PEM".
@@ -916,9 +844,7 @@ export interface HttpConnectionManager_PathNormalizationOptions {
    * Envoy will respond with 400 to paths that are malformed (e.g. for paths that fail RFC 3986
    * normalization due to disallowed characters.)
    */
-  forwardingTransformation:
-    | PathTransformation
-    | undefined;
+  forwardingTransformation: PathTransformation | undefined;
   /**
    * [#not-implemented-hide:] Normalization only applies internally before any processing of
    * requests by HTTP filters, routing, and matching. These will be applied after full
@@ -975,9 +901,7 @@ export interface HttpConnectionManager_ProxyStatusConfig {
    * If ``use_node_id`` is set, Proxy-Status headers will use the Envoy's node
    * ID as the name of the proxy.
    */
-  useNodeId?:
-    | boolean
-    | undefined;
+  useNodeId?: boolean | undefined;
   /**
    * If ``literal_proxy_name`` is set, Proxy-Status headers will use this
    * value as the name of the proxy.
@@ -995,9 +919,7 @@ export interface HttpConnectionManager_HcmAccessLogOptions {
    * string.
    * The interval must be at least 1 millisecond.
    */
-  accessLogFlushInterval:
-    | Duration
-    | undefined;
+  accessLogFlushInterval: Duration | undefined;
   /**
    * If set to true, HCM will flush an access log when a new HTTP request is received, after request
    * headers have been evaluated, before iterating through the HTTP filter chain.
@@ -1068,27 +990,19 @@ export interface LocalReplyConfig {
  */
 export interface ResponseMapper {
   /** Filter to determine if this mapper should apply. */
-  filter:
-    | AccessLogFilter
-    | undefined;
+  filter: AccessLogFilter | undefined;
   /** The new response status code if specified. */
-  statusCode:
-    | number
-    | undefined;
+  statusCode: number | undefined;
   /**
    * The new local reply body text if specified. It will be used in the ``%LOCAL_REPLY_BODY%``
    * command operator in the ``body_format``.
    */
-  body:
-    | DataSource
-    | undefined;
+  body: DataSource | undefined;
   /**
    * A per mapper ``body_format`` to override the :ref:`body_format <envoy_v3_api_field_extensions.filters.network.http_connection_manager.v3.LocalReplyConfig.body_format>`.
    * It will be used when this mapper is matched.
    */
-  bodyFormatOverride:
-    | SubstitutionFormatString
-    | undefined;
+  bodyFormatOverride: SubstitutionFormatString | undefined;
   /**
    * HTTP headers to add to a local reply. This allows the response mapper to append, to add
    * or to override headers of any local reply before it is sent to a downstream client.
@@ -1098,9 +1012,7 @@ export interface ResponseMapper {
 
 export interface Rds {
   /** Configuration source specifier for RDS. */
-  configSource:
-    | ConfigSource
-    | undefined;
+  configSource: ConfigSource | undefined;
   /**
    * The name of the route configuration. This name will be passed to the RDS
    * API. This allows an Envoy configuration with multiple HTTP listeners (and
@@ -1120,17 +1032,13 @@ export interface ScopedRoutes {
   /** The name assigned to the scoped routing configuration. */
   name: string;
   /** The algorithm to use for constructing a scope key for each request. */
-  scopeKeyBuilder:
-    | ScopedRoutes_ScopeKeyBuilder
-    | undefined;
+  scopeKeyBuilder: ScopedRoutes_ScopeKeyBuilder | undefined;
   /**
    * Configuration source specifier for RDS.
    * This config source is used to subscribe to RouteConfiguration resources specified in
    * ScopedRouteConfiguration messages.
    */
-  rdsConfigSource:
-    | ConfigSource
-    | undefined;
+  rdsConfigSource: ConfigSource | undefined;
   /**
    * The set of routing scopes corresponding to the HCM. A scope is assigned to a request by
    * matching a key constructed from the request's attributes according to the algorithm specified
@@ -1138,9 +1046,7 @@ export interface ScopedRoutes {
    * :ref:`ScopeKeyBuilder<envoy_v3_api_msg_extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder>`
    * in this message.
    */
-  scopedRouteConfigurationsList?:
-    | ScopedRouteConfigurationsList
-    | undefined;
+  scopedRouteConfigurationsList?: ScopedRouteConfigurationsList | undefined;
   /**
    * The set of routing scopes associated with the HCM will be dynamically loaded via the SRDS
    * API. A scope is assigned to a request by matching a key constructed from the request's
@@ -1217,9 +1123,7 @@ export interface ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtract
    * Note Envoy concatenates multiple values of the same header key into a comma separated
    * string, the splitting always happens after the concatenation.
    */
-  index?:
-    | number
-    | undefined;
+  index?: number | undefined;
   /** Specifies the key value pair to extract the value from. */
   element?: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement | undefined;
 }
@@ -1240,9 +1144,7 @@ export interface ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtract
 
 export interface ScopedRds {
   /** Configuration source specifier for scoped RDS. */
-  scopedRdsConfigSource:
-    | ConfigSource
-    | undefined;
+  scopedRdsConfigSource: ConfigSource | undefined;
   /**
    * xdstp:// resource locator for scoped RDS collection.
    * [#not-implemented-hide:]
@@ -1263,9 +1165,7 @@ export interface HttpFilter {
    * with the desired HTTP filter.
    * [#extension-category: envoy.filters.http]
    */
-  typedConfig?:
-    | Any
-    | undefined;
+  typedConfig?: Any | undefined;
   /**
    * Configuration source specifier for an extension configuration discovery service.
    * In case of a failure and without the default configuration, the HTTP listener responds with code 500.
@@ -1276,9 +1176,7 @@ export interface HttpFilter {
    * with the desired HTTP filter. This works for both the default filter configuration as well
    * as for filters provided via the API.
    */
-  configDiscovery?:
-    | ExtensionConfigSource
-    | undefined;
+  configDiscovery?: ExtensionConfigSource | undefined;
   /**
    * If true, clients that do not support this filter may ignore the
    * filter but otherwise accept the config.
@@ -1317,7 +1215,7 @@ export interface EnvoyMobileHttpConnectionManager {
 function createBaseHttpConnectionManager(): HttpConnectionManager {
   return {
     codecType: 0,
-    statPrefix: "",
+    statPrefix: '',
     rds: undefined,
     routeConfig: undefined,
     scopedRoutes: undefined,
@@ -1328,7 +1226,7 @@ function createBaseHttpConnectionManager(): HttpConnectionManager {
     httpProtocolOptions: undefined,
     http2ProtocolOptions: undefined,
     http3ProtocolOptions: undefined,
-    serverName: "",
+    serverName: '',
     serverHeaderTransformation: 0,
     schemeHeaderTransformation: undefined,
     maxRequestHeadersKb: undefined,
@@ -1347,7 +1245,7 @@ function createBaseHttpConnectionManager(): HttpConnectionManager {
     earlyHeaderMutationExtensions: [],
     internalAddressConfig: undefined,
     skipXffAppend: false,
-    via: "",
+    via: '',
     generateRequestId: undefined,
     preserveExternalRequestId: false,
     alwaysSetRequestIdInResponse: false,
@@ -1379,7 +1277,7 @@ export const HttpConnectionManager = {
     if (message.codecType !== 0) {
       writer.uint32(8).int32(message.codecType);
     }
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(18).string(message.statPrefix);
     }
     if (message.rds !== undefined) {
@@ -1412,7 +1310,7 @@ export const HttpConnectionManager = {
     if (message.http3ProtocolOptions !== undefined) {
       Http3ProtocolOptions.encode(message.http3ProtocolOptions, writer.uint32(354).fork()).ldelim();
     }
-    if (message.serverName !== "") {
+    if (message.serverName !== '') {
       writer.uint32(82).string(message.serverName);
     }
     if (message.serverHeaderTransformation !== 0) {
@@ -1464,13 +1362,12 @@ export const HttpConnectionManager = {
       TypedExtensionConfig.encode(v!, writer.uint32(418).fork()).ldelim();
     }
     if (message.internalAddressConfig !== undefined) {
-      HttpConnectionManager_InternalAddressConfig.encode(message.internalAddressConfig, writer.uint32(202).fork())
-        .ldelim();
+      HttpConnectionManager_InternalAddressConfig.encode(message.internalAddressConfig, writer.uint32(202).fork()).ldelim();
     }
     if (message.skipXffAppend !== false) {
       writer.uint32(168).bool(message.skipXffAppend);
     }
-    if (message.via !== "") {
+    if (message.via !== '') {
       writer.uint32(178).string(message.via);
     }
     if (message.generateRequestId !== undefined) {
@@ -1486,10 +1383,7 @@ export const HttpConnectionManager = {
       writer.uint32(128).int32(message.forwardClientCertDetails);
     }
     if (message.setCurrentClientCertDetails !== undefined) {
-      HttpConnectionManager_SetCurrentClientCertDetails.encode(
-        message.setCurrentClientCertDetails,
-        writer.uint32(138).fork(),
-      ).ldelim();
+      HttpConnectionManager_SetCurrentClientCertDetails.encode(message.setCurrentClientCertDetails, writer.uint32(138).fork()).ldelim();
     }
     if (message.proxy100Continue !== false) {
       writer.uint32(144).bool(message.proxy100Continue);
@@ -1525,8 +1419,7 @@ export const HttpConnectionManager = {
       BoolValue.encode({ value: message.streamErrorOnInvalidHttpMessage! }, writer.uint32(322).fork()).ldelim();
     }
     if (message.pathNormalizationOptions !== undefined) {
-      HttpConnectionManager_PathNormalizationOptions.encode(message.pathNormalizationOptions, writer.uint32(346).fork())
-        .ldelim();
+      HttpConnectionManager_PathNormalizationOptions.encode(message.pathNormalizationOptions, writer.uint32(346).fork()).ldelim();
     }
     if (message.stripTrailingHostDot !== false) {
       writer.uint32(376).bool(message.stripTrailingHostDot);
@@ -1813,10 +1706,7 @@ export const HttpConnectionManager = {
             break;
           }
 
-          message.setCurrentClientCertDetails = HttpConnectionManager_SetCurrentClientCertDetails.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.setCurrentClientCertDetails = HttpConnectionManager_SetCurrentClientCertDetails.decode(reader, reader.uint32());
           continue;
         case 18:
           if (tag !== 144) {
@@ -1900,10 +1790,7 @@ export const HttpConnectionManager = {
             break;
           }
 
-          message.pathNormalizationOptions = HttpConnectionManager_PathNormalizationOptions.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.pathNormalizationOptions = HttpConnectionManager_PathNormalizationOptions.decode(reader, reader.uint32());
           continue;
         case 47:
           if (tag !== 376) {
@@ -1962,110 +1849,111 @@ export const HttpConnectionManager = {
   fromPartial<I extends Exact<DeepPartial<HttpConnectionManager>, I>>(object: I): HttpConnectionManager {
     const message = createBaseHttpConnectionManager();
     message.codecType = object.codecType ?? 0;
-    message.statPrefix = object.statPrefix ?? "";
-    message.rds = (object.rds !== undefined && object.rds !== null) ? Rds.fromPartial(object.rds) : undefined;
-    message.routeConfig = (object.routeConfig !== undefined && object.routeConfig !== null)
-      ? RouteConfiguration.fromPartial(object.routeConfig)
-      : undefined;
-    message.scopedRoutes = (object.scopedRoutes !== undefined && object.scopedRoutes !== null)
-      ? ScopedRoutes.fromPartial(object.scopedRoutes)
-      : undefined;
+    message.statPrefix = object.statPrefix ?? '';
+    message.rds = object.rds !== undefined && object.rds !== null ? Rds.fromPartial(object.rds) : undefined;
+    message.routeConfig =
+      object.routeConfig !== undefined && object.routeConfig !== null ? RouteConfiguration.fromPartial(object.routeConfig) : undefined;
+    message.scopedRoutes =
+      object.scopedRoutes !== undefined && object.scopedRoutes !== null ? ScopedRoutes.fromPartial(object.scopedRoutes) : undefined;
     message.httpFilters = object.httpFilters?.map((e) => HttpFilter.fromPartial(e)) || [];
     message.addUserAgent = object.addUserAgent ?? undefined;
-    message.tracing = (object.tracing !== undefined && object.tracing !== null)
-      ? HttpConnectionManager_Tracing.fromPartial(object.tracing)
-      : undefined;
+    message.tracing =
+      object.tracing !== undefined && object.tracing !== null ? HttpConnectionManager_Tracing.fromPartial(object.tracing) : undefined;
     message.commonHttpProtocolOptions =
-      (object.commonHttpProtocolOptions !== undefined && object.commonHttpProtocolOptions !== null)
+      object.commonHttpProtocolOptions !== undefined && object.commonHttpProtocolOptions !== null
         ? HttpProtocolOptions.fromPartial(object.commonHttpProtocolOptions)
         : undefined;
-    message.httpProtocolOptions = (object.httpProtocolOptions !== undefined && object.httpProtocolOptions !== null)
-      ? Http1ProtocolOptions.fromPartial(object.httpProtocolOptions)
-      : undefined;
-    message.http2ProtocolOptions = (object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null)
-      ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
-      : undefined;
-    message.http3ProtocolOptions = (object.http3ProtocolOptions !== undefined && object.http3ProtocolOptions !== null)
-      ? Http3ProtocolOptions.fromPartial(object.http3ProtocolOptions)
-      : undefined;
-    message.serverName = object.serverName ?? "";
+    message.httpProtocolOptions =
+      object.httpProtocolOptions !== undefined && object.httpProtocolOptions !== null
+        ? Http1ProtocolOptions.fromPartial(object.httpProtocolOptions)
+        : undefined;
+    message.http2ProtocolOptions =
+      object.http2ProtocolOptions !== undefined && object.http2ProtocolOptions !== null
+        ? Http2ProtocolOptions.fromPartial(object.http2ProtocolOptions)
+        : undefined;
+    message.http3ProtocolOptions =
+      object.http3ProtocolOptions !== undefined && object.http3ProtocolOptions !== null
+        ? Http3ProtocolOptions.fromPartial(object.http3ProtocolOptions)
+        : undefined;
+    message.serverName = object.serverName ?? '';
     message.serverHeaderTransformation = object.serverHeaderTransformation ?? 0;
     message.schemeHeaderTransformation =
-      (object.schemeHeaderTransformation !== undefined && object.schemeHeaderTransformation !== null)
+      object.schemeHeaderTransformation !== undefined && object.schemeHeaderTransformation !== null
         ? SchemeHeaderTransformation.fromPartial(object.schemeHeaderTransformation)
         : undefined;
     message.maxRequestHeadersKb = object.maxRequestHeadersKb ?? undefined;
-    message.streamIdleTimeout = (object.streamIdleTimeout !== undefined && object.streamIdleTimeout !== null)
-      ? Duration.fromPartial(object.streamIdleTimeout)
-      : undefined;
-    message.requestTimeout = (object.requestTimeout !== undefined && object.requestTimeout !== null)
-      ? Duration.fromPartial(object.requestTimeout)
-      : undefined;
+    message.streamIdleTimeout =
+      object.streamIdleTimeout !== undefined && object.streamIdleTimeout !== null
+        ? Duration.fromPartial(object.streamIdleTimeout)
+        : undefined;
+    message.requestTimeout =
+      object.requestTimeout !== undefined && object.requestTimeout !== null ? Duration.fromPartial(object.requestTimeout) : undefined;
     message.requestHeadersTimeout =
-      (object.requestHeadersTimeout !== undefined && object.requestHeadersTimeout !== null)
+      object.requestHeadersTimeout !== undefined && object.requestHeadersTimeout !== null
         ? Duration.fromPartial(object.requestHeadersTimeout)
         : undefined;
-    message.drainTimeout = (object.drainTimeout !== undefined && object.drainTimeout !== null)
-      ? Duration.fromPartial(object.drainTimeout)
-      : undefined;
-    message.delayedCloseTimeout = (object.delayedCloseTimeout !== undefined && object.delayedCloseTimeout !== null)
-      ? Duration.fromPartial(object.delayedCloseTimeout)
-      : undefined;
+    message.drainTimeout =
+      object.drainTimeout !== undefined && object.drainTimeout !== null ? Duration.fromPartial(object.drainTimeout) : undefined;
+    message.delayedCloseTimeout =
+      object.delayedCloseTimeout !== undefined && object.delayedCloseTimeout !== null
+        ? Duration.fromPartial(object.delayedCloseTimeout)
+        : undefined;
     message.accessLog = object.accessLog?.map((e) => AccessLog.fromPartial(e)) || [];
     message.accessLogFlushInterval =
-      (object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null)
+      object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null
         ? Duration.fromPartial(object.accessLogFlushInterval)
         : undefined;
     message.flushAccessLogOnNewRequest = object.flushAccessLogOnNewRequest ?? false;
-    message.accessLogOptions = (object.accessLogOptions !== undefined && object.accessLogOptions !== null)
-      ? HttpConnectionManager_HcmAccessLogOptions.fromPartial(object.accessLogOptions)
-      : undefined;
+    message.accessLogOptions =
+      object.accessLogOptions !== undefined && object.accessLogOptions !== null
+        ? HttpConnectionManager_HcmAccessLogOptions.fromPartial(object.accessLogOptions)
+        : undefined;
     message.useRemoteAddress = object.useRemoteAddress ?? undefined;
     message.xffNumTrustedHops = object.xffNumTrustedHops ?? 0;
-    message.originalIpDetectionExtensions =
-      object.originalIpDetectionExtensions?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
-    message.earlyHeaderMutationExtensions =
-      object.earlyHeaderMutationExtensions?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
+    message.originalIpDetectionExtensions = object.originalIpDetectionExtensions?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
+    message.earlyHeaderMutationExtensions = object.earlyHeaderMutationExtensions?.map((e) => TypedExtensionConfig.fromPartial(e)) || [];
     message.internalAddressConfig =
-      (object.internalAddressConfig !== undefined && object.internalAddressConfig !== null)
+      object.internalAddressConfig !== undefined && object.internalAddressConfig !== null
         ? HttpConnectionManager_InternalAddressConfig.fromPartial(object.internalAddressConfig)
         : undefined;
     message.skipXffAppend = object.skipXffAppend ?? false;
-    message.via = object.via ?? "";
+    message.via = object.via ?? '';
     message.generateRequestId = object.generateRequestId ?? undefined;
     message.preserveExternalRequestId = object.preserveExternalRequestId ?? false;
     message.alwaysSetRequestIdInResponse = object.alwaysSetRequestIdInResponse ?? false;
     message.forwardClientCertDetails = object.forwardClientCertDetails ?? 0;
     message.setCurrentClientCertDetails =
-      (object.setCurrentClientCertDetails !== undefined && object.setCurrentClientCertDetails !== null)
+      object.setCurrentClientCertDetails !== undefined && object.setCurrentClientCertDetails !== null
         ? HttpConnectionManager_SetCurrentClientCertDetails.fromPartial(object.setCurrentClientCertDetails)
         : undefined;
     message.proxy100Continue = object.proxy100Continue ?? false;
     message.representIpv4RemoteAddressAsIpv4MappedIpv6 = object.representIpv4RemoteAddressAsIpv4MappedIpv6 ?? false;
-    message.upgradeConfigs = object.upgradeConfigs?.map((e) => HttpConnectionManager_UpgradeConfig.fromPartial(e)) ||
-      [];
+    message.upgradeConfigs = object.upgradeConfigs?.map((e) => HttpConnectionManager_UpgradeConfig.fromPartial(e)) || [];
     message.normalizePath = object.normalizePath ?? undefined;
     message.mergeSlashes = object.mergeSlashes ?? false;
     message.pathWithEscapedSlashesAction = object.pathWithEscapedSlashesAction ?? 0;
-    message.requestIdExtension = (object.requestIdExtension !== undefined && object.requestIdExtension !== null)
-      ? RequestIDExtension.fromPartial(object.requestIdExtension)
-      : undefined;
-    message.localReplyConfig = (object.localReplyConfig !== undefined && object.localReplyConfig !== null)
-      ? LocalReplyConfig.fromPartial(object.localReplyConfig)
-      : undefined;
+    message.requestIdExtension =
+      object.requestIdExtension !== undefined && object.requestIdExtension !== null
+        ? RequestIDExtension.fromPartial(object.requestIdExtension)
+        : undefined;
+    message.localReplyConfig =
+      object.localReplyConfig !== undefined && object.localReplyConfig !== null
+        ? LocalReplyConfig.fromPartial(object.localReplyConfig)
+        : undefined;
     message.stripMatchingHostPort = object.stripMatchingHostPort ?? false;
     message.stripAnyHostPort = object.stripAnyHostPort ?? undefined;
     message.streamErrorOnInvalidHttpMessage = object.streamErrorOnInvalidHttpMessage ?? undefined;
     message.pathNormalizationOptions =
-      (object.pathNormalizationOptions !== undefined && object.pathNormalizationOptions !== null)
+      object.pathNormalizationOptions !== undefined && object.pathNormalizationOptions !== null
         ? HttpConnectionManager_PathNormalizationOptions.fromPartial(object.pathNormalizationOptions)
         : undefined;
     message.stripTrailingHostDot = object.stripTrailingHostDot ?? false;
-    message.proxyStatusConfig = (object.proxyStatusConfig !== undefined && object.proxyStatusConfig !== null)
-      ? HttpConnectionManager_ProxyStatusConfig.fromPartial(object.proxyStatusConfig)
-      : undefined;
+    message.proxyStatusConfig =
+      object.proxyStatusConfig !== undefined && object.proxyStatusConfig !== null
+        ? HttpConnectionManager_ProxyStatusConfig.fromPartial(object.proxyStatusConfig)
+        : undefined;
     message.typedHeaderValidationConfig =
-      (object.typedHeaderValidationConfig !== undefined && object.typedHeaderValidationConfig !== null)
+      object.typedHeaderValidationConfig !== undefined && object.typedHeaderValidationConfig !== null
         ? TypedExtensionConfig.fromPartial(object.typedHeaderValidationConfig)
         : undefined;
     message.appendXForwardedPort = object.appendXForwardedPort ?? false;
@@ -2192,25 +2080,18 @@ export const HttpConnectionManager_Tracing = {
   create<I extends Exact<DeepPartial<HttpConnectionManager_Tracing>, I>>(base?: I): HttpConnectionManager_Tracing {
     return HttpConnectionManager_Tracing.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_Tracing>, I>>(
-    object: I,
-  ): HttpConnectionManager_Tracing {
+  fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_Tracing>, I>>(object: I): HttpConnectionManager_Tracing {
     const message = createBaseHttpConnectionManager_Tracing();
-    message.clientSampling = (object.clientSampling !== undefined && object.clientSampling !== null)
-      ? Percent.fromPartial(object.clientSampling)
-      : undefined;
-    message.randomSampling = (object.randomSampling !== undefined && object.randomSampling !== null)
-      ? Percent.fromPartial(object.randomSampling)
-      : undefined;
-    message.overallSampling = (object.overallSampling !== undefined && object.overallSampling !== null)
-      ? Percent.fromPartial(object.overallSampling)
-      : undefined;
+    message.clientSampling =
+      object.clientSampling !== undefined && object.clientSampling !== null ? Percent.fromPartial(object.clientSampling) : undefined;
+    message.randomSampling =
+      object.randomSampling !== undefined && object.randomSampling !== null ? Percent.fromPartial(object.randomSampling) : undefined;
+    message.overallSampling =
+      object.overallSampling !== undefined && object.overallSampling !== null ? Percent.fromPartial(object.overallSampling) : undefined;
     message.verbose = object.verbose ?? false;
     message.maxPathTagLength = object.maxPathTagLength ?? undefined;
     message.customTags = object.customTags?.map((e) => CustomTag.fromPartial(e)) || [];
-    message.provider = (object.provider !== undefined && object.provider !== null)
-      ? Tracing_Http.fromPartial(object.provider)
-      : undefined;
+    message.provider = object.provider !== undefined && object.provider !== null ? Tracing_Http.fromPartial(object.provider) : undefined;
     message.spawnUpstreamSpan = object.spawnUpstreamSpan ?? undefined;
     return message;
   },
@@ -2281,10 +2162,7 @@ function createBaseHttpConnectionManager_SetCurrentClientCertDetails(): HttpConn
 }
 
 export const HttpConnectionManager_SetCurrentClientCertDetails = {
-  encode(
-    message: HttpConnectionManager_SetCurrentClientCertDetails,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(message: HttpConnectionManager_SetCurrentClientCertDetails, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.subject !== undefined) {
       BoolValue.encode({ value: message.subject! }, writer.uint32(10).fork()).ldelim();
     }
@@ -2373,12 +2251,12 @@ export const HttpConnectionManager_SetCurrentClientCertDetails = {
 };
 
 function createBaseHttpConnectionManager_UpgradeConfig(): HttpConnectionManager_UpgradeConfig {
-  return { upgradeType: "", filters: [], enabled: undefined };
+  return { upgradeType: '', filters: [], enabled: undefined };
 }
 
 export const HttpConnectionManager_UpgradeConfig = {
   encode(message: HttpConnectionManager_UpgradeConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.upgradeType !== "") {
+    if (message.upgradeType !== '') {
       writer.uint32(10).string(message.upgradeType);
     }
     for (const v of message.filters) {
@@ -2427,16 +2305,12 @@ export const HttpConnectionManager_UpgradeConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<HttpConnectionManager_UpgradeConfig>, I>>(
-    base?: I,
-  ): HttpConnectionManager_UpgradeConfig {
+  create<I extends Exact<DeepPartial<HttpConnectionManager_UpgradeConfig>, I>>(base?: I): HttpConnectionManager_UpgradeConfig {
     return HttpConnectionManager_UpgradeConfig.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_UpgradeConfig>, I>>(
-    object: I,
-  ): HttpConnectionManager_UpgradeConfig {
+  fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_UpgradeConfig>, I>>(object: I): HttpConnectionManager_UpgradeConfig {
     const message = createBaseHttpConnectionManager_UpgradeConfig();
-    message.upgradeType = object.upgradeType ?? "";
+    message.upgradeType = object.upgradeType ?? '';
     message.filters = object.filters?.map((e) => HttpFilter.fromPartial(e)) || [];
     message.enabled = object.enabled ?? undefined;
     return message;
@@ -2448,10 +2322,7 @@ function createBaseHttpConnectionManager_PathNormalizationOptions(): HttpConnect
 }
 
 export const HttpConnectionManager_PathNormalizationOptions = {
-  encode(
-    message: HttpConnectionManager_PathNormalizationOptions,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
+  encode(message: HttpConnectionManager_PathNormalizationOptions, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
     if (message.forwardingTransformation !== undefined) {
       PathTransformation.encode(message.forwardingTransformation, writer.uint32(10).fork()).ldelim();
     }
@@ -2501,11 +2372,11 @@ export const HttpConnectionManager_PathNormalizationOptions = {
   ): HttpConnectionManager_PathNormalizationOptions {
     const message = createBaseHttpConnectionManager_PathNormalizationOptions();
     message.forwardingTransformation =
-      (object.forwardingTransformation !== undefined && object.forwardingTransformation !== null)
+      object.forwardingTransformation !== undefined && object.forwardingTransformation !== null
         ? PathTransformation.fromPartial(object.forwardingTransformation)
         : undefined;
     message.httpFilterTransformation =
-      (object.httpFilterTransformation !== undefined && object.httpFilterTransformation !== null)
+      object.httpFilterTransformation !== undefined && object.httpFilterTransformation !== null
         ? PathTransformation.fromPartial(object.httpFilterTransformation)
         : undefined;
     return message;
@@ -2604,9 +2475,7 @@ export const HttpConnectionManager_ProxyStatusConfig = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<HttpConnectionManager_ProxyStatusConfig>, I>>(
-    base?: I,
-  ): HttpConnectionManager_ProxyStatusConfig {
+  create<I extends Exact<DeepPartial<HttpConnectionManager_ProxyStatusConfig>, I>>(base?: I): HttpConnectionManager_ProxyStatusConfig {
     return HttpConnectionManager_ProxyStatusConfig.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_ProxyStatusConfig>, I>>(
@@ -2682,9 +2551,7 @@ export const HttpConnectionManager_HcmAccessLogOptions = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<HttpConnectionManager_HcmAccessLogOptions>, I>>(
-    base?: I,
-  ): HttpConnectionManager_HcmAccessLogOptions {
+  create<I extends Exact<DeepPartial<HttpConnectionManager_HcmAccessLogOptions>, I>>(base?: I): HttpConnectionManager_HcmAccessLogOptions {
     return HttpConnectionManager_HcmAccessLogOptions.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<HttpConnectionManager_HcmAccessLogOptions>, I>>(
@@ -2692,7 +2559,7 @@ export const HttpConnectionManager_HcmAccessLogOptions = {
   ): HttpConnectionManager_HcmAccessLogOptions {
     const message = createBaseHttpConnectionManager_HcmAccessLogOptions();
     message.accessLogFlushInterval =
-      (object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null)
+      object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null
         ? Duration.fromPartial(object.accessLogFlushInterval)
         : undefined;
     message.flushAccessLogOnNewRequest = object.flushAccessLogOnNewRequest ?? false;
@@ -2752,9 +2619,8 @@ export const LocalReplyConfig = {
   fromPartial<I extends Exact<DeepPartial<LocalReplyConfig>, I>>(object: I): LocalReplyConfig {
     const message = createBaseLocalReplyConfig();
     message.mappers = object.mappers?.map((e) => ResponseMapper.fromPartial(e)) || [];
-    message.bodyFormat = (object.bodyFormat !== undefined && object.bodyFormat !== null)
-      ? SubstitutionFormatString.fromPartial(object.bodyFormat)
-      : undefined;
+    message.bodyFormat =
+      object.bodyFormat !== undefined && object.bodyFormat !== null ? SubstitutionFormatString.fromPartial(object.bodyFormat) : undefined;
     return message;
   },
 };
@@ -2839,23 +2705,20 @@ export const ResponseMapper = {
   },
   fromPartial<I extends Exact<DeepPartial<ResponseMapper>, I>>(object: I): ResponseMapper {
     const message = createBaseResponseMapper();
-    message.filter = (object.filter !== undefined && object.filter !== null)
-      ? AccessLogFilter.fromPartial(object.filter)
-      : undefined;
+    message.filter = object.filter !== undefined && object.filter !== null ? AccessLogFilter.fromPartial(object.filter) : undefined;
     message.statusCode = object.statusCode ?? undefined;
-    message.body = (object.body !== undefined && object.body !== null)
-      ? DataSource.fromPartial(object.body)
-      : undefined;
-    message.bodyFormatOverride = (object.bodyFormatOverride !== undefined && object.bodyFormatOverride !== null)
-      ? SubstitutionFormatString.fromPartial(object.bodyFormatOverride)
-      : undefined;
+    message.body = object.body !== undefined && object.body !== null ? DataSource.fromPartial(object.body) : undefined;
+    message.bodyFormatOverride =
+      object.bodyFormatOverride !== undefined && object.bodyFormatOverride !== null
+        ? SubstitutionFormatString.fromPartial(object.bodyFormatOverride)
+        : undefined;
     message.headersToAdd = object.headersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseRds(): Rds {
-  return { configSource: undefined, routeConfigName: "" };
+  return { configSource: undefined, routeConfigName: '' };
 }
 
 export const Rds = {
@@ -2863,7 +2726,7 @@ export const Rds = {
     if (message.configSource !== undefined) {
       ConfigSource.encode(message.configSource, writer.uint32(10).fork()).ldelim();
     }
-    if (message.routeConfigName !== "") {
+    if (message.routeConfigName !== '') {
       writer.uint32(18).string(message.routeConfigName);
     }
     return writer;
@@ -2904,10 +2767,9 @@ export const Rds = {
   },
   fromPartial<I extends Exact<DeepPartial<Rds>, I>>(object: I): Rds {
     const message = createBaseRds();
-    message.configSource = (object.configSource !== undefined && object.configSource !== null)
-      ? ConfigSource.fromPartial(object.configSource)
-      : undefined;
-    message.routeConfigName = object.routeConfigName ?? "";
+    message.configSource =
+      object.configSource !== undefined && object.configSource !== null ? ConfigSource.fromPartial(object.configSource) : undefined;
+    message.routeConfigName = object.routeConfigName ?? '';
     return message;
   },
 };
@@ -2950,19 +2812,16 @@ export const ScopedRouteConfigurationsList = {
   create<I extends Exact<DeepPartial<ScopedRouteConfigurationsList>, I>>(base?: I): ScopedRouteConfigurationsList {
     return ScopedRouteConfigurationsList.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ScopedRouteConfigurationsList>, I>>(
-    object: I,
-  ): ScopedRouteConfigurationsList {
+  fromPartial<I extends Exact<DeepPartial<ScopedRouteConfigurationsList>, I>>(object: I): ScopedRouteConfigurationsList {
     const message = createBaseScopedRouteConfigurationsList();
-    message.scopedRouteConfigurations =
-      object.scopedRouteConfigurations?.map((e) => ScopedRouteConfiguration.fromPartial(e)) || [];
+    message.scopedRouteConfigurations = object.scopedRouteConfigurations?.map((e) => ScopedRouteConfiguration.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseScopedRoutes(): ScopedRoutes {
   return {
-    name: "",
+    name: '',
     scopeKeyBuilder: undefined,
     rdsConfigSource: undefined,
     scopedRouteConfigurationsList: undefined,
@@ -2972,7 +2831,7 @@ function createBaseScopedRoutes(): ScopedRoutes {
 
 export const ScopedRoutes = {
   encode(message: ScopedRoutes, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.scopeKeyBuilder !== undefined) {
@@ -3046,20 +2905,20 @@ export const ScopedRoutes = {
   },
   fromPartial<I extends Exact<DeepPartial<ScopedRoutes>, I>>(object: I): ScopedRoutes {
     const message = createBaseScopedRoutes();
-    message.name = object.name ?? "";
-    message.scopeKeyBuilder = (object.scopeKeyBuilder !== undefined && object.scopeKeyBuilder !== null)
-      ? ScopedRoutes_ScopeKeyBuilder.fromPartial(object.scopeKeyBuilder)
-      : undefined;
-    message.rdsConfigSource = (object.rdsConfigSource !== undefined && object.rdsConfigSource !== null)
-      ? ConfigSource.fromPartial(object.rdsConfigSource)
-      : undefined;
+    message.name = object.name ?? '';
+    message.scopeKeyBuilder =
+      object.scopeKeyBuilder !== undefined && object.scopeKeyBuilder !== null
+        ? ScopedRoutes_ScopeKeyBuilder.fromPartial(object.scopeKeyBuilder)
+        : undefined;
+    message.rdsConfigSource =
+      object.rdsConfigSource !== undefined && object.rdsConfigSource !== null
+        ? ConfigSource.fromPartial(object.rdsConfigSource)
+        : undefined;
     message.scopedRouteConfigurationsList =
-      (object.scopedRouteConfigurationsList !== undefined && object.scopedRouteConfigurationsList !== null)
+      object.scopedRouteConfigurationsList !== undefined && object.scopedRouteConfigurationsList !== null
         ? ScopedRouteConfigurationsList.fromPartial(object.scopedRouteConfigurationsList)
         : undefined;
-    message.scopedRds = (object.scopedRds !== undefined && object.scopedRds !== null)
-      ? ScopedRds.fromPartial(object.scopedRds)
-      : undefined;
+    message.scopedRds = object.scopedRds !== undefined && object.scopedRds !== null ? ScopedRds.fromPartial(object.scopedRds) : undefined;
     return message;
   },
 };
@@ -3136,10 +2995,7 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder = {
             break;
           }
 
-          message.headerValueExtractor = ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.headerValueExtractor = ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor.decode(reader, reader.uint32());
           continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
@@ -3159,26 +3015,24 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder = {
     object: I,
   ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder {
     const message = createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder();
-    message.headerValueExtractor = (object.headerValueExtractor !== undefined && object.headerValueExtractor !== null)
-      ? ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor.fromPartial(object.headerValueExtractor)
-      : undefined;
+    message.headerValueExtractor =
+      object.headerValueExtractor !== undefined && object.headerValueExtractor !== null
+        ? ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor.fromPartial(object.headerValueExtractor)
+        : undefined;
     return message;
   },
 };
 
 function createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor(): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor {
-  return { name: "", elementSeparator: "", index: undefined, element: undefined };
+  return { name: '', elementSeparator: '', index: undefined, element: undefined };
 }
 
 export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor = {
-  encode(
-    message: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor,
-    writer: _m0.Writer = _m0.Writer.create(),
-  ): _m0.Writer {
-    if (message.name !== "") {
+  encode(message: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
-    if (message.elementSeparator !== "") {
+    if (message.elementSeparator !== '') {
       writer.uint32(18).string(message.elementSeparator);
     }
     if (message.index !== undefined) {
@@ -3193,10 +3047,7 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor =
     return writer;
   },
 
-  decode(
-    input: _m0.Reader | Uint8Array,
-    length?: number,
-  ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor {
+  decode(input: _m0.Reader | Uint8Array, length?: number): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor {
     const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
     let end = length === undefined ? reader.len : reader.pos + length;
     const message = createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor();
@@ -3229,10 +3080,7 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor =
             break;
           }
 
-          message.element = ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement.decode(
-            reader,
-            reader.uint32(),
-          );
+          message.element = ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement.decode(reader, reader.uint32());
           continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
@@ -3252,18 +3100,19 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor =
     object: I,
   ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor {
     const message = createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor();
-    message.name = object.name ?? "";
-    message.elementSeparator = object.elementSeparator ?? "";
+    message.name = object.name ?? '';
+    message.elementSeparator = object.elementSeparator ?? '';
     message.index = object.index ?? undefined;
-    message.element = (object.element !== undefined && object.element !== null)
-      ? ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement.fromPartial(object.element)
-      : undefined;
+    message.element =
+      object.element !== undefined && object.element !== null
+        ? ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement.fromPartial(object.element)
+        : undefined;
     return message;
   },
 };
 
 function createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement(): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
-  return { separator: "", key: "" };
+  return { separator: '', key: '' };
 }
 
 export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement = {
@@ -3271,19 +3120,16 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_K
     message: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement,
     writer: _m0.Writer = _m0.Writer.create(),
   ): _m0.Writer {
-    if (message.separator !== "") {
+    if (message.separator !== '') {
       writer.uint32(10).string(message.separator);
     }
-    if (message.key !== "") {
+    if (message.key !== '') {
       writer.uint32(18).string(message.key);
     }
     return writer;
   },
 
-  decode(
-    input: _m0.Reader | Uint8Array,
-    length?: number,
-  ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
+  decode(input: _m0.Reader | Uint8Array, length?: number): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
     const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
     let end = length === undefined ? reader.len : reader.pos + length;
     const message = createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement();
@@ -3318,18 +3164,18 @@ export const ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_K
   ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
     return ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement.fromPartial(base ?? ({} as any));
   },
-  fromPartial<
-    I extends Exact<DeepPartial<ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement>, I>,
-  >(object: I): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
+  fromPartial<I extends Exact<DeepPartial<ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement>, I>>(
+    object: I,
+  ): ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement {
     const message = createBaseScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement();
-    message.separator = object.separator ?? "";
-    message.key = object.key ?? "";
+    message.separator = object.separator ?? '';
+    message.key = object.key ?? '';
     return message;
   },
 };
 
 function createBaseScopedRds(): ScopedRds {
-  return { scopedRdsConfigSource: undefined, srdsResourcesLocator: "" };
+  return { scopedRdsConfigSource: undefined, srdsResourcesLocator: '' };
 }
 
 export const ScopedRds = {
@@ -3337,7 +3183,7 @@ export const ScopedRds = {
     if (message.scopedRdsConfigSource !== undefined) {
       ConfigSource.encode(message.scopedRdsConfigSource, writer.uint32(10).fork()).ldelim();
     }
-    if (message.srdsResourcesLocator !== "") {
+    if (message.srdsResourcesLocator !== '') {
       writer.uint32(18).string(message.srdsResourcesLocator);
     }
     return writer;
@@ -3379,21 +3225,21 @@ export const ScopedRds = {
   fromPartial<I extends Exact<DeepPartial<ScopedRds>, I>>(object: I): ScopedRds {
     const message = createBaseScopedRds();
     message.scopedRdsConfigSource =
-      (object.scopedRdsConfigSource !== undefined && object.scopedRdsConfigSource !== null)
+      object.scopedRdsConfigSource !== undefined && object.scopedRdsConfigSource !== null
         ? ConfigSource.fromPartial(object.scopedRdsConfigSource)
         : undefined;
-    message.srdsResourcesLocator = object.srdsResourcesLocator ?? "";
+    message.srdsResourcesLocator = object.srdsResourcesLocator ?? '';
     return message;
   },
 };
 
 function createBaseHttpFilter(): HttpFilter {
-  return { name: "", typedConfig: undefined, configDiscovery: undefined, isOptional: false, disabled: false };
+  return { name: '', typedConfig: undefined, configDiscovery: undefined, isOptional: false, disabled: false };
 }
 
 export const HttpFilter = {
   encode(message: HttpFilter, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.typedConfig !== undefined) {
@@ -3467,13 +3313,12 @@ export const HttpFilter = {
   },
   fromPartial<I extends Exact<DeepPartial<HttpFilter>, I>>(object: I): HttpFilter {
     const message = createBaseHttpFilter();
-    message.name = object.name ?? "";
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
-    message.configDiscovery = (object.configDiscovery !== undefined && object.configDiscovery !== null)
-      ? ExtensionConfigSource.fromPartial(object.configDiscovery)
-      : undefined;
+    message.name = object.name ?? '';
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
+    message.configDiscovery =
+      object.configDiscovery !== undefined && object.configDiscovery !== null
+        ? ExtensionConfigSource.fromPartial(object.configDiscovery)
+        : undefined;
     message.isOptional = object.isOptional ?? false;
     message.disabled = object.disabled ?? false;
     return message;
@@ -3520,9 +3365,7 @@ export const RequestIDExtension = {
   },
   fromPartial<I extends Exact<DeepPartial<RequestIDExtension>, I>>(object: I): RequestIDExtension {
     const message = createBaseRequestIDExtension();
-    message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
-      ? Any.fromPartial(object.typedConfig)
-      : undefined;
+    message.typedConfig = object.typedConfig !== undefined && object.typedConfig !== null ? Any.fromPartial(object.typedConfig) : undefined;
     return message;
   },
 };
@@ -3562,30 +3405,29 @@ export const EnvoyMobileHttpConnectionManager = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<EnvoyMobileHttpConnectionManager>, I>>(
-    base?: I,
-  ): EnvoyMobileHttpConnectionManager {
+  create<I extends Exact<DeepPartial<EnvoyMobileHttpConnectionManager>, I>>(base?: I): EnvoyMobileHttpConnectionManager {
     return EnvoyMobileHttpConnectionManager.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<EnvoyMobileHttpConnectionManager>, I>>(
-    object: I,
-  ): EnvoyMobileHttpConnectionManager {
+  fromPartial<I extends Exact<DeepPartial<EnvoyMobileHttpConnectionManager>, I>>(object: I): EnvoyMobileHttpConnectionManager {
     const message = createBaseEnvoyMobileHttpConnectionManager();
-    message.config = (object.config !== undefined && object.config !== null)
-      ? HttpConnectionManager.fromPartial(object.config)
-      : undefined;
+    message.config = object.config !== undefined && object.config !== null ? HttpConnectionManager.fromPartial(object.config) : undefined;
     return message;
   },
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

@@ -5,9 +5,9 @@
 // source: envoy/extensions/filters/network/rbac/v3/rbac.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Matcher } from "../../../../../../xds/type/matcher/v3/matcher.js";
-import { RBAC as RBAC1 } from "../../../../../config/rbac/v3/rbac.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Matcher } from '../../../../../../xds/type/matcher/v3/matcher.js';
+import { RBAC as RBAC1 } from '../../../../../config/rbac/v3/rbac.js';
 
 /**
  * RBAC network filter config.
@@ -23,35 +23,27 @@ export interface RBAC {
    * If present and empty, DENY.
    * If both rules and matcher are configured, rules will be ignored.
    */
-  rules:
-    | RBAC1
-    | undefined;
+  rules: RBAC1 | undefined;
   /**
    * The match tree to use when resolving RBAC action for incoming connections. Connections do
    * not match any matcher will be denied.
    * If absent, no enforcing RBAC matcher will be applied.
    * If present and empty, deny all connections.
    */
-  matcher:
-    | Matcher
-    | undefined;
+  matcher: Matcher | undefined;
   /**
    * Shadow rules are not enforced by the filter but will emit stats and logs
    * and can be used for rule testing.
    * If absent, no shadow RBAC policy will be applied.
    * If both shadow rules and shadow matcher are configured, shadow rules will be ignored.
    */
-  shadowRules:
-    | RBAC1
-    | undefined;
+  shadowRules: RBAC1 | undefined;
   /**
    * The match tree to use for emitting stats and logs which can be used for rule testing for
    * incoming connections.
    * If absent, no shadow matcher will be applied.
    */
-  shadowMatcher:
-    | Matcher
-    | undefined;
+  shadowMatcher: Matcher | undefined;
   /**
    * If specified, shadow rules will emit stats with the given prefix.
    * This is useful to distinguish the stat when there are more than 1 RBAC filter configured with
@@ -89,8 +81,8 @@ function createBaseRBAC(): RBAC {
     matcher: undefined,
     shadowRules: undefined,
     shadowMatcher: undefined,
-    shadowRulesStatPrefix: "",
-    statPrefix: "",
+    shadowRulesStatPrefix: '',
+    statPrefix: '',
     enforcementType: 0,
   };
 }
@@ -109,10 +101,10 @@ export const RBAC = {
     if (message.shadowMatcher !== undefined) {
       Matcher.encode(message.shadowMatcher, writer.uint32(58).fork()).ldelim();
     }
-    if (message.shadowRulesStatPrefix !== "") {
+    if (message.shadowRulesStatPrefix !== '') {
       writer.uint32(42).string(message.shadowRulesStatPrefix);
     }
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(26).string(message.statPrefix);
     }
     if (message.enforcementType !== 0) {
@@ -191,18 +183,14 @@ export const RBAC = {
   },
   fromPartial<I extends Exact<DeepPartial<RBAC>, I>>(object: I): RBAC {
     const message = createBaseRBAC();
-    message.rules = (object.rules !== undefined && object.rules !== null) ? RBAC1.fromPartial(object.rules) : undefined;
-    message.matcher = (object.matcher !== undefined && object.matcher !== null)
-      ? Matcher.fromPartial(object.matcher)
-      : undefined;
-    message.shadowRules = (object.shadowRules !== undefined && object.shadowRules !== null)
-      ? RBAC1.fromPartial(object.shadowRules)
-      : undefined;
-    message.shadowMatcher = (object.shadowMatcher !== undefined && object.shadowMatcher !== null)
-      ? Matcher.fromPartial(object.shadowMatcher)
-      : undefined;
-    message.shadowRulesStatPrefix = object.shadowRulesStatPrefix ?? "";
-    message.statPrefix = object.statPrefix ?? "";
+    message.rules = object.rules !== undefined && object.rules !== null ? RBAC1.fromPartial(object.rules) : undefined;
+    message.matcher = object.matcher !== undefined && object.matcher !== null ? Matcher.fromPartial(object.matcher) : undefined;
+    message.shadowRules =
+      object.shadowRules !== undefined && object.shadowRules !== null ? RBAC1.fromPartial(object.shadowRules) : undefined;
+    message.shadowMatcher =
+      object.shadowMatcher !== undefined && object.shadowMatcher !== null ? Matcher.fromPartial(object.shadowMatcher) : undefined;
+    message.shadowRulesStatPrefix = object.shadowRulesStatPrefix ?? '';
+    message.statPrefix = object.statPrefix ?? '';
     message.enforcementType = object.enforcementType ?? 0;
     return message;
   },
@@ -210,12 +198,17 @@ export const RBAC = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };

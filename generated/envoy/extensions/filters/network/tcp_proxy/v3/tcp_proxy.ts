@@ -5,13 +5,13 @@
 // source: envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto
 
 /* eslint-disable */
-import _m0 from "protobufjs/minimal.js";
-import { Duration } from "../../../../../../google/protobuf/duration.js";
-import { UInt32Value } from "../../../../../../google/protobuf/wrappers.js";
-import { AccessLog } from "../../../../../config/accesslog/v3/accesslog.js";
-import { HeaderValueOption, Metadata } from "../../../../../config/core/v3/base.js";
-import { ConfigSource } from "../../../../../config/core/v3/config_source.js";
-import { HashPolicy } from "../../../../../type/v3/hash_policy.js";
+import _m0 from 'protobufjs/minimal.js';
+import { Duration } from '../../../../../../google/protobuf/duration.js';
+import { UInt32Value } from '../../../../../../google/protobuf/wrappers.js';
+import { AccessLog } from '../../../../../config/accesslog/v3/accesslog.js';
+import { HeaderValueOption, Metadata } from '../../../../../config/core/v3/base.js';
+import { ConfigSource } from '../../../../../config/core/v3/config_source.js';
+import { HashPolicy } from '../../../../../type/v3/hash_policy.js';
 
 /** [#next-free-field: 18] */
 export interface TcpProxy {
@@ -21,17 +21,13 @@ export interface TcpProxy {
    */
   statPrefix: string;
   /** The upstream cluster to connect to. */
-  cluster?:
-    | string
-    | undefined;
+  cluster?: string | undefined;
   /**
    * Multiple upstream clusters can be specified for a given route. The
    * request is routed to one of the upstream clusters based on weights
    * assigned to each cluster.
    */
-  weightedClusters?:
-    | TcpProxy_WeightedCluster
-    | undefined;
+  weightedClusters?: TcpProxy_WeightedCluster | undefined;
   /**
    * The on demand policy for the upstream cluster.
    * It applies to both
@@ -39,17 +35,13 @@ export interface TcpProxy {
    * and
    * :ref:`TcpProxy.weighted_clusters <envoy_v3_api_field_extensions.filters.network.tcp_proxy.v3.TcpProxy.weighted_clusters>`.
    */
-  onDemand:
-    | TcpProxy_OnDemand
-    | undefined;
+  onDemand: TcpProxy_OnDemand | undefined;
   /**
    * Optional endpoint metadata match criteria. Only endpoints in the upstream
    * cluster with metadata matching that set in metadata_match will be
    * considered. The filter name should be specified as ``envoy.lb``.
    */
-  metadataMatch:
-    | Metadata
-    | undefined;
+  metadataMatch: Metadata | undefined;
   /**
    * The idle timeout for connections managed by the TCP proxy filter. The idle timeout
    * is defined as the period in which there are no bytes sent or received on either
@@ -62,9 +54,7 @@ export interface TcpProxy {
    *   Disabling this timeout has a highly likelihood of yielding connection leaks due to lost TCP
    *   FIN packets, etc.
    */
-  idleTimeout:
-    | Duration
-    | undefined;
+  idleTimeout: Duration | undefined;
   /**
    * [#not-implemented-hide:] The idle timeout for connections managed by the TCP proxy
    * filter. The idle timeout is defined as the period in which there is no
@@ -73,13 +63,9 @@ export interface TcpProxy {
    * downstream_idle_timeout/upstream_idle_timeout provides a means to set
    * timeout based on the last byte sent on the downstream/upstream connection.
    */
-  downstreamIdleTimeout:
-    | Duration
-    | undefined;
+  downstreamIdleTimeout: Duration | undefined;
   /** [#not-implemented-hide:] */
-  upstreamIdleTimeout:
-    | Duration
-    | undefined;
+  upstreamIdleTimeout: Duration | undefined;
   /**
    * Configuration for :ref:`access logs <arch_overview_access_logs>`
    * emitted by the this tcp_proxy.
@@ -89,9 +75,7 @@ export interface TcpProxy {
    * The maximum number of unsuccessful connection attempts that will be made before
    * giving up. If the parameter is not specified, 1 connection attempt will be made.
    */
-  maxConnectAttempts:
-    | number
-    | undefined;
+  maxConnectAttempts: number | undefined;
   /**
    * Optional configuration for TCP proxy hash policy. If hash_policy is not set, the hash-based
    * load balancing algorithms will select a host randomly. Currently the number of hash policies is
@@ -104,17 +88,13 @@ export interface TcpProxy {
    * It is possible to dynamically override this configuration and disable tunneling per connection,
    * by setting a per-connection filter state object for the key ``envoy.tcp_proxy.disable_tunneling``.
    */
-  tunnelingConfig:
-    | TcpProxy_TunnelingConfig
-    | undefined;
+  tunnelingConfig: TcpProxy_TunnelingConfig | undefined;
   /**
    * The maximum duration of a connection. The duration is defined as the period since a connection
    * was established. If not set, there is no max duration. When max_downstream_connection_duration
    * is reached the connection will be closed. Duration must be at least 1ms.
    */
-  maxDownstreamConnectionDuration:
-    | Duration
-    | undefined;
+  maxDownstreamConnectionDuration: Duration | undefined;
   /**
    * .. attention::
    * This field is deprecated in favor of
@@ -126,9 +106,7 @@ export interface TcpProxy {
    *
    * @deprecated
    */
-  accessLogFlushInterval:
-    | Duration
-    | undefined;
+  accessLogFlushInterval: Duration | undefined;
   /**
    * .. attention::
    * This field is deprecated in favor of
@@ -242,9 +220,7 @@ export interface TcpProxy_OnDemand {
    * process. When the discovery is finished (successfully or not),
    * the request will be resumed.
    */
-  odcdsConfig:
-    | ConfigSource
-    | undefined;
+  odcdsConfig: ConfigSource | undefined;
   /**
    * xdstp:// resource locator for on-demand cluster collection.
    * [#not-implemented-hide:]
@@ -265,9 +241,7 @@ export interface TcpProxy_TcpAccessLogOptions {
    * the specified interval.
    * The interval must be at least 1ms.
    */
-  accessLogFlushInterval:
-    | Duration
-    | undefined;
+  accessLogFlushInterval: Duration | undefined;
   /**
    * If set to true, access log will be flushed when the TCP proxy has successfully established a
    * connection with the upstream. If the connection failed, the access log will not be flushed.
@@ -277,7 +251,7 @@ export interface TcpProxy_TcpAccessLogOptions {
 
 function createBaseTcpProxy(): TcpProxy {
   return {
-    statPrefix: "",
+    statPrefix: '',
     cluster: undefined,
     weightedClusters: undefined,
     onDemand: undefined,
@@ -298,7 +272,7 @@ function createBaseTcpProxy(): TcpProxy {
 
 export const TcpProxy = {
   encode(message: TcpProxy, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.statPrefix !== "") {
+    if (message.statPrefix !== '') {
       writer.uint32(10).string(message.statPrefix);
     }
     if (message.cluster !== undefined) {
@@ -482,45 +456,46 @@ export const TcpProxy = {
   },
   fromPartial<I extends Exact<DeepPartial<TcpProxy>, I>>(object: I): TcpProxy {
     const message = createBaseTcpProxy();
-    message.statPrefix = object.statPrefix ?? "";
+    message.statPrefix = object.statPrefix ?? '';
     message.cluster = object.cluster ?? undefined;
-    message.weightedClusters = (object.weightedClusters !== undefined && object.weightedClusters !== null)
-      ? TcpProxy_WeightedCluster.fromPartial(object.weightedClusters)
-      : undefined;
-    message.onDemand = (object.onDemand !== undefined && object.onDemand !== null)
-      ? TcpProxy_OnDemand.fromPartial(object.onDemand)
-      : undefined;
-    message.metadataMatch = (object.metadataMatch !== undefined && object.metadataMatch !== null)
-      ? Metadata.fromPartial(object.metadataMatch)
-      : undefined;
-    message.idleTimeout = (object.idleTimeout !== undefined && object.idleTimeout !== null)
-      ? Duration.fromPartial(object.idleTimeout)
-      : undefined;
+    message.weightedClusters =
+      object.weightedClusters !== undefined && object.weightedClusters !== null
+        ? TcpProxy_WeightedCluster.fromPartial(object.weightedClusters)
+        : undefined;
+    message.onDemand =
+      object.onDemand !== undefined && object.onDemand !== null ? TcpProxy_OnDemand.fromPartial(object.onDemand) : undefined;
+    message.metadataMatch =
+      object.metadataMatch !== undefined && object.metadataMatch !== null ? Metadata.fromPartial(object.metadataMatch) : undefined;
+    message.idleTimeout =
+      object.idleTimeout !== undefined && object.idleTimeout !== null ? Duration.fromPartial(object.idleTimeout) : undefined;
     message.downstreamIdleTimeout =
-      (object.downstreamIdleTimeout !== undefined && object.downstreamIdleTimeout !== null)
+      object.downstreamIdleTimeout !== undefined && object.downstreamIdleTimeout !== null
         ? Duration.fromPartial(object.downstreamIdleTimeout)
         : undefined;
-    message.upstreamIdleTimeout = (object.upstreamIdleTimeout !== undefined && object.upstreamIdleTimeout !== null)
-      ? Duration.fromPartial(object.upstreamIdleTimeout)
-      : undefined;
+    message.upstreamIdleTimeout =
+      object.upstreamIdleTimeout !== undefined && object.upstreamIdleTimeout !== null
+        ? Duration.fromPartial(object.upstreamIdleTimeout)
+        : undefined;
     message.accessLog = object.accessLog?.map((e) => AccessLog.fromPartial(e)) || [];
     message.maxConnectAttempts = object.maxConnectAttempts ?? undefined;
     message.hashPolicy = object.hashPolicy?.map((e) => HashPolicy.fromPartial(e)) || [];
-    message.tunnelingConfig = (object.tunnelingConfig !== undefined && object.tunnelingConfig !== null)
-      ? TcpProxy_TunnelingConfig.fromPartial(object.tunnelingConfig)
-      : undefined;
+    message.tunnelingConfig =
+      object.tunnelingConfig !== undefined && object.tunnelingConfig !== null
+        ? TcpProxy_TunnelingConfig.fromPartial(object.tunnelingConfig)
+        : undefined;
     message.maxDownstreamConnectionDuration =
-      (object.maxDownstreamConnectionDuration !== undefined && object.maxDownstreamConnectionDuration !== null)
+      object.maxDownstreamConnectionDuration !== undefined && object.maxDownstreamConnectionDuration !== null
         ? Duration.fromPartial(object.maxDownstreamConnectionDuration)
         : undefined;
     message.accessLogFlushInterval =
-      (object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null)
+      object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null
         ? Duration.fromPartial(object.accessLogFlushInterval)
         : undefined;
     message.flushAccessLogOnConnected = object.flushAccessLogOnConnected ?? false;
-    message.accessLogOptions = (object.accessLogOptions !== undefined && object.accessLogOptions !== null)
-      ? TcpProxy_TcpAccessLogOptions.fromPartial(object.accessLogOptions)
-      : undefined;
+    message.accessLogOptions =
+      object.accessLogOptions !== undefined && object.accessLogOptions !== null
+        ? TcpProxy_TcpAccessLogOptions.fromPartial(object.accessLogOptions)
+        : undefined;
     return message;
   },
 };
@@ -571,12 +546,12 @@ export const TcpProxy_WeightedCluster = {
 };
 
 function createBaseTcpProxy_WeightedCluster_ClusterWeight(): TcpProxy_WeightedCluster_ClusterWeight {
-  return { name: "", weight: 0, metadataMatch: undefined };
+  return { name: '', weight: 0, metadataMatch: undefined };
 }
 
 export const TcpProxy_WeightedCluster_ClusterWeight = {
   encode(message: TcpProxy_WeightedCluster_ClusterWeight, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.name !== "") {
+    if (message.name !== '') {
       writer.uint32(10).string(message.name);
     }
     if (message.weight !== 0) {
@@ -625,38 +600,33 @@ export const TcpProxy_WeightedCluster_ClusterWeight = {
     return message;
   },
 
-  create<I extends Exact<DeepPartial<TcpProxy_WeightedCluster_ClusterWeight>, I>>(
-    base?: I,
-  ): TcpProxy_WeightedCluster_ClusterWeight {
+  create<I extends Exact<DeepPartial<TcpProxy_WeightedCluster_ClusterWeight>, I>>(base?: I): TcpProxy_WeightedCluster_ClusterWeight {
     return TcpProxy_WeightedCluster_ClusterWeight.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<TcpProxy_WeightedCluster_ClusterWeight>, I>>(
-    object: I,
-  ): TcpProxy_WeightedCluster_ClusterWeight {
+  fromPartial<I extends Exact<DeepPartial<TcpProxy_WeightedCluster_ClusterWeight>, I>>(object: I): TcpProxy_WeightedCluster_ClusterWeight {
     const message = createBaseTcpProxy_WeightedCluster_ClusterWeight();
-    message.name = object.name ?? "";
+    message.name = object.name ?? '';
     message.weight = object.weight ?? 0;
-    message.metadataMatch = (object.metadataMatch !== undefined && object.metadataMatch !== null)
-      ? Metadata.fromPartial(object.metadataMatch)
-      : undefined;
+    message.metadataMatch =
+      object.metadataMatch !== undefined && object.metadataMatch !== null ? Metadata.fromPartial(object.metadataMatch) : undefined;
     return message;
   },
 };
 
 function createBaseTcpProxy_TunnelingConfig(): TcpProxy_TunnelingConfig {
   return {
-    hostname: "",
+    hostname: '',
     usePost: false,
     headersToAdd: [],
     propagateResponseHeaders: false,
-    postPath: "",
+    postPath: '',
     propagateResponseTrailers: false,
   };
 }
 
 export const TcpProxy_TunnelingConfig = {
   encode(message: TcpProxy_TunnelingConfig, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
-    if (message.hostname !== "") {
+    if (message.hostname !== '') {
       writer.uint32(10).string(message.hostname);
     }
     if (message.usePost !== false) {
@@ -668,7 +638,7 @@ export const TcpProxy_TunnelingConfig = {
     if (message.propagateResponseHeaders !== false) {
       writer.uint32(32).bool(message.propagateResponseHeaders);
     }
-    if (message.postPath !== "") {
+    if (message.postPath !== '') {
       writer.uint32(42).string(message.postPath);
     }
     if (message.propagateResponseTrailers !== false) {
@@ -740,18 +710,18 @@ export const TcpProxy_TunnelingConfig = {
   },
   fromPartial<I extends Exact<DeepPartial<TcpProxy_TunnelingConfig>, I>>(object: I): TcpProxy_TunnelingConfig {
     const message = createBaseTcpProxy_TunnelingConfig();
-    message.hostname = object.hostname ?? "";
+    message.hostname = object.hostname ?? '';
     message.usePost = object.usePost ?? false;
     message.headersToAdd = object.headersToAdd?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.propagateResponseHeaders = object.propagateResponseHeaders ?? false;
-    message.postPath = object.postPath ?? "";
+    message.postPath = object.postPath ?? '';
     message.propagateResponseTrailers = object.propagateResponseTrailers ?? false;
     return message;
   },
 };
 
 function createBaseTcpProxy_OnDemand(): TcpProxy_OnDemand {
-  return { odcdsConfig: undefined, resourcesLocator: "", timeout: undefined };
+  return { odcdsConfig: undefined, resourcesLocator: '', timeout: undefined };
 }
 
 export const TcpProxy_OnDemand = {
@@ -759,7 +729,7 @@ export const TcpProxy_OnDemand = {
     if (message.odcdsConfig !== undefined) {
       ConfigSource.encode(message.odcdsConfig, writer.uint32(10).fork()).ldelim();
     }
-    if (message.resourcesLocator !== "") {
+    if (message.resourcesLocator !== '') {
       writer.uint32(18).string(message.resourcesLocator);
     }
     if (message.timeout !== undefined) {
@@ -810,13 +780,10 @@ export const TcpProxy_OnDemand = {
   },
   fromPartial<I extends Exact<DeepPartial<TcpProxy_OnDemand>, I>>(object: I): TcpProxy_OnDemand {
     const message = createBaseTcpProxy_OnDemand();
-    message.odcdsConfig = (object.odcdsConfig !== undefined && object.odcdsConfig !== null)
-      ? ConfigSource.fromPartial(object.odcdsConfig)
-      : undefined;
-    message.resourcesLocator = object.resourcesLocator ?? "";
-    message.timeout = (object.timeout !== undefined && object.timeout !== null)
-      ? Duration.fromPartial(object.timeout)
-      : undefined;
+    message.odcdsConfig =
+      object.odcdsConfig !== undefined && object.odcdsConfig !== null ? ConfigSource.fromPartial(object.odcdsConfig) : undefined;
+    message.resourcesLocator = object.resourcesLocator ?? '';
+    message.timeout = object.timeout !== undefined && object.timeout !== null ? Duration.fromPartial(object.timeout) : undefined;
     return message;
   },
 };
@@ -872,7 +839,7 @@ export const TcpProxy_TcpAccessLogOptions = {
   fromPartial<I extends Exact<DeepPartial<TcpProxy_TcpAccessLogOptions>, I>>(object: I): TcpProxy_TcpAccessLogOptions {
     const message = createBaseTcpProxy_TcpAccessLogOptions();
     message.accessLogFlushInterval =
-      (object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null)
+      object.accessLogFlushInterval !== undefined && object.accessLogFlushInterval !== null
         ? Duration.fromPartial(object.accessLogFlushInterval)
         : undefined;
     message.flushAccessLogOnConnected = object.flushAccessLogOnConnected ?? false;
@@ -882,12 +849,17 @@ export const TcpProxy_TcpAccessLogOptions = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
+type DeepPartial<T> = T extends Builtin
+  ? T
+  : T extends globalThis.Array<infer U>
+    ? globalThis.Array<DeepPartial<U>>
+    : T extends ReadonlyArray<infer U>
+      ? ReadonlyArray<DeepPartial<U>>
+      : T extends {}
+        ? { [K in keyof T]?: DeepPartial<T[K]> }
+        : Partial<T>;
 
 type KeysOfUnion<T> = T extends T ? keyof T : never;
-type Exact<P, I extends P> = P extends Builtin ? P
+type Exact<P, I extends P> = P extends Builtin
+  ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
