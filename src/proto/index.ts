@@ -1,0 +1,7 @@
+export { TypeUrl, isKnownTypeUrl, typeShortName, pushOrder } from './type-url.js';
+export { packAny } from './any.js';
+export type { MessageCodec, DeepPartialLike } from './any.js';
+export { encodeAny, sotwResourceChunk, deltaResourceChunk, sotwResponse, deltaResponse } from './wire.js';
+export { xdsServices, isGarbled } from './xds-services.js';
+export type { XdsServiceSpec, GarbledRequest, Incoming } from './xds-services.js';
+export * from './messages.js';

@@ -1,0 +1,58 @@
+import { err, ok, type Result } from '../lib/index.js';
+import type { Logger } from '../observability/index.js';
+import type { Snapshot } from './snapshot.js';
+
+/** A proxy as the xDS layer knows it, enough to find its snapshot. */
+export interface ProxyKey {
+  readonly nodeId: string;
+}
+
+/** Where xDS streams get their snapshots: the xDS layer never reads the config model. */
+export interface SnapshotSource {
+  /** Calls `onSnapshot` now if the proxy has a snapshot, and on every later change; returns an unsubscribe. */
+  watch(proxy: ProxyKey, onSnapshot: (snap: Snapshot) => void): () => void;
+}
+
+/** Per-node snapshots, checked before they are published. */
+export interface SnapshotCache extends SnapshotSource {
+  /** Publishes a snapshot for a node, unless it has dangling references (then the last good one stays). */
+  set(nodeId: string, snap: Snapshot): Result<void>;
+  get(nodeId: string): Snapshot | undefined;
+  delete(nodeId: string): void;
+  nodeIds(): readonly string[];
+}
+
+/** Creates an in-memory snapshot cache keyed by Envoy node id. */
+export function createSnapshotCache(deps: { log: Logger }): SnapshotCache {
+  const snaps = new Map<string, Snapshot>();
+  const watchers = new Map<string, Set<(s: Snapshot) => void>>();
+  return {
+    set(nodeId, snap) {
+      const dangling = snap.danglingReferences();
+      if (dangling.length > 0) {
+        deps.log.error('snapshot rejected', { node: nodeId, version: snap.version, dangling });
+        return err(`snapshot ${snap.version} for ${nodeId} has dangling references: ${dangling.map((d) => `${d.from} -> ${d.name}`).join(', ')}`);
+      }
+      if (snaps.get(nodeId)?.version === snap.version) return ok(undefined);
+      snaps.set(nodeId, snap);
+      for (const cb of watchers.get(nodeId) ?? []) cb(snap);
+      return ok(undefined);
+    },
+    get: (nodeId) => snaps.get(nodeId),
+    delete: (nodeId) => {
+      snaps.delete(nodeId);
+    },
+    nodeIds: () => [...snaps.keys()],
+    watch(proxy, onSnapshot) {
+      let set = watchers.get(proxy.nodeId);
+      if (!set) watchers.set(proxy.nodeId, (set = new Set()));
+      set.add(onSnapshot);
+      const current = snaps.get(proxy.nodeId);
+      if (current) onSnapshot(current);
+      return () => {
+        set.delete(onSnapshot);
+        if (set.size === 0) watchers.delete(proxy.nodeId);
+      };
+    },
+  };
+}

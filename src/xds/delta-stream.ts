@@ -1,0 +1,150 @@
+import { deltaResponse, isKnownTypeUrl, pushOrder, type DeltaDiscoveryRequest, type TypeUrl } from '../proto/index.js';
+import type { Logger } from '../observability/index.js';
+import type { EncodedResource, Snapshot } from '../snapshot/index.js';
+import { StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
+
+const MAX_PENDING = 64;
+
+interface Pending {
+  /** Names this response updated, with the version the client had before (undefined: none). */
+  readonly updated: ReadonlyMap<string, { readonly before?: string; readonly version: string }>;
+  readonly systemVersion: string;
+}
+
+interface TypeState {
+  names: Set<string>;
+  wildcard: boolean;
+  /** What we believe the client holds: name → version (sent responses count until NACKed). */
+  client: Map<string, string>;
+  pending: Map<string, Pending>;
+  /** name@version pairs the client NACKed: never sent again. */
+  rejected: Set<string>;
+  answeredOnce: boolean;
+}
+
+/**
+ * The incremental (delta) protocol for one stream (xDS protocol, "incremental xDS"):
+ * only resources whose version differs from what the client holds are sent, and
+ * removals are named. A NACK rolls our view of the client back for the resources in
+ * that response and marks those exact versions as rejected.
+ */
+export class DeltaStream {
+  readonly #types = new Map<TypeUrl, TypeState>();
+  #snapshot?: Snapshot;
+  #nonce = 0;
+
+  constructor(
+    private readonly deps: {
+      proxy: () => ProxyInfo;
+      send: (bytes: Buffer) => void;
+      log: Logger;
+      hooks: XdsHooks;
+      limits: XdsLimits;
+      pinnedType?: TypeUrl;
+    },
+  ) {}
+
+  /** Handles one DeltaDiscoveryRequest; throws StreamError when the stream must end. */
+  onRequest(req: DeltaDiscoveryRequest): void {
+    const rawType = req.typeUrl || this.deps.pinnedType || '';
+    const log = this.deps.log;
+    if (!isKnownTypeUrl(rawType) || (this.deps.pinnedType && rawType !== this.deps.pinnedType)) {
+      log.warn('unknown type url ignored', { node: this.deps.proxy().nodeId, typeUrl: rawType, reason: 'not served' });
+      return;
+    }
+    const typeUrl = rawType;
+    const count = req.resourceNamesSubscribe.length + req.resourceNamesUnsubscribe.length + Object.keys(req.initialResourceVersions).length;
+    if (count > this.deps.limits.maxResourceNames) {
+      throw new StreamError('RESOURCE_EXHAUSTED', `request names ${count} resources; at most ${this.deps.limits.maxResourceNames}`);
+    }
+    let st = this.#types.get(typeUrl);
+    const first = !st;
+    if (!st) {
+      st = { names: new Set(), wildcard: false, client: new Map(), pending: new Map(), rejected: new Set(), answeredOnce: false };
+      this.#types.set(typeUrl, st);
+      // A reconnecting client says what it already holds, so unchanged resources are not resent.
+      for (const [name, version] of Object.entries(req.initialResourceVersions)) st.client.set(name, version);
+    }
+
+    if (req.responseNonce !== '') this.#ackOrNack(typeUrl, st, req);
+
+    const subscribe = req.resourceNamesSubscribe;
+    // Legacy wildcard: a first request that subscribes to nothing wants everything.
+    if (first && subscribe.length === 0) st.wildcard = true;
+    for (const n of subscribe) {
+      if (n === '*') st.wildcard = true;
+      else st.names.add(n);
+    }
+    for (const n of req.resourceNamesUnsubscribe) {
+      if (n === '*') st.wildcard = false;
+      else {
+        st.names.delete(n);
+        st.client.delete(n);
+      }
+    }
+    if (first || subscribe.length > 0) this.#respond(typeUrl, st);
+  }
+
+  /** Takes a new snapshot and sends each subscribed type's changes. */
+  onSnapshot(snap: Snapshot): void {
+    this.#snapshot = snap;
+    for (const typeUrl of pushOrder) {
+      const st = this.#types.get(typeUrl);
+      if (st) this.#respond(typeUrl, st);
+    }
+  }
+
+  #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {
+    const proxy = this.deps.proxy();
+    const pending = st.pending.get(req.responseNonce);
+    if (!pending) {
+      this.deps.log.debug('stale nonce ignored', { node: proxy.nodeId, typeUrl, nonce: req.responseNonce });
+      return;
+    }
+    st.pending.delete(req.responseNonce);
+    if (req.errorDetail) {
+      for (const [name, { before, version }] of pending.updated) {
+        st.rejected.add(`${name}@${version}`);
+        if (st.client.get(name) === version) {
+          if (before === undefined) st.client.delete(name);
+          else st.client.set(name, before);
+        }
+      }
+      const names = [...pending.updated.keys()];
+      this.deps.log.warn('config rejected by proxy', { node: proxy.nodeId, typeUrl, rejectedVersion: pending.systemVersion, error: req.errorDetail.message, resources: names });
+      this.deps.hooks.onNack?.(proxy, typeUrl, pending.systemVersion, req.errorDetail.message, names);
+      return;
+    }
+    this.deps.hooks.onAck?.(proxy, typeUrl, pending.systemVersion);
+  }
+
+  #respond(typeUrl: TypeUrl, st: TypeState): void {
+    const snap = this.#snapshot;
+    if (!snap) return;
+    const all = snap.resources(typeUrl);
+    const wanted = (name: string) => st.wildcard || st.names.has(name);
+    const updated: EncodedResource[] = [];
+    const candidates = st.wildcard ? all.values() : [...st.names].flatMap((n) => all.get(n) ?? []);
+    for (const r of candidates) {
+      const v = r.version();
+      if (st.client.get(r.name) !== v && !st.rejected.has(`${r.name}@${v}`)) updated.push(r);
+    }
+    const removed = [...st.client.keys()].filter((n) => wanted(n) && !all.has(n));
+    // The first answer to a wildcard subscription goes out even when empty: Envoy waits for it to finish warming.
+    if (updated.length === 0 && removed.length === 0 && (st.answeredOnce || !st.wildcard)) return;
+    st.answeredOnce = true;
+    const nonce = String(++this.#nonce);
+    const systemVersion = snap.typeVersion(typeUrl);
+    const record = new Map<string, { before?: string; version: string }>();
+    for (const r of updated) {
+      record.set(r.name, { before: st.client.get(r.name), version: r.version() });
+      st.client.set(r.name, r.version());
+    }
+    for (const n of removed) st.client.delete(n);
+    st.pending.set(nonce, { updated: record, systemVersion });
+    // A client that never ACKs must not grow this map without bound; Envoy ACKs every response.
+    if (st.pending.size > MAX_PENDING) st.pending.delete(st.pending.keys().next().value!);
+    this.deps.send(deltaResponse({ systemVersionInfo: systemVersion, typeUrl, nonce, chunks: updated.map((r) => r.deltaChunk()), removed }));
+    this.deps.hooks.onSend?.(this.deps.proxy(), typeUrl, systemVersion, [...record.keys()]);
+  }
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { AggregatedDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
+import { createRecordingLogger } from '../observability/index.js';
+import { createSnapshot, createSnapshotCache } from '../snapshot/index.js';
+import { testCluster } from '../snapshot/test-resources.js';
+import { unwrap } from '../lib/index.js';
+import { createGrpcServer, createXdsServer, listen, MAX_RECEIVE_BYTES, shutdown } from './index.js';
+
+const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const node = (id: string) => ({ id, cluster: 'test' });
+
+/** Collects a stream's messages and lets a test wait for the next one with a bound. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function collector<T>(stream: grpc.ClientDuplexStream<any, T>) {
+  const got: T[] = [];
+  const waiters: (() => void)[] = [];
+  let status: grpc.StatusObject | undefined;
+  stream.on('data', (m: T) => {
+    got.push(m);
+    waiters.splice(0).forEach((w) => w());
+  });
+  stream.on('status', (s: grpc.StatusObject) => {
+    status = s;
+    waiters.splice(0).forEach((w) => w());
+  });
+  stream.on('error', () => {});
+  const until = async (cond: () => boolean, what: string, ms = 3_000) => {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  };
+  return { got, until, status: () => status };
+}
+
+describe('xDS server over gRPC', () => {
+  const log = createRecordingLogger();
+  const cache = createSnapshotCache({ log });
+  const xds = createXdsServer({ snapshots: cache, log });
+  const server = createGrpcServer();
+  let address = '';
+  const clients: grpc.Client[] = [];
+
+  before(async () => {
+    xds.register(server);
+    address = `127.0.0.1:${await listen(server, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure())}`;
+    unwrap(cache.set('good', unwrap(createSnapshot([testCluster('a')]))));
+  });
+  after(async () => {
+    clients.forEach((c) => c.close());
+    await shutdown(server, 500);
+  });
+
+  const ads = () => {
+    const c = new AggregatedDiscoveryServiceClient(address, grpc.credentials.createInsecure());
+    clients.push(c);
+    return c;
+  };
+  const raw = () => {
+    const Ctor = grpc.makeGenericClientConstructor(
+      {
+        ads: {
+          path: ADS_PATH,
+          requestStream: true,
+          responseStream: true,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => DiscoveryResponse.decode(b),
+        },
+      },
+      'raw',
+    );
+    const c = new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    clients.push(c);
+    return (c as unknown as { ads(): grpc.ClientDuplexStream<Buffer, DiscoveryResponse> }).ads();
+  };
+
+  it('serves a proxy, pushes snapshot changes and records its node', async () => {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    s.write(DiscoveryRequest.fromPartial({ node: node('good'), typeUrl: TypeUrl.Cluster }));
+    await c.until(() => c.got.length === 1, 'first response');
+    assert.ok(xds.connected().some((p) => p.nodeId === 'good'));
+    s.write(DiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Cluster, versionInfo: c.got[0]!.versionInfo, responseNonce: c.got[0]!.nonce }));
+    unwrap(cache.set('good', unwrap(createSnapshot([testCluster('a', 1)]))));
+    await c.until(() => c.got.length === 2, 'pushed update');
+    assert.notEqual(c.got[1]!.versionInfo, c.got[0]!.versionInfo);
+    s.end();
+  });
+
+  it('refuses a garbled message with INVALID_ARGUMENT, logs it, and keeps serving other streams', async () => {
+    const bad = raw();
+    const cb = collector(bad);
+    bad.write(Buffer.from([0x12, 0x05, 0x01])); // a field that claims 5 bytes and carries 1
+    await cb.until(() => cb.status() !== undefined, 'status');
+    assert.equal(cb.status()!.code, grpc.status.INVALID_ARGUMENT);
+    assert.ok(log.lines.some((l) => l.msg === 'garbled request'));
+    await stillServing();
+  });
+
+  it('refuses an oversized message and keeps serving', async () => {
+    const bad = raw();
+    const cb = collector(bad);
+    bad.write(Buffer.alloc(MAX_RECEIVE_BYTES + 1024));
+    await cb.until(() => cb.status() !== undefined, 'status');
+    assert.equal(cb.status()!.code, grpc.status.RESOURCE_EXHAUSTED);
+    await stillServing();
+  });
+
+  it('refuses a request naming 100,000 resources with a log line naming proxy and type', async () => {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    const names = Array.from({ length: 100_000 }, (_, i) => `cluster-${i}`);
+    s.write(DiscoveryRequest.fromPartial({ node: node('greedy'), typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: names }));
+    await c.until(() => c.status() !== undefined, 'status');
+    assert.equal(c.status()!.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.ok(log.lines.some((l) => l.msg === 'stream refused' && l.fields.node === 'greedy' && /100000/.test(String(l.fields.reason))));
+    await stillServing();
+  });
+
+  it('refuses a stream whose first request has no node id', async () => {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    s.write(DiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Cluster }));
+    await c.until(() => c.status() !== undefined, 'status');
+    assert.equal(c.status()!.code, grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('forgets a stream that closes mid-way and logs why', async () => {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    s.write(DiscoveryRequest.fromPartial({ node: node('leaver'), typeUrl: TypeUrl.Cluster }));
+    await c.until(() => xds.connected().some((p) => p.nodeId === 'leaver'), 'connect');
+    s.cancel();
+    await c.until(() => !xds.connected().some((p) => p.nodeId === 'leaver'), 'disconnect');
+    assert.ok(log.lines.some((l) => l.msg === 'proxy disconnected' && l.fields.node === 'leaver'));
+    await stillServing();
+  });
+
+  async function stillServing() {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    s.write(DiscoveryRequest.fromPartial({ node: node('good'), typeUrl: TypeUrl.Cluster }));
+    await c.until(() => c.got.length === 1, 'a response on a healthy stream');
+    s.end();
+  }
+});

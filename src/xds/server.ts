@@ -1,0 +1,135 @@
+import * as grpc from '@grpc/grpc-js';
+import { isGarbled, xdsServices, type DeltaDiscoveryRequest, type DiscoveryRequest, type Incoming, type Node, type XdsServiceSpec } from '../proto/index.js';
+import type { Logger } from '../observability/index.js';
+import type { SnapshotSource } from '../snapshot/index.js';
+import { DeltaStream } from './delta-stream.js';
+import { SotwStream } from './sotw-stream.js';
+import { defaultLimits, StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
+
+/** The xDS server: ADS and the per-type services, state of the world and delta. */
+export interface XdsServer {
+  /** Adds every xDS service to a gRPC server. */
+  register(server: grpc.Server): void;
+  /** The proxies connected now, one entry per stream. */
+  connected(): readonly ProxyInfo[];
+  /** Ends every open stream (for a graceful shutdown). */
+  closeAll(): void;
+}
+
+type Call = grpc.ServerDuplexStream<Incoming<DiscoveryRequest | DeltaDiscoveryRequest>, Buffer>;
+type Machine = { onRequest(r: DiscoveryRequest | DeltaDiscoveryRequest): void; onSnapshot: SotwStream['onSnapshot'] };
+
+/** Creates the xDS server over a snapshot source. */
+export function createXdsServer(deps: { snapshots: SnapshotSource; log: Logger; hooks?: XdsHooks; limits?: Partial<XdsLimits> }): XdsServer {
+  const hooks = deps.hooks ?? {};
+  const limits: XdsLimits = { ...defaultLimits, ...deps.limits };
+  const open = new Map<number, { proxy?: ProxyInfo; call: Call }>();
+  let nextStreamId = 0;
+
+  function handle(spec: XdsServiceSpec, protocol: 'sotw' | 'delta', call: Call): void {
+    const streamId = ++nextStreamId;
+    const peer = call.getPeer();
+    const userAgent = String(call.metadata.get('user-agent')[0] ?? '');
+    let proxy: ProxyInfo | undefined;
+    let unwatch: (() => void) | undefined;
+    let ended = false;
+    open.set(streamId, { call });
+    const log = deps.log.child({ stream: streamId, peer });
+
+    const machineDeps = {
+      proxy: () => proxy!,
+      send: (bytes: Buffer) => {
+        if (!ended) call.write(bytes);
+      },
+      log,
+      hooks,
+      limits,
+      pinnedType: spec.typeUrl,
+    };
+    const machine: Machine = protocol === 'sotw' ? new SotwStream(machineDeps) : new DeltaStream(machineDeps);
+
+    const finish = (reason: string, status?: { code: grpc.status; details: string }) => {
+      if (ended) return;
+      ended = true;
+      unwatch?.();
+      open.delete(streamId);
+      if (proxy) hooks.onDisconnect?.(proxy, reason);
+      // grpc-js turns an 'error' event on a server stream into the call's final status.
+      if (status) call.emit('error', Object.assign(new Error(status.details), status));
+      else call.end();
+    };
+
+    call.on('data', (msg: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>) => {
+      if (ended) return;
+      if (isGarbled(msg)) {
+        log.warn('garbled request', { node: proxy?.nodeId, service: spec.name, bytes: msg.size, reason: msg.error });
+        return finish('garbled request', { code: grpc.status.INVALID_ARGUMENT, details: 'request could not be decoded' });
+      }
+      if (!proxy) {
+        const node = msg.node;
+        if (!node || node.id === '') {
+          log.warn('stream refused', { service: spec.name, reason: 'first request carries no node id' });
+          return finish('no node', { code: grpc.status.INVALID_ARGUMENT, details: 'the first request must carry node.id' });
+        }
+        proxy = describe(streamId, node, peer, protocol, spec.name, userAgent);
+        open.set(streamId, { proxy, call });
+        log.info('proxy connected', { node: proxy.nodeId, cluster: proxy.cluster, protocol, service: spec.name });
+        hooks.onConnect?.(proxy);
+        // Requests are handled before the snapshot arrives, so the subscription is known first.
+        try {
+          machine.onRequest(msg);
+        } catch (e) {
+          return fail(e);
+        }
+        unwatch = deps.snapshots.watch({ nodeId: proxy.nodeId }, (snap) => {
+          if (!ended) machine.onSnapshot(snap);
+        });
+        return;
+      }
+      try {
+        machine.onRequest(msg);
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+    const fail = (e: unknown) => {
+      if (!(e instanceof StreamError)) throw e;
+      log.warn('stream refused', { node: proxy?.nodeId, service: spec.name, reason: e.message });
+      finish(e.message, { code: grpc.status[e.code], details: e.message });
+    };
+
+    call.on('end', () => {
+      log.info('proxy disconnected', { node: proxy?.nodeId, reason: 'client closed the stream' });
+      finish('client closed the stream');
+    });
+    call.on('cancelled', () => {
+      log.info('proxy disconnected', { node: proxy?.nodeId, reason: 'cancelled' });
+      finish('cancelled');
+    });
+    call.on('error', (e: Error) => {
+      log.warn('proxy disconnected', { node: proxy?.nodeId, reason: e.message });
+      finish(e.message);
+    });
+  }
+
+  return {
+    register(server) {
+      for (const spec of xdsServices) {
+        server.addService(spec.definition, {
+          [spec.sotwMethod]: (call: Call) => handle(spec, 'sotw', call),
+          [spec.deltaMethod]: (call: Call) => handle(spec, 'delta', call),
+        });
+      }
+    },
+    connected: () => [...open.values()].flatMap((s) => s.proxy ?? []),
+    closeAll() {
+      for (const { call } of open.values()) call.end();
+      open.clear();
+    },
+  };
+}
+
+function describe(streamId: number, node: Node, peer: string, protocol: 'sotw' | 'delta', service: string, userAgent: string): ProxyInfo {
+  return { streamId, nodeId: node.id, cluster: node.cluster, peer, protocol, service, userAgent };
+}

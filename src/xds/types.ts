@@ -1,0 +1,41 @@
+import type { TypeUrl } from '../proto/index.js';
+
+/** A connected proxy as one xDS stream knows it: what its node claimed, and where it connects from. */
+export interface ProxyInfo {
+  readonly streamId: number;
+  readonly nodeId: string;
+  readonly cluster: string;
+  readonly peer: string;
+  readonly protocol: 'sotw' | 'delta';
+  /** The service the stream came in on (ADS or a per-type service). */
+  readonly service: string;
+  readonly userAgent: string;
+}
+
+/** Things an xDS stream reports, for tests, metrics and the debug endpoint. */
+export interface XdsHooks {
+  onConnect?(proxy: ProxyInfo): void;
+  onDisconnect?(proxy: ProxyInfo, reason: string): void;
+  onSend?(proxy: ProxyInfo, typeUrl: TypeUrl, version: string, resourceNames: readonly string[]): void;
+  onAck?(proxy: ProxyInfo, typeUrl: TypeUrl, version: string): void;
+  onNack?(proxy: ProxyInfo, typeUrl: TypeUrl, rejectedVersion: string, error: string, resourceNames: readonly string[]): void;
+}
+
+/** Bounds on what one stream may ask for. */
+export interface XdsLimits {
+  /** Most resource names one request may name (subscribe + unsubscribe for delta). */
+  readonly maxResourceNames: number;
+}
+
+/** Defaults: Envoy sidecars name a few hundred resources; ten thousand is far past any real one. */
+export const defaultLimits: XdsLimits = { maxResourceNames: 10_000 };
+
+/** Why a stream must end: a gRPC status code name and a short message for the caller. */
+export class StreamError extends Error {
+  constructor(
+    readonly code: 'INVALID_ARGUMENT' | 'RESOURCE_EXHAUSTED' | 'PERMISSION_DENIED' | 'UNAUTHENTICATED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
