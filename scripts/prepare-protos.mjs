@@ -30,7 +30,10 @@ const anchor = /message StringRules \{[\s\S]*?\n\}/;
 const match = anchor.exec(validate);
 if (!match) throw new Error(`${validatePath}: message StringRules not found; the patch needs revisiting`);
 if (!/ignore_empty/.test(match[0])) {
-  const patched = match[0].replace(/\n\}$/, '\n\n    // Added by scripts/prepare-protos.mjs (upstream field 26).\n    optional bool ignore_empty = 26;\n}');
+  const patched = match[0].replace(
+    /\n\}$/,
+    '\n\n    // Added by scripts/prepare-protos.mjs (upstream field 26).\n    optional bool ignore_empty = 26;\n}',
+  );
   writeFileSync(validatePath, validate.replace(match[0], patched));
 }
 console.log(`prepare-protos: ${out} ready (${roots.join(', ')}${existsSync('protos') ? ', protos' : ''})`);

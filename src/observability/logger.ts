@@ -14,7 +14,10 @@ export interface Logger {
 
 /** A JSON logger (pino) writing to stderr at the given level. */
 export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  const base = pino({ level: opts.level ?? process.env.MESHPILOT_LOG_LEVEL ?? 'info', name: opts.name ?? 'meshpilot' }, pino.destination(2));
+  const base = pino(
+    { level: opts.level ?? process.env.MESHPILOT_LOG_LEVEL ?? 'info', name: opts.name ?? 'meshpilot' },
+    pino.destination(2),
+  );
   return wrap(base);
 }
 

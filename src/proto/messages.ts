@@ -6,17 +6,20 @@ export { RouteConfiguration } from '../../generated/envoy/config/route/v3/route.
 export { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../generated/envoy/config/cluster/v3/cluster.js';
 export { ClusterLoadAssignment } from '../../generated/envoy/config/endpoint/v3/endpoint.js';
 export { Secret } from '../../generated/envoy/extensions/transport_sockets/tls/v3/secret.js';
-export {
-  UpstreamTlsContext,
-  DownstreamTlsContext,
-} from '../../generated/envoy/extensions/transport_sockets/tls/v3/tls.js';
+export { UpstreamTlsContext, DownstreamTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/tls.js';
 export { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 export { Router } from '../../generated/envoy/extensions/filters/http/router/v3/router.js';
 export { TcpProxy } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
-export { DiscoveryRequest, DiscoveryResponse, DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../generated/envoy/service/discovery/v3/discovery.js';
+export {
+  DiscoveryRequest,
+  DiscoveryResponse,
+  DeltaDiscoveryRequest,
+  DeltaDiscoveryResponse,
+} from '../../generated/envoy/service/discovery/v3/discovery.js';
 export { Node } from '../../generated/envoy/config/core/v3/base.js';
 export { Any } from '../../generated/google/protobuf/any.js';
 export { AggregatedDiscoveryServiceClient } from '../../generated/envoy/service/discovery/v3/ads.js';
 export { SecretDiscoveryServiceClient } from '../../generated/envoy/service/secret/v3/sds.js';
 export { ListenerDiscoveryServiceClient } from '../../generated/envoy/service/listener/v3/lds.js';
 export { ClusterDiscoveryServiceClient } from '../../generated/envoy/service/cluster/v3/cds.js';
+export { ApiVersion } from '../../generated/envoy/config/core/v3/config_source.js';

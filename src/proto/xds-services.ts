@@ -62,7 +62,10 @@ function spec(pkg: string, service: string, sotw: string, delta: string, typeUrl
     typeUrl,
     sotwMethod: sotw,
     deltaMethod: delta,
-    definition: { [sotw]: sotwMethod(base + sotw[0]!.toUpperCase() + sotw.slice(1)), [delta]: deltaMethod(base + delta[0]!.toUpperCase() + delta.slice(1)) },
+    definition: {
+      [sotw]: sotwMethod(base + sotw[0]!.toUpperCase() + sotw.slice(1)),
+      [delta]: deltaMethod(base + delta[0]!.toUpperCase() + delta.slice(1)),
+    },
   };
 }
 

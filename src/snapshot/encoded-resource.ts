@@ -63,6 +63,12 @@ export interface Encoder<T> {
 }
 
 /** Wraps a message as a lazily encoded resource. */
-export function encodedResource<T>(typeUrl: TypeUrl, name: string, codec: Encoder<T>, message: T, refs: readonly ResourceRef[] = []): EncodedResource {
+export function encodedResource<T>(
+  typeUrl: TypeUrl,
+  name: string,
+  codec: Encoder<T>,
+  message: T,
+  refs: readonly ResourceRef[] = [],
+): EncodedResource {
   return new EncodedResource(typeUrl, name, () => codec.encode(message).finish(), refs);
 }

@@ -31,7 +31,9 @@ export function createSnapshotCache(deps: { log: Logger }): SnapshotCache {
       const dangling = snap.danglingReferences();
       if (dangling.length > 0) {
         deps.log.error('snapshot rejected', { node: nodeId, version: snap.version, dangling });
-        return err(`snapshot ${snap.version} for ${nodeId} has dangling references: ${dangling.map((d) => `${d.from} -> ${d.name}`).join(', ')}`);
+        return err(
+          `snapshot ${snap.version} for ${nodeId} has dangling references: ${dangling.map((d) => `${d.from} -> ${d.name}`).join(', ')}`,
+        );
       }
       if (snaps.get(nodeId)?.version === snap.version) return ok(undefined);
       snaps.set(nodeId, snap);

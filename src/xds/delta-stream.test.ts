@@ -20,7 +20,8 @@ function setup() {
     limits: defaultLimits,
     hooks: { onAck: (_p, _t, v) => events.push(`ack ${v}`), onNack: (_p, _t, _v, e, names) => events.push(`nack ${e} ${names.join(',')}`) },
   });
-  const req = (p: Partial<DeltaDiscoveryRequest>) => stream.onRequest(DeltaDiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Cluster, ...p }));
+  const req = (p: Partial<DeltaDiscoveryRequest>) =>
+    stream.onRequest(DeltaDiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Cluster, ...p }));
   return { sent, events, stream, req };
 }
 
@@ -45,7 +46,10 @@ describe('DeltaStream', () => {
     const a = testCluster('a');
     stream.onSnapshot(snap(a, testCluster('b')));
     req({ initialResourceVersions: { a: a.version() } });
-    assert.deepEqual(sent[0]!.resources.map((r) => r.name), ['b']);
+    assert.deepEqual(
+      sent[0]!.resources.map((r) => r.name),
+      ['b'],
+    );
   });
 
   it('rolls back on a NACK and never resends the rejected version', () => {
@@ -57,12 +61,18 @@ describe('DeltaStream', () => {
     req({ responseNonce: sent[1]!.nonce, errorDetail: { code: 3, message: 'rejected', details: [] } });
     assert.deepEqual(events.slice(1), ['nack rejected a']);
     stream.onSnapshot(snap(testCluster('a', 1), testCluster('z')));
-    assert.deepEqual(sent[2]!.resources.map((r) => r.name), ['z']);
+    assert.deepEqual(
+      sent[2]!.resources.map((r) => r.name),
+      ['z'],
+    );
     // Going back to the version the client still holds sends nothing; a new fix is sent.
     stream.onSnapshot(snap(testCluster('a'), testCluster('z')));
     assert.equal(sent.length, 3);
     stream.onSnapshot(snap(testCluster('a', 2), testCluster('z')));
-    assert.deepEqual(sent[3]!.resources.map((r) => r.name), ['a']);
+    assert.deepEqual(
+      sent[3]!.resources.map((r) => r.name),
+      ['a'],
+    );
   });
 
   it('follows named subscriptions and unsubscriptions', () => {
@@ -70,9 +80,15 @@ describe('DeltaStream', () => {
     stream.onSnapshot(snap(testEndpoints('x'), testEndpoints('y')));
     const eds = (p: Partial<DeltaDiscoveryRequest>) => req({ typeUrl: TypeUrl.ClusterLoadAssignment, ...p });
     eds({ resourceNamesSubscribe: ['x'] });
-    assert.deepEqual(sent[0]!.resources.map((r) => r.name), ['x']);
+    assert.deepEqual(
+      sent[0]!.resources.map((r) => r.name),
+      ['x'],
+    );
     eds({ resourceNamesSubscribe: ['y'], responseNonce: sent[0]!.nonce });
-    assert.deepEqual(sent[1]!.resources.map((r) => r.name), ['y']);
+    assert.deepEqual(
+      sent[1]!.resources.map((r) => r.name),
+      ['y'],
+    );
     eds({ resourceNamesUnsubscribe: ['x'], responseNonce: sent[1]!.nonce });
     stream.onSnapshot(snap(testEndpoints('x', 1), testEndpoints('y')));
     assert.equal(sent.length, 2);

@@ -111,7 +111,13 @@ export class DeltaStream {
         }
       }
       const names = [...pending.updated.keys()];
-      this.deps.log.warn('config rejected by proxy', { node: proxy.nodeId, typeUrl, rejectedVersion: pending.systemVersion, error: req.errorDetail.message, resources: names });
+      this.deps.log.warn('config rejected by proxy', {
+        node: proxy.nodeId,
+        typeUrl,
+        rejectedVersion: pending.systemVersion,
+        error: req.errorDetail.message,
+        resources: names,
+      });
       this.deps.hooks.onNack?.(proxy, typeUrl, pending.systemVersion, req.errorDetail.message, names);
       return;
     }
@@ -144,7 +150,9 @@ export class DeltaStream {
     st.pending.set(nonce, { updated: record, systemVersion });
     // A client that never ACKs must not grow this map without bound; Envoy ACKs every response.
     if (st.pending.size > MAX_PENDING) st.pending.delete(st.pending.keys().next().value!);
-    this.deps.send(deltaResponse({ systemVersionInfo: systemVersion, typeUrl, nonce, chunks: updated.map((r) => r.deltaChunk()), removed }));
+    this.deps.send(
+      deltaResponse({ systemVersionInfo: systemVersion, typeUrl, nonce, chunks: updated.map((r) => r.deltaChunk()), removed }),
+    );
     this.deps.hooks.onSend?.(this.deps.proxy(), typeUrl, systemVersion, [...record.keys()]);
   }
 }

@@ -1,5 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
-import { isGarbled, xdsServices, type DeltaDiscoveryRequest, type DiscoveryRequest, type Incoming, type Node, type XdsServiceSpec } from '../proto/index.js';
+import {
+  isGarbled,
+  xdsServices,
+  type DeltaDiscoveryRequest,
+  type DiscoveryRequest,
+  type Incoming,
+  type Node,
+  type XdsServiceSpec,
+} from '../proto/index.js';
 import type { Logger } from '../observability/index.js';
 import type { SnapshotSource } from '../snapshot/index.js';
 import { DeltaStream } from './delta-stream.js';
@@ -20,7 +28,12 @@ type Call = grpc.ServerDuplexStream<Incoming<DiscoveryRequest | DeltaDiscoveryRe
 type Machine = { onRequest(r: DiscoveryRequest | DeltaDiscoveryRequest): void; onSnapshot: SotwStream['onSnapshot'] };
 
 /** Creates the xDS server over a snapshot source. */
-export function createXdsServer(deps: { snapshots: SnapshotSource; log: Logger; hooks?: XdsHooks; limits?: Partial<XdsLimits> }): XdsServer {
+export function createXdsServer(deps: {
+  snapshots: SnapshotSource;
+  log: Logger;
+  hooks?: XdsHooks;
+  limits?: Partial<XdsLimits>;
+}): XdsServer {
   const hooks = deps.hooks ?? {};
   const limits: XdsLimits = { ...defaultLimits, ...deps.limits };
   const open = new Map<number, { proxy?: ProxyInfo; call: Call }>();

@@ -7,7 +7,15 @@ import { unwrap } from '../lib/index.js';
 import { SotwStream } from './sotw-stream.js';
 import { defaultLimits, StreamError, type ProxyInfo } from './types.js';
 
-const proxy: ProxyInfo = { streamId: 1, nodeId: 'sidecar~127.0.0.11~a.ns~ns.svc.cluster.local', cluster: 'a', peer: 'test', protocol: 'sotw', service: 'ads', userAgent: '' };
+const proxy: ProxyInfo = {
+  streamId: 1,
+  nodeId: 'sidecar~127.0.0.11~a.ns~ns.svc.cluster.local',
+  cluster: 'a',
+  peer: 'test',
+  protocol: 'sotw',
+  service: 'ads',
+  userAgent: '',
+};
 
 function setup() {
   const sent: DiscoveryResponse[] = [];
@@ -35,7 +43,10 @@ describe('SotwStream', () => {
     stream.onSnapshot(snap(testCluster('a'), testCluster('b')));
     req({});
     assert.equal(sent.length, 1);
-    assert.deepEqual(sent[0]!.resources.map((r) => r.typeUrl), [TypeUrl.Cluster, TypeUrl.Cluster]);
+    assert.deepEqual(
+      sent[0]!.resources.map((r) => r.typeUrl),
+      [TypeUrl.Cluster, TypeUrl.Cluster],
+    );
     assert.equal(sent[0]!.typeUrl, TypeUrl.Cluster);
     assert.notEqual(sent[0]!.nonce, '');
     // The same content again is not pushed again.

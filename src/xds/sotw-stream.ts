@@ -49,7 +49,10 @@ export class SotwStream {
     }
     const typeUrl = rawType;
     if (req.resourceNames.length > this.deps.limits.maxResourceNames) {
-      throw new StreamError('RESOURCE_EXHAUSTED', `request names ${req.resourceNames.length} resources; at most ${this.deps.limits.maxResourceNames}`);
+      throw new StreamError(
+        'RESOURCE_EXHAUSTED',
+        `request names ${req.resourceNames.length} resources; at most ${this.deps.limits.maxResourceNames}`,
+      );
     }
     let st = this.#types.get(typeUrl);
     const first = !st;
