@@ -64,7 +64,7 @@ test: check-generated lint compose-config build envoy
 	node scripts/run-tests.mjs all
 
 demo: build envoy
-	node dist/src/demo/run-demo.js
+	node dist/e2e/demo/run-demo.js
 
 bench: build
 	node --expose-gc dist/bench/run.js

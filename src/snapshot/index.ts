@@ -3,4 +3,4 @@ export type { ResourceRef, Encoder } from './encoded-resource.js';
 export { createSnapshot, versionOf } from './snapshot.js';
 export type { Snapshot } from './snapshot.js';
 export { createSnapshotCache } from './snapshot-cache.js';
-export type { SnapshotCache, SnapshotSource, ProxyKey } from './snapshot-cache.js';
+export type { SnapshotCache, SnapshotSource, ProxyKey, WatchRefusal } from './snapshot-cache.js';

@@ -5,12 +5,22 @@ import type { Snapshot } from './snapshot.js';
 /** A proxy as the xDS layer knows it, enough to find its snapshot. */
 export interface ProxyKey {
   readonly nodeId: string;
+  /** The identity the proxy proved with its credential (a SPIFFE ID); absent in plaintext development mode. */
+  readonly identity?: string;
+}
+
+/** Why a proxy may not have what it asked for: mapped to PERMISSION_DENIED at the RPC edge. */
+export interface WatchRefusal {
+  readonly reason: string;
 }
 
 /** Where xDS streams get their snapshots: the xDS layer never reads the config model. */
 export interface SnapshotSource {
-  /** Calls `onSnapshot` now if the proxy has a snapshot, and on every later change; returns an unsubscribe. */
-  watch(proxy: ProxyKey, onSnapshot: (snap: Snapshot) => void): () => void;
+  /**
+   * Calls `onSnapshot` now if the proxy has a snapshot, and on every later change, and
+   * returns an unsubscribe; or refuses a proxy that may not have this node's config.
+   */
+  watch(proxy: ProxyKey, onSnapshot: (snap: Snapshot) => void): Result<() => void, WatchRefusal>;
 }
 
 /** Per-node snapshots, checked before they are published. */
@@ -51,10 +61,10 @@ export function createSnapshotCache(deps: { log: Logger }): SnapshotCache {
       set.add(onSnapshot);
       const current = snaps.get(proxy.nodeId);
       if (current) onSnapshot(current);
-      return () => {
+      return ok(() => {
         set.delete(onSnapshot);
         if (set.size === 0) watchers.delete(proxy.nodeId);
-      };
+      });
     },
   };
 }

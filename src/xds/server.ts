@@ -94,9 +94,14 @@ export function createXdsServer(deps: {
         } catch (e) {
           return fail(e);
         }
-        unwatch = deps.snapshots.watch({ nodeId: proxy.nodeId }, (snap) => {
+        const watched = deps.snapshots.watch({ nodeId: proxy.nodeId }, (snap) => {
           if (!ended) machine.onSnapshot(snap);
         });
+        if (!watched.ok) {
+          log.warn('stream refused', { node: proxy.nodeId, service: spec.name, reason: watched.error.reason });
+          return finish(watched.error.reason, { code: grpc.status.PERMISSION_DENIED, details: 'this proxy may not have that node config' });
+        }
+        unwatch = watched.value;
         return;
       }
       try {
