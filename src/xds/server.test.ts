@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { AggregatedDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
+import { AggregatedDiscoveryServiceClient, ClusterDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
 import { createRecordingLogger } from '../observability/index.js';
 import { createSnapshot, createSnapshotCache } from '../snapshot/index.js';
 import { testCluster } from '../snapshot/test-resources.js';
@@ -91,6 +91,21 @@ describe('xDS server over gRPC', () => {
     unwrap(cache.set('good', unwrap(createSnapshot([testCluster('a', 1)]))));
     await c.until(() => c.got.length === 2, 'pushed update');
     assert.notEqual(c.got[1]!.versionInfo, c.got[0]!.versionInfo);
+    s.end();
+  });
+
+  it('serves the per-type cluster service, where requests may leave type_url empty', async () => {
+    const c = new ClusterDiscoveryServiceClient(address, grpc.credentials.createInsecure());
+    clients.push(c);
+    const s = c.streamClusters();
+    const got = collector(s);
+    s.write(DiscoveryRequest.fromPartial({ node: node('good') }));
+    await got.until(() => got.got.length === 1, 'a CDS response');
+    assert.equal(got.got[0]!.typeUrl, TypeUrl.Cluster);
+    // A listener request on the cluster service is not served there.
+    s.write(DiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Listener }));
+    await got.until(() => log.lines.some((l) => l.msg === 'unknown type url ignored' && l.fields.typeUrl === TypeUrl.Listener), 'the log line');
+    assert.equal(got.got.length, 1);
     s.end();
   });
 
