@@ -1,0 +1,312 @@
+// The CA backends: ephemeral (memory only), self-signed (root kept in a state directory)
+// and plug-in (Istio's ca-cert.pem / ca-key.pem / root-cert.pem / cert-chain.pem).
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { err, ok, systemClock } from '../lib/index.js';
+import type { Clock, Result } from '../lib/index.js';
+import { silentLogger } from '../observability/index.js';
+import type { Logger } from '../observability/index.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/index.js';
+import type { TrustDomain } from '../identity/index.js';
+import { createAuthority } from './authority.js';
+import type { IssuancePolicy, Issuer } from './authority.js';
+import { generateKeyPair } from './keys.js';
+import type { KeyPair } from './keys.js';
+import { createRootCa, loadPluginCa, loadSigningCa } from './material.js';
+import { createDirStore, createMemoryStore, readIssued, readState, rootFiles } from './state-store.js';
+import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
+import { caError } from './types.js';
+import type { CaError, CertificateAuthority } from './types.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** Options shared by every backend; every field has a default. */
+export interface CaOptions {
+  /** The mesh trust domain (default cluster.local); with a state directory it must match the one recorded. */
+  readonly trustDomain?: TrustDomain;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** SVID lifetime when the request names none (default 24 h). */
+  readonly defaultTtlMs?: number;
+  /** Longest SVID lifetime a request may ask for (default 90 days, Istio's maximum); beyond it is `ttl-too-long`. */
+  readonly maxTtlMs?: number;
+  /** How far notBefore is back-dated for clock skew (default 5 min; never before the CA's notBefore). */
+  readonly backdateMs?: number;
+  /** How long a CRL is valid (default 24 h); it is re-signed at half that. */
+  readonly crlValidityMs?: number;
+  /** Lifetime of a generated root (default 10 years). */
+  readonly rootValidityMs?: number;
+  /** Key source for generated roots (default: a fresh ECDSA P-256 key). */
+  readonly generateKey?: () => KeyPair;
+}
+
+const policyOf = (o: CaOptions): IssuancePolicy => ({
+  defaultTtlMs: o.defaultTtlMs ?? DAY,
+  maxTtlMs: o.maxTtlMs ?? 90 * DAY,
+  backdateMs: o.backdateMs ?? 5 * 60_000,
+  crlValidityMs: o.crlValidityMs ?? DAY,
+});
+
+const rootLabel = (id: string) => `meshpilot ${id.replace('-', ' ')}`;
+
+function makeRoot(o: CaOptions, trustDomain: TrustDomain, id: string): Issuer {
+  const ca = createRootCa({
+    trustDomain,
+    label: rootLabel(id),
+    keys: (o.generateKey ?? (() => generateKeyPair('ec-p256')))(),
+    now: (o.clock ?? systemClock).now(),
+    validityMs: o.rootValidityMs ?? 3650 * DAY,
+  });
+  return { id, ca, intermediates: [], roots: [ca] };
+}
+
+/** Creates a CA that keeps everything in memory: a new root every start (tests, demos, single-run tools). */
+export function createEphemeralCa(o: CaOptions = {}): CertificateAuthority {
+  const trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const root = makeRoot(o, trustDomain, 'root-1');
+  return createAuthority({
+    trustDomain,
+    mode: 'ephemeral',
+    clock: o.clock ?? systemClock,
+    log: o.log ?? silentLogger,
+    store: createMemoryStore(),
+    issuers: [root],
+    signing: root.id,
+    issued: [],
+    revoked: [],
+    crlNumber: 0,
+    policy: policyOf(o),
+    newRoot: (id) => ok(makeRoot(o, trustDomain, id)),
+  });
+}
+
+function ensureStateDir(dir: string, log: Logger): Result<void, CaError> {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = statSync(dir);
+    if (!st.isDirectory()) return err(caError('bad-state', `${dir}: state path is not a directory`, dir));
+    if ((st.mode & 0o077) !== 0) {
+      chmodSync(dir, 0o700);
+      log.warn('state directory permissions tightened', { dir, was: (st.mode & 0o777).toString(8) });
+    }
+    return ok(undefined);
+  } catch (e) {
+    return err(caError('io', `${dir}: cannot create state directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, dir));
+  }
+}
+
+function readFile(path: string): Result<string, CaError> {
+  try {
+    return ok(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return err(caError('bad-state', `${path}: ${code === 'ENOENT' ? 'missing' : 'cannot read'} (${code ?? (e as Error).message})`, path));
+  }
+}
+
+function loadRoot(dir: string, id: string, now: number, log: Logger): Result<Issuer, CaError> {
+  const f = rootFiles(id);
+  const certFile = join(dir, f.cert);
+  const keyFile = join(dir, f.key);
+  const cert = readFile(certFile);
+  if (!cert.ok) return cert;
+  const key = readFile(keyFile);
+  if (!key.ok) return key;
+  try {
+    if ((statSync(keyFile).mode & 0o077) !== 0) log.warn('ca key file readable by others', { file: keyFile });
+  } catch {
+    // Read just succeeded; a race here is not worth failing the load for.
+  }
+  const ca = loadSigningCa(cert.value, key.value, { certFile, keyFile }, now);
+  if (!ca.ok) return ca;
+  if (!ca.value.x509.checkIssued(ca.value.x509) || !ca.value.x509.verify(ca.value.x509.publicKey)) {
+    return err(caError('bad-material', `${certFile}: '${ca.value.summary.subject}' is not a self-signed root`, certFile));
+  }
+  return ok({ id, ca: ca.value, intermediates: [], roots: [ca.value] });
+}
+
+interface Loaded {
+  readonly state: PersistedState | undefined;
+  readonly issued: readonly IssuanceRecord[];
+}
+
+function loadState(dir: string, log: Logger): Result<Loaded, CaError> {
+  const state = readState(dir);
+  if (!state.ok) return state;
+  const issued = readIssued(dir);
+  if (!issued.ok) return issued;
+  if (issued.value.tornTail) log.warn('issuance journal had a torn last line; ignored', { dir });
+  return ok({ state: state.value, issued: issued.value.records });
+}
+
+function checkTrustDomain(o: CaOptions, s: PersistedState, dir: string): Result<TrustDomain, CaError> {
+  if (o.trustDomain !== undefined && o.trustDomain !== s.trustDomain) {
+    return err(
+      caError(
+        'bad-state',
+        `${join(dir, 'ca.json')}: state is for trust domain ${s.trustDomain}, not ${o.trustDomain}`,
+        join(dir, 'ca.json'),
+      ),
+    );
+  }
+  return ok(s.trustDomain as TrustDomain);
+}
+
+function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStore, log: Logger): Result<CertificateAuthority, CaError> {
+  const clock = o.clock ?? systemClock;
+  let state = loaded.state;
+  let trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const issuers: Issuer[] = [];
+  if (!state) {
+    // First start: the root files are written before ca.json names them, so a crash leaves no half state.
+    const root = makeRoot(o, trustDomain, 'root-1');
+    const w = store.writeRootMaterial(root.id, root.ca.pem, root.ca.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+    if (!w.ok) return w;
+    state = { format: 1, trustDomain, mode: 'self-signed', issuers: [root.id], signing: root.id, crlNumber: 0, revoked: [] };
+    const s = store.writeState(state);
+    if (!s.ok) return s;
+    log.info('root created', { dir, subject: root.ca.summary.subject, fingerprint: root.ca.summary.fingerprint256 });
+    issuers.push(root);
+  } else {
+    const td = checkTrustDomain(o, state, dir);
+    if (!td.ok) return td;
+    trustDomain = td.value;
+    for (const id of state.issuers) {
+      const r = loadRoot(dir, id, clock.now(), log);
+      if (!r.ok) return r;
+      issuers.push(r.value);
+    }
+  }
+  return ok(
+    createAuthority({
+      trustDomain,
+      mode: 'self-signed',
+      clock,
+      log,
+      store,
+      persisted: { mode: 'self-signed' },
+      issuers,
+      signing: state.signing,
+      issued: loaded.issued,
+      revoked: state.revoked as RevokedRecord[],
+      crlNumber: state.crlNumber,
+      policy: policyOf(o),
+      newRoot(id) {
+        const root = makeRoot(o, trustDomain, id);
+        const w = store.writeRootMaterial(id, root.ca.pem, root.ca.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+        return w.ok ? ok(root) : w;
+      },
+    }),
+  );
+}
+
+function openPlugin(
+  o: CaOptions,
+  pluginDir: string,
+  dir: string | undefined,
+  loaded: Loaded,
+  store: CaStore,
+  log: Logger,
+): Result<CertificateAuthority, CaError> {
+  const clock = o.clock ?? systemClock;
+  const m = loadPluginCa(pluginDir, clock.now());
+  if (!m.ok) return m;
+  let trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  let state = loaded.state;
+  if (state && dir) {
+    const td = checkTrustDomain(o, state, dir);
+    if (!td.ok) return td;
+    trustDomain = td.value;
+  }
+  if (!state || state.pluginDir !== pluginDir) {
+    state = {
+      format: 1,
+      trustDomain,
+      mode: 'plug-in',
+      pluginDir,
+      issuers: ['plug-in'],
+      signing: 'plug-in',
+      crlNumber: state?.crlNumber ?? 0,
+      revoked: state?.revoked ?? [],
+    };
+    const s = store.writeState(state);
+    if (!s.ok) return s;
+  }
+  if (!m.value.signing.canSignCrl)
+    log.warn('plug-in ca cannot sign crls', { file: join(pluginDir, 'ca-cert.pem'), reason: 'no cRLSign key usage' });
+  log.info('plug-in ca loaded', { pluginDir, subject: m.value.signing.summary.subject });
+  return ok(
+    createAuthority({
+      trustDomain,
+      mode: 'plug-in',
+      clock,
+      log,
+      store,
+      persisted: dir ? { mode: 'plug-in', pluginDir } : undefined,
+      issuers: [{ id: 'plug-in', ca: m.value.signing, intermediates: m.value.intermediates, roots: m.value.roots }],
+      signing: 'plug-in',
+      issued: loaded.issued,
+      revoked: state.revoked as RevokedRecord[],
+      crlNumber: state.crlNumber,
+      policy: policyOf(o),
+    }),
+  );
+}
+
+/** Opens or creates a self-signed CA in a state directory: the ECDSA P-256 root is made on first start and kept. */
+export function createSelfSignedCa(o: CaOptions & { readonly stateDir: string }): Result<CertificateAuthority, CaError> {
+  const log = o.log ?? silentLogger;
+  const dir = resolve(o.stateDir);
+  const d = ensureStateDir(dir, log);
+  if (!d.ok) return d;
+  const loaded = loadState(dir, log);
+  if (!loaded.ok) return loaded;
+  if (loaded.value.state?.mode === 'plug-in') {
+    return err(
+      caError(
+        'bad-state',
+        `${join(dir, 'ca.json')}: state directory belongs to a plug-in CA (${loaded.value.state.pluginDir})`,
+        join(dir, 'ca.json'),
+      ),
+    );
+  }
+  return openSelfSigned(o, dir, loaded.value, createDirStore(dir), log);
+}
+
+/** Opens a CA signing as an intermediate with Istio's plug-in files; revocations are kept in stateDir when given. */
+export function createPluginCa(
+  o: CaOptions & { readonly pluginDir: string; readonly stateDir?: string },
+): Result<CertificateAuthority, CaError> {
+  const log = o.log ?? silentLogger;
+  const pluginDir = resolve(o.pluginDir);
+  if (o.stateDir === undefined) return openPlugin(o, pluginDir, undefined, { state: undefined, issued: [] }, createMemoryStore(), log);
+  const dir = resolve(o.stateDir);
+  const d = ensureStateDir(dir, log);
+  if (!d.ok) return d;
+  const loaded = loadState(dir, log);
+  if (!loaded.ok) return loaded;
+  if (loaded.value.state?.mode === 'self-signed') {
+    return err(
+      caError(
+        'bad-state',
+        `${join(dir, 'ca.json')}: state directory belongs to a self-signed CA; use another directory for a plug-in CA`,
+        join(dir, 'ca.json'),
+      ),
+    );
+  }
+  return openPlugin(o, pluginDir, dir, loaded.value, createDirStore(dir), log);
+}
+
+/** Opens the CA already initialized in a state directory, whichever backend it uses; `not-ready` if there is none. */
+export function openCa(o: Omit<CaOptions, 'trustDomain'> & { readonly stateDir: string }): Result<CertificateAuthority, CaError> {
+  const log = o.log ?? silentLogger;
+  const dir = resolve(o.stateDir);
+  const loaded = loadState(dir, log);
+  if (!loaded.ok) return loaded;
+  const s = loaded.value.state;
+  if (!s)
+    return err(caError('not-ready', `${dir}: no CA state here (missing ca.json): run 'meshpilot ca init' first`, join(dir, 'ca.json')));
+  if (s.mode === 'plug-in') return openPlugin(o, s.pluginDir!, dir, loaded.value, createDirStore(dir), log);
+  return openSelfSigned(o, dir, loaded.value, createDirStore(dir), log);
+}

@@ -1,0 +1,21 @@
+export type {
+  CaChange,
+  CaError,
+  CaErrorKind,
+  CaStatus,
+  CertificateAuthority,
+  CertificateSummary,
+  IssuedCrl,
+  IssuedSvid,
+  RevokedCertificate,
+  RotationPhase,
+  SignSvidRequest,
+  TrustBundle,
+} from './types.js';
+export { createEphemeralCa, createPluginCa, createSelfSignedCa, openCa } from './backends.js';
+export type { CaOptions } from './backends.js';
+export { describeKey, generateKeyPair } from './keys.js';
+export type { KeyDescription, KeyKind, KeyPair } from './keys.js';
+export { MAX_CSR_BYTES, parseCsr } from './csr.js';
+export type { ParsedCsr } from './csr.js';
+export { PLUGIN_FILES } from './material.js';
