@@ -1,0 +1,34 @@
+// The mesh domain model: immutable, versioned types with query helpers and no I/O.
+export type {
+  SourcePosition,
+  SourceRef,
+  Labels,
+  ObjectKind,
+  ObjectRef,
+  ObjectMeta,
+  ServiceAccountRef,
+  ServiceAccount,
+  ServicePort,
+  Service,
+  WorkloadEntry,
+  MtlsMode,
+  PeerAuthentication,
+  AuthzAction,
+  AuthzSource,
+  AuthzOperation,
+  AuthzCondition,
+  AuthzRule,
+  AuthorizationPolicy,
+  JwtRule,
+  RequestAuthentication,
+} from './types.js';
+export { TLS_MODE_LABEL } from './types.js';
+export type { MeshSettings } from './settings.js';
+export { DEFAULT_MESH_SETTINGS, meshSettings } from './settings.js';
+export { parseDuration, formatDuration } from './duration.js';
+export { selectorMatches } from './labels.js';
+export type { MeshModel, MeshModelInput, NamespacedName } from './mesh-model.js';
+export { createMeshModel, objectKey, workloadPortFor, applicationProtocol } from './mesh-model.js';
+export type { ChangeSet, ObjectChange } from './diff.js';
+export { diffModels } from './diff.js';
+export { positionOf } from './position.js';

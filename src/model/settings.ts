@@ -1,0 +1,47 @@
+import type { SourceRef } from './types.js';
+
+/**
+ * Mesh-wide settings, from the single `meshpilot.io/v1alpha1 MeshConfig` (defaults otherwise).
+ * Certificates are renewed at `renewAtFraction` of their lifetime, earlier by a random amount of
+ * up to `renewJitterFraction` of the lifetime, so a fleet issued together does not renew together.
+ */
+export interface MeshSettings {
+  /** Trust domain of every SPIFFE ID the CA issues; default `cluster.local`. */
+  readonly trustDomain: string;
+  /** Other trust domains whose principals policies treat as this one (Istio's trustDomainAliases). */
+  readonly trustDomainAliases: readonly string[];
+  /** DNS suffix of service hostnames (`<svc>.<ns>.svc.<domainSuffix>`); default `cluster.local`. */
+  readonly domainSuffix: string;
+  /** Namespace whose selector-less policies are mesh-wide; default `istio-system`. */
+  readonly rootNamespace: string;
+  /** Lifetime of a workload certificate (SVID) in milliseconds; default 24h. */
+  readonly certTtlMs: number;
+  /** Longest lifetime the CA grants on request, in milliseconds; default 7 days (168h), tighter than Istio's 90 days. */
+  readonly maxCertTtlMs: number;
+  /** Fraction of a certificate's lifetime after which it is renewed; default 0.5. */
+  readonly renewAtFraction: number;
+  /** Largest random fraction of the lifetime by which renewal is brought forward; default 0.1. */
+  readonly renewJitterFraction: number;
+  /** Directory with Istio plug-in CA files (`ca-cert.pem`, `ca-key.pem`, `root-cert.pem`, `cert-chain.pem`), absolute. */
+  readonly caPluginDir?: string;
+  /** Where the MeshConfig was written, if one was. */
+  readonly origin?: SourceRef;
+}
+
+/** The settings used when no MeshConfig is given. */
+export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
+  trustDomain: 'cluster.local',
+  trustDomainAliases: Object.freeze([]) as readonly string[],
+  domainSuffix: 'cluster.local',
+  rootNamespace: 'istio-system',
+  certTtlMs: 24 * 3_600_000,
+  maxCertTtlMs: 7 * 24 * 3_600_000,
+  renewAtFraction: 0.5,
+  renewJitterFraction: 0.1,
+});
+
+/** Returns complete settings: the defaults overridden by `partial`. */
+export function meshSettings(partial: Partial<MeshSettings> = {}): MeshSettings {
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
+  return { ...DEFAULT_MESH_SETTINGS, ...defined };
+}

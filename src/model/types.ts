@@ -1,0 +1,177 @@
+// Domain types of the mesh: what the config says, parsed and normalized. Everything is readonly;
+// lists are always present (an empty list means "not set", as in the Istio protobuf API).
+
+/** A line and column (both 1-based) in a config file. */
+export interface SourcePosition {
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * Where an object came from: its file and the position of its document, plus the position of
+ * every field by path (`spec.rules[2].from[0]`), so compilers can point at the exact line.
+ */
+export interface SourceRef extends SourcePosition {
+  readonly file: string;
+  readonly fields?: ReadonlyMap<string, SourcePosition>;
+}
+
+/** Kubernetes-style labels (or a label selector's matchLabels). */
+export type Labels = Readonly<Record<string, string>>;
+
+/** The kinds of object the model holds; MeshConfig is the mesh-wide settings object. */
+export type ObjectKind =
+  'ServiceAccount' | 'Service' | 'WorkloadEntry' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'RequestAuthentication' | 'MeshConfig';
+
+/** Names one object of the model. */
+export interface ObjectRef {
+  readonly kind: ObjectKind;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** Name, namespace and origin shared by every namespaced object; `origin` never takes part in versions. */
+export interface ObjectMeta {
+  readonly namespace: string;
+  readonly name: string;
+  readonly origin?: SourceRef;
+}
+
+/** Names a service account; SPIFFE IDs are formatted from it (with the trust domain) by the identity module. */
+export interface ServiceAccountRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** A `v1 ServiceAccount`: an identity workloads run as. */
+export interface ServiceAccount extends ObjectMeta {
+  readonly labels: Labels;
+}
+
+/** One port of a Service; only TCP is supported. */
+export interface ServicePort {
+  readonly name?: string;
+  readonly port: number;
+  /** The workload port traffic is sent to (defaults to `port`); a WorkloadEntry's `ports[name]` overrides it. */
+  readonly targetPort: number;
+  readonly protocol: 'TCP';
+  /** Kubernetes `appProtocol` (e.g. `http`, `grpc`), as written. */
+  readonly appProtocol?: string;
+}
+
+/** A `v1 Service`: a name and ports in front of the workloads (same namespace) its selector matches. */
+export interface Service extends ObjectMeta {
+  /** metadata.labels */
+  readonly labels: Labels;
+  readonly ports: readonly ServicePort[];
+  /** Non-empty: a Service with no selector selects nothing. */
+  readonly selector: Labels;
+}
+
+/** The label Istio uses on endpoints to mark a workload that runs a sidecar (value `istio`). */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+
+/**
+ * A `networking.istio.io/v1 WorkloadEntry`: one workload (a VM or process with its own IP).
+ * `sidecar` follows Istio: true exactly when the label `security.istio.io/tlsMode` is `istio`.
+ */
+export interface WorkloadEntry extends ObjectMeta {
+  /** The IPv4 or IPv6 literal the workload listens on. */
+  readonly address: string;
+  /** `spec.labels`: the endpoint labels that Service selectors and policy selectors match. */
+  readonly labels: Labels;
+  /** metadata.labels: kept for completeness; selection uses `labels`. */
+  readonly metadataLabels: Labels;
+  /** Same namespace as the workload. */
+  readonly serviceAccount: ServiceAccountRef;
+  /** Service port name → the port this workload listens on for it. */
+  readonly ports: Readonly<Record<string, number>>;
+  readonly sidecar: boolean;
+}
+
+/** Mutual TLS mode of a PeerAuthentication (Istio's enum). */
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+/**
+ * A `security.istio.io/v1 PeerAuthentication`. Without a selector it is namespace-wide, or
+ * mesh-wide in the root namespace; `mtlsMode` is UNSET (inherit) when `mtls` is absent.
+ */
+export interface PeerAuthentication extends ObjectMeta {
+  readonly selector?: Labels;
+  readonly mtlsMode: MtlsMode;
+  /** Workload port → mode; only allowed with a selector. */
+  readonly portLevelMtls: Readonly<Record<number, MtlsMode>>;
+}
+
+/** The supported AuthorizationPolicy actions (CUSTOM is rejected by the config loader). */
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
+
+/** `rules[].from[].source` of an AuthorizationPolicy. */
+export interface AuthzSource {
+  readonly principals: readonly string[];
+  readonly notPrincipals: readonly string[];
+  readonly requestPrincipals: readonly string[];
+  readonly notRequestPrincipals: readonly string[];
+  readonly namespaces: readonly string[];
+  readonly notNamespaces: readonly string[];
+  readonly ipBlocks: readonly string[];
+  readonly notIpBlocks: readonly string[];
+  readonly remoteIpBlocks: readonly string[];
+  readonly notRemoteIpBlocks: readonly string[];
+}
+
+/** `rules[].to[].operation` of an AuthorizationPolicy; ports are strings of digits, as in Istio. */
+export interface AuthzOperation {
+  readonly hosts: readonly string[];
+  readonly notHosts: readonly string[];
+  readonly ports: readonly string[];
+  readonly notPorts: readonly string[];
+  readonly methods: readonly string[];
+  readonly notMethods: readonly string[];
+  readonly paths: readonly string[];
+  readonly notPaths: readonly string[];
+}
+
+/** `rules[].when[]` of an AuthorizationPolicy. */
+export interface AuthzCondition {
+  readonly key: string;
+  readonly values: readonly string[];
+  readonly notValues: readonly string[];
+}
+
+/** One rule: it matches when any `from`, any `to` and every `when` match (empty lists match anything). */
+export interface AuthzRule {
+  readonly from: readonly { readonly source: AuthzSource }[];
+  readonly to: readonly { readonly operation: AuthzOperation }[];
+  readonly when: readonly AuthzCondition[];
+}
+
+/** A `security.istio.io/v1 AuthorizationPolicy`; an ALLOW policy with no rules denies everything it selects. */
+export interface AuthorizationPolicy extends ObjectMeta {
+  readonly selector?: Labels;
+  readonly action: AuthzAction;
+  readonly rules: readonly AuthzRule[];
+}
+
+/** One JWT rule of a RequestAuthentication, after Istio's API. */
+export interface JwtRule {
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  /** Inline JWKS (JSON text, checked to hold a `keys` array). */
+  readonly jwks?: string;
+  readonly jwksUri?: string;
+  readonly fromHeaders: readonly { readonly name: string; readonly prefix?: string }[];
+  readonly fromParams: readonly string[];
+  readonly fromCookies: readonly string[];
+  readonly outputPayloadToHeader?: string;
+  readonly outputClaimToHeaders: readonly { readonly header: string; readonly claim: string }[];
+  readonly forwardOriginalToken: boolean;
+  /** JWKS fetch timeout in milliseconds, when set. */
+  readonly timeoutMs?: number;
+}
+
+/** A `security.istio.io/v1 RequestAuthentication`. */
+export interface RequestAuthentication extends ObjectMeta {
+  readonly selector?: Labels;
+  readonly jwtRules: readonly JwtRule[];
+}
