@@ -1,0 +1,12 @@
+import type { Diagnostic } from '../lib/index.js';
+
+/** A config problem: an error rejects the whole config, a warning does not. Positions are 1-based. */
+export interface ConfigDiagnostic extends Diagnostic {
+  readonly severity: 'error' | 'warning';
+  readonly file: string;
+}
+
+/** True when any diagnostic is an error. */
+export function hasErrors(diagnostics: readonly ConfigDiagnostic[]): boolean {
+  return diagnostics.some((d) => d.severity === 'error');
+}

@@ -1,0 +1,9 @@
+// Loads and watches the YAML config and parses it into the mesh model, reporting every problem.
+export type { ConfigDiagnostic } from './diagnostics.js';
+export { hasErrors } from './diagnostics.js';
+export type { LoadResult, ConfigText } from './build-model.js';
+export { parseConfigText, parseConfigFiles } from './build-model.js';
+export { loadConfig, resolveConfigFiles, isConfigFileName } from './load.js';
+export { ACCEPTED_KINDS } from './parse-document.js';
+export type { ConfigSource, FileConfigSourceOptions, Timers } from './file-source.js';
+export { createFileConfigSource } from './file-source.js';

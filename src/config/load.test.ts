@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { positionOf, TLS_MODE_LABEL, type MeshModel } from '../model/index.js';
+import { loadConfig, parseConfigFiles, parseConfigText } from './index.js';
+
+const examples = fileURLToPath(new URL('../../../examples/photo-app/', import.meta.url));
+
+describe('photo-app example', () => {
+  let model: MeshModel;
+  before(async () => {
+    const r = await loadConfig([join(examples, 'mesh.yaml'), join(examples, 'policy.yaml')]);
+    assert.deepEqual(r.diagnostics, []);
+    assert.ok(r.model);
+    model = r.model;
+  });
+
+  it('loads clean from the directory too, to the same version', async () => {
+    const r = await loadConfig([examples]);
+    assert.deepEqual(r.diagnostics, []);
+    assert.equal(r.model?.version, model.version);
+    assert.deepEqual(
+      r.files.map((f) => f.slice(examples.length)),
+      ['mesh.yaml', 'policy.yaml'],
+    );
+  });
+
+  it('has the reference scenario workloads and identities', () => {
+    assert.equal(model.settings.trustDomain, 'cluster.local');
+    assert.equal(model.settings.rootNamespace, 'istio-system');
+    const addresses = Object.fromEntries(model.workloads.map((w) => [w.name, w.address]));
+    assert.deepEqual(addresses, { datastore: '127.0.0.13', 'photo-backend': '127.0.0.12', 'photo-frontend': '127.0.0.11' });
+    assert.ok(model.workloads.every((w) => w.sidecar && w.labels[TLS_MODE_LABEL] === 'istio'));
+    assert.deepEqual(model.serviceAccountsOf({ namespace: 'datastore-ns', name: 'datastore' }), [
+      { namespace: 'datastore-ns', name: 'datastore' },
+    ]);
+    assert.deepEqual(
+      model.workloadsOf({ namespace: 'photo-ns', name: 'photo-backend' }).map((w) => w.serviceAccount),
+      [{ namespace: 'photo-ns', name: 'photo-backend' }],
+    );
+    assert.deepEqual(model.service('datastore-ns', 'datastore')?.ports, [
+      { name: 'http', port: 8080, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' },
+    ]);
+  });
+
+  it('allows frontend → backend and backend → datastore only', () => {
+    const datastore = model.workload('datastore-ns', 'datastore');
+    assert.ok(datastore);
+    assert.deepEqual(
+      model.peerAuthenticationsFor(datastore).map((p) => [p.namespace, p.mtlsMode]),
+      [['istio-system', 'STRICT']],
+    );
+    const [policy] = model.authorizationPoliciesFor(datastore);
+    assert.equal(policy?.action, 'ALLOW');
+    assert.deepEqual(policy?.rules[0]?.from[0]?.source.principals, ['cluster.local/ns/photo-ns/sa/photo-backend']);
+    const where = positionOf(policy?.origin, 'spec.rules[0].from[0].source.principals[0]');
+    assert.ok(where?.file.endsWith('policy.yaml'));
+    assert.equal(where?.line, 41);
+  });
+});
+
+describe('parseConfigText', () => {
+  it('fills defaults, accepts v1beta1, anchors and every supported field', () => {
+    const text = `
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: api}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: WorkloadEntry
+metadata:
+  name: api-1
+  annotations: {example.com/owner: team-a}
+spec:
+  address: "2001:db8::1"
+  serviceAccount: api
+  labels: {app: api}
+  ports: {grpc: 9090}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, labels: &labels {app: api}}
+spec:
+  type: ClusterIP
+  selector: *labels
+  ports: [{name: grpc, port: 80, targetPort: 9000, protocol: TCP, appProtocol: grpc}]
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  mtls: {mode: PERMISSIVE}
+  portLevelMtls: {9090: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin}
+spec:
+  action: DENY
+  rules:
+    - to: [{operation: {paths: [/admin/*], methods: [POST], notPorts: ['9090']}}]
+      when: [{key: 'request.auth.claims[iss]', notValues: ['https://issuer.example.com']}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt}
+spec:
+  jwtRules:
+    - issuer: https://issuer.example.com
+      jwks: '{"keys": [{"kty": "EC"}]}'
+      outputClaimToHeaders: [{header: x-sub, claim: sub}]
+      fromCookies: [session]
+---
+apiVersion: meshpilot.io/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: example.org
+  trustDomainAliases: [old.example.org]
+  domainSuffix: example.internal
+  rootNamespace: mesh-root
+  certTtl: 1h
+  maxCertTtl: 48h
+  renewAtFraction: 0.6
+  renewJitterFraction: 0.2
+  caPluginDir: ca
+`;
+    const r = parseConfigText(text, '/etc/meshpilot/mesh.yaml');
+    assert.deepEqual(r.diagnostics, []);
+    const m = r.model;
+    assert.ok(m);
+    const w = m.workload('default', 'api-1');
+    assert.equal(w?.address, '2001:db8::1');
+    assert.equal(w?.sidecar, false);
+    assert.deepEqual(w?.ports, { grpc: 9090 });
+    assert.deepEqual(m.service('default', 'api')?.selector, { app: 'api' });
+    assert.deepEqual(m.service('default', 'api')?.labels, { app: 'api' });
+    assert.deepEqual(m.peerAuthentications[0]?.portLevelMtls, { 9090: 'STRICT' });
+    assert.equal(m.peerAuthentications[0]?.mtlsMode, 'PERMISSIVE');
+    const deny = m.authorizationPolicies[0];
+    assert.equal(deny?.action, 'DENY');
+    assert.deepEqual(deny?.rules[0]?.to[0]?.operation.notPorts, ['9090']);
+    assert.deepEqual(deny?.rules[0]?.when, [{ key: 'request.auth.claims[iss]', values: [], notValues: ['https://issuer.example.com'] }]);
+    const jwt = m.requestAuthentications[0]?.jwtRules[0];
+    assert.deepEqual(jwt?.outputClaimToHeaders, [{ header: 'x-sub', claim: 'sub' }]);
+    assert.equal(jwt?.forwardOriginalToken, false);
+    assert.deepEqual(
+      { ...m.settings, origin: undefined },
+      {
+        trustDomain: 'example.org',
+        trustDomainAliases: ['old.example.org'],
+        domainSuffix: 'example.internal',
+        rootNamespace: 'mesh-root',
+        certTtlMs: 3_600_000,
+        maxCertTtlMs: 48 * 3_600_000,
+        renewAtFraction: 0.6,
+        renewJitterFraction: 0.2,
+        caPluginDir: '/etc/meshpilot/ca',
+        origin: undefined,
+      },
+    );
+  });
+
+  it('defaults namespace to default and keeps each object origin', () => {
+    const r = parseConfigText('# c\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n', 'a.yaml');
+    const sa = r.model?.serviceAccount('default', 'a');
+    assert.equal(sa?.origin?.file, 'a.yaml');
+    assert.equal(sa?.origin?.line, 2);
+  });
+
+  it('accepts an empty document stream as an empty mesh', () => {
+    const r = parseConfigText('# nothing yet\n---\n', 'empty.yaml');
+    assert.deepEqual(r.diagnostics, []);
+    assert.equal(r.model?.workloads.length, 0);
+  });
+
+  it('reports a WorkloadEntry whose ServiceAccount is in another file as fine', () => {
+    const r = parseConfigFiles([
+      { fileName: 'a.yaml', text: 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web}\n' },
+      {
+        fileName: 'b.yaml',
+        text: 'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w}\nspec: {address: 10.0.0.1, serviceAccount: web}\n',
+      },
+    ]);
+    assert.deepEqual(r.diagnostics, []);
+  });
+});
+
+describe('loadConfig', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshpilot-load-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports a missing path and a directory without config files', async () => {
+    const r = await loadConfig([join(dir, 'missing.yaml')]);
+    assert.equal(r.model, undefined);
+    assert.deepEqual(
+      r.diagnostics.map((d) => [d.severity, d.path, d.message]),
+      [['error', '', 'cannot read: ENOENT']],
+    );
+    const empty = await loadConfig([dir]);
+    assert.equal(empty.model, undefined);
+    assert.match(empty.diagnostics[0]?.message ?? '', /no config files/);
+  });
+
+  it('reads *.yaml and *.yml in name order and skips other files', async () => {
+    await writeFile(join(dir, 'b.yml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: b}\n');
+    await writeFile(join(dir, 'a.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n');
+    await writeFile(join(dir, 'notes.txt'), 'not yaml: [');
+    await writeFile(join(dir, '.a.yaml.swp'), 'not yaml: [');
+    const r = await loadConfig([dir]);
+    assert.deepEqual(r.diagnostics, []);
+    assert.deepEqual(
+      r.files.map((f) => f.slice(dir.length + 1)),
+      ['a.yaml', 'b.yml'],
+    );
+    assert.deepEqual(
+      r.model?.serviceAccounts.map((s) => s.name),
+      ['a', 'b'],
+    );
+  });
+});

@@ -1,0 +1,56 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import type { ConfigDiagnostic } from './diagnostics.js';
+import { parseConfigFiles, type ConfigText, type LoadResult } from './build-model.js';
+
+const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
+
+/** True for file names the loader reads from a directory. */
+export function isConfigFileName(name: string): boolean {
+  return YAML_EXTENSIONS.has(extname(name).toLowerCase()) && !name.startsWith('.');
+}
+
+/** Lists the files a set of paths stands for: files as given, directories as their `*.yaml`/`*.yml` files, sorted (not recursive). */
+export async function resolveConfigFiles(paths: readonly string[]): Promise<{ files: string[]; diagnostics: ConfigDiagnostic[] }> {
+  const files: string[] = [];
+  const diagnostics: ConfigDiagnostic[] = [];
+  for (const p of paths) {
+    try {
+      const s = await stat(p);
+      if (s.isDirectory()) {
+        const names = (await readdir(p)).filter(isConfigFileName).sort();
+        files.push(...names.map((n) => join(p, n)));
+      } else files.push(p);
+    } catch (e) {
+      diagnostics.push({
+        severity: 'error',
+        file: p,
+        path: '',
+        message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      });
+    }
+  }
+  return { files: [...new Set(files)], diagnostics };
+}
+
+/** Loads files and directories of YAML config into a model, gathering every problem. */
+export async function loadConfig(paths: readonly string[]): Promise<LoadResult> {
+  const { files, diagnostics } = await resolveConfigFiles(paths);
+  const texts: ConfigText[] = [];
+  for (const file of files) {
+    try {
+      texts.push({ fileName: file, text: await readFile(file, 'utf8') });
+    } catch (e) {
+      diagnostics.push({
+        severity: 'error',
+        file,
+        path: '',
+        message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      });
+    }
+  }
+  // An empty config would withdraw every workload from the mesh: refuse it, the last good config keeps serving.
+  if (files.length === 0 && diagnostics.length === 0)
+    diagnostics.push({ severity: 'error', file: paths.join(', '), path: '', message: 'no config files (*.yaml, *.yml) found' });
+  return parseConfigFiles(texts, diagnostics);
+}

@@ -1,0 +1,95 @@
+// Parser for the single `meshpilot.io/v1alpha1 MeshConfig`: mesh-wide settings.
+import { dirname, resolve } from 'node:path';
+import { DEFAULT_MESH_SETTINGS, formatDuration, parseDuration, type MeshSettings } from '../model/index.js';
+import { checkDns1123Label, checkDns1123Subdomain, checkTrustDomain } from './names.js';
+import type { ObjectHeader } from './parse-document.js';
+import type { DocReader, Field } from './yaml-reader.js';
+
+const KNOWN = [
+  'trustDomain',
+  'trustDomainAliases',
+  'domainSuffix',
+  'rootNamespace',
+  'certTtl',
+  'maxCertTtl',
+  'renewAtFraction',
+  'renewJitterFraction',
+  'caPluginDir',
+];
+
+function duration(r: DocReader, f: Field): number | undefined {
+  const s = r.str(f, ' (write a duration such as 24h or 90m)');
+  if (s === undefined) return undefined;
+  const d = parseDuration(s);
+  if (!d.ok) {
+    r.error(f.at, f.path, d.error);
+    return undefined;
+  }
+  if (d.value <= 0) {
+    r.error(f.at, f.path, `must be positive, got ${s}`);
+    return undefined;
+  }
+  return d.value;
+}
+
+/** Reads a MeshConfig spec into settings (defaults for absent fields); a relative caPluginDir is resolved against the file's directory. */
+export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | undefined): MeshSettings {
+  const out: { -readonly [K in keyof MeshSettings]: MeshSettings[K] } = { ...DEFAULT_MESH_SETTINGS, origin: h.origin };
+  const m = spec ? (r.map(spec, KNOWN) ?? {}) : {};
+  if (m.trustDomain) {
+    const td = r.str(m.trustDomain);
+    const problem = td !== undefined ? checkTrustDomain(td) : undefined;
+    if (problem) r.error(m.trustDomain.at, m.trustDomain.path, problem);
+    else if (td !== undefined) out.trustDomain = td;
+  }
+  if (m.trustDomainAliases) {
+    const aliases: string[] = [];
+    for (const a of r.strList(m.trustDomainAliases)) {
+      const problem = checkTrustDomain(a.value);
+      if (problem) r.error(a.field.at, a.field.path, problem);
+      else aliases.push(a.value);
+    }
+    out.trustDomainAliases = aliases;
+  }
+  if (m.domainSuffix) {
+    const s = r.str(m.domainSuffix);
+    const problem = s !== undefined ? checkDns1123Subdomain(s) : undefined;
+    if (problem) r.error(m.domainSuffix.at, m.domainSuffix.path, problem);
+    else if (s !== undefined) out.domainSuffix = s;
+  }
+  if (m.rootNamespace) {
+    const s = r.str(m.rootNamespace);
+    const problem = s !== undefined ? checkDns1123Label(s) : undefined;
+    if (problem) r.error(m.rootNamespace.at, m.rootNamespace.path, problem);
+    else if (s !== undefined) out.rootNamespace = s;
+  }
+  const ttl = m.certTtl ? duration(r, m.certTtl) : undefined;
+  const maxTtl = m.maxCertTtl ? duration(r, m.maxCertTtl) : undefined;
+  if (ttl !== undefined) out.certTtlMs = ttl;
+  if (maxTtl !== undefined) out.maxCertTtlMs = maxTtl;
+  if (out.certTtlMs > out.maxCertTtlMs) {
+    const f = m.certTtl ?? m.maxCertTtl;
+    if (f) r.error(f.at, f.path, `certTtl ${formatDuration(out.certTtlMs)} exceeds maxCertTtl ${formatDuration(out.maxCertTtlMs)}`);
+  }
+  if (m.renewAtFraction) {
+    const n = r.num(m.renewAtFraction);
+    if (n !== undefined && !(n > 0 && n < 1))
+      r.error(m.renewAtFraction.at, m.renewAtFraction.path, `must be between 0 and 1 (exclusive), got ${n}`);
+    else if (n !== undefined) out.renewAtFraction = n;
+  }
+  if (m.renewJitterFraction) {
+    const n = r.num(m.renewJitterFraction);
+    if (n !== undefined && !(n >= 0 && n < out.renewAtFraction))
+      r.error(
+        m.renewJitterFraction.at,
+        m.renewJitterFraction.path,
+        `must be at least 0 and below renewAtFraction (${out.renewAtFraction}), got ${n}`,
+      );
+    else if (n !== undefined) out.renewJitterFraction = n;
+  }
+  if (m.caPluginDir) {
+    const s = r.nonEmptyStr(m.caPluginDir);
+    if (s !== undefined) out.caPluginDir = resolve(dirname(r.file), s);
+  }
+  return out;
+}

@@ -1,0 +1,402 @@
+// Parsers for security.istio.io PeerAuthentication, AuthorizationPolicy and RequestAuthentication,
+// with the structural checks of Istio's own validation (pkg/config/validation) that apply here.
+import {
+  parseDuration,
+  type AuthorizationPolicy,
+  type AuthzAction,
+  type AuthzCondition,
+  type AuthzOperation,
+  type AuthzRule,
+  type AuthzSource,
+  type JwtRule,
+  type MtlsMode,
+  type PeerAuthentication,
+  type RequestAuthentication,
+} from '../model/index.js';
+import { matchKind, readWorkloadSelector } from './common.js';
+import { checkDns1123Label, checkIpOrCidr, checkPort } from './names.js';
+import type { ObjectHeader } from './parse-document.js';
+import type { DocReader, Field } from './yaml-reader.js';
+
+const TARGET_REF = 'targetRef selects Gateway API resources (waypoints, gateways); use selector';
+
+const MTLS_MODES: readonly MtlsMode[] = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'];
+
+function readMode(r: DocReader, f: Field): MtlsMode | undefined {
+  const m = r.map(f, ['mode']);
+  if (!m?.mode) return 'UNSET';
+  const mode = r.str(m.mode);
+  if (mode === undefined) return undefined;
+  if (!(MTLS_MODES as readonly string[]).includes(mode)) {
+    r.error(m.mode.at, m.mode.path, `unknown mode '${mode}': one of ${MTLS_MODES.join(', ')}`);
+    return undefined;
+  }
+  return mode as MtlsMode;
+}
+
+/** Reads a PeerAuthentication; port-level modes need a selector, as in Istio. */
+export function parsePeerAuthentication(r: DocReader, h: ObjectHeader, spec: Field | undefined): PeerAuthentication {
+  const m = spec ? (r.map(spec, ['selector', 'mtls', 'portLevelMtls']) ?? {}) : {};
+  const selector = readWorkloadSelector(r, m.selector);
+  const mtlsMode = (m.mtls && readMode(r, m.mtls)) || 'UNSET';
+  const portLevelMtls: Record<number, MtlsMode> = {};
+  if (m.portLevelMtls) {
+    if (!selector)
+      r.error(
+        m.portLevelMtls.at,
+        m.portLevelMtls.path,
+        'requires a selector: namespace- and mesh-wide policies cannot set port-level mTLS',
+      );
+    for (const e of r.entries(m.portLevelMtls) ?? []) {
+      const port = /^\d+$/.test(e.key) ? Number(e.key) : NaN;
+      const problem = Number.isNaN(port) ? `'${e.key}' is not a port number` : checkPort(port);
+      if (problem) r.error(e.keyAt, e.value.path, problem);
+      const mode = readMode(r, e.value);
+      if (!problem && mode) portLevelMtls[port] = mode;
+    }
+  }
+  return { namespace: h.namespace, name: h.name, origin: h.origin, ...(selector ? { selector } : {}), mtlsMode, portLevelMtls };
+}
+
+// Checks of each string list of a rule, by field name; each returns a problem (error) or undefined.
+type Check = (s: string) => string | undefined;
+
+const wildcard: Check = (s) => {
+  const k = matchKind(s);
+  return typeof k === 'object' ? k.problem : undefined;
+};
+
+const PRINCIPAL = /^[a-z0-9._-]+\/ns\/[^/]+\/sa\/[^/]+$/;
+
+/** Checks an Istio principal: `<trust-domain>/ns/<namespace>/sa/<service-account>`, `*`, or with a `*` at one end. */
+export function checkPrincipal(s: string): string | undefined {
+  const k = matchKind(s);
+  if (typeof k === 'object') return k.problem;
+  if (s.startsWith('spiffe://'))
+    return `principal '${s}' must not include the spiffe:// scheme: write <trust-domain>/ns/<namespace>/sa/<service-account>`;
+  if (k === 'exact') {
+    if (!PRINCIPAL.test(s))
+      return `principal '${s}' must be <trust-domain>/ns/<namespace>/sa/<service-account>, or use '*' at the start or end`;
+    const ns = s.split('/')[2] as string;
+    const problem = checkDns1123Label(ns);
+    if (problem) return `principal '${s}': namespace ${problem}`;
+  }
+  return undefined;
+}
+
+const namespaceCheck: Check = (s) => {
+  const k = matchKind(s);
+  if (typeof k === 'object') return k.problem;
+  return k === 'exact' ? checkDns1123Label(s) : undefined;
+};
+
+const portCheck: Check = (s) => (/^\d+$/.test(s) ? checkPort(Number(s)) : `'${s}' is not a port number`);
+
+const pathCheck: Check = (s) => {
+  if (s.includes('{')) return `'${s}': path templates ({*}, {**}) are not supported`;
+  return wildcard(s);
+};
+
+const PORT_HINT = ' (ports are strings in Istio policies: quote them, e.g. "8080")';
+
+function readStrings(r: DocReader, f: Field | undefined, check: Check, hint = '', warning?: Check): string[] {
+  if (!f) return [];
+  const out: string[] = [];
+  for (const s of r.strList(f, hint)) {
+    const problem = check(s.value);
+    if (problem) {
+      r.error(s.field.at, s.field.path, problem);
+      continue;
+    }
+    const caution = warning?.(s.value);
+    if (caution) r.warn(s.field.at, s.field.path, caution);
+    out.push(s.value);
+  }
+  return out;
+}
+
+const pathWarning: Check = (s) => {
+  const k = matchKind(s);
+  return (k === 'exact' || k === 'prefix') && !s.startsWith('/') ? `path '${s}' never matches: request paths start with '/'` : undefined;
+};
+
+const SOURCE_FIELDS: Readonly<Record<keyof AuthzSource, Check>> = {
+  principals: checkPrincipal,
+  notPrincipals: checkPrincipal,
+  requestPrincipals: wildcard,
+  notRequestPrincipals: wildcard,
+  namespaces: namespaceCheck,
+  notNamespaces: namespaceCheck,
+  ipBlocks: checkIpOrCidr,
+  notIpBlocks: checkIpOrCidr,
+  remoteIpBlocks: checkIpOrCidr,
+  notRemoteIpBlocks: checkIpOrCidr,
+};
+
+const OPERATION_FIELDS: Readonly<Record<keyof AuthzOperation, Check>> = {
+  hosts: wildcard,
+  notHosts: wildcard,
+  ports: portCheck,
+  notPorts: portCheck,
+  methods: wildcard,
+  notMethods: wildcard,
+  paths: pathCheck,
+  notPaths: pathCheck,
+};
+
+function readClause<K extends string>(
+  r: DocReader,
+  f: Field,
+  fields: Readonly<Record<K, Check>>,
+  what: string,
+): Record<K, string[]> | undefined {
+  const names = Object.keys(fields) as K[];
+  const m = r.map(f, names);
+  if (!m) return undefined;
+  if (Object.keys(m).length === 0) r.error(f.at, f.path, `must not be empty: set at least one of ${what}`);
+  const out = {} as Record<K, string[]>;
+  for (const name of names) {
+    const field = m[name];
+    const isPort = name === 'ports' || name === 'notPorts';
+    const isPath = name === 'paths' || name === 'notPaths';
+    out[name] = readStrings(r, field, fields[name], isPort ? PORT_HINT : '', isPath ? pathWarning : undefined);
+  }
+  return out;
+}
+
+const WHEN_KEYS = new Set([
+  'source.ip',
+  'remote.ip',
+  'source.namespace',
+  'source.principal',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
+  'destination.ip',
+  'destination.port',
+  'connection.sni',
+]);
+
+/** Checks an AuthorizationPolicy condition key against Istio's list (docs: authorization-policy conditions). */
+export function checkWhenKey(key: string): string | undefined {
+  if (WHEN_KEYS.has(key)) return undefined;
+  if (/^request\.headers\[[^[\]]+\]$/.test(key)) return undefined;
+  if (/^request\.auth\.claims(\[[^[\]]+\])+$/.test(key)) return undefined;
+  if (key.startsWith('experimental.envoy.filters.') && key.length > 'experimental.envoy.filters.'.length) return undefined;
+  if (key === 'request.headers' || key === 'request.auth.claims')
+    return `condition key '${key}' needs a name in brackets, e.g. ${key}[name]`;
+  return `unknown condition key '${key}'`;
+}
+
+function whenValueCheck(key: string): Check {
+  switch (key) {
+    case 'source.ip':
+    case 'remote.ip':
+    case 'destination.ip':
+      return checkIpOrCidr;
+    case 'destination.port':
+      return portCheck;
+    case 'source.principal':
+      return checkPrincipal;
+    case 'source.namespace':
+      return namespaceCheck;
+    default:
+      return wildcard;
+  }
+}
+
+function readCondition(r: DocReader, f: Field): AuthzCondition | undefined {
+  const m = r.map(f, ['key', 'values', 'notValues']);
+  if (!m) return undefined;
+  if (!m.key) {
+    r.error(f.at, `${f.path}.key`, 'required');
+    return undefined;
+  }
+  const key = r.nonEmptyStr(m.key);
+  if (key === undefined) return undefined;
+  const problem = checkWhenKey(key);
+  if (problem) {
+    r.error(m.key.at, m.key.path, problem);
+    return undefined;
+  }
+  const check = whenValueCheck(key);
+  const values = readStrings(r, m.values, check);
+  const notValues = readStrings(r, m.notValues, check);
+  if (!m.values && !m.notValues) r.error(f.at, `${f.path}.values`, 'required: set values or notValues');
+  return { key, values, notValues };
+}
+
+function readRule(r: DocReader, f: Field): AuthzRule {
+  const m = r.map(f, ['from', 'to', 'when']) ?? {};
+  const from: { source: AuthzSource }[] = [];
+  for (const item of m.from ? (r.list(m.from) ?? []) : []) {
+    const im = r.map(item, ['source']);
+    if (!im) continue;
+    if (!im.source) {
+      r.error(item.at, `${item.path}.source`, 'required');
+      continue;
+    }
+    const source = readClause(
+      r,
+      im.source,
+      SOURCE_FIELDS,
+      'principals, namespaces, ipBlocks, requestPrincipals, remoteIpBlocks or their not* forms',
+    );
+    if (source) from.push({ source });
+  }
+  const to: { operation: AuthzOperation }[] = [];
+  for (const item of m.to ? (r.list(m.to) ?? []) : []) {
+    const im = r.map(item, ['operation']);
+    if (!im) continue;
+    if (!im.operation) {
+      r.error(item.at, `${item.path}.operation`, 'required');
+      continue;
+    }
+    const operation = readClause(r, im.operation, OPERATION_FIELDS, 'hosts, ports, methods, paths or their not* forms');
+    if (operation) to.push({ operation });
+  }
+  const when: AuthzCondition[] = [];
+  for (const item of m.when ? (r.list(m.when) ?? []) : []) {
+    const c = readCondition(r, item);
+    if (c) when.push(c);
+  }
+  return { from, to, when };
+}
+
+/** Reads an AuthorizationPolicy; CUSTOM actions and targetRef are rejected as unsupported. */
+export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Field | undefined): AuthorizationPolicy {
+  const m = spec
+    ? (r.map(spec, ['selector', 'action', 'rules'], {
+        targetRef: TARGET_REF,
+        targetRefs: TARGET_REF,
+        provider: 'CUSTOM authorization (external authorizers) is not supported',
+      }) ?? {})
+    : {};
+  const selector = readWorkloadSelector(r, m.selector);
+  let action: AuthzAction = 'ALLOW';
+  if (m.action) {
+    const a = r.str(m.action);
+    if (a === 'CUSTOM') r.error(m.action.at, m.action.path, 'not supported: action CUSTOM (external authorizers)');
+    else if (a === 'ALLOW' || a === 'DENY' || a === 'AUDIT') action = a;
+    else if (a !== undefined) r.error(m.action.at, m.action.path, `unknown action '${a}': one of ALLOW, DENY, AUDIT`);
+  }
+  const rules = m.rules ? (r.list(m.rules) ?? []).map((f) => readRule(r, f)) : [];
+  return { namespace: h.namespace, name: h.name, origin: h.origin, ...(selector ? { selector } : {}), action, rules };
+}
+
+function readJwks(r: DocReader, f: Field): string | undefined {
+  const s = r.nonEmptyStr(f);
+  if (s === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(s);
+  } catch {
+    r.error(f.at, f.path, 'not valid JSON: jwks is a JSON Web Key Set such as {"keys": [...]}');
+    return undefined;
+  }
+  if (!parsed || typeof parsed !== 'object' || !Array.isArray((parsed as { keys?: unknown }).keys)) {
+    r.error(f.at, f.path, 'must be a JSON Web Key Set: an object with a "keys" array');
+    return undefined;
+  }
+  return s;
+}
+
+function readJwksUri(r: DocReader, f: Field): string | undefined {
+  const s = r.nonEmptyStr(f);
+  if (s === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(s);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+    r.error(f.at, f.path, `'${s}' is not an http(s) URL`);
+    return undefined;
+  }
+  return s;
+}
+
+const JWT_FIELDS = [
+  'issuer',
+  'audiences',
+  'jwks',
+  'jwksUri',
+  'fromHeaders',
+  'fromParams',
+  'fromCookies',
+  'outputPayloadToHeader',
+  'outputClaimToHeaders',
+  'forwardOriginalToken',
+  'timeout',
+];
+
+const nonEmpty: Check = (s) => (s === '' ? 'must not be empty' : undefined);
+
+function readJwtRule(r: DocReader, f: Field): JwtRule | undefined {
+  const m = r.map(f, JWT_FIELDS);
+  if (!m) return undefined;
+  let issuer = '';
+  if (!m.issuer) r.error(f.at, `${f.path}.issuer`, 'required');
+  else issuer = r.nonEmptyStr(m.issuer) ?? '';
+  if (m.jwks && m.jwksUri) r.error(m.jwksUri.at, m.jwksUri.path, 'jwks and jwksUri are mutually exclusive: set one');
+  const jwks = m.jwks ? readJwks(r, m.jwks) : undefined;
+  const jwksUri = m.jwksUri ? readJwksUri(r, m.jwksUri) : undefined;
+  const fromHeaders: { name: string; prefix?: string }[] = [];
+  for (const item of m.fromHeaders ? (r.list(m.fromHeaders) ?? []) : []) {
+    const hm = r.map(item, ['name', 'prefix']);
+    if (!hm) continue;
+    if (!hm.name) {
+      r.error(item.at, `${item.path}.name`, 'required');
+      continue;
+    }
+    const name = r.nonEmptyStr(hm.name);
+    const prefix = hm.prefix ? r.str(hm.prefix) : undefined;
+    if (name !== undefined) fromHeaders.push({ name, ...(prefix !== undefined ? { prefix } : {}) });
+  }
+  const outputClaimToHeaders: { header: string; claim: string }[] = [];
+  for (const item of m.outputClaimToHeaders ? (r.list(m.outputClaimToHeaders) ?? []) : []) {
+    const om = r.map(item, ['header', 'claim']);
+    if (!om) continue;
+    if (!om.header) r.error(item.at, `${item.path}.header`, 'required');
+    if (!om.claim) r.error(item.at, `${item.path}.claim`, 'required');
+    const header = om.header ? r.nonEmptyStr(om.header) : undefined;
+    const claim = om.claim ? r.nonEmptyStr(om.claim) : undefined;
+    if (header !== undefined && claim !== undefined) outputClaimToHeaders.push({ header, claim });
+  }
+  let timeoutMs: number | undefined;
+  if (m.timeout) {
+    const s = r.str(m.timeout, ' (write a duration such as 5s)');
+    const d = s !== undefined ? parseDuration(s) : undefined;
+    if (d && !d.ok) r.error(m.timeout.at, m.timeout.path, d.error);
+    else if (d && d.value <= 0) r.error(m.timeout.at, m.timeout.path, `must be positive, got ${s}`);
+    else if (d) timeoutMs = d.value;
+  }
+  const outputPayloadToHeader = m.outputPayloadToHeader ? r.nonEmptyStr(m.outputPayloadToHeader) : undefined;
+  const forwardOriginalToken = m.forwardOriginalToken ? (r.bool(m.forwardOriginalToken) ?? false) : false;
+  return {
+    issuer,
+    audiences: readStrings(r, m.audiences, nonEmpty),
+    ...(jwks !== undefined ? { jwks } : {}),
+    ...(jwksUri !== undefined ? { jwksUri } : {}),
+    fromHeaders,
+    fromParams: readStrings(r, m.fromParams, nonEmpty),
+    fromCookies: readStrings(r, m.fromCookies, nonEmpty),
+    ...(outputPayloadToHeader !== undefined ? { outputPayloadToHeader } : {}),
+    outputClaimToHeaders,
+    forwardOriginalToken,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  };
+}
+
+/** Reads a RequestAuthentication and its JWT rules. */
+export function parseRequestAuthentication(r: DocReader, h: ObjectHeader, spec: Field | undefined): RequestAuthentication {
+  const m = spec ? (r.map(spec, ['selector', 'jwtRules'], { targetRef: TARGET_REF, targetRefs: TARGET_REF }) ?? {}) : {};
+  const selector = readWorkloadSelector(r, m.selector);
+  const jwtRules: JwtRule[] = [];
+  for (const item of m.jwtRules ? (r.list(m.jwtRules) ?? []) : []) {
+    const rule = readJwtRule(r, item);
+    if (rule) jwtRules.push(rule);
+  }
+  return { namespace: h.namespace, name: h.name, origin: h.origin, ...(selector ? { selector } : {}), jwtRules };
+}

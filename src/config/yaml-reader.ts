@@ -1,0 +1,224 @@
+// Typed, position-aware access to a parsed YAML document: every read checks the type, reports
+// problems with file, line, column and field path, and records each field's position.
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { SourcePosition } from '../model/index.js';
+import type { ConfigDiagnostic } from './diagnostics.js';
+
+/** One value in the document, with its field path and position. */
+export interface Field {
+  readonly node: Node;
+  readonly path: string;
+  readonly at: SourcePosition;
+}
+
+/** A string read from the document, with the field that held it. */
+export interface StringAt {
+  readonly value: string;
+  readonly field: Field;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** Appends a map key to a field path: `spec.rules`, or `metadata.labels["app.kubernetes.io/name"]` for keys that are not identifiers. */
+export function joinPath(path: string, key: string): string {
+  if (!IDENT.test(key)) return `${path}[${JSON.stringify(key)}]`;
+  return path === '' ? key : `${path}.${key}`;
+}
+
+function describe(node: Node): string {
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (v === null) return 'null';
+    if (typeof v === 'string') return 'a string';
+    if (typeof v === 'number' || typeof v === 'bigint') return 'a number';
+    if (typeof v === 'boolean') return 'a boolean';
+  }
+  return 'an unsupported value';
+}
+
+/** Reads one YAML document of one file, gathering diagnostics and field positions. */
+export class DocReader {
+  /** Field path → position of every field read so far. */
+  readonly fields = new Map<string, SourcePosition>();
+
+  constructor(
+    readonly file: string,
+    private readonly lc: LineCounter,
+    private readonly doc: Document,
+    private readonly diagnostics: ConfigDiagnostic[],
+  ) {}
+
+  /** Position of an offset in the file. */
+  posOf(offset: number): SourcePosition {
+    const p = this.lc.linePos(offset);
+    return { line: Math.max(p.line, 1), column: Math.max(p.col, 1) };
+  }
+
+  /** The root field of the document, or undefined when the document is empty. */
+  root(): Field | undefined {
+    const node = this.resolve(this.doc.contents as Node | null);
+    if (!node || (isScalar(node) && node.value === null)) return undefined;
+    return this.field(node, '', this.posOf(node.range?.[0] ?? 0));
+  }
+
+  /** Reports an error at a field (or at a parent's position for a missing field). */
+  error(at: SourcePosition, path: string, message: string): void {
+    this.diagnostics.push({ severity: 'error', file: this.file, line: at.line, column: at.column, path, message });
+  }
+
+  /** Reports a warning at a field. */
+  warn(at: SourcePosition, path: string, message: string): void {
+    this.diagnostics.push({ severity: 'warning', file: this.file, line: at.line, column: at.column, path, message });
+  }
+
+  // Follows aliases to their anchored node; an alias without an anchor in this document is reported.
+  private resolve(node: Node | null | undefined, path = ''): Node | undefined {
+    let n = node ?? undefined;
+    for (let i = 0; n && isAlias(n) && i < 100; i++) {
+      const target = n.resolve(this.doc) as Node | undefined;
+      if (!target) this.error(this.posOf(n.range?.[0] ?? 0), path, `alias *${n.source} has no anchor in this document`);
+      n = target;
+    }
+    return n;
+  }
+
+  private field(node: Node, path: string, at: SourcePosition): Field {
+    if (path !== '') this.fields.set(path, at);
+    return { node, path, at };
+  }
+
+  private isNull(node: Node | undefined): boolean {
+    return !node || (isScalar(node) && node.value === null);
+  }
+
+  /**
+   * Reads a mapping and returns its non-null fields; keys outside `known` are reported as unknown,
+   * keys in `unsupported` with the reason meshpilot does not support them.
+   */
+  map(f: Field, known: readonly string[], unsupported: Readonly<Record<string, string>> = {}): Record<string, Field> | undefined {
+    if (!isMap(f.node)) {
+      this.error(f.at, f.path, `must be a mapping, got ${describe(f.node)}`);
+      return undefined;
+    }
+    const out: Record<string, Field> = {};
+    for (const pair of f.node.items) {
+      const keyNode = this.resolve(pair.key as Node | null);
+      const keyAt = this.posOf(keyNode?.range?.[0] ?? f.node.range?.[0] ?? 0);
+      if (!keyNode || !isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number')) {
+        this.error(keyAt, f.path, 'keys must be strings');
+        continue;
+      }
+      const key = String(keyNode.value);
+      const path = joinPath(f.path, key);
+      if (key in unsupported) {
+        this.error(keyAt, path, `not supported: ${unsupported[key]}`);
+        continue;
+      }
+      if (!known.includes(key)) {
+        this.error(keyAt, path, `unknown field '${key}'`);
+        continue;
+      }
+      const value = this.resolve(pair.value as Node | null, path);
+      if (this.isNull(value)) continue;
+      out[key] = this.field(value as Node, path, value?.range ? this.posOf(value.range[0]) : keyAt);
+    }
+    return out;
+  }
+
+  /** Reads a mapping with arbitrary keys (labels, port maps): each entry with its key's position. */
+  entries(f: Field): { key: string; keyAt: SourcePosition; value: Field }[] | undefined {
+    if (!isMap(f.node)) {
+      this.error(f.at, f.path, `must be a mapping, got ${describe(f.node)}`);
+      return undefined;
+    }
+    const out: { key: string; keyAt: SourcePosition; value: Field }[] = [];
+    for (const pair of f.node.items) {
+      const keyNode = this.resolve(pair.key as Node | null);
+      const keyAt = this.posOf(keyNode?.range?.[0] ?? f.node.range?.[0] ?? 0);
+      if (!keyNode || !isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number')) {
+        this.error(keyAt, f.path, 'keys must be strings');
+        continue;
+      }
+      const key = String(keyNode.value);
+      const path = joinPath(f.path, key);
+      const value = this.resolve(pair.value as Node | null, path) ?? keyNode;
+      out.push({ key, keyAt, value: this.field(value, path, value === keyNode ? keyAt : this.posOf(value.range?.[0] ?? 0)) });
+    }
+    return out;
+  }
+
+  /** Reads a list; null items are reported. */
+  list(f: Field): Field[] | undefined {
+    if (!isSeq(f.node)) {
+      this.error(f.at, f.path, `must be a list, got ${describe(f.node)}`);
+      return undefined;
+    }
+    const out: Field[] = [];
+    f.node.items.forEach((item, i) => {
+      const path = `${f.path}[${i}]`;
+      const node = this.resolve(item as Node | null, path);
+      const at = this.posOf(node?.range?.[0] ?? f.node.range?.[0] ?? 0);
+      if (this.isNull(node)) {
+        this.error(at, path, 'must not be null');
+        return;
+      }
+      out.push(this.field(node as Node, path, at));
+    });
+    return out;
+  }
+
+  /** Reads a string (no implicit conversion: `8080` and `true` are not strings). */
+  str(f: Field, hint = ''): string | undefined {
+    if (isScalar(f.node) && typeof f.node.value === 'string') return f.node.value;
+    this.error(f.at, f.path, `must be a string, got ${describe(f.node)}${hint}`);
+    return undefined;
+  }
+
+  /** Reads a non-empty string. */
+  nonEmptyStr(f: Field): string | undefined {
+    const s = this.str(f);
+    if (s === '') {
+      this.error(f.at, f.path, 'must not be empty');
+      return undefined;
+    }
+    return s;
+  }
+
+  /** Reads an integer. */
+  int(f: Field): number | undefined {
+    if (isScalar(f.node) && typeof f.node.value === 'number' && Number.isInteger(f.node.value)) return f.node.value;
+    this.error(
+      f.at,
+      f.path,
+      `must be an integer, got ${isScalar(f.node) && typeof f.node.value === 'number' ? f.node.value : describe(f.node)}`,
+    );
+    return undefined;
+  }
+
+  /** Reads a number. */
+  num(f: Field): number | undefined {
+    if (isScalar(f.node) && typeof f.node.value === 'number') return f.node.value;
+    this.error(f.at, f.path, `must be a number, got ${describe(f.node)}`);
+    return undefined;
+  }
+
+  /** Reads a boolean (`true`/`false` only, as in YAML 1.2). */
+  bool(f: Field): boolean | undefined {
+    if (isScalar(f.node) && typeof f.node.value === 'boolean') return f.node.value;
+    this.error(f.at, f.path, `must be a boolean, got ${describe(f.node)}`);
+    return undefined;
+  }
+
+  /** Reads a list of strings; bad items are reported and left out. */
+  strList(f: Field, hint = ''): StringAt[] {
+    const items = this.list(f) ?? [];
+    const out: StringAt[] = [];
+    for (const item of items) {
+      const value = this.str(item, hint);
+      if (value !== undefined) out.push({ value, field: item });
+    }
+    return out;
+  }
+}
