@@ -122,6 +122,23 @@ describe('createFileConfigSource', () => {
     assert.equal(log.lines.filter((l) => l.msg === 'config accepted').length, 2, 'initial load and one reload');
   });
 
+  it('reloads within the hard cap while changes keep coming', async () => {
+    const file = join(dir, 'mesh.yaml');
+    await writeFile(file, sa('a'));
+    source = createFileConfigSource({ paths: [dir], log, debounceMs: 100, maxDelayMs: 150 });
+    await source.ready();
+    const deliveries: MeshModel[] = [];
+    source.subscribe((m) => deliveries.push(m));
+    // Changes every 20 ms never leave a 100 ms quiet period: only the cap can trigger a reload.
+    const started = Date.now();
+    let n = 0;
+    while (deliveries.length < 2 && Date.now() - started < 3000) {
+      await replace(file, sa(`s${n++}`));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(deliveries.length, 2, 'a model was delivered during the burst');
+  });
+
   it('reports the first load when it is invalid, then delivers once fixed', async () => {
     const file = join(dir, 'mesh.yaml');
     await writeFile(file, 'kind: Nope\n');
