@@ -13,7 +13,7 @@ import type { IssuancePolicy, Issuer } from './authority.js';
 import { generateKeyPair } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { createRootCa, loadPluginCa, loadSigningCa } from './material.js';
-import { createDirStore, createMemoryStore, readIssued, readState, rootFiles } from './state-store.js';
+import { createDirStore, createMemoryStore, ISSUED_FILE, readIssued, readState, rootFiles, writeFileAtomic } from './state-store.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
 import { caError } from './types.js';
 import type { CaError, CertificateAuthority } from './types.js';
@@ -136,7 +136,12 @@ function loadState(dir: string, log: Logger): Result<Loaded, CaError> {
   if (!state.ok) return state;
   const issued = readIssued(dir);
   if (!issued.ok) return issued;
-  if (issued.value.tornTail) log.warn('issuance journal had a torn last line; ignored', { dir });
+  if (issued.value.tornTail) {
+    // Drop the fragment now, or the next append would glue a record onto it.
+    log.warn('issuance journal had a torn last line; dropped', { dir });
+    const w = writeFileAtomic(join(dir, ISSUED_FILE), issued.value.records.map((r) => JSON.stringify(r) + '\n').join(''));
+    if (!w.ok) return w;
+  }
   return ok({ state: state.value, issued: issued.value.records });
 }
 

@@ -50,7 +50,7 @@ export async function parseCsr(pem: string): Promise<Result<ParsedCsr, CaError>>
   }
   const desc = describeKey(publicKey);
   if (!desc.ok) return bad(`csr key rejected: ${desc.error}`);
-  let verified = false;
+  let verified: boolean;
   try {
     verified = await csr.verify();
   } catch (e) {

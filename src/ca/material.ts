@@ -14,6 +14,7 @@ import type { CaError, CertificateSummary } from './types.js';
 import {
   authorityKeyIdentifier,
   basicConstraints,
+  basicConstraintsCa,
   buildCertificate,
   keyIdentifier,
   keyUsage,
@@ -85,7 +86,7 @@ export function parseCertificates(pem: string, file: string): Result<ParsedCerti
 
 /** Checks that a certificate may act as a CA now: basicConstraints CA true, keyCertSign, within its validity. */
 export function checkCaCertificate(c: ParsedCertificate, file: string, now: number): Result<void, CaError> {
-  if (!c.x509.ca)
+  if (!basicConstraintsCa(c.info))
     return err(caError('bad-material', `${file}: certificate '${c.summary.subject}' is not a CA (basicConstraints CA is not true)`, file));
   const ku = keyUsageBits(c.info);
   if (ku && !ku.has(KeyUsage.keyCertSign)) {

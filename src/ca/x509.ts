@@ -251,3 +251,12 @@ export function subjectKeyIdOf(info: CertificateInfo): Buffer {
   if (ext) return content(ext.value, readTlv(ext.value));
   return keyIdentifier(info.spki);
 }
+
+/** Whether a certificate's basicConstraints says CA=true (node's X509Certificate.ca also folds in keyUsage). */
+export function basicConstraintsCa(info: CertificateInfo): boolean {
+  const ext = info.extensions.get(OID.basicConstraints);
+  if (!ext) return false;
+  const seq = readTlv(ext.value);
+  const first = children(ext.value, seq)[0];
+  return first !== undefined && first.tag === Tag.boolean && ext.value[first.contentStart] !== 0;
+}
