@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerCaCommands } from './ca-commands.js';
+import { registerServeCommand } from './serve-command.js';
+
+const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
+registerServeCommand(program);
+registerCaCommands(program);
+try {
+  await program.parseAsync();
+} catch (e) {
+  console.error(`meshpilot: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(2);
+}

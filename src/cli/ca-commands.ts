@@ -1,0 +1,173 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { systemClock } from '../lib/index.js';
+import type { Clock } from '../lib/index.js';
+import { createLogger } from '../observability/index.js';
+import type { Logger } from '../observability/index.js';
+import { parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
+import type { SpiffeId, TrustDomain } from '../identity/index.js';
+import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
+import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
+import type { Result } from '../lib/index.js';
+
+/** What the CA commands need from outside: injected so tests run them in-process. */
+export interface CaCommandDeps {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Where normal output goes (default: stdout). */
+  readonly write?: (text: string) => void;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses a duration like `90s`, `1h`, `1h30m` or `7d` to milliseconds; undefined when malformed. */
+export function parseDuration(s: string): number | undefined {
+  if (!/^(\d+(ms|s|m|h|d))+$/.test(s)) return undefined;
+  let total = 0;
+  for (const m of s.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNITS[m[2]!]!;
+  return total;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const describeCert = (c: CertificateSummary) =>
+  `  subject: ${c.subject}\n  serial: ${c.serialHex}\n  valid: ${iso(c.notBefore)} .. ${iso(c.notAfter)}\n  sha256: ${c.fingerprint256}\n`;
+
+function formatStatus(s: CaStatus): string {
+  let out = `trust domain: ${s.trustDomain}\nmode: ${s.mode}\nroot rotation: ${s.rotation}\n`;
+  out += `signing CA: ${s.signingCa.subject}\n`;
+  for (const [i, r] of s.roots.entries()) out += `root ${i + 1}:\n${describeCert(r)}`;
+  for (const [i, c] of s.intermediates.entries()) out += `intermediate ${i + 1}:\n${describeCert(c)}`;
+  out += `outstanding SVIDs: ${Object.entries(s.outstanding)
+    .map(([k, v]) => `${v} (${k})`)
+    .join(', ')}\n`;
+  out += `revoked serials:${s.revoked.length === 0 ? ' none' : ''}\n`;
+  for (const r of s.revoked) out += `  ${r.serialHex} ${r.spiffeId} revoked ${iso(r.revokedAt)}\n`;
+  for (const r of s.roots) out += r.pem;
+  for (const c of s.intermediates) out += c.pem;
+  return out;
+}
+
+/** Registers `meshpilot ca init|show|issue|revoke|rotate-root` on the program. */
+export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): Command {
+  const clock = deps.clock ?? systemClock;
+  const log = () => deps.log ?? createLogger({ level: 'warn' });
+  const write = deps.write ?? ((t: string) => void process.stdout.write(t));
+  const ca = program.command('ca').description('manage the mesh certificate authority');
+
+  // Every failure goes through commander's error(): message to stderr, non-zero exit (a throw under exitOverride).
+  const unwrapOr = <T>(cmd: Command, r: Result<T, CaError>): T => {
+    if (r.ok) return r.value;
+    return cmd.error(`error: ${r.error.message}`, { exitCode: 1, code: `meshpilot.ca.${r.error.kind}` });
+  };
+  const withCa = <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => T): T => {
+    const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+    try {
+      return f(a);
+    } finally {
+      a.close();
+    }
+  };
+
+  ca.command('init')
+    .description('create the CA state: a self-signed root, or a plug-in CA from Istio-style files')
+    .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
+    .option('--trust-domain <td>', 'mesh trust domain (default cluster.local)')
+    .option('--plugin-dir <dir>', 'directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem')
+    .action(function (this: Command, o: { stateDir: string; trustDomain?: string; pluginDir?: string }) {
+      let trustDomain: TrustDomain | undefined;
+      if (o.trustDomain !== undefined) {
+        const td = parseTrustDomain(o.trustDomain);
+        if (!td.ok) this.error(`error: --trust-domain: ${td.error.message}`, { exitCode: 1 });
+        else trustDomain = td.value;
+      }
+      const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}) };
+      const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
+      const s = a.status();
+      a.close();
+      write(
+        `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
+      );
+    });
+
+  ca.command('show')
+    .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--crl', 'also print the current CRL(s) as PEM')
+    .action(function (this: Command, o: { stateDir: string; crl?: boolean }) {
+      withCa(this, o.stateDir, (a) => {
+        let out = formatStatus(a.status());
+        if (o.crl) for (const c of a.crl()) out += c.pem;
+        write(out);
+      });
+    });
+
+  ca.command('issue')
+    .description('issue an SVID and key into OUT/key.pem, OUT/cert-chain.pem and OUT/root-cert.pem')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--namespace <ns>', 'workload namespace')
+    .option('--service-account <sa>', 'workload service account')
+    .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--ttl <duration>', 'certificate lifetime, e.g. 1h, 30m, 7d (default: the CA default, 24h)')
+    .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
+    .action(function (
+      this: Command,
+      o: { stateDir: string; namespace?: string; serviceAccount?: string; spiffeId?: string; out: string; ttl?: string; key: KeyKind },
+    ) {
+      let ttlMs: number | undefined;
+      if (o.ttl !== undefined) {
+        ttlMs = parseDuration(o.ttl);
+        if (ttlMs === undefined) this.error(`error: --ttl: '${o.ttl}' is not a duration (e.g. 30m, 1h, 7d)`, { exitCode: 1 });
+      }
+      withCa(this, o.stateDir, (a) => {
+        let id: SpiffeId;
+        if (o.spiffeId !== undefined) {
+          const r = parseSpiffeId(o.spiffeId);
+          if (!r.ok) return this.error(`error: --spiffe-id: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        } else {
+          if (o.namespace === undefined || o.serviceAccount === undefined) {
+            return this.error('error: give --namespace and --service-account, or --spiffe-id', { exitCode: 1 });
+          }
+          const r = workloadId(a.trustDomain, o.namespace, o.serviceAccount);
+          if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        }
+        const keys = generateKeyPair(o.key);
+        const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+        mkdirSync(o.out, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        writeFileSync(join(o.out, 'cert-chain.pem'), svid.chainPem.join(''));
+        writeFileSync(join(o.out, 'root-cert.pem'), a.trustBundle().pem);
+        write(
+          `issued ${id}\nserial: ${svid.serialHex}\nvalid: ${iso(svid.notBefore)} .. ${iso(svid.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
+        );
+      });
+    });
+
+  ca.command('revoke')
+    .description('revoke an issued certificate by serial (hex)')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
+    .action(function (this: Command, o: { stateDir: string; serial: string }) {
+      withCa(this, o.stateDir, (a) => {
+        const r = unwrapOr(this, a.revoke(o.serial));
+        write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
+      });
+    });
+
+  ca.command('rotate-root')
+    .description('move a root rotation forward: prepare (new root trusted), activate (new root signs), retire (old root dropped)')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .addOption(new Option('--phase <phase>', 'rotation phase').choices(['prepare', 'activate', 'retire']).makeOptionMandatory())
+    .option('--force', 'retire even though SVIDs signed by the old root are still valid (they stop verifying)')
+    .action(function (this: Command, o: { stateDir: string; phase: 'prepare' | 'activate' | 'retire'; force?: boolean }) {
+      withCa(this, o.stateDir, (a) => {
+        const s = unwrapOr(this, a.rotateRoot(o.phase, { force: o.force === true }));
+        write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
+      });
+    });
+
+  return ca;
+}
