@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createGrpcServer, createXdsServer, listen, shutdown, type ProxyInfo, type XdsServer } from '../../src/xds/index.js';
 import { createSnapshotCache, type SnapshotCache } from '../../src/snapshot/index.js';
-import { createLogger, createRecordingLogger, type Logger, type RecordedLine } from '../../src/observability/index.js';
+import { createLogger, createRecordingLogger, teeLogger, type Logger, type RecordedLine } from '../../src/observability/index.js';
 import type { TypeUrl } from '../../src/proto/index.js';
 import { eventually } from '../harness/index.js';
 
@@ -37,7 +37,7 @@ export interface TestControlPlane {
 export async function startTestControlPlane(opts: { echoLogs?: boolean } = {}): Promise<TestControlPlane> {
   const recorder = createRecordingLogger();
   const real = opts.echoLogs || process.env.E2E_CP_LOGS ? createLogger({ level: 'debug' }) : undefined;
-  const log: Logger = real ? tee(recorder, real) : recorder;
+  const log: Logger = real ? teeLogger(recorder, real) : recorder;
   const events: XdsEvent[] = [];
   const cache = createSnapshotCache({ log });
   const xds = createXdsServer({
@@ -80,14 +80,4 @@ export async function startTestControlPlane(opts: { echoLogs?: boolean } = {}): 
       await shutdown(server, 1_000);
     },
   };
-}
-
-function tee(a: Logger, b: Logger): Logger {
-  const both =
-    (k: 'debug' | 'info' | 'warn' | 'error') =>
-    (msg: string, fields?: Record<string, unknown>): void => {
-      a[k](msg, fields);
-      b[k](msg, fields);
-    };
-  return { debug: both('debug'), info: both('info'), warn: both('warn'), error: both('error'), child: (f) => tee(a.child(f), b.child(f)) };
 }

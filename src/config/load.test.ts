@@ -41,7 +41,7 @@ describe('photo-app example', () => {
       [{ namespace: 'photo-ns', name: 'photo-backend' }],
     );
     assert.deepEqual(model.service('datastore-ns', 'datastore')?.ports, [
-      { name: 'http', port: 8080, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' },
+      { name: 'http', port: 9080, targetPort: 8080, protocol: 'TCP', appProtocol: 'http' },
     ]);
   });
 

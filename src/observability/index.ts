@@ -1,2 +1,2 @@
-export { createLogger, createRecordingLogger, silentLogger } from './logger.js';
+export { createLogger, createRecordingLogger, silentLogger, teeLogger } from './logger.js';
 export type { Logger, LogFields, RecordedLine } from './logger.js';

@@ -63,3 +63,20 @@ export const silentLogger: Logger = {
   error: () => {},
   child: () => silentLogger,
 };
+
+/** A logger that writes every line to both loggers (e.g. a recorder for assertions and the real log). */
+export function teeLogger(a: Logger, b: Logger): Logger {
+  const both =
+    (k: 'debug' | 'info' | 'warn' | 'error') =>
+    (msg: string, fields?: LogFields): void => {
+      a[k](msg, fields);
+      b[k](msg, fields);
+    };
+  return {
+    debug: both('debug'),
+    info: both('info'),
+    warn: both('warn'),
+    error: both('error'),
+    child: (f) => teeLogger(a.child(f), b.child(f)),
+  };
+}

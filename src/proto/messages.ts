@@ -23,3 +23,9 @@ export { SecretDiscoveryServiceClient } from '../../generated/envoy/service/secr
 export { ListenerDiscoveryServiceClient } from '../../generated/envoy/service/listener/v3/lds.js';
 export { ClusterDiscoveryServiceClient } from '../../generated/envoy/service/cluster/v3/cds.js';
 export { ApiVersion } from '../../generated/envoy/config/core/v3/config_source.js';
+export { HttpConnectionManager_ForwardClientCertDetails } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+export { SubjectAltNameMatcher_SanType } from '../../generated/envoy/extensions/transport_sockets/tls/v3/common.js';
+export { TlsInspector } from '../../generated/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+export { RBAC as HttpRbac } from '../../generated/envoy/extensions/filters/http/rbac/v3/rbac.js';
+export { RBAC as NetworkRbac } from '../../generated/envoy/extensions/filters/network/rbac/v3/rbac.js';
+export { JwtAuthentication } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/config.js';

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { AggregatedDiscoveryServiceClient, ClusterDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
+import {
+  AggregatedDiscoveryServiceClient,
+  ClusterDiscoveryServiceClient,
+  DiscoveryRequest,
+  DiscoveryResponse,
+  TypeUrl,
+} from '../proto/index.js';
 import { createRecordingLogger } from '../observability/index.js';
 import { createSnapshot, createSnapshotCache } from '../snapshot/index.js';
 import { testCluster } from '../snapshot/test-resources.js';
@@ -104,7 +110,10 @@ describe('xDS server over gRPC', () => {
     assert.equal(got.got[0]!.typeUrl, TypeUrl.Cluster);
     // A listener request on the cluster service is not served there.
     s.write(DiscoveryRequest.fromPartial({ typeUrl: TypeUrl.Listener }));
-    await got.until(() => log.lines.some((l) => l.msg === 'unknown type url ignored' && l.fields.typeUrl === TypeUrl.Listener), 'the log line');
+    await got.until(
+      () => log.lines.some((l) => l.msg === 'unknown type url ignored' && l.fields.typeUrl === TypeUrl.Listener),
+      'the log line',
+    );
     assert.equal(got.got.length, 1);
     s.end();
   });

@@ -64,6 +64,7 @@ export function createXdsServer(deps: {
     const finish = (reason: string, status?: { code: grpc.status; details: string }) => {
       if (ended) return;
       ended = true;
+      log.info('proxy disconnected', { node: proxy?.nodeId, reason });
       unwatch?.();
       open.delete(streamId);
       if (proxy) hooks.onDisconnect?.(proxy, reason);
@@ -117,18 +118,9 @@ export function createXdsServer(deps: {
       finish(e.message, { code: grpc.status[e.code], details: e.message });
     };
 
-    call.on('end', () => {
-      log.info('proxy disconnected', { node: proxy?.nodeId, reason: 'client closed the stream' });
-      finish('client closed the stream');
-    });
-    call.on('cancelled', () => {
-      log.info('proxy disconnected', { node: proxy?.nodeId, reason: 'cancelled' });
-      finish('cancelled');
-    });
-    call.on('error', (e: Error) => {
-      log.warn('proxy disconnected', { node: proxy?.nodeId, reason: e.message });
-      finish(e.message);
-    });
+    call.on('end', () => finish('client closed the stream'));
+    call.on('cancelled', () => finish('cancelled'));
+    call.on('error', (e: Error) => finish(e.message));
   }
 
   return {

@@ -1,0 +1,48 @@
+// The photo app of the Istio Auth design (DESIGN.md scenario 1), as tests use it.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { TestWorkload } from './mesh.js';
+
+/** The three workloads of the photo app and their loopback addresses (examples/photo-app/mesh.yaml). */
+export const frontend: TestWorkload = { name: 'photo-frontend', namespace: 'photo-ns', address: '127.0.0.11' };
+export const backend: TestWorkload = { name: 'photo-backend', namespace: 'photo-ns', address: '127.0.0.12' };
+export const datastore: TestWorkload = { name: 'datastore', namespace: 'datastore-ns', address: '127.0.0.13' };
+
+/** The port every photo-app app listens on (the Services' targetPort); sidecars take 9080. */
+export const APP_PORT = 8080;
+export const SERVICE_PORT = 9080;
+
+/** Host headers that name each service. */
+export const backendHost = `photo-backend.photo-ns.svc.cluster.local:${SERVICE_PORT}`;
+export const datastoreHost = `datastore.datastore-ns.svc.cluster.local:${SERVICE_PORT}`;
+
+/** SPIFFE IDs of the three service accounts. */
+export const ids = {
+  frontend: 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend',
+  backend: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend',
+  datastore: 'spiffe://cluster.local/ns/datastore-ns/sa/datastore',
+};
+
+const root = new URL('../../../', import.meta.url);
+
+/** The example mesh config text, with `edit` applied (e.g. a short cert TTL). */
+export function photoAppConfig(edit: (yaml: string) => string = (y) => y): string {
+  return edit(readFileSync(fileURLToPath(new URL('examples/photo-app/mesh.yaml', root)), 'utf8'));
+}
+
+/** The example policy text. */
+export function photoAppPolicy(): string {
+  return readFileSync(fileURLToPath(new URL('examples/photo-app/policy.yaml', root)), 'utf8');
+}
+
+/** The caller's URI from an `x-forwarded-client-cert` header (`By=...;Hash=...;URI=...`). */
+export function xfccUri(headers: Record<string, unknown> | undefined): string | undefined {
+  const xfcc = String(headers?.['x-forwarded-client-cert'] ?? '');
+  return /(?:^|;)URI=([^;,]+)/.exec(xfcc)?.[1];
+}
+
+/** The client certificate hash from an `x-forwarded-client-cert` header. */
+export function xfccHash(headers: Record<string, unknown> | undefined): string | undefined {
+  const xfcc = String(headers?.['x-forwarded-client-cert'] ?? '');
+  return /(?:^|;)Hash=([^;,]+)/.exec(xfcc)?.[1];
+}

@@ -1,0 +1,51 @@
+// Istio's names for what meshpilot generates (DESIGN.md "Names"), in one place.
+import type { Service } from '../model/index.js';
+
+/** Secret names served over SDS: the proxy's own SVID and key, and the validation context. */
+export const SDS_DEFAULT = 'default';
+export const SDS_ROOTCA = 'ROOTCA';
+
+/** The port of the outbound HTTP listener on each workload's address (Istio's outbound capture port). */
+export const OUTBOUND_HTTP_PORT = 15001;
+export const OUTBOUND_HTTP_LISTENER = 'outbound_http';
+export const OUTBOUND_HTTP_ROUTE = 'outbound_http';
+
+/** `<service>.<namespace>.svc.<domain>` */
+export const serviceHost = (s: Pick<Service, 'name' | 'namespace'>, domainSuffix: string): string =>
+  `${s.name}.${s.namespace}.svc.${domainSuffix}`;
+
+/** `outbound|<port>||<host>`: the cluster a client sidecar uses to reach a service port. */
+export const outboundCluster = (port: number, host: string): string => `outbound|${port}||${host}`;
+
+/** `inbound|<port>||`: the cluster a sidecar uses to reach its local app on the workload port. */
+export const inboundCluster = (workloadPort: number): string => `inbound|${workloadPort}||`;
+
+/** The inbound listener of one service port on a workload's address. */
+export const inboundListener = (port: number): string => `inbound|${port}`;
+
+/** The outbound listener of one TCP service port. */
+export const outboundTcpListener = (port: number, host: string): string => `outbound_tcp|${port}||${host}`;
+
+/** Istio's SNI for a service port: `outbound_.<port>_._.<host>`. */
+export const outboundSni = (port: number, host: string): string => `outbound_.${port}_._.${host}`;
+
+/** The Envoy node id of a sidecar: `sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.<domain>`. */
+export const sidecarNodeId = (ip: string, workload: string, namespace: string, domainSuffix: string): string =>
+  `sidecar~${ip}~${workload}.${namespace}~${namespace}.svc.${domainSuffix}`;
+
+/** What a node id names: the workload and namespace, and the IP it claims. The claim grants nothing by itself. */
+export interface NodeClaim {
+  readonly ip: string;
+  readonly workload: string;
+  readonly namespace: string;
+}
+
+/** Parses a sidecar node id; undefined when it does not have Istio's shape. */
+export function parseNodeId(nodeId: string): NodeClaim | undefined {
+  const parts = nodeId.split('~');
+  if (parts.length !== 4 || parts[0] !== 'sidecar') return undefined;
+  const [, ip, podDotNs] = parts as [string, string, string, string];
+  const dot = podDotNs.lastIndexOf('.');
+  if (dot <= 0 || dot === podDotNs.length - 1) return undefined;
+  return { ip, workload: podDotNs.slice(0, dot), namespace: podDotNs.slice(dot + 1) };
+}

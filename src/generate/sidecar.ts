@@ -1,0 +1,377 @@
+// Generates the complete xDS config of one sidecar: inbound listeners that require a
+// mesh client certificate and forward to the local app, outbound listeners, clusters
+// that check the server's SPIFFE ID (secure naming), endpoints, and the two SDS secrets.
+import { workloadId, type TrustDomain } from '../identity/index.js';
+import {
+  applicationProtocol,
+  workloadPortFor,
+  type MeshModel,
+  type Service,
+  type ServicePort,
+  type WorkloadEntry,
+} from '../model/index.js';
+import {
+  ApiVersion,
+  type Any,
+  Cluster,
+  Cluster_DiscoveryType,
+  ClusterLoadAssignment,
+  DownstreamTlsContext,
+  HttpConnectionManager,
+  HttpConnectionManager_ForwardClientCertDetails,
+  Listener,
+  packAny,
+  RouteConfiguration,
+  Router,
+  Secret,
+  SubjectAltNameMatcher_SanType,
+  TcpProxy,
+  TypeUrl,
+  UpstreamTlsContext,
+} from '../proto/index.js';
+import { encodedResource, type EncodedResource } from '../snapshot/index.js';
+import {
+  inboundCluster,
+  inboundListener,
+  OUTBOUND_HTTP_LISTENER,
+  OUTBOUND_HTTP_PORT,
+  OUTBOUND_HTTP_ROUTE,
+  outboundCluster,
+  outboundSni,
+  outboundTcpListener,
+  SDS_DEFAULT,
+  SDS_ROOTCA,
+  serviceHost,
+} from './names.js';
+
+/** A workload's current certificate chain (leaf first) and private key, PEM. */
+export interface WorkloadSvid {
+  readonly chainPem: string;
+  readonly keyPem: string;
+}
+
+/** Filters a policy compiler adds to a workload's inbound side (empty when no policy applies). */
+export interface InboundPolicy {
+  /** HTTP filters placed before the router, in order (e.g. jwt_authn, RBAC). */
+  readonly httpFilters: readonly { readonly name: string; readonly typedConfig: Any }[];
+  /** Network filters placed before tcp_proxy on TCP ports (e.g. network RBAC). */
+  readonly networkFilters: readonly { readonly name: string; readonly typedConfig: Any }[];
+}
+
+/** Everything one push round needs, shared by every proxy built in that round. */
+export interface PushContext {
+  readonly model: MeshModel;
+  readonly trustDomain: TrustDomain;
+  /** The trust bundle (all roots), PEM. */
+  readonly trustBundlePem: string;
+  /** Every current CRL, PEM, concatenated; empty when there is none. */
+  readonly crlPem: string;
+  /** The workload's SVID; undefined until it has been issued. */
+  svidFor(workload: WorkloadEntry): WorkloadSvid | undefined;
+  /** The inbound policy of a workload port. */
+  inboundPolicy(workload: WorkloadEntry, port: ServicePort, protocol: 'http' | 'tcp'): InboundPolicy;
+  /** Resources identical for every proxy are built once per round and shared through this memo. */
+  readonly memo: Map<string, EncodedResource>;
+}
+
+const noPolicy: InboundPolicy = { httpFilters: [], networkFilters: [] };
+/** The inbound policy when none applies. */
+export const NO_POLICY = noPolicy;
+
+const ads = { ads: {}, resourceApiVersion: ApiVersion.V3 };
+const sds = (name: string) => ({ name, sdsConfig: ads });
+const addr = (host: string, port: number) => ({ socketAddress: { address: host, portValue: port } });
+const routerFilter = () => ({
+  name: 'envoy.filters.http.router',
+  typedConfig: packAny('envoy.extensions.filters.http.router.v3.Router', Router, {}),
+});
+
+function memo(ctx: PushContext, key: string, build: () => EncodedResource): EncodedResource {
+  let r = ctx.memo.get(key);
+  if (!r) ctx.memo.set(key, (r = build()));
+  return r;
+}
+
+/** Whether a service port carries HTTP (routed by Host) or opaque TCP; unknown protocols are treated as HTTP, as Istio's sniffing would. */
+export function portKind(port: ServicePort): 'http' | 'tcp' {
+  const p = applicationProtocol(port);
+  return p === 'tcp' || p === 'tls' || p === 'mongo' || p === 'mysql' || p === 'redis' ? 'tcp' : 'http';
+}
+
+/** Builds every resource of one sidecar's snapshot. */
+export function generateSidecar(workload: WorkloadEntry, ctx: PushContext): EncodedResource[] {
+  const out: EncodedResource[] = [];
+  const svid = ctx.svidFor(workload);
+  if (svid) out.push(defaultSecret(svid));
+  out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
+
+  const inboundPorts = new Set<number>();
+  for (const service of ctx.model.servicesOf(workload)) {
+    for (const port of service.ports) {
+      if (inboundPorts.has(port.port)) continue; // two services on one port share the listener
+      inboundPorts.add(port.port);
+      const appPort = workloadPortFor(port, workload);
+      const kind = portKind(port);
+      out.push(inboundListenerFor(workload, port, appPort, kind, ctx.inboundPolicy(workload, port, kind)));
+      out.push(memo(ctx, `cds:${workload.address}:${appPort}`, () => staticCluster(inboundCluster(appPort), workload.address, appPort)));
+    }
+  }
+
+  const domain = ctx.model.settings.domainSuffix;
+  const vhosts: VirtualHostSpec[] = [];
+  const seenDomains = new Set<string>();
+  for (const service of ctx.model.services) {
+    const backends = ctx.model.workloadsOf(service);
+    if (backends.length === 0) continue;
+    const host = serviceHost(service, domain);
+    for (const port of service.ports) {
+      const cluster = outboundCluster(port.port, host);
+      out.push(memo(ctx, `cds:${cluster}`, () => outboundClusterFor(ctx, service, port, host, backends)));
+      out.push(memo(ctx, `eds:${cluster}`, () => endpointsFor(cluster, port, backends)));
+      if (portKind(port) === 'tcp') {
+        // A TCP service port is reached on the client's own address at the service port.
+        if (!inboundPorts.has(port.port)) out.push(tcpOutboundListener(workload.address, port.port, host, cluster));
+        continue;
+      }
+      const domains = hostDomains(service, port, workload.namespace, domain).filter((d) => !seenDomains.has(d));
+      domains.forEach((d) => seenDomains.add(d));
+      vhosts.push({ name: `${host}:${port.port}`, domains, cluster });
+    }
+  }
+  out.push(memo(ctx, `rds:${workload.namespace}`, () => outboundRoutes(vhosts)));
+  out.push(outboundHttpListener(workload.address));
+  return out;
+}
+
+interface VirtualHostSpec {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly cluster: string;
+}
+
+/** The Host values that reach a service port, as Istio accepts them: FQDN, `name.ns`, and the short name from the same namespace, each with and without the port. */
+function hostDomains(service: Service, port: ServicePort, clientNamespace: string, domain: string): string[] {
+  const names = [serviceHost(service, domain), `${service.name}.${service.namespace}.svc`, `${service.name}.${service.namespace}`];
+  if (service.namespace === clientNamespace) names.push(service.name);
+  return names.flatMap((n) => [`${n}:${port.port}`, n]);
+}
+
+function defaultSecret(svid: WorkloadSvid): EncodedResource {
+  const msg = Secret.fromPartial({
+    name: SDS_DEFAULT,
+    tlsCertificate: { certificateChain: { inlineString: svid.chainPem }, privateKey: { inlineString: svid.keyPem } },
+  });
+  return encodedResource(TypeUrl.Secret, SDS_DEFAULT, Secret, msg);
+}
+
+function rootCaSecret(bundlePem: string, crlPem: string): EncodedResource {
+  const msg = Secret.fromPartial({
+    name: SDS_ROOTCA,
+    validationContext: {
+      trustedCa: { inlineString: bundlePem },
+      // Our CRL covers the certificates our CA issued: the leaves. A plug-in root's CRL for
+      // the intermediate is not ours to publish, so only the leaf is checked.
+      ...(crlPem ? { crl: { inlineString: crlPem }, onlyVerifyLeafCertCrl: true } : {}),
+    },
+  });
+  return encodedResource(TypeUrl.Secret, SDS_ROOTCA, Secret, msg);
+}
+
+function staticCluster(name: string, host: string, port: number): EncodedResource {
+  const msg = Cluster.fromPartial({
+    name,
+    type: Cluster_DiscoveryType.STATIC,
+    connectTimeout: { seconds: 1, nanos: 0 },
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: addr(host, port) } }] }] },
+  });
+  return encodedResource(TypeUrl.Cluster, name, Cluster, msg);
+}
+
+/** The SPIFFE IDs a server of this service may present: one per service account its workloads run as (secure naming). */
+export function allowedServerIds(ctx: Pick<PushContext, 'model' | 'trustDomain'>, service: Service): string[] {
+  return ctx.model.serviceAccountsOf(service).flatMap((sa) => {
+    const id = workloadId(ctx.trustDomain, sa.namespace, sa.name);
+    return id.ok ? [id.value] : [];
+  });
+}
+
+function upstreamTls(ctx: PushContext, service: Service, port: ServicePort, host: string) {
+  const sans = allowedServerIds(ctx, service).map((id) => ({ sanType: SubjectAltNameMatcher_SanType.URI, matcher: { exact: id } }));
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', UpstreamTlsContext, {
+      sni: outboundSni(port.port, host),
+      commonTlsContext: {
+        tlsCertificateSdsSecretConfigs: [sds(SDS_DEFAULT)],
+        combinedValidationContext: {
+          defaultValidationContext: { matchTypedSubjectAltNames: sans },
+          validationContextSdsSecretConfig: sds(SDS_ROOTCA),
+        },
+      },
+    }),
+  };
+}
+
+const TLS_MATCH_KEY = 'envoy.transport_socket_match';
+
+function outboundClusterFor(
+  ctx: PushContext,
+  service: Service,
+  port: ServicePort,
+  host: string,
+  backends: readonly WorkloadEntry[],
+): EncodedResource {
+  const name = outboundCluster(port.port, host);
+  const withSidecar = backends.filter((w) => w.sidecar).length;
+  const tls = upstreamTls(ctx, service, port, host);
+  const msg = Cluster.fromPartial({
+    name,
+    type: Cluster_DiscoveryType.EDS,
+    connectTimeout: { seconds: 1, nanos: 0 },
+    edsClusterConfig: { edsConfig: ads },
+  });
+  // Istio's auto mTLS: TLS toward endpoints that run a sidecar, plaintext toward the rest.
+  if (withSidecar === backends.length) msg.transportSocket = tls;
+  else if (withSidecar > 0) {
+    msg.transportSocketMatches = [
+      { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transportSocket: tls },
+      { name: 'tlsMode-disabled', match: {}, transportSocket: { name: 'envoy.transport_sockets.raw_buffer', typedConfig: rawBuffer() } },
+    ];
+  }
+  return encodedResource(TypeUrl.Cluster, name, Cluster, msg, [
+    { typeUrl: TypeUrl.ClusterLoadAssignment, name },
+    ...(withSidecar > 0 ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+  ]);
+}
+
+function rawBuffer(): Any {
+  return { typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer', value: Buffer.alloc(0) };
+}
+
+function endpointsFor(cluster: string, port: ServicePort, backends: readonly WorkloadEntry[]): EncodedResource {
+  const msg = ClusterLoadAssignment.fromPartial({
+    clusterName: cluster,
+    endpoints: [
+      {
+        lbEndpoints: backends.map((w) => ({
+          // A sidecar answers on the service port; a workload without one is reached at its own port.
+          endpoint: { address: addr(w.address, w.sidecar ? port.port : workloadPortFor(port, w)) },
+          metadata: { filterMetadata: { [TLS_MATCH_KEY]: { tlsMode: w.sidecar ? 'istio' : 'disabled' } } },
+        })),
+      },
+    ],
+  });
+  return encodedResource(TypeUrl.ClusterLoadAssignment, cluster, ClusterLoadAssignment, msg);
+}
+
+function downstreamTls() {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', DownstreamTlsContext, {
+      requireClientCertificate: true,
+      commonTlsContext: { tlsCertificateSdsSecretConfigs: [sds(SDS_DEFAULT)], validationContextSdsSecretConfig: sds(SDS_ROOTCA) },
+    }),
+  };
+}
+
+function inboundListenerFor(
+  workload: WorkloadEntry,
+  port: ServicePort,
+  appPort: number,
+  kind: 'http' | 'tcp',
+  policy: InboundPolicy,
+): EncodedResource {
+  const name = inboundListener(port.port);
+  const cluster = inboundCluster(appPort);
+  const filter =
+    kind === 'tcp'
+      ? [
+          ...policy.networkFilters,
+          {
+            name: 'envoy.filters.network.tcp_proxy',
+            typedConfig: packAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', TcpProxy, { statPrefix: name, cluster }),
+          },
+        ]
+      : [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typedConfig: packAny(
+              'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              HttpConnectionManager,
+              {
+                statPrefix: `inbound_${port.port}`,
+                routeConfig: {
+                  name,
+                  virtualHosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster } }] }],
+                },
+                // The app learns who called it: the caller's SPIFFE ID in x-forwarded-client-cert.
+                forwardClientCertDetails: HttpConnectionManager_ForwardClientCertDetails.SANITIZE_SET,
+                setCurrentClientCertDetails: { uri: true },
+                httpFilters: [...policy.httpFilters, routerFilter()],
+              },
+            ),
+          },
+        ];
+  const msg = Listener.fromPartial({
+    name,
+    address: addr(workload.address, port.port),
+    filterChains: [{ name: 'mtls', transportSocket: downstreamTls(), filters: filter }],
+  });
+  return encodedResource(TypeUrl.Listener, name, Listener, msg, [
+    { typeUrl: TypeUrl.Cluster, name: cluster },
+    { typeUrl: TypeUrl.Secret, name: SDS_DEFAULT },
+  ]);
+}
+
+function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResource {
+  const msg = RouteConfiguration.fromPartial({
+    name: OUTBOUND_HTTP_ROUTE,
+    virtualHosts: vhosts.map((v) => ({
+      name: v.name,
+      domains: [...v.domains],
+      routes: [{ match: { prefix: '/' }, route: { cluster: v.cluster } }],
+    })),
+  });
+  return encodedResource(
+    TypeUrl.RouteConfiguration,
+    OUTBOUND_HTTP_ROUTE,
+    RouteConfiguration,
+    msg,
+    vhosts.map((v) => ({ typeUrl: TypeUrl.Cluster, name: v.cluster })),
+  );
+}
+
+function outboundHttpListener(address: string): EncodedResource {
+  const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', HttpConnectionManager, {
+    statPrefix: OUTBOUND_HTTP_LISTENER,
+    rds: { routeConfigName: OUTBOUND_HTTP_ROUTE, configSource: ads },
+    httpFilters: [routerFilter()],
+  });
+  const msg = Listener.fromPartial({
+    name: OUTBOUND_HTTP_LISTENER,
+    address: addr(address, OUTBOUND_HTTP_PORT),
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] }],
+  });
+  return encodedResource(TypeUrl.Listener, OUTBOUND_HTTP_LISTENER, Listener, msg, [
+    { typeUrl: TypeUrl.RouteConfiguration, name: OUTBOUND_HTTP_ROUTE },
+  ]);
+}
+
+function tcpOutboundListener(address: string, port: number, host: string, cluster: string): EncodedResource {
+  const name = outboundTcpListener(port, host);
+  const msg = Listener.fromPartial({
+    name,
+    address: addr(address, port),
+    filterChains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.tcp_proxy',
+            typedConfig: packAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', TcpProxy, { statPrefix: name, cluster }),
+          },
+        ],
+      },
+    ],
+  });
+  return encodedResource(TypeUrl.Listener, name, Listener, msg, [{ typeUrl: TypeUrl.Cluster, name: cluster }]);
+}

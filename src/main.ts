@@ -1,0 +1,118 @@
+// Wiring only: read config, build the modules, start the servers. No logic lives here.
+import * as grpc from '@grpc/grpc-js';
+import { createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import { createFileConfigSource, type ConfigSource } from './config/index.js';
+import { parseTrustDomain } from './identity/index.js';
+import { formatDiagnostic, systemClock, type Clock } from './lib/index.js';
+import type { Logger } from './observability/index.js';
+import { createMeshSnapshots, type InboundPolicySource, type MeshSnapshots } from './push/index.js';
+import { createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
+import { createSnapshotCache, type SnapshotCache } from './snapshot/index.js';
+import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
+
+/** How to run meshpilot. */
+export interface MeshpilotOptions {
+  readonly configPaths: readonly string[];
+  /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
+  readonly stateDir?: string;
+  /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
+  readonly ephemeral?: boolean;
+  readonly xdsHost: string;
+  readonly xdsPort: number;
+  readonly log: Logger;
+  readonly hooks?: XdsHooks;
+  readonly policy?: InboundPolicySource;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+}
+
+/** A running control plane. */
+export interface RunningMeshpilot {
+  readonly xdsPort: number;
+  readonly ca: CertificateAuthority;
+  readonly config: ConfigSource;
+  readonly snapshots: MeshSnapshots;
+  readonly cache: SnapshotCache;
+  readonly svids: SvidStore;
+  readonly xds: XdsServer;
+  stop(): Promise<void>;
+}
+
+/** Starts meshpilot; rejects with a message naming the problem when the first config or the CA is unusable. */
+export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpilot> {
+  const clock = o.clock ?? systemClock;
+  const timers = o.timers ?? realTimers;
+  const log = o.log;
+  const config = createFileConfigSource({ paths: o.configPaths, log: log.child({ module: 'config' }) });
+  await config.ready();
+  const first = config.current();
+  if (!first) {
+    config.close();
+    const why = config.lastDiagnostics().map(formatDiagnostic).join('\n  ');
+    throw new Error(`the mesh config could not be loaded:\n  ${why}`);
+  }
+  const settings = first.settings;
+  const td = parseTrustDomain(settings.trustDomain);
+  if (!td.ok) throw new Error(`trust domain ${settings.trustDomain}: ${td.error.message}`);
+
+  const caOpts = {
+    trustDomain: td.value,
+    clock,
+    log: log.child({ module: 'ca' }),
+    maxTtlMs: settings.maxCertTtlMs,
+    defaultTtlMs: settings.certTtlMs,
+  };
+  const caResult = settings.caPluginDir
+    ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
+    : o.stateDir
+      ? createSelfSignedCa({ ...caOpts, stateDir: o.stateDir })
+      : o.ephemeral
+        ? { ok: true as const, value: createEphemeralCa(caOpts) }
+        : undefined;
+  if (!caResult) throw new Error('give --state-dir (the CA keeps its root there) or --ephemeral');
+  if (!caResult.ok) throw new Error(`the CA could not start: ${caResult.error.message}`);
+  const ca = caResult.value;
+
+  const svids = createSvidStore({
+    ca,
+    ttlMs: settings.certTtlMs,
+    renewal: { atFraction: settings.renewAtFraction, jitterFraction: settings.renewJitterFraction },
+    clock,
+    timers,
+    log: log.child({ module: 'svid' }),
+  });
+  const cache = createSnapshotCache({ log: log.child({ module: 'snapshot' }) });
+  const snapshots = createMeshSnapshots({ cache, ca, svids, policy: o.policy, log: log.child({ module: 'push' }), clock, timers });
+  const unsubscribe = config.subscribe((model) => snapshots.setModel(model));
+  const offRenewed = svids.onRenewed((key) => snapshots.rebuildWorkload(key));
+  const offCa = ca.onChange(() => snapshots.rebuildAll());
+  const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
+
+  const xds = createXdsServer({ snapshots, log: log.child({ module: 'xds' }), hooks: o.hooks });
+  const server = createGrpcServer();
+  xds.register(server);
+  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, grpc.ServerCredentials.createInsecure());
+  log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
+
+  return {
+    xdsPort,
+    ca,
+    config,
+    snapshots,
+    cache,
+    svids,
+    xds,
+    async stop() {
+      clearInterval(maintenance);
+      unsubscribe();
+      offRenewed();
+      offCa();
+      config.close();
+      snapshots.close();
+      xds.closeAll();
+      await shutdown(server, 2_000);
+      svids.close();
+      ca.close();
+    },
+  };
+}

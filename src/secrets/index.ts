@@ -1,0 +1,4 @@
+export { createSvidStore, realTimers } from './svid-store.js';
+export type { SvidStore, WorkloadCertificate, Timers } from './svid-store.js';
+export { renewalTime } from './renewal.js';
+export type { RenewalPolicy } from './renewal.js';
