@@ -1,0 +1,16 @@
+import type { EnvoyProcess } from '../harness/index.js';
+
+/** The serial numbers of the leaf certificates an Envoy holds now (from its /certs admin page). */
+export async function leafSerials(envoy: EnvoyProcess): Promise<string[]> {
+  const res = await envoy.admin('/certs');
+  const body = JSON.parse(res.body) as {
+    certificates?: { cert_chain?: { serial_number?: string; subject_alt_names?: { uri?: string }[] }[] }[];
+  };
+  const serials = new Set<string>();
+  for (const c of body.certificates ?? []) {
+    const leaf = c.cert_chain?.[0];
+    if (leaf?.serial_number && leaf.subject_alt_names?.some((s) => s.uri?.startsWith('spiffe://')))
+      serials.add(leaf.serial_number.toLowerCase());
+  }
+  return [...serials];
+}
