@@ -19,3 +19,4 @@ export type { KeyDescription, KeyKind, KeyPair } from './keys.js';
 export { MAX_CSR_BYTES, parseCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';
 export { PLUGIN_FILES } from './material.js';
+export { writeFileAtomic } from './state-store.js';
