@@ -17,9 +17,16 @@ export function result(r: Omit<BenchResult, 'ratio'>): BenchResult {
   return { ...r, ratio: r.baseline.value === 0 ? Number.NaN : r.value / r.baseline.value };
 }
 
-/** Prints results as a table and writes them to bench/out/results.json (merged by name). */
+/** Prints results as a table and writes them to bench/out/results.json (replacing it: run.ts reports every bench at once). */
 export function report(results: readonly BenchResult[], outFile = 'bench/out/results.json'): void {
-  const rows = results.map((r) => [r.name, fmt(r.value), r.unit, `${r.baseline.name} = ${fmt(r.baseline.value)}`, r.ratio.toFixed(3), r.target ?? '']);
+  const rows = results.map((r) => [
+    r.name,
+    fmt(r.value),
+    r.unit,
+    `${r.baseline.name} = ${fmt(r.baseline.value)}`,
+    r.ratio.toFixed(3),
+    r.target ?? '',
+  ]);
   const head = ['metric', 'value', 'unit', 'baseline', 'ratio', 'target'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
