@@ -5,11 +5,11 @@ import type { KeyObject } from 'node:crypto';
 import { err, ok, shortHash } from '../lib/index.js';
 import type { Clock, Result } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
-import { pathOf, trustDomainOf } from '../identity/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
-import { describeKey } from './keys.js';
+import { describeKey, spkiOf } from './keys.js';
+import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
 import { createSvidSigner } from './svid-signer.js';
 import type { SvidSigner } from './svid-signer.js';
@@ -111,6 +111,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
   let crlSignedAt = 0;
   let bundle: TrustBundle | undefined;
   const listeners = new Set<(c: CaChange) => void>();
+  // A valid SPIFFE ID is in our trust domain, with a path, exactly when it starts with this prefix.
+  const tdId = `spiffe://${trustDomain}`;
+  const tdPrefix = `${tdId}/`;
 
   for (const r of deps.revoked) revoked.set(r.serial, r);
   const now0 = clock.now();
@@ -219,11 +222,10 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
 
   const fail = (kind: CaError['kind'], message: string): Result<never, CaError> => err(caError(kind, message));
 
-  const checkPublicKey = (key: KeyObject): Result<boolean, CaError> => {
+  const checkPublicKey = (key: KeyObject): Result<KeyDescription, CaError> => {
     if (key?.type !== 'public') return fail('bad-request', 'publicKey must be a public KeyObject');
     const d = describeKey(key);
-    if (!d.ok) return fail('bad-request', d.error);
-    return ok(d.value.startsWith('rsa'));
+    return d.ok ? d : fail('bad-request', d.error);
   };
 
   const revokeRecords = (records: readonly IssuanceRecord[]): Result<RevokedCertificate[], CaError> => {
@@ -255,13 +257,13 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
     trustDomain,
 
     signSvid(req: SignSvidRequest): Result<IssuedSvid, CaError> {
-      if (trustDomainOf(req.spiffeId) !== trustDomain) {
+      if (!req.spiffeId.startsWith(tdPrefix)) {
+        // SPIFFE ID spec 2.2: an ID without a path names the trust domain itself, not a workload.
+        if (req.spiffeId === tdId) return fail('bad-request', `identity ${req.spiffeId} has no path: an SVID names a workload`);
         return fail('wrong-trust-domain', `identity ${req.spiffeId} is not in trust domain ${trustDomain}`);
       }
-      // SPIFFE ID spec 2.2: an ID without a path names the trust domain itself, not a workload.
-      if (pathOf(req.spiffeId) === '') return fail('bad-request', `identity ${req.spiffeId} has no path: an SVID names a workload`);
-      const rsa = checkPublicKey(req.publicKey);
-      if (!rsa.ok) return rsa;
+      const desc = checkPublicKey(req.publicKey);
+      if (!desc.ok) return desc;
       const ttl = req.ttlMs ?? policy.defaultTtlMs;
       if (!Number.isFinite(ttl) || ttl < 1000) return fail('bad-request', `ttl must be at least 1s (got ${ttl}ms)`);
       if (ttl > policy.maxTtlMs) return fail('ttl-too-long', `ttl ${ttl}ms exceeds the maximum of ${policy.maxTtlMs}ms`);
@@ -272,15 +274,15 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       if (now >= s.notAfter) return fail('not-ready', `the signing CA chain expired at ${new Date(s.notAfter).toISOString()}`);
       const notBefore = Math.ceil(Math.max(now - policy.backdateMs, s.notBefore) / 1000) * 1000;
       const notAfter = Math.floor(Math.min(now + ttl, s.notAfter) / 1000) * 1000;
-      const spki = req.publicKey.export({ type: 'spki', format: 'der' });
-      const leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: rsa.value, dnsNames, notBefore, notAfter });
+      const spki = spkiOf(req.publicKey, desc.value);
+      const leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
       const rec: IssuanceRecord = { serial: leaf.serialHex, issuer: s.id, spiffeId: req.spiffeId, notAfter };
       // Not recorded, not handed out: revocation and root retirement rely on the record.
       const a = store.appendIssued(rec);
       if (!a.ok) return err(caError('not-ready', `cannot record issuance: ${a.error.message}`, a.error.file));
       issued.set(rec.serial, rec);
       const pem = toPem('CERTIFICATE', leaf.der);
-      return ok({
+      const svid: IssuedSvid = {
         spiffeId: req.spiffeId,
         certificateDer: leaf.der,
         certificatePem: pem,
@@ -288,7 +290,8 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         serialHex: leaf.serialHex,
         notBefore,
         notAfter,
-      });
+      };
+      return ok(svid);
     },
 
     trustBundle() {

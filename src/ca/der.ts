@@ -94,8 +94,19 @@ export function smallInteger(n: number): Buffer {
   return unsignedInteger(Uint8Array.from(bytes));
 }
 
-/** Encodes an OBJECT IDENTIFIER from dotted form. */
+const oidCache = new Map<string, Buffer>();
+
+/** Encodes an OBJECT IDENTIFIER from dotted form (memoized: X.509 uses a handful of OIDs over and over). */
 export function oid(dotted: string): Buffer {
+  let der = oidCache.get(dotted);
+  if (!der) {
+    der = encodeOid(dotted);
+    oidCache.set(dotted, der);
+  }
+  return der;
+}
+
+function encodeOid(dotted: string): Buffer {
   const arcs = dotted.split('.').map(Number);
   if (arcs.length < 2 || arcs.some((a) => !Number.isSafeInteger(a) || a < 0)) throw new Error(`der: bad oid ${dotted}`);
   const out: number[] = [];
@@ -188,9 +199,10 @@ export const content = (buf: Uint8Array, t: Tlv): Buffer => Buffer.from(buf.suba
 /** Wraps DER in PEM armour with 64-column base64 lines. */
 export function toPem(label: string, der: Uint8Array): string {
   const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
-  let body = '';
-  for (let i = 0; i < b64.length; i += 64) body += b64.slice(i, i + 64) + '\n';
-  return `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
+  const lines: string[] = [`-----BEGIN ${label}-----`];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  lines.push(`-----END ${label}-----\n`);
+  return lines.join('\n');
 }
 
 /** Extracts every PEM block with the given label, as DER; other blocks are ignored. */

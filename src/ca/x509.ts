@@ -1,6 +1,6 @@
 // X.509 building blocks (RFC 5280) written with the hand-rolled DER encoder, and a
 // minimal reader for the certificate fields the CA needs from its own material.
-import { createHash, randomFillSync, sign } from 'node:crypto';
+import { hash, randomFillSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import {
   bitString,
@@ -91,12 +91,14 @@ export function subjectAltName(uris: readonly string[], dnsNames: readonly strin
 
 /** The key identifier of a SubjectPublicKeyInfo: SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2, method 1). */
 export function keyIdentifier(spkiDer: Uint8Array): Buffer {
+  // Fast path for P-256 keys (the common case): the 65-byte point is the last thing in a 91-byte SPKI.
+  if (spkiDer.length === 91 && spkiDer[0] === 0x30 && spkiDer[25] === 0x00 && spkiDer[26] === 0x04) {
+    return hash('sha1', spkiDer.subarray(26), 'buffer');
+  }
   const spki = readTlv(spkiDer);
   const [, bits] = children(spkiDer, spki);
   if (!bits || bits.tag !== Tag.bitString) throw new Error('x509: bad SubjectPublicKeyInfo');
-  return createHash('sha1')
-    .update(spkiDer.subarray(bits.contentStart + 1, bits.end))
-    .digest();
+  return hash('sha1', spkiDer.subarray(bits.contentStart + 1, bits.end), 'buffer');
 }
 
 /** Returns 16 random bytes for a positive serial: 126 random bits, top byte in 0x40..0x7f so the DER length is fixed. */
