@@ -89,13 +89,28 @@ async function pkijsIssuer(caKeys: KeyPair, rootPem: string): Promise<(pub: KeyO
     cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(spki);
     const ski = await webcrypto.subtle.digest('SHA-1', cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
     cert.extensions = [
-      new pkijs.Extension({ extnID: '2.5.29.19', critical: true, extnValue: new pkijs.BasicConstraints({ cA: false }).toSchema().toBER(false) }),
-      new pkijs.Extension({ extnID: '2.5.29.15', critical: true, extnValue: new asn1js.BitString({ valueHex: new Uint8Array([0x80]), unusedBits: 7 }).toBER(false) }),
-      new pkijs.Extension({ extnID: '2.5.29.37', extnValue: new pkijs.ExtKeyUsage({ keyPurposes: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] }).toSchema().toBER(false) }),
+      new pkijs.Extension({
+        extnID: '2.5.29.19',
+        critical: true,
+        extnValue: new pkijs.BasicConstraints({ cA: false }).toSchema().toBER(false),
+      }),
+      new pkijs.Extension({
+        extnID: '2.5.29.15',
+        critical: true,
+        extnValue: new asn1js.BitString({ valueHex: new Uint8Array([0x80]), unusedBits: 7 }).toBER(false),
+      }),
+      new pkijs.Extension({
+        extnID: '2.5.29.37',
+        extnValue: new pkijs.ExtKeyUsage({ keyPurposes: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] }).toSchema().toBER(false),
+      }),
       new pkijs.Extension({ extnID: '2.5.29.14', extnValue: new asn1js.OctetString({ valueHex: ski }).toBER(false) }),
       new pkijs.Extension({
         extnID: '2.5.29.35',
-        extnValue: new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: rootSki.valueBlock.valueHexView }) }).toSchema().toBER(false),
+        extnValue: new pkijs.AuthorityKeyIdentifier({
+          keyIdentifier: new asn1js.OctetString({ valueHex: rootSki.valueBlock.valueHexView }),
+        })
+          .toSchema()
+          .toBER(false),
       }),
       new pkijs.Extension({
         extnID: '2.5.29.17',
