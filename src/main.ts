@@ -2,11 +2,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
 import { createFileConfigSource, type ConfigSource } from './config/index.js';
-import { parseTrustDomain } from './identity/index.js';
+import {
+  createAuthenticator,
+  createTokenVerifier,
+  generateTokenKey,
+  loadOrCreateTokenKey,
+  mintToken,
+  trustSourceOf,
+} from './auth/index.js';
+import { parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
 import { formatDiagnostic, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
 import { createMeshSnapshots, type InboundPolicySource, type MeshSnapshots } from './push/index.js';
-import { createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
+import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
 import { createSnapshotCache, type SnapshotCache } from './snapshot/index.js';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
@@ -19,6 +27,10 @@ export interface MeshpilotOptions {
   readonly ephemeral?: boolean;
   readonly xdsHost: string;
   readonly xdsPort: number;
+  /** Serve xDS in plaintext without authentication: local development only, never serves keys to anyone it cannot check. */
+  readonly insecurePlaintext?: boolean;
+  /** DNS names in the serving certificate, besides `localhost` and `meshpilot.<root namespace>.svc`. */
+  readonly dnsNames?: readonly string[];
   readonly log: Logger;
   readonly hooks?: XdsHooks;
   readonly policy?: InboundPolicySource;
@@ -35,6 +47,12 @@ export interface RunningMeshpilot {
   readonly cache: SnapshotCache;
   readonly svids: SvidStore;
   readonly xds: XdsServer;
+  /** The control plane's own SPIFFE ID (its serving certificate's URI SAN). */
+  readonly controlPlaneId: SpiffeId;
+  /** Whether xDS is served over TLS with authentication (false only in plaintext development mode). */
+  readonly secure: boolean;
+  /** Mints a proxy token for a service account (what `meshpilot token` does). */
+  mintToken(namespace: string, serviceAccount: string, ttlMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -88,11 +106,41 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   const offCa = ca.onChange(() => snapshots.rebuildAll());
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
 
-  const xds = createXdsServer({ snapshots, log: log.child({ module: 'xds' }), hooks: o.hooks });
+  const idResult = workloadId(td.value, settings.rootNamespace, 'meshpilot');
+  if (!idResult.ok) throw new Error(`control plane identity: ${idResult.error.message}`);
+  const controlPlaneId = idResult.value;
+  const tokenKey = o.stateDir ? loadOrCreateTokenKey(o.stateDir) : { ok: true as const, value: generateTokenKey() };
+  if (!tokenKey.ok) throw new Error(`token signing key: ${tokenKey.error}`);
+  const authenticator = createAuthenticator({
+    tokens: createTokenVerifier({ key: tokenKey.value, trustDomain: td.value, clock }),
+    trust: trustSourceOf(ca),
+    trustDomain: td.value,
+    clock,
+  });
+  const serving = o.insecurePlaintext
+    ? undefined
+    : createServingCredentials({
+        ca,
+        id: controlPlaneId,
+        dnsNames: ['localhost', `meshpilot.${settings.rootNamespace}.svc`, ...(o.dnsNames ?? [])],
+        ttlMs: settings.certTtlMs,
+        renewal: { atFraction: settings.renewAtFraction, jitterFraction: settings.renewJitterFraction },
+        clock,
+        timers,
+        log: log.child({ module: 'serving' }),
+      });
+
+  const xds = createXdsServer({
+    snapshots,
+    log: log.child({ module: 'xds' }),
+    hooks: o.hooks,
+    authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
+  });
   const server = createGrpcServer();
   xds.register(server);
-  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, grpc.ServerCredentials.createInsecure());
-  log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
+  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
+  if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
+  else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
 
   return {
     xdsPort,
@@ -102,6 +150,10 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     cache,
     svids,
     xds,
+    controlPlaneId,
+    secure: serving !== undefined,
+    mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
+      mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock }),
     async stop() {
       clearInterval(maintenance);
       unsubscribe();
@@ -112,6 +164,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
       xds.closeAll();
       await shutdown(server, 2_000);
       svids.close();
+      serving?.close();
       ca.close();
     },
   };

@@ -79,7 +79,27 @@ const noPolicy: InboundPolicy = { httpFilters: [], networkFilters: [] };
 export const NO_POLICY = noPolicy;
 
 const ads = { ads: {}, resourceApiVersion: ApiVersion.V3 };
-const sds = (name: string) => ({ name, sdsConfig: ads });
+
+/** Where a sidecar gets its secrets: over ADS from meshpilot, or from a node agent's SDS cluster. */
+export interface SecretSource {
+  /** A static cluster in the sidecar's bootstrap that serves SDS (a node agent's socket); undefined means ADS. */
+  readonly sdsCluster?: string;
+}
+
+type SdsRef = (name: string) => { name: string; sdsConfig: object };
+
+function sdsRefFor(source: SecretSource): SdsRef {
+  if (!source.sdsCluster) return (name) => ({ name, sdsConfig: ads });
+  const sdsConfig = {
+    apiConfigSource: {
+      apiType: 2 /* GRPC */,
+      transportApiVersion: ApiVersion.V3,
+      grpcServices: [{ envoyGrpc: { clusterName: source.sdsCluster } }],
+    },
+    resourceApiVersion: ApiVersion.V3,
+  };
+  return (name) => ({ name, sdsConfig });
+}
 const addr = (host: string, port: number) => ({ socketAddress: { address: host, portValue: port } });
 const routerFilter = () => ({
   name: 'envoy.filters.http.router',
@@ -99,11 +119,17 @@ export function portKind(port: ServicePort): 'http' | 'tcp' {
 }
 
 /** Builds every resource of one sidecar's snapshot. */
-export function generateSidecar(workload: WorkloadEntry, ctx: PushContext): EncodedResource[] {
+export function generateSidecar(workload: WorkloadEntry, ctx: PushContext, source: SecretSource = {}): EncodedResource[] {
   const out: EncodedResource[] = [];
-  const svid = ctx.svidFor(workload);
-  if (svid) out.push(defaultSecret(svid));
-  out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
+  const sds = sdsRefFor(source);
+  // Resources that embed an SDS reference differ between secret sources: memo them apart.
+  const variant = source.sdsCluster ?? 'ads';
+  // With a node agent, the secrets (and the private key) never pass through meshpilot.
+  if (!source.sdsCluster) {
+    const svid = ctx.svidFor(workload);
+    if (svid) out.push(defaultSecret(svid));
+    out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
+  }
 
   const inboundPorts = new Set<number>();
   for (const service of ctx.model.servicesOf(workload)) {
@@ -112,7 +138,7 @@ export function generateSidecar(workload: WorkloadEntry, ctx: PushContext): Enco
       inboundPorts.add(port.port);
       const appPort = workloadPortFor(port, workload);
       const kind = portKind(port);
-      out.push(inboundListenerFor(workload, port, appPort, kind, ctx.inboundPolicy(workload, port, kind)));
+      out.push(inboundListenerFor(workload, port, appPort, kind, ctx.inboundPolicy(workload, port, kind), sds, !source.sdsCluster));
       out.push(memo(ctx, `cds:${workload.address}:${appPort}`, () => staticCluster(inboundCluster(appPort), workload.address, appPort)));
     }
   }
@@ -126,7 +152,9 @@ export function generateSidecar(workload: WorkloadEntry, ctx: PushContext): Enco
     const host = serviceHost(service, domain);
     for (const port of service.ports) {
       const cluster = outboundCluster(port.port, host);
-      out.push(memo(ctx, `cds:${cluster}`, () => outboundClusterFor(ctx, service, port, host, backends)));
+      out.push(
+        memo(ctx, `cds:${variant}:${cluster}`, () => outboundClusterFor(ctx, service, port, host, backends, sds, !source.sdsCluster)),
+      );
       out.push(memo(ctx, `eds:${cluster}`, () => endpointsFor(cluster, port, backends)));
       if (portKind(port) === 'tcp') {
         // A TCP service port is reached on the client's own address at the service port.
@@ -195,7 +223,7 @@ export function allowedServerIds(ctx: Pick<PushContext, 'model' | 'trustDomain'>
   });
 }
 
-function upstreamTls(ctx: PushContext, service: Service, port: ServicePort, host: string) {
+function upstreamTls(ctx: PushContext, service: Service, port: ServicePort, host: string, sds: SdsRef) {
   const sans = allowedServerIds(ctx, service).map((id) => ({ sanType: SubjectAltNameMatcher_SanType.URI, matcher: { exact: id } }));
   return {
     name: 'envoy.transport_sockets.tls',
@@ -220,10 +248,12 @@ function outboundClusterFor(
   port: ServicePort,
   host: string,
   backends: readonly WorkloadEntry[],
+  sds: SdsRef,
+  secretsInSnapshot: boolean,
 ): EncodedResource {
   const name = outboundCluster(port.port, host);
   const withSidecar = backends.filter((w) => w.sidecar).length;
-  const tls = upstreamTls(ctx, service, port, host);
+  const tls = upstreamTls(ctx, service, port, host, sds);
   const msg = Cluster.fromPartial({
     name,
     type: Cluster_DiscoveryType.EDS,
@@ -240,7 +270,7 @@ function outboundClusterFor(
   }
   return encodedResource(TypeUrl.Cluster, name, Cluster, msg, [
     { typeUrl: TypeUrl.ClusterLoadAssignment, name },
-    ...(withSidecar > 0 ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+    ...(withSidecar > 0 && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ]);
 }
 
@@ -264,7 +294,7 @@ function endpointsFor(cluster: string, port: ServicePort, backends: readonly Wor
   return encodedResource(TypeUrl.ClusterLoadAssignment, cluster, ClusterLoadAssignment, msg);
 }
 
-function downstreamTls() {
+function downstreamTls(sds: SdsRef) {
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', DownstreamTlsContext, {
@@ -280,6 +310,8 @@ function inboundListenerFor(
   appPort: number,
   kind: 'http' | 'tcp',
   policy: InboundPolicy,
+  sds: SdsRef,
+  secretsInSnapshot: boolean,
 ): EncodedResource {
   const name = inboundListener(port.port);
   const cluster = inboundCluster(appPort);
@@ -315,11 +347,11 @@ function inboundListenerFor(
   const msg = Listener.fromPartial({
     name,
     address: addr(workload.address, port.port),
-    filterChains: [{ name: 'mtls', transportSocket: downstreamTls(), filters: filter }],
+    filterChains: [{ name: 'mtls', transportSocket: downstreamTls(sds), filters: filter }],
   });
   return encodedResource(TypeUrl.Listener, name, Listener, msg, [
     { typeUrl: TypeUrl.Cluster, name: cluster },
-    { typeUrl: TypeUrl.Secret, name: SDS_DEFAULT },
+    ...(secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ]);
 }
 

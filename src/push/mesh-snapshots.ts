@@ -2,7 +2,8 @@
 // snapshots out. Proxies are built when they connect and rebuilt, debounced, when
 // something they depend on changes.
 import type { CertificateAuthority } from '../ca/index.js';
-import { generateSidecar, NO_POLICY, parseNodeId, type InboundPolicy, type PushContext } from '../generate/index.js';
+import { SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
+import { generateSidecar, NO_POLICY, parseNodeId, type InboundPolicy, type PushContext, type SecretSource } from '../generate/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
 import { err, ok, type Clock } from '../lib/index.js';
 import type { MeshModel, ServicePort, WorkloadEntry } from '../model/index.js';
@@ -42,8 +43,8 @@ export function createMeshSnapshots(deps: {
   maxDelayMs?: number;
 }): MeshSnapshots {
   let model: MeshModel | undefined;
-  /** node id → { workload key, open streams } */
-  const watched = new Map<string, { workloadKey: string; streams: number }>();
+  /** node id → { workload key, where its secrets come from, open streams } */
+  const watched = new Map<string, { workloadKey: string; source: SecretSource; streams: number }>();
   const policy = deps.policy ?? (() => NO_POLICY);
 
   const debouncer = createDebouncer<string>({
@@ -91,7 +92,7 @@ export function createMeshSnapshots(deps: {
         deps.log.warn('workload left the mesh; proxy keeps its last config', { node: nodeId, workload: entry.workloadKey });
         continue;
       }
-      const snap = createSnapshot(generateSidecar(workload, ctx));
+      const snap = createSnapshot(generateSidecar(workload, ctx, entry.source));
       if (!snap.ok) {
         deps.log.error('snapshot not built', { node: nodeId, cause: snap.error });
         continue;
@@ -114,7 +115,9 @@ export function createMeshSnapshots(deps: {
           reason: `proven identity ${proxy.identity} does not run workload ${claim.namespace}/${claim.workload} (runs as ${runsAs})`,
         });
       }
-      const entry = watched.get(proxy.nodeId) ?? { workloadKey: keyOf(workload), streams: 0 };
+      const sdsCluster = proxy.metadata?.[SDS_CLUSTER_METADATA];
+      const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
+      const entry = watched.get(proxy.nodeId) ?? { workloadKey: keyOf(workload), source, streams: 0 };
       entry.streams++;
       watched.set(proxy.nodeId, entry);
       if (!deps.cache.get(proxy.nodeId)) build([proxy.nodeId]);

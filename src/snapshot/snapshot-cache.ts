@@ -7,6 +7,8 @@ export interface ProxyKey {
   readonly nodeId: string;
   /** The identity the proxy proved with its credential (a SPIFFE ID); absent in plaintext development mode. */
   readonly identity?: string;
+  /** node.metadata as the proxy sent it: a claim, never a grant (it may choose where secrets come from, not which). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
 /** Why a proxy may not have what it asked for: mapped to PERMISSION_DENIED at the RPC edge. */

@@ -82,6 +82,11 @@ export class DeltaStream {
         st.client.delete(n);
       }
     }
+    if (subscribe.length > 0 && this.#snapshot) {
+      const held = this.#snapshot.resources(typeUrl);
+      const unknown = subscribe.filter((n) => n !== '*' && !held.has(n));
+      if (unknown.length > 0) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
+    }
     if (first || subscribe.length > 0) this.#respond(typeUrl, st);
   }
 

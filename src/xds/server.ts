@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   isGarbled,
+  TypeUrl,
   xdsServices,
   type DeltaDiscoveryRequest,
   type DiscoveryRequest,
@@ -12,7 +13,7 @@ import type { Logger } from '../observability/index.js';
 import type { SnapshotSource } from '../snapshot/index.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
-import { defaultLimits, StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
+import { defaultLimits, StreamError, type ProxyInfo, type StreamAuthenticator, type XdsHooks, type XdsLimits } from './types.js';
 
 /** The xDS server: ADS and the per-type services, state of the world and delta. */
 export interface XdsServer {
@@ -33,8 +34,19 @@ export function createXdsServer(deps: {
   log: Logger;
   hooks?: XdsHooks;
   limits?: Partial<XdsLimits>;
+  /** Proves each stream's identity; without it every stream is unauthenticated (plaintext development mode). */
+  authenticate?: StreamAuthenticator;
 }): XdsServer {
-  const hooks = deps.hooks ?? {};
+  const outer = deps.hooks ?? {};
+  const hooks: XdsHooks = {
+    ...outer,
+    onUnknownNames(proxy, typeUrl, names) {
+      // A proxy may only ever have its own SVID and the trust bundle: anything else it asks for is refused, and said so.
+      if (typeUrl === TypeUrl.Secret) deps.log.warn('secret request refused', { node: proxy.nodeId, identity: proxy.identity, names });
+      else deps.log.debug('resources not found', { node: proxy.nodeId, typeUrl, names });
+      outer.onUnknownNames?.(proxy, typeUrl, names);
+    },
+  };
   const limits: XdsLimits = { ...defaultLimits, ...deps.limits };
   const open = new Map<number, { proxy?: ProxyInfo; call: Call }>();
   let nextStreamId = 0;
@@ -73,7 +85,44 @@ export function createXdsServer(deps: {
       else call.end();
     };
 
+    // Requests wait for the caller's credential to be checked; they are handled in order after it.
+    let identity: string | undefined;
+    let queue: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>[] | undefined = deps.authenticate ? [] : undefined;
+    if (deps.authenticate) {
+      deps
+        .authenticate({ metadata: call.metadata, peerCertificate: call.getAuthContext().sslPeerCertificate })
+        .then((r) => {
+          if (ended) return;
+          if (!r.ok) {
+            log.warn('stream refused', { service: spec.name, reason: r.error.message, kind: r.error.kind });
+            return finish('unauthenticated', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' });
+          }
+          identity = r.value.identity;
+          const pending = queue ?? [];
+          queue = undefined;
+          for (const m of pending) onMessage(m);
+        })
+        .catch((e: unknown) => {
+          log.error('authentication failed unexpectedly', { cause: String(e) });
+          finish('authentication error', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' });
+        });
+    } else {
+      log.warn('unauthenticated plaintext stream', { service: spec.name, reason: 'plaintext development mode: no credential is checked' });
+    }
+
     call.on('data', (msg: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>) => {
+      if (ended) return;
+      if (queue) {
+        // Bounded: a client that floods before authenticating is cut off.
+        if (queue.length >= 16)
+          return finish('too many requests before authentication', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many requests' });
+        queue.push(msg);
+        return;
+      }
+      onMessage(msg);
+    });
+
+    const onMessage = (msg: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>) => {
       if (ended) return;
       if (isGarbled(msg)) {
         log.warn('garbled request', { node: proxy?.nodeId, service: spec.name, bytes: msg.size, reason: msg.error });
@@ -85,9 +134,9 @@ export function createXdsServer(deps: {
           log.warn('stream refused', { service: spec.name, reason: 'first request carries no node id' });
           return finish('no node', { code: grpc.status.INVALID_ARGUMENT, details: 'the first request must carry node.id' });
         }
-        proxy = describe(streamId, node, peer, protocol, spec.name, userAgent);
+        proxy = { ...describe(streamId, node, peer, protocol, spec.name, userAgent), ...(identity !== undefined ? { identity } : {}) };
         open.set(streamId, { proxy, call });
-        log.info('proxy connected', { node: proxy.nodeId, cluster: proxy.cluster, protocol, service: spec.name });
+        log.info('proxy connected', { node: proxy.nodeId, identity, cluster: proxy.cluster, protocol, service: spec.name });
         hooks.onConnect?.(proxy);
         // Requests are handled before the snapshot arrives, so the subscription is known first.
         try {
@@ -95,7 +144,7 @@ export function createXdsServer(deps: {
         } catch (e) {
           return fail(e);
         }
-        const watched = deps.snapshots.watch({ nodeId: proxy.nodeId }, (snap) => {
+        const watched = deps.snapshots.watch({ nodeId: proxy.nodeId, identity, metadata: node.metadata }, (snap) => {
           if (!ended) machine.onSnapshot(snap);
         });
         if (!watched.ok) {
@@ -110,7 +159,7 @@ export function createXdsServer(deps: {
       } catch (e) {
         fail(e);
       }
-    });
+    };
 
     const fail = (e: unknown) => {
       if (!(e instanceof StreamError)) throw e;

@@ -3,11 +3,25 @@ import type { Logger } from '../observability/index.js';
 import { versionOf, type EncodedResource, type Snapshot } from '../snapshot/index.js';
 import { StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
 
+/** A response as sent: what the proxy will ACK or NACK. */
+interface SentResponse {
+  readonly version: string;
+  readonly nonce: string;
+  readonly names: readonly string[];
+  readonly bytes: Buffer;
+}
+
+/** Nonces only need to be unique within a stream; one counter for all streams makes shared responses possible. */
+let nonceCounter = 0;
+
+/** Wildcard responses per snapshot and type, shared by every stream; entries go with their snapshot. */
+const sharedResponses = new WeakMap<Snapshot, Map<TypeUrl, SentResponse>>();
+
 interface TypeState {
   /** Explicit names; `wildcard` adds "everything of this type". */
   names: Set<string>;
   wildcard: boolean;
-  sent?: { version: string; nonce: string; names: readonly string[] };
+  sent?: SentResponse;
   acked?: string;
   /** The last version this proxy NACKed: never sent again. */
   rejected?: string;
@@ -23,7 +37,6 @@ interface TypeState {
 export class SotwStream {
   readonly #types = new Map<TypeUrl, TypeState>();
   #snapshot?: Snapshot;
-  #nonce = 0;
 
   constructor(
     private readonly deps: {
@@ -69,6 +82,7 @@ export class SotwStream {
     }
 
     const changed = this.#updateSubscription(st, req.resourceNames, first);
+    if (changed) this.#reportUnknown(typeUrl, st.names);
     // A first request, or one that changes what the proxy wants, is owed a response.
     if (first || changed || req.responseNonce === '') this.#respond(typeUrl, st, first || req.responseNonce === '');
   }
@@ -85,6 +99,13 @@ export class SotwStream {
   /** The last ACKed version per type, for the debug endpoint. */
   ackedVersions(): Record<string, string | undefined> {
     return Object.fromEntries([...this.#types].map(([t, s]) => [t, s.acked]));
+  }
+
+  #reportUnknown(typeUrl: TypeUrl, names: ReadonlySet<string>): void {
+    const held = this.#snapshot?.resources(typeUrl);
+    if (!held) return;
+    const unknown = [...names].filter((n) => !held.has(n));
+    if (unknown.length > 0) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DiscoveryRequest): void {
@@ -126,18 +147,36 @@ export class SotwStream {
   #respond(typeUrl: TypeUrl, st: TypeState, force: boolean): void {
     const snap = this.#snapshot;
     if (!snap) return;
+    const pureWildcard = st.wildcard && st.names.size === 0;
+    // Every wildcard subscriber of a snapshot gets the same response: it is built once
+    // and the very same buffer goes to every stream (only its nonce must be unique
+    // within a stream, and a global counter makes it so).
+    const version = pureWildcard ? snap.typeVersion(typeUrl) : undefined;
+    if (version !== undefined && (version === st.rejected || (!force && version === st.sent?.version))) return;
+    const cached = pureWildcard && !force ? sharedResponses.get(snap)?.get(typeUrl) : undefined;
+    const response = cached ?? this.#build(snap, typeUrl, st, version);
+    if (!response) return;
+    if (response.version === st.rejected) return;
+    if (!force && response.version === st.sent?.version) return;
+    if (pureWildcard && !force && !cached) {
+      let byType = sharedResponses.get(snap);
+      if (!byType) sharedResponses.set(snap, (byType = new Map()));
+      byType.set(typeUrl, response);
+    }
+    st.sent = response;
+    this.deps.send(response.bytes);
+    this.deps.hooks.onSend?.(this.deps.proxy(), typeUrl, response.version, response.names);
+  }
+
+  #build(snap: Snapshot, typeUrl: TypeUrl, st: TypeState, knownVersion?: string): SentResponse | undefined {
     const all = snap.resources(typeUrl);
     const chosen: EncodedResource[] = st.wildcard ? [...all.values()] : [...st.names].flatMap((n) => all.get(n) ?? []);
     // Named subscriptions with nothing available wait for content; a wildcard is always
     // answered (an empty answer means "none", which Envoy needs to finish warming).
-    if (chosen.length === 0 && !st.wildcard && !st.sent) return;
-    const version = versionOf(chosen);
-    if (version === st.rejected) return;
-    if (!force && version === st.sent?.version) return;
-    const nonce = String(++this.#nonce);
-    const names = chosen.map((r) => r.name);
-    st.sent = { version, nonce, names };
-    this.deps.send(sotwResponse({ versionInfo: version, typeUrl, nonce, chunks: chosen.map((r) => r.sotwChunk()) }));
-    this.deps.hooks.onSend?.(this.deps.proxy(), typeUrl, version, names);
+    if (chosen.length === 0 && !st.wildcard && !st.sent) return undefined;
+    const version = knownVersion ?? versionOf(chosen);
+    const nonce = String(++nonceCounter);
+    const bytes = sotwResponse({ versionInfo: version, typeUrl, nonce, chunks: chosen.map((r) => r.sotwChunk()) });
+    return { version, nonce, names: chosen.map((r) => r.name), bytes };
   }
 }

@@ -10,6 +10,8 @@ export interface ProxyInfo {
   /** The service the stream came in on (ADS or a per-type service). */
   readonly service: string;
   readonly userAgent: string;
+  /** The identity the proxy proved with its credential; absent in plaintext development mode. */
+  readonly identity?: string;
 }
 
 /** Things an xDS stream reports, for tests, metrics and the debug endpoint. */
@@ -19,6 +21,8 @@ export interface XdsHooks {
   onSend?(proxy: ProxyInfo, typeUrl: TypeUrl, version: string, resourceNames: readonly string[]): void;
   onAck?(proxy: ProxyInfo, typeUrl: TypeUrl, version: string): void;
   onNack?(proxy: ProxyInfo, typeUrl: TypeUrl, rejectedVersion: string, error: string, resourceNames: readonly string[]): void;
+  /** A proxy subscribed to names its snapshot does not hold (for secrets: not its own). */
+  onUnknownNames?(proxy: ProxyInfo, typeUrl: TypeUrl, names: readonly string[]): void;
 }
 
 /** Bounds on what one stream may ask for. */
@@ -39,3 +43,11 @@ export class StreamError extends Error {
     super(message);
   }
 }
+
+/** Proves who opened a stream, from its gRPC metadata and TLS client certificate. */
+export type StreamAuthenticator = (call: {
+  readonly metadata: import('@grpc/grpc-js').Metadata;
+  readonly peerCertificate?: import('node:tls').PeerCertificate;
+}) => Promise<
+  import('../lib/index.js').Result<{ readonly identity: string; readonly via: string }, { readonly kind: string; readonly message: string }>
+>;

@@ -1,0 +1,107 @@
+// The control plane's own TLS identity: an SVID for meshpilot itself (with DNS names,
+// so clients that check names can), renewed like any other, and the trust bundle to
+// check client certificates against. grpc-js takes both through a certificate provider
+// and updates its TLS context on every change, so renewal needs no restart.
+import * as grpc from '@grpc/grpc-js';
+import type { CertificateAuthority } from '../ca/index.js';
+import { generateKeyPair } from '../ca/index.js';
+import type { SpiffeId } from '../identity/index.js';
+import type { Clock } from '../lib/index.js';
+import type { Logger } from '../observability/index.js';
+import { renewalTime, type RenewalPolicy } from './renewal.js';
+import type { Timers } from './svid-store.js';
+
+type Provider = grpc.experimental.CertificateProvider;
+type CaListener = grpc.experimental.CaCertificateUpdateListener;
+type IdListener = grpc.experimental.IdentityCertificateUpdateListener;
+
+/** TLS server credentials that follow the CA. */
+export interface ServingCredentials {
+  readonly credentials: grpc.ServerCredentials;
+  /** The serial of the serving certificate now in use. */
+  currentSerial(): string;
+  close(): void;
+}
+
+/** Issues meshpilot's serving certificate and keeps it and the client-certificate roots current. */
+export function createServingCredentials(deps: {
+  ca: Pick<CertificateAuthority, 'signSvid' | 'trustBundle' | 'onChange'>;
+  id: SpiffeId;
+  dnsNames: readonly string[];
+  ttlMs: number;
+  renewal: RenewalPolicy;
+  clock: Clock;
+  timers: Timers;
+  log: Logger;
+}): ServingCredentials {
+  const caListeners = new Set<CaListener>();
+  const idListeners = new Set<IdListener>();
+  let identity: grpc.experimental.IdentityCertificateUpdate | undefined;
+  let serial = '';
+  let timer: unknown;
+
+  const caUpdate = () => ({ caCertificate: Buffer.from(deps.ca.trustBundle().pem) });
+
+  function issue(): void {
+    const keys = generateKeyPair('ec-p256');
+    const r = deps.ca.signSvid({ spiffeId: deps.id, publicKey: keys.publicKey, ttlMs: deps.ttlMs, dnsNames: deps.dnsNames });
+    if (!r.ok) {
+      // Keep serving the current certificate and try again shortly.
+      deps.log.error('serving certificate not issued', { kind: r.error.kind, cause: r.error.message });
+      timer = deps.timers.setTimeout(issue, 1_000);
+      return;
+    }
+    identity = {
+      certificate: Buffer.from(r.value.chainPem.join('')),
+      privateKey: Buffer.from(keys.privateKey.export({ type: 'pkcs8', format: 'pem' })),
+    };
+    serial = r.value.serialHex;
+    for (const l of idListeners) l(identity);
+    const at = renewalTime(
+      { notBefore: Math.max(r.value.notBefore, deps.clock.now()), notAfter: r.value.notAfter },
+      deps.renewal,
+      Math.random(),
+    );
+    timer = deps.timers.setTimeout(issue, Math.max(1_000, at - deps.clock.now()));
+    deps.log.info('serving certificate issued', {
+      id: deps.id,
+      dnsNames: deps.dnsNames,
+      serial,
+      notAfter: new Date(r.value.notAfter).toISOString(),
+    });
+  }
+
+  const offCa = deps.ca.onChange((c) => {
+    if (c.kind === 'trust-bundle') for (const l of caListeners) l(caUpdate());
+    // A new signing CA: the serving certificate must chain to what clients trust next.
+    if (c.kind === 'signing-ca') {
+      deps.timers.clearTimeout(timer);
+      issue();
+    }
+  });
+  issue();
+
+  const provider: Provider = {
+    addCaCertificateListener(l) {
+      caListeners.add(l);
+      l(caUpdate());
+    },
+    removeCaCertificateListener: (l) => caListeners.delete(l),
+    addIdentityCertificateListener(l) {
+      idListeners.add(l);
+      if (identity) l(identity);
+    },
+    removeIdentityCertificateListener: (l) => idListeners.delete(l),
+  };
+  // Client certificates are requested but optional: a proxy may prove itself with a token instead.
+  // The authenticator then checks whatever certificate was presented (chain, validity, revocation).
+  const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  return {
+    credentials,
+    currentSerial: () => serial,
+    close() {
+      deps.timers.clearTimeout(timer);
+      offCa();
+    },
+  };
+}
