@@ -29,3 +29,23 @@ export { TlsInspector } from '../../generated/envoy/extensions/filters/listener/
 export { RBAC as HttpRbac } from '../../generated/envoy/extensions/filters/http/rbac/v3/rbac.js';
 export { RBAC as NetworkRbac } from '../../generated/envoy/extensions/filters/network/rbac/v3/rbac.js';
 export { JwtAuthentication } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/config.js';
+export {
+  RBAC as RbacConfig,
+  RBAC_Action as RbacAction,
+  Policy as RbacPolicy,
+  Permission as RbacPermission,
+  Principal as RbacPrincipal,
+} from '../../generated/envoy/config/rbac/v3/rbac.js';
+export type { StringMatcher } from '../../generated/envoy/type/matcher/v3/string.js';
+export type { MetadataMatcher } from '../../generated/envoy/type/matcher/v3/metadata.js';
+export type { ValueMatcher } from '../../generated/envoy/type/matcher/v3/value.js';
+export type { HeaderMatcher } from '../../generated/envoy/config/route/v3/route_components.js';
+export type { CidrRange } from '../../generated/envoy/config/core/v3/address.js';
+export { JwtProvider, JwtRequirement } from '../../generated/envoy/extensions/filters/http/jwt_authn/v3/config.js';
+export { HttpConnectionManager_PathWithEscapedSlashesAction } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+export {
+  IstioCertificateRequest,
+  IstioCertificateResponse,
+  IstioCertificateServiceClient,
+  IstioCertificateServiceService,
+} from '../../generated/istio/v1/auth/ca.js';

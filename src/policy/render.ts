@@ -1,0 +1,52 @@
+// Renders compiled filters as plain, readable data (for golden files and `authz check --explain`):
+// the typed configs are decoded from the exact bytes the proxy receives, defaults left out.
+import { HttpRbac, JwtAuthentication, NetworkRbac, RbacAction } from '../proto/index.js';
+import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, type PolicyFilter } from './authorization.js';
+import { JWT_FILTER } from './matchers.js';
+import { UNUSABLE_JWKS } from './request-authentication.js';
+
+// Drops what protobuf treats as unset (false, '', empty lists, undefined); keeps 0 only for
+// fields where it means something (a CIDR prefix length of 0).
+function prune(v: unknown, key = ''): unknown {
+  if (Array.isArray(v)) {
+    const items = v.map((x) => prune(x)).filter((x) => x !== undefined);
+    return items.length === 0 ? undefined : items;
+  }
+  if (v === null || v === undefined || v === false || v === '') return undefined;
+  if (typeof v === 'number') return v === 0 && key !== 'prefixLen' ? undefined : v;
+  if (typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      const p = prune(x, k);
+      if (p !== undefined) out[k] = p;
+    }
+    return out;
+  }
+  return v;
+}
+
+/** Decodes one compiled filter into plain data: RBAC action and policies, or jwt_authn providers and rules. */
+export function renderFilter(f: PolicyFilter): unknown {
+  switch (f.name) {
+    case HTTP_RBAC_FILTER:
+    case NETWORK_RBAC_FILTER: {
+      const c = f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value);
+      const rules = c.rules!;
+      return {
+        filter: f.name,
+        ...('statPrefix' in c && c.statPrefix ? { statPrefix: c.statPrefix } : {}),
+        action: RbacAction[rules.action],
+        policies: prune(rules.policies) ?? {},
+      };
+    }
+    case JWT_FILTER: {
+      const c = JwtAuthentication.decode(f.typedConfig.value);
+      for (const p of Object.values(c.providers)) {
+        if (p.localJwks?.inlineString === UNUSABLE_JWKS) p.localJwks.inlineString = '<UNUSABLE_JWKS: verifies nothing>';
+      }
+      return { filter: f.name, ...(prune(c) as object) };
+    }
+    default:
+      return { filter: f.name, typeUrl: f.typedConfig.typeUrl };
+  }
+}
