@@ -5,6 +5,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMeshpilot, type RunningMeshpilot } from '../../src/main.js';
+import { sidecarBootstrap } from '../../src/bootstrap/index.js';
 import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
 import { createLogger, createRecordingLogger, teeLogger, type RecordedLine } from '../../src/observability/index.js';
 import type { TypeUrl } from '../../src/proto/index.js';
@@ -24,6 +25,22 @@ export interface TestWorkload {
   readonly name: string;
   readonly namespace: string;
   readonly address: string;
+  /** Defaults to the workload's name. */
+  readonly serviceAccount?: string;
+}
+
+/** How a test sidecar connects: by default over TLS with a token for its own service account. */
+export interface SidecarOptions {
+  readonly apiType?: 'GRPC' | 'DELTA_GRPC';
+  /** Present this token instead of one for the workload's own service account. */
+  readonly token?: string;
+  /** Claim this node id instead of the workload's own. */
+  readonly nodeId?: string;
+  /** Wait until Envoy is LIVE (default true); false for a sidecar the control plane is expected to refuse. */
+  readonly waitReady?: boolean;
+  /** A node agent's SDS socket (VM workloads). */
+  readonly agentSocket?: string;
+  readonly name?: string;
 }
 
 /** A running test mesh. */
@@ -36,7 +53,9 @@ export interface TestMesh {
   /** Replaces one config file atomically (the watcher sees one change). */
   writeConfig(fileName: string, text: string): void;
   /** Starts a sidecar for a workload and waits until Envoy is LIVE (its listeners, clusters and secrets arrived). */
-  startSidecar(w: TestWorkload, opts?: { apiType?: 'GRPC' | 'DELTA_GRPC' }): Promise<EnvoyProcess>;
+  startSidecar(w: TestWorkload, opts?: SidecarOptions): Promise<EnvoyProcess>;
+  /** The bootstrap a sidecar of this workload gets (what `meshpilot bootstrap` writes). */
+  bootstrapFor(w: TestWorkload, opts?: SidecarOptions): Promise<Record<string, unknown>>;
   /** Sends an HTTP request from a workload through its sidecar to a service (`host` is the service's host[:port]). */
   call(from: TestWorkload, host: string, path?: string): Promise<HttpResponse>;
   waitForAck(nodeId: string, typeUrl: TypeUrl, since?: number): Promise<void>;
@@ -47,7 +66,7 @@ export interface TestMesh {
 export const nodeIdOf = (w: TestWorkload): string => sidecarNodeId(w.address, w.name, w.namespace, 'cluster.local');
 
 /** Starts meshpilot over a temporary config directory holding `files`. */
-export async function startMesh(files: Record<string, string>): Promise<TestMesh> {
+export async function startMesh(files: Record<string, string>, opts: { insecurePlaintext?: boolean } = {}): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(configDir, name), text);
   const recorder = createRecordingLogger();
@@ -59,6 +78,7 @@ export async function startMesh(files: Record<string, string>): Promise<TestMesh
     mp = await startMeshpilot({
       configPaths: [configDir],
       ephemeral: true,
+      insecurePlaintext: opts.insecurePlaintext,
       xdsHost: '127.0.0.1',
       xdsPort: 0,
       log,
@@ -71,6 +91,22 @@ export async function startMesh(files: Record<string, string>): Promise<TestMesh
     rmSync(configDir, { recursive: true, force: true });
     throw e;
   }
+  async function bootstrapFor(w: TestWorkload, o: SidecarOptions = {}): Promise<Record<string, unknown>> {
+    return sidecarBootstrap({
+      nodeId: o.nodeId ?? nodeIdOf(w),
+      cluster: w.name,
+      xdsHost: '127.0.0.1',
+      xdsPort: mp.xdsPort,
+      apiType: o.apiType,
+      agentSocket: o.agentSocket,
+      ...(mp.secure
+        ? {
+            tls: { rootCaPem: mp.ca.trustBundle().pem, controlPlaneId: mp.controlPlaneId },
+            token: o.agentSocket ? undefined : (o.token ?? (await mp.mintToken(w.namespace, w.serviceAccount ?? w.name))),
+          }
+        : {}),
+    });
+  }
   return {
     mp,
     configDir,
@@ -82,15 +118,10 @@ export async function startMesh(files: Record<string, string>): Promise<TestMesh
       writeFileSync(tmp, text);
       renameSync(tmp, join(configDir, fileName));
     },
-    async startSidecar(w, opts = {}) {
-      const bootstrap = adsBootstrap({
-        nodeId: nodeIdOf(w),
-        cluster: w.name,
-        xdsHost: '127.0.0.1',
-        xdsPort: mp.xdsPort,
-        apiType: opts.apiType,
-      });
-      return envoys.start({ name: `${w.name}-sidecar`, bootstrap });
+    bootstrapFor,
+    async startSidecar(w, o = {}) {
+      const bootstrap = await bootstrapFor(w, o);
+      return envoys.start({ name: o.name ?? `${w.name}-sidecar`, bootstrap, waitReady: o.waitReady ?? true });
     },
     call(from, host, path = '/') {
       return httpRequest({ host: from.address, port: OUTBOUND_HTTP_PORT, path, headers: { host } });

@@ -81,15 +81,18 @@ export function createServingCredentials(deps: {
   });
   issue();
 
+  // The first update is delivered on a microtask, not synchronously: grpc-js (1.14) adds
+  // its server's watcher only after registering these listeners, so a synchronous first
+  // update would be lost and every TLS connection dropped until the next renewal.
   const provider: Provider = {
     addCaCertificateListener(l) {
       caListeners.add(l);
-      l(caUpdate());
+      queueMicrotask(() => caListeners.has(l) && l(caUpdate()));
     },
     removeCaCertificateListener: (l) => caListeners.delete(l),
     addIdentityCertificateListener(l) {
       idListeners.add(l);
-      if (identity) l(identity);
+      queueMicrotask(() => idListeners.has(l) && identity && l(identity));
     },
     removeIdentityCertificateListener: (l) => idListeners.delete(l),
   };
