@@ -14,3 +14,6 @@ export { evaluate } from './evaluate.js';
 export type { PathNormalization, EscapedSlashesAction, NormalizedPath } from './path-normalization.js';
 export { INBOUND_HCM_OPTIONS, INBOUND_PATH_NORMALIZATION, normalizeRequestPath, stripHostPort } from './path-normalization.js';
 export { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
+export type { JwksFetcher, IntervalTimers } from './jwks-fetcher.js';
+export { createJwksFetcher } from './jwks-fetcher.js';
+export { renderFilter } from './render.js';
