@@ -20,6 +20,7 @@ interface TypeState {
   /** name@version pairs the client NACKed: never sent again. */
   rejected: Set<string>;
   answeredOnce: boolean;
+  reportedUnknown?: string;
 }
 
 /**
@@ -82,11 +83,7 @@ export class DeltaStream {
         st.client.delete(n);
       }
     }
-    if (subscribe.length > 0 && this.#snapshot) {
-      const held = this.#snapshot.resources(typeUrl);
-      const unknown = subscribe.filter((n) => n !== '*' && !held.has(n));
-      if (unknown.length > 0) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
-    }
+    if (subscribe.length > 0) this.#reportUnknown(typeUrl, st);
     if (first || subscribe.length > 0) this.#respond(typeUrl, st);
   }
 
@@ -95,8 +92,20 @@ export class DeltaStream {
     this.#snapshot = snap;
     for (const typeUrl of pushOrder) {
       const st = this.#types.get(typeUrl);
-      if (st) this.#respond(typeUrl, st);
+      if (!st) continue;
+      this.#reportUnknown(typeUrl, st);
+      this.#respond(typeUrl, st);
     }
+  }
+
+  /** Reports subscribed names the snapshot does not hold, once per distinct set. */
+  #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
+    const held = this.#snapshot?.resources(typeUrl);
+    if (!held) return;
+    const unknown = [...st.names].filter((n) => !held.has(n));
+    const key = unknown.join('\n');
+    if (unknown.length > 0 && key !== st.reportedUnknown) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
+    st.reportedUnknown = key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {

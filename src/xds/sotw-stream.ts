@@ -22,6 +22,8 @@ interface TypeState {
   names: Set<string>;
   wildcard: boolean;
   sent?: SentResponse;
+  /** The unknown names last reported, so a steady state is reported once. */
+  reportedUnknown?: string;
   acked?: string;
   /** The last version this proxy NACKed: never sent again. */
   rejected?: string;
@@ -82,7 +84,7 @@ export class SotwStream {
     }
 
     const changed = this.#updateSubscription(st, req.resourceNames, first);
-    if (changed) this.#reportUnknown(typeUrl, st.names);
+    if (changed) this.#reportUnknown(typeUrl, st);
     // A first request, or one that changes what the proxy wants, is owed a response.
     if (first || changed || req.responseNonce === '') this.#respond(typeUrl, st, first || req.responseNonce === '');
   }
@@ -92,7 +94,9 @@ export class SotwStream {
     this.#snapshot = snap;
     for (const typeUrl of pushOrder) {
       const st = this.#types.get(typeUrl);
-      if (st) this.#respond(typeUrl, st, false);
+      if (!st) continue;
+      this.#reportUnknown(typeUrl, st);
+      this.#respond(typeUrl, st, false);
     }
   }
 
@@ -101,11 +105,14 @@ export class SotwStream {
     return Object.fromEntries([...this.#types].map(([t, s]) => [t, s.acked]));
   }
 
-  #reportUnknown(typeUrl: TypeUrl, names: ReadonlySet<string>): void {
+  /** Reports subscribed names the snapshot does not hold, once per distinct set. */
+  #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
     const held = this.#snapshot?.resources(typeUrl);
     if (!held) return;
-    const unknown = [...names].filter((n) => !held.has(n));
-    if (unknown.length > 0) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
+    const unknown = [...st.names].filter((n) => !held.has(n));
+    const key = unknown.join('\n');
+    if (unknown.length > 0 && key !== st.reportedUnknown) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
+    st.reportedUnknown = key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DiscoveryRequest): void {
