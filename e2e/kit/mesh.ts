@@ -10,7 +10,6 @@ import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
 import { createLogger, createRecordingLogger, teeLogger, type RecordedLine } from '../../src/observability/index.js';
 import type { TypeUrl } from '../../src/proto/index.js';
 import {
-  adsBootstrap,
   envoyPool,
   eventually,
   httpRequest,
