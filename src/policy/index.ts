@@ -17,3 +17,4 @@ export { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 export type { JwksFetcher, IntervalTimers } from './jwks-fetcher.js';
 export { createJwksFetcher } from './jwks-fetcher.js';
 export { renderFilter } from './render.js';
+export { verifyJwt } from './jwt-verify.js';

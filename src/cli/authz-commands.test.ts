@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { registerAuthzCommands } from './authz-commands.js';
+
+interface Run {
+  readonly out: string;
+  readonly err: string;
+  readonly exitCode: number;
+}
+
+async function run(...args: string[]): Promise<Run> {
+  let out = '';
+  let err = '';
+  let exitCode = 0;
+  const program = new Command('meshpilot').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  registerAuthzCommands(program, { write: (s) => (out += s), warn: (s) => (err += s), setExitCode: (c) => (exitCode = c) });
+  for (const c of program.commands)
+    for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return { out, err, exitCode };
+  } catch (e) {
+    if (e instanceof CommanderError) return { out, err, exitCode: e.exitCode };
+    throw e;
+  }
+}
+
+const photo = fileURLToPath(new URL('../../../examples/photo-app/', import.meta.url));
+
+describe('cli: meshpilot authz check', () => {
+  it('the photo app: frontend → backend ALLOW (0), frontend → datastore DENY (3), naming the policy and rule', async () => {
+    const ok = await run(
+      'authz',
+      'check',
+      '--config',
+      photo,
+      '--destination',
+      'photo-ns/photo-backend',
+      '--source-principal',
+      'cluster.local/ns/photo-ns/sa/photo-frontend',
+    );
+    assert.equal(ok.exitCode, 0, ok.err);
+    assert.match(ok.out, /^ALLOW\n  policy: photo-ns\/photo-backend-allow-frontend\n  rule: 0\n/);
+    const no = await run(
+      'authz',
+      'check',
+      '--config',
+      photo,
+      '--destination',
+      'datastore-ns/datastore',
+      '--source-principal',
+      'cluster.local/ns/photo-ns/sa/photo-frontend',
+      '--path',
+      '/x',
+    );
+    assert.equal(no.exitCode, 3);
+    assert.match(no.out, /^DENY\n/);
+    assert.match(no.out, /status: 403/);
+    const fromBackend = await run(
+      'authz',
+      'check',
+      '--config',
+      photo,
+      '--destination',
+      'datastore-ns/datastore',
+      '--source-principal',
+      'spiffe://cluster.local/ns/photo-ns/sa/photo-backend',
+    );
+    assert.equal(fromBackend.exitCode, 0);
+    const plaintext = await run('authz', 'check', '--config', photo, '--destination', 'datastore-ns/datastore');
+    assert.equal(plaintext.exitCode, 3);
+    assert.match(plaintext.out, /connection refused/);
+  });
+
+  describe('with paths, headers and claims', () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'meshpilot-authz-'));
+      writeFileSync(
+        join(dir, 'mesh.yaml'),
+        `
+apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { app: api }
+  ports: [{ name: http, port: 8080, targetPort: 8080 }, { name: tcp-db, port: 5432, targetPort: 5432 }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: api, namespace: shop }
+spec: { address: 127.0.0.95, serviceAccount: api, labels: { app: api } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: api, namespace: shop }
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: shop }
+spec:
+  jwtRules:
+    - issuer: https://issuer.example.com
+      jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: shop }
+spec:
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: [/admin, '/admin/*'] } }]
+    - when: [{ key: 'request.headers[x-role]', values: [guest] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow, namespace: shop }
+spec:
+  rules:
+    - from: [{ source: { namespaces: [shop] } }]
+    - when: [{ key: 'request.auth.claims[groups]', values: [admins] }]
+`,
+      );
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const check = (...args: string[]) => run('authz', 'check', '--config', join(dir, 'mesh.yaml'), '--destination', 'shop/api', ...args);
+
+    it('normalizes the path before matching', async () => {
+      const r = await check('--source-namespace', 'shop', '--path', '/x/../admin?y=1');
+      assert.equal(r.exitCode, 3);
+      assert.match(r.out, /policy: shop\/deny-admin\n  rule: 0/);
+      assert.match(r.out, /normalized path: \/admin/);
+      assert.equal((await check('--source-namespace', 'shop', '--path', '/%2Fadmin')).exitCode, 3);
+      assert.equal((await check('--source-namespace', 'shop', '--path', '/public')).exitCode, 0);
+    });
+    it('joins repeated headers', async () => {
+      const r = await check('--source-namespace', 'shop', '--header', 'x-role=admin', '--header', 'x-role=guest');
+      assert.equal(r.exitCode, 3);
+      assert.match(r.out, /rule: 1/);
+    });
+    it('matches claims of a token', async () => {
+      const r = await check(
+        '--jwt-issuer',
+        'https://issuer.example.com',
+        '--jwt-subject',
+        'a',
+        '--claim',
+        'groups=dev',
+        '--claim',
+        'groups=admins',
+      );
+      assert.equal(r.exitCode, 0, r.out + r.err);
+      assert.match(r.out, /policy: shop\/allow\n  rule: 1/);
+      assert.equal((await check('--jwt-issuer', 'https://other.example.com', '--claim', 'groups=admins')).exitCode, 3);
+      assert.equal((await check('--jwt-invalid')).exitCode, 3);
+      assert.match((await check('--jwt', 'e30.e30.x')).out, /status: 401/);
+    });
+    it('checks a TCP port with network RBAC, where a DENY rule with HTTP-only fields denies more (with a warning)', async () => {
+      const r = await check('--port', '5432', '--source-namespace', 'shop');
+      assert.equal(r.exitCode, 3);
+      assert.match(r.out, /policy: shop\/deny-admin/);
+      assert.match(r.out, /port: 5432 \(tcp, mTLS PERMISSIVE\)/);
+      assert.match(r.err, /warning: .*HTTP-only fields \(paths\) are ignored/);
+    });
+    it('exits 2 when the question cannot be answered', async () => {
+      assert.equal((await check('--port', '9999')).exitCode, 2);
+      assert.equal((await run('authz', 'check', '--config', join(dir, 'mesh.yaml'), '--destination', 'shop/nope')).exitCode, 2);
+      assert.equal((await run('authz', 'check', '--config', join(dir, 'missing.yaml'), '--destination', 'shop/api')).exitCode, 2);
+      assert.equal((await check('--header', 'novalue')).exitCode, 2);
+    });
+  });
+});
