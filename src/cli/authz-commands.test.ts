@@ -44,7 +44,7 @@ describe('cli: meshpilot authz check', () => {
       'cluster.local/ns/photo-ns/sa/photo-frontend',
     );
     assert.equal(ok.exitCode, 0, ok.err);
-    assert.match(ok.out, /^ALLOW\n  policy: photo-ns\/photo-backend-allow-frontend\n  rule: 0\n/);
+    assert.match(ok.out, /^ALLOW\n {2}policy: photo-ns\/photo-backend-allow-frontend\n {2}rule: 0\n/);
     const no = await run(
       'authz',
       'check',
@@ -132,7 +132,7 @@ spec:
     it('normalizes the path before matching', async () => {
       const r = await check('--source-namespace', 'shop', '--path', '/x/../admin?y=1');
       assert.equal(r.exitCode, 3);
-      assert.match(r.out, /policy: shop\/deny-admin\n  rule: 0/);
+      assert.match(r.out, /policy: shop\/deny-admin\n {2}rule: 0/);
       assert.match(r.out, /normalized path: \/admin/);
       assert.equal((await check('--source-namespace', 'shop', '--path', '/%2Fadmin')).exitCode, 3);
       assert.equal((await check('--source-namespace', 'shop', '--path', '/public')).exitCode, 0);
@@ -154,7 +154,7 @@ spec:
         'groups=admins',
       );
       assert.equal(r.exitCode, 0, r.out + r.err);
-      assert.match(r.out, /policy: shop\/allow\n  rule: 1/);
+      assert.match(r.out, /policy: shop\/allow\n {2}rule: 1/);
       assert.equal((await check('--jwt-issuer', 'https://other.example.com', '--claim', 'groups=admins')).exitCode, 3);
       assert.equal((await check('--jwt-invalid')).exitCode, 3);
       assert.match((await check('--jwt', 'e30.e30.x')).out, /status: 401/);
