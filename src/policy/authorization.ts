@@ -46,8 +46,9 @@ export interface CompiledAuthorization {
   readonly diagnostics: readonly PolicyDiagnostic[];
 }
 
-/** The Envoy filter names used for RBAC. */
+/** The Envoy filter name of HTTP RBAC. */
 export const HTTP_RBAC_FILTER = 'envoy.filters.http.rbac';
+/** The Envoy filter name of network (TCP) RBAC. */
 export const NETWORK_RBAC_FILTER = 'envoy.filters.network.rbac';
 const HTTP_RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
 const NETWORK_RBAC_TYPE = 'envoy.extensions.filters.network.rbac.v3.RBAC';

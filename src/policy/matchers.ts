@@ -16,11 +16,17 @@ import type {
   ValueMatcher,
 } from '../proto/index.js';
 
+/** An Envoy RBAC Permission under construction. */
 export type Permission = DeepPartialLike<RbacPermission>;
+/** An Envoy RBAC Principal under construction. */
 export type Principal = DeepPartialLike<RbacPrincipal>;
+/** An Envoy StringMatcher under construction. */
 export type StringMatch = DeepPartialLike<StringMatcher>;
+/** An Envoy HeaderMatcher under construction. */
 export type Header = DeepPartialLike<HeaderMatcher>;
+/** An Envoy MetadataMatcher under construction. */
 export type Metadata = DeepPartialLike<MetadataMatcher>;
+/** An Envoy ValueMatcher under construction. */
 export type Value = DeepPartialLike<ValueMatcher>;
 
 /** The jwt_authn filter name: its dynamic metadata holds the verified JWT payload. */
