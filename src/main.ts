@@ -11,11 +11,15 @@ import {
   trustSourceOf,
 } from './auth/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
-import { formatDiagnostic, systemClock, type Clock } from './lib/index.js';
+import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
 import { createMeshSnapshots, type InboundPolicySource, type MeshSnapshots } from './push/index.js';
 import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
-import { createSnapshotCache, type SnapshotCache } from './snapshot/index.js';
+import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
+import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
+import { createMetrics, type Metrics } from './observability/index.js';
+import { TypeUrl, typeShortName } from './proto/index.js';
+import { randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
 /** How to run meshpilot. */
@@ -32,6 +36,8 @@ export interface MeshpilotOptions {
   /** DNS names in the serving certificate, besides `localhost` and `meshpilot.<root namespace>.svc`. */
   readonly dnsNames?: readonly string[];
   readonly log: Logger;
+  /** Loopback port of the admin server (metrics, debug, CA operations); 0 picks one; absent: none. */
+  readonly adminPort?: number;
   readonly hooks?: XdsHooks;
   readonly policy?: InboundPolicySource;
   readonly clock?: Clock;
@@ -51,6 +57,9 @@ export interface RunningMeshpilot {
   readonly controlPlaneId: SpiffeId;
   /** Whether xDS is served over TLS with authentication (false only in plaintext development mode). */
   readonly secure: boolean;
+  /** The admin server's port, when one runs. */
+  readonly adminPort?: number;
+  readonly metrics: Metrics;
   /** Mints a proxy token for a service account (what `meshpilot token` does). */
   mintToken(namespace: string, serviceAccount: string, ttlMs?: number): Promise<string>;
   stop(): Promise<void>;
@@ -130,10 +139,44 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
         log: log.child({ module: 'serving' }),
       });
 
+  const metrics = createMetrics();
+  const typeLabel = (t: TypeUrl) => typeShortName[t];
+  const hooks: XdsHooks = {
+    onConnect: (p) => {
+      metrics.xdsConnected.inc();
+      o.hooks?.onConnect?.(p);
+    },
+    onDisconnect: (p, reason) => {
+      metrics.xdsConnected.dec();
+      o.hooks?.onDisconnect?.(p, reason);
+    },
+    onSend: (p, t, v, names) => {
+      metrics.xdsPushes.inc({ type: typeLabel(t) });
+      o.hooks?.onSend?.(p, t, v, names);
+    },
+    onAck: (p, t, v) => {
+      metrics.xdsAcks.inc({ type: typeLabel(t) });
+      o.hooks?.onAck?.(p, t, v);
+    },
+    onNack: (p, t, v, e, names) => {
+      metrics.xdsNacks.inc({ type: typeLabel(t) });
+      o.hooks?.onNack?.(p, t, v, e, names);
+    },
+    onUnknownNames: (p, t, names) => {
+      if (t === TypeUrl.Secret) metrics.secretsRefused.inc();
+      o.hooks?.onUnknownNames?.(p, t, names);
+    },
+  };
+  const offIssued = svids.onIssued((reason) => metrics.svidsIssued.inc({ reason }));
+  // A new signing CA (root rotation): every workload moves to a certificate it signed.
+  const offSigning = ca.onChange((c) => {
+    if (c.kind === 'signing-ca') svids.reissueAll();
+  });
+
   const xds = createXdsServer({
     snapshots,
     log: log.child({ module: 'xds' }),
-    hooks: o.hooks,
+    hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
   });
   const server = createGrpcServer();
@@ -141,6 +184,39 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
+
+  const adminToken = randomBytes(24).toString('base64url');
+  const admin =
+    o.adminPort === undefined
+      ? undefined
+      : await startAdminServer({
+          host: '127.0.0.1',
+          port: o.adminPort,
+          token: adminToken,
+          metrics,
+          log: log.child({ module: 'admin' }),
+          actions: {
+            connections: () => xds.connected(),
+            config: (node) => {
+              const snap = cache.get(node);
+              return snap ? describeSnapshot(snap) : { error: `no snapshot for node ${node}` };
+            },
+            caStatus: () => ca.status(),
+            revoke(serial) {
+              const r = ca.revoke(serial);
+              if (!r.ok) return err(r.error.message);
+              // The holder gets a fresh certificate now; every proxy gets the new CRL (ca.onChange).
+              const reissued = svids.reissueSerial(r.value.serialHex);
+              return ok({ revoked: r.value, reissued: reissued ?? null });
+            },
+            rotateRoot(phase, force) {
+              const r = ca.rotateRoot(phase, { force });
+              return r.ok ? ok(r.value) : err(r.error.message);
+            },
+          },
+        });
+  // With a state directory, `meshpilot ca …` finds this server and goes through it instead of the files.
+  const published = admin && o.stateDir ? publishAdminEndpoint(o.stateDir, `http://127.0.0.1:${admin.port}`, adminToken) : undefined;
 
   return {
     xdsPort,
@@ -152,10 +228,16 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     xds,
     controlPlaneId,
     secure: serving !== undefined,
+    adminPort: admin?.port,
+    metrics,
     mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
       mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock }),
     async stop() {
       clearInterval(maintenance);
+      published?.unpublish();
+      await admin?.close();
+      offIssued();
+      offSigning();
       unsubscribe();
       offRenewed();
       offCa();

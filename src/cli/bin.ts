@@ -2,10 +2,14 @@
 import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerTokenCommand } from './token-command.js';
+import { registerBootstrapCommand } from './bootstrap-command.js';
 
 const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
 registerServeCommand(program);
 registerCaCommands(program);
+registerTokenCommand(program);
+registerBootstrapCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

@@ -10,6 +10,7 @@ import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
 import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
 import type { Result } from '../lib/index.js';
+import { callAdmin, findAdminEndpoint } from '../admin/index.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
 export interface CaCommandDeps {
@@ -150,7 +151,18 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .description('revoke an issued certificate by serial (hex)')
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
-    .action(function (this: Command, o: { stateDir: string; serial: string }) {
+    .action(async function (this: Command, o: { stateDir: string; serial: string }) {
+      // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once.
+      const live = findAdminEndpoint(o.stateDir);
+      if (live) {
+        const r = await callAdmin(live, 'POST', `/ca/revoke?serial=${encodeURIComponent(o.serial)}`);
+        const body = r.body as { error?: string; revoked?: { serialHex: string; spiffeId: string }; reissued?: string | null };
+        if (r.status !== 200) this.error(`meshpilot: revoke refused by the running control plane: ${body.error ?? r.status}`);
+        write(
+          `revoked ${body.revoked!.serialHex} (${body.revoked!.spiffeId}) via the running control plane (pid ${live.pid})${body.reissued ? `; reissued for ${body.reissued}` : ''}\n`,
+        );
+        return;
+      }
       withCa(this, o.stateDir, (a) => {
         const r = unwrapOr(this, a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
@@ -162,7 +174,15 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .addOption(new Option('--phase <phase>', 'rotation phase').choices(['prepare', 'activate', 'retire']).makeOptionMandatory())
     .option('--force', 'retire even though SVIDs signed by the old root are still valid (they stop verifying)')
-    .action(function (this: Command, o: { stateDir: string; phase: 'prepare' | 'activate' | 'retire'; force?: boolean }) {
+    .action(async function (this: Command, o: { stateDir: string; phase: 'prepare' | 'activate' | 'retire'; force?: boolean }) {
+      const live = findAdminEndpoint(o.stateDir);
+      if (live) {
+        const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${o.phase}&force=${o.force === true}`);
+        const body = r.body as { error?: string; rotation?: string; signingCa?: { subject: string }; roots?: unknown[] };
+        if (r.status !== 200) this.error(`meshpilot: rotate-root refused by the running control plane: ${body.error ?? r.status}`);
+        write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
+        return;
+      }
       withCa(this, o.stateDir, (a) => {
         const s = unwrapOr(this, a.rotateRoot(o.phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);

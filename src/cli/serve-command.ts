@@ -10,6 +10,17 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
+interface ServeFlags {
+  config: string[];
+  stateDir?: string;
+  ephemeral?: boolean;
+  xdsAddress: string;
+  adminPort: string;
+  dnsName?: string[];
+  insecurePlaintext?: boolean;
+  logLevel: string;
+}
+
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
   program
@@ -18,20 +29,36 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
     .option('--state-dir <dir>', 'CA state directory (root key, records); made on first start')
     .option('--ephemeral', 'keep the CA in memory only (a restart makes a new root)')
-    .option('--xds-address <host:port>', 'where xDS and SDS are served', '127.0.0.1:15012')
+    .option('--xds-address <host:port>', 'where xDS, SDS and the CSR service are served (TLS)', '127.0.0.1:15012')
+    .option('--admin-port <port>', 'loopback port for metrics, debug and CA operations', '15014')
+    .option('--dns-name <names...>', 'extra DNS names in the control plane certificate')
+    .option('--insecure-plaintext', 'serve xDS in plaintext with no authentication (local development only)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: { config: string[]; stateDir?: string; ephemeral?: boolean; xdsAddress: string; logLevel: string }) => {
+    .action(async (opts: ServeFlags) => {
       const log = createLogger({ level: opts.logLevel });
       const xds = parseHostPort('--xds-address', opts.xdsAddress);
+      const adminPort = Number(opts.adminPort);
+      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
+        throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
+      if (opts.insecurePlaintext)
+        log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
       const mp = await startMeshpilot({
         configPaths: opts.config,
         stateDir: opts.stateDir,
         ephemeral: opts.ephemeral,
         xdsHost: xds.host,
         xdsPort: xds.port,
+        adminPort,
+        dnsNames: opts.dnsName,
+        insecurePlaintext: opts.insecurePlaintext,
         log,
       });
-      log.info('meshpilot serving', { xds: `${xds.host}:${mp.xdsPort}`, trustDomain: mp.ca.trustDomain });
+      log.info('meshpilot serving', {
+        xds: `${xds.host}:${mp.xdsPort}`,
+        admin: `127.0.0.1:${mp.adminPort}`,
+        trustDomain: mp.ca.trustDomain,
+        tls: mp.secure,
+      });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -33,10 +33,14 @@ export interface SvidStore {
   get(workloadKey: string, spiffeId: SpiffeId): WorkloadCertificate | undefined;
   /** Replaces the certificates of every workload running as `spiffeId` (after a revocation). */
   reissue(spiffeId: SpiffeId): readonly string[];
+  /** Replaces the certificate with this serial, if a workload holds it (after it was revoked); returns the workload key. */
+  reissueSerial(serialHex: string): string | undefined;
   /** Replaces every certificate (after a root rotation step changed the signing CA). */
   reissueAll(): readonly string[];
   /** Drops a workload that left the mesh. */
   forget(workloadKey: string): void;
+  /** Subscribes to every issuance, with its reason (first use, renewal, revoked, reissue). */
+  onIssued(cb: (reason: string) => void): () => void;
   /** Subscribes to renewals: the callback gets the workload key whose certificate changed. */
   onRenewed(cb: (workloadKey: string) => void): () => void;
   /** Stops every renewal timer. */
@@ -57,6 +61,7 @@ export function createSvidStore(deps: {
   const random = deps.random ?? Math.random;
   const certs = new Map<string, { cert: WorkloadCertificate; timer: unknown }>();
   const listeners = new Set<(key: string) => void>();
+  const issuedListeners = new Set<(reason: string) => void>();
 
   function issue(workloadKey: string, spiffeId: SpiffeId, reason: string): WorkloadCertificate | undefined {
     const keys = generateKeyPair('ec-p256');
@@ -72,6 +77,7 @@ export function createSvidStore(deps: {
     const at = renewalTime({ notBefore: Math.max(cert.notBefore, deps.clock.now()), notAfter: cert.notAfter }, deps.renewal, random());
     const timer = timers.setTimeout(() => renew(workloadKey, spiffeId), Math.max(0, at - deps.clock.now()));
     certs.set(workloadKey, { cert, timer });
+    for (const cb of issuedListeners) cb(reason);
     deps.log.info('svid issued', {
       workload: workloadKey,
       spiffeId,
@@ -104,6 +110,15 @@ export function createSvidStore(deps: {
       for (const k of keys) for (const cb of listeners) cb(k);
       return keys;
     },
+    reissueSerial(serialHex) {
+      const want = serialHex.toLowerCase().replace(/^0+/, '');
+      const hit = [...certs].find(([, e]) => e.cert.serialHex.toLowerCase().replace(/^0+/, '') === want);
+      if (!hit) return undefined;
+      const [key, entry] = hit;
+      issue(key, entry.cert.spiffeId, 'revoked');
+      for (const cb of listeners) cb(key);
+      return key;
+    },
     reissueAll() {
       const all = [...certs].map(([k, e]) => [k, e.cert.spiffeId] as const);
       for (const [k, id] of all) issue(k, id, 'reissue');
@@ -114,6 +129,10 @@ export function createSvidStore(deps: {
       const entry = certs.get(workloadKey);
       if (entry) timers.clearTimeout(entry.timer);
       certs.delete(workloadKey);
+    },
+    onIssued(cb) {
+      issuedListeners.add(cb);
+      return () => issuedListeners.delete(cb);
     },
     onRenewed(cb) {
       listeners.add(cb);

@@ -55,3 +55,15 @@ export function versionOf(resources: readonly EncodedResource[]): string {
       .join('\n'),
   );
 }
+
+/** A readable summary of a snapshot: each type's version and its resources' names and versions. */
+export function describeSnapshot(snap: Snapshot): {
+  version: string;
+  types: Record<string, { version: string; resources: Record<string, string> }>;
+} {
+  const types: Record<string, { version: string; resources: Record<string, string> }> = {};
+  for (const t of snap.typeUrls()) {
+    types[t] = { version: snap.typeVersion(t), resources: Object.fromEntries([...snap.resources(t)].map(([n, r]) => [n, r.version()])) };
+  }
+  return { version: snap.version, types };
+}

@@ -1,0 +1,101 @@
+// The admin port (15014 by default, loopback only): health, Prometheus metrics, debug
+// views, and the CA operations an operator runs against a live control plane
+// (`meshpilot ca revoke` and `rotate-root` come here when a server owns the state dir).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { Result } from '../lib/index.js';
+import type { Logger, Metrics } from '../observability/index.js';
+
+/** What the admin port can do: the control plane supplies these. */
+export interface AdminActions {
+  connections(): unknown;
+  config(nodeId: string): unknown;
+  caStatus(): unknown;
+  revoke(serialHex: string): Result<unknown, string>;
+  rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string>;
+}
+
+/** A running admin server. */
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the admin server; everything but /healthz and /metrics needs `Authorization: Bearer <token>`. */
+export async function startAdminServer(deps: {
+  host: string;
+  port: number;
+  token: string;
+  actions: AdminActions;
+  metrics: Metrics;
+  log: Logger;
+}): Promise<AdminServer> {
+  const expected = Buffer.from(`Bearer ${deps.token}`);
+  const authorized = (req: IncomingMessage) => {
+    const got = Buffer.from(String(req.headers.authorization ?? ''));
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  };
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body, null, 2) + '\n');
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const route = `${req.method} ${url.pathname}`;
+    if (route === 'GET /healthz') return send(res, 200, { ok: true });
+    if (route === 'GET /metrics') {
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(await deps.metrics.registry.metrics());
+      return;
+    }
+    if (!authorized(req)) {
+      deps.log.warn('admin request refused', { route, reason: 'missing or wrong admin token' });
+      return send(res, 401, { error: 'unauthorized' });
+    }
+    switch (route) {
+      case 'GET /debug/connections':
+        return send(res, 200, deps.actions.connections());
+      case 'GET /debug/config':
+        return send(res, 200, deps.actions.config(url.searchParams.get('node') ?? ''));
+      case 'GET /ca/status':
+        return send(res, 200, deps.actions.caStatus());
+      case 'POST /ca/revoke': {
+        const r = deps.actions.revoke(url.searchParams.get('serial') ?? '');
+        deps.log.info('admin revoke', { serial: url.searchParams.get('serial'), ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
+        return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+      }
+      case 'POST /ca/rotate-root': {
+        const phase = url.searchParams.get('phase');
+        if (phase !== 'prepare' && phase !== 'activate' && phase !== 'retire')
+          return send(res, 400, { error: 'phase must be prepare, activate or retire' });
+        const r = deps.actions.rotateRoot(phase, url.searchParams.get('force') === 'true');
+        deps.log.info('admin rotate-root', { phase, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
+        return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+      }
+      default:
+        return send(res, 404, { error: `no route ${route}` });
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      deps.log.error('admin request failed', { url: req.url, cause: String(e) });
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(deps.port, deps.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : deps.port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,80 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadOrCreateTokenKey, mintToken } from '../auth/index.js';
+import { sidecarBootstrap } from '../bootstrap/index.js';
+import { openCa } from '../ca/index.js';
+import { sidecarNodeId } from '../generate/index.js';
+import { workloadId } from '../identity/index.js';
+import { systemClock } from '../lib/index.js';
+import { parseDuration } from '../model/index.js';
+import { parseHostPort } from './serve-command.js';
+
+interface BootstrapFlags {
+  stateDir: string;
+  namespace: string;
+  workload: string;
+  serviceAccount: string;
+  address: string;
+  xdsAddress: string;
+  rootNamespace: string;
+  domain: string;
+  tokenTtl: string;
+  agentSocket?: string;
+  delta?: boolean;
+  out?: string;
+}
+
+/** Adds `meshpilot bootstrap`: writes a complete Envoy bootstrap for one workload, credential included. */
+export function registerBootstrapCommand(program: Command): void {
+  program
+    .command('bootstrap')
+    .description('write the Envoy bootstrap of a workload sidecar: control plane address, its root, and a token for the service account')
+    .requiredOption('--state-dir <dir>', 'the control plane state directory (CA root and token key)')
+    .requiredOption('--namespace <ns>', 'workload namespace')
+    .requiredOption('--workload <name>', 'WorkloadEntry name')
+    .requiredOption('--service-account <sa>', 'service account the workload runs as')
+    .requiredOption('--address <ip>', 'the workload address (it goes into the node id)')
+    .option('--xds-address <host:port>', 'control plane address', '127.0.0.1:15012')
+    .option('--root-namespace <ns>', 'mesh root namespace (the control plane runs as <root>/sa/meshpilot)', 'istio-system')
+    .option('--domain <suffix>', 'DNS domain suffix', 'cluster.local')
+    .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
+    .option('--agent-socket <path>', 'VM: secrets come from a node agent on this Unix socket, which also authenticates the sidecar')
+    .option('--delta', 'use incremental (delta) xDS')
+    .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
+    .action(async function (this: Command, o: BootstrapFlags) {
+      const xds = parseHostPort('--xds-address', o.xdsAddress);
+      const ca = openCa({ stateDir: o.stateDir });
+      if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
+      const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, 'meshpilot');
+      if (!cpId.ok) this.error(`meshpilot: ${cpId.error.message}`);
+      const rootCaPem = ca.value.trustBundle().pem;
+      ca.value.close();
+      let token: string | undefined;
+      if (!o.agentSocket) {
+        const ttl = parseDuration(o.tokenTtl);
+        if (!ttl.ok) this.error(`meshpilot: --token-ttl: ${ttl.error}`);
+        const key = loadOrCreateTokenKey(o.stateDir);
+        if (!key.ok) this.error(`meshpilot: ${key.error}`);
+        token = await mintToken({
+          key: key.value,
+          namespace: o.namespace,
+          serviceAccount: o.serviceAccount,
+          ttlMs: ttl.value,
+          clock: systemClock,
+        });
+      }
+      const bootstrap = sidecarBootstrap({
+        nodeId: sidecarNodeId(o.address, o.workload, o.namespace, o.domain),
+        cluster: o.workload,
+        xdsHost: xds.host,
+        xdsPort: xds.port,
+        tls: { rootCaPem, controlPlaneId: cpId.value },
+        token,
+        agentSocket: o.agentSocket,
+        apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
+      });
+      const text = JSON.stringify(bootstrap, null, 2) + '\n';
+      if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
+      else process.stdout.write(text);
+    });
+}
