@@ -13,8 +13,8 @@ export const defaultRateLimit: RateLimitPolicy = { burst: 10, perSecond: 1, maxK
 
 /** Per-key token buckets with bounded memory. */
 export interface RateLimiter {
-  /** Takes one token for the key; false when its bucket is empty. */
-  take(key: string): boolean;
+  /** Takes one token for the key; when its bucket is empty, says how many calls in a row were refused (this one included). */
+  take(key: string): { readonly allowed: true } | { readonly allowed: false; readonly refusedInRow: number };
   /** How many buckets are held now. */
   size(): number;
 }
@@ -22,6 +22,7 @@ export interface RateLimiter {
 interface Bucket {
   tokens: number;
   at: number;
+  refusedInRow: number;
 }
 
 /** Creates a limiter. Idle buckets (refilled to full, so they hold no information) are dropped as calls pass. */
@@ -49,14 +50,15 @@ export function createRateLimiter(policy: RateLimitPolicy, clock: Clock): RateLi
       if (b) buckets.delete(key);
       else {
         if (buckets.size >= policy.maxKeys) buckets.delete(buckets.keys().next().value!);
-        b = { tokens: policy.burst, at: now };
+        b = { tokens: policy.burst, at: now, refusedInRow: 0 };
       }
       b.tokens = level(b, now);
-      b.at = now;
+      b.at = Math.max(b.at, now); // a clock stepping back must not mint tokens later
       buckets.set(key, b);
-      if (b.tokens < 1) return false;
+      if (b.tokens < 1) return { allowed: false, refusedInRow: ++b.refusedInRow };
       b.tokens -= 1;
-      return true;
+      b.refusedInRow = 0;
+      return { allowed: true };
     },
     size: () => buckets.size,
   };

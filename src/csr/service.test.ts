@@ -323,6 +323,12 @@ describe('csr: availability and abuse', function () {
       assert.equal(limited, 2_000 - 10);
       assert.equal(f.signCalls(), 10, 'refused requests never reach the CA');
       assert.equal(f.service.rateLimitBuckets(), 1);
+      const logged = f.log.lines.filter((l) => l.fields.kind === 'rate-limited');
+      assert.deepEqual(
+        logged.map((l) => l.fields.refusedInRow),
+        [1, 10, 100, 1000],
+        'the 1st, 10th, 100th and 1000th refusal in a row are logged, not all 1990',
+      );
       // One second later, one more token.
       f.clock.advance(1_000);
       assert.ok((await createCertificate(client, { csr }, token)).ok);

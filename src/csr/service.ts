@@ -43,7 +43,7 @@ const REPLY: Record<CsrErrorKind, { readonly code: grpc.status; readonly details
   'bad-validity': { code: grpc.status.INVALID_ARGUMENT, details: 'invalid validity duration' },
   impersonation: { code: grpc.status.PERMISSION_DENIED, details: 'impersonation is not allowed' },
   'bad-csr': { code: grpc.status.INVALID_ARGUMENT, details: 'invalid certificate request' },
-  'wrong-identity': { code: grpc.status.PERMISSION_DENIED, details: 'certificate request is not for the caller’s identity' },
+  'wrong-identity': { code: grpc.status.PERMISSION_DENIED, details: 'certificate request names another identity' },
   'ca-not-ready': { code: grpc.status.UNAVAILABLE, details: 'certificate authority not ready' },
   'ca-error': { code: grpc.status.INTERNAL, details: 'certificate not issued' },
 };
@@ -130,7 +130,13 @@ export function createCsrService(deps: {
     const caller = auth.value;
     const who = { identity: caller.identity, via: caller.via };
     // Checked before the CSR is parsed: a replayed request costs one token check, not a signature.
-    if (!limiter.take(caller.identity)) return reject({ kind: 'rate-limited', message: 'rate limit exceeded' }, who);
+    const taken = limiter.take(caller.identity);
+    if (!taken.allowed) {
+      // A replay flood must not become a log flood: log the 1st, 10th, 100th ... refusal in a row.
+      const n = taken.refusedInRow;
+      if (/^10*$/.test(String(n))) reject({ kind: 'rate-limited', message: 'rate limit exceeded' }, { ...who, refusedInRow: n });
+      return { error: REPLY['rate-limited'] };
+    }
     const r = await issue(req, caller);
     if (!r.ok) return reject(r.error, who);
     const { svid, ttl, key } = r;
