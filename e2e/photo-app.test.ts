@@ -16,6 +16,7 @@ import {
   frontend,
   ids,
   photoAppConfig,
+  photoAppPolicy,
   SERVICE_PORT,
   xfccUri,
 } from './kit/photo-app.js';
@@ -29,7 +30,7 @@ describe('photo app over mTLS with real Envoy sidecars (scenarios 1 and 2)', fun
   const sidecars = new Map<string, EnvoyProcess>();
 
   before(async () => {
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() });
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig(), 'policy.yaml': photoAppPolicy() });
     for (const w of [frontend, backend, datastore]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
     await Promise.all([frontend, backend, datastore].map(async (w) => sidecars.set(w.name, await mesh.startSidecar(w))));
   });

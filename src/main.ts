@@ -13,7 +13,9 @@ import {
 import { parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
-import { createMeshSnapshots, type InboundPolicySource, type MeshSnapshots } from './push/index.js';
+import { createMeshSnapshots, type MeshSnapshots } from './push/index.js';
+import { createInboundPolicySource, createJwksFetcher } from './policy/index.js';
+import { createCsrService } from './csr/index.js';
 import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
 import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
@@ -39,7 +41,6 @@ export interface MeshpilotOptions {
   /** Loopback port of the admin server (metrics, debug, CA operations); 0 picks one; absent: none. */
   readonly adminPort?: number;
   readonly hooks?: XdsHooks;
-  readonly policy?: InboundPolicySource;
   readonly clock?: Clock;
   readonly timers?: Timers;
 }
@@ -109,7 +110,27 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     log: log.child({ module: 'svid' }),
   });
   const cache = createSnapshotCache({ log: log.child({ module: 'snapshot' }) });
-  const snapshots = createMeshSnapshots({ cache, ca, svids, policy: o.policy, log: log.child({ module: 'push' }), clock, timers });
+  const jwks = createJwksFetcher({ clock, log: log.child({ module: 'jwks' }) });
+  const policy = createInboundPolicySource({
+    fetchJwks: (uri) => jwks.get(uri),
+    log: log.child({ module: 'policy' }),
+    plaintextOnly: o.insecurePlaintext,
+  });
+  const snapshots = createMeshSnapshots({
+    cache,
+    ca,
+    svids,
+    policy,
+    // The plaintext development mode never serves private keys: sidecars then talk plaintext.
+    serveKeys: !o.insecurePlaintext,
+    log: log.child({ module: 'push' }),
+    clock,
+    timers,
+  });
+  const offJwks = jwks.onChange(() => {
+    policy.invalidate();
+    snapshots.rebuildAll();
+  });
   const unsubscribe = config.subscribe((model) => snapshots.setModel(model));
   const offRenewed = svids.onRenewed((key) => snapshots.rebuildWorkload(key));
   const offCa = ca.onChange(() => snapshots.rebuildAll());
@@ -181,6 +202,17 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   });
   const server = createGrpcServer();
   xds.register(server);
+  // Istio's certificate service for node agents on VMs: only over TLS, where callers can be authenticated.
+  if (serving) {
+    createCsrService({
+      signer: ca,
+      authenticator,
+      maxTtlMs: settings.maxCertTtlMs,
+      defaultTtlMs: settings.certTtlMs,
+      clock,
+      log: log.child({ module: 'csr' }),
+    }).register(server);
+  }
   const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
@@ -238,6 +270,8 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
       await admin?.close();
       offIssued();
       offSigning();
+      offJwks();
+      jwks.close();
       unsubscribe();
       offRenewed();
       offCa();

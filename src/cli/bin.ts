@@ -4,12 +4,16 @@ import { registerCaCommands } from './ca-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerTokenCommand } from './token-command.js';
 import { registerBootstrapCommand } from './bootstrap-command.js';
+import { registerAgentCommand } from './agent-command.js';
+import { registerAuthzCommands } from './authz-commands.js';
 
 const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
 registerServeCommand(program);
 registerCaCommands(program);
 registerTokenCommand(program);
 registerBootstrapCommand(program);
+registerAgentCommand(program);
+registerAuthzCommands(program);
 try {
   await program.parseAsync();
 } catch (e) {

@@ -26,6 +26,7 @@ import {
   Secret,
   SubjectAltNameMatcher_SanType,
   TcpProxy,
+  TlsInspector,
   TypeUrl,
   UpstreamTlsContext,
 } from '../proto/index.js';
@@ -56,6 +57,10 @@ export interface InboundPolicy {
   readonly httpFilters: readonly { readonly name: string; readonly typedConfig: Any }[];
   /** Network filters placed before tcp_proxy on TCP ports (e.g. network RBAC). */
   readonly networkFilters: readonly { readonly name: string; readonly typedConfig: Any }[];
+  /** The PeerAuthentication mode of this port. */
+  readonly mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  /** HTTP connection manager options the policy's matching relies on (path normalization, host port stripping). */
+  readonly hcmOptions: Readonly<Record<string, unknown>>;
 }
 
 /** Everything one push round needs, shared by every proxy built in that round. */
@@ -74,7 +79,8 @@ export interface PushContext {
   readonly memo: Map<string, EncodedResource>;
 }
 
-const noPolicy: InboundPolicy = { httpFilters: [], networkFilters: [] };
+// Istio's default when no PeerAuthentication applies is PERMISSIVE.
+const noPolicy: InboundPolicy = { httpFilters: [], networkFilters: [], mtlsMode: 'PERMISSIVE', hcmOptions: {} };
 /** The inbound policy when none applies. */
 export const NO_POLICY = noPolicy;
 
@@ -89,6 +95,8 @@ export interface SecretSource {
 type SdsRef = (name: string) => { name: string; sdsConfig: object };
 
 function sdsRefFor(source: SecretSource): SdsRef {
+  // The trust bundle and CRL are public and always come from meshpilot over ADS, so a VM's
+  // sidecar sees revocations too; only the SVID and its key come from the local agent.
   if (!source.sdsCluster) return (name) => ({ name, sdsConfig: ads });
   const sdsConfig = {
     apiConfigSource: {
@@ -98,7 +106,7 @@ function sdsRefFor(source: SecretSource): SdsRef {
     },
     resourceApiVersion: ApiVersion.V3,
   };
-  return (name) => ({ name, sdsConfig });
+  return (name) => ({ name, sdsConfig: name === SDS_ROOTCA ? ads : sdsConfig });
 }
 const addr = (host: string, port: number) => ({ socketAddress: { address: host, portValue: port } });
 const routerFilter = () => ({
@@ -124,12 +132,12 @@ export function generateSidecar(workload: WorkloadEntry, ctx: PushContext, sourc
   const sds = sdsRefFor(source);
   // Resources that embed an SDS reference differ between secret sources: memo them apart.
   const variant = source.sdsCluster ?? 'ads';
-  // With a node agent, the secrets (and the private key) never pass through meshpilot.
+  // With a node agent, the SVID and its private key never pass through meshpilot.
   if (!source.sdsCluster) {
     const svid = ctx.svidFor(workload);
     if (svid) out.push(defaultSecret(svid));
-    out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
   }
+  out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
 
   const inboundPorts = new Set<number>();
   for (const service of ctx.model.servicesOf(workload)) {
@@ -153,9 +161,11 @@ export function generateSidecar(workload: WorkloadEntry, ctx: PushContext, sourc
     for (const port of service.ports) {
       const cluster = outboundCluster(port.port, host);
       out.push(
-        memo(ctx, `cds:${variant}:${cluster}`, () => outboundClusterFor(ctx, service, port, host, backends, sds, !source.sdsCluster)),
+        memo(ctx, `cds:${variant}:${cluster}`, () =>
+          outboundClusterFor(ctx, service, port, host, backends, (w) => speaksMtls(ctx, w, port), sds, !source.sdsCluster),
+        ),
       );
-      out.push(memo(ctx, `eds:${cluster}`, () => endpointsFor(cluster, port, backends)));
+      out.push(memo(ctx, `eds:${cluster}`, () => endpointsFor(cluster, port, backends, (w) => speaksMtls(ctx, w, port))));
       if (portKind(port) === 'tcp') {
         // A TCP service port is reached on the client's own address at the service port.
         if (!inboundPorts.has(port.port)) out.push(tcpOutboundListener(workload.address, port.port, host, cluster));
@@ -248,11 +258,12 @@ function outboundClusterFor(
   port: ServicePort,
   host: string,
   backends: readonly WorkloadEntry[],
+  mtlsTo: (w: WorkloadEntry) => boolean,
   sds: SdsRef,
   secretsInSnapshot: boolean,
 ): EncodedResource {
   const name = outboundCluster(port.port, host);
-  const withSidecar = backends.filter((w) => w.sidecar).length;
+  const withSidecar = backends.filter(mtlsTo).length;
   const tls = upstreamTls(ctx, service, port, host, sds);
   const msg = Cluster.fromPartial({
     name,
@@ -278,7 +289,17 @@ function rawBuffer(): Any {
   return { typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer', value: Buffer.alloc(0) };
 }
 
-function endpointsFor(cluster: string, port: ServicePort, backends: readonly WorkloadEntry[]): EncodedResource {
+/** Istio's auto mTLS: a client uses mTLS toward a workload that runs a sidecar and has not disabled mTLS on that port. */
+function speaksMtls(ctx: PushContext, w: WorkloadEntry, port: ServicePort): boolean {
+  return w.sidecar && ctx.inboundPolicy(w, port, portKind(port)).mtlsMode !== 'DISABLE';
+}
+
+function endpointsFor(
+  cluster: string,
+  port: ServicePort,
+  backends: readonly WorkloadEntry[],
+  mtlsTo: (w: WorkloadEntry) => boolean,
+): EncodedResource {
   const msg = ClusterLoadAssignment.fromPartial({
     clusterName: cluster,
     endpoints: [
@@ -286,7 +307,7 @@ function endpointsFor(cluster: string, port: ServicePort, backends: readonly Wor
         lbEndpoints: backends.map((w) => ({
           // A sidecar answers on the service port; a workload without one is reached at its own port.
           endpoint: { address: addr(w.address, w.sidecar ? port.port : workloadPortFor(port, w)) },
-          metadata: { filterMetadata: { [TLS_MATCH_KEY]: { tlsMode: w.sidecar ? 'istio' : 'disabled' } } },
+          metadata: { filterMetadata: { [TLS_MATCH_KEY]: { tlsMode: mtlsTo(w) ? 'istio' : 'disabled' } } },
         })),
       },
     ],
@@ -315,7 +336,7 @@ function inboundListenerFor(
 ): EncodedResource {
   const name = inboundListener(port.port);
   const cluster = inboundCluster(appPort);
-  const filter =
+  const filters = (mtls: boolean) =>
     kind === 'tcp'
       ? [
           ...policy.networkFilters,
@@ -331,27 +352,50 @@ function inboundListenerFor(
               'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
               HttpConnectionManager,
               {
+                ...policy.hcmOptions,
                 statPrefix: `inbound_${port.port}`,
                 routeConfig: {
                   name,
                   virtualHosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster } }] }],
                 },
                 // The app learns who called it: the caller's SPIFFE ID in x-forwarded-client-cert.
-                forwardClientCertDetails: HttpConnectionManager_ForwardClientCertDetails.SANITIZE_SET,
-                setCurrentClientCertDetails: { uri: true },
+                // On plaintext it gets none, and any the caller sent is stripped (SANITIZE).
+                forwardClientCertDetails: mtls
+                  ? HttpConnectionManager_ForwardClientCertDetails.SANITIZE_SET
+                  : HttpConnectionManager_ForwardClientCertDetails.SANITIZE,
+                ...(mtls ? { setCurrentClientCertDetails: { uri: true } } : {}),
                 httpFilters: [...policy.httpFilters, routerFilter()],
               },
             ),
           },
         ];
-  const msg = Listener.fromPartial({
-    name,
-    address: addr(workload.address, port.port),
-    filterChains: [{ name: 'mtls', transportSocket: downstreamTls(sds), filters: filter }],
-  });
+  const mtlsChain = { name: 'mtls', transportSocket: downstreamTls(sds), filters: filters(true) };
+  const plainChain = { name: 'plaintext', filters: filters(false) };
+  // PeerAuthentication: STRICT takes only mTLS; PERMISSIVE takes both on one port, the TLS
+  // inspector telling them apart by the first bytes; DISABLE takes plaintext only.
+  const msg = Listener.fromPartial(
+    policy.mtlsMode === 'STRICT'
+      ? { name, address: addr(workload.address, port.port), filterChains: [mtlsChain] }
+      : policy.mtlsMode === 'DISABLE'
+        ? { name, address: addr(workload.address, port.port), filterChains: [plainChain] }
+        : {
+            name,
+            address: addr(workload.address, port.port),
+            listenerFilters: [
+              {
+                name: 'envoy.filters.listener.tls_inspector',
+                typedConfig: packAny('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', TlsInspector, {}),
+              },
+            ],
+            filterChains: [
+              { ...mtlsChain, filterChainMatch: { transportProtocol: 'tls' } },
+              { ...plainChain, filterChainMatch: { transportProtocol: 'raw_buffer' } },
+            ],
+          },
+  );
   return encodedResource(TypeUrl.Listener, name, Listener, msg, [
     { typeUrl: TypeUrl.Cluster, name: cluster },
-    ...(secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+    ...(secretsInSnapshot && policy.mtlsMode !== 'DISABLE' ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ]);
 }
 

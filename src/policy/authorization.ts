@@ -2,7 +2,7 @@
 // RBAC filter per action (AUDIT as LOG, then DENY, then ALLOW), one Envoy policy per rule named
 // `ns[<ns>]-policy[<name>]-rule[<i>]`, permissions from `to` and principals from `from`, with the
 // `when` conditions joined to the side they describe. Compilation fails closed (STYLE 6).
-import type { AuthorizationPolicy, AuthzRule, MeshModel, WorkloadEntry } from '../model/index.js';
+import { workloadPortFor, type AuthorizationPolicy, type AuthzRule, type MeshModel, type WorkloadEntry } from '../model/index.js';
 import { HttpRbac, NetworkRbac, packAny, RbacAction, type Any, type DeepPartialLike, type RbacPolicy } from '../proto/index.js';
 import { diagnosticAt, type PolicyDiagnostic } from './diagnostics.js';
 import {
@@ -74,6 +74,12 @@ type Side = 'principal' | 'permission';
 interface Settings {
   readonly trustDomain: string;
   readonly aliases: readonly string[];
+  /**
+   * Istio's `ports` and `destination.port` name the workload's port. Without iptables the
+   * sidecar takes connections on the service port, which is what Envoy's destination_port
+   * sees; this maps each workload port to the listener ports that forward to it.
+   */
+  readonly listenerPortsOf: (workloadPort: number) => readonly number[];
 }
 
 /** Builds the matcher of one value; `broaden` is set where matching more is the fail-closed side. */
@@ -236,9 +242,13 @@ const hostBuild: Build<Permission> = (value, broaden) => {
   return { ok: true, value: main };
 };
 
-const portBuild: Build<Permission> = (value) => {
+const portBuild: Build<Permission> = (value, _broaden, s) => {
   const p = parsePort(value);
-  return p.ok ? { ok: true, value: { destinationPort: p.value } } : p;
+  if (!p.ok) return p;
+  const listeners = s.listenerPortsOf(p.value);
+  // A port no listener forwards to keeps its number: it matches nothing, as in Istio.
+  if (listeners.length <= 1) return { ok: true, value: { destinationPort: listeners[0] ?? p.value } };
+  return { ok: true, value: permOr(listeners.map((l) => ({ destinationPort: l }))) };
 };
 
 const methodBuild: Build<Permission> = withMatch((m) =>
@@ -501,7 +511,19 @@ function compilePolicy(
  */
 export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, protocol: PortProtocol): CompiledAuthorization {
   const diagnostics: PolicyDiagnostic[] = [];
-  const s: Settings = { trustDomain: model.settings.trustDomain, aliases: model.settings.trustDomainAliases };
+  const s: Settings = {
+    trustDomain: model.settings.trustDomain,
+    aliases: model.settings.trustDomainAliases,
+    listenerPortsOf: (wp) => [
+      ...new Set(
+        model
+          .servicesOf(workload)
+          .flatMap((svc) => svc.ports)
+          .filter((sp) => workloadPortFor(sp, workload) === wp)
+          .map((sp) => sp.port),
+      ),
+    ],
+  };
   const byAction: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
   const present = new Set<RbacFilterAction>();
   for (const p of model.authorizationPoliciesFor(workload)) {

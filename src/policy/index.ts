@@ -18,3 +18,5 @@ export type { JwksFetcher, IntervalTimers } from './jwks-fetcher.js';
 export { createJwksFetcher } from './jwks-fetcher.js';
 export { renderFilter } from './render.js';
 export { verifyJwt } from './jwt-verify.js';
+export { createInboundPolicySource } from './policy-source.js';
+export type { InboundPolicyResult, InboundPolicySourceHandle } from './policy-source.js';

@@ -36,6 +36,8 @@ export function createMeshSnapshots(deps: {
   ca: Pick<CertificateAuthority, 'trustBundle' | 'crl'>;
   svids: SvidStore;
   policy?: InboundPolicySource;
+  /** Whether SVIDs and keys are served over ADS (false in the plaintext development mode). */
+  serveKeys?: boolean;
   log: Logger;
   clock: Clock;
   timers: Timers;
@@ -77,6 +79,7 @@ export function createMeshSnapshots(deps: {
       crlPem: crl.map((c) => c.pem).join(''),
       memo: new Map<string, EncodedResource>(),
       svidFor: (w) => {
+        if (deps.serveKeys === false) return undefined;
         const id = identity(w, m);
         const cert = id ? deps.svids.get(keyOf(w), id) : undefined;
         return cert ? { chainPem: cert.chainPem, keyPem: cert.keyPem } : undefined;
