@@ -11,7 +11,7 @@ import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 import { envoyPool, eventually, startHttpUpstream, type HttpUpstream } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
-import { APP_PORT, backend, backendHost, ids, photoAppConfig, xfccUri } from './kit/photo-app.js';
+import { APP_PORT, backend, backendHost, photoAppConfig, xfccUri } from './kit/photo-app.js';
 import {
   controlPlaneProcess,
   logEntries,

@@ -10,7 +10,7 @@ import {
   mintToken,
   trustSourceOf,
 } from './auth/index.js';
-import { parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
+import { parseSpiffeId, parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
 import { createMeshSnapshots, type MeshSnapshots } from './push/index.js';
@@ -21,7 +21,7 @@ import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './sna
 import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
 import { createMetrics, type Metrics } from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
 /** How to run meshpilot. */
@@ -240,6 +240,26 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
               // The holder gets a fresh certificate now; every proxy gets the new CRL (ca.onChange).
               const reissued = svids.reissueSerial(r.value.serialHex);
               return ok({ revoked: r.value, reissued: reissued ?? null });
+            },
+            sign(req) {
+              const id = parseSpiffeId(req.spiffeId);
+              if (!id.ok) return err(id.error.message);
+              let publicKey;
+              try {
+                publicKey = createPublicKey(req.publicKeyPem);
+              } catch (e) {
+                return err(`publicKeyPem: ${(e as Error).message}`);
+              }
+              const r = ca.signSvid({ spiffeId: id.value, publicKey, ...(req.ttlMs !== undefined ? { ttlMs: req.ttlMs } : {}) });
+              return r.ok
+                ? ok({
+                    chainPem: r.value.chainPem,
+                    serialHex: r.value.serialHex,
+                    notBefore: r.value.notBefore,
+                    notAfter: r.value.notAfter,
+                    rootPem: ca.trustBundle().pem,
+                  })
+                : err(r.error.message);
             },
             rotateRoot(phase, force) {
               const r = ca.rotateRoot(phase, { force });

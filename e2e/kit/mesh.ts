@@ -9,14 +9,7 @@ import { sidecarBootstrap } from '../../src/bootstrap/index.js';
 import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
 import { createLogger, createRecordingLogger, teeLogger, type RecordedLine } from '../../src/observability/index.js';
 import type { TypeUrl } from '../../src/proto/index.js';
-import {
-  envoyPool,
-  eventually,
-  httpRequest,
-  type EnvoyPool,
-  type EnvoyProcess,
-  type HttpResponse,
-} from '../harness/index.js';
+import { envoyPool, eventually, httpRequest, type EnvoyPool, type EnvoyProcess, type HttpResponse } from '../harness/index.js';
 import type { XdsEvent } from './control-plane.js';
 
 /** A workload as a test names it. */

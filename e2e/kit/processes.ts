@@ -79,6 +79,23 @@ export function runMeshpilot(args: readonly string[]): string {
   return r.stdout;
 }
 
+/** Like runMeshpilot, without blocking the event loop (so load generated in this process keeps flowing). */
+export function runMeshpilotAsync(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`meshpilot ${args.join(' ')} exited ${code}: ${err}`));
+    });
+  });
+}
+
 /** A control plane process over a state directory, restartable on the same ports. */
 export interface ControlPlaneProcess {
   readonly xdsPort: number;

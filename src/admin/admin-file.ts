@@ -44,10 +44,16 @@ export function findAdminEndpoint(stateDir: string): AdminEndpoint | undefined {
 }
 
 /** Calls a live control plane's admin API; resolves with the status and parsed body. */
-export async function callAdmin(ep: AdminEndpoint, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: unknown }> {
+export async function callAdmin(
+  ep: AdminEndpoint,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${ep.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${ep.token}` },
+    headers: { authorization: `Bearer ${ep.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(10_000),
   });
   return { status: res.status, body: await res.json() };

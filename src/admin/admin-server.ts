@@ -12,6 +12,8 @@ export interface AdminActions {
   config(nodeId: string): unknown;
   caStatus(): unknown;
   revoke(serialHex: string): Result<unknown, string>;
+  /** Signs an SVID for a public key the caller made (the private key never comes here). */
+  sign(req: { spiffeId: string; publicKeyPem: string; ttlMs?: number }): Result<unknown, string>;
   rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string>;
 }
 
@@ -65,6 +67,21 @@ export async function startAdminServer(deps: {
         deps.log.info('admin revoke', { serial: url.searchParams.get('serial'), ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
         return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
       }
+      case 'POST /ca/sign': {
+        const body = await readJson(req, 64 * 1024);
+        if (!body.ok) return send(res, 400, { error: body.error });
+        const b = body.value as { spiffeId?: unknown; publicKeyPem?: unknown; ttlMs?: unknown };
+        if (
+          typeof b.spiffeId !== 'string' ||
+          typeof b.publicKeyPem !== 'string' ||
+          (b.ttlMs !== undefined && typeof b.ttlMs !== 'number')
+        ) {
+          return send(res, 400, { error: 'body must be {"spiffeId": string, "publicKeyPem": string, "ttlMs"?: number}' });
+        }
+        const r = deps.actions.sign({ spiffeId: b.spiffeId, publicKeyPem: b.publicKeyPem, ttlMs: b.ttlMs as number | undefined });
+        deps.log.info('admin sign', { spiffeId: b.spiffeId, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
+        return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+      }
       case 'POST /ca/rotate-root': {
         const phase = url.searchParams.get('phase');
         if (phase !== 'prepare' && phase !== 'activate' && phase !== 'retire')
@@ -98,4 +115,20 @@ export async function startAdminServer(deps: {
         server.close(() => resolve());
       }),
   };
+}
+
+/** Reads a JSON request body of at most `limit` bytes. */
+async function readJson(req: IncomingMessage, limit: number): Promise<Result<unknown, string>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) return { ok: false, error: `body larger than ${limit} bytes` };
+    chunks.push(c as Buffer);
+  }
+  try {
+    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+  } catch (e) {
+    return { ok: false, error: `body is not JSON: ${(e as Error).message}` };
+  }
 }

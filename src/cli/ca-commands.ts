@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { systemClock } from '../lib/index.js';
@@ -47,6 +47,11 @@ function formatStatus(s: CaStatus): string {
   for (const r of s.roots) out += r.pem;
   for (const c of s.intermediates) out += c.pem;
   return out;
+}
+
+/** The trust domain recorded in a state directory (ca.json). */
+function readTrustDomain(stateDir: string): string {
+  return (JSON.parse(readFileSync(join(stateDir, 'ca.json'), 'utf8')) as { trustDomain: string }).trustDomain;
 }
 
 /** Registers `meshpilot ca init|show|issue|revoke|rotate-root` on the program. */
@@ -112,7 +117,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--out <dir>', 'output directory')
     .option('--ttl <duration>', 'certificate lifetime, e.g. 1h, 30m, 7d (default: the CA default, 24h)')
     .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
-    .action(function (
+    .action(async function (
       this: Command,
       o: { stateDir: string; namespace?: string; serviceAccount?: string; spiffeId?: string; out: string; ttl?: string; key: KeyKind },
     ) {
@@ -120,6 +125,35 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       if (o.ttl !== undefined) {
         ttlMs = parseDuration(o.ttl);
         if (ttlMs === undefined) this.error(`error: --ttl: '${o.ttl}' is not a duration (e.g. 30m, 1h, 7d)`, { exitCode: 1 });
+      }
+      // A running control plane owns the CA: it signs (it must know every serial, to revoke it later); the key stays here.
+      const live = findAdminEndpoint(o.stateDir);
+      if (live) {
+        const keys = generateKeyPair(o.key);
+        const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        const r = await callAdmin(live, 'POST', '/ca/sign', {
+          spiffeId,
+          publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }),
+          ...(ttlMs !== undefined ? { ttlMs } : {}),
+        });
+        const body = r.body as {
+          error?: string;
+          chainPem: string[];
+          serialHex: string;
+          notBefore: number;
+          notAfter: number;
+          rootPem: string;
+        };
+        if (r.status !== 200)
+          return this.error(`error: issue refused by the running control plane: ${body.error ?? r.status}`, { exitCode: 1 });
+        mkdirSync(o.out, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        writeFileSync(join(o.out, 'cert-chain.pem'), body.chainPem.join(''));
+        writeFileSync(join(o.out, 'root-cert.pem'), body.rootPem);
+        write(
+          `issued ${spiffeId}\nserial: ${body.serialHex}\nvalid: ${iso(body.notBefore)} .. ${iso(body.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
+        );
+        return;
       }
       withCa(this, o.stateDir, (a) => {
         let id: SpiffeId;
