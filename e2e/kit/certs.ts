@@ -14,3 +14,12 @@ export async function leafSerials(envoy: EnvoyProcess): Promise<string[]> {
   }
   return [...serials];
 }
+
+/** How many root certificates an Envoy's ROOTCA secret holds now (from its config dump; /certs shows only the first). */
+export async function trustedCaCount(envoy: EnvoyProcess): Promise<number> {
+  const dump = (await envoy.configDump('resource=dynamic_active_secrets')) as {
+    configs?: { name?: string; secret?: { validation_context?: { trusted_ca?: { inline_string?: string } } } }[];
+  };
+  const rootca = dump.configs?.find((c) => c.name === 'ROOTCA');
+  return (rootca?.secret?.validation_context?.trusted_ca?.inline_string?.match(/BEGIN CERTIFICATE/g) ?? []).length;
+}

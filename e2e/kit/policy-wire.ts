@@ -76,7 +76,8 @@ export function rawHttp(r: RawRequest): Promise<RawResponse> {
       () => socket.destroy(new Error(`raw ${r.target} to ${r.host}:${r.port} timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.once('connect', () => socket.end(rawRequestBytes(r)));
+    // Not end(): Envoy's HCM treats a half-closed downstream as gone. `Connection: close` ends the exchange.
+    socket.once('connect', () => socket.write(rawRequestBytes(r)));
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.once('error', (e) => {
       clearTimeout(timer);
