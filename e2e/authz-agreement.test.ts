@@ -33,17 +33,7 @@ type ClientName = keyof typeof clients | 'plain';
 const principalOf = (w: TestWorkload) => `cluster.local/ns/${w.namespace}/sa/${w.serviceAccount ?? w.name}`;
 
 type TokenName =
-  | 'valid'
-  | 'admins'
-  | 'users'
-  | 'none'
-  | 'hs256'
-  | 'unknownKid'
-  | 'otherIssuer'
-  | 'notYet'
-  | 'expired'
-  | 'wrongAud'
-  | 'badSig';
+  'valid' | 'admins' | 'users' | 'none' | 'hs256' | 'unknownKid' | 'otherIssuer' | 'notYet' | 'expired' | 'wrongAud' | 'badSig';
 
 /** One request of the table. */
 interface Row {
@@ -223,7 +213,10 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
   });
 
   function sendHttp(w: TestWorkload, row: Row): Promise<EnvoyOutcome> {
-    const headers: [string, string][] = [['Host', row.host ?? TARGET_HOST], ...(row.headers ?? []).map(([k, v]) => [k, v] as [string, string])];
+    const headers: [string, string][] = [
+      ['Host', row.host ?? TARGET_HOST],
+      ...(row.headers ?? []).map(([k, v]) => [k, v] as [string, string]),
+    ];
     let path = row.target ?? '/';
     if (row.jwt && row.jwtIn === 'param') path += `${path.includes('?') ? '&' : '?'}access_token=${tokens[row.jwt]}`;
     else if (row.jwt) headers.push(['Authorization', `Bearer ${tokens[row.jwt]}`]);
@@ -313,7 +306,9 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
       if (why.length > 0) problems.push(`row ${i + 1} ${req}: ${why.join(', ')}\n${c.output}`);
     });
     console.log(
-      ['', ` #  from   ${'request'.padEnd(62)} envoy     cli`, ...lines, `${ROWS.length - problems.length}/${ROWS.length} agree`].join('\n'),
+      ['', ` #  from   ${'request'.padEnd(62)} envoy     cli`, ...lines, `${ROWS.length - problems.length}/${ROWS.length} agree`].join(
+        '\n',
+      ),
     );
     assert.deepEqual(problems, []);
   });

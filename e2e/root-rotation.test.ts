@@ -26,7 +26,10 @@ describe('root rotation under load with real Envoy', function () {
 
   before(async () => {
     mkdirSync(configDir);
-    writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig((y) => y.replace('  trustDomain: cluster.local', '  trustDomain: cluster.local\n  certTtl: 30s')));
+    writeFileSync(
+      join(configDir, 'mesh.yaml'),
+      photoAppConfig((y) => y.replace('  trustDomain: cluster.local', '  trustDomain: cluster.local\n  certTtl: 30s')),
+    );
     cp = await controlPlaneProcess({ configDir, stateDir });
     await cp.start();
     for (const w of [frontend, backend]) {
@@ -52,22 +55,47 @@ describe('root rotation under load with real Envoy', function () {
     await eventually(() => sidecarsCall(), { description: 'first request' });
     // An SVID of the old root held outside the mesh, to show it stops working once the root is retired.
     const out = join(dir, 'old-root-svid');
-    await runMeshpilotAsync(['ca', 'issue', '--state-dir', stateDir, '--namespace', 'photo-ns', '--service-account', 'photo-frontend', '--out', out, '--ttl', '1h']);
+    await runMeshpilotAsync([
+      'ca',
+      'issue',
+      '--state-dir',
+      stateDir,
+      '--namespace',
+      'photo-ns',
+      '--service-account',
+      'photo-frontend',
+      '--out',
+      out,
+      '--ttl',
+      '1h',
+    ]);
     const oldSvid = readIssued(out);
     assert.equal(await mtlsGetOnce(backend.address, SERVICE_PORT, oldSvid), 200);
 
-    const load = startLoad({ host: frontend.address, port: OUTBOUND_HTTP_PORT, hostHeader: backendHost, concurrency: 2, maxDurationMs: 90_000, pauseMs: 10 });
+    const load = startLoad({
+      host: frontend.address,
+      port: OUTBOUND_HTTP_PORT,
+      hostHeader: backendHost,
+      concurrency: 2,
+      maxDurationMs: 90_000,
+      pauseMs: 10,
+    });
     await runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--phase', 'prepare']);
     for (const e of all) await eventually(async () => (await trustedCaCount(e)) === 2, { description: `${e.name} to trust both roots` });
 
     const before = new Map(await Promise.all(all.map(async (e) => [e.name, (await leafSerials(e))[0]] as const)));
     await runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--phase', 'activate']);
     for (const e of all) {
-      await eventually(async () => !(await leafSerials(e)).includes(before.get(e.name)!), { description: `${e.name} to get an SVID of the new root` });
+      await eventually(async () => !(await leafSerials(e)).includes(before.get(e.name)!), {
+        description: `${e.name} to get an SVID of the new root`,
+      });
     }
 
     // Retiring too early is refused: SVIDs of the old root are still valid.
-    await assert.rejects(runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--phase', 'retire']), /still|outstanding|valid/i);
+    await assert.rejects(
+      runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--phase', 'retire']),
+      /still|outstanding|valid/i,
+    );
     // Every sidecar now holds a new-root SVID; the operator retires, accepting that the stray old SVID stops working.
     await runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--phase', 'retire', '--force']);
     for (const e of all) await eventually(async () => (await trustedCaCount(e)) === 1, { description: `${e.name} to drop the old root` });
@@ -84,6 +112,8 @@ describe('root rotation under load with real Envoy', function () {
 
   async function sidecarsCall(): Promise<boolean> {
     const { httpRequest } = await import('./harness/index.js');
-    return (await httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/', headers: { host: backendHost } })).status === 200;
+    return (
+      (await httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/', headers: { host: backendHost } })).status === 200
+    );
   }
 });
