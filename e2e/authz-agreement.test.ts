@@ -7,12 +7,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '../src/ca/index.js';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
+import { mustSpiffeId } from '../src/identity/index.js';
+import { unwrap } from '../src/lib/index.js';
 import { eventually, startHttpUpstream, startTcpEcho, type HttpUpstream, type TcpEcho } from './harness/index.js';
 import { startMesh, type TestMesh, type TestWorkload } from './kit/mesh.js';
 import { authzCheck, mapLimit, type CliVerdict } from './kit/policy-cli.js';
 import { hmacWithPublicKey, inSeconds, makeIssuer, strangerKey, unsignedToken, type TestIssuer } from './kit/policy-jwt.js';
-import { rawHttp, tcpProbe } from './kit/policy-wire.js';
+import { rawHttp, tcpProbe, type RawTls } from './kit/policy-wire.js';
 
 const target: TestWorkload = { name: 'target', namespace: 'agree', address: '127.0.0.40' };
 const db: TestWorkload = { name: 'db', namespace: 'agree', address: '127.0.0.41' };
@@ -50,6 +53,13 @@ interface Row {
   readonly jwtIn?: 'header' | 'param';
   /** What Istio's semantics say; both sides must also agree with it. */
   readonly expect: 'allow' | 'deny';
+  /**
+   * `direct`: written over mTLS with the caller's SVID straight to target's sidecar, for a form
+   * the client sidecar refuses itself (so the server's handling is what is compared).
+   */
+  readonly via?: 'direct';
+  /** The client sidecar refuses this request itself (its HCM, before any routing). */
+  readonly clientRefuses?: true;
   /** For denied HTTP rows: the status the caller must see. */
   readonly status?: 400 | 401 | 403;
   readonly note: string;
@@ -59,12 +69,15 @@ const ROWS: readonly Row[] = [
   { from: 'caller', target: '/public', expect: 'allow', note: 'allowed principal' },
   { from: 'caller', target: '/admin', expect: 'deny', status: 403, note: 'DENY beats ALLOW' },
   { from: 'caller', target: '/admin?x=1', expect: 'deny', status: 403, note: 'query is not part of the path' },
-  { from: 'caller', target: '/admin#f', expect: 'deny', status: 403, note: 'fragment is not part of the path' },
+  { from: 'caller', target: '/admin#f', clientRefuses: true, expect: 'deny', status: 400, note: 'a fragment is refused (client sidecar)' },
+  { from: 'caller', target: '/admin#f', via: 'direct', expect: 'deny', status: 400, note: 'a fragment is refused (by the server)' },
+  { from: 'caller', target: '/public#f', via: 'direct', expect: 'deny', status: 400, note: 'even on an allowed path' },
   { from: 'caller', target: '/admin/x', expect: 'deny', status: 403, note: 'prefix rule /admin/*' },
   { from: 'caller', target: '/public/../admin', expect: 'deny', status: 403, note: 'dot-dot segment' },
   { from: 'caller', target: '/./admin', expect: 'deny', status: 403, note: 'dot segment' },
   { from: 'caller', target: '//admin', expect: 'deny', status: 403, note: 'merged slashes' },
-  { from: 'caller', target: '/public//..//admin', expect: 'deny', status: 403, note: 'dot-dot with doubled slashes' },
+  { from: 'caller', target: '/public//..//admin', expect: 'allow', note: 'the app gets /public/admin, as RBAC saw it' },
+  { from: 'caller', target: '/public/..//admin', expect: 'deny', status: 403, note: 'dot-dot then doubled slash' },
   { from: 'caller', target: '/%61dmin', expect: 'deny', status: 403, note: 'escaped unreserved character' },
   { from: 'caller', target: '/%2Fadmin', expect: 'deny', status: 400, note: '%2F escaped slash' },
   { from: 'caller', target: '/%2fadmin', expect: 'deny', status: 400, note: '%2f escaped slash' },
@@ -132,7 +145,9 @@ const ROWS: readonly Row[] = [
   { from: 'caller', target: '/jwt/a', jwt: 'otherIssuer', expect: 'deny', status: 401, note: 'issuer no rule lists' },
   { from: 'caller', target: '/jwt/a', jwt: 'notYet', expect: 'deny', status: 401, note: 'nbf in the future' },
   { from: 'caller', target: '/jwt/a', jwt: 'expired', expect: 'deny', status: 401, note: 'expired' },
-  { from: 'caller', target: '/jwt/a', jwt: 'wrongAud', expect: 'deny', status: 401, note: 'wrong audience' },
+  // Envoy's jwt_authn answers a token for another audience with 403 (JwtAudienceNotAllowed), not 401.
+  { from: 'caller', target: '/jwt/a', jwt: 'wrongAud', expect: 'deny', status: 403, note: 'wrong audience (jwt_authn: 403)' },
+  { from: 'caller', target: '/public', jwt: 'wrongAud', expect: 'deny', status: 403, note: 'wrong audience where none is needed' },
   { from: 'caller', target: '/jwt/a', jwt: 'badSig', expect: 'deny', status: 401, note: 'bad signature' },
   { from: 'caller', target: '/public', jwt: 'badSig', expect: 'deny', status: 401, note: 'invalid token where none is needed' },
   { from: 'caller', target: '/public', jwt: 'otherIssuer', expect: 'deny', status: 401, note: 'unknown issuer is not "missing"' },
@@ -152,6 +167,8 @@ interface EnvoyOutcome {
   readonly status: number;
   /** Where the answer came from: the server app, the server's sidecar (through the client's), or the connection. */
   readonly by: string;
+  /** The path the app received (allowed HTTP requests). */
+  readonly appPath?: string;
 }
 
 describe('authz agreement: real Envoy and `meshpilot authz check` give the same verdict', function () {
@@ -160,6 +177,7 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
   let app: HttpUpstream | undefined;
   let echo: TcpEcho | undefined;
   const tokens = {} as Record<TokenName, string>;
+  const svids = new Map<string, RawTls>();
 
   before(async () => {
     const iss = await makeIssuer(ISSUER);
@@ -212,7 +230,7 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
     await echo?.close();
   });
 
-  function sendHttp(w: TestWorkload, row: Row): Promise<EnvoyOutcome> {
+  async function sendHttp(w: TestWorkload, row: Row): Promise<EnvoyOutcome> {
     const headers: [string, string][] = [
       ['Host', row.host ?? TARGET_HOST],
       ...(row.headers ?? []).map(([k, v]) => [k, v] as [string, string]),
@@ -220,16 +238,42 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
     let path = row.target ?? '/';
     if (row.jwt && row.jwtIn === 'param') path += `${path.includes('?') ? '&' : '?'}access_token=${tokens[row.jwt]}`;
     else if (row.jwt) headers.push(['Authorization', `Bearer ${tokens[row.jwt]}`]);
-    return rawHttp({ host: w.address, port: OUTBOUND_HTTP_PORT, method: row.method ?? 'GET', target: path, headers }).then((res) => {
-      const fromApp = res.status === 200 && (JSON.parse(res.body) as { server?: string }).server === 'target';
-      // The client sidecar's router adds x-envoy-upstream-service-time only to an answer it got from upstream.
-      const upstream = res.headers['x-envoy-upstream-service-time'] !== undefined;
-      return {
-        verdict: fromApp ? 'allow' : 'deny',
-        status: res.status,
-        by: fromApp ? 'target app' : upstream ? 'target sidecar' : 'client sidecar',
-      };
+    const direct = row.via === 'direct';
+    const res = await rawHttp({
+      ...(direct ? { host: target.address, port: HTTP_PORT, tls: await svidOf(w) } : { host: w.address, port: OUTBOUND_HTTP_PORT }),
+      method: row.method ?? 'GET',
+      target: path,
+      headers,
     });
+    const seen = res.status === 200 ? (JSON.parse(res.body) as { server?: string; path?: string }) : undefined;
+    const fromApp = seen?.server === 'target';
+    // The client sidecar's router adds x-envoy-upstream-service-time only to an answer it got from upstream.
+    const upstream = direct || res.headers['x-envoy-upstream-service-time'] !== undefined;
+    const body = res.body.replace(/\s+/g, ' ').slice(0, 40);
+    return {
+      verdict: fromApp ? 'allow' : 'deny',
+      status: res.status,
+      by: fromApp ? 'target app' : `${upstream ? 'target sidecar' : 'client sidecar'}: ${body}`,
+      ...(fromApp && seen.path !== undefined ? { appPath: seen.path } : {}),
+    };
+  }
+
+  /** An SVID for a workload's service account, signed by the mesh CA, as its sidecar would hold it. */
+  async function svidOf(w: TestWorkload): Promise<RawTls> {
+    let t = svids.get(w.name);
+    if (!t) {
+      const keys = generateKeyPair('ec-p256');
+      const id = `spiffe://${principalOf(w)}`;
+      const svid = unwrap(mesh.mp.ca.signSvid({ spiffeId: mustSpiffeId(id), publicKey: keys.publicKey }));
+      t = {
+        certPem: svid.chainPem.join(''),
+        keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        caPem: mesh.mp.ca.trustBundle().pem,
+        serverId: `spiffe://${principalOf(target)}`,
+      };
+      svids.set(w.name, t);
+    }
+    return t;
   }
 
   async function viaEnvoy(row: Row): Promise<EnvoyOutcome> {
@@ -286,11 +330,15 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
       if (row.proto !== 'tcp' && e.verdict === 'deny' && c.verdict === 'deny' && e.status !== c.status) why.push('statuses differ');
       if (e.verdict !== row.expect) why.push(`expected ${row.expect}`);
       if (row.status !== undefined && e.status !== row.status) why.push(`expected status ${row.status}`);
-      if (row.proto !== 'tcp' && row.from !== 'plain' && e.by === 'client sidecar') why.push('answered by the client sidecar');
+      if (row.proto !== 'tcp' && row.from !== 'plain' && e.by.startsWith('client sidecar') !== (row.clientRefuses === true))
+        why.push(row.clientRefuses ? 'the client sidecar was expected to refuse it' : 'answered by the client sidecar');
+      // What RBAC matched is what the app gets: the CLI's normalized path is the path the app received.
+      const normalized = /^ {2}normalized path: (.*)$/m.exec(c.output)?.[1];
+      if (e.appPath !== undefined && e.appPath.split('?')[0] !== normalized) why.push(`app got ${e.appPath}, cli matched ${normalized}`);
       const req =
         row.proto === 'tcp'
           ? `tcp → db:${DB_PORT}`
-          : `${row.method ?? 'GET'} ${row.target ?? '/'}${row.jwtIn === 'param' ? '?access_token=…' : ''}` +
+          : `${row.via === 'direct' ? '[mTLS direct] ' : ''}${row.method ?? 'GET'} ${row.target ?? '/'}${row.jwtIn === 'param' ? '?access_token=…' : ''}` +
             `${row.host ? ` host=${row.host}` : ''}${(row.headers ?? []).map(([k, v]) => ` ${k}:${v}`).join('')}${row.jwt ? ` jwt=${row.jwt}` : ''}`;
       lines.push(
         [

@@ -3,6 +3,16 @@
 // port as a workload without a sidecar), and a TCP probe that tells an echoed byte from a refusal.
 // Node's http client normalizes some request targets (and refuses others), so none is used here.
 import net from 'node:net';
+import tls from 'node:tls';
+
+/** Client TLS for a raw request straight to a sidecar's inbound port: an SVID, the mesh roots, and the server's expected SPIFFE ID. */
+export interface RawTls {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+  /** The URI SAN the server must present (secure naming, as a client sidecar checks it). */
+  readonly serverId: string;
+}
 
 /** A request as it is written on the wire: the request target is sent byte for byte. */
 export interface RawRequest {
@@ -16,6 +26,8 @@ export interface RawRequest {
   /** Headers in order; a name may repeat. `Host` is sent only as listed. */
   readonly headers: readonly (readonly [string, string])[];
   readonly timeoutMs?: number;
+  /** Speak mTLS with this identity instead of plain TCP. */
+  readonly tls?: RawTls;
 }
 
 /** A parsed response; headers are lowercased, repeated names joined with `, `. */
