@@ -83,13 +83,28 @@ export function rawHttp(r: RawRequest): Promise<RawResponse> {
   const timeoutMs = r.timeoutMs ?? 5_000;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = net.connect({ host: r.host, port: r.port, ...(r.localAddress ? { localAddress: r.localAddress } : {}) });
+    const local = r.localAddress ? { localAddress: r.localAddress } : {};
+    const t = r.tls;
+    const socket = t
+      ? tls.connect({
+          host: r.host,
+          port: r.port,
+          ...local,
+          cert: t.certPem,
+          key: t.keyPem,
+          ca: t.caPem,
+          checkServerIdentity: (_host, cert) =>
+            cert.subjectaltname?.split(', ').includes(`URI:${t.serverId}`)
+              ? undefined
+              : new Error(`server presented ${cert.subjectaltname ?? 'no SAN'}, not ${t.serverId}`),
+        })
+      : net.connect({ host: r.host, port: r.port, ...local });
     const timer = setTimeout(
       () => socket.destroy(new Error(`raw ${r.target} to ${r.host}:${r.port} timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
     // Not end(): Envoy's HCM treats a half-closed downstream as gone. `Connection: close` ends the exchange.
-    socket.once('connect', () => socket.write(rawRequestBytes(r)));
+    socket.once(t ? 'secureConnect' : 'connect', () => socket.write(rawRequestBytes(r)));
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.once('error', (e) => {
       clearTimeout(timer);

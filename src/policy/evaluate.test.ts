@@ -49,9 +49,8 @@ describe('path normalization (as the inbound HCM does it)', () => {
     assert.equal(n.kind, 'ok', raw);
     return (n as { path: string }).path;
   };
-  it('removes dot segments, merges slashes, strips query and fragment', () => {
+  it('removes dot segments, merges slashes, strips the query', () => {
     assert.equal(ok('/admin?x=1'), '/admin');
-    assert.equal(ok('/admin#f'), '/admin');
     assert.equal(ok('/a/../admin'), '/admin');
     assert.equal(ok('/a/./b/../../admin'), '/admin');
     assert.equal(ok('//admin'), '/admin');
@@ -213,10 +212,12 @@ spec:
     return d;
   };
 
-  it('a query or a fragment does not hide /admin', () => {
+  it('a query does not hide /admin', () => {
     allowed({ sourcePrincipal: xy, path: '/ok' });
-    for (const path of ['/admin', '/admin?x=1', '/admin#f', '/admin/', '/admin/x?y=/z'])
-      denied({ sourcePrincipal: xy, path }, /deny-admin/);
+    for (const path of ['/admin', '/admin?x=1', '/admin/', '/admin/x?y=/z']) denied({ sourcePrincipal: xy, path }, /deny-admin/);
+  });
+  it('a fragment is refused (400) as Envoy refuses it, even on an allowed path', () => {
+    for (const path of ['/admin#f', '/ok#f', '/ok?x=1#f']) assert.equal(denied({ sourcePrincipal: xy, path }, /fragment/).status, 400);
   });
   it('dot segments, doubled slashes and backslashes do not hide /admin', () => {
     for (const path of ['/x/../admin', '//admin', '/./admin', '/%2e%2e/admin', '/%2E/admin', '/\\admin', '/x\\..\\admin', '/%61dmin'])
@@ -313,10 +314,12 @@ spec:
     const d = check(m, { path: '/' });
     assert.deepEqual([d.verdict, d.status], ['deny', 403]);
   });
-  it('an invalid token, an unknown issuer or a wrong audience is 401, never treated as missing', () => {
+  it('an invalid token or an unknown issuer is 401, a wrong audience 403 (as jwt_authn says), never treated as missing', () => {
     assert.equal(check(m, { path: '/', jwt: 'invalid' }).status, 401);
     assert.equal(check(m, { path: '/', jwt: { iss: 'https://evil.example.com', sub: 'alice' } }).status, 401);
-    assert.equal(check(m, { path: '/', jwt: { ...alice, aud: 'other' } }).status, 401);
+    const aud = check(m, { path: '/', jwt: { ...alice, aud: 'other' } });
+    assert.deepEqual([aud.verdict, aud.status], ['deny', 403]);
+    assert.match(aud.reason, /^jwt_authn: .*audience/);
     assert.equal(check(m, { path: '/', jwt: { ...alice, aud: ['other', 'api'] } }).verdict, 'allow');
   });
   it('another subject of the issuer is not alice', () => {

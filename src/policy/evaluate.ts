@@ -229,18 +229,24 @@ function firstMatch(rules: RbacConfig, ctx: Ctx): string | undefined {
 
 // ---- jwt_authn ----------------------------------------------------------------------------
 
-type JwtOutcome = { ok: true; payload?: Record<string, unknown> } | { ok: false; reason: string };
+type JwtOutcome = { ok: true; payload?: Record<string, unknown> } | { ok: false; status: 401 | 403; reason: string };
 
 function runJwtAuthn(filter: PolicyFilter, jwt: AuthzRequest['jwt']): JwtOutcome {
   const cfg = JwtAuthentication.decode(filter.typedConfig.value);
   if (jwt === undefined) return { ok: true };
-  if (jwt === 'invalid') return { ok: false, reason: 'the token does not verify (signature, algorithm, key, expiry or not-before)' };
+  if (jwt === 'invalid')
+    return { ok: false, status: 401, reason: 'the token does not verify (signature, algorithm, key, expiry or not-before)' };
   const providers = Object.values(cfg.providers).filter((p) => p.issuer === jwt.iss);
-  if (providers.length === 0) return { ok: false, reason: `no jwtRule accepts tokens from issuer '${jwt.iss}'` };
+  if (providers.length === 0) return { ok: false, status: 401, reason: `no jwtRule accepts tokens from issuer '${jwt.iss}'` };
   const auds = jwt.aud === undefined ? [] : typeof jwt.aud === 'string' ? [jwt.aud] : [...jwt.aud];
   const provider = providers.find((p) => p.audiences.length === 0 || p.audiences.some((a) => auds.includes(a)));
+  // Envoy answers this one (Status::JwtAudienceNotAllowed) with 403, every other token failure with 401.
   if (!provider)
-    return { ok: false, reason: `the token's audience (${auds.join(', ') || 'none'}) is not one the issuer's jwtRule accepts` };
+    return {
+      ok: false,
+      status: 403,
+      reason: `the token's audience (${auds.join(', ') || 'none'}) is not one the issuer's jwtRule accepts`,
+    };
   const payload: Record<string, unknown> = { ...jwt.claims, iss: jwt.iss };
   if (jwt.sub !== undefined) payload.sub = jwt.sub;
   if (jwt.aud !== undefined) payload.aud = jwt.aud;
@@ -326,7 +332,7 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
     if (f.name === JWT_FILTER) {
       sawJwt = true;
       const r = runJwtAuthn(f, req.jwt);
-      if (!r.ok) return deny(401, `jwt_authn: ${r.reason}`, withPath);
+      if (!r.ok) return deny(r.status, `jwt_authn: ${r.reason}`, withPath);
       if (r.payload) metadata[JWT_FILTER] = { [JWT_PAYLOAD_KEY]: r.payload };
       continue;
     }

@@ -88,10 +88,10 @@ spec:
   it('a token from an issuer no rule lists is refused (401), never treated as missing', async () => {
     assert.equal((await decide(await sign({ ...base, iss: 'https://evil.example.com' }))).status, 401);
   });
-  it('nbf in the future, an expired token, or a wrong audience is refused (401)', async () => {
+  it('nbf in the future or an expired token is refused (401); a wrong audience too (403, as jwt_authn answers it)', async () => {
     assert.equal((await decide(await sign({ ...base, nbf: NOW / 1000 + 3600 }))).status, 401);
     assert.equal((await decide(await sign({ ...base, exp: NOW / 1000 - 3600 }))).status, 401);
-    assert.equal((await decide(await sign({ ...base, aud: 'other' }))).status, 401);
+    assert.equal((await decide(await sign({ ...base, aud: 'other' }))).status, 403);
   });
   it('garbage is refused (401); no token at all is a 403 where a principal is required', async () => {
     assert.equal((await decide('not.a.jwt')).status, 401);

@@ -3,7 +3,9 @@
 // Envoy's order (ConnectionManagerUtility::maybeNormalizePath): escaped slashes (%2F, %5C) per
 // path_with_escaped_slashes_action, then RFC 3986 normalization (normalize_path: Chromium's
 // canonicalizer: `\` → `/`, unreserved escapes decoded, `.` and `..` segments removed), then
-// merge_slashes. url_path excludes the query; the fragment is stripped by the HCM.
+// merge_slashes. url_path excludes the query. A request target with a fragment (`#`) never gets
+// that far: Envoy refuses it with 400 (RFC 3986 §3.5 keeps fragments out of request targets; the
+// runtime guard envoy.reloadable_features.http_reject_path_with_fragment is on by default).
 import { HttpConnectionManager_PathWithEscapedSlashesAction } from '../proto/index.js';
 
 /** What the HCM does with %2F, %2f, %5C and %5c in a path. */
@@ -63,14 +65,13 @@ function canonicalize(path: string): string {
   return '/' + out.join('/');
 }
 
-/** Normalizes a request path (`/a/../b?x=1#f`) as the inbound HCM does, or says why it is refused. */
+/** Normalizes a request path (`/a/../b?x=1`) as the inbound HCM does, or says why it is refused (`#`, escaped slashes). */
 export function normalizeRequestPath(raw: string, n: PathNormalization = INBOUND_PATH_NORMALIZATION): NormalizedPath {
-  // The HCM strips the fragment; url_path ignores the query.
-  const hash = raw.indexOf('#');
-  const noFragment = hash >= 0 ? raw.slice(0, hash) : raw;
-  const q = noFragment.indexOf('?');
-  let path = q >= 0 ? noFragment.slice(0, q) : noFragment;
-  const query = q >= 0 ? noFragment.slice(q) : '';
+  // Envoy refuses a fragment outright (400), wherever it is; url_path ignores the query.
+  if (raw.includes('#')) return { kind: 'reject', reason: `path '${raw}' has a fragment ('#'): refused with 400` };
+  const q = raw.indexOf('?');
+  let path = q >= 0 ? raw.slice(0, q) : raw;
+  const query = q >= 0 ? raw.slice(q) : '';
   if (!path.startsWith('/')) return { kind: 'reject', reason: `path '${raw}' does not start with '/'` };
   let redirect = false;
   if (n.escapedSlashes !== 'KEEP_UNCHANGED' && HAS_ESCAPED_SLASH.test(path)) {
