@@ -3,46 +3,31 @@
 // state directory it resyncs every proxy with the same root and the same content
 // versions; then a clean SIGTERM closes streams and leaves the state directory whole.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
-import { envoyPool, eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { eventually, type EnvoyProcess } from './harness/index.js';
 import { formatCounts, startLoad } from './kit/load.js';
-import { APP_PORT, backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
-import { controlPlaneProcess, logEntries, runMeshpilot, type ControlPlaneProcess } from './kit/processes.js';
+import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+import { startProcessMesh, type ProcessMesh } from './kit/process-mesh.js';
+import { logEntries, type ControlPlaneProcess } from './kit/processes.js';
 
 describe('control plane restart with real Envoy (scenario 7)', function () {
   this.timeout(120_000);
-  const dir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-restart-'));
-  const stateDir = join(dir, 'state');
-  const configDir = join(dir, 'config');
-  const envoys = envoyPool();
-  const apps: HttpUpstream[] = [];
+  let mesh: ProcessMesh;
   let cp: ControlPlaneProcess;
-  const sidecars: EnvoyProcess[] = [];
+  let sidecars: EnvoyProcess[];
 
   before(async () => {
-    mkdirSync(configDir);
-    writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig());
-    cp = await controlPlaneProcess({ configDir, stateDir });
-    await cp.start();
-    for (const w of [frontend, backend]) {
-      apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
-      const args = ['bootstrap', '--state-dir', stateDir, '--namespace', w.namespace, '--workload', w.name, '--service-account', w.name];
-      args.push('--address', w.address, '--xds-address', `127.0.0.1:${cp.xdsPort}`);
-      sidecars.push(await envoys.start({ name: `${w.name}-sidecar`, bootstrap: JSON.parse(runMeshpilot(args)) as object }));
-    }
+    mesh = await startProcessMesh('restart', { 'mesh.yaml': photoAppConfig() }, [frontend, backend]);
+    cp = mesh.cp;
+    sidecars = [...mesh.sidecars.values()];
   });
   afterEach(function () {
-    envoys.dumpLogsIfFailed(this.currentTest);
-    if (this.currentTest?.state === 'failed') console.error(`--- meshpilot ---\n${cp?.current().logs(60)}`);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
-    await envoys.stopAll();
-    await cp?.current().stop();
-    await Promise.all(apps.map((a) => a.close()));
-    rmSync(dir, { recursive: true, force: true });
+    await mesh?.stop();
   });
 
   const listenerVersions = async (e: EnvoyProcess) => {
@@ -102,8 +87,8 @@ describe('control plane restart with real Envoy (scenario 7)', function () {
   it('stops cleanly on SIGTERM: exit 0, admin endpoint withdrawn, state directory whole', async () => {
     const r = await cp.current().stop('SIGTERM');
     assert.equal(r.code, 0);
-    assert.ok(!existsSync(join(stateDir, 'admin.json')), 'admin.json removed');
-    assert.doesNotThrow(() => JSON.parse(readFileSync(join(stateDir, 'ca.json'), 'utf8')));
+    assert.ok(!existsSync(join(mesh.stateDir, 'admin.json')), 'admin.json removed');
+    assert.doesNotThrow(() => JSON.parse(readFileSync(join(mesh.stateDir, 'ca.json'), 'utf8')));
     assert.ok(logEntries(cp.current().lines()).some((l) => l.msg === 'shutting down'));
     // And it comes back on the same state.
     await cp.start();

@@ -3,48 +3,27 @@
 // holder; peers refuse new connections presented with the revoked certificate within
 // seconds, with no Envoy restart, and legitimate traffic never fails.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
-import { envoyPool, eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { eventually } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
-import { APP_PORT, backend, backendHost, frontend, photoAppConfig, SERVICE_PORT } from './kit/photo-app.js';
-import { controlPlaneProcess, runMeshpilot, runMeshpilotAsync, type ControlPlaneProcess } from './kit/processes.js';
-import { mtlsGetOnce, openMtls, readIssued } from './kit/tls-client.js';
+import { backend, backendHost, frontend, photoAppConfig, SERVICE_PORT } from './kit/photo-app.js';
+import { startProcessMesh, type ProcessMesh } from './kit/process-mesh.js';
+import { runMeshpilot, runMeshpilotAsync } from './kit/processes.js';
+import { mtlsGetOnce, openMtls } from './kit/tls-client.js';
 
 describe('revocation with real Envoy (scenario 4)', function () {
   this.timeout(120_000);
-  const dir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-revoke-'));
-  const stateDir = join(dir, 'state');
-  const configDir = join(dir, 'config');
-  const envoys = envoyPool();
-  const apps: HttpUpstream[] = [];
-  let cp: ControlPlaneProcess;
-  const sidecars = new Map<string, EnvoyProcess>();
+  let mesh: ProcessMesh;
 
   before(async () => {
-    mkdirSync(configDir);
-    writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig());
-    cp = await controlPlaneProcess({ configDir, stateDir });
-    await cp.start();
-    for (const w of [frontend, backend]) {
-      apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
-      const args = ['bootstrap', '--state-dir', stateDir, '--namespace', w.namespace, '--workload', w.name, '--service-account', w.name];
-      args.push('--address', w.address, '--xds-address', `127.0.0.1:${cp.xdsPort}`);
-      sidecars.set(w.name, await envoys.start({ name: `${w.name}-sidecar`, bootstrap: JSON.parse(runMeshpilot(args)) as object }));
-    }
+    mesh = await startProcessMesh('revoke', { 'mesh.yaml': photoAppConfig() }, [frontend, backend]);
   });
   afterEach(function () {
-    envoys.dumpLogsIfFailed(this.currentTest);
-    if (this.currentTest?.state === 'failed') console.error(`--- meshpilot ---\n${cp?.current().logs(60)}`);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
-    await envoys.stopAll();
-    await cp?.current().stop();
-    await Promise.all(apps.map((a) => a.close()));
-    rmSync(dir, { recursive: true, force: true });
+    await mesh?.stop();
   });
 
   it('refuses a revoked certificate on new connections within 5 s, keeps old connections, and never fails legitimate traffic', async () => {
@@ -57,29 +36,13 @@ describe('revocation with real Envoy (scenario 4)', function () {
       pauseMs: 10,
     });
     // A certificate for photo-frontend's identity, issued through the running control plane.
-    const out = join(dir, 'stolen');
-    const issued = await runMeshpilotAsync([
-      'ca',
-      'issue',
-      '--state-dir',
-      stateDir,
-      '--namespace',
-      'photo-ns',
-      '--service-account',
-      'photo-frontend',
-      '--out',
-      out,
-      '--ttl',
-      '1h',
-    ]);
-    const serial = /serial: ([0-9a-f]+)/.exec(issued)![1]!;
-    const cert = readIssued(out);
+    const { serial, cert } = await mesh.issue('photo-ns', 'photo-frontend');
     assert.equal(await mtlsGetOnce(backend.address, SERVICE_PORT, cert), 200, 'accepted before revocation');
     const old = await openMtls(backend.address, SERVICE_PORT, cert);
     assert.equal(await old.get('/before'), 200);
 
     const revokedAt = Date.now();
-    const said = await runMeshpilotAsync(['ca', 'revoke', '--state-dir', stateDir, '--serial', serial]);
+    const said = await runMeshpilotAsync(['ca', 'revoke', '--state-dir', mesh.stateDir, '--serial', serial]);
     assert.match(said, /via the running control plane/);
     await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) !== 200, {
       timeoutMs: 5_000,
@@ -96,9 +59,9 @@ describe('revocation with real Envoy (scenario 4)', function () {
     assert.ok(refusedAfterMs < 5_000);
 
     // Revoke photo-frontend's own current SVID: its sidecar gets a fresh one and keeps working.
-    const fe = sidecars.get(frontend.name)!;
+    const fe = mesh.sidecars.get(frontend.name)!;
     const [current] = await leafSerials(fe);
-    await runMeshpilotAsync(['ca', 'revoke', '--state-dir', stateDir, '--serial', current!]);
+    await runMeshpilotAsync(['ca', 'revoke', '--state-dir', mesh.stateDir, '--serial', current!]);
     await eventually(async () => !(await leafSerials(fe)).includes(current!), {
       timeoutMs: 5_000,
       description: 'the frontend sidecar to get a fresh SVID',
@@ -110,13 +73,13 @@ describe('revocation with real Envoy (scenario 4)', function () {
     console.log(`      ${formatCounts('legitimate load', counts)}`);
     assert.equal(counts.failed, 0, JSON.stringify(counts.failures));
     assert.ok(counts.ok > 50, 'the load kept flowing');
-    assert.ok(fe.running && sidecars.get(backend.name)!.running, 'no Envoy restarted');
-    assert.match(runMeshpilot(['ca', 'show', '--state-dir', stateDir]), new RegExp(serial));
+    assert.ok(fe.running && mesh.sidecars.get(backend.name)!.running, 'no Envoy restarted');
+    assert.match(runMeshpilot(['ca', 'show', '--state-dir', mesh.stateDir]), new RegExp(serial));
   });
 
   it('refuses to revoke an unknown serial with a clear error', () => {
     assert.throws(
-      () => runMeshpilot(['ca', 'revoke', '--state-dir', stateDir, '--serial', 'abcdef0123']),
+      () => runMeshpilot(['ca', 'revoke', '--state-dir', mesh.stateDir, '--serial', 'abcdef0123']),
       /no unexpired certificate with serial abcdef0123/,
     );
   });
