@@ -274,7 +274,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       if (now >= s.notAfter) return fail('not-ready', `the signing CA chain expired at ${new Date(s.notAfter).toISOString()}`);
       const notBefore = Math.ceil(Math.max(now - policy.backdateMs, s.notBefore) / 1000) * 1000;
       const notAfter = Math.floor(Math.min(now + ttl, s.notAfter) / 1000) * 1000;
-      const spki = spkiOf(req.publicKey, desc.value);
+      const spki = req.spkiDer
+        ? Buffer.from(req.spkiDer.buffer, req.spkiDer.byteOffset, req.spkiDer.byteLength)
+        : spkiOf(req.publicKey, desc.value);
       const leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
       const rec: IssuanceRecord = { serial: leaf.serialHex, issuer: s.id, spiffeId: req.spiffeId, notAfter };
       // Not recorded, not handed out: revocation and root retirement rely on the record.

@@ -19,6 +19,8 @@ export const MAX_CSR_BYTES = 64 * 1024;
 /** What a verified CSR asks for. */
 export interface ParsedCsr {
   readonly publicKey: KeyObject;
+  /** The key's SubjectPublicKeyInfo DER, as the CSR carries it (signSvid takes it as is, without re-exporting the key). */
+  readonly spkiDer: Uint8Array;
   readonly uriSans: readonly string[];
   readonly dnsSans: readonly string[];
   /** Whether the CSR asks for basicConstraints CA=true (the CSR service refuses those). */
@@ -43,8 +45,12 @@ export async function parseCsr(pem: string): Promise<Result<ParsedCsr, CaError>>
     return bad(`csr is not valid PKCS#10 (${(e as Error).message})`);
   }
   let publicKey: KeyObject;
+  let spkiDer: Uint8Array;
   try {
-    publicKey = createPublicKey({ key: Buffer.from(csr.subjectPublicKeyInfo.toSchema().toBER()), format: 'der', type: 'spki' });
+    spkiDer = Buffer.from(csr.subjectPublicKeyInfo.toSchema().toBER());
+    publicKey = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+    // Canonical form: what the certificate carries is exactly the key that was checked.
+    spkiDer = publicKey.export({ type: 'spki', format: 'der' });
   } catch (e) {
     return bad(`csr public key cannot be read (${(e as Error).message})`);
   }
@@ -83,5 +89,5 @@ export async function parseCsr(pem: string): Promise<Result<ParsedCsr, CaError>>
   } catch (e) {
     return bad(`csr extension request is malformed (${(e as Error).message})`);
   }
-  return ok({ publicKey, uriSans, dnsSans, requestsCa, keyDescription: desc.value });
+  return ok({ publicKey, spkiDer, uriSans, dnsSans, requestsCa, keyDescription: desc.value });
 }

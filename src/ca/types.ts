@@ -21,6 +21,11 @@ export const caError = (kind: CaErrorKind, message: string, file?: string): CaEr
 export interface SignSvidRequest {
   readonly spiffeId: SpiffeId;
   readonly publicKey: KeyObject;
+  /**
+   * The same key's SubjectPublicKeyInfo DER, when the caller already has it (a parsed CSR does):
+   * it saves exporting the key again on the hot path. It must encode `publicKey`.
+   */
+  readonly spkiDer?: Uint8Array;
   /** Requested lifetime; the CA default (24 h) when absent; above the configured maximum is `ttl-too-long`. */
   readonly ttlMs?: number;
   /** DNS SANs, only for certificates that need them (e.g. the control plane's serving certificate). */

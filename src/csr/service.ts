@@ -106,7 +106,7 @@ export function createCsrService(deps: {
         ? fail('wrong-identity', 'csr names an identity other than the proven one', { asked })
         : fail('bad-csr', `csr URI SAN is not a valid SPIFFE ID: ${valid.error.message}`, { asked, rule: valid.error.rule });
     }
-    const signed = deps.signer.signSvid({ spiffeId: caller.identity, publicKey: csr.publicKey, ttlMs: ttl.ttlMs });
+    const signed = deps.signer.signSvid({ spiffeId: caller.identity, publicKey: csr.publicKey, spkiDer: csr.spkiDer, ttlMs: ttl.ttlMs });
     if (!signed.ok) {
       const kind: CsrErrorKind = signed.error.kind === 'not-ready' ? 'ca-not-ready' : 'ca-error';
       return fail(kind, signed.error.message, { caKind: signed.error.kind satisfies CaErrorKind });
