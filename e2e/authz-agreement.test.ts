@@ -15,7 +15,7 @@ import { eventually, startHttpUpstream, startTcpEcho, type HttpUpstream, type Tc
 import { startMesh, type TestMesh, type TestWorkload } from './kit/mesh.js';
 import { authzCheck, mapLimit, type CliVerdict } from './kit/policy-cli.js';
 import { hmacWithPublicKey, inSeconds, makeIssuer, strangerKey, unsignedToken, type TestIssuer } from './kit/policy-jwt.js';
-import { rawHttp, tcpProbe, type RawTls } from './kit/policy-wire.js';
+import { closedWithoutAnswer, rawHttp, tcpProbe, type RawTls } from './kit/policy-wire.js';
 
 const target: TestWorkload = { name: 'target', namespace: 'agree', address: '127.0.0.40' };
 const db: TestWorkload = { name: 'db', namespace: 'agree', address: '127.0.0.41' };
@@ -292,7 +292,8 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
           headers: [['Host', TARGET_HOST]],
         });
         return { verdict: res.status === 200 ? 'allow' : 'deny', status: res.status, by: 'target sidecar (plaintext)' };
-      } catch {
+      } catch (e) {
+        if (!closedWithoutAnswer(e)) throw e;
         return { verdict: 'deny', status: 0, by: 'connection closed' };
       }
     }
@@ -326,6 +327,7 @@ describe('authz agreement: real Envoy and `meshpilot authz check` give the same 
       const e = envoy[i]!;
       const c = cli[i]!;
       const why: string[] = [];
+      if (e.status === -1) why.push('no verdict from Envoy');
       if (e.verdict !== c.verdict) why.push('verdicts differ');
       // For denied HTTP requests the CLI names the status the caller sees (400 path refused, 401 token, 403 RBAC).
       if (row.proto !== 'tcp' && e.verdict === 'deny' && c.verdict === 'deny' && e.status !== c.status) why.push('statuses differ');

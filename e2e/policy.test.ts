@@ -20,7 +20,7 @@ import {
 import { nodeIdOf, startMesh, type TestMesh, type TestWorkload } from './kit/mesh.js';
 import { APP_PORT, ids, photoAppConfig, photoAppPolicy, SERVICE_PORT, xfccUri } from './kit/photo-app.js';
 import { inSeconds, makeIssuer, type TestIssuer } from './kit/policy-jwt.js';
-import { rawHttp, tcpProbe, type RawResponse } from './kit/policy-wire.js';
+import { closedWithoutAnswer, rawHttp, tcpProbe, type RawResponse } from './kit/policy-wire.js';
 
 // The photo app on this file's own addresses (the example config, moved), so other test files never clash.
 const frontend: TestWorkload = { name: 'photo-frontend', namespace: 'photo-ns', address: '127.0.0.21' };
@@ -249,17 +249,10 @@ describe('security policy enforced by real Envoy sidecars (issue 7)', function (
       mesh.writeConfig('pol-migration.yaml', migration('STRICT'));
       await mesh.waitForAck(nodeIdOf(legacy), TypeUrl.Listener, since);
       // Refused means the TLS-only listener closed the plaintext connection without an answer.
-      await eventually(
-        () =>
-          plain().then(
-            () => false,
-            () => true,
-          ),
-        {
-          description: 'plaintext to legacy refused after STRICT',
-          timeoutMs: 15_000,
-        },
-      );
+      await eventually(() => plain().then(() => false, closedWithoutAnswer), {
+        description: 'plaintext to legacy refused after STRICT',
+        timeoutMs: 15_000,
+      });
       // A few more mesh calls after the switch, on the new listener.
       const after = meshCalls;
       await eventually(() => meshCalls >= after + 5, { description: 'mesh calls after the switch' });
@@ -270,7 +263,7 @@ describe('security policy enforced by real Envoy sidecars (issue 7)', function (
     assert.deepEqual(failures, [], `${failures.length} of ${meshCalls} mesh calls failed`);
     assert.ok(meshCalls >= 5);
     // Refused for good, and by the same Envoy: no restart.
-    await assert.rejects(plain(), 'plaintext stays refused');
+    await assert.rejects(plain(), (e) => closedWithoutAnswer(e), 'plaintext stays refused');
     assert.equal(legacySidecar.pid, pid, 'same Envoy process');
     assert.ok(legacySidecar.running, 'the Envoy never exited');
     const after = await call(caller, legacy, '/after');

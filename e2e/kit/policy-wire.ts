@@ -122,6 +122,15 @@ export function rawHttp(r: RawRequest): Promise<RawResponse> {
   });
 }
 
+/**
+ * Whether a raw request failed because the server accepted the connection and then closed or reset
+ * it without an answer (a TLS-only listener meeting plaintext), rather than because nothing listens.
+ */
+export function closedWithoutAnswer(e: unknown): boolean {
+  const err = e as NodeJS.ErrnoException;
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE' || /incomplete HTTP response \(0 bytes\)/.test(err.message ?? '');
+}
+
 /** What a TCP probe saw: its payload echoed back, or the connection closed (or reset) without it. */
 export type TcpOutcome = 'echoed' | 'refused';
 
@@ -159,9 +168,8 @@ export function tcpProbe(o: {
       got += c.toString('utf8');
       if (got === o.payload) finish('echoed');
     });
-    socket.once('error', (e: NodeJS.ErrnoException) =>
-      finish(e.code === 'ECONNRESET' || e.code === 'ECONNREFUSED' || e.code === 'EPIPE' ? 'refused' : e),
-    );
+    // A connection that was accepted and then reset is a refusal; ECONNREFUSED (no listener at all) is an error.
+    socket.once('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'refused' : e));
     socket.once('close', () => finish(got === o.payload ? 'echoed' : 'refused'));
   });
 }
