@@ -1,0 +1,88 @@
+// The config as users edit it, with real Envoy: a valid change reaches the sidecars
+// without a restart; an invalid one is refused with file, line and reason, nothing from
+// it is pushed, and the last good config keeps serving.
+import assert from 'node:assert/strict';
+import { outboundCluster } from '../src/generate/index.js';
+import { TypeUrl } from '../src/proto/index.js';
+import { eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { nodeIdOf, startMesh, type TestMesh } from './kit/mesh.js';
+import { APP_PORT, backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+
+const CACHE = `
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: photo-cache, namespace: photo-ns }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: photo-cache, namespace: photo-ns }
+spec:
+  selector: { app: photo-cache }
+  ports: [{ name: http, port: 9080, targetPort: 8080 }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: photo-cache, namespace: photo-ns }
+spec:
+  address: 127.0.0.15
+  serviceAccount: photo-cache
+  labels: { app: photo-cache, security.istio.io/tlsMode: istio }
+`;
+
+describe('config changes with real Envoy', function () {
+  this.timeout(90_000);
+  let mesh: TestMesh;
+  const apps: HttpUpstream[] = [];
+  let fe: EnvoyProcess;
+  const cacheCluster = outboundCluster(9080, 'photo-cache.photo-ns.svc.cluster.local');
+
+  before(async () => {
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() });
+    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    fe = await mesh.startSidecar(frontend);
+    await mesh.startSidecar(backend);
+  });
+  afterEach(function () {
+    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+  });
+  after(async () => {
+    await mesh?.stop();
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  it('pushes a valid change to the sidecars without a restart', async () => {
+    const pid = fe.pid;
+    const since = mesh.events.length;
+    mesh.writeConfig('mesh.yaml', photoAppConfig() + CACHE);
+    await mesh.waitForAck(nodeIdOf(frontend), TypeUrl.Cluster, since);
+    await eventually(async () => JSON.stringify(await fe.configDump()).includes(cacheCluster), { description: 'the new cluster in Envoy' });
+    assert.equal(fe.pid, pid);
+  });
+
+  it('refuses an invalid change with file, line and reason, pushes nothing, and keeps serving', async () => {
+    const since = mesh.events.length;
+    const broken = (photoAppConfig() + CACHE).replace('address: 127.0.0.15', 'address: not-an-ip');
+    mesh.writeConfig('mesh.yaml', broken);
+    const line = broken.split('\n').findIndex((l) => l.includes('not-an-ip')) + 1;
+    const rejected = await eventually(
+      () => mesh.logLines.find((l) => l.msg === 'config rejected' && String(l.fields.message).includes('not-an-ip')) ?? false,
+      {
+        description: 'the rejection in the log',
+      },
+    );
+    assert.match(String(rejected.fields.file), /mesh\.yaml$/);
+    assert.equal(rejected.fields.line, line);
+    assert.match(String(rejected.fields.path), /spec\.address/);
+    // Traffic still flows on the last good config, which still has the cache cluster.
+    const res = await mesh.call(frontend, backendHost);
+    assert.equal(res.status, 200);
+    assert.ok(JSON.stringify(await fe.configDump()).includes(cacheCluster));
+    assert.ok(!mesh.events.slice(since).some((e) => e.kind === 'ack' && e.typeUrl === TypeUrl.Cluster), 'nothing new was pushed');
+    // Fixing it takes effect again.
+    mesh.writeConfig('mesh.yaml', photoAppConfig());
+    await eventually(async () => !JSON.stringify(await fe.configDump()).includes(cacheCluster), {
+      description: 'the cache cluster removed',
+    });
+  });
+});
