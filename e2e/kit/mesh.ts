@@ -58,7 +58,10 @@ export interface TestMesh {
 export const nodeIdOf = (w: TestWorkload): string => sidecarNodeId(w.address, w.name, w.namespace, 'cluster.local');
 
 /** Starts meshpilot over a temporary config directory holding `files`. */
-export async function startMesh(files: Record<string, string>, opts: { insecurePlaintext?: boolean } = {}): Promise<TestMesh> {
+export async function startMesh(
+  files: Record<string, string>,
+  opts: { insecurePlaintext?: boolean; stateDir?: string } = {},
+): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(configDir, name), text);
   const recorder = createRecordingLogger();
@@ -69,7 +72,8 @@ export async function startMesh(files: Record<string, string>, opts: { insecureP
   try {
     mp = await startMeshpilot({
       configPaths: [configDir],
-      ephemeral: true,
+      ephemeral: opts.stateDir === undefined,
+      stateDir: opts.stateDir,
       insecurePlaintext: opts.insecurePlaintext,
       xdsHost: '127.0.0.1',
       xdsPort: 0,

@@ -3,7 +3,7 @@
 // files are written before the ca.json that names them and old ones removed after, so a
 // crash at any point leaves a state that loads. Issuance records are an append-only
 // journal (issued.jsonl), compacted atomically; a torn last line from a crash is ignored.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { err, ok } from '../lib/index.js';
@@ -129,6 +129,13 @@ export function createDirStore(dir: string): CaStore {
       // One write(2) per record without fsync: survives a process crash; a torn last line is skipped on load.
       try {
         journal ??= openSync(journalPath, 'a', 0o600);
+        // An open descriptor keeps writing to a file that was deleted (the state directory
+        // removed under us): the record would be lost. Refuse instead, so nothing is issued
+        // that could not be revoked after a restart.
+        if (fstatSync(journal).nlink === 0) {
+          closeJournal();
+          return err(caError('io', `${journalPath}: the issuance journal was deleted (is the state directory gone?)`, journalPath));
+        }
         writeSync(journal, JSON.stringify(r) + '\n');
         return ok(undefined);
       } catch (e) {

@@ -88,13 +88,15 @@ export function createSvidStore(deps: {
     return cert;
   }
 
-  function renew(workloadKey: string, spiffeId: SpiffeId): void {
+  function renew(workloadKey: string, spiffeId: SpiffeId, attempt = 0): void {
     if (!certs.has(workloadKey)) return;
     if (issue(workloadKey, spiffeId, 'renewal')) for (const cb of listeners) cb(workloadKey);
     else {
-      // The CA refused (e.g. not ready): keep the current certificate and try again soon.
+      // The CA refused (not ready, or its state directory is gone): keep serving the current
+      // certificate while it is valid and try again, backing off from 1 s to 30 s.
       const entry = certs.get(workloadKey)!;
-      entry.timer = timers.setTimeout(() => renew(workloadKey, spiffeId), 1_000);
+      const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+      entry.timer = timers.setTimeout(() => renew(workloadKey, spiffeId, attempt + 1), delay);
     }
   }
 
