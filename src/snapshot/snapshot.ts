@@ -33,17 +33,21 @@ export function createSnapshot(resources: readonly EncodedResource[]): Result<Sn
   for (const [t, m] of byType) typeVersions.set(t, versionOf([...m.values()]));
   const types = [...byType.keys()].sort();
   const version = shortHash(types.map((t) => `${t}=${typeVersions.get(t)}`).join('\n'));
+  let dangling: readonly (ResourceRef & { readonly from: string })[] | undefined;
   return ok({
     version,
     resources: (t) => byType.get(t) ?? empty,
     typeVersion: (t) => typeVersions.get(t) ?? versionOf([]),
     typeUrls: () => types,
-    danglingReferences: () => {
-      const out: (ResourceRef & { from: string })[] = [];
-      for (const r of resources) for (const ref of r.refs) if (!byType.get(ref.typeUrl)?.has(ref.name)) out.push({ ...ref, from: r.name });
-      return out;
-    },
+    // Computed once: the same snapshot is often published to many proxies sharing a view.
+    danglingReferences: () => (dangling ??= findDangling(resources, byType)),
   });
+}
+
+function findDangling(resources: readonly EncodedResource[], byType: ReadonlyMap<TypeUrl, ReadonlyMap<string, EncodedResource>>) {
+  const out: (ResourceRef & { from: string })[] = [];
+  for (const r of resources) for (const ref of r.refs) if (!byType.get(ref.typeUrl)?.has(ref.name)) out.push({ ...ref, from: r.name });
+  return out;
 }
 
 /** The version of a set of resources: a hash of their sorted names and versions. */
