@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { silentLogger } from '../observability/index.js';
-import { parseDuration, registerCaCommands } from './ca-commands.js';
+import { registerCaCommands } from './ca-commands.js';
 
 interface Run {
   readonly out: string;
@@ -40,11 +40,39 @@ describe('cli: meshpilot ca', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('parses durations', () => {
-    assert.equal(parseDuration('1h'), 3_600_000);
-    assert.equal(parseDuration('1h30m'), 5_400_000);
-    assert.equal(parseDuration('7d'), 7 * 86_400_000);
-    assert.equal(parseDuration('soon'), undefined);
+  it('takes --ttl as a Go duration and names what is wrong with one it cannot read', async () => {
+    assert.equal((await run('ca', 'init', '--state-dir', state)).exitCode, 0);
+    const ok = await run(
+      'ca',
+      'issue',
+      '--state-dir',
+      state,
+      '--namespace',
+      'a',
+      '--service-account',
+      'b',
+      '--out',
+      join(dir, 'o'),
+      '--ttl',
+      '1h30m',
+    );
+    assert.equal(ok.exitCode, 0, ok.err);
+    const bad = await run(
+      'ca',
+      'issue',
+      '--state-dir',
+      state,
+      '--namespace',
+      'a',
+      '--service-account',
+      'b',
+      '--out',
+      join(dir, 'o'),
+      '--ttl',
+      '7d',
+    );
+    assert.notEqual(bad.exitCode, 0);
+    assert.match(bad.err, /--ttl: .*168h/);
   });
 
   it('init, issue, show, revoke: files verify with openssl and the CRL lists the serial', async () => {
@@ -213,7 +241,7 @@ describe('cli: meshpilot ca', () => {
       '--out',
       join(dir, 'x'),
       '--ttl',
-      '1000d',
+      '24000h',
     );
     assert.equal(ttl.exitCode, 1);
     assert.match(ttl.err, /exceeds the maximum/);
@@ -238,7 +266,7 @@ describe('cli: meshpilot ca', () => {
       '--ttl',
       'soon',
     );
-    assert.match(badTtl.err, /not a duration/);
+    assert.match(badTtl.err, /invalid duration 'soon'/);
     const phase = await run('ca', 'rotate-root', '--state-dir', state, '--phase', 'later');
     assert.notEqual(phase.exitCode, 0);
     writeFileSync(join(state, 'root-1-key.pem'), 'junk');

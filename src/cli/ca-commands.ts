@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { systemClock } from '../lib/index.js';
+import { parseDuration } from '../model/index.js';
 import type { Clock } from '../lib/index.js';
 import { createLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
@@ -18,16 +19,6 @@ export interface CaCommandDeps {
   readonly log?: Logger;
   /** Where normal output goes (default: stdout). */
   readonly write?: (text: string) => void;
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses a duration like `90s`, `1h`, `1h30m` or `7d` to milliseconds; undefined when malformed. */
-export function parseDuration(s: string): number | undefined {
-  if (!/^(\d+(ms|s|m|h|d))+$/.test(s)) return undefined;
-  let total = 0;
-  for (const m of s.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNITS[m[2]!]!;
-  return total;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -115,7 +106,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .option('--service-account <sa>', 'workload service account')
     .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
     .requiredOption('--out <dir>', 'output directory')
-    .option('--ttl <duration>', 'certificate lifetime, e.g. 1h, 30m, 7d (default: the CA default, 24h)')
+    .option('--ttl <duration>', 'certificate lifetime as a Go duration, e.g. 30m, 1h, 168h (default: the CA default, 24h)')
     .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
     .action(async function (
       this: Command,
@@ -123,8 +114,9 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     ) {
       let ttlMs: number | undefined;
       if (o.ttl !== undefined) {
-        ttlMs = parseDuration(o.ttl);
-        if (ttlMs === undefined) this.error(`error: --ttl: '${o.ttl}' is not a duration (e.g. 30m, 1h, 7d)`, { exitCode: 1 });
+        const d = parseDuration(o.ttl);
+        if (!d.ok) return this.error(`error: --ttl: ${d.error}`, { exitCode: 1 });
+        ttlMs = d.value;
       }
       // A running control plane owns the CA: it signs (it must know every serial, to revoke it later); the key stays here.
       const live = findAdminEndpoint(o.stateDir);
