@@ -1,7 +1,6 @@
-import { deltaResponse, isKnownTypeUrl, pushOrder, type DeltaDiscoveryRequest, type TypeUrl } from '../proto/index.js';
-import type { Logger } from '../observability/index.js';
+import { deltaResponse, pushOrder, type DeltaDiscoveryRequest, type TypeUrl } from '../proto/index.js';
 import type { EncodedResource, Snapshot } from '../snapshot/index.js';
-import { StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
+import { servedType, StreamError, unknownNames, type StreamDeps } from './types.js';
 
 const MAX_PENDING = 64;
 
@@ -34,26 +33,12 @@ export class DeltaStream {
   #snapshot?: Snapshot;
   #nonce = 0;
 
-  constructor(
-    private readonly deps: {
-      proxy: () => ProxyInfo;
-      send: (bytes: Buffer) => void;
-      log: Logger;
-      hooks: XdsHooks;
-      limits: XdsLimits;
-      pinnedType?: TypeUrl;
-    },
-  ) {}
+  constructor(private readonly deps: StreamDeps) {}
 
   /** Handles one DeltaDiscoveryRequest; throws StreamError when the stream must end. */
   onRequest(req: DeltaDiscoveryRequest): void {
-    const rawType = req.typeUrl || this.deps.pinnedType || '';
-    const log = this.deps.log;
-    if (!isKnownTypeUrl(rawType) || (this.deps.pinnedType && rawType !== this.deps.pinnedType)) {
-      log.warn('unknown type url ignored', { node: this.deps.proxy().nodeId, typeUrl: rawType, reason: 'not served' });
-      return;
-    }
-    const typeUrl = rawType;
+    const typeUrl = servedType(this.deps, req.typeUrl);
+    if (!typeUrl) return;
     const count = req.resourceNamesSubscribe.length + req.resourceNamesUnsubscribe.length + Object.keys(req.initialResourceVersions).length;
     if (count > this.deps.limits.maxResourceNames) {
       throw new StreamError('RESOURCE_EXHAUSTED', `request names ${count} resources; at most ${this.deps.limits.maxResourceNames}`);
@@ -102,10 +87,10 @@ export class DeltaStream {
   #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
     const held = this.#snapshot?.resources(typeUrl);
     if (!held) return;
-    const unknown = [...st.names].filter((n) => !held.has(n));
-    const key = unknown.join('\n');
-    if (unknown.length > 0 && key !== st.reportedUnknown) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
-    st.reportedUnknown = key;
+    const unknown = unknownNames(held, st.names);
+    if (unknown.names.length > 0 && unknown.key !== st.reportedUnknown)
+      this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown.names);
+    st.reportedUnknown = unknown.key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {

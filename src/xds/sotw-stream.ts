@@ -1,7 +1,6 @@
-import { isKnownTypeUrl, pushOrder, sotwResponse, type DiscoveryRequest, type TypeUrl } from '../proto/index.js';
-import type { Logger } from '../observability/index.js';
+import { pushOrder, sotwResponse, type DiscoveryRequest, type TypeUrl } from '../proto/index.js';
 import { versionOf, type EncodedResource, type Snapshot } from '../snapshot/index.js';
-import { StreamError, type ProxyInfo, type XdsHooks, type XdsLimits } from './types.js';
+import { servedType, StreamError, unknownNames, type StreamDeps } from './types.js';
 
 /** A response as sent: what the proxy will ACK or NACK. */
 interface SentResponse {
@@ -40,29 +39,13 @@ export class SotwStream {
   readonly #types = new Map<TypeUrl, TypeState>();
   #snapshot?: Snapshot;
 
-  constructor(
-    private readonly deps: {
-      proxy: () => ProxyInfo;
-      send: (bytes: Buffer) => void;
-      log: Logger;
-      hooks: XdsHooks;
-      limits: XdsLimits;
-      /** Set on per-type services (LDS, CDS, ...): requests may leave type_url empty. */
-      pinnedType?: TypeUrl;
-    },
-  ) {}
+  constructor(private readonly deps: StreamDeps) {}
 
   /** Handles one DiscoveryRequest; throws StreamError when the stream must end. */
   onRequest(req: DiscoveryRequest): void {
-    const rawType = req.typeUrl || this.deps.pinnedType || '';
+    const typeUrl = servedType(this.deps, req.typeUrl);
+    if (!typeUrl) return;
     const log = this.deps.log;
-    if (!isKnownTypeUrl(rawType) || (this.deps.pinnedType && rawType !== this.deps.pinnedType)) {
-      // Envoy may ask for types meshpilot does not serve; answering nothing keeps the
-      // other types of this ADS stream working, as the protocol allows.
-      log.warn('unknown type url ignored', { node: this.deps.proxy().nodeId, typeUrl: rawType, reason: 'not served' });
-      return;
-    }
-    const typeUrl = rawType;
     if (req.resourceNames.length > this.deps.limits.maxResourceNames) {
       throw new StreamError(
         'RESOURCE_EXHAUSTED',
@@ -109,10 +92,10 @@ export class SotwStream {
   #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
     const held = this.#snapshot?.resources(typeUrl);
     if (!held) return;
-    const unknown = [...st.names].filter((n) => !held.has(n));
-    const key = unknown.join('\n');
-    if (unknown.length > 0 && key !== st.reportedUnknown) this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown);
-    st.reportedUnknown = key;
+    const unknown = unknownNames(held, st.names);
+    if (unknown.names.length > 0 && unknown.key !== st.reportedUnknown)
+      this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown.names);
+    st.reportedUnknown = unknown.key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DiscoveryRequest): void {

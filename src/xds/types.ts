@@ -1,4 +1,4 @@
-import type { TypeUrl } from '../proto/index.js';
+import { isKnownTypeUrl, type TypeUrl } from '../proto/index.js';
 
 /** A connected proxy as one xDS stream knows it: what its node claimed, and where it connects from. */
 export interface ProxyInfo {
@@ -51,3 +51,32 @@ export type StreamAuthenticator = (call: {
 }) => Promise<
   import('../lib/index.js').Result<{ readonly identity: string; readonly via: string }, { readonly kind: string; readonly message: string }>
 >;
+
+/** What a protocol state machine (SotW or delta) needs from the stream that runs it. */
+export interface StreamDeps {
+  readonly proxy: () => ProxyInfo;
+  readonly send: (bytes: Buffer) => void;
+  readonly log: import('../observability/index.js').Logger;
+  readonly hooks: XdsHooks;
+  readonly limits: XdsLimits;
+  /** Set on per-type services (LDS, CDS, ...): requests may leave type_url empty. */
+  readonly pinnedType?: TypeUrl;
+}
+
+/**
+ * The type a request is for, or undefined (logged) when this stream does not serve it.
+ * Envoy may ask for types meshpilot does not serve; answering nothing keeps the other
+ * types of an ADS stream working, as the protocol allows.
+ */
+export function servedType(deps: StreamDeps, requested: string): TypeUrl | undefined {
+  const t = requested || deps.pinnedType || '';
+  if (isKnownTypeUrl(t) && (!deps.pinnedType || t === deps.pinnedType)) return t;
+  deps.log.warn('unknown type url ignored', { node: deps.proxy().nodeId, typeUrl: t, reason: 'not served' });
+  return undefined;
+}
+
+/** Subscribed names a snapshot does not hold, and the key that says whether they were reported already. */
+export function unknownNames(held: ReadonlyMap<string, unknown>, names: Iterable<string>): { names: string[]; key: string } {
+  const unknown = [...names].filter((n) => !held.has(n));
+  return { names: unknown, key: unknown.join('\n') };
+}
