@@ -24,7 +24,8 @@ describe('SVID rotation under load with real Envoy', function () {
     );
     mesh = await startMesh({ 'mesh.yaml': config });
     for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
-    [fe, be] = await Promise.all([mesh.startSidecar(frontend), mesh.startSidecar(backend)]);
+    // One side on incremental (delta) xDS, the other on state of the world: rotation works over both.
+    [fe, be] = await Promise.all([mesh.startSidecar(frontend, { apiType: 'DELTA_GRPC' }), mesh.startSidecar(backend)]);
   });
   afterEach(function () {
     mesh.envoys.dumpLogsIfFailed(this.currentTest);
