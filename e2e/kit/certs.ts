@@ -23,3 +23,12 @@ export async function trustedCaCount(envoy: EnvoyProcess): Promise<number> {
   const rootca = dump.configs?.find((c) => c.name === 'ROOTCA');
   return (rootca?.secret?.validation_context?.trusted_ca?.inline_string?.match(/BEGIN CERTIFICATE/g) ?? []).length;
 }
+
+/** The PEM certificates of an Envoy's own SVID chain (the `default` secret), leaf first, from its config dump. */
+export async function ownChainPems(envoy: EnvoyProcess): Promise<string[]> {
+  const dump = (await envoy.configDump('resource=dynamic_active_secrets')) as {
+    configs?: { name?: string; secret?: { tls_certificate?: { certificate_chain?: { inline_string?: string } } } }[];
+  };
+  const chain = dump.configs?.find((c) => c.name === 'default')?.secret?.tls_certificate?.certificate_chain?.inline_string ?? '';
+  return chain.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+}
