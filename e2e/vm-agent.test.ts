@@ -11,7 +11,7 @@ import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 import { envoyPool, eventually, startHttpUpstream, type HttpUpstream } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
-import { APP_PORT, backend, backendHost, photoAppConfig, xfccUri } from './kit/photo-app.js';
+import { APP_PORT, backend, backendHost, photoAppConfig, photoAppVm, xfccUri } from './kit/photo-app.js';
 import {
   controlPlaneProcess,
   logEntries,
@@ -23,20 +23,6 @@ import {
 
 const vm = { name: 'vm-client', namespace: 'photo-ns', address: '127.0.0.14' };
 const vmId = 'spiffe://cluster.local/ns/photo-ns/sa/vm-client';
-const VM_YAML = `
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: vm-client, namespace: photo-ns }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: vm-client, namespace: photo-ns }
-spec:
-  address: 127.0.0.14
-  serviceAccount: vm-client
-  labels: { app: vm-client, security.istio.io/tlsMode: istio }
-`;
-
 describe('VM workload with a node agent (scenario 6)', function () {
   this.timeout(150_000);
   const dir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-vm-'));
@@ -52,7 +38,7 @@ describe('VM workload with a node agent (scenario 6)', function () {
     runMeshpilot(['ca', 'init', '--state-dir', stateDir]);
     mkdirSync(configDir);
     writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig());
-    writeFileSync(join(configDir, 'vm.yaml'), VM_YAML);
+    writeFileSync(join(configDir, 'vm.yaml'), photoAppVm());
     cp = await controlPlaneProcess({ configDir, stateDir });
     await cp.start();
     apps.push(await startHttpUpstream({ host: backend.address, port: APP_PORT, name: 'photo-backend' }));

@@ -17,6 +17,7 @@ import {
   datastoreHost,
   frontend,
   photoAppConfig,
+  photoAppVm,
   photoAppPolicy,
   SERVICE_PORT,
   xfccUri,
@@ -25,28 +26,6 @@ import { controlPlaneProcess, runMeshpilot, runMeshpilotAsync, startMeshpilotPro
 import { mtlsGetOnce, readIssued } from '../kit/tls-client.js';
 
 const vm = { name: 'vm-client', namespace: 'photo-ns', address: '127.0.0.14' };
-const VM_YAML = `apiVersion: v1
-kind: ServiceAccount
-metadata: { name: vm-client, namespace: photo-ns }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: vm-client, namespace: photo-ns }
-spec:
-  address: 127.0.0.14
-  serviceAccount: vm-client
-  labels: { app: vm-client, security.istio.io/tlsMode: istio }
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: { name: photo-backend-allow-vm, namespace: photo-ns }
-spec:
-  selector: { matchLabels: { app: photo-backend } }
-  action: ALLOW
-  rules:
-    - from: [{ source: { principals: ['cluster.local/ns/photo-ns/sa/vm-client'] } }]
-`;
-
 const claims: { claim: string; held: boolean }[] = [];
 function prove(claim: string, held: boolean, detail = ''): void {
   claims.push({ claim, held });
@@ -64,7 +43,7 @@ async function main(): Promise<number> {
     photoAppConfig((y) => y.replace('  trustDomain: cluster.local', '  trustDomain: cluster.local\n  certTtl: 8s')),
   );
   writeFileSync(join(configDir, 'policy.yaml'), photoAppPolicy());
-  writeFileSync(join(configDir, 'vm.yaml'), VM_YAML);
+  writeFileSync(join(configDir, 'vm.yaml'), photoAppVm());
   const envoys = envoyPool();
   const apps: HttpUpstream[] = [];
   const sidecars = new Map<string, EnvoyProcess>();

@@ -30,6 +30,11 @@ export function photoAppConfig(edit: (yaml: string) => string = (y) => y): strin
   return edit(readFileSync(fileURLToPath(new URL('examples/photo-app/mesh.yaml', root)), 'utf8'));
 }
 
+/** The VM workload of scenario 6 (service account, WorkloadEntry, and a policy letting it call photo-backend). */
+export function photoAppVm(): string {
+  return readFileSync(fileURLToPath(new URL('examples/photo-app/vm.yaml', root)), 'utf8');
+}
+
 /** The example policy text. */
 export function photoAppPolicy(): string {
   return readFileSync(fileURLToPath(new URL('examples/photo-app/policy.yaml', root)), 'utf8');

@@ -1,6 +1,6 @@
 import { deltaResponse, pushOrder, type DeltaDiscoveryRequest, type TypeUrl } from '../proto/index.js';
 import type { EncodedResource, Snapshot } from '../snapshot/index.js';
-import { servedType, StreamError, unknownNames, type StreamDeps } from './types.js';
+import { servedType, StreamError, reportUnknownNames, type StreamDeps } from './types.js';
 
 const MAX_PENDING = 64;
 
@@ -68,7 +68,8 @@ export class DeltaStream {
         st.client.delete(n);
       }
     }
-    if (subscribe.length > 0) this.#reportUnknown(typeUrl, st);
+    if (subscribe.length > 0)
+      st.reportedUnknown = reportUnknownNames(this.deps, typeUrl, this.#snapshot?.resources(typeUrl), st.names, st.reportedUnknown);
     if (first || subscribe.length > 0) this.#respond(typeUrl, st);
   }
 
@@ -78,19 +79,9 @@ export class DeltaStream {
     for (const typeUrl of pushOrder) {
       const st = this.#types.get(typeUrl);
       if (!st) continue;
-      this.#reportUnknown(typeUrl, st);
+      st.reportedUnknown = reportUnknownNames(this.deps, typeUrl, this.#snapshot?.resources(typeUrl), st.names, st.reportedUnknown);
       this.#respond(typeUrl, st);
     }
-  }
-
-  /** Reports subscribed names the snapshot does not hold, once per distinct set. */
-  #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
-    const held = this.#snapshot?.resources(typeUrl);
-    if (!held) return;
-    const unknown = unknownNames(held, st.names);
-    if (unknown.names.length > 0 && unknown.key !== st.reportedUnknown)
-      this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown.names);
-    st.reportedUnknown = unknown.key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {

@@ -1,6 +1,6 @@
 import { pushOrder, sotwResponse, type DiscoveryRequest, type TypeUrl } from '../proto/index.js';
 import { versionOf, type EncodedResource, type Snapshot } from '../snapshot/index.js';
-import { servedType, StreamError, unknownNames, type StreamDeps } from './types.js';
+import { servedType, StreamError, reportUnknownNames, type StreamDeps } from './types.js';
 
 /** A response as sent: what the proxy will ACK or NACK. */
 interface SentResponse {
@@ -67,7 +67,8 @@ export class SotwStream {
     }
 
     const changed = this.#updateSubscription(st, req.resourceNames, first);
-    if (changed) this.#reportUnknown(typeUrl, st);
+    if (changed)
+      st.reportedUnknown = reportUnknownNames(this.deps, typeUrl, this.#snapshot?.resources(typeUrl), st.names, st.reportedUnknown);
     // A first request, or one that changes what the proxy wants, is owed a response.
     if (first || changed || req.responseNonce === '') this.#respond(typeUrl, st, first || req.responseNonce === '');
   }
@@ -78,7 +79,7 @@ export class SotwStream {
     for (const typeUrl of pushOrder) {
       const st = this.#types.get(typeUrl);
       if (!st) continue;
-      this.#reportUnknown(typeUrl, st);
+      st.reportedUnknown = reportUnknownNames(this.deps, typeUrl, this.#snapshot?.resources(typeUrl), st.names, st.reportedUnknown);
       this.#respond(typeUrl, st, false);
     }
   }
@@ -86,16 +87,6 @@ export class SotwStream {
   /** The last ACKed version per type, for the debug endpoint. */
   ackedVersions(): Record<string, string | undefined> {
     return Object.fromEntries([...this.#types].map(([t, s]) => [t, s.acked]));
-  }
-
-  /** Reports subscribed names the snapshot does not hold, once per distinct set. */
-  #reportUnknown(typeUrl: TypeUrl, st: TypeState): void {
-    const held = this.#snapshot?.resources(typeUrl);
-    if (!held) return;
-    const unknown = unknownNames(held, st.names);
-    if (unknown.names.length > 0 && unknown.key !== st.reportedUnknown)
-      this.deps.hooks.onUnknownNames?.(this.deps.proxy(), typeUrl, unknown.names);
-    st.reportedUnknown = unknown.key;
   }
 
   #ackOrNack(typeUrl: TypeUrl, st: TypeState, req: DiscoveryRequest): void {

@@ -75,8 +75,20 @@ export function servedType(deps: StreamDeps, requested: string): TypeUrl | undef
   return undefined;
 }
 
-/** Subscribed names a snapshot does not hold, and the key that says whether they were reported already. */
-export function unknownNames(held: ReadonlyMap<string, unknown>, names: Iterable<string>): { names: string[]; key: string } {
+/**
+ * Reports subscribed names the snapshot does not hold (for secrets: not the proxy's own),
+ * once per distinct set; returns the key of what was reported, for the caller to keep.
+ */
+export function reportUnknownNames(
+  deps: StreamDeps,
+  typeUrl: TypeUrl,
+  held: ReadonlyMap<string, unknown> | undefined,
+  names: Iterable<string>,
+  reported: string | undefined,
+): string | undefined {
+  if (!held) return reported;
   const unknown = [...names].filter((n) => !held.has(n));
-  return { names: unknown, key: unknown.join('\n') };
+  const key = unknown.join('\n');
+  if (unknown.length > 0 && key !== reported) deps.hooks.onUnknownNames?.(deps.proxy(), typeUrl, unknown);
+  return key;
 }
