@@ -7,7 +7,7 @@
 //   - memory per connected proxy: server heap and RSS, against a bare grpc-js stream.
 // Simulated proxies live in a child process (lib/fleet.ts), so the server's process
 // holds no client state and the clients get the second core.
-import { TypeUrl } from '../src/proto/index.js';
+import { sotwResponse, TypeUrl } from '../src/proto/index.js';
 import { encodingCount, type Snapshot } from '../src/snapshot/index.js';
 import { unwrap } from '../src/lib/index.js';
 import { forkChild } from './lib/child.js';
@@ -116,6 +116,7 @@ class EchoGroup {
       count: this.count,
       perChannel: PER_CHANNEL,
       replyBytes,
+      ackLikeAds: true,
     });
     await waitFor(() => this.echo.ready() === this.count, 'echo streams to say hello', TIMEOUT_MS);
   }
@@ -205,7 +206,15 @@ export async function run(): Promise<BenchResult[]> {
   const fleet = await startFleet();
   const view = new MeshView();
   const sizes = messageSizes(view.snapshot);
-  const floorMsg = Buffer.alloc(sizes.response, 0x5a);
+  // The floor writes a real response of the same size, which its clients decode and ACK
+  // like the ADS clients do, so the two sides differ only in the server.
+  const snap = view.snapshot;
+  const floorMsg = sotwResponse({
+    versionInfo: snap.typeVersion(TypeUrl.Cluster),
+    typeUrl: TypeUrl.Cluster,
+    nonce: '1',
+    chunks: [...snap.resources(TypeUrl.Cluster).values()].map((r) => r.sotwChunk()),
+  });
   const pushes = new Map<number, { xds: PushSample[]; floor: Sample[] }>();
   const memory: Partial<Record<'xds' | 'echo', { before: Memory; after: Memory }>> = {};
 
@@ -253,7 +262,7 @@ export async function run(): Promise<BenchResult[]> {
         target: n === 1_000 ? 'ratio <= 1.5' : undefined,
         note:
           `median of ${PUSHES} pushes, one cluster changed each, meshpilot and floor alternating; meshpilot: new snapshot built and set through the cache for every node, until every proxy ACKed it; ` +
-          `floor: a ${sizes.response} B Buffer written to ${n} bare bidi streams (identity serializers) until each replied ${sizes.ack} B. ${layout}. ` +
+          `floor: the same ${floorMsg.length} B response, pre-encoded, written to ${n} bare bidi streams (identity serializers) whose clients decode it and answer a ${sizes.ack} B ACK as the ADS clients do. ${layout}. ` +
           `Samples: xds ${fmtSamples(p.xds)}; floor ${fmtSamples(p.floor)}`,
       }),
     );

@@ -2,7 +2,7 @@
 // measures the server alone (its heap and RSS hold no client state) and clients get
 // the second core. Started by fleet.ts; steered over IPC (fleet-protocol.ts).
 import * as grpc from '@grpc/grpc-js';
-import { AggregatedDiscoveryServiceClient, DiscoveryRequest, type DiscoveryResponse } from '../../src/proto/index.js';
+import { AggregatedDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse } from '../../src/proto/index.js';
 import { serveParent } from './child.js';
 import type { FleetCommand, FleetStats, OpenAds, OpenEcho } from './fleet-protocol.js';
 
@@ -83,7 +83,16 @@ function openEcho(c: OpenEcho): void {
     s.on('data', (b: Buffer) => {
       messages++;
       bytes += b.length;
-      s.write(reply);
+      if (!c.ackLikeAds) return void s.write(reply);
+      // The same client work as an ADS client: decode the response, encode the ACK.
+      const r = DiscoveryResponse.decode(b);
+      s.write(
+        Buffer.from(
+          DiscoveryRequest.encode(
+            DiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce }),
+          ).finish(),
+        ),
+      );
     });
     s.write(hello);
   }

@@ -12,7 +12,10 @@ export interface OpenAds {
   readonly typeUrl: string;
 }
 
-/** Opens `count` bare echo streams: each says hello, then answers every message with `replyBytes` bytes. */
+/**
+ * Opens `count` bare echo streams: each says hello, then answers every message with `replyBytes` bytes,
+ * or, with `ackLikeAds`, decodes it as a DiscoveryResponse and answers its ACK exactly as the ADS clients do.
+ */
 export interface OpenEcho {
   readonly cmd: 'open-echo';
   readonly address: string;
@@ -20,6 +23,7 @@ export interface OpenEcho {
   readonly count: number;
   readonly perChannel: number;
   readonly replyBytes: number;
+  readonly ackLikeAds?: boolean;
 }
 
 /** Ends every stream and closes every channel. */
