@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { err, ok } from '../lib/index.js';
+import { createMetrics, createRecordingLogger } from '../observability/index.js';
+import { startAdminServer, type AdminServer } from './index.js';
+
+describe('admin server', () => {
+  const log = createRecordingLogger();
+  let admin: AdminServer;
+  const calls: string[] = [];
+  const token = 'test-token';
+
+  before(async () => {
+    admin = await startAdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      token,
+      metrics: createMetrics(),
+      log,
+      actions: {
+        connections: () => [{ nodeId: 'n1' }],
+        config: (node) => ({ node }),
+        caStatus: () => ({ rotation: 'none' }),
+        revoke: (serial) => (serial === 'ab' ? ok({ revoked: serial }) : err(`no unexpired certificate with serial ${serial}`)),
+        sign: (req) => {
+          calls.push(req.spiffeId);
+          return ok({ chainPem: [] });
+        },
+        rotateRoot: (phase) => ok({ rotation: phase }),
+      },
+    });
+  });
+  after(() => admin.close());
+
+  const url = (p: string) => `http://127.0.0.1:${admin.port}${p}`;
+  const auth = { authorization: `Bearer ${token}` };
+
+  it('serves health and Prometheus metrics without a token', async () => {
+    assert.equal((await fetch(url('/healthz'))).status, 200);
+    const m = await fetch(url('/metrics'));
+    assert.equal(m.status, 200);
+    assert.match(await m.text(), /meshpilot_xds_connected_proxies/);
+  });
+
+  it('refuses everything else without the token, and logs it', async () => {
+    for (const [method, path] of [
+      ['GET', '/debug/connections'],
+      ['POST', '/ca/revoke?serial=ab'],
+      ['GET', '/ca/status'],
+    ] as const) {
+      const r = await fetch(url(path), { method, headers: { authorization: 'Bearer wrong' } });
+      assert.equal(r.status, 401, path);
+    }
+    assert.ok(log.lines.some((l) => l.msg === 'admin request refused'));
+  });
+
+  it('answers debug views and CA operations with the token, with clear errors', async () => {
+    assert.deepEqual(await (await fetch(url('/debug/connections'), { headers: auth })).json(), [{ nodeId: 'n1' }]);
+    assert.deepEqual(await (await fetch(url('/debug/config?node=x'), { headers: auth })).json(), { node: 'x' });
+    const revoked = await fetch(url('/ca/revoke?serial=ab'), { method: 'POST', headers: auth });
+    assert.equal(revoked.status, 200);
+    const unknown = await fetch(url('/ca/revoke?serial=cd'), { method: 'POST', headers: auth });
+    assert.equal(unknown.status, 400);
+    assert.match(((await unknown.json()) as { error: string }).error, /serial cd/);
+    const badPhase = await fetch(url('/ca/rotate-root?phase=sideways'), { method: 'POST', headers: auth });
+    assert.equal(badPhase.status, 400);
+    assert.equal((await fetch(url('/nowhere'), { headers: auth })).status, 404);
+  });
+
+  it('signs only a well-formed request body, of bounded size', async () => {
+    const post = (body: string) =>
+      fetch(url('/ca/sign'), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
+    assert.equal((await post('not json')).status, 400);
+    assert.equal((await post(JSON.stringify({ spiffeId: 1 }))).status, 400);
+    assert.equal((await post('x'.repeat(70 * 1024))).status, 400);
+    assert.equal((await post(JSON.stringify({ spiffeId: 'spiffe://cluster.local/ns/a/sa/b', publicKeyPem: 'pem' }))).status, 200);
+    assert.deepEqual(calls, ['spiffe://cluster.local/ns/a/sa/b']);
+  });
+});
