@@ -11,7 +11,7 @@ const examples = fileURLToPath(new URL('../../../examples/photo-app/', import.me
 describe('photo-app example', () => {
   let model: MeshModel;
   before(async () => {
-    const r = await loadConfig([join(examples, 'mesh.yaml'), join(examples, 'policy.yaml')]);
+    const r = await loadConfig([join(examples, 'mesh.yaml'), join(examples, 'policy.yaml'), join(examples, 'vm.yaml')]);
     assert.deepEqual(r.diagnostics, []);
     assert.ok(r.model);
     model = r.model;
@@ -23,7 +23,7 @@ describe('photo-app example', () => {
     assert.equal(r.model?.version, model.version);
     assert.deepEqual(
       r.files.map((f) => f.slice(examples.length)),
-      ['mesh.yaml', 'policy.yaml'],
+      ['mesh.yaml', 'policy.yaml', 'vm.yaml'],
     );
   });
 
