@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { outboundCluster } from '../src/generate/index.js';
 import { TypeUrl } from '../src/proto/index.js';
-import { eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { eventually, type EnvoyProcess } from './harness/index.js';
 import { nodeIdOf, startMesh, type TestMesh } from './kit/mesh.js';
-import { APP_PORT, backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
 
 const CACHE = `
 ---
@@ -33,22 +33,19 @@ spec:
 describe('config changes with real Envoy', function () {
   this.timeout(90_000);
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
   let fe: EnvoyProcess;
   const cacheCluster = outboundCluster(9080, 'photo-cache.photo-ns.svc.cluster.local');
 
   before(async () => {
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() });
-    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { apps: [frontend, backend] });
     fe = await mesh.startSidecar(frontend);
     await mesh.startSidecar(backend);
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
   });
 
   it('pushes a valid change to the sidecars without a restart', async () => {

@@ -5,7 +5,7 @@ import { outboundCluster, SDS_DEFAULT, SDS_ROOTCA } from '../src/generate/index.
 import { generateKeyPair } from '../src/ca/index.js';
 import { mustSpiffeId } from '../src/identity/index.js';
 import { unwrap } from '../src/lib/index.js';
-import { envoyPool, eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { envoyPool, eventually, type EnvoyProcess } from './harness/index.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
 import {
   APP_PORT,
@@ -25,25 +25,20 @@ import { impostorBootstrap } from './kit/impostor.js';
 describe('photo app over mTLS with real Envoy sidecars (scenarios 1 and 2)', function () {
   this.timeout(90_000);
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
   const extra = envoyPool();
   const sidecars = new Map<string, EnvoyProcess>();
 
   before(async () => {
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig(), 'policy.yaml': photoAppPolicy() });
-    for (const w of [frontend, backend, datastore]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig(), 'policy.yaml': photoAppPolicy() }, { apps: [frontend, backend, datastore] });
     await Promise.all([frontend, backend, datastore].map(async (w) => sidecars.set(w.name, await mesh.startSidecar(w))));
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
     extra.dumpLogsIfFailed(this.currentTest);
-    if (this.currentTest?.state === 'failed')
-      for (const l of mesh.logLines.slice(-30)) console.error('meshpilot:', l.level, l.msg, JSON.stringify(l.fields));
   });
   after(async () => {
     await extra.stopAll();
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
   });
 
   it('photo-frontend → photo-backend works, and the backend app sees the frontend’s SPIFFE ID', async () => {

@@ -2,27 +2,23 @@
 // (at start and on every stream), and it never serves a private key: sidecars then talk
 // plaintext to each other.
 import assert from 'node:assert/strict';
-import { startHttpUpstream, type HttpUpstream } from './harness/index.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { APP_PORT, backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
 
 describe('plaintext development mode with real Envoy', function () {
   this.timeout(60_000);
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
 
   before(async () => {
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { insecurePlaintext: true });
-    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { insecurePlaintext: true, apps: [frontend, backend] });
     await mesh.startSidecar(frontend);
     await mesh.startSidecar(backend);
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
   });
 
   it('warns at start and on every stream, serves no keys, and the sidecars talk plaintext', async () => {

@@ -10,10 +10,10 @@ import { generateKeyPair } from '../src/ca/index.js';
 import { makeTestCa, writePluginDir } from '../src/ca/testing.js';
 import { mustSpiffeId } from '../src/identity/index.js';
 import { unwrap } from '../src/lib/index.js';
-import { eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { eventually, type EnvoyProcess } from './harness/index.js';
 import { ownChainPems } from './kit/certs.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { APP_PORT, backend, backendHost, frontend, ids, photoAppConfig, SERVICE_PORT, xfccUri } from './kit/photo-app.js';
+import { backend, backendHost, frontend, ids, photoAppConfig, SERVICE_PORT, xfccUri } from './kit/photo-app.js';
 import { mtlsGetOnce } from './kit/tls-client.js';
 
 describe('plug-in CA (intermediate under an outside root) with real Envoy', function () {
@@ -22,7 +22,6 @@ describe('plug-in CA (intermediate under an outside root) with real Envoy', func
   const root = makeTestCa({ cn: 'outside root', now: Date.now() });
   const intermediate = makeTestCa({ cn: 'meshpilot intermediate', issuer: root, now: Date.now() });
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
   let fe: EnvoyProcess;
 
   before(async () => {
@@ -30,17 +29,15 @@ describe('plug-in CA (intermediate under an outside root) with real Envoy', func
     const config = photoAppConfig((y) =>
       y.replace('  trustDomain: cluster.local', `  trustDomain: cluster.local\n  caPluginDir: ${pluginDir}`),
     );
-    mesh = await startMesh({ 'mesh.yaml': config });
-    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': config }, { apps: [frontend, backend] });
     fe = await mesh.startSidecar(frontend);
     await mesh.startSidecar(backend);
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
     rmSync(pluginDir, { recursive: true, force: true });
   });
 

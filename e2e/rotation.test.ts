@@ -2,11 +2,11 @@
 // sidecars get new certificates over SDS several times during a steady run of
 // requests, without a restart and without a single failed request.
 import assert from 'node:assert/strict';
-import { eventually, startHttpUpstream, type EnvoyProcess, type HttpUpstream } from './harness/index.js';
+import { eventually, type EnvoyProcess } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { APP_PORT, backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 
 const TTL_S = 4;
@@ -14,7 +14,6 @@ const TTL_S = 4;
 describe('SVID rotation under load with real Envoy', function () {
   this.timeout(90_000);
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
   let fe: EnvoyProcess;
   let be: EnvoyProcess;
 
@@ -22,17 +21,15 @@ describe('SVID rotation under load with real Envoy', function () {
     const config = photoAppConfig((y) =>
       y.replace('  trustDomain: cluster.local', `  trustDomain: cluster.local\n  certTtl: ${TTL_S}s\n  renewJitterFraction: 0.1`),
     );
-    mesh = await startMesh({ 'mesh.yaml': config });
-    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': config }, { apps: [frontend, backend] });
     // One side on incremental (delta) xDS, the other on state of the world: rotation works over both.
     [fe, be] = await Promise.all([mesh.startSidecar(frontend, { apiType: 'DELTA_GRPC' }), mesh.startSidecar(backend)]);
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
   });
 
   it('rotates both sides several times with zero failed requests', async () => {

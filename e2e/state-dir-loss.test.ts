@@ -5,29 +5,26 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, startHttpUpstream, type HttpUpstream } from './harness/index.js';
+import { eventually } from './harness/index.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { APP_PORT, backend, backendHost, datastore, frontend, photoAppConfig } from './kit/photo-app.js';
+import { backend, backendHost, datastore, frontend, photoAppConfig } from './kit/photo-app.js';
 
 describe('state directory lost while running', function () {
   this.timeout(60_000);
   const dir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-state-loss-'));
   const stateDir = join(dir, 'state');
   let mesh: TestMesh;
-  const apps: HttpUpstream[] = [];
 
   before(async () => {
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { stateDir });
-    for (const w of [frontend, backend]) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { stateDir, apps: [frontend, backend] });
     await mesh.startSidecar(frontend);
     await mesh.startSidecar(backend);
   });
   afterEach(function () {
-    mesh.envoys.dumpLogsIfFailed(this.currentTest);
+    mesh.dumpIfFailed(this.currentTest);
   });
   after(async () => {
     await mesh?.stop();
-    await Promise.all(apps.map((a) => a.close()));
     rmSync(dir, { recursive: true, force: true });
   });
 

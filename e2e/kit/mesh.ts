@@ -9,7 +9,17 @@ import { sidecarBootstrap } from '../../src/bootstrap/index.js';
 import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
 import { createLogger, createRecordingLogger, teeLogger, type RecordedLine } from '../../src/observability/index.js';
 import type { TypeUrl } from '../../src/proto/index.js';
-import { envoyPool, eventually, httpRequest, type EnvoyPool, type EnvoyProcess, type HttpResponse } from '../harness/index.js';
+import {
+  envoyPool,
+  eventually,
+  httpRequest,
+  startHttpUpstream,
+  type EnvoyPool,
+  type EnvoyProcess,
+  type HttpResponse,
+  type HttpUpstream,
+} from '../harness/index.js';
+import { APP_PORT } from './photo-app.js';
 import type { XdsEvent } from './control-plane.js';
 
 /** A workload as a test names it. */
@@ -51,6 +61,9 @@ export interface TestMesh {
   /** Sends an HTTP request from a workload through its sidecar to a service (`host` is the service's host[:port]). */
   call(from: TestWorkload, host: string, path?: string): Promise<HttpResponse>;
   waitForAck(nodeId: string, typeUrl: TypeUrl, since?: number): Promise<void>;
+  /** When the test failed: the last lines of every Envoy's log and of the control plane's. */
+  dumpIfFailed(test: Mocha.Test | undefined): void;
+  /** Stops the sidecars, the control plane and the test apps, and removes the config directory. */
   stop(): Promise<void>;
 }
 
@@ -60,7 +73,12 @@ export const nodeIdOf = (w: TestWorkload): string => sidecarNodeId(w.address, w.
 /** Starts meshpilot over a temporary config directory holding `files`. */
 export async function startMesh(
   files: Record<string, string>,
-  opts: { insecurePlaintext?: boolean; stateDir?: string } = {},
+  opts: {
+    insecurePlaintext?: boolean;
+    stateDir?: string;
+    /** A test app (an echoing upstream) on each of these workloads' address and app port. */
+    apps?: readonly TestWorkload[];
+  } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(configDir, name), text);
@@ -103,6 +121,15 @@ export async function startMesh(
         : {}),
     });
   }
+  const apps: HttpUpstream[] = [];
+  try {
+    for (const w of opts.apps ?? []) apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
+  } catch (e) {
+    await Promise.all(apps.map((a) => a.close()));
+    await mp.stop();
+    rmSync(configDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     mp,
     configDir,
@@ -128,9 +155,15 @@ export async function startMesh(
         description: `${nodeId} to ACK ${typeUrl}`,
       });
     },
+    dumpIfFailed(test) {
+      envoys.dumpLogsIfFailed(test);
+      if (test?.state !== 'failed') return;
+      for (const l of recorder.lines.slice(-30)) console.error('meshpilot:', l.level, l.msg, JSON.stringify(l.fields));
+    },
     async stop() {
       await envoys.stopAll();
       await mp.stop();
+      await Promise.all(apps.map((a) => a.close()));
       rmSync(configDir, { recursive: true, force: true });
     },
   };
