@@ -1,7 +1,7 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
 import { createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
-import { createFileConfigSource, type ConfigSource } from './config/index.js';
+import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
   createTokenVerifier,
@@ -13,7 +13,8 @@ import {
 import { parseSpiffeId, parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
-import { createMeshSnapshots, type MeshSnapshots } from './push/index.js';
+import type { MeshSettings } from './model/index.js';
+import { createPushController, type PushController } from './push/index.js';
 import { createInboundPolicySource, createJwksFetcher } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
 import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
@@ -50,7 +51,7 @@ export interface RunningMeshpilot {
   readonly xdsPort: number;
   readonly ca: CertificateAuthority;
   readonly config: ConfigSource;
-  readonly snapshots: MeshSnapshots;
+  readonly push: PushController;
   readonly cache: SnapshotCache;
   readonly svids: SvidStore;
   readonly xds: XdsServer;
@@ -71,7 +72,13 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   const clock = o.clock ?? systemClock;
   const timers = o.timers ?? realTimers;
   const log = o.log;
-  const config = createFileConfigSource({ paths: o.configPaths, log: log.child({ module: 'config' }) });
+  // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
+  const boot: { settings?: MeshSettings } = {};
+  const config = createFileConfigSource({
+    paths: o.configPaths,
+    log: log.child({ module: 'config' }),
+    admit: (next) => (boot.settings ? bootSettingChanges(boot.settings, next) : []),
+  });
   await config.ready();
   const first = config.current();
   if (!first) {
@@ -80,6 +87,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     throw new Error(`the mesh config could not be loaded:\n  ${why}`);
   }
   const settings = first.settings;
+  boot.settings = settings;
   const td = parseTrustDomain(settings.trustDomain);
   if (!td.ok) throw new Error(`trust domain ${settings.trustDomain}: ${td.error.message}`);
 
@@ -116,7 +124,8 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     log: log.child({ module: 'policy' }),
     plaintextOnly: o.insecurePlaintext,
   });
-  const snapshots = createMeshSnapshots({
+  const metrics = createMetrics();
+  const push = createPushController({
     cache,
     ca,
     svids,
@@ -126,14 +135,20 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     log: log.child({ module: 'push' }),
     clock,
     timers,
+    stats: {
+      onPush: (proxies) => metrics.pushes.inc(proxies),
+      onBuildError: () => metrics.pushErrors.inc(),
+    },
   });
   const offJwks = jwks.onChange(() => {
     policy.invalidate();
-    snapshots.rebuildAll();
+    push.request({ kind: 'jwks' });
   });
-  const unsubscribe = config.subscribe((model) => snapshots.setModel(model));
-  const offRenewed = svids.onRenewed((key) => snapshots.rebuildWorkload(key));
-  const offCa = ca.onChange(() => snapshots.rebuildAll());
+  const unsubscribe = config.subscribe((model, changes) => push.setModel(model, { kind: 'config', changes }));
+  const offSvids = svids.onChanged((workloadKey) => push.request({ kind: 'svid', workloadKey }));
+  const offCa = ca.onChange((c) => {
+    if (c.kind === 'trust-bundle' || c.kind === 'crl') push.request({ kind: 'trust' });
+  });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
 
   const idResult = workloadId(td.value, settings.rootNamespace, 'meshpilot');
@@ -160,7 +175,6 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
         log: log.child({ module: 'serving' }),
       });
 
-  const metrics = createMetrics();
   const typeLabel = (t: TypeUrl) => typeShortName[t];
   const hooks: XdsHooks = {
     onConnect: (p) => {
@@ -195,7 +209,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   });
 
   const xds = createXdsServer({
-    snapshots,
+    snapshots: push,
     log: log.child({ module: 'xds' }),
     hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
@@ -274,7 +288,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     xdsPort,
     ca,
     config,
-    snapshots,
+    push,
     cache,
     svids,
     xds,
@@ -293,10 +307,10 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
       offJwks();
       jwks.close();
       unsubscribe();
-      offRenewed();
+      offSvids();
       offCa();
       config.close();
-      snapshots.close();
+      push.close();
       xds.closeAll();
       await shutdown(server, 2_000);
       svids.close();

@@ -313,11 +313,8 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       return bundle;
     },
 
+    // Reading never signs nor emits a change: maintain() re-signs CRLs past half their validity.
     crl() {
-      if (crlStale()) {
-        signCrls();
-        emit('crl');
-      }
       return crls;
     },
 

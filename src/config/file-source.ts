@@ -2,15 +2,18 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { systemClock, type Clock } from '../lib/index.js';
-import type { MeshModel } from '../model/index.js';
+import { diffModels, type ChangeSet, type MeshModel } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { loadConfig } from './load.js';
 
 /** A source of mesh models: delivers the current good model and every later valid change. */
 export interface ConfigSource {
-  /** Calls `cb` with the current model now (if there is one) and with each new valid model; returns an unsubscribe function. */
-  subscribe(cb: (model: MeshModel) => void): () => void;
+  /**
+   * Calls `cb` with the current model now (if there is one) and with each new valid model,
+   * with what changed since the model it delivered before; returns an unsubscribe function.
+   */
+  subscribe(cb: (model: MeshModel, changes: ChangeSet) => void): () => void;
   /** The last good model, if any load has succeeded. */
   current(): MeshModel | undefined;
   /** Diagnostics of the most recent load attempt (errors when it was rejected, else warnings). */
@@ -38,6 +41,8 @@ export interface FileConfigSourceOptions {
   readonly maxDelayMs?: number;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** Checks a loaded model against the running one (settings read once at start); an error refuses it like any invalid config. */
+  readonly admit?: (next: MeshModel, current: MeshModel | undefined) => readonly ConfigDiagnostic[];
 }
 
 const realTimers: Timers = {
@@ -57,7 +62,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   const clock = opts.clock ?? systemClock;
   const timers = opts.timers ?? realTimers;
 
-  const subscribers = new Set<(model: MeshModel) => void>();
+  const subscribers = new Map<(model: MeshModel, changes: ChangeSet) => void, MeshModel | undefined>();
   const watchers = new Map<string, FSWatcher>();
   // Directory → the entry names that matter in it, or 'all' for a configured directory.
   const interest = new Map<string, Set<string> | 'all'>();
@@ -69,9 +74,11 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   let loading: Promise<void> | undefined;
   let again = false;
 
-  function deliver(m: MeshModel, cb: (model: MeshModel) => void): void {
+  function deliver(m: MeshModel, cb: (model: MeshModel, changes: ChangeSet) => void): void {
+    const before = subscribers.get(cb);
+    subscribers.set(cb, m);
     try {
-      cb(m);
+      cb(m, diffModels(before, m));
     } catch (e) {
       log.error('config subscriber failed', { version: m.version, error: (e as Error).message });
     }
@@ -133,8 +140,10 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
     if (closed) return;
     diagnostics = result.diagnostics;
     await ensureWatchers();
-    if (!result.model) {
-      for (const d of result.diagnostics) {
+    const refused = result.model && opts.admit ? opts.admit(result.model, model).filter((d) => d.severity === 'error') : [];
+    if (refused.length > 0) diagnostics = [...result.diagnostics, ...refused];
+    if (!result.model || refused.length > 0) {
+      for (const d of diagnostics) {
         const fields = { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message };
         if (d.severity === 'error') log.error('config rejected', fields);
         else log.warn('config warning', fields);
@@ -150,7 +159,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
       log.warn('config warning', { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message });
     model = result.model;
     log.info('config accepted', { version: model.version, files: result.files.length });
-    for (const cb of [...subscribers]) if (!closed) deliver(model, cb);
+    for (const cb of [...subscribers.keys()]) if (!closed) deliver(model, cb);
   }
 
   function reload(): Promise<void> {
@@ -178,7 +187,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   return {
     subscribe(cb) {
       if (closed) throw new Error('config source is closed');
-      subscribers.add(cb);
+      subscribers.set(cb, undefined);
       if (model) deliver(model, cb);
       return () => {
         subscribers.delete(cb);

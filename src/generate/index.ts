@@ -1,5 +1,17 @@
 export { edsCluster, clusterEndpoints, routeConfiguration, httpListener } from './builders.js';
 export type { HostPort, PrefixRoute } from './builders.js';
-export { generateSidecar, allowedServerIds, portKind, NO_POLICY } from './sidecar.js';
-export type { PushContext, WorkloadSvid, InboundPolicy, SecretSource } from './sidecar.js';
+export { allowedServerIds, portKind, NO_POLICY } from './resources.js';
+export type { WorkloadSvid, InboundPolicy, SecretSource } from './resources.js';
+export { PushContext, ResourceMemo, memoSet, policyKey } from './context.js';
+export type { PushInputs, MeshServicePort } from './context.js';
+export {
+  GENERATORS,
+  secretGenerator,
+  clusterGenerator,
+  endpointGenerator,
+  listenerGenerator,
+  routeGenerator,
+  generateAll,
+} from './generators.js';
+export type { ResourceGenerator, NodeView } from './generators.js';
 export * from './names.js';

@@ -5,7 +5,7 @@ import { parseConfigText } from '../config/index.js';
 import { mustTrustDomain } from '../identity/index.js';
 import { Any, Cluster, ClusterLoadAssignment, Listener, Secret, TypeUrl, UpstreamTlsContext } from '../proto/index.js';
 import type { EncodedResource } from '../snapshot/index.js';
-import { generateSidecar, NO_POLICY, type PushContext } from './index.js';
+import { generateAll, NO_POLICY, PushContext, ResourceMemo } from './index.js';
 
 const photo = readFileSync(fileURLToPath(new URL('../../../examples/photo-app/mesh.yaml', import.meta.url)), 'utf8');
 // A second photo-backend workload running as another service account, and one without a sidecar.
@@ -36,16 +36,20 @@ function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns') {
   const r = parseConfigText(yaml, 'mesh.yaml');
   assert.ok(r.model, JSON.stringify(r.diagnostics));
   const model = r.model;
-  const ctx: PushContext = {
-    model,
-    trustDomain: mustTrustDomain('cluster.local'),
-    trustBundlePem: 'ROOT',
-    crlPem: '',
-    svidFor: () => ({ chainPem: 'CHAIN', keyPem: 'KEY' }),
-    inboundPolicy: () => NO_POLICY,
-    memo: new Map(),
-  };
-  const out = generateSidecar(model.workload(ns, workload)!, ctx);
+  const ctx = new PushContext(
+    {
+      model,
+      trustDomain: mustTrustDomain('cluster.local'),
+      trustBundlePem: 'ROOT',
+      crlPem: '',
+      svidFor: () => ({ chainPem: 'CHAIN', keyPem: 'KEY' }),
+      inboundPolicy: () => NO_POLICY,
+    },
+    new ResourceMemo(),
+  );
+  const w = model.workload(ns, workload)!;
+  const view = { nodeId: 'n', workloadKey: `${ns}/${workload}`, workload: w, source: {}, serveKeys: true };
+  const out = generateAll(view, ctx, new ResourceMemo());
   const get = (t: TypeUrl, name: string): EncodedResource => {
     const found = out.find((x) => x.typeUrl === t && x.name === name);
     assert.ok(found, `${t} ${name} in ${out.map((x) => x.name).join(', ')}`);

@@ -32,3 +32,5 @@ export { createMeshModel, objectKey, workloadPortFor, applicationProtocol } from
 export type { ChangeSet, ObjectChange } from './diff.js';
 export { diffModels } from './diff.js';
 export { positionOf } from './position.js';
+export type { PushChange, PushEvent } from './push-change.js';
+export { mergeEvents, NO_CHANGE } from './push-change.js';

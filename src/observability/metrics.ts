@@ -10,6 +10,10 @@ export interface Metrics {
   readonly xdsRefused: Counter<'reason'>;
   readonly secretsRefused: Counter;
   readonly svidsIssued: Counter<'reason'>;
+  /** Proxies rebuilt by pushes (a push that concerns no type of a proxy does not count it). */
+  readonly pushes: Counter;
+  /** Proxy builds that failed; the proxy kept its last good config. */
+  readonly pushErrors: Counter;
 }
 
 /** Creates the metrics on a registry of their own (so tests and processes never share one). */
@@ -37,6 +41,12 @@ export function createMetrics(): Metrics {
       name: 'meshpilot_svids_issued_total',
       help: 'workload SVIDs issued, by reason',
       labelNames: ['reason'],
+      ...opts,
+    }),
+    pushes: new Counter({ name: 'meshpilot_proxy_rebuilds_total', help: 'proxies rebuilt by pushes', ...opts }),
+    pushErrors: new Counter({
+      name: 'meshpilot_proxy_build_errors_total',
+      help: 'proxy builds that failed (the proxy kept its last good config)',
       ...opts,
     }),
   };

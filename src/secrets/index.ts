@@ -1,5 +1,5 @@
-export { createSvidStore, realTimers } from './svid-store.js';
-export type { SvidStore, WorkloadCertificate, Timers } from './svid-store.js';
+export { createSvidStore, generateFreshKey, realTimers } from './svid-store.js';
+export type { SvidStore, WorkloadCertificate, Timers, FreshKey } from './svid-store.js';
 export { renewalTime } from './renewal.js';
 export type { RenewalPolicy } from './renewal.js';
 export { createServingCredentials } from './serving-credentials.js';

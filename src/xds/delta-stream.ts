@@ -4,9 +4,12 @@ import { servedType, StreamError, reportUnknownNames, type StreamDeps } from './
 
 const MAX_PENDING = 64;
 
+/** What we hold for a resource the client may or may not have applied (it was in a NACKed response). */
+const UNKNOWN = '?';
+
 interface Pending {
-  /** Names this response updated, with the version the client had before (undefined: none). */
-  readonly updated: ReadonlyMap<string, { readonly before?: string; readonly version: string }>;
+  /** Names this response updated, with the version sent. */
+  readonly updated: ReadonlyMap<string, { readonly version: string }>;
   readonly systemVersion: string;
 }
 
@@ -93,12 +96,13 @@ export class DeltaStream {
     }
     st.pending.delete(req.responseNonce);
     if (req.errorDetail) {
-      for (const [name, { before, version }] of pending.updated) {
+      // Envoy applies what it can of a response and NACKs the rest, so after a NACK each
+      // resource in it may or may not be in use. It is neither "held" nor "absent": an
+      // unknown state, so the next response sends its current version (unless that exact
+      // version was rejected) and a later removal is still announced.
+      for (const [name, { version }] of pending.updated) {
         st.rejected.add(`${name}@${version}`);
-        if (st.client.get(name) === version) {
-          if (before === undefined) st.client.delete(name);
-          else st.client.set(name, before);
-        }
+        if (st.client.get(name) === version) st.client.set(name, UNKNOWN);
       }
       const names = [...pending.updated.keys()];
       this.deps.log.warn('config rejected by proxy', {
@@ -131,9 +135,9 @@ export class DeltaStream {
     st.answeredOnce = true;
     const nonce = String(++this.#nonce);
     const systemVersion = snap.typeVersion(typeUrl);
-    const record = new Map<string, { before?: string; version: string }>();
+    const record = new Map<string, { version: string }>();
     for (const r of updated) {
-      record.set(r.name, { before: st.client.get(r.name), version: r.version() });
+      record.set(r.name, { version: r.version() });
       st.client.set(r.name, r.version());
     }
     for (const n of removed) st.client.delete(n);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
+import { ClusterLoadAssignment, DiscoveryRequest, DiscoveryResponse, TypeUrl } from '../proto/index.js';
 import { createRecordingLogger } from '../observability/index.js';
 import { createSnapshot, type Snapshot } from '../snapshot/index.js';
 import { testCluster, testEndpoints } from '../snapshot/test-resources.js';
@@ -103,22 +103,74 @@ describe('SotwStream', () => {
     assert.ok(log.lines.some((l) => l.msg === 'ack for unknown version ignored' && l.fields.version === 'forged'));
   });
 
-  it('serves named subscriptions and follows their changes', () => {
+  it('serves named subscriptions and, for endpoints, sends only what the proxy does not hold', () => {
     const { sent, req, stream } = setup();
     stream.onSnapshot(snap(testEndpoints('x'), testEndpoints('y')));
     const eds = (p: Partial<DiscoveryRequest>) => req({ typeUrl: TypeUrl.ClusterLoadAssignment, ...p });
     eds({ resourceNames: ['x'] });
     assert.equal(sent.length, 1);
     assert.equal(sent[0]!.resources.length, 1);
+    // xDS "grouping resources into responses": EDS, RDS and SDS responses may carry only what changed.
     eds({ resourceNames: ['x', 'y'], versionInfo: sent[0]!.versionInfo, responseNonce: sent[0]!.nonce });
     assert.equal(sent.length, 2);
-    assert.equal(sent[1]!.resources.length, 2);
+    assert.deepEqual(
+      sent[1]!.resources.map((r) => ClusterLoadAssignment.decode(r.value).clusterName),
+      ['y'],
+    );
     // Naming something that does not exist yet sends nothing until it does.
     eds({ resourceNames: ['x', 'y', 'z'], versionInfo: sent[1]!.versionInfo, responseNonce: sent[1]!.nonce });
     assert.equal(sent.length, 2);
     stream.onSnapshot(snap(testEndpoints('x'), testEndpoints('y'), testEndpoints('z')));
     assert.equal(sent.length, 3);
-    assert.equal(sent[2]!.resources.length, 3);
+    assert.deepEqual(
+      sent[2]!.resources.map((r) => ClusterLoadAssignment.decode(r.value).clusterName),
+      ['z'],
+    );
+    // One endpoint change sends that one resource.
+    eds({ resourceNames: ['x', 'y', 'z'], versionInfo: sent[2]!.versionInfo, responseNonce: sent[2]!.nonce });
+    stream.onSnapshot(snap(testEndpoints('x'), testEndpoints('y', 9), testEndpoints('z')));
+    assert.equal(sent.length, 4);
+    assert.deepEqual(
+      sent[3]!.resources.map((r) => ClusterLoadAssignment.decode(r.value).clusterName),
+      ['y'],
+    );
+  });
+
+  it('sends clusters and listeners whole, every time', () => {
+    const { sent, req, stream } = setup();
+    stream.onSnapshot(snap(testCluster('a'), testCluster('b')));
+    req({});
+    req({ versionInfo: sent[0]!.versionInfo, responseNonce: sent[0]!.nonce });
+    stream.onSnapshot(snap(testCluster('a'), testCluster('b', 9)));
+    assert.equal(sent[1]!.resources.length, 2);
+  });
+
+  it('after a NACK of endpoints, never resends the rejected versions and converges on the next change', () => {
+    const { sent, events, req, stream } = setup();
+    const eds = (p: Partial<DiscoveryRequest>) => req({ typeUrl: TypeUrl.ClusterLoadAssignment, ...p });
+    stream.onSnapshot(snap(testEndpoints('x'), testEndpoints('y')));
+    eds({ resourceNames: ['x', 'y'] });
+    eds({ resourceNames: ['x', 'y'], versionInfo: sent[0]!.versionInfo, responseNonce: sent[0]!.nonce });
+    stream.onSnapshot(snap(testEndpoints('x', 1), testEndpoints('y', 1)));
+    eds({ resourceNames: ['x', 'y'], responseNonce: sent[1]!.nonce, errorDetail: { code: 3, message: 'bad x', details: [] } });
+    assert.match(events.at(-1)!, /^nack .* bad x$/);
+    // The same content again is not resent.
+    stream.onSnapshot(snap(testEndpoints('x', 1), testEndpoints('y', 1)));
+    assert.equal(sent.length, 2);
+    // Envoy may have applied y@1: going back to y@0 must be sent, as must a fix of x.
+    stream.onSnapshot(snap(testEndpoints('x', 2), testEndpoints('y')));
+    assert.deepEqual(sent[2]!.resources.map((r) => ClusterLoadAssignment.decode(r.value).clusterName).sort(), ['x', 'y']);
+  });
+
+  it('shares one response buffer between streams that held the same endpoint set', () => {
+    const a = setup();
+    const b = setup();
+    const s1 = snap(testEndpoints('x'), testEndpoints('y'));
+    for (const side of [a, b]) {
+      side.stream.onSnapshot(s1);
+      side.req({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['x', 'y'] });
+    }
+    assert.equal(a.sent[0]!.nonce, b.sent[0]!.nonce, 'the very same response');
   });
 
   it('ignores an unknown type url and keeps serving the others', () => {

@@ -1,15 +1,9 @@
-// Generates the complete xDS config of one sidecar: inbound listeners that require a
+// The Envoy resources of a sidecar, one builder each: inbound listeners that require a
 // mesh client certificate and forward to the local app, outbound listeners, clusters
 // that check the server's SPIFFE ID (secure naming), endpoints, and the two SDS secrets.
+// Builders are pure; the generators (generators.ts) decide what to build and what to reuse.
 import { workloadId, type TrustDomain } from '../identity/index.js';
-import {
-  applicationProtocol,
-  workloadPortFor,
-  type MeshModel,
-  type Service,
-  type ServicePort,
-  type WorkloadEntry,
-} from '../model/index.js';
+import { applicationProtocol, type MeshModel, type Service, type ServicePort } from '../model/index.js';
 import {
   ApiVersion,
   type Any,
@@ -63,22 +57,6 @@ export interface InboundPolicy {
   readonly hcmOptions: Readonly<Record<string, unknown>>;
 }
 
-/** Everything one push round needs, shared by every proxy built in that round. */
-export interface PushContext {
-  readonly model: MeshModel;
-  readonly trustDomain: TrustDomain;
-  /** The trust bundle (all roots), PEM. */
-  readonly trustBundlePem: string;
-  /** Every current CRL, PEM, concatenated; empty when there is none. */
-  readonly crlPem: string;
-  /** The workload's SVID; undefined until it has been issued. */
-  svidFor(workload: WorkloadEntry): WorkloadSvid | undefined;
-  /** The inbound policy of a workload port. */
-  inboundPolicy(workload: WorkloadEntry, port: ServicePort, protocol: 'http' | 'tcp'): InboundPolicy;
-  /** Resources identical for every proxy are built once per round and shared through this memo. */
-  readonly memo: Map<string, EncodedResource>;
-}
-
 // Istio's default when no PeerAuthentication applies is PERMISSIVE.
 const noPolicy: InboundPolicy = { httpFilters: [], networkFilters: [], mtlsMode: 'PERMISSIVE', hcmOptions: {} };
 /** The inbound policy when none applies. */
@@ -114,87 +92,28 @@ const routerFilter = () => ({
   typedConfig: packAny('envoy.extensions.filters.http.router.v3.Router', Router, {}),
 });
 
-function memo(ctx: PushContext, key: string, build: () => EncodedResource): EncodedResource {
-  let r = ctx.memo.get(key);
-  if (!r) ctx.memo.set(key, (r = build()));
-  return r;
-}
-
 /** Whether a service port carries HTTP (routed by Host) or opaque TCP; unknown protocols are treated as HTTP, as Istio's sniffing would. */
 export function portKind(port: ServicePort): 'http' | 'tcp' {
   const p = applicationProtocol(port);
   return p === 'tcp' || p === 'tls' || p === 'mongo' || p === 'mysql' || p === 'redis' ? 'tcp' : 'http';
 }
 
-/** Builds every resource of one sidecar's snapshot. */
-export function generateSidecar(workload: WorkloadEntry, ctx: PushContext, source: SecretSource = {}): EncodedResource[] {
-  const out: EncodedResource[] = [];
-  const sds = sdsRefFor(source);
-  // Resources that embed an SDS reference differ between secret sources: memo them apart.
-  const variant = source.sdsCluster ?? 'ads';
-  // With a node agent, the SVID and its private key never pass through meshpilot.
-  if (!source.sdsCluster) {
-    const svid = ctx.svidFor(workload);
-    if (svid) out.push(defaultSecret(svid));
-  }
-  out.push(memo(ctx, 'sds:ROOTCA', () => rootCaSecret(ctx.trustBundlePem, ctx.crlPem)));
-
-  const inboundPorts = new Set<number>();
-  for (const service of ctx.model.servicesOf(workload)) {
-    for (const port of service.ports) {
-      if (inboundPorts.has(port.port)) continue; // two services on one port share the listener
-      inboundPorts.add(port.port);
-      const appPort = workloadPortFor(port, workload);
-      const kind = portKind(port);
-      out.push(inboundListenerFor(workload, port, appPort, kind, ctx.inboundPolicy(workload, port, kind), sds, !source.sdsCluster));
-      out.push(memo(ctx, `cds:${workload.address}:${appPort}`, () => staticCluster(inboundCluster(appPort), workload.address, appPort)));
-    }
-  }
-
-  const domain = ctx.model.settings.domainSuffix;
-  const vhosts: VirtualHostSpec[] = [];
-  const seenDomains = new Set<string>();
-  for (const service of ctx.model.services) {
-    const backends = ctx.model.workloadsOf(service);
-    if (backends.length === 0) continue;
-    const host = serviceHost(service, domain);
-    for (const port of service.ports) {
-      const cluster = outboundCluster(port.port, host);
-      out.push(
-        memo(ctx, `cds:${variant}:${cluster}`, () =>
-          outboundClusterFor(ctx, service, port, host, backends, (w) => speaksMtls(ctx, w, port), sds, !source.sdsCluster),
-        ),
-      );
-      out.push(memo(ctx, `eds:${cluster}`, () => endpointsFor(cluster, port, backends, (w) => speaksMtls(ctx, w, port))));
-      if (portKind(port) === 'tcp') {
-        // A TCP service port is reached on the client's own address at the service port.
-        if (!inboundPorts.has(port.port)) out.push(tcpOutboundListener(workload.address, port.port, host, cluster));
-        continue;
-      }
-      const domains = hostDomains(service, port, workload.namespace, domain).filter((d) => !seenDomains.has(d));
-      domains.forEach((d) => seenDomains.add(d));
-      vhosts.push({ name: `${host}:${port.port}`, domains, cluster });
-    }
-  }
-  out.push(memo(ctx, `rds:${workload.namespace}`, () => outboundRoutes(vhosts)));
-  out.push(outboundHttpListener(workload.address));
-  return out;
-}
-
-interface VirtualHostSpec {
+/** One virtual host of the outbound route configuration. */
+export interface VirtualHostSpec {
   readonly name: string;
   readonly domains: readonly string[];
   readonly cluster: string;
 }
 
 /** The Host values that reach a service port, as Istio accepts them: FQDN, `name.ns`, and the short name from the same namespace, each with and without the port. */
-function hostDomains(service: Service, port: ServicePort, clientNamespace: string, domain: string): string[] {
+export function hostDomains(service: Service, port: ServicePort, clientNamespace: string, domain: string): string[] {
   const names = [serviceHost(service, domain), `${service.name}.${service.namespace}.svc`, `${service.name}.${service.namespace}`];
   if (service.namespace === clientNamespace) names.push(service.name);
   return names.flatMap((n) => [`${n}:${port.port}`, n]);
 }
 
-function defaultSecret(svid: WorkloadSvid): EncodedResource {
+/** The proxy's own SVID and key as the SDS secret `default`. */
+export function defaultSecret(svid: WorkloadSvid): EncodedResource {
   const msg = Secret.fromPartial({
     name: SDS_DEFAULT,
     tlsCertificate: { certificateChain: { inlineString: svid.chainPem }, privateKey: { inlineString: svid.keyPem } },
@@ -202,7 +121,8 @@ function defaultSecret(svid: WorkloadSvid): EncodedResource {
   return encodedResource(TypeUrl.Secret, SDS_DEFAULT, Secret, msg);
 }
 
-function rootCaSecret(bundlePem: string, crlPem: string): EncodedResource {
+/** The trust bundle and CRL as the SDS validation context `ROOTCA`. */
+export function rootCaSecret(bundlePem: string, crlPem: string): EncodedResource {
   const msg = Secret.fromPartial({
     name: SDS_ROOTCA,
     validationContext: {
@@ -215,7 +135,8 @@ function rootCaSecret(bundlePem: string, crlPem: string): EncodedResource {
   return encodedResource(TypeUrl.Secret, SDS_ROOTCA, Secret, msg);
 }
 
-function staticCluster(name: string, host: string, port: number): EncodedResource {
+/** A STATIC cluster of one address (the local app behind an inbound listener). */
+export function staticCluster(name: string, host: string, port: number): EncodedResource {
   const msg = Cluster.fromPartial({
     name,
     type: Cluster_DiscoveryType.STATIC,
@@ -226,19 +147,19 @@ function staticCluster(name: string, host: string, port: number): EncodedResourc
 }
 
 /** The SPIFFE IDs a server of this service may present: one per service account its workloads run as (secure naming). */
-export function allowedServerIds(ctx: Pick<PushContext, 'model' | 'trustDomain'>, service: Service): string[] {
-  return ctx.model.serviceAccountsOf(service).flatMap((sa) => {
-    const id = workloadId(ctx.trustDomain, sa.namespace, sa.name);
+export function allowedServerIds(model: MeshModel, trustDomain: TrustDomain, service: Service): string[] {
+  return model.serviceAccountsOf(service).flatMap((sa) => {
+    const id = workloadId(trustDomain, sa.namespace, sa.name);
     return id.ok ? [id.value] : [];
   });
 }
 
-function upstreamTls(ctx: PushContext, service: Service, port: ServicePort, host: string, sds: SdsRef) {
-  const sans = allowedServerIds(ctx, service).map((id) => ({ sanType: SubjectAltNameMatcher_SanType.URI, matcher: { exact: id } }));
+function upstreamTls(serverIds: readonly string[], port: number, host: string, sds: SdsRef) {
+  const sans = serverIds.map((id) => ({ sanType: SubjectAltNameMatcher_SanType.URI, matcher: { exact: id } }));
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', UpstreamTlsContext, {
-      sni: outboundSni(port.port, host),
+      sni: outboundSni(port, host),
       commonTlsContext: {
         tlsCertificateSdsSecretConfigs: [sds(SDS_DEFAULT)],
         combinedValidationContext: {
@@ -252,19 +173,23 @@ function upstreamTls(ctx: PushContext, service: Service, port: ServicePort, host
 
 const TLS_MATCH_KEY = 'envoy.transport_socket_match';
 
-function outboundClusterFor(
-  ctx: PushContext,
-  service: Service,
-  port: ServicePort,
-  host: string,
-  backends: readonly WorkloadEntry[],
-  mtlsTo: (w: WorkloadEntry) => boolean,
-  sds: SdsRef,
-  secretsInSnapshot: boolean,
-): EncodedResource {
-  const name = outboundCluster(port.port, host);
-  const withSidecar = backends.filter(mtlsTo).length;
-  const tls = upstreamTls(ctx, service, port, host, sds);
+/** What an outbound cluster is made of: enough to build it, and to tell whether it changed. */
+export interface OutboundClusterSpec {
+  readonly port: number;
+  readonly host: string;
+  /** The SPIFFE IDs its servers may present (secure naming). */
+  readonly serverIds: readonly string[];
+  /** How many backends speak mTLS (run a sidecar without DISABLE on this port), of how many. */
+  readonly mtlsBackends: number;
+  readonly backends: number;
+}
+
+/** The cluster a client uses to reach one service port: EDS, TLS with a SAN matcher toward sidecars (Istio's auto mTLS). */
+export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSource): EncodedResource {
+  const name = outboundCluster(spec.port, spec.host);
+  const sds = sdsRefFor(source);
+  const secretsInSnapshot = !source.sdsCluster;
+  const tls = upstreamTls(spec.serverIds, spec.port, spec.host, sds);
   const msg = Cluster.fromPartial({
     name,
     type: Cluster_DiscoveryType.EDS,
@@ -272,8 +197,8 @@ function outboundClusterFor(
     edsClusterConfig: { edsConfig: ads },
   });
   // Istio's auto mTLS: TLS toward endpoints that run a sidecar, plaintext toward the rest.
-  if (withSidecar === backends.length) msg.transportSocket = tls;
-  else if (withSidecar > 0) {
+  if (spec.mtlsBackends === spec.backends) msg.transportSocket = tls;
+  else if (spec.mtlsBackends > 0) {
     msg.transportSocketMatches = [
       { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transportSocket: tls },
       { name: 'tlsMode-disabled', match: {}, transportSocket: { name: 'envoy.transport_sockets.raw_buffer', typedConfig: rawBuffer() } },
@@ -281,7 +206,7 @@ function outboundClusterFor(
   }
   return encodedResource(TypeUrl.Cluster, name, Cluster, msg, [
     { typeUrl: TypeUrl.ClusterLoadAssignment, name },
-    ...(withSidecar > 0 && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+    ...(spec.mtlsBackends > 0 && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ]);
 }
 
@@ -289,25 +214,22 @@ function rawBuffer(): Any {
   return { typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer', value: Buffer.alloc(0) };
 }
 
-/** Istio's auto mTLS: a client uses mTLS toward a workload that runs a sidecar and has not disabled mTLS on that port. */
-function speaksMtls(ctx: PushContext, w: WorkloadEntry, port: ServicePort): boolean {
-  return w.sidecar && ctx.inboundPolicy(w, port, portKind(port)).mtlsMode !== 'DISABLE';
+/** One endpoint of a service port: where to connect, and whether it speaks mTLS. */
+export interface EndpointSpec {
+  readonly address: string;
+  readonly port: number;
+  readonly mtls: boolean;
 }
 
-function endpointsFor(
-  cluster: string,
-  port: ServicePort,
-  backends: readonly WorkloadEntry[],
-  mtlsTo: (w: WorkloadEntry) => boolean,
-): EncodedResource {
+/** The endpoints of one outbound cluster, each marked with its TLS mode for auto mTLS. */
+export function endpointsFor(cluster: string, endpoints: readonly EndpointSpec[]): EncodedResource {
   const msg = ClusterLoadAssignment.fromPartial({
     clusterName: cluster,
     endpoints: [
       {
-        lbEndpoints: backends.map((w) => ({
-          // A sidecar answers on the service port; a workload without one is reached at its own port.
-          endpoint: { address: addr(w.address, w.sidecar ? port.port : workloadPortFor(port, w)) },
-          metadata: { filterMetadata: { [TLS_MATCH_KEY]: { tlsMode: mtlsTo(w) ? 'istio' : 'disabled' } } },
+        lbEndpoints: endpoints.map((e) => ({
+          endpoint: { address: addr(e.address, e.port) },
+          metadata: { filterMetadata: { [TLS_MATCH_KEY]: { tlsMode: e.mtls ? 'istio' : 'disabled' } } },
         })),
       },
     ],
@@ -325,15 +247,17 @@ function downstreamTls(sds: SdsRef) {
   };
 }
 
-function inboundListenerFor(
-  workload: WorkloadEntry,
+/** The inbound listener of one service port: the PeerAuthentication mode's filter chains, the port's policy, forwarding to the app. */
+export function inboundListenerFor(
+  address: string,
   port: ServicePort,
   appPort: number,
   kind: 'http' | 'tcp',
   policy: InboundPolicy,
-  sds: SdsRef,
-  secretsInSnapshot: boolean,
+  source: SecretSource,
 ): EncodedResource {
+  const sds = sdsRefFor(source);
+  const secretsInSnapshot = !source.sdsCluster;
   const name = inboundListener(port.port);
   const cluster = inboundCluster(appPort);
   const filters = (mtls: boolean) =>
@@ -375,12 +299,12 @@ function inboundListenerFor(
   // inspector telling them apart by the first bytes; DISABLE takes plaintext only.
   const msg = Listener.fromPartial(
     policy.mtlsMode === 'STRICT'
-      ? { name, address: addr(workload.address, port.port), filterChains: [mtlsChain] }
+      ? { name, address: addr(address, port.port), filterChains: [mtlsChain] }
       : policy.mtlsMode === 'DISABLE'
-        ? { name, address: addr(workload.address, port.port), filterChains: [plainChain] }
+        ? { name, address: addr(address, port.port), filterChains: [plainChain] }
         : {
             name,
-            address: addr(workload.address, port.port),
+            address: addr(address, port.port),
             listenerFilters: [
               {
                 name: 'envoy.filters.listener.tls_inspector',
@@ -399,7 +323,8 @@ function inboundListenerFor(
   ]);
 }
 
-function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResource {
+/** The outbound route configuration: one virtual host per HTTP service port. */
+export function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResource {
   const msg = RouteConfiguration.fromPartial({
     name: OUTBOUND_HTTP_ROUTE,
     virtualHosts: vhosts.map((v) => ({
@@ -417,7 +342,8 @@ function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResource {
   );
 }
 
-function outboundHttpListener(address: string): EncodedResource {
+/** The outbound HTTP listener on the workload's address, routed by Host over RDS. */
+export function outboundHttpListener(address: string): EncodedResource {
   const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', HttpConnectionManager, {
     statPrefix: OUTBOUND_HTTP_LISTENER,
     rds: { routeConfigName: OUTBOUND_HTTP_ROUTE, configSource: ads },
@@ -433,7 +359,8 @@ function outboundHttpListener(address: string): EncodedResource {
   ]);
 }
 
-function tcpOutboundListener(address: string, port: number, host: string, cluster: string): EncodedResource {
+/** The outbound listener of one TCP service port on the workload's address. */
+export function tcpOutboundListener(address: string, port: number, host: string, cluster: string): EncodedResource {
   const name = outboundTcpListener(port, host);
   const msg = Listener.fromPartial({
     name,

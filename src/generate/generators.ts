@@ -1,0 +1,145 @@
+// One generator per type URL. Each says which changes concern its type for a proxy, and
+// builds that type's resource set from the push context: shared mesh-wide resources by
+// reference, the proxy's own resources through the proxy's memo (encoded only when
+// what they are made of changed).
+import { workloadPortFor, type ObjectKind, type PushChange, type WorkloadEntry } from '../model/index.js';
+import { TypeUrl } from '../proto/index.js';
+import type { EncodedResource, ResourceSet } from '../snapshot/index.js';
+import { memoSet, policyKey, type PushContext, type ResourceMemo } from './context.js';
+import { inboundCluster, SDS_DEFAULT } from './names.js';
+import {
+  defaultSecret,
+  inboundListenerFor,
+  outboundHttpListener,
+  portKind,
+  staticCluster,
+  tcpOutboundListener,
+  type SecretSource,
+} from './resources.js';
+
+/** A proxy as generators see it: its workload in the push's model and where its secrets come from. */
+export interface NodeView {
+  readonly nodeId: string;
+  /** `namespace/name` of the workload. */
+  readonly workloadKey: string;
+  readonly workload: WorkloadEntry;
+  readonly source: SecretSource;
+  /** Whether the proxy's own SVID and key are served over ADS (false with a node agent, or in plaintext development mode). */
+  readonly serveKeys: boolean;
+}
+
+/** Builds one type's resources for a proxy, and says which changes concern that type. */
+export interface ResourceGenerator {
+  readonly typeUrl: TypeUrl;
+  /** Whether `change` can alter this type's resources for `node` (a full change always does). */
+  affectedBy(change: PushChange, node: NodeView, rootNamespace: string): boolean;
+  /** This type's resources for `node`; `memo` is the proxy's own, kept between its pushes. */
+  generate(node: NodeView, ctx: PushContext, memo: ResourceMemo): ResourceSet;
+}
+
+const touches = (change: PushChange, kinds: readonly ObjectKind[]) => kinds.some((k) => change.kinds.has(k));
+
+/** The services and workloads a proxy's clusters, endpoints and routes are made of; PeerAuthentication decides auto mTLS. */
+const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication'];
+const POLICY_KINDS: readonly ObjectKind[] = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
+
+/** SDS: the proxy's SVID (`default`) and the trust bundle with the CRL (`ROOTCA`). */
+export const secretGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.Secret,
+  affectedBy: (change, node) => change.full || change.trust || change.svids.has(node.workloadKey),
+  generate(node, ctx, memo) {
+    const list: EncodedResource[] = [ctx.rootCa()];
+    // With a node agent, the SVID and its private key never pass through meshpilot.
+    if (node.serveKeys && !node.source.sdsCluster) {
+      const svid = ctx.inputs.svidFor(node.workloadKey);
+      if (svid) list.push(memo.get(`sds:${SDS_DEFAULT}`, svid.chainPem, () => defaultSecret(svid)));
+    }
+    return memoSet(memo, 'sds', TypeUrl.Secret, list);
+  },
+};
+
+/** CDS: every outbound cluster of the mesh (shared) and the proxy's inbound clusters to its app. */
+export const clusterGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.Cluster,
+  affectedBy: (change) => change.full || touches(change, MESH_KINDS),
+  generate(node, ctx, memo) {
+    const own: EncodedResource[] = [];
+    const seen = new Set<number>();
+    for (const service of ctx.model.servicesOf(node.workload)) {
+      for (const port of service.ports) {
+        const appPort = workloadPortFor(port, node.workload);
+        if (seen.has(appPort)) continue;
+        seen.add(appPort);
+        const name = inboundCluster(appPort);
+        own.push(memo.get(`cds:${name}`, `${node.workload.address}:${appPort}`, () => staticCluster(name, node.workload.address, appPort)));
+      }
+    }
+    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source), ...own]);
+  },
+};
+
+/** EDS: every service port's endpoints, one set shared by every proxy. */
+export const endpointGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.ClusterLoadAssignment,
+  affectedBy: (change) => change.full || touches(change, MESH_KINDS),
+  generate: (_node, ctx) => ctx.endpoints(),
+};
+
+/** RDS: the outbound routes, one set per client namespace. */
+export const routeGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.RouteConfiguration,
+  affectedBy: (change) => change.full || touches(change, ['Service', 'WorkloadEntry']),
+  generate: (node, ctx) => ctx.routes(node.workload.namespace),
+};
+
+/** LDS: the proxy's inbound listeners (with their policy), its outbound HTTP listener and TCP listeners. */
+export const listenerGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.Listener,
+  affectedBy(change, node, rootNamespace) {
+    if (change.full || change.jwks || touches(change, ['Service', 'WorkloadEntry'])) return true;
+    // A policy applies to workloads of its own namespace, or to all from the root namespace.
+    return change.objects.some(
+      (o) => POLICY_KINDS.includes(o.kind) && (o.namespace === node.workload.namespace || o.namespace === rootNamespace),
+    );
+  },
+  generate(node, ctx, memo) {
+    const w = node.workload;
+    const variant = node.source.sdsCluster ?? '';
+    const out: EncodedResource[] = [];
+    const inboundPorts = new Set<number>();
+    for (const service of ctx.model.servicesOf(w)) {
+      for (const port of service.ports) {
+        if (inboundPorts.has(port.port)) continue; // two services on one port share the listener
+        inboundPorts.add(port.port);
+        const appPort = workloadPortFor(port, w);
+        const kind = portKind(port);
+        const policy = ctx.inputs.inboundPolicy(w, port, kind);
+        const inputs = `${w.address}|${port.port}|${appPort}|${kind}|${policyKey(policy)}|${variant}`;
+        out.push(
+          memo.get(`lds:inbound:${port.port}`, inputs, () => inboundListenerFor(w.address, port, appPort, kind, policy, node.source)),
+        );
+      }
+    }
+    for (const sp of ctx.servicePorts()) {
+      // A TCP service port is reached on the client's own address at the service port.
+      if (sp.kind !== 'tcp' || inboundPorts.has(sp.port.port)) continue;
+      out.push(memo.get(`lds:${sp.cluster}`, `${w.address}`, () => tcpOutboundListener(w.address, sp.port.port, sp.host, sp.cluster)));
+    }
+    out.push(memo.get('lds:outbound_http', w.address, () => outboundHttpListener(w.address)));
+    return memoSet(memo, 'lds', TypeUrl.Listener, out);
+  },
+};
+
+/** Every generator, in the order xDS pushes their types (secrets and clusters before listeners). */
+export const GENERATORS: readonly ResourceGenerator[] = [
+  secretGenerator,
+  clusterGenerator,
+  endpointGenerator,
+  listenerGenerator,
+  routeGenerator,
+];
+
+/** Every resource of one proxy, all types at once (tests and debug views; the push path builds type by type). */
+export function generateAll(node: NodeView, ctx: PushContext, memo: ResourceMemo): EncodedResource[] {
+  return GENERATORS.flatMap((g) => [...g.generate(node, ctx, memo).resources.values()]);
+}

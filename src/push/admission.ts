@@ -1,0 +1,60 @@
+// Admission of a proxy: what its node id claims is checked against the mesh config and
+// against the identity it proved, before anything is built or cached for it.
+import { isIP } from 'node:net';
+import { SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
+import { parseNodeId, type SecretSource } from '../generate/index.js';
+import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
+import { err, ok, type Result } from '../lib/index.js';
+import type { MeshModel, WorkloadEntry } from '../model/index.js';
+import type { ProxyKey, WatchRefusal } from '../snapshot/index.js';
+
+/** Envoy node ids of real sidecars are well under this; a longer one is refused before anything is kept for it. */
+export const MAX_NODE_ID_LENGTH = 512;
+
+/** A proxy let in: which workload it serves, the identity that runs it, and where its secrets come from. */
+export interface AdmittedProxy {
+  readonly nodeId: string;
+  readonly workloadKey: string;
+  readonly workload: WorkloadEntry;
+  readonly spiffeId: SpiffeId;
+  readonly source: SecretSource;
+}
+
+/** The SPIFFE ID a workload runs as, or undefined if the trust domain or names cannot make one. */
+export function identityOf(model: MeshModel, w: WorkloadEntry): SpiffeId | undefined {
+  const td = parseTrustDomain(model.settings.trustDomain);
+  if (!td.ok) return undefined;
+  const id = workloadId(td.value, w.serviceAccount.namespace, w.serviceAccount.name);
+  return id.ok ? id.value : undefined;
+}
+
+/**
+ * Checks a connecting proxy: its node id has Istio's sidecar shape and a sane length, names a
+ * workload of the mesh, claims that workload's address and the namespace's DNS domain, and
+ * (when it proved an identity) the workload runs as that identity. What a proxy claims grants nothing.
+ */
+export function admitProxy(model: MeshModel, proxy: ProxyKey): Result<AdmittedProxy, WatchRefusal> {
+  const nodeId = proxy.nodeId;
+  if (nodeId.length > MAX_NODE_ID_LENGTH) return err({ reason: `node id is ${nodeId.length} characters; at most ${MAX_NODE_ID_LENGTH}` });
+  const claim = parseNodeId(nodeId);
+  if (!claim) return err({ reason: `node id ${JSON.stringify(nodeId)} is not sidecar~<ip>~<workload>.<namespace>~<domain>` });
+  const workload = model.workload(claim.namespace, claim.workload);
+  if (!workload) return err({ reason: `no workload ${claim.namespace}/${claim.workload} in the mesh config` });
+  if (isIP(claim.ip) === 0) return err({ reason: `node id ip ${JSON.stringify(claim.ip)} is not an IP address` });
+  if (claim.ip !== workload.address) {
+    return err({ reason: `node id claims ip ${claim.ip}; workload ${claim.namespace}/${claim.workload} has address ${workload.address}` });
+  }
+  const domain = `${claim.namespace}.svc.${model.settings.domainSuffix}`;
+  const claimedDomain = nodeId.split('~')[3];
+  if (claimedDomain !== domain) return err({ reason: `node id claims domain ${JSON.stringify(claimedDomain)}; expected ${domain}` });
+  const runsAs = identityOf(model, workload);
+  if (!runsAs) return err({ reason: `workload ${claim.namespace}/${claim.workload} has no valid SPIFFE ID` });
+  if (proxy.identity !== undefined && proxy.identity !== runsAs) {
+    return err({
+      reason: `proven identity ${proxy.identity} does not run workload ${claim.namespace}/${claim.workload} (runs as ${runsAs})`,
+    });
+  }
+  const sdsCluster = proxy.metadata?.[SDS_CLUSTER_METADATA];
+  const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
+  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source });
+}
