@@ -147,7 +147,10 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   const unsubscribe = config.subscribe((model, changes) => push.setModel(model, { kind: 'config', changes }));
   const offSvids = svids.onChanged((workloadKey) => push.request({ kind: 'svid', workloadKey }));
   const offCa = ca.onChange((c) => {
-    if (c.kind === 'trust-bundle' || c.kind === 'crl') push.request({ kind: 'trust' });
+    if (c.kind !== 'trust-bundle' && c.kind !== 'crl') return;
+    // However a certificate was revoked (admin port, CLI, another path), its holder never keeps serving it.
+    if (c.kind === 'crl') for (const r of ca.status().revoked) svids.reissueSerial(r.serialHex);
+    push.request({ kind: 'trust' });
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
 
@@ -249,11 +252,11 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
             },
             caStatus: () => ca.status(),
             revoke(serial) {
+              const holder = svids.holderOf(serial);
               const r = ca.revoke(serial);
               if (!r.ok) return err(r.error.message);
-              // The holder gets a fresh certificate now; every proxy gets the new CRL (ca.onChange).
-              const reissued = svids.reissueSerial(r.value.serialHex);
-              return ok({ revoked: r.value, reissued: reissued ?? null });
+              // The holder gets a fresh certificate (ca.onChange below); every proxy gets the new CRL.
+              return ok({ revoked: r.value, reissued: holder ?? null });
             },
             sign(req) {
               const id = parseSpiffeId(req.spiffeId);

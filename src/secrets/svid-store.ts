@@ -69,6 +69,8 @@ export interface SvidStore {
   reissueSerial(serialHex: string): string | undefined;
   /** Replaces every certificate (after a root rotation step changed the signing CA). */
   reissueAll(): readonly string[];
+  /** The workload holding the certificate with this serial, if any. */
+  holderOf(serialHex: string): string | undefined;
   /** Drops a workload that left the mesh. */
   forget(workloadKey: string): void;
   /** Resolves when nothing is waiting to be issued (tests, benchmarks). */
@@ -226,7 +228,12 @@ export function createSvidStore(deps: {
     }
   }
 
-  const serialKey = (s: string) => s.toLowerCase().replace(/^0+/, '');
+  const serialKey = (s: string) => s.toLowerCase().replace(/[:]/g, '').replace(/^0+/, '');
+  function holderOf(serialHex: string): string | undefined {
+    const want = serialKey(serialHex);
+    for (const [k, e] of entries) if (e.cert !== undefined && serialKey(e.cert.serialHex) === want) return k;
+    return undefined;
+  }
 
   return {
     current(workloadKey) {
@@ -254,12 +261,11 @@ export function createSvidStore(deps: {
       return keys;
     },
     reissueSerial(serialHex) {
-      const want = serialKey(serialHex);
-      const hit = [...entries].find(([, e]) => e.cert !== undefined && serialKey(e.cert.serialHex) === want);
-      if (!hit) return undefined;
-      replace([hit[0]], 'revoked');
-      return hit[0];
+      const holder = holderOf(serialHex);
+      if (holder) replace([holder], 'revoked');
+      return holder;
     },
+    holderOf,
     reissueAll() {
       const keys = [...entries.keys()];
       replace(keys, 'reissue');
