@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshModel } from '../model/index.js';
 import { createRecordingLogger } from '../observability/index.js';
-import { createFileConfigSource, type ConfigSource } from './index.js';
+import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './index.js';
+import type { ChangeSet } from '../model/index.js';
 
 const sa = (name: string): string => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${name}\n`;
 
@@ -187,5 +188,53 @@ describe('createFileConfigSource', () => {
     await replace(file, sa('b'));
     await eventually(() => log.lines.filter((l) => l.msg === 'config accepted')[1], 3000, 'second model accepted');
     assert.equal(deliveries.length, 1);
+  });
+  it('delivers what changed since the model it delivered before', async () => {
+    const file = join(dir, 'mesh.yaml');
+    await writeFile(file, sa('a'));
+    source = createFileConfigSource({ paths: [file], log, debounceMs: 10 });
+    await source.ready();
+    const changes: ChangeSet[] = [];
+    const deliveries: MeshModel[] = [];
+    source.subscribe((m, c) => {
+      deliveries.push(m);
+      changes.push(c);
+    });
+    assert.equal(changes[0]!.fromVersion, undefined, 'the first delivery is everything');
+    const next = nextModel(deliveries);
+    await replace(file, sa('a') + '---\n' + sa('b'));
+    await next;
+    assert.deepEqual(
+      changes[1]!.changes.map((c) => `${c.op} ${c.kind} ${c.name}`),
+      ['added ServiceAccount b'],
+    );
+  });
+
+  it('refuses a change to a setting read at start, naming the field, and keeps the last good config', async () => {
+    const mesh = (td: string) =>
+      `apiVersion: meshpilot.io/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  trustDomain: ${td}\n`;
+    const file = join(dir, 'mesh.yaml');
+    await writeFile(file, mesh('a.example'));
+    const started: { model?: MeshModel } = {};
+    source = createFileConfigSource({
+      paths: [file],
+      log,
+      debounceMs: 10,
+      admit: (next) => (started.model ? bootSettingChanges(started.model.settings, next) : []),
+    });
+    await source.ready();
+    started.model = source.current();
+    assert.equal(started.model?.settings.trustDomain, 'a.example');
+    await replace(file, mesh('b.example'));
+    const refusal = await eventually(
+      () => source!.lastDiagnostics().find((d) => d.path === 'MeshConfig.spec.trustDomain'),
+      3000,
+      'the refusal',
+    );
+    assert.equal(refusal.severity, 'error');
+    assert.match(refusal.message, /read at start \(running: a\.example, config: b\.example\); restart meshpilot/);
+    assert.equal(refusal.file, file);
+    assert.ok(refusal.line !== undefined && refusal.line > 0);
+    assert.equal(source.current()?.settings.trustDomain, 'a.example', 'the last good config stays');
   });
 });

@@ -43,7 +43,7 @@ spec:
   rules: [{ to: [{ operation: { methods: [GET] } }] }]`;
 
 /** A controller over the photo app, recording which types each push rebuilt for which proxy. */
-async function setup() {
+async function setup(opts: { failFor?: string } = {}) {
   const clock = createManualClock(Date.now());
   const log = createRecordingLogger();
   const ca = createEphemeralCa({ clock });
@@ -54,10 +54,14 @@ async function setup() {
     typeUrl: g.typeUrl,
     affectedBy: g.affectedBy,
     generate(node, ctx, memo) {
+      if (opts.failFor !== undefined && node.workloadKey === opts.failFor && ctx.model.services.length > 3) {
+        throw new Error(`cannot build ${g.typeUrl}`);
+      }
       rebuilt.push(`${node.workloadKey.split('/')[1]} ${typeShortName[g.typeUrl]}`);
       return g.generate(node, ctx, memo);
     },
   }));
+  const errors: string[] = [];
   const push = createPushController({
     cache,
     ca,
@@ -68,6 +72,7 @@ async function setup() {
     clock,
     timers: realTimers,
     generators,
+    stats: { onBuildError: (node, cause) => errors.push(`${node}: ${cause}`) },
   });
   let model = parse(MESH);
   push.setModel(model, { kind: 'config', changes: diffModels(undefined, model) });
@@ -80,6 +85,7 @@ async function setup() {
     cache,
     svids,
     log,
+    errors,
     latest,
     connect,
     /** Applies a new config and runs the push now; returns what it rebuilt, sorted. */
@@ -221,5 +227,22 @@ describe('push controller', () => {
     t.change(withoutDatastore);
     assert.equal(t.latest.get(DATASTORE)!.version, before);
     assert.ok(t.log.lines.some((l) => l.msg === 'workload left the mesh; proxy keeps its last config'));
+  });
+  it('keeps a proxy whose build fails on its last config, logged and counted, while the others get theirs', async () => {
+    t.close();
+    t = await setup({ failFor: 'photo-ns/photo-backend' });
+    t.connect(FRONTEND);
+    t.connect(BACKEND);
+    await t.settle();
+    const backendBefore = t.latest.get(BACKEND)!.version;
+    const frontendBefore = t.latest.get(FRONTEND)!.version;
+    t.change(doc(NEW_SERVICE));
+    assert.equal(t.latest.get(BACKEND)!.version, backendBefore);
+    assert.notEqual(t.latest.get(FRONTEND)!.version, frontendBefore);
+    assert.equal(t.errors.length, 1);
+    assert.match(t.errors[0]!, /photo-backend.*cannot build/);
+    const logged = t.log.lines.find((l) => l.msg === 'proxy config not generated; it keeps its last config');
+    assert.equal(logged?.fields.workload, 'photo-ns/photo-backend');
+    assert.deepEqual(logged?.fields.objects, ['added Service photo-ns/photo-extra']);
   });
 });

@@ -127,7 +127,7 @@ export function createPushController(deps: {
   }
 
   /** Rebuilds `types` of one proxy and publishes the snapshot; false if it keeps its last one. */
-  function build(p: ProxyState, ctx: PushContext, types: readonly ResourceGenerator[]): boolean {
+  function build(p: ProxyState, ctx: PushContext, types: readonly ResourceGenerator[], change?: PushChange): boolean {
     const nodeId = p.admitted.nodeId;
     const view = viewOf(p, ctx.model);
     if (!view) {
@@ -145,7 +145,14 @@ export function createPushController(deps: {
       for (const g of types) sets.set(g.typeUrl, g.generate(view, ctx, p.memo));
     } catch (e) {
       const cause = e instanceof Error ? e.message : String(e);
-      deps.log.error('proxy config not generated; it keeps its last config', { node: nodeId, workload: p.admitted.workloadKey, cause });
+      deps.log.error('proxy config not generated; it keeps its last config', {
+        node: nodeId,
+        workload: p.admitted.workloadKey,
+        types: types.map((g) => g.typeUrl),
+        // The objects whose change this push carried: where to look first.
+        objects: change?.objects.slice(0, 20).map((o) => `${o.op} ${o.kind} ${o.namespace}/${o.name}`),
+        cause,
+      });
       deps.stats?.onBuildError?.(nodeId, cause);
       return false;
     }
@@ -185,7 +192,7 @@ export function createPushController(deps: {
       if (affected.length === 0) continue;
       rebuilt++;
       types += affected.length;
-      build(p, ctx, affected);
+      build(p, ctx, affected, change);
     }
     if (change.objects.length > 0 || change.full) shared.sweep();
     deps.stats?.onPush?.(rebuilt, types, deps.clock.now() - started);
