@@ -1,9 +1,11 @@
 import { err, ok, type Result } from '../lib/index.js';
 import type { CaptureSettings, Port } from './rules.js';
 
-/** Istio's defaults: Envoy as uid 1337, outbound on 15001, inbound on 15006. */
+/** Envoy's user id, as Istio's: its own traffic is recognised by it. */
 export const DEFAULT_PROXY_UID = 1337;
+/** Envoy's virtual outbound listener, as Istio's. */
 export const DEFAULT_OUTBOUND_PORT = 15001;
+/** Envoy's virtual inbound listener, as Istio's. */
 export const DEFAULT_INBOUND_PORT = 15006;
 /** Envoy's admin port stays reachable without going through Envoy. */
 export const DEFAULT_EXCLUDE_INBOUND = '15000';
