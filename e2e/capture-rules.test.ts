@@ -217,7 +217,7 @@ describe('capture rules with a real Envoy (network namespaces)', function () {
     assert.equal((await inboundUnmatched()) - unmatchedBefore, 1);
   });
 
-  it('refuses a missing proxy user or namespace, changing nothing', async () => {
+  it('refuses a missing proxy user or namespace, a bad port or no privilege, changing nothing', async () => {
     const before = await plain.natTable();
     const noUser = meshpilot(['capture', '--netns', plain.ns, '--proxy-uid', String(unusedUid())]);
     assert.equal(noUser.status, 1);
@@ -228,6 +228,17 @@ describe('capture rules with a real Envoy (network namespaces)', function () {
     const badPort = meshpilot(['capture', '--netns', plain.ns, '--exclude-outbound-ports', '15012,99999']);
     assert.equal(badPort.status, 1);
     assert.match(badPort.stderr, /entry 2: 99999 is outside 1\.\.65535/);
+    // Without root (Envoy's own user here), it refuses before touching anything.
+    const unprivileged = spawnSync(
+      'setpriv',
+      [`--reuid=${PROXY_UID}`, `--regid=${PROXY_UID}`, '--clear-groups', '--', process.execPath, BIN, 'capture', '--netns', plain.ns],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    assert.equal(unprivileged.status, 1, unprivileged.stderr);
+    assert.match(unprivileged.stderr, /capture needs privilege: uid 1337 lacks CAP_NET_ADMIN/);
     assert.equal(await plain.natTable(), before);
   });
 
