@@ -6,7 +6,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveEnvoyBin } from '../harness/index.js';
-import { PROXY_UID, type NsProcess, type TestHost } from './netns.js';
+import { PROXY_UID, TMP_PREFIX, type NsProcess, type TestHost } from './netns.js';
 
 const ORIGINAL_DST_FILTER = {
   name: 'envoy.filters.listener.original_dst',
@@ -170,7 +170,7 @@ function adminGet(socketPath: string, pathAndQuery: string): Promise<{ status: n
 
 /** Starts Envoy in `host` as uid 1337 on a capture bootstrap and waits until it is LIVE (bounded). */
 export async function startNetnsEnvoy(host: TestHost, bootstrap: (adminSocket: string) => object): Promise<NetnsEnvoy> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `meshpilot-capture-envoy-${host.role}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-envoy-${host.role}-`));
   // Envoy runs as the proxy user: it must read its bootstrap and create its admin socket here.
   fs.chownSync(dir, PROXY_UID, PROXY_UID);
   const adminSocket = path.join(dir, 'admin.sock');

@@ -5,6 +5,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LineRing } from '../harness/line-ring.js';
 
 /** Prefix of every namespace, veth and /etc/netns entry the kit makes; the sweep removes only these. */
@@ -113,7 +115,21 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Removes namespaces and hosts files left by kit runs whose process is gone (names carry the owner's pid). */
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Prefix of the kit's temp dirs (Envoy bootstraps); like namespaces they carry the owner's pid. */
+export const TMP_PREFIX = 'meshpilot-capture-';
+
+/**
+ * Removes what kit runs whose process is gone left behind (names carry the owner's pid): the
+ * processes inside their namespaces, the namespaces, hosts files and temp dirs.
+ */
 export function sweepLeftovers(): string[] {
   const names = new Set<string>();
   for (const line of run(['ip', 'netns', 'list']).stdout.split('\n')) {
@@ -125,9 +141,18 @@ export function sweepLeftovers(): string[] {
   for (const name of names) {
     const pid = Number(name.slice(KIT_PREFIX.length).split('-')[0]);
     if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) continue;
+    // A namespace outlives `ip netns del` while processes run in it: end those first.
+    for (const p of run(['ip', 'netns', 'pids', name]).stdout.split('\n').map(Number)) {
+      if (Number.isInteger(p) && p > 0) killQuietly(p);
+    }
     run(['ip', 'netns', 'del', name]);
     fs.rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
     swept.push(name);
+  }
+  for (const d of fs.readdirSync(os.tmpdir())) {
+    if (!d.startsWith(TMP_PREFIX)) continue;
+    const pid = Number(d.slice(TMP_PREFIX.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) fs.rmSync(path.join(os.tmpdir(), d), { recursive: true, force: true });
   }
   return swept;
 }
