@@ -17,6 +17,7 @@ const EMPTY_NAT = '*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\
 /** A fake host whose nat table is a save text; restore scripts are recorded and applied crudely. */
 function fakeHost(
   o: {
+    missing?: string[];
     privileged?: boolean;
     namespaces?: string[];
     users?: number[];
@@ -30,6 +31,7 @@ function fakeHost(
   const ok = (stdout = ''): RunResult => ({ status: 0, stdout, stderr: '' });
   const host: CaptureHost = {
     privilegeProblem: () => (o.privileged === false ? 'capture needs privilege' : undefined),
+    missingCommands: (names) => names.filter((n) => (o.missing ?? []).includes(n)),
     namespaceExists: (n) => (o.namespaces ?? ['ns1']).includes(n),
     userExists: (uid) => (o.users ?? [1337]).includes(uid),
     run(argv, input) {
@@ -74,6 +76,7 @@ describe('applyCapture and cleanCapture', () => {
       [{}, 'ns2', 'no-namespace'],
       [{}, '../etc', 'bad-namespace'],
       [{ users: [] }, 'ns1', 'no-proxy-user'],
+      [{ missing: ['iptables-restore'] }, 'ns1', 'no-tools'],
     ];
     for (const [opts, netns, kind] of cases) {
       const f = fakeHost(opts);

@@ -5,6 +5,7 @@ import {
   buildCaptureRules,
   captureStateFromSave,
   CAPTURE_CHAINS,
+  JUMP_RULES,
   isClean,
   renderCleanup,
   renderRestore,
@@ -14,7 +15,8 @@ import {
 } from './rules.js';
 
 /** Why capture refused or failed; the edges map each kind to a message and exit code. */
-export type CaptureErrorKind = 'no-privilege' | 'no-namespace' | 'bad-namespace' | 'no-proxy-user' | 'already-captured' | 'iptables-failed';
+export type CaptureErrorKind =
+  'no-privilege' | 'no-tools' | 'no-namespace' | 'bad-namespace' | 'no-proxy-user' | 'already-captured' | 'iptables-failed';
 
 /** A refusal or failure with a message fit for an operator. */
 export interface CaptureError {
@@ -33,6 +35,8 @@ export interface RunResult {
 export interface CaptureHost {
   /** Undefined when this process may change iptables (and enter namespaces), else why not. */
   privilegeProblem(needsNamespace: boolean): string | undefined;
+  /** Which of these commands are not on PATH. */
+  missingCommands(names: readonly string[]): string[];
   /** Whether `ip netns` knows this namespace. */
   namespaceExists(name: string): boolean;
   /** Whether a user with this id exists (passwd, via getent). */
@@ -65,6 +69,10 @@ function checkTarget(host: CaptureHost, target: CaptureTarget): Result<true, Cap
   }
   const problem = host.privilegeProblem(target.netns !== undefined);
   if (problem !== undefined) return fail('no-privilege', problem);
+  const missing = host.missingCommands([...(target.netns !== undefined ? ['ip'] : []), 'iptables-save', 'iptables-restore']);
+  if (missing.length > 0) {
+    return fail('no-tools', `capture needs ${missing.join(', ')} on PATH (Debian: apt-get install -y iptables iproute2)`);
+  }
   if (target.netns !== undefined && !host.namespaceExists(target.netns)) {
     return fail('no-namespace', `network namespace ${target.netns} does not exist (see 'ip netns list')`);
   }
@@ -109,7 +117,8 @@ export function applyCapture(host: CaptureHost, target: CaptureTarget, settings:
   // iptables-restore commits a table atomically, but a crash between steps or a concurrent writer
   // could still leave part of it: verify, and roll back whatever is there if it is not all there.
   const after = applied.status === 0 ? readCaptureState(host, target) : undefined;
-  const complete = after?.ok === true && after.value.chains.length === CAPTURE_CHAINS.length && after.value.jumps.length === 2;
+  const complete =
+    after?.ok === true && after.value.chains.length === CAPTURE_CHAINS.length && after.value.jumps.length === JUMP_RULES.length;
   if (complete) return ok(rules);
   const rolledBack = cleanCapture(host, target);
   const cause = applied.status !== 0 ? applied.stderr.trim() || `exit ${applied.status}` : 'the rules were not all present afterwards';

@@ -108,6 +108,7 @@ describe('capture settings', () => {
     assert.equal(r.ok, false);
     if (r.ok) return;
     assert.match(r.error, /--proxy-uid: 'envoy' is not a numeric user id/);
+    assert.equal(parseCaptureSettings({ ...raw(), proxyUid: '4294967295' }).ok, false);
     assert.match(r.error, /--inbound-port: 0 is outside 1\.\.65535/);
     assert.match(r.error, /--exclude-inbound-ports: entry 2: '' is not a port number; entry 3: 'x' is not a port number/);
     assert.match(r.error, /--exclude-outbound-ports: entry 1: 65536 is outside 1\.\.65535/);

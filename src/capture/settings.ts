@@ -45,6 +45,16 @@ export function parsePortList(s: string): Result<Port[]> {
   return ok([...new Set(ports)]);
 }
 
+// Linux uids are 32 bits; 4294967295 is (uid_t)-1, "no user".
+const MAX_UID = 4_294_967_294;
+
+function parseUid(s: string): Result<number> {
+  const t = s.trim();
+  if (!/^\d+$/.test(t)) return err(`'${s}' is not a numeric user id`);
+  const n = Number(t);
+  return n <= MAX_UID ? ok(n) : err(`${t} is not a valid user id (at most ${MAX_UID})`);
+}
+
 /** Validates raw settings into {@link CaptureSettings}, reporting every bad field at once. */
 export function parseCaptureSettings(raw: RawCaptureSettings): Result<CaptureSettings> {
   const problems: string[] = [];
@@ -53,10 +63,7 @@ export function parseCaptureSettings(raw: RawCaptureSettings): Result<CaptureSet
     problems.push(`${name}: ${r.error}`);
     return undefined;
   };
-  const proxyUid = field(
-    '--proxy-uid',
-    /^\d+$/.test(raw.proxyUid.trim()) ? ok(Number(raw.proxyUid)) : err(`'${raw.proxyUid}' is not a numeric user id`),
-  );
+  const proxyUid = field('--proxy-uid', parseUid(raw.proxyUid));
   const outboundPort = field('--outbound-port', parsePort(raw.outboundPort));
   const inboundPort = field('--inbound-port', parsePort(raw.inboundPort));
   const excludeInboundPorts = field('--exclude-inbound-ports', parsePortList(raw.excludeInboundPorts));

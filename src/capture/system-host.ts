@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { CaptureHost } from './apply.js';
 
 // Capability bits from linux/capability.h.
@@ -13,6 +14,15 @@ function effectiveCaps(): bigint | undefined {
     return m === null ? undefined : BigInt(`0x${m[1]}`);
   } catch {
     return undefined;
+  }
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -31,6 +41,10 @@ export function systemCaptureHost(): CaptureHost {
       if (missing.length === 0) return undefined;
       const who = process.getuid?.() === 0 ? 'root without' : `uid ${process.getuid?.() ?? '?'} lacks`;
       return `capture needs privilege: ${who} ${missing.join(' and ')}; run as root`;
+    },
+    missingCommands(names) {
+      const dirs = (process.env.PATH ?? '').split(':').filter((d) => d !== '');
+      return names.filter((n) => !dirs.some((d) => isExecutable(path.join(d, n))));
     },
     namespaceExists(name) {
       // `ip netns add` pins each namespace as a file under /run/netns.
