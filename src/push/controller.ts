@@ -80,25 +80,30 @@ export function createPushController(deps: {
   generators?: readonly ResourceGenerator[];
   quietMs?: number;
   maxDelayMs?: number;
+  /** Proxies built per event-loop turn during a push (default 64). */
+  sliceSize?: number;
 }): PushController {
   const generators = deps.generators ?? GENERATORS;
   let model: MeshModel | undefined;
   const proxies = new Map<string, ProxyState>();
   const shared = new ResourceMemo();
   let pending: PushEvent[] = [];
+  let closed = false;
   const debouncer = createDebouncer<string>({
     quietMs: deps.quietMs ?? 50,
     maxDelayMs: deps.maxDelayMs ?? 500,
     timers: deps.timers,
     now: () => deps.clock.now(),
-    run: () => {
-      const events = pending;
-      pending = [];
-      push(mergeEvents(events));
-    },
+    run: () => run(),
   });
 
+  // One context serves every build until something it captured changes (the model, trust
+  // material, JWKS-dependent policy): proxies connecting between pushes share its mesh-wide
+  // resources instead of recomputing them per connection. Certificates are read live.
+  let cached: PushContext | undefined;
   function context(m: MeshModel): PushContext | undefined {
+    if (cached?.model === m) return cached;
+    cached = undefined;
     const td = parseTrustDomain(m.settings.trustDomain);
     if (!td.ok) return undefined;
     const inputs: PushInputs = {
@@ -115,7 +120,7 @@ export function createPushController(deps: {
       },
       inboundPolicy: (w, port, protocol) => deps.policy(m, w, port, protocol),
     };
-    return new PushContext(inputs, shared);
+    return (cached = new PushContext(inputs, shared));
   }
 
   function viewOf(p: ProxyState, m: MeshModel): NodeView | undefined {
@@ -178,24 +183,53 @@ export function createPushController(deps: {
     return r.ok;
   }
 
+  /** Proxies built per turn of the event loop: a push over thousands of proxies never stalls the other streams for long. */
+  const SLICE = deps.sliceSize ?? 64;
+  let running = false;
+  let rerun = false;
+
   function push(change: PushChange): void {
     const m = model;
     if (!m || proxies.size === 0) return;
-    const started = deps.clock.now();
     const ctx = context(m);
     if (!ctx) return;
+    const started = deps.clock.now();
+    const queue = [...proxies.values()];
     let rebuilt = 0;
     let types = 0;
-    for (const p of proxies.values()) {
-      const view = viewOf(p, m);
-      const affected = view ? generators.filter((g) => change.full || g.affectedBy(change, view, m.settings.rootNamespace)) : generators;
-      if (affected.length === 0) continue;
-      rebuilt++;
-      types += affected.length;
-      build(p, ctx, affected, change);
+    running = true;
+    const step = () => {
+      for (const p of queue.splice(0, SLICE)) {
+        // Gone since the push started, or already rebuilt fresh by a newer model.
+        if (proxies.get(p.admitted.nodeId) !== p) continue;
+        const view = viewOf(p, m);
+        const affected = view ? generators.filter((g) => change.full || g.affectedBy(change, view, m.settings.rootNamespace)) : generators;
+        if (affected.length === 0) continue;
+        rebuilt++;
+        types += affected.length;
+        build(p, ctx, affected, change);
+      }
+      if (queue.length > 0 && !closed) return void setImmediate(step);
+      if (change.objects.length > 0 || change.full) shared.sweep();
+      deps.stats?.onPush?.(rebuilt, types, deps.clock.now() - started);
+      running = false;
+      // Events that came while this push ran are merged into the next one.
+      if (rerun && !closed) {
+        rerun = false;
+        run();
+      }
+    };
+    step();
+  }
+
+  function run(): void {
+    if (running) {
+      rerun = true;
+      return;
     }
-    if (change.objects.length > 0 || change.full) shared.sweep();
-    deps.stats?.onPush?.(rebuilt, types, deps.clock.now() - started);
+    const events = pending;
+    pending = [];
+    if (events.length > 0) push(mergeEvents(events));
   }
 
   return {
@@ -235,11 +269,14 @@ export function createPushController(deps: {
     setModel(next, event) {
       const prev = model;
       model = next;
+      cached = undefined;
       if (prev) for (const w of prev.workloads) if (!next.workload(w.namespace, w.name)) deps.svids.forget(`${w.namespace}/${w.name}`);
       pending.push(event);
       debouncer.request(['push']);
     },
     request(event) {
+      // New trust material or JWKS keys change what a context captured; certificates are read live.
+      if (event.kind !== 'svid') cached = undefined;
       pending.push(event);
       debouncer.request(['push']);
     },
@@ -256,6 +293,7 @@ export function createPushController(deps: {
       return w && model ? identityOf(model, w) : undefined;
     },
     close: () => {
+      closed = true;
       debouncer.cancel();
       pending = [];
     },
