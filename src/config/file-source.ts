@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../lib/index.js';
 import type { MeshModel } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
+import type { ConfigLimits } from './limits.js';
 import { loadConfig } from './load.js';
 
 /** A source of mesh models: delivers the current good model and every later valid change. */
@@ -38,6 +39,8 @@ export interface FileConfigSourceOptions {
   readonly maxDelayMs?: number;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** Raises or lowers the config size limits (defaults in CONFIG_LIMITS). */
+  readonly limits?: Partial<ConfigLimits>;
 }
 
 const realTimers: Timers = {
@@ -129,7 +132,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   }
 
   async function loadOnce(): Promise<void> {
-    const result = await loadConfig(paths);
+    const result = await loadConfig(paths, opts.limits);
     if (closed) return;
     diagnostics = result.diagnostics;
     await ensureWatchers();

@@ -1,6 +1,7 @@
 import { shortHash } from '../lib/index.js';
 import { contentHash, deepFreeze } from './canonical.js';
 import { selectorMatches } from './labels.js';
+import { createSelectorIndex } from './selector-index.js';
 import { meshSettings, type MeshSettings } from './settings.js';
 import type {
   AuthorizationPolicy,
@@ -117,19 +118,16 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   let selection: { workloadsOf: Map<string, readonly WorkloadEntry[]>; servicesOf: Map<string, readonly Service[]> } | undefined;
   function select(): NonNullable<typeof selection> {
     if (selection) return selection;
-    const workloadsByNs = new Map<string, WorkloadEntry[]>();
-    for (const w of wls.all) {
-      const list = workloadsByNs.get(w.namespace) ?? [];
-      list.push(w);
-      workloadsByNs.set(w.namespace, list);
-    }
+    const byLabel = createSelectorIndex(
+      wls.all,
+      (w) => w.namespace,
+      (w) => w.labels,
+    );
     const workloadsOf = new Map<string, readonly WorkloadEntry[]>();
     const servicesOf = new Map<string, Service[]>();
     for (const s of svcs.all) {
-      const picked =
-        Object.keys(s.selector).length === 0
-          ? []
-          : (workloadsByNs.get(s.namespace) ?? []).filter((w) => selectorMatches(s.selector, w.labels));
+      // Workloads are indexed in name order, so each pick is sorted by name as the interface promises.
+      const picked = byLabel.select(s.namespace, s.selector);
       workloadsOf.set(nsKey(s.namespace, s.name), Object.freeze(picked));
       for (const w of picked) {
         const key = nsKey(w.namespace, w.name);
