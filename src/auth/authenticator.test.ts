@@ -39,6 +39,11 @@ describe('authenticator', () => {
     ['a token for another audience', async () => mint({ audience: 'someone-else' }), /wrong-audience/],
     ['a token from another issuer', async () => mint({ issuer: 'evil' }), /wrong-issuer/],
     [
+      'a token for the control plane identity',
+      async () => mint({ namespace: 'istio-system', serviceAccount: 'meshpilot' }),
+      /reserved-identity/,
+    ],
+    [
       'a token with alg none',
       async () =>
         `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: 'meshpilot', aud: 'meshpilot', sub: 'system:serviceaccount:a:b', exp: 9e9 })}.`,

@@ -75,6 +75,24 @@ describe('cli: meshpilot ca', () => {
     assert.match(bad.err, /--ttl: .*168h/);
   });
 
+  it('refuses to issue the control plane identity, by names or by SPIFFE ID, in the default or a given root namespace', async () => {
+    assert.equal((await run('ca', 'init', '--state-dir', state)).exitCode, 0);
+    const out = join(dir, 'o');
+    const attempts = [
+      ['--namespace', 'istio-system', '--service-account', 'meshpilot'],
+      ['--spiffe-id', 'spiffe://cluster.local/ns/istio-system/sa/meshpilot'],
+      ['--namespace', 'mesh-root', '--service-account', 'meshpilot', '--root-namespace', 'mesh-root'],
+    ];
+    for (const a of attempts) {
+      const r = await run('ca', 'issue', '--state-dir', state, '--out', out, ...a);
+      assert.notEqual(r.exitCode, 0, a.join(' '));
+      assert.match(r.err, /reserved for the control plane/);
+    }
+    assert.throws(() => statSync(join(out, 'key.pem')), 'nothing written');
+    const other = await run('ca', 'issue', '--state-dir', state, '--out', out, '--namespace', 'default', '--service-account', 'meshpilot');
+    assert.equal(other.exitCode, 0, other.err);
+  });
+
   it('init, issue, show, revoke: files verify with openssl and the CRL lists the serial', async () => {
     const init = await run('ca', 'init', '--state-dir', state, '--trust-domain', 'example.org');
     assert.equal(init.exitCode, 0, init.err);

@@ -6,7 +6,7 @@ import { parseDuration } from '../model/index.js';
 import type { Clock } from '../lib/index.js';
 import { createLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
-import { parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
+import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
 import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
@@ -108,10 +108,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--out <dir>', 'output directory')
     .option('--ttl <duration>', 'certificate lifetime as a Go duration, e.g. 30m, 1h, 168h (default: the CA default, 24h)')
     .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
+    .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE)
     .action(async function (
       this: Command,
-      o: { stateDir: string; namespace?: string; serviceAccount?: string; spiffeId?: string; out: string; ttl?: string; key: KeyKind },
+      o: {
+        stateDir: string;
+        namespace?: string;
+        serviceAccount?: string;
+        spiffeId?: string;
+        out: string;
+        ttl?: string;
+        key: KeyKind;
+        rootNamespace: string;
+      },
     ) {
+      // The control plane makes its own certificate; one issued here would let its holder pose as it.
+      const refuseReserved = (id: string) => {
+        const parsed = parseSpiffeId(id);
+        if (parsed.ok && isReservedIdentity(parsed.value, o))
+          this.error(`error: ${id} is reserved for the control plane: no certificate is issued for it`, { exitCode: 1 });
+      };
       let ttlMs: number | undefined;
       if (o.ttl !== undefined) {
         const d = parseDuration(o.ttl);
@@ -123,6 +139,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       if (live) {
         const keys = generateKeyPair(o.key);
         const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        refuseReserved(spiffeId);
         const r = await callAdmin(live, 'POST', '/ca/sign', {
           spiffeId,
           publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }),
@@ -161,6 +178,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
           id = r.value;
         }
+        refuseReserved(id);
         const keys = generateKeyPair(o.key);
         const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
         mkdirSync(o.out, { recursive: true, mode: 0o700 });

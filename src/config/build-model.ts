@@ -1,5 +1,14 @@
 // Checks across objects and files (duplicates, references, selection), then builds the model.
-import { createMeshModel, createSelectorIndex, positionOf, type MeshModel, type ObjectMeta, type SourceRef } from '../model/index.js';
+import { reservedServiceAccount } from '../identity/index.js';
+import {
+  createMeshModel,
+  createSelectorIndex,
+  DEFAULT_MESH_SETTINGS,
+  positionOf,
+  type MeshModel,
+  type ObjectMeta,
+  type SourceRef,
+} from '../model/index.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
 import { parseFileText, type ParsedObject } from './parse-document.js';
@@ -121,12 +130,14 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
   const seen = new Map<string, SourceRef>();
   const kept: ParsedObject[] = [];
   let meshConfig: SourceRef | undefined;
+  let rootNamespace = DEFAULT_MESH_SETTINGS.rootNamespace;
   for (const o of objects) {
     const origin = o.value.origin as SourceRef;
     if (o.kind === 'MeshConfig') {
       if (meshConfig) diagnostics.push(at(origin, 'kind', 'error', `at most one MeshConfig is allowed (first at ${where(meshConfig)})`));
       else {
         meshConfig = origin;
+        rootNamespace = o.value.rootNamespace;
         kept.push(o);
       }
       continue;
@@ -143,6 +154,10 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
   }
 
   const workloads = kept.flatMap((o) => (o.kind === 'WorkloadEntry' ? [o.value] : []));
+  for (const w of workloads) {
+    const reserved = reservedServiceAccount(w.serviceAccount.namespace, w.serviceAccount.name, { rootNamespace });
+    if (reserved) diagnostics.push(at(w.origin as SourceRef, 'spec.serviceAccount', 'error', `${reserved}: a workload must not run as it`));
+  }
   if (checkReferences) {
     const byLabel = createSelectorIndex(
       workloads,

@@ -6,7 +6,7 @@ import { generateTokenKey, mintToken } from '../auth/index.js';
 import { createManualClock } from '../lib/index.js';
 import { IstioCertificateRequest, type IstioCertificateServiceClient } from '../proto/index.js';
 import { makeCsr } from './make-csr.js';
-import { callRaw, createCertificate, DAY, HOUR, startCsrFixture, type CallOutcome, type CsrFixture } from './testing.js';
+import { callRaw, CONTROL_PLANE_ID, createCertificate, DAY, HOUR, startCsrFixture, type CallOutcome, type CsrFixture } from './testing.js';
 
 const ME = 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend';
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -208,6 +208,28 @@ describe('csr: CreateCertificate', function () {
             { csr: csrFor([ME]), metadata: { ImpersonatedIdentity: 'spiffe://cluster.local/ns/datastore-ns/sa/datastore' } },
             await f.token(),
           ),
+      ],
+      [
+        'a token for the control plane identity',
+        grpc.status.UNAUTHENTICATED,
+        'unauthenticated',
+        async () =>
+          createCertificate(
+            client,
+            { csr: csrFor([CONTROL_PLANE_ID]) },
+            await f.token({ namespace: 'istio-system', serviceAccount: 'meshpilot' }),
+          ),
+      ],
+      [
+        'the control plane certificate as client certificate',
+        grpc.status.PERMISSION_DENIED,
+        'reserved-identity',
+        async () => {
+          const cp = f.issue(CONTROL_PLANE_ID);
+          return createCertificate(f.client({ keyPem: cp.keyPem, chainPem: cp.svid.chainPem.join('') }), {
+            csr: csrFor([CONTROL_PLANE_ID]),
+          });
+        },
       ],
       [
         'a garbled protobuf',
