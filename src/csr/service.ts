@@ -106,8 +106,12 @@ export function createCsrService(deps: {
     const problems: string[] = [];
     if (csr.uriSans.length !== 1) problems.push(`csr has ${csr.uriSans.length} URI SANs; exactly one is allowed`);
     if (csr.dnsSans.length > 0) problems.push(`csr asks for DNS SANs ${JSON.stringify(csr.dnsSans)}; an SVID has none`);
-    if (csr.requestsCa) problems.push('csr asks for CA rights');
-    if (problems.length > 0) return fail('bad-csr', problems.join('; '), { uriSans: csr.uriSans, dnsSans: csr.dnsSans });
+    // Refused rather than ignored: the SVID would carry none of these anyway, and a client asking for
+    // them is misconfigured or probing; Istio agents and meshpilot's own never ask.
+    if (csr.otherSans.length > 0) problems.push(`csr asks for SANs ${JSON.stringify(csr.otherSans)}; an SVID has only its URI SAN`);
+    if (csr.requestsCa) problems.push(`csr asks for CA rights (${csr.caRequests.join(', ')})`);
+    if (problems.length > 0)
+      return fail('bad-csr', problems.join('; '), { uriSans: csr.uriSans, dnsSans: csr.dnsSans, otherSans: csr.otherSans });
     const asked = csr.uriSans[0]!;
     if (asked !== caller.identity) {
       const valid = parseSpiffeId(asked);
