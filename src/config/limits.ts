@@ -21,7 +21,7 @@ export const CONFIG_LIMITS: Readonly<Record<keyof ConfigLimits, { readonly defau
   maxFileBytes: { default: 32 * 1024 * 1024, why: 'a file too large to read and parse in reasonable time and memory' },
   maxDocumentsPerFile: { default: 200_000, why: 'more objects in one file than one mesh holds' },
   // Real configs use a few anchors for repeated blocks; a billion-laughs document needs millions.
-  maxAliasExpansion: { default: 10_000, why: 'aliases expanding exponentially (billion laughs)' },
+  maxAliasExpansion: { default: 10_000, why: 'aliases expanding exponentially, the "billion laughs" attack' },
   maxDepth: { default: 64, why: 'nesting deep enough to exhaust the stack of recursive readers' },
   // An inline JWKS with several RSA keys is a few KiB; certificates and keys never go in config.
   maxStringLength: { default: 128 * 1024, why: 'one huge string held and copied through every stage' },
@@ -39,5 +39,5 @@ export function configLimits(overrides: Partial<ConfigLimits> = {}): ConfigLimit
 
 /** The message for a value over a limit, naming the limit so an operator knows what to raise. */
 export function overLimit(limit: keyof ConfigLimits, limits: ConfigLimits, what: string): string {
-  return `${what}: over the limit ${limit}=${limits[limit]} (${CONFIG_LIMITS[limit].why}); raise ${limit} if this config is intended`;
+  return `${what}: over the limit ${limit}=${limits[limit]}, which guards against ${CONFIG_LIMITS[limit].why}; raise ${limit} if this config is intended`;
 }
