@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,14 @@ describe('ca: state directory lock', () => {
     writeFileSync(join(dir, STATE_LOCK_FILE), '1\n');
     const r = acquireStateLock(dir, { pid: 1, isAlive: () => true });
     assert.ok(r.ok, r.ok ? '' : r.error);
+    r.value.release();
+  });
+
+  it('makes a missing state directory, 0700, as the CA would', () => {
+    const state = join(dir, 'state');
+    const r = acquireStateLock(state);
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    assert.equal(statSync(state).mode & 0o777, 0o700);
     r.value.release();
   });
 

@@ -2,7 +2,7 @@
 // overwrite the other's ca.json and issuance journal. The lock is a file holding the owner's pid,
 // created atomically (written under a temporary name, then hard-linked into place, which fails
 // if the lock exists), so a reader never sees a half-written pid.
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../lib/index.js';
 
@@ -59,16 +59,18 @@ function writeTemp(file: string, content: string): void {
 }
 
 /**
- * Takes the state directory's lock, or says which live process holds it. A lock left by a process
- * that is gone (a crash, kill -9) is taken over.
+ * Takes the state directory's lock (making the directory if needed), or says which live process
+ * holds it. A lock left by a process that is gone (a crash, kill -9) is taken over.
  */
 export function acquireStateLock(dir: string, opts: StateLockOptions = {}): Result<StateLock> {
   const pid = opts.pid ?? process.pid;
   const isAlive = opts.isAlive ?? processIsAlive;
   const file = join(dir, STATE_LOCK_FILE);
   const temp = join(dir, `${STATE_LOCK_FILE}.${pid}.tmp`);
-  rmSync(temp, { force: true });
   try {
+    // The lock is taken before the CA makes its state on first start: make the directory as the CA would (0700).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    rmSync(temp, { force: true });
     writeTemp(temp, `${pid}\n`);
   } catch (e) {
     return err(`${file}: cannot create lock: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
