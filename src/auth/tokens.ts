@@ -7,7 +7,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { writeFileAtomic } from '../ca/index.js';
-import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, workloadId, type SpiffeId, type TrustDomain } from '../identity/index.js';
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  isReservedIdentity,
+  reservedServiceAccount,
+  workloadId,
+  type SpiffeId,
+  type TrustDomain,
+} from '../identity/index.js';
 import { err, ok, type Clock, type Result } from '../lib/index.js';
 
 /** The file in the state directory that holds the token signing key (PKCS#8 PEM, 0600). */
@@ -40,7 +47,10 @@ export function generateTokenKey(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 }
 
-/** Mints a token for one service account. */
+/**
+ * Mints a token for one service account; rejects for the control plane's reserved one, which
+ * callers check first with reservedServiceAccount (verifiers would refuse the token anyway).
+ */
 export async function mintToken(o: {
   key: KeyObject;
   namespace: string;
@@ -49,7 +59,11 @@ export async function mintToken(o: {
   clock: Clock;
   issuer?: string;
   audience?: string;
+  /** The mesh's root namespace; default istio-system. */
+  rootNamespace?: string;
 }): Promise<string> {
+  const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, { rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE });
+  if (reserved) throw new Error(`no token for ${reserved}`);
   const now = Math.floor(o.clock.now() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })

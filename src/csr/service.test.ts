@@ -285,7 +285,7 @@ describe('csr: CreateCertificate', function () {
           createCertificate(
             client,
             { csr: csrFor([CONTROL_PLANE_ID]) },
-            await f.token({ namespace: 'istio-system', serviceAccount: 'meshpilot' }),
+            await f.token({ namespace: 'istio-system', serviceAccount: 'meshpilot', rootNamespace: 'another-root' }),
           ),
       ],
       [
