@@ -141,13 +141,37 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     return selection;
   }
 
+  // Policies grouped by namespace on first use, so a workload's query reads its namespace's and the
+  // root namespace's policies, not every policy of the mesh.
+  const byNamespace = new WeakMap<readonly ObjectMeta[], Map<string, readonly ObjectMeta[]>>();
+  function groupOf<T extends ObjectMeta>(list: readonly T[], namespace: string): readonly T[] {
+    let groups = byNamespace.get(list);
+    if (!groups) {
+      const g = new Map<string, T[]>();
+      for (const p of list) {
+        const l = g.get(p.namespace);
+        if (l) l.push(p);
+        else g.set(p.namespace, [p]);
+      }
+      groups = g;
+      byNamespace.set(list, groups);
+    }
+    return (groups.get(namespace) ?? []) as readonly T[];
+  }
+
   function applying<T extends ObjectMeta & { readonly selector?: Readonly<Record<string, string>> }>(
     list: readonly T[],
     w: WorkloadEntry,
   ): readonly T[] {
-    return list.filter(
-      (p) => (p.namespace === w.namespace || p.namespace === settings.rootNamespace) && selectorMatches(p.selector, w.labels),
-    );
+    const root = settings.rootNamespace;
+    // The list is sorted by namespace, then name: the two groups are joined in namespace order to keep that.
+    const groups =
+      w.namespace === root
+        ? [groupOf(list, root)]
+        : w.namespace < root
+          ? [groupOf(list, w.namespace), groupOf(list, root)]
+          : [groupOf(list, root), groupOf(list, w.namespace)];
+    return groups.flatMap((g) => g.filter((p) => selectorMatches(p.selector, w.labels)));
   }
 
   const model: MeshModel = {
