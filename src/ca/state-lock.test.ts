@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,10 @@ describe('ca: state directory lock', () => {
     assert.equal(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8'), `${process.pid}\n`);
     const b = acquireStateLock(dir);
     assert.ok(!b.ok && /already holds/.test(b.error));
+    symlinkSync(dir, join(dir, 'alias'));
+    const viaLink = acquireStateLock(join(dir, 'alias', '.'));
+    assert.ok(!viaLink.ok && /already holds/.test(viaLink.error), 'the same directory by another path');
+    rmSync(join(dir, 'alias'));
     a.value.release();
     a.value.release();
     assert.equal(existsSync(join(dir, STATE_LOCK_FILE)), false);

@@ -2,7 +2,7 @@
 // overwrite the other's ca.json and issuance journal. The lock is a file holding the owner's pid,
 // created atomically (written under a temporary name, then hard-linked into place, which fails
 // if the lock exists), so a reader never sees a half-written pid.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../lib/index.js';
 
@@ -65,11 +65,15 @@ function writeTemp(file: string, content: string): void {
 export function acquireStateLock(dir: string, opts: StateLockOptions = {}): Result<StateLock> {
   const pid = opts.pid ?? process.pid;
   const isAlive = opts.isAlive ?? processIsAlive;
-  const file = join(dir, STATE_LOCK_FILE);
-  const temp = join(dir, `${STATE_LOCK_FILE}.${pid}.tmp`);
+  let file = join(dir, STATE_LOCK_FILE);
+  let temp: string;
   try {
     // The lock is taken before the CA makes its state on first start: make the directory as the CA would (0700).
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The real path names the lock in `held`, so the same directory reached by another path is the same lock.
+    const real = realpathSync(dir);
+    file = join(real, STATE_LOCK_FILE);
+    temp = join(real, `${STATE_LOCK_FILE}.${pid}.tmp`);
     rmSync(temp, { force: true });
     writeTemp(temp, `${pid}\n`);
   } catch (e) {
