@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { systemClock } from '../lib/index.js';
@@ -8,7 +8,7 @@ import { createLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
 import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
+import { acquireStateLock, createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
 import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
@@ -57,12 +57,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     if (r.ok) return r.value;
     return cmd.error(`error: ${r.error.message}`, { exitCode: 1, code: `meshpilot.ca.${r.error.kind}` });
   };
-  const withCa = <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => T): T => {
-    const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+  // Commands that change the state take its lock, as a server does: with a server on the directory
+  // (and no admin port to go through) or another command at work, they are refused, naming its pid.
+  // A missing directory is left for openCa to report.
+  const lockState = (cmd: Command, stateDir: string): (() => void) => {
+    if (!existsSync(stateDir)) return () => {};
+    const lock = acquireStateLock(stateDir);
+    if (!lock.ok) return cmd.error(`error: ${lock.error}`, { exitCode: 1, code: 'meshpilot.ca.locked' });
+    return () => lock.value.release();
+  };
+  const withCa = <T>(cmd: Command, stateDir: string, o: { writes: boolean }, f: (a: CertificateAuthority) => T): T => {
+    const release = o.writes ? lockState(cmd, stateDir) : () => {};
     try {
-      return f(a);
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      try {
+        return f(a);
+      } finally {
+        a.close();
+      }
     } finally {
-      a.close();
+      release();
     }
   };
 
@@ -79,9 +93,15 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         else trustDomain = td.value;
       }
       const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}) };
-      const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
-      const s = a.status();
-      a.close();
+      const release = lockState(this, o.stateDir);
+      let s: CaStatus;
+      try {
+        const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
+        s = a.status();
+        a.close();
+      } finally {
+        release();
+      }
       write(
         `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
       );
@@ -92,7 +112,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .option('--crl', 'also print the current CRL(s) as PEM')
     .action(function (this: Command, o: { stateDir: string; crl?: boolean }) {
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: false }, (a) => {
         let out = formatStatus(a.status());
         if (o.crl) for (const c of a.crl()) out += c.pem;
         write(out);
@@ -164,7 +184,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         );
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         let id: SpiffeId;
         if (o.spiffeId !== undefined) {
           const r = parseSpiffeId(o.spiffeId);
@@ -207,7 +227,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         );
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         const r = unwrapOr(this, a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
       });
@@ -227,7 +247,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         const s = unwrapOr(this, a.rotateRoot(o.phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
       });
