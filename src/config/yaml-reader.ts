@@ -109,11 +109,45 @@ export class DocReader {
     return this.aliasTargets.get(alias);
   }
 
-  // Walks the document once (iteratively: the depth is not known yet), each node once, aliases
-  // counted at their expanded size, and reports the first limit broken. Returns true when within limits.
+  // Checks a document's string lengths, depth and alias expansion, and reports the first limit
+  // broken; returns true when within limits. Walks are iterative: the depth is not known yet.
   private checkLimits(limits: ConfigLimits): boolean {
     const top = this.doc.contents as Node | null;
     if (!top) return true;
+    const plain = this.checkTree(top, limits);
+    return plain === 'has-aliases' ? this.checkExpanded(top, limits) : plain;
+  }
+
+  // The common case, a document without aliases, is a tree: one pass with a depth per node, no
+  // memo. Returns 'has-aliases' as soon as an alias is seen, for checkExpanded to take over.
+  private checkTree(top: Node, limits: ConfigLimits): boolean | 'has-aliases' {
+    const stack: [Node, number][] = [[top, 0]];
+    // Bounded: a tree has each node once, and a node is pushed once by its parent.
+    while (stack.length > 0) {
+      const [node, depth] = stack.pop()!;
+      if (isAlias(node)) return 'has-aliases';
+      if (isScalar(node)) {
+        if (typeof node.value === 'string' && node.value.length > limits.maxStringLength) {
+          this.error(
+            this.posOf(node.range?.[0] ?? 0),
+            '',
+            overLimit('maxStringLength', limits, `a string of ${node.value.length} characters`),
+          );
+          return false;
+        }
+        continue;
+      }
+      if (depth + 1 > limits.maxDepth) {
+        this.error(this.posOf(node.range?.[0] ?? 0), '', overLimit('maxDepth', limits, `nesting deeper than ${limits.maxDepth} levels`));
+        return false;
+      }
+      for (const c of childrenOf(node)) stack.push([c, depth + 1]);
+    }
+    return true;
+  }
+
+  // Walks a document with aliases once, each node once, aliases counted at their expanded size.
+  private checkExpanded(top: Node, limits: ConfigLimits): boolean {
     const cost = new Map<Node, NodeCost>();
     const open = new Set<Node>();
     let worstAlias: { node: Node; size: number } | undefined;
