@@ -89,6 +89,14 @@ describe('config limits', () => {
     assertRefused(r.diagnostics, 'maxDepth', 'deep.yaml', 6);
   });
 
+  it('counts the depth of aliased nodes where they are used', () => {
+    const deep = (n: number, inner: string) => `${'['.repeat(n)}${inner}${']'.repeat(n)}`;
+    const text = `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  labels:\n    x: &x ${deep(40, '1')}\n    y: ${deep(30, '*x')}\n`;
+    const r = parseConfigText(text, 'deep-alias.yaml');
+    assert.equal(r.model, undefined);
+    assertRefused(r.diagnostics, 'maxDepth', 'deep-alias.yaml', 7);
+  });
+
   it('refuses a string longer than maxStringLength', () => {
     const long = 'a'.repeat(DEFAULT_CONFIG_LIMITS.maxStringLength + 1);
     const r = parseConfigText(`apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  labels:\n    x: "${long}"\n`, 'long.yaml');
