@@ -2,6 +2,7 @@
 // `make bench` runs this as `node --expose-gc dist/bench/run.js`.
 import { report, type BenchResult } from './lib/report.js';
 import * as ca from './ca.bench.js';
+import * as configLoad from './config-load.bench.js';
 import * as xds from './xds.bench.js';
 
 interface BenchModule {
@@ -15,6 +16,7 @@ interface BenchModule {
 const benches: readonly BenchModule[] = [
   { name: 'xds', run: xds.run },
   { name: 'ca', run: ca.run },
+  { name: 'config-load', run: configLoad.run },
 ];
 // ----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
-import { createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
@@ -10,12 +10,19 @@ import {
   mintToken,
   trustSourceOf,
 } from './auth/index.js';
-import { parseSpiffeId, parseTrustDomain, workloadId, type SpiffeId } from './identity/index.js';
+import {
+  CONTROL_PLANE_SERVICE_ACCOUNT,
+  isReservedIdentity,
+  parseSpiffeId,
+  parseTrustDomain,
+  workloadId,
+  type SpiffeId,
+} from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
 import type { MeshSettings } from './model/index.js';
 import { createPushController, type PushController } from './push/index.js';
-import { createInboundPolicySource, createJwksFetcher } from './policy/index.js';
+import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
 import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
@@ -44,6 +51,10 @@ export interface MeshpilotOptions {
   readonly hooks?: XdsHooks;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** What jwksUri fetches may reach (default: HTTPS to public addresses only). */
+  readonly jwksFetchPolicy?: Partial<JwksFetchPolicy>;
+  /** The namespace of config documents that name none (as `kubectl apply -n`). */
+  readonly defaultNamespace?: string;
 }
 
 /** A running control plane. */
@@ -72,6 +83,18 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   const clock = o.clock ?? systemClock;
   const timers = o.timers ?? realTimers;
   const log = o.log;
+  // One server per state directory: a second one would sign under the same CA without seeing its records.
+  const lock = o.stateDir ? acquireStateLock(o.stateDir) : undefined;
+  if (lock && !lock.ok) throw new Error(lock.error);
+  try {
+    return await start(o, clock, timers, log, () => lock?.value.release());
+  } catch (e) {
+    lock?.value.release();
+    throw e;
+  }
+}
+
+async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Logger, unlock: () => void): Promise<RunningMeshpilot> {
   // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
   const boot: { settings?: MeshSettings } = {};
   const config = createFileConfigSource({
@@ -118,7 +141,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     log: log.child({ module: 'svid' }),
   });
   const cache = createSnapshotCache({ log: log.child({ module: 'snapshot' }) });
-  const jwks = createJwksFetcher({ clock, log: log.child({ module: 'jwks' }) });
+  const jwks = createJwksFetcher({ clock, log: log.child({ module: 'jwks' }), policy: o.jwksFetchPolicy });
   const policy = createInboundPolicySource({
     fetchJwks: (uri) => jwks.get(uri),
     log: log.child({ module: 'policy' }),
@@ -154,13 +177,13 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
 
-  const idResult = workloadId(td.value, settings.rootNamespace, 'meshpilot');
+  const idResult = workloadId(td.value, settings.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
   if (!idResult.ok) throw new Error(`control plane identity: ${idResult.error.message}`);
   const controlPlaneId = idResult.value;
   const tokenKey = o.stateDir ? loadOrCreateTokenKey(o.stateDir) : { ok: true as const, value: generateTokenKey() };
   if (!tokenKey.ok) throw new Error(`token signing key: ${tokenKey.error}`);
   const authenticator = createAuthenticator({
-    tokens: createTokenVerifier({ key: tokenKey.value, trustDomain: td.value, clock }),
+    tokens: createTokenVerifier({ key: tokenKey.value, trustDomain: td.value, clock, rootNamespace: settings.rootNamespace }),
     trust: trustSourceOf(ca),
     trustDomain: td.value,
     clock,
@@ -222,6 +245,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
   // Istio's certificate service for node agents on VMs: only over TLS, where callers can be authenticated.
   if (serving) {
     createCsrService({
+      rootNamespace: settings.rootNamespace,
       signer: ca,
       authenticator,
       maxTtlMs: settings.maxCertTtlMs,
@@ -261,6 +285,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
             sign(req) {
               const id = parseSpiffeId(req.spiffeId);
               if (!id.ok) return err(id.error.message);
+              if (isReservedIdentity(id.value, settings)) return err(`${id.value} is reserved for the control plane`);
               let publicKey;
               try {
                 publicKey = createPublicKey(req.publicKeyPem);
@@ -300,7 +325,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
     adminPort: admin?.port,
     metrics,
     mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
-      mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock }),
+      mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock, rootNamespace: settings.rootNamespace }),
     async stop() {
       clearInterval(maintenance);
       published?.unpublish();
@@ -319,6 +344,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
       svids.close();
       serving?.close();
       ca.close();
+      unlock();
     },
   };
 }

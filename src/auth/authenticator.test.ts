@@ -27,6 +27,14 @@ const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const mint = (o: Partial<Parameters<typeof mintToken>[0]> = {}) =>
   mintToken({ key, namespace: 'photo-ns', serviceAccount: 'photo-frontend', ttlMs: 3_600_000, clock, ...o });
 
+describe('mintToken', () => {
+  it('refuses to mint a token for the control plane service account of the root namespace', async () => {
+    await assert.rejects(mint({ namespace: 'istio-system', serviceAccount: 'meshpilot' }), /istio-system\/meshpilot is reserved/);
+    await assert.rejects(mint({ namespace: 'root', serviceAccount: 'meshpilot', rootNamespace: 'root' }), /reserved/);
+    assert.ok(await mint({ namespace: 'default', serviceAccount: 'meshpilot' }));
+  });
+});
+
 describe('authenticator', () => {
   it('turns a valid token into its service account’s SPIFFE ID', async () => {
     const r = await auth.authenticate(withBearer(await mint()));
@@ -38,6 +46,12 @@ describe('authenticator', () => {
     ['a token signed by another key', async () => mint({ key: generateTokenKey() }), /bad-signature/],
     ['a token for another audience', async () => mint({ audience: 'someone-else' }), /wrong-audience/],
     ['a token from another issuer', async () => mint({ issuer: 'evil' }), /wrong-issuer/],
+    [
+      'a token for the control plane identity',
+      // Minted where the root namespace was thought to be another (mintToken itself refuses the reserved one).
+      async () => mint({ namespace: 'istio-system', serviceAccount: 'meshpilot', rootNamespace: 'another-root' }),
+      /reserved-identity/,
+    ],
     [
       'a token with alg none',
       async () =>

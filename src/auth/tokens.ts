@@ -7,7 +7,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { writeFileAtomic } from '../ca/index.js';
-import { workloadId, type SpiffeId, type TrustDomain } from '../identity/index.js';
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  isReservedIdentity,
+  reservedServiceAccount,
+  workloadId,
+  type SpiffeId,
+  type TrustDomain,
+} from '../identity/index.js';
 import { err, ok, type Clock, type Result } from '../lib/index.js';
 
 /** The file in the state directory that holds the token signing key (PKCS#8 PEM, 0600). */
@@ -40,7 +47,10 @@ export function generateTokenKey(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 }
 
-/** Mints a token for one service account. */
+/**
+ * Mints a token for one service account; rejects for the control plane's reserved one, which
+ * callers check first with reservedServiceAccount (verifiers would refuse the token anyway).
+ */
 export async function mintToken(o: {
   key: KeyObject;
   namespace: string;
@@ -49,7 +59,11 @@ export async function mintToken(o: {
   clock: Clock;
   issuer?: string;
   audience?: string;
+  /** The mesh's root namespace; default istio-system. */
+  rootNamespace?: string;
 }): Promise<string> {
+  const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, { rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE });
+  if (reserved) throw new Error(`no token for ${reserved}`);
   const now = Math.floor(o.clock.now() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })
@@ -64,7 +78,15 @@ export async function mintToken(o: {
 
 /** Why a token was refused: stable kinds for logs and metrics. */
 export type TokenErrorKind =
-  'malformed' | 'bad-signature' | 'expired' | 'not-yet-valid' | 'wrong-audience' | 'wrong-issuer' | 'bad-algorithm' | 'bad-subject';
+  | 'malformed'
+  | 'bad-signature'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'wrong-audience'
+  | 'wrong-issuer'
+  | 'bad-algorithm'
+  | 'bad-subject'
+  | 'reserved-identity';
 
 /** A refused token: its kind and the detail for the log. */
 export interface TokenError {
@@ -77,14 +99,17 @@ export interface TokenVerifier {
   verify(token: string): Promise<Result<SpiffeId, TokenError>>;
 }
 
-/** Creates a verifier for tokens signed by `key` (its public half is used). */
+/** Creates a verifier for tokens signed by `key` (its public half is used); tokens for a reserved identity are refused. */
 export function createTokenVerifier(o: {
   key: KeyObject;
   trustDomain: TrustDomain;
   clock: Clock;
   issuer?: string;
   audience?: string;
+  /** The mesh's root namespace, where the control plane's own service account is reserved; default istio-system. */
+  rootNamespace?: string;
 }): TokenVerifier {
+  const reserved = { rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE };
   const publicKey = o.key.type === 'private' ? createPublicKey(o.key) : o.key;
   return {
     async verify(token) {
@@ -100,7 +125,11 @@ export function createTokenVerifier(o: {
         if (!m)
           return err({ kind: 'bad-subject', message: `subject ${JSON.stringify(payload.sub)} is not system:serviceaccount:<ns>:<sa>` });
         const id = workloadId(o.trustDomain, m[1]!, m[2]!);
-        return id.ok ? ok(id.value) : err({ kind: 'bad-subject', message: id.error.message });
+        if (!id.ok) return err({ kind: 'bad-subject', message: id.error.message });
+        // A token minted for the control plane's identity (by mistake or with a stolen key) must not make its holder the control plane.
+        if (isReservedIdentity(id.value, reserved))
+          return err({ kind: 'reserved-identity', message: `token subject ${payload.sub} is the control plane's reserved identity` });
+        return ok(id.value);
       } catch (e) {
         return err(classify(e));
       }

@@ -69,3 +69,59 @@ describe('ca: CSR parsing', () => {
     assert.equal(!junk.ok && junk.error.kind, 'bad-csr');
   });
 });
+
+describe('ca: CSR hardening', () => {
+  let dir: string;
+  let pem: string;
+  const ID = 'subjectAltName=URI:spiffe://cluster.local/ns/a/sa/b';
+  const newKey = () => pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+  const derOf = (p: string) => Buffer.from(p.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const pemOf = (der: Buffer, label = 'CERTIFICATE REQUEST') =>
+    `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+  const refusal = async (p: string) => {
+    const r = await parseCsr(p);
+    assert.equal(r.ok, false, 'refused');
+    return !r.ok ? r.error : { kind: '', message: '' };
+  };
+  before(() => {
+    dir = tempDir();
+    pem = opensslCsr(dir, newKey(), [ID]);
+  });
+  after(() => removeTempDir(dir));
+
+  it('accepts a plain CSR with whitespace around its block', async () => {
+    assert.ok((await parseCsr(`\n  ${pem}\n\n`)).ok);
+  });
+
+  it('refuses bytes after the DER, even though the signed part verifies', async () => {
+    const e = await refusal(pemOf(Buffer.concat([derOf(pem), Buffer.from([0x00, 0x01, 0x02])])));
+    assert.equal(e.kind, 'bad-csr');
+    assert.match(e.message, /3 bytes after its DER/);
+  });
+
+  it('refuses two PEM blocks, of the same or of another type, and text outside the block', async () => {
+    assert.match((await refusal(pem + pem)).message, /found 2 PEM block/);
+    assert.match((await refusal(pem + pemOf(Buffer.from([0x30, 0x00]), 'CERTIFICATE'))).message, /found 2 PEM block/);
+    assert.match((await refusal(`Certificate Request:\n  Data: ...\n${pem}`)).message, /text outside its block/);
+    assert.match((await refusal(pem.replace('\n-----END', '!!\n-----END'))).message, /not valid base64/);
+  });
+
+  it('reports IP and email SANs, which the CSR service refuses', async () => {
+    const r = await parseCsr(opensslCsr(dir, newKey(), [`${ID},IP:10.0.0.1,IP:fe80::1,email:a@example.org`]));
+    assert.ok(r.ok);
+    assert.deepEqual(r.value.otherSans, ['IP address: 10.0.0.1', 'IP address: fe80:0:0:0:0:0:0:1', 'email: a@example.org']);
+  });
+
+  it('reports keyCertSign, cRLSign and name constraints as CA rights, and ignores other key usages', async () => {
+    const ku = await parseCsr(opensslCsr(dir, newKey(), [ID, 'keyUsage=critical,digitalSignature,keyCertSign,cRLSign']));
+    assert.ok(ku.ok);
+    assert.deepEqual(ku.value.caRequests, ['keyUsage keyCertSign', 'keyUsage cRLSign']);
+    assert.equal(ku.value.requestsCa, true);
+    const nc = await parseCsr(opensslCsr(dir, newKey(), [ID, 'nameConstraints=critical,permitted;DNS:example.org']));
+    assert.ok(nc.ok && nc.value.caRequests.includes('nameConstraints'));
+    const plain = await parseCsr(opensslCsr(dir, newKey(), [ID, 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=codeSigning']));
+    assert.ok(plain.ok);
+    assert.deepEqual(plain.value.caRequests, []);
+    assert.equal(plain.value.requestsCa, false);
+  });
+});

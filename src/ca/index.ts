@@ -20,3 +20,5 @@ export { MAX_CSR_BYTES, parseCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';
 export { PLUGIN_FILES } from './material.js';
 export { writeFileAtomic } from './state-store.js';
+export { acquireStateLock, STATE_LOCK_FILE } from './state-lock.js';
+export type { StateLock, StateLockOptions } from './state-lock.js';

@@ -7,8 +7,11 @@ import { registerBootstrapCommand } from './bootstrap-command.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerAuthzCommands } from './authz-commands.js';
 import { registerCaptureCommand } from './capture-command.js';
+import { packageVersion } from './version.js';
 
-const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
+// The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
+// start (PlatformInit in node.cc), which cli.test.ts checks.
+const program = new Command('meshpilot').description('a control plane for Envoy sidecars').version(packageVersion(), '-V, --version');
 registerServeCommand(program);
 registerCaCommands(program);
 registerTokenCommand(program);

@@ -4,7 +4,7 @@ import { loadOrCreateTokenKey, mintToken } from '../auth/index.js';
 import { sidecarBootstrap } from '../bootstrap/index.js';
 import { openCa } from '../ca/index.js';
 import { sidecarNodeId } from '../generate/index.js';
-import { workloadId } from '../identity/index.js';
+import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_ROOT_NAMESPACE, reservedServiceAccount, workloadId } from '../identity/index.js';
 import { systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
 import { parseHostPort } from './serve-command.js';
@@ -35,7 +35,7 @@ export function registerBootstrapCommand(program: Command): void {
     .requiredOption('--service-account <sa>', 'service account the workload runs as')
     .requiredOption('--address <ip>', 'the workload address (it goes into the node id)')
     .option('--xds-address <host:port>', 'control plane address', '127.0.0.1:15012')
-    .option('--root-namespace <ns>', 'mesh root namespace (the control plane runs as <root>/sa/meshpilot)', 'istio-system')
+    .option('--root-namespace <ns>', 'mesh root namespace (the control plane runs as <root>/sa/meshpilot)', DEFAULT_ROOT_NAMESPACE)
     .option('--domain <suffix>', 'DNS domain suffix', 'cluster.local')
     .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
     .option('--agent-socket <path>', 'VM: secrets come from a node agent on this Unix socket, which also authenticates the sidecar')
@@ -43,9 +43,11 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
     .action(async function (this: Command, o: BootstrapFlags) {
       const xds = parseHostPort('--xds-address', o.xdsAddress);
+      const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
+      if (reserved) this.error(`meshpilot: ${reserved}: no sidecar runs as it`);
       const ca = openCa({ stateDir: o.stateDir });
       if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
-      const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, 'meshpilot');
+      const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
       if (!cpId.ok) this.error(`meshpilot: ${cpId.error.message}`);
       const rootCaPem = ca.value.trustBundle().pem;
       ca.value.close();
@@ -61,6 +63,7 @@ export function registerBootstrapCommand(program: Command): void {
           serviceAccount: o.serviceAccount,
           ttlMs: ttl.value,
           clock: systemClock,
+          rootNamespace: o.rootNamespace,
         });
       }
       const bootstrap = sidecarBootstrap({

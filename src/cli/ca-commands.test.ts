@@ -75,6 +75,46 @@ describe('cli: meshpilot ca', () => {
     assert.match(bad.err, /--ttl: .*168h/);
   });
 
+  it('refuses to issue the control plane identity, by names or by SPIFFE ID, in the default or a given root namespace', async () => {
+    assert.equal((await run('ca', 'init', '--state-dir', state)).exitCode, 0);
+    const out = join(dir, 'o');
+    const attempts = [
+      ['--namespace', 'istio-system', '--service-account', 'meshpilot'],
+      ['--spiffe-id', 'spiffe://cluster.local/ns/istio-system/sa/meshpilot'],
+      ['--namespace', 'mesh-root', '--service-account', 'meshpilot', '--root-namespace', 'mesh-root'],
+    ];
+    for (const a of attempts) {
+      const r = await run('ca', 'issue', '--state-dir', state, '--out', out, ...a);
+      assert.notEqual(r.exitCode, 0, a.join(' '));
+      assert.match(r.err, /reserved for the control plane/);
+    }
+    assert.throws(() => statSync(join(out, 'key.pem')), 'nothing written');
+    const other = await run('ca', 'issue', '--state-dir', state, '--out', out, '--namespace', 'default', '--service-account', 'meshpilot');
+    assert.equal(other.exitCode, 0, other.err);
+  });
+
+  it('refuses to change a state directory another live process has locked, naming its pid; show still reads it', async () => {
+    assert.equal((await run('ca', 'init', '--state-dir', state)).exitCode, 0);
+    // The parent process (the test runner's launcher) is alive and is not this process: it stands for a running server.
+    writeFileSync(join(state, 'meshpilot.lock'), `${process.ppid}\n`);
+    const writers = [
+      ['ca', 'issue', '--state-dir', state, '--out', join(dir, 'o'), '--namespace', 'a', '--service-account', 'b'],
+      ['ca', 'revoke', '--state-dir', state, '--serial', '01'],
+      ['ca', 'rotate-root', '--state-dir', state, '--phase', 'prepare'],
+      ['ca', 'init', '--state-dir', state],
+    ];
+    for (const w of writers) {
+      const r = await run(...w);
+      assert.notEqual(r.exitCode, 0, w.join(' '));
+      assert.match(r.err, new RegExp(`in use by pid ${process.ppid}\\b`), w.join(' '));
+    }
+    assert.equal((await run('ca', 'show', '--state-dir', state)).exitCode, 0);
+    rmSync(join(state, 'meshpilot.lock'));
+    const after = await run('ca', 'issue', '--state-dir', state, '--out', join(dir, 'o'), '--namespace', 'a', '--service-account', 'b');
+    assert.equal(after.exitCode, 0, after.err);
+    assert.throws(() => statSync(join(state, 'meshpilot.lock')), 'the command released its lock');
+  });
+
   it('init, issue, show, revoke: files verify with openssl and the CRL lists the serial', async () => {
     const init = await run('ca', 'init', '--state-dir', state, '--trust-domain', 'example.org');
     assert.equal(init.exitCode, 0, init.err);

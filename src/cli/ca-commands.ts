@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { systemClock } from '../lib/index.js';
@@ -6,9 +6,9 @@ import { parseDuration } from '../model/index.js';
 import type { Clock } from '../lib/index.js';
 import { createLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
-import { parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
+import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
+import { acquireStateLock, createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
 import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
@@ -57,12 +57,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     if (r.ok) return r.value;
     return cmd.error(`error: ${r.error.message}`, { exitCode: 1, code: `meshpilot.ca.${r.error.kind}` });
   };
-  const withCa = <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => T): T => {
-    const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+  // Commands that change the state take its lock, as a server does: with a server on the directory
+  // (and no admin port to go through) or another command at work, they are refused, naming its pid.
+  // A missing directory is left for openCa to report.
+  const lockState = (cmd: Command, stateDir: string): (() => void) => {
+    if (!existsSync(stateDir)) return () => {};
+    const lock = acquireStateLock(stateDir);
+    if (!lock.ok) return cmd.error(`error: ${lock.error}`, { exitCode: 1, code: 'meshpilot.ca.locked' });
+    return () => lock.value.release();
+  };
+  const withCa = <T>(cmd: Command, stateDir: string, o: { writes: boolean }, f: (a: CertificateAuthority) => T): T => {
+    const release = o.writes ? lockState(cmd, stateDir) : () => {};
     try {
-      return f(a);
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      try {
+        return f(a);
+      } finally {
+        a.close();
+      }
     } finally {
-      a.close();
+      release();
     }
   };
 
@@ -79,9 +93,15 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         else trustDomain = td.value;
       }
       const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}) };
-      const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
-      const s = a.status();
-      a.close();
+      const release = lockState(this, o.stateDir);
+      let s: CaStatus;
+      try {
+        const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
+        s = a.status();
+        a.close();
+      } finally {
+        release();
+      }
       write(
         `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
       );
@@ -92,7 +112,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .option('--crl', 'also print the current CRL(s) as PEM')
     .action(function (this: Command, o: { stateDir: string; crl?: boolean }) {
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: false }, (a) => {
         let out = formatStatus(a.status());
         if (o.crl) for (const c of a.crl()) out += c.pem;
         write(out);
@@ -108,10 +128,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .requiredOption('--out <dir>', 'output directory')
     .option('--ttl <duration>', 'certificate lifetime as a Go duration, e.g. 30m, 1h, 168h (default: the CA default, 24h)')
     .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
+    .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE)
     .action(async function (
       this: Command,
-      o: { stateDir: string; namespace?: string; serviceAccount?: string; spiffeId?: string; out: string; ttl?: string; key: KeyKind },
+      o: {
+        stateDir: string;
+        namespace?: string;
+        serviceAccount?: string;
+        spiffeId?: string;
+        out: string;
+        ttl?: string;
+        key: KeyKind;
+        rootNamespace: string;
+      },
     ) {
+      // The control plane makes its own certificate; one issued here would let its holder pose as it.
+      const refuseReserved = (id: string) => {
+        const parsed = parseSpiffeId(id);
+        if (parsed.ok && isReservedIdentity(parsed.value, o))
+          this.error(`error: ${id} is reserved for the control plane: no certificate is issued for it`, { exitCode: 1 });
+      };
       let ttlMs: number | undefined;
       if (o.ttl !== undefined) {
         const d = parseDuration(o.ttl);
@@ -123,6 +159,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       if (live) {
         const keys = generateKeyPair(o.key);
         const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        refuseReserved(spiffeId);
         const r = await callAdmin(live, 'POST', '/ca/sign', {
           spiffeId,
           publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }),
@@ -147,7 +184,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         );
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         let id: SpiffeId;
         if (o.spiffeId !== undefined) {
           const r = parseSpiffeId(o.spiffeId);
@@ -161,6 +198,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
           id = r.value;
         }
+        refuseReserved(id);
         const keys = generateKeyPair(o.key);
         const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
         mkdirSync(o.out, { recursive: true, mode: 0o700 });
@@ -189,7 +227,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         );
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         const r = unwrapOr(this, a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
       });
@@ -209,7 +247,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
         return;
       }
-      withCa(this, o.stateDir, (a) => {
+      withCa(this, o.stateDir, { writes: true }, (a) => {
         const s = unwrapOr(this, a.rotateRoot(o.phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
       });

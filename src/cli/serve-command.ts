@@ -18,6 +18,8 @@ interface ServeFlags {
   adminPort: string;
   dnsName?: string[];
   insecurePlaintext?: boolean;
+  allowPlainHttpJwks?: boolean;
+  allowPrivateJwksHosts?: boolean;
   logLevel: string;
 }
 
@@ -33,6 +35,8 @@ export function registerServeCommand(program: Command): void {
     .option('--admin-port <port>', 'loopback port for metrics, debug and CA operations', '15014')
     .option('--dns-name <names...>', 'extra DNS names in the control plane certificate')
     .option('--insecure-plaintext', 'serve xDS in plaintext with no authentication (local development only)')
+    .option('--allow-plain-http-jwks', 'let jwksUri use plain HTTP (development only; HTTPS by default)')
+    .option('--allow-private-jwks-hosts', 'let jwksUri reach loopback and private addresses (metadata addresses stay refused)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ServeFlags) => {
       const log = createLogger({ level: opts.logLevel });
@@ -51,6 +55,7 @@ export function registerServeCommand(program: Command): void {
         adminPort,
         dnsNames: opts.dnsName,
         insecurePlaintext: opts.insecurePlaintext,
+        jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
         log,
       });
       log.info('meshpilot serving', {

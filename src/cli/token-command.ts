@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadOrCreateTokenKey, mintToken } from '../auth/index.js';
+import { DEFAULT_ROOT_NAMESPACE, reservedServiceAccount } from '../identity/index.js';
 import { systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
 
@@ -12,7 +13,14 @@ export function registerTokenCommand(program: Command): void {
     .requiredOption('--namespace <ns>', 'namespace of the service account')
     .requiredOption('--service-account <sa>', 'service account name')
     .option('--ttl <duration>', 'how long the token is valid (Go duration, e.g. 24h)', '24h')
-    .action(async function (this: Command, o: { stateDir: string; namespace: string; serviceAccount: string; ttl: string }) {
+    .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE)
+    .action(async function (
+      this: Command,
+      o: { stateDir: string; namespace: string; serviceAccount: string; ttl: string; rootNamespace: string },
+    ) {
+      // Verifiers refuse such a token anyway; saying so here spares the operator a token that never works.
+      const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
+      if (reserved) this.error(`meshpilot: ${reserved}: no token is minted for it`);
       const ttl = parseDuration(o.ttl);
       if (!ttl.ok) this.error(`meshpilot: --ttl: ${ttl.error}`);
       const key = loadOrCreateTokenKey(o.stateDir);

@@ -1,7 +1,18 @@
 // Checks across objects and files (duplicates, references, selection), then builds the model.
-import { createMeshModel, positionOf, selectorMatches, type MeshModel, type ObjectMeta, type SourceRef } from '../model/index.js';
+import { reservedServiceAccount } from '../identity/index.js';
+import {
+  createMeshModel,
+  createSelectorIndex,
+  DEFAULT_MESH_SETTINGS,
+  positionOf,
+  type MeshModel,
+  type ObjectMeta,
+  type SourceRef,
+} from '../model/index.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
+import { configLimits, overLimit, type ConfigLimits } from './limits.js';
 import { parseFileText, type ParsedObject } from './parse-document.js';
+import { withConfigLimits } from './yaml-reader.js';
 
 /** The outcome of loading config: a model only when there is no error, and every diagnostic found. */
 export interface LoadResult {
@@ -24,14 +35,65 @@ function at(origin: SourceRef, path: string, severity: ConfigDiagnostic['severit
 
 const where = (o: SourceRef): string => `${o.file}:${o.line}`;
 
-/** Parses several files as one config (names are unique across files) and builds the model if nothing is wrong. */
-export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly ConfigDiagnostic[] = []): LoadResult {
+// A line starting with `---` and a space or line end always starts a document: YAML forbids it inside
+// any scalar (YAML 1.2 c-forbidden), so counting these is a cheap, exact bound checked before parsing.
+const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
+
+// Refuses a file over the size or document limit before it is parsed; returns true when within.
+function withinFileLimits(input: ConfigText, limits: ConfigLimits, diagnostics: ConfigDiagnostic[]): boolean {
+  const bytes = Buffer.byteLength(input.text, 'utf8');
+  if (bytes > limits.maxFileBytes) {
+    diagnostics.push({
+      severity: 'error',
+      file: input.fileName,
+      line: 1,
+      column: 1,
+      path: '',
+      message: overLimit('maxFileBytes', limits, `${bytes} bytes`),
+    });
+    return false;
+  }
+  let documents = 1;
+  for (const m of input.text.matchAll(DOCUMENT_START)) {
+    // The first document may start with its own `---`.
+    if (m.index === 0) continue;
+    if (++documents > limits.maxDocumentsPerFile) {
+      const line = input.text.slice(0, m.index).split('\n').length;
+      diagnostics.push({
+        severity: 'error',
+        file: input.fileName,
+        line,
+        column: 1,
+        path: '',
+        message: overLimit('maxDocumentsPerFile', limits, `more than ${limits.maxDocumentsPerFile} documents`),
+      });
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Parses several files as one config (names are unique across files) and builds the model if nothing is wrong;
+ * a file over one of the limits (defaults in CONFIG_LIMITS) is refused with the limit named.
+ */
+export function parseConfigFiles(
+  inputs: readonly ConfigText[],
+  extra: readonly ConfigDiagnostic[] = [],
+  limitOverrides: Partial<ConfigLimits> = {},
+): LoadResult {
+  const limits = configLimits(limitOverrides);
   const diagnostics: ConfigDiagnostic[] = [...extra];
   const objects: ParsedObject[] = [];
   let syntaxErrors = false;
   for (const input of inputs) {
-    const parsed = parseFileText(input.text, input.fileName, diagnostics);
-    objects.push(...parsed.objects);
+    if (!withinFileLimits(input, limits, diagnostics)) {
+      syntaxErrors = true;
+      continue;
+    }
+    const parsed = withConfigLimits(limits, () => parseFileText(input.text, input.fileName, diagnostics));
+    // A loop, not push(...objects): spreading 140,000 objects as arguments overflows the stack.
+    for (const o of parsed.objects) objects.push(o);
     syntaxErrors ||= parsed.syntaxErrors;
   }
   const kept = crossCheck(objects, diagnostics, !syntaxErrors);
@@ -58,8 +120,8 @@ export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly 
 }
 
 /** Parses one file's text: for tests and tools. */
-export function parseConfigText(text: string, fileName: string): LoadResult {
-  return parseConfigFiles([{ fileName, text }]);
+export function parseConfigText(text: string, fileName: string, limits: Partial<ConfigLimits> = {}): LoadResult {
+  return parseConfigFiles([{ fileName, text }], [], limits);
 }
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not
@@ -68,12 +130,14 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
   const seen = new Map<string, SourceRef>();
   const kept: ParsedObject[] = [];
   let meshConfig: SourceRef | undefined;
+  let rootNamespace = DEFAULT_MESH_SETTINGS.rootNamespace;
   for (const o of objects) {
     const origin = o.value.origin as SourceRef;
     if (o.kind === 'MeshConfig') {
       if (meshConfig) diagnostics.push(at(origin, 'kind', 'error', `at most one MeshConfig is allowed (first at ${where(meshConfig)})`));
       else {
         meshConfig = origin;
+        rootNamespace = o.value.rootNamespace;
         kept.push(o);
       }
       continue;
@@ -90,7 +154,16 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
   }
 
   const workloads = kept.flatMap((o) => (o.kind === 'WorkloadEntry' ? [o.value] : []));
+  for (const w of workloads) {
+    const reserved = reservedServiceAccount(w.serviceAccount.namespace, w.serviceAccount.name, { rootNamespace });
+    if (reserved) diagnostics.push(at(w.origin as SourceRef, 'spec.serviceAccount', 'error', `${reserved}: a workload must not run as it`));
+  }
   if (checkReferences) {
+    const byLabel = createSelectorIndex(
+      workloads,
+      (w) => w.namespace,
+      (w) => w.labels,
+    );
     for (const w of workloads) {
       const sa = w.serviceAccount;
       if (sa.name !== '' && !seen.has(`ServiceAccount/${sa.namespace}/${sa.name}`))
@@ -106,7 +179,7 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
     for (const o of kept) {
       if (o.kind !== 'Service' || Object.keys(o.value.selector).length === 0) continue;
       const s = o.value;
-      if (!workloads.some((w) => w.namespace === s.namespace && selectorMatches(s.selector, w.labels)))
+      if (byLabel.select(s.namespace, s.selector).length === 0)
         diagnostics.push(
           at(s.origin as SourceRef, 'spec.selector', 'error', `selects no workloads: no WorkloadEntry in ${s.namespace} has these labels`),
         );

@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../lib/index.js';
 import { diffModels, type ChangeSet, type MeshModel } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
+import type { ConfigLimits } from './limits.js';
 import { loadConfig } from './load.js';
 
 /** A source of mesh models: delivers the current good model and every later valid change. */
@@ -43,6 +44,8 @@ export interface FileConfigSourceOptions {
   readonly timers?: Timers;
   /** Checks a loaded model against the running one (settings read once at start); an error refuses it like any invalid config. */
   readonly admit?: (next: MeshModel, current: MeshModel | undefined) => readonly ConfigDiagnostic[];
+  /** Raises or lowers the config size limits (defaults in CONFIG_LIMITS). */
+  readonly limits?: Partial<ConfigLimits>;
 }
 
 const realTimers: Timers = {
@@ -136,7 +139,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   }
 
   async function loadOnce(): Promise<void> {
-    const result = await loadConfig(paths);
+    const result = await loadConfig(paths, opts.limits);
     if (closed) return;
     diagnostics = result.diagnostics;
     await ensureWatchers();

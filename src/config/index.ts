@@ -8,3 +8,5 @@ export { ACCEPTED_KINDS } from './parse-document.js';
 export type { ConfigSource, FileConfigSourceOptions, Timers } from './file-source.js';
 export { createFileConfigSource } from './file-source.js';
 export { bootSettingChanges } from './boot-settings.js';
+export type { ConfigLimits } from './limits.js';
+export { CONFIG_LIMITS, DEFAULT_CONFIG_LIMITS } from './limits.js';

@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseConfigFiles, type ConfigText, type LoadResult } from './build-model.js';
+import { configLimits, overLimit, type ConfigLimits } from './limits.js';
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
@@ -19,7 +20,8 @@ export async function resolveConfigFiles(paths: readonly string[]): Promise<{ fi
       const s = await stat(p);
       if (s.isDirectory()) {
         const names = (await readdir(p)).filter(isConfigFileName).sort();
-        files.push(...names.map((n) => join(p, n)));
+        // A loop, not push(...names): a directory of many files would overflow the stack.
+        for (const n of names) files.push(join(p, n));
       } else files.push(p);
     } catch (e) {
       diagnostics.push({
@@ -33,12 +35,26 @@ export async function resolveConfigFiles(paths: readonly string[]): Promise<{ fi
   return { files: [...new Set(files)], diagnostics };
 }
 
-/** Loads files and directories of YAML config into a model, gathering every problem. */
-export async function loadConfig(paths: readonly string[]): Promise<LoadResult> {
+/** Loads files and directories of YAML config into a model, gathering every problem; `limits` raises or lowers CONFIG_LIMITS. */
+export async function loadConfig(paths: readonly string[], limitOverrides: Partial<ConfigLimits> = {}): Promise<LoadResult> {
+  const limits = configLimits(limitOverrides);
   const { files, diagnostics } = await resolveConfigFiles(paths);
   const texts: ConfigText[] = [];
   for (const file of files) {
     try {
+      // Checked before reading, so that a huge file is never held in memory.
+      const { size } = await stat(file);
+      if (size > limits.maxFileBytes) {
+        diagnostics.push({
+          severity: 'error',
+          file,
+          line: 1,
+          column: 1,
+          path: '',
+          message: overLimit('maxFileBytes', limits, `${size} bytes`),
+        });
+        continue;
+      }
       texts.push({ fileName: file, text: await readFile(file, 'utf8') });
     } catch (e) {
       diagnostics.push({
@@ -52,5 +68,5 @@ export async function loadConfig(paths: readonly string[]): Promise<LoadResult> 
   // An empty config would withdraw every workload from the mesh: refuse it, the last good config keeps serving.
   if (files.length === 0 && diagnostics.length === 0)
     diagnostics.push({ severity: 'error', file: paths.join(', '), path: '', message: 'no config files (*.yaml, *.yml) found' });
-  return parseConfigFiles(texts, diagnostics);
+  return parseConfigFiles(texts, diagnostics, limits);
 }

@@ -5,13 +5,21 @@ import { generateKeyPair, MAX_CSR_BYTES } from '../ca/index.js';
 import { generateTokenKey, mintToken } from '../auth/index.js';
 import { createManualClock } from '../lib/index.js';
 import { IstioCertificateRequest, type IstioCertificateServiceClient } from '../proto/index.js';
+import { opensslCsr, removeTempDir, tempDir } from '../ca/testing.js';
 import { makeCsr } from './make-csr.js';
-import { callRaw, createCertificate, DAY, HOUR, startCsrFixture, type CallOutcome, type CsrFixture } from './testing.js';
+import { callRaw, CONTROL_PLANE_ID, createCertificate, DAY, HOUR, startCsrFixture, type CallOutcome, type CsrFixture } from './testing.js';
 
 const ME = 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend';
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const csrFor = (uriSans: string[], o: { dnsSans?: string[]; requestCa?: boolean } = {}) =>
   makeCsr({ privateKey: generateKeyPair('ec-p256').privateKey, uriSans, ...o });
+
+const newKeyPem = () => generateKeyPair('ec-p256').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+let tmp: string;
+before(() => {
+  tmp = tempDir();
+});
+after(() => removeTempDir(tmp));
 
 function certs(chain: readonly string[]): X509Certificate[] {
   return chain.map((p) => new X509Certificate(p));
@@ -208,6 +216,88 @@ describe('csr: CreateCertificate', function () {
             { csr: csrFor([ME]), metadata: { ImpersonatedIdentity: 'spiffe://cluster.local/ns/datastore-ns/sa/datastore' } },
             await f.token(),
           ),
+      ],
+      [
+        'an IP SAN',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () =>
+          createCertificate(client, { csr: opensslCsr(tmp, newKeyPem(), [`subjectAltName=URI:${ME},IP:10.0.0.1`]) }, await f.token()),
+      ],
+      [
+        'an email SAN',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () =>
+          createCertificate(
+            client,
+            { csr: opensslCsr(tmp, newKeyPem(), [`subjectAltName=URI:${ME},email:a@example.org`]) },
+            await f.token(),
+          ),
+      ],
+      [
+        'keyCertSign and cRLSign key usage',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () =>
+          createCertificate(
+            client,
+            { csr: opensslCsr(tmp, newKeyPem(), [`subjectAltName=URI:${ME}`, 'keyUsage=critical,keyCertSign,cRLSign']) },
+            await f.token(),
+          ),
+      ],
+      [
+        'a name constraints request',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () =>
+          createCertificate(
+            client,
+            { csr: opensslCsr(tmp, newKeyPem(), [`subjectAltName=URI:${ME}`, 'nameConstraints=critical,permitted;DNS:example.org']) },
+            await f.token(),
+          ),
+      ],
+      [
+        'bytes after the DER',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () => {
+          const der = Buffer.from(csrFor([ME]).replace(/-----[^-]+-----|\s/g, ''), 'base64');
+          const padded = Buffer.concat([der, Buffer.from([0, 0])]).toString('base64');
+          return createCertificate(
+            client,
+            { csr: `-----BEGIN CERTIFICATE REQUEST-----\n${padded}\n-----END CERTIFICATE REQUEST-----\n` },
+            await f.token(),
+          );
+        },
+      ],
+      [
+        'a second PEM block',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () => createCertificate(client, { csr: csrFor([ME]) + f.ca.trustBundle().pem }, await f.token()),
+      ],
+      [
+        'a token for the control plane identity',
+        grpc.status.UNAUTHENTICATED,
+        'unauthenticated',
+        async () =>
+          createCertificate(
+            client,
+            { csr: csrFor([CONTROL_PLANE_ID]) },
+            await f.token({ namespace: 'istio-system', serviceAccount: 'meshpilot', rootNamespace: 'another-root' }),
+          ),
+      ],
+      [
+        'the control plane certificate as client certificate',
+        grpc.status.PERMISSION_DENIED,
+        'reserved-identity',
+        async () => {
+          const cp = f.issue(CONTROL_PLANE_ID);
+          return createCertificate(f.client({ keyPem: cp.keyPem, chainPem: cp.svid.chainPem.join('') }), {
+            csr: csrFor([CONTROL_PLANE_ID]),
+          });
+        },
       ],
       [
         'a garbled protobuf',

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Authenticator, Principal } from '../auth/index.js';
 import { MAX_CSR_BYTES, parseCsr, type CertificateAuthority, type CaErrorKind } from '../ca/index.js';
-import { parseSpiffeId } from '../identity/index.js';
+import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, parseSpiffeId } from '../identity/index.js';
 import type { Clock } from '../lib/index.js';
 import type { Logger, LogFields } from '../observability/index.js';
 import type { IstioCertificateResponse } from '../proto/index.js';
@@ -25,6 +25,7 @@ export type CsrErrorKind =
   | 'impersonation'
   | 'bad-csr'
   | 'wrong-identity'
+  | 'reserved-identity'
   | 'ca-not-ready'
   | 'ca-error';
 
@@ -44,6 +45,7 @@ const REPLY: Record<CsrErrorKind, { readonly code: grpc.status; readonly details
   impersonation: { code: grpc.status.PERMISSION_DENIED, details: 'impersonation is not allowed' },
   'bad-csr': { code: grpc.status.INVALID_ARGUMENT, details: 'invalid certificate request' },
   'wrong-identity': { code: grpc.status.PERMISSION_DENIED, details: 'certificate request names another identity' },
+  'reserved-identity': { code: grpc.status.PERMISSION_DENIED, details: 'identity is reserved' },
   'ca-not-ready': { code: grpc.status.UNAVAILABLE, details: 'certificate authority not ready' },
   'ca-error': { code: grpc.status.INTERNAL, details: 'certificate not issued' },
 };
@@ -64,9 +66,12 @@ export function createCsrService(deps: {
   /** Validity when the request names none. */
   defaultTtlMs: number;
   rateLimit?: Partial<RateLimitPolicy>;
+  /** The mesh's root namespace, where the control plane's own service account is reserved; default istio-system. */
+  rootNamespace?: string;
   clock: Clock;
   log: Logger;
 }): CsrService {
+  const reserved = { rootNamespace: deps.rootNamespace ?? DEFAULT_ROOT_NAMESPACE };
   if (!(deps.maxTtlMs > 0 && deps.defaultTtlMs > 0)) throw new Error('csr service: maxTtlMs and defaultTtlMs must be positive');
   const limiter: RateLimiter = createRateLimiter({ ...defaultRateLimit, ...deps.rateLimit }, deps.clock);
   const log = deps.log.child({ service: 'csr' });
@@ -84,6 +89,10 @@ export function createCsrService(deps: {
   }
 
   async function issue(req: CsrRequest, caller: Principal) {
+    // Whatever the credential (a token, or the control plane's own certificate as a client certificate),
+    // no caller gets a certificate for the identity sidecars trust as the control plane.
+    if (isReservedIdentity(caller.identity, reserved))
+      return fail('reserved-identity', 'caller identity is reserved for the control plane');
     const ttl = ttlOf(req);
     if (!ttl.ok) return ttl;
     // Istio's ImpersonatedIdentity lets a trusted node agent ask for someone else's
@@ -97,8 +106,12 @@ export function createCsrService(deps: {
     const problems: string[] = [];
     if (csr.uriSans.length !== 1) problems.push(`csr has ${csr.uriSans.length} URI SANs; exactly one is allowed`);
     if (csr.dnsSans.length > 0) problems.push(`csr asks for DNS SANs ${JSON.stringify(csr.dnsSans)}; an SVID has none`);
-    if (csr.requestsCa) problems.push('csr asks for CA rights');
-    if (problems.length > 0) return fail('bad-csr', problems.join('; '), { uriSans: csr.uriSans, dnsSans: csr.dnsSans });
+    // Refused rather than ignored: the SVID would carry none of these anyway, and a client asking for
+    // them is misconfigured or probing; Istio agents and meshpilot's own never ask.
+    if (csr.otherSans.length > 0) problems.push(`csr asks for SANs ${JSON.stringify(csr.otherSans)}; an SVID has only its URI SAN`);
+    if (csr.requestsCa) problems.push(`csr asks for CA rights (${csr.caRequests.join(', ')})`);
+    if (problems.length > 0)
+      return fail('bad-csr', problems.join('; '), { uriSans: csr.uriSans, dnsSans: csr.dnsSans, otherSans: csr.otherSans });
     const asked = csr.uriSans[0]!;
     if (asked !== caller.identity) {
       const valid = parseSpiffeId(asked);

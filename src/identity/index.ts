@@ -13,3 +13,5 @@ export {
 } from './spiffe-id.js';
 export type { SpiffeId, SpiffeIdError, SpiffeIdRule, TrustDomain, WorkloadIdentity } from './spiffe-id.js';
 export { checkDns1123Label, checkDns1123Subdomain } from './kubernetes-names.js';
+export { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_ROOT_NAMESPACE, isReservedIdentity, reservedServiceAccount } from './reserved.js';
+export type { ReservedIdentitySettings } from './reserved.js';

@@ -27,6 +27,8 @@ export type { MeshSettings } from './settings.js';
 export { DEFAULT_MESH_SETTINGS, meshSettings } from './settings.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { selectorMatches } from './labels.js';
+export type { SelectorIndex } from './selector-index.js';
+export { createSelectorIndex } from './selector-index.js';
 export type { MeshModel, MeshModelInput, NamespacedName } from './mesh-model.js';
 export { createMeshModel, objectKey, workloadPortFor, applicationProtocol } from './mesh-model.js';
 export type { ChangeSet, ObjectChange } from './diff.js';

@@ -135,6 +135,17 @@ describe('MeshModel', () => {
     assert.equal(m.requestAuthenticationsFor(web).length, 0);
   });
 
+  it('lists applying policies in namespace order whichever side of the root namespace the workload is on', () => {
+    const m = createMeshModel({
+      serviceAccounts: [sa('aaa', 'x'), sa('zzz', 'x')],
+      workloads: [wl('aaa', 'w', '10.0.0.1', 'x', {}), wl('zzz', 'w', '10.0.0.2', 'x', {})],
+      peerAuthentications: [pa('zzz', 'b'), pa('istio-system', 'a'), pa('aaa', 'c'), pa('other', 'd'), pa('zzz', 'a')],
+    });
+    const names = (ns: string) => m.peerAuthenticationsFor(m.workload(ns, 'w')!).map((p) => `${p.namespace}/${p.name}`);
+    assert.deepEqual(names('aaa'), ['aaa/c', 'istio-system/a']);
+    assert.deepEqual(names('zzz'), ['istio-system/a', 'zzz/a', 'zzz/b']);
+  });
+
   it('is frozen', () => {
     const m = createMeshModel(input());
     assert.throws(() => {

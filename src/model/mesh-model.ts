@@ -1,6 +1,7 @@
 import { shortHash } from '../lib/index.js';
 import { contentHash, deepFreeze } from './canonical.js';
 import { selectorMatches } from './labels.js';
+import { createSelectorIndex } from './selector-index.js';
 import { meshSettings, type MeshSettings } from './settings.js';
 import type {
   AuthorizationPolicy,
@@ -117,19 +118,16 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   let selection: { workloadsOf: Map<string, readonly WorkloadEntry[]>; servicesOf: Map<string, readonly Service[]> } | undefined;
   function select(): NonNullable<typeof selection> {
     if (selection) return selection;
-    const workloadsByNs = new Map<string, WorkloadEntry[]>();
-    for (const w of wls.all) {
-      const list = workloadsByNs.get(w.namespace) ?? [];
-      list.push(w);
-      workloadsByNs.set(w.namespace, list);
-    }
+    const byLabel = createSelectorIndex(
+      wls.all,
+      (w) => w.namespace,
+      (w) => w.labels,
+    );
     const workloadsOf = new Map<string, readonly WorkloadEntry[]>();
     const servicesOf = new Map<string, Service[]>();
     for (const s of svcs.all) {
-      const picked =
-        Object.keys(s.selector).length === 0
-          ? []
-          : (workloadsByNs.get(s.namespace) ?? []).filter((w) => selectorMatches(s.selector, w.labels));
+      // Workloads are indexed in name order, so each pick is sorted by name as the interface promises.
+      const picked = byLabel.select(s.namespace, s.selector);
       workloadsOf.set(nsKey(s.namespace, s.name), Object.freeze(picked));
       for (const w of picked) {
         const key = nsKey(w.namespace, w.name);
@@ -143,13 +141,37 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     return selection;
   }
 
+  // Policies grouped by namespace on first use, so a workload's query reads its namespace's and the
+  // root namespace's policies, not every policy of the mesh.
+  const byNamespace = new WeakMap<readonly ObjectMeta[], Map<string, readonly ObjectMeta[]>>();
+  function groupOf<T extends ObjectMeta>(list: readonly T[], namespace: string): readonly T[] {
+    let groups = byNamespace.get(list);
+    if (!groups) {
+      const g = new Map<string, T[]>();
+      for (const p of list) {
+        const l = g.get(p.namespace);
+        if (l) l.push(p);
+        else g.set(p.namespace, [p]);
+      }
+      groups = g;
+      byNamespace.set(list, groups);
+    }
+    return (groups.get(namespace) ?? []) as readonly T[];
+  }
+
   function applying<T extends ObjectMeta & { readonly selector?: Readonly<Record<string, string>> }>(
     list: readonly T[],
     w: WorkloadEntry,
   ): readonly T[] {
-    return list.filter(
-      (p) => (p.namespace === w.namespace || p.namespace === settings.rootNamespace) && selectorMatches(p.selector, w.labels),
-    );
+    const root = settings.rootNamespace;
+    // The list is sorted by namespace, then name: the two groups are joined in namespace order to keep that.
+    const groups =
+      w.namespace === root
+        ? [groupOf(list, root)]
+        : w.namespace < root
+          ? [groupOf(list, w.namespace), groupOf(list, root)]
+          : [groupOf(list, root), groupOf(list, w.namespace)];
+    return groups.flatMap((g) => g.filter((p) => selectorMatches(p.selector, w.labels)));
   }
 
   const model: MeshModel = {

@@ -16,6 +16,8 @@ export { INBOUND_HCM_OPTIONS, INBOUND_PATH_NORMALIZATION, normalizeRequestPath, 
 export { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 export type { JwksFetcher, IntervalTimers } from './jwks-fetcher.js';
 export { createJwksFetcher } from './jwks-fetcher.js';
+export type { HostLookup, JwksFetchPolicy, JwksTarget } from './jwks-target.js';
+export { checkJwksTarget, DEFAULT_JWKS_FETCH_POLICY } from './jwks-target.js';
 export { renderFilter } from './render.js';
 export { verifyJwt } from './jwt-verify.js';
 export { createInboundPolicySource } from './policy-source.js';

@@ -8,6 +8,8 @@ import { createJwksFetcher, type IntervalTimers } from './jwks-fetcher.js';
 const KEYS_A =
   '{"keys":[{"kty":"EC","crv":"P-256","kid":"a","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}';
 const KEYS_B = KEYS_A.replace('"kid":"a"', '"kid":"b"');
+// These tests serve JWKS over plain HTTP on 127.0.0.1: the explicit development allowance.
+const LOOPBACK_HTTP = { allowPlainHttp: true, allowPrivateHosts: true };
 
 describe('createJwksFetcher', () => {
   let server: Server;
@@ -47,7 +49,7 @@ describe('createJwksFetcher', () => {
 
   it('fetches on first use, then serves the keys', async () => {
     const log = createRecordingLogger();
-    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers() });
+    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), policy: LOOPBACK_HTTP });
     assert.equal(f.get(`${base}/jwks`), undefined);
     await f.refresh();
     assert.equal(f.get(`${base}/jwks`), KEYS_A);
@@ -56,7 +58,7 @@ describe('createJwksFetcher', () => {
 
   it('keeps the last good keys when the server fails or returns garbage, and logs a warning', async () => {
     const log = createRecordingLogger();
-    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers() });
+    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), policy: LOOPBACK_HTTP });
     const uri = `${base}/jwks`;
     f.get(uri);
     await f.refresh();
@@ -78,7 +80,7 @@ describe('createJwksFetcher', () => {
 
   it('keeps the last good keys when the server is gone', async () => {
     const log = createRecordingLogger();
-    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers() });
+    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), policy: LOOPBACK_HTTP });
     const uri = `${base}/jwks`;
     f.get(uri);
     await f.refresh();
@@ -93,7 +95,7 @@ describe('createJwksFetcher', () => {
 
   it('never has keys for a URI that never served a JWKS', async () => {
     respond = { status: 200, body: 'garbage' };
-    const f = createJwksFetcher({ clock: createManualClock(), log: createRecordingLogger(), timers: fakeTimers() });
+    const f = createJwksFetcher({ clock: createManualClock(), log: createRecordingLogger(), timers: fakeTimers(), policy: LOOPBACK_HTTP });
     f.get(`${base}/jwks`);
     await f.refresh();
     assert.equal(f.get(`${base}/jwks`), undefined);
@@ -102,7 +104,13 @@ describe('createJwksFetcher', () => {
 
   it('refreshes on its timer and reports changes once', async () => {
     const timers = fakeTimers();
-    const f = createJwksFetcher({ clock: createManualClock(), log: createRecordingLogger(), timers, refreshMs: 60_000 });
+    const f = createJwksFetcher({
+      clock: createManualClock(),
+      log: createRecordingLogger(),
+      timers,
+      refreshMs: 60_000,
+      policy: LOOPBACK_HTTP,
+    });
     assert.equal(timers.ms, 60_000);
     const changed: string[] = [];
     f.onChange((u) => changed.push(u));
@@ -124,7 +132,7 @@ describe('createJwksFetcher', () => {
 
   it('refuses oversized responses and bounds the number of URIs', async () => {
     const log = createRecordingLogger();
-    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), maxBytes: 64, maxUris: 1 });
+    const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), maxBytes: 64, maxUris: 1, policy: LOOPBACK_HTTP });
     f.get(`${base}/a`);
     await f.refresh();
     assert.equal(f.get(`${base}/a`), undefined);

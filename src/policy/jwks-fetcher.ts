@@ -2,8 +2,12 @@
 // jwt_authn (the proxy never fetches). The last good key set of each URI is kept: a failed fetch
 // or a response that is not a JWKS is logged and changes nothing, so keys never fall back to
 // anything but what the issuer last published.
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Clock } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
+import { checkJwksTarget, DEFAULT_JWKS_FETCH_POLICY, type HostLookup, type JwksFetchPolicy, type JwksTarget } from './jwks-target.js';
 import { checkJwks } from './request-authentication.js';
 
 /** Keeps the last good JWKS of each URI it is asked about, refreshed periodically. */
@@ -39,22 +43,97 @@ interface Entry {
   inflight?: Promise<void>;
 }
 
+// Resolves or rejects with p, or rejects after ms: name resolution has no time limit of its own.
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type Fetched = { status: number; location?: string; text?: string };
+
+// One GET to the checked address: the URL's host still names the server for TLS (SNI and
+// certificate check), but the connection goes to the address that was checked, whatever DNS
+// says now. Redirects are not followed: their target was never checked.
+function getPinned(target: JwksTarget, o: { timeoutMs: number; maxBytes: number; ca?: string }): Promise<Fetched> {
+  const pinned: LookupFunction = (_host, opts, cb) => {
+    if (opts.all) cb(null, [{ address: target.address, family: target.family }]);
+    else cb(null, target.address, target.family);
+  };
+  const options: RequestOptions & { ca?: string } = {
+    method: 'GET',
+    headers: { accept: 'application/json' },
+    lookup: pinned,
+    signal: AbortSignal.timeout(o.timeoutMs),
+    ...(o.ca ? { ca: o.ca } : {}),
+  };
+  const send = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(target.url, options, (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        res.resume();
+        resolve({ status, ...(res.headers.location ? { location: res.headers.location } : {}) });
+        return;
+      }
+      const declared = Number(res.headers['content-length']);
+      if (declared > o.maxBytes) {
+        res.destroy();
+        resolve({ status });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > o.maxBytes) {
+          res.destroy();
+          resolve({ status });
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => resolve({ status, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+      // A body cut short (the time limit aborted it, the server went away) may end with 'close'
+      // alone; settling here keeps the fetch from waiting forever. A settled promise ignores this.
+      res.on('close', () => reject(new Error('connection closed before the response ended')));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /**
- * Creates a JWKS fetcher: http(s) GET with a timeout and a size cap, the last good keys per URI,
- * a warning on every failure, and a refresh of all known URIs every `refreshMs` (default 20 min,
- * Istio's default). At most `maxUris` URIs are tracked; more are refused with a warning.
+ * Creates a JWKS fetcher: an HTTPS GET to a checked public address (see JwksFetchPolicy) with a
+ * time limit and a size cap, the last good keys per URI, a warning on every failure, and a
+ * refresh of all known URIs every `refreshMs` (default 20 min, Istio's default). At most
+ * `maxUris` URIs are tracked; more are refused with a warning.
  */
 export function createJwksFetcher(deps: {
   clock: Clock;
   log: Logger;
-  fetch?: typeof globalThis.fetch;
+  /** What jwksUris may reach; default HTTPS to public addresses only. */
+  policy?: Partial<JwksFetchPolicy>;
+  /** Host name resolution; default the system resolver (tests inject one and never use DNS). */
+  lookup?: HostLookup;
+  /** Extra trusted roots (PEM) for HTTPS, besides Node's; for tests. */
+  ca?: string;
   refreshMs?: number;
+  /** Time limit of one fetch, resolution to last byte; default 5 s. */
   timeoutMs?: number;
+  /** Largest JWKS accepted, in bytes; default 1 MiB. */
   maxBytes?: number;
   maxUris?: number;
   timers?: IntervalTimers;
 }): JwksFetcher {
-  const doFetch = deps.fetch ?? globalThis.fetch;
+  const policy: JwksFetchPolicy = { ...DEFAULT_JWKS_FETCH_POLICY, ...deps.policy };
   const timeoutMs = deps.timeoutMs ?? 5_000;
   const maxBytes = deps.maxBytes ?? 1 << 20;
   const maxUris = deps.maxUris ?? 256;
@@ -62,24 +141,6 @@ export function createJwksFetcher(deps: {
   const entries = new Map<string, Entry>();
   const listeners = new Set<(uri: string) => void>();
   let refusedLogged = false;
-
-  async function readCapped(res: Response): Promise<string | undefined> {
-    if (!res.body) return '';
-    const reader = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel();
-        return undefined;
-      }
-      chunks.push(value);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  }
 
   async function fetchOne(uri: string, e: Entry): Promise<void> {
     const fail = (cause: string) =>
@@ -90,16 +151,13 @@ export function createJwksFetcher(deps: {
         ...(e.fetchedAt !== undefined ? { keysAgeMs: deps.clock.now() - e.fetchedAt } : {}),
       });
     try {
-      const res = await doFetch(uri, {
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: { accept: 'application/json' },
-        redirect: 'follow',
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        return fail(`http status ${res.status}`);
-      }
-      const text = await readCapped(res);
+      const target = await withTimeout(checkJwksTarget(uri, policy, deps.lookup), timeoutMs, 'resolving the jwksUri host');
+      if (!target.ok) return fail(`refused: ${target.error}`);
+      const res = await getPinned(target.value, { timeoutMs, maxBytes, ...(deps.ca ? { ca: deps.ca } : {}) });
+      if (res.status >= 300 && res.status < 400)
+        return fail(`http status ${res.status}: redirects are not followed (to ${res.location ?? '?'})`);
+      if (res.status < 200 || res.status >= 300) return fail(`http status ${res.status}`);
+      const text = res.text;
       if (text === undefined) return fail(`response larger than ${maxBytes} bytes`);
       const problem = checkJwks(text);
       if (problem) return fail(problem);

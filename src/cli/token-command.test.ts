@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { registerBootstrapCommand } from './bootstrap-command.js';
+import { registerTokenCommand } from './token-command.js';
+
+async function run(...args: string[]): Promise<{ err: string; exitCode: number }> {
+  let err = '';
+  const program = new Command('meshpilot').exitOverride().configureOutput({ writeErr: (s) => (err += s) });
+  registerTokenCommand(program);
+  registerBootstrapCommand(program);
+  for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: (s) => (err += s) });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return { err, exitCode: 0 };
+  } catch (e) {
+    if (e instanceof CommanderError) return { err, exitCode: e.exitCode };
+    throw e;
+  }
+}
+
+describe('cli: meshpilot token', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshpilot-token-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses to mint a token for the control plane service account of the root namespace', async () => {
+    const r = await run('token', '--state-dir', dir, '--namespace', 'istio-system', '--service-account', 'meshpilot');
+    assert.notEqual(r.exitCode, 0);
+    assert.match(r.err, /istio-system\/meshpilot is reserved/);
+    const custom = await run(
+      'token',
+      '--state-dir',
+      dir,
+      '--namespace',
+      'root',
+      '--service-account',
+      'meshpilot',
+      '--root-namespace',
+      'root',
+    );
+    assert.notEqual(custom.exitCode, 0);
+  });
+
+  it('refuses to write a sidecar bootstrap (and its token) for the control plane service account', async () => {
+    const r = await run(
+      'bootstrap',
+      '--state-dir',
+      dir,
+      '--namespace',
+      'istio-system',
+      '--service-account',
+      'meshpilot',
+      '--workload',
+      'cp',
+      '--address',
+      '127.0.0.1',
+    );
+    assert.notEqual(r.exitCode, 0);
+    assert.match(r.err, /istio-system\/meshpilot is reserved/);
+  });
+});
