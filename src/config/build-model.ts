@@ -1,7 +1,7 @@
 // Checks across objects and files (duplicates, references, selection), then builds the model.
 import { createMeshModel, positionOf, selectorMatches, type MeshModel, type ObjectMeta, type SourceRef } from '../model/index.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
-import { parseFileText, type ParsedObject } from './parse-document.js';
+import { parseFileText, type ParsedObject, type ParseOptions } from './parse-document.js';
 
 /** The outcome of loading config: a model only when there is no error, and every diagnostic found. */
 export interface LoadResult {
@@ -25,12 +25,16 @@ function at(origin: SourceRef, path: string, severity: ConfigDiagnostic['severit
 const where = (o: SourceRef): string => `${o.file}:${o.line}`;
 
 /** Parses several files as one config (names are unique across files) and builds the model if nothing is wrong. */
-export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly ConfigDiagnostic[] = []): LoadResult {
+export function parseConfigFiles(
+  inputs: readonly ConfigText[],
+  extra: readonly ConfigDiagnostic[] = [],
+  opts: ParseOptions = {},
+): LoadResult {
   const diagnostics: ConfigDiagnostic[] = [...extra];
   const objects: ParsedObject[] = [];
   let syntaxErrors = false;
   for (const input of inputs) {
-    const parsed = parseFileText(input.text, input.fileName, diagnostics);
+    const parsed = parseFileText(input.text, input.fileName, diagnostics, opts);
     objects.push(...parsed.objects);
     syntaxErrors ||= parsed.syntaxErrors;
   }
@@ -58,8 +62,8 @@ export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly 
 }
 
 /** Parses one file's text: for tests and tools. */
-export function parseConfigText(text: string, fileName: string): LoadResult {
-  return parseConfigFiles([{ fileName, text }]);
+export function parseConfigText(text: string, fileName: string, opts: ParseOptions = {}): LoadResult {
+  return parseConfigFiles([{ fileName, text }], [], opts);
 }
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not

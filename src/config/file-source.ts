@@ -38,6 +38,8 @@ export interface FileConfigSourceOptions {
   readonly maxDelayMs?: number;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** The namespace of documents that name none (`serve --namespace`); default `default`. */
+  readonly defaultNamespace?: string;
 }
 
 const realTimers: Timers = {
@@ -129,7 +131,7 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   }
 
   async function loadOnce(): Promise<void> {
-    const result = await loadConfig(paths);
+    const result = await loadConfig(paths, opts.defaultNamespace !== undefined ? { defaultNamespace: opts.defaultNamespace } : {});
     if (closed) return;
     diagnostics = result.diagnostics;
     await ensureWatchers();
@@ -137,7 +139,8 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
       for (const d of result.diagnostics) {
         const fields = { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message };
         if (d.severity === 'error') log.error('config rejected', fields);
-        else log.warn('config warning', fields);
+        else if (d.severity === 'warning') log.warn('config warning', fields);
+        else log.info('config note', fields);
       }
       if (model) log.warn('config keeps last good version', { version: model.version });
       return;
@@ -147,7 +150,13 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
       return;
     }
     for (const d of result.diagnostics)
-      log.warn('config warning', { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message });
+      (d.severity === 'info' ? log.info : log.warn)(d.severity === 'info' ? 'config note' : 'config warning', {
+        file: d.file,
+        line: d.line,
+        column: d.column,
+        path: d.path,
+        message: d.message,
+      });
     model = result.model;
     log.info('config accepted', { version: model.version, files: result.files.length });
     for (const cb of [...subscribers]) if (!closed) deliver(model, cb);

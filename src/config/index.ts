@@ -3,6 +3,7 @@ export type { ConfigDiagnostic } from './diagnostics.js';
 export { hasErrors } from './diagnostics.js';
 export type { LoadResult, ConfigText } from './build-model.js';
 export { parseConfigText, parseConfigFiles } from './build-model.js';
+export type { LoadOptions } from './load.js';
 export { loadConfig, resolveConfigFiles, isConfigFileName } from './load.js';
 export { ACCEPTED_KINDS } from './parse-document.js';
 export type { ConfigSource, FileConfigSourceOptions, Timers } from './file-source.js';

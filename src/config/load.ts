@@ -2,6 +2,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseConfigFiles, type ConfigText, type LoadResult } from './build-model.js';
+import type { ParseOptions } from './parse-document.js';
+
+/** Options of loadConfig: how documents without a namespace are read. */
+export type LoadOptions = ParseOptions;
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
@@ -34,7 +38,7 @@ export async function resolveConfigFiles(paths: readonly string[]): Promise<{ fi
 }
 
 /** Loads files and directories of YAML config into a model, gathering every problem. */
-export async function loadConfig(paths: readonly string[]): Promise<LoadResult> {
+export async function loadConfig(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
   const { files, diagnostics } = await resolveConfigFiles(paths);
   const texts: ConfigText[] = [];
   for (const file of files) {
@@ -52,5 +56,5 @@ export async function loadConfig(paths: readonly string[]): Promise<LoadResult> 
   // An empty config would withdraw every workload from the mesh: refuse it, the last good config keeps serving.
   if (files.length === 0 && diagnostics.length === 0)
     diagnostics.push({ severity: 'error', file: paths.join(', '), path: '', message: 'no config files (*.yaml, *.yml) found' });
-  return parseConfigFiles(texts, diagnostics);
+  return parseConfigFiles(texts, diagnostics, opts);
 }
