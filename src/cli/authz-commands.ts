@@ -188,6 +188,7 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
       out += `  port: ${sp.port} (${protocol}, mTLS ${compiled.mtlsMode})\n`;
       if (d.normalizedPath !== undefined) out += `  normalized path: ${d.normalizedPath}\n`;
       for (const a of d.audited) out += `  audited by: ${a}\n`;
+      for (const r of d.dryRun) out += `  dry-run: ${r}\n`;
       write(out);
       setExitCode(d.verdict === 'allow' ? 0 : EXIT_DENY);
     });

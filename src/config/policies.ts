@@ -263,6 +263,30 @@ function readRule(r: DocReader, f: Field): AuthzRule {
   return { from, to, when };
 }
 
+/** The annotation that makes an AuthorizationPolicy a dry run (Istio's experimental `istio.io/dry-run`). */
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+// Istio parses the value as a Go bool; anything else leaves the policy enforced, which is the
+// fail-closed reading, so it is a warning and not an error.
+const GO_BOOLS: Readonly<Record<string, boolean>> = Object.fromEntries([
+  ...['1', 't', 'T', 'true', 'TRUE', 'True'].map((s) => [s, true]),
+  ...['0', 'f', 'F', 'false', 'FALSE', 'False'].map((s) => [s, false]),
+]);
+
+function readDryRun(r: DocReader, h: ObjectHeader, action: AuthzAction): boolean {
+  const v = h.annotations[DRY_RUN_ANNOTATION];
+  if (v === undefined) return false;
+  const path = `metadata.annotations[${JSON.stringify(DRY_RUN_ANNOTATION)}]`;
+  const at = h.origin.fields?.get(path) ?? h.at;
+  const b = GO_BOOLS[v];
+  if (b === undefined) {
+    r.warn(at, path, `'${v}' is not a boolean: the policy is enforced (write "true" for a dry run)`);
+    return false;
+  }
+  if (b && action === 'AUDIT') r.warn(at, path, 'dry-run has no effect on AUDIT policies (Istio supports it for ALLOW and DENY)');
+  return b && action !== 'AUDIT';
+}
+
 /** Reads an AuthorizationPolicy; CUSTOM actions and targetRef are rejected as unsupported. */
 export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Field | undefined): AuthorizationPolicy {
   const m = spec
@@ -281,7 +305,16 @@ export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Fi
     else if (a !== undefined) r.error(m.action.at, m.action.path, `unknown action '${a}': one of ALLOW, DENY, AUDIT`);
   }
   const rules = m.rules ? (r.list(m.rules) ?? []).map((f) => readRule(r, f)) : [];
-  return { namespace: h.namespace, name: h.name, origin: h.origin, ...(selector ? { selector } : {}), action, rules };
+  const dryRun = readDryRun(r, h, action);
+  return {
+    namespace: h.namespace,
+    name: h.name,
+    origin: h.origin,
+    ...(selector ? { selector } : {}),
+    action,
+    rules,
+    ...(dryRun ? { dryRun } : {}),
+  };
 }
 
 function readJwks(r: DocReader, f: Field): string | undefined {

@@ -151,6 +151,8 @@ export interface AuthorizationPolicy extends ObjectMeta {
   readonly selector?: Labels;
   readonly action: AuthzAction;
   readonly rules: readonly AuthzRule[];
+  /** Annotation `istio.io/dry-run: "true"`: evaluated and counted by the proxy, never enforced. */
+  readonly dryRun?: boolean;
 }
 
 /** One JWT rule of a RequestAuthentication, after Istio's API. */

@@ -524,27 +524,35 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
       ),
     ],
   };
-  const byAction: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
+  // Dry-run policies go to the same action's shadow rules (Istio's builder does the same): Envoy
+  // evaluates them and counts the would-be result, but they never decide a request.
+  const enforced: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
+  const shadow: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
   const present = new Set<RbacFilterAction>();
+  const presentShadow = new Set<RbacFilterAction>();
   for (const p of model.authorizationPoliciesFor(workload)) {
     const action: RbacFilterAction = p.action === 'AUDIT' ? 'LOG' : p.action;
-    present.add(action);
+    (p.dryRun ? presentShadow : present).add(action);
     try {
-      Object.assign(byAction[action], compilePolicy(p, protocol, s, diagnostics));
+      Object.assign((p.dryRun ? shadow : enforced)[action], compilePolicy(p, protocol, s, diagnostics));
     } catch (e) {
       // A bug, not bad input: never let it open access. The workload denies everything until fixed.
       diagnostics.push(
         diagnosticAt(p, KIND, 'spec', 'error', `internal error compiling the policy (${(e as Error).message}): denying every request`),
       );
       present.add('DENY');
-      byAction.DENY[rbacPolicyName(p.namespace, p.name, 'internal-error')] = DENY_ALL;
+      enforced.DENY[rbacPolicyName(p.namespace, p.name, 'internal-error')] = DENY_ALL;
     }
   }
   const filters: PolicyFilter[] = [];
   for (const action of ['LOG', 'DENY', 'ALLOW'] as const) {
     // An ALLOW filter without policies denies everything, as it must; LOG and DENY without policies do nothing.
-    if (!present.has(action) || (action !== 'ALLOW' && Object.keys(byAction[action]).length === 0)) continue;
-    filters.push(rbacFilter(protocol, action, byAction[action]));
+    const rules = present.has(action) && (action === 'ALLOW' || Object.keys(enforced[action]).length > 0) ? enforced[action] : undefined;
+    // A dry-run ALLOW policy whose rules were all dropped would deny everything: its shadow says so.
+    const shadowRules =
+      presentShadow.has(action) && (action === 'ALLOW' || Object.keys(shadow[action]).length > 0) ? shadow[action] : undefined;
+    if (!rules && !shadowRules) continue;
+    filters.push(rbacFilter(protocol, action, rules, shadowRules));
   }
   return {
     protocol,
@@ -554,12 +562,29 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
   };
 }
 
-/** Packs one RBAC filter; the policy map is sorted by name so equal input gives equal bytes. */
-export function rbacFilter(protocol: PortProtocol, action: RbacFilterAction, policies: Record<string, EnvoyPolicy>): PolicyFilter {
-  const sorted = Object.fromEntries(Object.entries(policies).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const rules = { action: RbacAction[action], policies: sorted };
-  if (protocol === 'http') return { name: HTTP_RBAC_FILTER, typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, { rules }) };
-  return { name: NETWORK_RBAC_FILTER, typedConfig: packAny(NETWORK_RBAC_TYPE, NetworkRbac, { rules, statPrefix: 'tcp.' }) };
+/** The stat prefix of shadow (dry-run) rules, as Istio sets it: Envoy counts `<prefix>rbac.<stat>shadow_allowed/shadow_denied`. */
+export const DRY_RUN_STAT_PREFIX = 'istio_dry_run_';
+
+/**
+ * Packs one RBAC filter with enforced `policies` and/or dry-run `shadowPolicies` (Envoy: rules
+ * absent means no enforcement); each policy map is sorted by name so equal input gives equal bytes.
+ */
+export function rbacFilter(
+  protocol: PortProtocol,
+  action: RbacFilterAction,
+  policies: Record<string, EnvoyPolicy> | undefined,
+  shadowPolicies?: Record<string, EnvoyPolicy>,
+): PolicyFilter {
+  const sorted = (ps: Record<string, EnvoyPolicy>) =>
+    Object.fromEntries(Object.entries(ps).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const config = {
+    ...(policies ? { rules: { action: RbacAction[action], policies: sorted(policies) } } : {}),
+    ...(shadowPolicies
+      ? { shadowRules: { action: RbacAction[action], policies: sorted(shadowPolicies) }, shadowRulesStatPrefix: DRY_RUN_STAT_PREFIX }
+      : {}),
+  };
+  if (protocol === 'http') return { name: HTTP_RBAC_FILTER, typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, config) };
+  return { name: NETWORK_RBAC_FILTER, typedConfig: packAny(NETWORK_RBAC_TYPE, NetworkRbac, { ...config, statPrefix: 'tcp.' }) };
 }
 
 /** A filter that denies every request or connection: what a workload gets when its policy cannot be compiled at all. */

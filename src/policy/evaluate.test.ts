@@ -378,3 +378,78 @@ spec:
     assert.equal(check(m, { path: '/private' }).verdict, 'deny');
   });
 });
+
+describe('evaluate: dry-run policies (istio.io/dry-run) are shadow rules', () => {
+  const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-headers
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/headers"] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-ip
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  rules: [{ to: [{ operation: { paths: ["/ip"] } }] }]
+`);
+
+  it('a request a dry-run DENY matches is allowed, and the would-be denial is reported', () => {
+    const d = check(model, { method: 'GET', path: '/headers' });
+    assert.equal(d.verdict, 'allow');
+    assert.deepEqual(d.dryRun, ['would deny by shop/deny-headers rule 0', 'would deny: no dry-run ALLOW policy matches']);
+  });
+
+  it('a dry-run ALLOW never denies: only its would-be result is reported', () => {
+    const d = check(model, { method: 'GET', path: '/ip' });
+    assert.equal(d.verdict, 'allow');
+    assert.equal(d.reason, 'no policy denies it and no ALLOW policy applies');
+    assert.deepEqual(d.dryRun, ['would allow by shop/allow-ip rule 0']);
+  });
+
+  it('an enforced DENY still denies next to a dry-run one', () => {
+    const both = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: shop }
+spec:
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin"] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-all-dry
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  action: DENY
+  rules: [{}]
+`);
+    const d = check(both, { method: 'GET', path: '/admin' });
+    assert.equal(d.verdict, 'deny');
+    assert.equal(d.policy, 'shop/deny-admin');
+    assert.deepEqual(d.dryRun, ['would deny by shop/deny-all-dry rule 0']);
+    assert.equal(check(both, { method: 'GET', path: '/ok' }).verdict, 'allow');
+  });
+
+  it('a dry-run value that is not a boolean leaves the policy enforced (fail closed), with a warning', () => {
+    const r = parseConfigText(
+      `${WORKLOADS}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: d\n  namespace: shop\n  annotations: { istio.io/dry-run: "yes" }\nspec:\n  action: DENY\n  rules: [{}]\n`,
+      'test.yaml',
+    );
+    assert.ok(r.model);
+    assert.match(
+      r.diagnostics.map(formatDiagnostic).join('\n'),
+      /metadata\.annotations\["istio\.io\/dry-run"\]: 'yes' is not a boolean: the policy is enforced/,
+    );
+    assert.equal(check(r.model, { method: 'GET', path: '/' }).verdict, 'deny');
+  });
+});

@@ -31,12 +31,17 @@ export function renderFilter(f: PolicyFilter): unknown {
     case HTTP_RBAC_FILTER:
     case NETWORK_RBAC_FILTER: {
       const c = f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value);
-      const rules = c.rules!;
       return {
         filter: f.name,
         ...('statPrefix' in c && c.statPrefix ? { statPrefix: c.statPrefix } : {}),
-        action: RbacAction[rules.action],
-        policies: prune(rules.policies) ?? {},
+        ...(c.rules ? { action: RbacAction[c.rules.action], policies: prune(c.rules.policies) ?? {} } : {}),
+        ...(c.shadowRules
+          ? {
+              shadowAction: RbacAction[c.shadowRules.action],
+              shadowPolicies: prune(c.shadowRules.policies) ?? {},
+              shadowRulesStatPrefix: c.shadowRulesStatPrefix,
+            }
+          : {}),
       };
     }
     case JWT_FILTER: {
