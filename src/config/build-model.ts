@@ -1,5 +1,14 @@
 // Checks across objects and files (duplicates, references, selection), then builds the model.
-import { createMeshModel, positionOf, selectorMatches, type MeshModel, type ObjectMeta, type SourceRef } from '../model/index.js';
+import {
+  createMeshModel,
+  meshSettings,
+  positionOf,
+  selectorMatches,
+  type Labels,
+  type MeshModel,
+  type ObjectMeta,
+  type SourceRef,
+} from '../model/index.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
 import { parseFileText, type ParsedObject, type ParseOptions } from './parse-document.js';
 
@@ -38,7 +47,7 @@ export function parseConfigFiles(
     objects.push(...parsed.objects);
     syntaxErrors ||= parsed.syntaxErrors;
   }
-  const kept = crossCheck(objects, diagnostics, !syntaxErrors);
+  const kept = resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics);
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(
     (a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
@@ -64,6 +73,61 @@ export function parseConfigFiles(
 /** Parses one file's text: for tests and tools. */
 export function parseConfigText(text: string, fileName: string, opts: ParseOptions = {}): LoadResult {
   return parseConfigFiles([{ fileName, text }], [], opts);
+}
+
+const sameLabels = (a: Labels, b: Labels): boolean =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
+// A policy's targetRef(s) naming Services select the workloads of those Services: the policy gets
+// the Service's selector (a policy and its Services share a namespace, so they select the same
+// workloads). A policy whose targets select nothing applies to nothing, as in Istio.
+function resolveTargets(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
+  const services = new Map(objects.flatMap((o) => (o.kind === 'Service' ? [[`${o.value.namespace}/${o.value.name}`, o.value]] : [])));
+  const mc = objects.find((o) => o.kind === 'MeshConfig');
+  const rootNamespace = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {}).rootNamespace;
+  const out: ParsedObject[] = [];
+  for (const o of objects) {
+    // No target left (an empty list, or every entry was refused and reported): nothing to resolve.
+    if ((o.kind !== 'AuthorizationPolicy' && o.kind !== 'RequestAuthentication') || !o.targets?.length) {
+      out.push(o);
+      continue;
+    }
+    const p = o.value;
+    const origin = p.origin as SourceRef;
+    if (p.namespace === rootNamespace) {
+      // In the root namespace a selector reaches every namespace; a Service's selector would too.
+      diagnostics.push(
+        at(origin, 'spec', 'error', `targetRef(s) in the root namespace ${rootNamespace} are not supported by meshpilot: use a selector`),
+      );
+      continue;
+    }
+    const selectors: Labels[] = [];
+    for (const t of o.targets) {
+      const svc = services.get(`${p.namespace}/${t.name}`);
+      if (svc && Object.keys(svc.selector).length > 0) selectors.push(svc.selector);
+      else
+        diagnostics.push(
+          at(origin, t.path, 'warning', `no Service ${p.namespace}/${t.name} with a selector: this target selects no workload`),
+        );
+    }
+    if (selectors.length === 0) {
+      diagnostics.push(at(origin, 'spec', 'warning', `${o.kind} ${p.namespace}/${p.name} selects no workload: it has no effect`));
+      continue;
+    }
+    if (!selectors.every((sel) => sameLabels(sel, selectors[0]!))) {
+      diagnostics.push(
+        at(
+          origin,
+          'spec.targetRefs',
+          'error',
+          'targetRefs naming Services with different selectors are not supported by meshpilot: write one policy per Service',
+        ),
+      );
+      continue;
+    }
+    out.push({ ...o, value: { ...p, selector: selectors[0]! } } as ParsedObject);
+  }
+  return out;
 }
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not

@@ -16,7 +16,7 @@ import { readLabels } from './common.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseMeshConfig } from './mesh-config.js';
 import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain, checkLabelKey } from './names.js';
-import { parseAuthorizationPolicy, parsePeerAuthentication, parseRequestAuthentication } from './policies.js';
+import { parseAuthorizationPolicy, parsePeerAuthentication, parseRequestAuthentication, type ServiceTarget } from './policies.js';
 import { parseService, parseServiceAccount, parseWorkloadEntry } from './workloads.js';
 import { DocReader, type Field } from './yaml-reader.js';
 
@@ -40,8 +40,8 @@ export type ParsedObject =
   | { readonly kind: 'Service'; readonly value: Service }
   | { readonly kind: 'WorkloadEntry'; readonly value: WorkloadEntry }
   | { readonly kind: 'PeerAuthentication'; readonly value: PeerAuthentication }
-  | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy }
-  | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication }
+  | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy; readonly targets?: readonly ServiceTarget[] }
+  | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication; readonly targets?: readonly ServiceTarget[] }
   | { readonly kind: 'MeshConfig'; readonly value: MeshSettings & { readonly origin: SourceRef }; readonly name: string };
 
 type Kind = ParsedObject['kind'];
@@ -92,14 +92,14 @@ const KINDS: Readonly<Record<Kind, KindSpec>> = {
     hasSpec: true,
     namespaced: true,
     checkName: checkDns1123Subdomain,
-    parse: (r, h, spec) => ({ kind: 'AuthorizationPolicy', value: parseAuthorizationPolicy(r, h, spec) }),
+    parse: (r, h, spec) => ({ kind: 'AuthorizationPolicy', ...parseAuthorizationPolicy(r, h, spec) }),
   },
   RequestAuthentication: {
     apiVersions: ISTIO_SECURITY,
     hasSpec: true,
     namespaced: true,
     checkName: checkDns1123Subdomain,
-    parse: (r, h, spec) => ({ kind: 'RequestAuthentication', value: parseRequestAuthentication(r, h, spec) }),
+    parse: (r, h, spec) => ({ kind: 'RequestAuthentication', ...parseRequestAuthentication(r, h, spec) }),
   },
   MeshConfig: {
     apiVersions: ['meshpilot.io/v1alpha1'],

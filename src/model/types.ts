@@ -110,6 +110,9 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 export interface AuthzSource {
   readonly principals: readonly string[];
   readonly notPrincipals: readonly string[];
+  /** `<namespace>/<service-account>` (Istio 1.24+): the identity in the mesh's trust domain (and its aliases). */
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
   readonly requestPrincipals: readonly string[];
   readonly notRequestPrincipals: readonly string[];
   readonly namespaces: readonly string[];
@@ -170,6 +173,8 @@ export interface JwtRule {
   readonly forwardOriginalToken: boolean;
   /** JWKS fetch timeout in milliseconds, when set. */
   readonly timeoutMs?: number;
+  /** Claims read as space-delimited lists, besides `scope` and `permission` (Istio's defaults). */
+  readonly spaceDelimitedClaims?: readonly string[];
 }
 
 /** A `security.istio.io/v1 RequestAuthentication`. */

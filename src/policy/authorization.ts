@@ -3,7 +3,17 @@
 // `ns[<ns>]-policy[<name>]-rule[<i>]`, permissions from `to` and principals from `from`, with the
 // `when` conditions joined to the side they describe. Compilation fails closed (STYLE 6).
 import { workloadPortFor, type AuthorizationPolicy, type AuthzRule, type MeshModel, type WorkloadEntry } from '../model/index.js';
-import { HttpRbac, NetworkRbac, packAny, RbacAction, type Any, type DeepPartialLike, type RbacPolicy } from '../proto/index.js';
+import {
+  HttpRbac,
+  NetworkRbac,
+  packAny,
+  RbacAction,
+  URI_TEMPLATE_MATCH_TYPE,
+  UriTemplateMatchConfig,
+  type Any,
+  type DeepPartialLike,
+  type RbacPolicy,
+} from '../proto/index.js';
 import { diagnosticAt, type PolicyDiagnostic } from './diagnostics.js';
 import {
   headerMatchers,
@@ -255,8 +265,29 @@ const methodBuild: Build<Permission> = withMatch((m) =>
   m.kind === 'any' ? { header: { name: ':method', presentMatch: true } } : { header: { name: ':method', stringMatch: stringMatch(m) } },
 );
 
+/** The extension name of Envoy's URI template matcher, as Istio names it in RBAC permissions. */
+export const URI_TEMPLATE_MATCHER = 'envoy.path.match.uri_template.uri_template_matcher';
+
+/** Istio's path template (`/a/{*}/c`, `/a/{**}`) in Envoy's URI template syntax (`/a/*` + `/c`, `/a/**`). */
+export function envoyPathTemplate(istio: string): string {
+  return istio.replaceAll('{**}', '**').replaceAll('{*}', '*');
+}
+
 // url_path is the path without query and fragment, after the HCM normalized it (see INBOUND_HCM_OPTIONS).
-const pathBuild: Build<Permission> = withMatch((m) => ({ urlPath: { path: stringMatch(m) } }));
+// A template (checked by the config loader against Istio's rules) goes to Envoy's URI template matcher.
+const pathBuild: Build<Permission> = (value, broaden, s) => {
+  if (!value.includes('{')) return withMatch((m) => ({ urlPath: { path: stringMatch(m) } }))(value, broaden, s);
+  const typedConfig = packAny(URI_TEMPLATE_MATCH_TYPE, UriTemplateMatchConfig, { pathTemplate: envoyPathTemplate(value) });
+  return { ok: true, value: { uriTemplate: { name: URI_TEMPLATE_MATCHER, typedConfig } } };
+};
+
+// `ns/sa` names the identity <trust-domain>/ns/<ns>/sa/<sa>, matched as that principal is
+// (exactly, in the mesh's trust domain and every alias of it).
+const serviceAccountBuild: Build<Principal> = (value, broaden, s) => {
+  const [ns, sa, ...rest] = value.split('/');
+  if (!ns || !sa || rest.length > 0) return { ok: false, error: `'${value}' must be <namespace>/<service-account>` };
+  return principalBuild(`${s.trustDomain}/ns/${ns}/sa/${sa}`, broaden, s);
+};
 
 const destIpBuild: Build<Permission> = (value) => {
   const c = parseCidr(value);
@@ -267,6 +298,7 @@ const sniBuild: Build<Permission> = withMatch((m) => ({ requestedServerName: str
 
 const FIELDS: Readonly<Record<string, FieldSpec>> = {
   principals: { side: 'principal', httpOnly: false, build: principalBuild },
+  serviceAccounts: { side: 'principal', httpOnly: false, build: serviceAccountBuild },
   requestPrincipals: { side: 'principal', httpOnly: true, build: requestPrincipalBuild },
   namespaces: { side: 'principal', httpOnly: false, build: namespaceBuild },
   ipBlocks: { side: 'principal', httpOnly: false, build: cidrBuild('directRemoteIp') },
@@ -315,6 +347,7 @@ interface Entry {
 
 const SOURCE_PAIRS = [
   ['principals', 'notPrincipals'],
+  ['serviceAccounts', 'notServiceAccounts'],
   ['requestPrincipals', 'notRequestPrincipals'],
   ['namespaces', 'notNamespaces'],
   ['ipBlocks', 'notIpBlocks'],

@@ -8,6 +8,7 @@ import {
   JwtAuthentication,
   NetworkRbac,
   RbacAction,
+  UriTemplateMatchConfig,
   type HeaderMatcher,
   type MetadataMatcher,
   type RbacConfig,
@@ -18,7 +19,7 @@ import {
   type CidrRange,
 } from '../proto/index.js';
 import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, parseRbacPolicyName, type PolicyFilter, type PortProtocol } from './authorization.js';
-import { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
+import { escapeRegex, JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 import { INBOUND_PATH_NORMALIZATION, normalizeRequestPath, stripHostPort, type PathNormalization } from './path-normalization.js';
 import type { EffectiveMtlsMode } from './peer-authentication.js';
 
@@ -198,7 +199,21 @@ function matchPermission(p: RbacPermission, ctx: Ctx): boolean {
   if (p.metadata) return matchMetadata(p.metadata, ctx);
   if (p.notRule) return !matchPermission(p.notRule, ctx);
   if (p.requestedServerName) return matchString(p.requestedServerName, ctx.sni ?? '');
+  if (p.uriTemplate) return ctx.urlPath !== undefined && matchUriTemplate(p.uriTemplate.typedConfig?.value, ctx.urlPath);
   return false;
+}
+
+// Envoy's URI template matcher (extensions/path/match/uri_template): `*` is one segment of pchars,
+// `**` any run of pchars and `/`; the template must match the whole path (query already stripped).
+const PCHAR = "[A-Za-z0-9\\-._~%!$&'()+,;:@=]";
+function matchUriTemplate(config: Uint8Array | undefined, path: string): boolean {
+  if (!config) return false;
+  const template = UriTemplateMatchConfig.decode(config).pathTemplate;
+  const re = template
+    .split('/')
+    .map((seg) => (seg === '**' ? `${PCHAR.slice(0, -1)}/]*` : seg === '*' ? `${PCHAR}+` : escapeRegex(seg)))
+    .join('/');
+  return fullMatch(re, path);
 }
 
 function matchPrincipal(p: RbacPrincipal, ctx: Ctx): boolean {
