@@ -6,6 +6,7 @@ import { registerTokenCommand } from './token-command.js';
 import { registerBootstrapCommand } from './bootstrap-command.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerAuthzCommands } from './authz-commands.js';
+import { registerValidateCommand } from './validate-command.js';
 
 const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
 registerServeCommand(program);
@@ -14,6 +15,7 @@ registerTokenCommand(program);
 registerBootstrapCommand(program);
 registerAgentCommand(program);
 registerAuthzCommands(program);
+registerValidateCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

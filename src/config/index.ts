@@ -8,3 +8,4 @@ export { loadConfig, resolveConfigFiles, isConfigFileName } from './load.js';
 export { ACCEPTED_KINDS } from './parse-document.js';
 export type { ConfigSource, FileConfigSourceOptions, Timers } from './file-source.js';
 export { createFileConfigSource } from './file-source.js';
+export { analyzeModel } from './analyze.js';
