@@ -176,7 +176,14 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
       const s = o.value;
       if (!workloads.some((w) => w.namespace === s.namespace && selectorMatches(s.selector, w.labels)))
         diagnostics.push(
-          at(s.origin as SourceRef, 'spec.selector', 'error', `selects no workloads: no WorkloadEntry in ${s.namespace} has these labels`),
+          // A warning, not an error: a Service next to the Deployment Istio users write it for has no
+          // WorkloadEntry yet, and a Service without endpoints endangers nothing (Kubernetes allows it too).
+          at(
+            s.origin as SourceRef,
+            'spec.selector',
+            'warning',
+            `selects no workloads: no WorkloadEntry in ${s.namespace} has these labels (meshpilot does not read Deployments or Pods)`,
+          ),
         );
     }
   }
