@@ -326,6 +326,7 @@ function parseObject(r: DocReader, root: Field, opts: ParseOptions): ParsedObjec
   const kind = r.str(top.kind);
   if (kind === undefined || !isKind(kind)) return undefined;
   const spec = KINDS[kind];
+  r.api = spec.apiVersions.includes('v1') ? 'Kubernetes' : 'Istio';
   if (!top.apiVersion) r.error(root.at, 'apiVersion', `required: ${spec.apiVersions.join(' or ')}`);
   else {
     const v = r.str(top.apiVersion);

@@ -42,6 +42,8 @@ function describe(node: Node): string {
 export class DocReader {
   /** Field path → position of every field read so far. */
   readonly fields = new Map<string, SourcePosition>();
+  /** Whose API the object belongs to, for "valid <api> field, not supported by meshpilot". */
+  api = 'Istio';
 
   constructor(
     readonly file: string,
@@ -118,7 +120,7 @@ export class DocReader {
       const key = String(keyNode.value);
       const path = joinPath(f.path, key);
       if (key in unsupported) {
-        this.error(keyAt, path, `valid Istio field '${key}', not supported by meshpilot: ${unsupported[key]}`);
+        this.error(keyAt, path, `valid ${this.api} field '${key}', not supported by meshpilot: ${unsupported[key]}`);
         continue;
       }
       if (!known.includes(key)) {
