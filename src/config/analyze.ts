@@ -2,6 +2,7 @@
 // warnings of Istio's analyzers (istioctl analyze): a policy that selects no workload, a port no
 // Service exposes, a principal in a trust domain the mesh does not have.
 import {
+  pathInFile,
   positionOf,
   selectorMatches,
   workloadPortFor,
@@ -15,7 +16,7 @@ import type { ConfigDiagnostic } from './diagnostics.js';
 
 function warning(o: ObjectMeta, path: string, message: string): ConfigDiagnostic {
   const p = positionOf(o.origin, path) ?? { file: o.origin?.file ?? '', line: 0, column: 0 };
-  return { severity: 'warning', file: p.file, line: p.line, column: p.column, path, message };
+  return { severity: 'warning', file: p.file, line: p.line, column: p.column, path: pathInFile(o.origin, path), message };
 }
 
 type Selecting = ObjectMeta & { readonly selector?: Labels };

@@ -2,6 +2,7 @@
 import {
   createMeshModel,
   meshSettings,
+  pathInFile,
   positionOf,
   selectorMatches,
   type Labels,
@@ -28,7 +29,7 @@ export interface ConfigText {
 
 function at(origin: SourceRef, path: string, severity: ConfigDiagnostic['severity'], message: string): ConfigDiagnostic {
   const p = positionOf(origin, path) ?? { file: origin.file, line: origin.line, column: origin.column };
-  return { severity, file: p.file, line: p.line, column: p.column, path, message };
+  return { severity, file: p.file, line: p.line, column: p.column, path: pathInFile(origin, path), message };
 }
 
 const where = (o: SourceRef): string => `${o.file}:${o.line}`;

@@ -130,6 +130,8 @@ interface Root {
   readonly r: DocReader;
   readonly field: Field;
   readonly flush?: () => void;
+  /** `items[i]` for an item of a List. */
+  readonly prefix?: string;
 }
 
 type ItemReader = (node: Node, prefix: string) => Root;
@@ -162,6 +164,7 @@ export function parseFileText(
       return {
         r: new DocReader(file, lc, doc, own),
         field: { node, path: '', at: r.posOf(node.range?.[0] ?? 0) },
+        prefix,
         flush: () => diagnostics.push(...own.map((d) => ({ ...d, path: d.path === '' ? prefix : `${prefix}.${d.path}` }))),
       };
     };
@@ -185,10 +188,19 @@ const SKIP_HINTS: Readonly<Record<string, string>> = {
   VirtualService: 'meshpilot does no traffic routing',
   Gateway: 'meshpilot runs no gateways',
   WorkloadGroup: 'declare each instance as a WorkloadEntry',
+  EnvoyFilter: 'meshpilot applies no EnvoyFilter patches: a filter it adds (an authorizer, say) is not there',
+  WasmPlugin: 'meshpilot loads no Wasm plugins: a check it does (authentication, say) is not there',
+  NetworkPolicy: 'meshpilot does not enforce Kubernetes NetworkPolicy; use AuthorizationPolicy',
 };
 
-// A security kind is never skipped: a policy that is silently left out could open access (fail closed).
-const SECURITY_GROUPS = ['security.istio.io/'];
+// A security kind is never skipped: a policy that is silently left out could open access (fail
+// closed). The old authentication and RBAC APIs were removed from Istio; their objects are refused too.
+const SECURITY_GROUPS: Readonly<Record<string, string>> = {
+  'security.istio.io/': '',
+  'authentication.istio.io/':
+    'the authentication.istio.io API was removed from Istio (1.6): use PeerAuthentication and RequestAuthentication',
+  'rbac.istio.io/': 'the rbac.istio.io API was removed from Istio (1.6): use AuthorizationPolicy',
+};
 
 /** Reads a string at `key` of a mapping without reporting anything: for classifying a document. */
 function peek(node: Node, key: string): { value: string; node: Node } | undefined {
@@ -223,7 +235,7 @@ function parseRoot(root: Root, readItem: ItemReader, opts: ParseOptions, out: Pa
     return;
   }
   if (kind && isKind(kind.value)) {
-    const obj = parseObject(r, field, opts);
+    const obj = parseObject(r, field, opts, root.prefix);
     if (obj) out.push(obj);
     return;
   }
@@ -244,13 +256,13 @@ function parseRoot(root: Root, readItem: ItemReader, opts: ParseOptions, out: Pa
     r.error(at, 'kind', `unknown kind '${kind.value}' without apiVersion: not a Kubernetes object`);
     return;
   }
-  if (SECURITY_GROUPS.some((g) => apiVersion.value.startsWith(g))) {
+  const group = Object.keys(SECURITY_GROUPS).find((g) => apiVersion.value.startsWith(g));
+  if (group !== undefined) {
+    const known = Object.keys(KINDS).filter((k) => KINDS[k as Kind].apiVersions === ISTIO_SECURITY);
     r.error(
       at,
       'kind',
-      `unknown kind '${kind.value}' in ${apiVersion.value}: security kinds are never skipped; meshpilot knows ${Object.keys(KINDS)
-        .filter((k) => KINDS[k as Kind].apiVersions === ISTIO_SECURITY)
-        .join(', ')}`,
+      `unknown kind '${kind.value}' in ${apiVersion.value}: security kinds are never skipped; ${SECURITY_GROUPS[group] || `meshpilot knows ${known.join(', ')}`}`,
     );
     return;
   }
@@ -310,7 +322,7 @@ const SERVER_METADATA = [
   'finalizers',
 ];
 
-function parseObject(r: DocReader, root: Field, opts: ParseOptions): ParsedObject | undefined {
+function parseObject(r: DocReader, root: Field, opts: ParseOptions, prefix: string | undefined): ParsedObject | undefined {
   // `status` is written by controllers, never by users: ignored like server metadata.
   const top = r.map(root, [
     'apiVersion',
@@ -338,7 +350,7 @@ function parseObject(r: DocReader, root: Field, opts: ParseOptions): ParsedObjec
     if (f && kind !== 'ServiceAccount') r.error(f.at, key, `unknown field '${key}'`);
   }
   if (top.spec && !spec.hasSpec) r.error(top.spec.at, 'spec', `unknown field 'spec': a ${kind} has no spec`);
-  const header = parseMetadata(r, root, top, spec, opts);
+  const header = parseMetadata(r, root, top, spec, opts, prefix);
   if (!header) return undefined;
   return spec.parse(r, header, spec.hasSpec ? top.spec : undefined);
 }
@@ -349,6 +361,7 @@ function parseMetadata(
   top: Record<string, Field>,
   spec: KindSpec,
   opts: ParseOptions,
+  prefix: string | undefined,
 ): ObjectHeader | undefined {
   if (!top.metadata) {
     r.error(root.at, 'metadata', 'required');
@@ -393,6 +406,6 @@ function parseMetadata(
     at: root.at,
     top,
     // The field map is filled while the spec is read: it is complete once parsing returns.
-    origin: { file: r.file, line: root.at.line, column: root.at.column, fields: r.fields },
+    origin: { file: r.file, line: root.at.line, column: root.at.column, fields: r.fields, ...(prefix ? { pathPrefix: prefix } : {}) },
   };
 }

@@ -31,4 +31,4 @@ export type { MeshModel, MeshModelInput, NamespacedName } from './mesh-model.js'
 export { createMeshModel, objectKey, workloadPortFor, applicationProtocol } from './mesh-model.js';
 export type { ChangeSet, ObjectChange } from './diff.js';
 export { diffModels } from './diff.js';
-export { positionOf } from './position.js';
+export { positionOf, pathInFile } from './position.js';

@@ -14,6 +14,8 @@ export interface SourcePosition {
 export interface SourceRef extends SourcePosition {
   readonly file: string;
   readonly fields?: ReadonlyMap<string, SourcePosition>;
+  /** Where the object sits in its document when it is an item of a `kind: List` (`items[2]`); field paths are below it. */
+  readonly pathPrefix?: string;
 }
 
 /** Kubernetes-style labels (or a label selector's matchLabels). */
