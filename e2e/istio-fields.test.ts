@@ -87,8 +87,9 @@ describe('Istio fields with real Envoy: dry-run shadow rules, path templates, se
   });
 
   it('a dry-run DENY lets the request through and counts it as shadow denied', async () => {
-    // Envoy names it <http stat prefix>.rbac.istio_dry_run_.shadow_denied (RBAC filter, shadow_rules_stat_prefix).
-    const shadowDenied = async () => [...(await serverEnvoy.stats('istio_dry_run_\\.shadow_denied')).values()].reduce((a, b) => a + b, 0);
+    // Envoy names it <http stat prefix>rbac.istio_dry_run_deny_.shadow_denied (shadow_rules_stat_prefix as Istio sets it).
+    const shadowDenied = async () =>
+      [...(await serverEnvoy.stats('rbac\\.istio_dry_run_deny_\\.shadow_denied$')).values()].reduce((a, b) => a + b, 0);
     const start = await shadowDenied();
     assert.equal((await mesh.call(client, HOST, '/headers')).status, 200);
     await eventually(async () => (await shadowDenied()) > start, {

@@ -150,16 +150,20 @@ export function principalWarning(s: string): string | undefined {
   return problem ? `principal '${s}' never matches a mesh identity: namespace ${problem}` : undefined;
 }
 
-/** Checks a `serviceAccounts` entry: `<namespace>/<service-account>`, no wildcards (Istio 1.24+). */
+/** Checks a service account reference: `<namespace>/<service-account>` or `<service-account>` (the policy's namespace), no wildcards (Istio 1.24+). */
 export function checkServiceAccount(s: string): string | undefined {
-  if (s.includes('*')) return `'${s}': serviceAccounts take no wildcards; write <namespace>/<service-account>`;
+  if (s.includes('*')) return `'${s}': service accounts take no wildcards; write <namespace>/<service-account>`;
   const parts = s.split('/');
-  if (parts.length !== 2) return `'${s}' must be <namespace>/<service-account>`;
-  const nsProblem = checkDns1123Label(parts[0]!);
+  if (parts.length > 2) return `'${s}' must be <namespace>/<service-account> or <service-account>`;
+  const nsProblem = parts.length === 2 ? checkDns1123Label(parts[0]!) : undefined;
   if (nsProblem) return `'${s}': namespace ${nsProblem}`;
-  const saProblem = checkDns1123Subdomain(parts[1]!);
+  const saProblem = checkDns1123Subdomain(parts.at(-1)!);
   return saProblem ? `'${s}': service account ${saProblem}` : undefined;
 }
+
+// Istio reads a service account without a namespace as one of the policy's namespace; the model
+// always holds `<namespace>/<service-account>`.
+const qualifyServiceAccount = (namespace: string) => (s: string) => (s.includes('/') ? s : `${namespace}/${s}`);
 
 const namespaceCheck: Check = (s) => {
   const k = matchKind(s);
@@ -278,6 +282,7 @@ const WHEN_KEYS = new Set([
   'remote.ip',
   'source.namespace',
   'source.principal',
+  'source.serviceAccount',
   'request.auth.principal',
   'request.auth.audiences',
   'request.auth.presenter',
@@ -291,7 +296,6 @@ const CONDITIONS_DOC = 'https://istio.io/latest/docs/reference/config/security/c
 // Keys users reach for that are not in Istio's conditions list, and what Istio offers instead.
 const NOT_CONDITIONS: Readonly<Record<string, string>> = {
   'source.trustDomain': "match the trust domain with source.principal values such as '<trust-domain>/*'",
-  'source.serviceAccount': "use from.source.serviceAccounts ('<namespace>/<service-account>')",
   'source.user': 'use source.principal',
   'request.path': 'use to.operation.paths',
   'request.method': 'use to.operation.methods',
@@ -304,6 +308,8 @@ export function checkWhenKey(key: string): string | undefined {
   if (WHEN_KEYS.has(key)) return undefined;
   if (/^request\.headers\[[^[\]]+\]$/.test(key)) return undefined;
   if (/^request\.auth\.claims(\[[^[\]]+\])+$/.test(key)) return undefined;
+  if (/^request\.experimental\.inline\.headers\[[^[\]]+\]$/.test(key))
+    return `valid Istio condition key '${key}', not supported by meshpilot: use request.headers[...]`;
   if (/^experimental\.envoy\.filters\.[^[\]]+\[[^[\]]+\]$/.test(key))
     return `valid Istio condition key '${key}', not supported by meshpilot: experimental filter metadata matching`;
   if (key === 'request.headers' || key === 'request.auth.claims')
@@ -324,6 +330,8 @@ function whenValueCheck(key: string): Check {
       return checkPrincipal;
     case 'source.namespace':
       return namespaceCheck;
+    case 'source.serviceAccount':
+      return checkServiceAccount;
     default:
       return wildcard;
   }
@@ -351,7 +359,7 @@ function readCondition(r: DocReader, f: Field): AuthzCondition | undefined {
   return { key, values, notValues };
 }
 
-function readRule(r: DocReader, f: Field): AuthzRule {
+function readRule(r: DocReader, f: Field, namespace: string): AuthzRule {
   const m = r.map(f, ['from', 'to', 'when']) ?? {};
   const from: { source: AuthzSource }[] = [];
   for (const item of m.from ? (r.list(m.from) ?? []) : []) {
@@ -373,7 +381,14 @@ function readRule(r: DocReader, f: Field): AuthzRule {
     // Istio's validation: serviceAccounts name whole identities, so they cannot be combined with principals or namespaces.
     if (sas && ids)
       r.error(im.source.at, im.source.path, 'serviceAccounts cannot be set together with principals or namespaces (or their not* forms)');
-    else from.push({ source });
+    else
+      from.push({
+        source: {
+          ...source,
+          serviceAccounts: source.serviceAccounts.map(qualifyServiceAccount(namespace)),
+          notServiceAccounts: source.notServiceAccounts.map(qualifyServiceAccount(namespace)),
+        },
+      });
   }
   const to: { operation: AuthzOperation }[] = [];
   for (const item of m.to ? (r.list(m.to) ?? []) : []) {
@@ -389,7 +404,13 @@ function readRule(r: DocReader, f: Field): AuthzRule {
   const when: AuthzCondition[] = [];
   for (const item of m.when ? (r.list(m.when) ?? []) : []) {
     const c = readCondition(r, item);
-    if (c) when.push(c);
+    if (c && c.key === 'source.serviceAccount')
+      when.push({
+        ...c,
+        values: c.values.map(qualifyServiceAccount(namespace)),
+        notValues: c.notValues.map(qualifyServiceAccount(namespace)),
+      });
+    else if (c) when.push(c);
   }
   return { from, to, when };
 }
@@ -434,7 +455,7 @@ export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Fi
     else if (a === 'ALLOW' || a === 'DENY' || a === 'AUDIT') action = a;
     else if (a !== undefined) r.error(m.action.at, m.action.path, `unknown action '${a}': one of ALLOW, DENY, AUDIT`);
   }
-  const rules = m.rules ? (r.list(m.rules) ?? []).map((f) => readRule(r, f)) : [];
+  const rules = m.rules ? (r.list(m.rules) ?? []).map((f) => readRule(r, f, h.namespace)) : [];
   const dryRun = readDryRun(r, h, action);
   const value: AuthorizationPolicy = {
     namespace: h.namespace,

@@ -112,7 +112,7 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 export interface AuthzSource {
   readonly principals: readonly string[];
   readonly notPrincipals: readonly string[];
-  /** `<namespace>/<service-account>` (Istio 1.24+): the identity in the mesh's trust domain (and its aliases). */
+  /** `<namespace>/<service-account>` (Istio 1.24+; the parser qualifies a bare name): that service account in any trust domain. */
   readonly serviceAccounts?: readonly string[];
   readonly notServiceAccounts?: readonly string[];
   readonly requestPrincipals: readonly string[];

@@ -281,12 +281,15 @@ const pathBuild: Build<Permission> = (value, broaden, s) => {
   return { ok: true, value: { uriTemplate: { name: URI_TEMPLATE_MATCHER, typedConfig } } };
 };
 
-// `ns/sa` names the identity <trust-domain>/ns/<ns>/sa/<sa>, matched as that principal is
-// (exactly, in the mesh's trust domain and every alias of it).
-const serviceAccountBuild: Build<Principal> = (value, broaden, s) => {
+// `ns/sa` names that service account in any trust domain, as Istio matches it (its regex is
+// `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`). The SPIFFE scheme plus the suffix `/ns/<ns>/sa/<sa>`
+// matches every mesh identity Istio's regex does, without a regex built from input; it leaves out
+// only IDs with extra segments after the service account, which no mesh CA issues.
+const serviceAccountBuild: Build<Principal> = (value) => {
   const [ns, sa, ...rest] = value.split('/');
   if (!ns || !sa || rest.length > 0) return { ok: false, error: `'${value}' must be <namespace>/<service-account>` };
-  return principalBuild(`${s.trustDomain}/ns/${ns}/sa/${sa}`, broaden, s);
+  const auth = (sm: ReturnType<typeof stringMatch>): Principal => ({ authenticated: { principalName: sm } });
+  return { ok: true, value: idAnd([auth({ prefix: SPIFFE }), auth({ suffix: `/ns/${ns}/sa/${sa}` })]) };
 };
 
 const destIpBuild: Build<Permission> = (value) => {
@@ -311,6 +314,7 @@ const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'remote.ip': { side: 'principal', httpOnly: false, build: cidrBuild('remoteIp') },
   'source.namespace': { side: 'principal', httpOnly: false, build: namespaceBuild },
   'source.principal': { side: 'principal', httpOnly: false, build: principalBuild },
+  'source.serviceAccount': { side: 'principal', httpOnly: false, build: serviceAccountBuild },
   'request.auth.principal': { side: 'principal', httpOnly: true, build: requestPrincipalBuild },
   'request.auth.audiences': { side: 'principal', httpOnly: true, build: claimBuild(['aud']) },
   'request.auth.presenter': { side: 'principal', httpOnly: true, build: claimBuild(['azp']) },
@@ -595,8 +599,12 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
   };
 }
 
-/** The stat prefix of shadow (dry-run) rules, as Istio sets it: Envoy counts `<prefix>rbac.<stat>shadow_allowed/shadow_denied`. */
-export const DRY_RUN_STAT_PREFIX = 'istio_dry_run_';
+/** The stat prefixes of shadow (dry-run) rules by action, as Istio sets them: Envoy counts `<http prefix>rbac.<prefix>.shadow_allowed` and `.shadow_denied`. */
+export const DRY_RUN_STAT_PREFIX: Readonly<Record<RbacFilterAction, string>> = {
+  ALLOW: 'istio_dry_run_allow_',
+  DENY: 'istio_dry_run_deny_',
+  LOG: 'istio_dry_run_log_',
+};
 
 /**
  * Packs one RBAC filter with enforced `policies` and/or dry-run `shadowPolicies` (Envoy: rules
@@ -613,7 +621,10 @@ export function rbacFilter(
   const config = {
     ...(policies ? { rules: { action: RbacAction[action], policies: sorted(policies) } } : {}),
     ...(shadowPolicies
-      ? { shadowRules: { action: RbacAction[action], policies: sorted(shadowPolicies) }, shadowRulesStatPrefix: DRY_RUN_STAT_PREFIX }
+      ? {
+          shadowRules: { action: RbacAction[action], policies: sorted(shadowPolicies) },
+          shadowRulesStatPrefix: DRY_RUN_STAT_PREFIX[action],
+        }
       : {}),
   };
   if (protocol === 'http') return { name: HTTP_RBAC_FILTER, typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, config) };

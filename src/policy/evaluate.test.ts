@@ -455,20 +455,36 @@ spec:
 });
 
 describe('evaluate: newer Istio fields agree with the compiled RBAC', () => {
-  it('serviceAccounts ns/sa match that identity in the trust domain, notServiceAccounts exclude one', () => {
+  it('serviceAccounts ns/sa (or sa, in the policy namespace) match that identity in any trust domain, as Istio; notServiceAccounts exclude one', () => {
     const model = load(`
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: sa, namespace: shop }
 spec:
-  rules: [{ from: [{ source: { serviceAccounts: [shop/web, shop/old], notServiceAccounts: [shop/old] } }] }]
+  rules: [{ from: [{ source: { serviceAccounts: [web, shop/old, other/x.y], notServiceAccounts: [shop/old] } }] }]
 `);
     assert.equal(check(model, { sourcePrincipal: web }).verdict, 'allow');
     assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/old' }).verdict, 'deny');
-    assert.equal(check(model, { sourcePrincipal: 'spiffe://other.td/ns/shop/sa/web' }).verdict, 'deny');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://other.td/ns/shop/sa/web' }).verdict, 'allow', 'any trust domain, as Istio');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/x.y' }).verdict, 'allow');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/xzy' }).verdict, 'deny', 'a dot is a dot');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/xshop/sa/web' }).verdict, 'deny');
     assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/webx' }).verdict, 'deny');
     assert.equal(check(model, {}).verdict, 'deny', 'a plaintext caller has no service account');
     assert.equal(check(model, { sourcePrincipal: web }, 'tcp').verdict, 'allow', 'serviceAccounts work on TCP too');
+  });
+
+  it('the condition source.serviceAccount matches as serviceAccounts do', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: sa-when, namespace: shop }
+spec:
+  action: DENY
+  rules: [{ when: [{ key: source.serviceAccount, values: [web] }] }]
+`);
+    assert.equal(check(model, { sourcePrincipal: web }).verdict, 'deny');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/api' }).verdict, 'allow');
   });
 
   it('path templates: {*} is one segment, {**} any number at the end; the query is not part of the path', () => {
