@@ -181,6 +181,8 @@ const TEMPLATE_LITERAL = /^[A-Za-z0-9\-._~%!$&'()+,;:@=]+$/;
  * after Istio's rules: operators are whole segments and do not mix with `*` globs.
  */
 export function checkPathTemplate(s: string): string | undefined {
+  // Envoy's URI template matcher aborts the whole proxy (an uncaught exception, not a NACK) on a
+  // template it cannot parse, so anything not plainly valid is refused here, stricter than needed.
   if (!s.startsWith('/')) return `'${s}': a path template starts with '/'`;
   if (s.replace(/\{\*\*?\}/g, '').includes('*')) return `'${s}': a path template cannot also use a '*' glob; use {*} or {**}`;
   const segments = s.slice(1).split('/');
@@ -193,6 +195,8 @@ export function checkPathTemplate(s: string): string | undefined {
     }
     if (seg.includes('{') || seg.includes('}'))
       return `'${s}': {*} and {**} must each be a whole path segment (only {*} and {**} are supported)`;
+    // An empty segment (`//`) is refused by Istio; only the trailing one after a final '/' is fine.
+    if (seg === '' && i !== segments.length - 1) return `'${s}': a path template has no empty segments ('//')`;
     if (seg !== '' && !TEMPLATE_LITERAL.test(seg)) return `'${s}': segment '${seg}' has characters a path template cannot hold`;
   }
   return operators === 0 ? `'${s}': not a path template` : undefined;
