@@ -28,7 +28,7 @@ interface ValidateOptions {
 }
 
 /** One line of the report: a diagnostic of the loader, an analyzer or a compiler. */
-interface Finding {
+export interface Finding {
   readonly severity: 'error' | 'warning' | 'info';
   readonly file?: string;
   readonly line?: number;

@@ -311,6 +311,7 @@ function destinationRule(r: DocReader, root: Field): void {
 // Fields the API server fills in; `kubectl get -o yaml` output carries them, and they mean nothing here.
 const SERVER_METADATA = [
   'uid',
+  'generateName',
   'resourceVersion',
   'generation',
   'creationTimestamp',
