@@ -266,8 +266,10 @@ function parseRoot(root: Root, readItem: ItemReader, opts: ParseOptions, out: Pa
     );
     return;
   }
-  if (kind.value === 'DestinationRule' && apiVersion.value.startsWith('networking.istio.io/')) {
-    destinationRule(r, field);
+  const apiGroup = apiVersion.value.slice(0, Math.max(apiVersion.value.lastIndexOf('/'), 0));
+  const special = SKIP_HANDLERS[`${apiGroup}/${kind.value}`];
+  if (special) {
+    special(r, field);
     return;
   }
   const hint = SKIP_HINTS[kind.value];
@@ -307,6 +309,11 @@ function destinationRule(r: DocReader, root: Field): void {
     `skipped DestinationRule ${name}: DestinationRule will be supported later${mode ? ` (tls.mode ${mode.value} is not applied)` : ''}`,
   );
 }
+
+// Kinds that are not parsed but deserve more than "skipped", by `group/kind`.
+const SKIP_HANDLERS: Readonly<Record<string, (r: DocReader, root: Field) => void>> = {
+  'networking.istio.io/DestinationRule': destinationRule,
+};
 
 // Fields the API server fills in; `kubectl get -o yaml` output carries them, and they mean nothing here.
 const SERVER_METADATA = [
