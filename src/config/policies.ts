@@ -304,7 +304,9 @@ const NOT_CONDITIONS: Readonly<Record<string, string>> = {
   'request.path': 'use to.operation.paths',
   'request.method': 'use to.operation.methods',
   'request.host': 'use to.operation.hosts',
-  'destination.namespace': 'a policy applies to the workloads it selects; use its namespace and selector',
+  'destination.namespace': 'Istio replaced it with the policy namespace (metadata.namespace)',
+  'destination.name': 'Istio dropped it with the v1alpha1 API; use the selector',
+  'destination.user': 'Istio dropped it with the v1alpha1 API; use the selector',
 };
 
 /** Checks an AuthorizationPolicy condition key against Istio's list (docs: authorization-policy conditions). */
@@ -318,6 +320,8 @@ export function checkWhenKey(key: string): string | undefined {
     return `valid Istio condition key '${key}', not supported by meshpilot: experimental filter metadata matching`;
   if (key === 'request.headers' || key === 'request.auth.claims')
     return `condition key '${key}' needs a name in brackets, e.g. ${key}[name]`;
+  if (/^destination\.labels\[[^[\]]+\]$/.test(key))
+    return `unknown condition key '${key}': Istio replaced it with the workload selector (spec.selector)`;
   const instead = NOT_CONDITIONS[key];
   return `unknown condition key '${key}': not one of Istio's conditions (${CONDITIONS_DOC})${instead ? `; ${instead}` : ''}`;
 }
