@@ -54,7 +54,8 @@ interface KindSpec {
   readonly parse: (r: DocReader, h: ObjectHeader, spec: Field | undefined) => ParsedObject;
 }
 
-const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1'];
+// v1alpha3 is still served by Istio for WorkloadEntry, and older Istio tooling writes it.
+const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
 const ISTIO_SECURITY = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 
 const KINDS: Readonly<Record<Kind, KindSpec>> = {
