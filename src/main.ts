@@ -99,6 +99,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const boot: { settings?: MeshSettings } = {};
   const config = createFileConfigSource({
     paths: o.configPaths,
+    defaultNamespace: o.defaultNamespace,
     log: log.child({ module: 'config' }),
     admit: (next) => (boot.settings ? bootSettingChanges(boot.settings, next) : []),
   });

@@ -173,4 +173,25 @@ spec:
       assert.equal((await check('--header', 'novalue')).exitCode, 2);
     });
   });
+
+  it('reports what a dry-run policy would do, without changing the verdict', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshpilot-dry-run-'));
+    try {
+      writeFileSync(
+        join(dir, 'mesh.yaml'),
+        [
+          'apiVersion: v1\nkind: Service\nmetadata: { name: httpbin }\nspec:\n  selector: { app: httpbin }\n  ports: [{ name: http, port: 8000 }]',
+          'apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: httpbin }',
+          'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: httpbin }\nspec: { address: 127.0.0.5, serviceAccount: httpbin, labels: { app: httpbin } }',
+          'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-path-headers\n  annotations: { "istio.io/dry-run": "true" }\nspec:\n  action: DENY\n  rules: [{ to: [{ operation: { paths: ["/headers"] } }] }]',
+        ].join('\n---\n'),
+      );
+      const r = await run('authz', 'check', '--config', dir, '--namespace', 'foo', '--destination', 'foo/httpbin', '--path', '/headers');
+      assert.equal(r.exitCode, 0, r.err);
+      assert.match(r.out, /^ALLOW\n/);
+      assert.match(r.out, /\n {2}dry-run: would deny by foo\/deny-path-headers rule 0\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -30,6 +30,7 @@ export const EXIT_ERROR = 2;
 
 interface CheckOptions {
   config: string[];
+  namespace?: string;
   destination: string;
   port?: string;
   sourcePrincipal?: string;
@@ -74,6 +75,7 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
     .command('check')
     .description('say whether a request to a workload is allowed (exit 0) or denied (exit 3), and which policy and rule decided')
     .requiredOption('--config <path>', 'config file or directory (repeatable)', collect, [] as string[])
+    .option('--namespace <ns>', 'namespace of config documents that name none (as kubectl apply -n)')
     .requiredOption('--destination <ns/workload>', 'the WorkloadEntry receiving the request')
     .option('--port <n>', 'the Service port called (default: the first port of the first Service of the workload)')
     .option(
@@ -102,7 +104,7 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
     .option('--claim <name=value>', 'a token claim (repeatable; a name given twice makes a list)', collect, [] as string[])
     .action(async function (this: Command, o: CheckOptions) {
       const fail = (msg: string): never => this.error(`error: ${msg}`, { exitCode: EXIT_ERROR, code: 'meshpilot.authz.error' });
-      const loaded = await loadConfig(o.config);
+      const loaded = await loadConfig(o.config, o.namespace !== undefined ? { defaultNamespace: o.namespace } : {});
       for (const d of loaded.diagnostics) if (d.severity === 'warning') warn(`warning: ${formatDiagnostic(d)}\n`);
       if (!loaded.model)
         return fail(
@@ -186,6 +188,7 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
       out += `  port: ${sp.port} (${protocol}, mTLS ${compiled.mtlsMode})\n`;
       if (d.normalizedPath !== undefined) out += `  normalized path: ${d.normalizedPath}\n`;
       for (const a of d.audited) out += `  audited by: ${a}\n`;
+      for (const r of d.dryRun) out += `  dry-run: ${r}\n`;
       write(out);
       setExitCode(d.verdict === 'allow' ? 0 : EXIT_DENY);
     });

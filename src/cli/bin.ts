@@ -8,6 +8,7 @@ import { registerAgentCommand } from './agent-command.js';
 import { registerAuthzCommands } from './authz-commands.js';
 import { registerCaptureCommand } from './capture-command.js';
 import { packageVersion } from './version.js';
+import { registerValidateCommand } from './validate-command.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -19,6 +20,7 @@ registerBootstrapCommand(program);
 registerAgentCommand(program);
 registerAuthzCommands(program);
 registerCaptureCommand(program);
+registerValidateCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

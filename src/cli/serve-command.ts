@@ -18,6 +18,7 @@ interface ServeFlags {
   adminPort: string;
   dnsName?: string[];
   insecurePlaintext?: boolean;
+  namespace?: string;
   allowPlainHttpJwks?: boolean;
   allowPrivateJwksHosts?: boolean;
   logLevel: string;
@@ -35,6 +36,7 @@ export function registerServeCommand(program: Command): void {
     .option('--admin-port <port>', 'loopback port for metrics, debug and CA operations', '15014')
     .option('--dns-name <names...>', 'extra DNS names in the control plane certificate')
     .option('--insecure-plaintext', 'serve xDS in plaintext with no authentication (local development only)')
+    .option('--namespace <ns>', 'namespace of config documents that name none (as kubectl apply -n)')
     .option('--allow-plain-http-jwks', 'let jwksUri use plain HTTP (development only; HTTPS by default)')
     .option('--allow-private-jwks-hosts', 'let jwksUri reach loopback and private addresses (metadata addresses stay refused)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
@@ -55,6 +57,7 @@ export function registerServeCommand(program: Command): void {
         adminPort,
         dnsNames: opts.dnsName,
         insecurePlaintext: opts.insecurePlaintext,
+        defaultNamespace: opts.namespace,
         jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
         log,
       });

@@ -4,14 +4,17 @@ import {
   createMeshModel,
   createSelectorIndex,
   DEFAULT_MESH_SETTINGS,
+  meshSettings,
+  pathInFile,
   positionOf,
+  type Labels,
   type MeshModel,
   type ObjectMeta,
   type SourceRef,
 } from '../model/index.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
-import { parseFileText, type ParsedObject } from './parse-document.js';
+import { parseFileText, type ParsedObject, type ParseOptions } from './parse-document.js';
 import { withConfigLimits } from './yaml-reader.js';
 
 /** The outcome of loading config: a model only when there is no error, and every diagnostic found. */
@@ -30,7 +33,7 @@ export interface ConfigText {
 
 function at(origin: SourceRef, path: string, severity: ConfigDiagnostic['severity'], message: string): ConfigDiagnostic {
   const p = positionOf(origin, path) ?? { file: origin.file, line: origin.line, column: origin.column };
-  return { severity, file: p.file, line: p.line, column: p.column, path, message };
+  return { severity, file: p.file, line: p.line, column: p.column, path: pathInFile(origin, path), message };
 }
 
 const where = (o: SourceRef): string => `${o.file}:${o.line}`;
@@ -80,9 +83,9 @@ function withinFileLimits(input: ConfigText, limits: ConfigLimits, diagnostics: 
 export function parseConfigFiles(
   inputs: readonly ConfigText[],
   extra: readonly ConfigDiagnostic[] = [],
-  limitOverrides: Partial<ConfigLimits> = {},
+  opts: ParseOptions & { readonly limits?: Partial<ConfigLimits> } = {},
 ): LoadResult {
-  const limits = configLimits(limitOverrides);
+  const limits = configLimits(opts.limits ?? {});
   const diagnostics: ConfigDiagnostic[] = [...extra];
   const objects: ParsedObject[] = [];
   let syntaxErrors = false;
@@ -91,12 +94,12 @@ export function parseConfigFiles(
       syntaxErrors = true;
       continue;
     }
-    const parsed = withConfigLimits(limits, () => parseFileText(input.text, input.fileName, diagnostics));
+    const parsed = withConfigLimits(limits, () => parseFileText(input.text, input.fileName, diagnostics, opts));
     // A loop, not push(...objects): spreading 140,000 objects as arguments overflows the stack.
     for (const o of parsed.objects) objects.push(o);
     syntaxErrors ||= parsed.syntaxErrors;
   }
-  const kept = crossCheck(objects, diagnostics, !syntaxErrors);
+  const kept = resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics);
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(
     (a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
@@ -120,8 +123,67 @@ export function parseConfigFiles(
 }
 
 /** Parses one file's text: for tests and tools. */
-export function parseConfigText(text: string, fileName: string, limits: Partial<ConfigLimits> = {}): LoadResult {
-  return parseConfigFiles([{ fileName, text }], [], limits);
+export function parseConfigText(
+  text: string,
+  fileName: string,
+  opts: ParseOptions & { readonly limits?: Partial<ConfigLimits> } = {},
+): LoadResult {
+  return parseConfigFiles([{ fileName, text }], [], opts);
+}
+
+const sameLabels = (a: Labels, b: Labels): boolean =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
+// A policy's targetRef(s) naming Services select the workloads of those Services: the policy gets
+// the Service's selector (a policy and its Services share a namespace, so they select the same
+// workloads). A policy whose targets select nothing applies to nothing, as in Istio.
+function resolveTargets(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
+  const services = new Map(objects.flatMap((o) => (o.kind === 'Service' ? [[`${o.value.namespace}/${o.value.name}`, o.value]] : [])));
+  const mc = objects.find((o) => o.kind === 'MeshConfig');
+  const rootNamespace = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {}).rootNamespace;
+  const out: ParsedObject[] = [];
+  for (const o of objects) {
+    // No target left (an empty list, or every entry was refused and reported): nothing to resolve.
+    if ((o.kind !== 'AuthorizationPolicy' && o.kind !== 'RequestAuthentication') || !o.targets?.length) {
+      out.push(o);
+      continue;
+    }
+    const p = o.value;
+    const origin = p.origin as SourceRef;
+    if (p.namespace === rootNamespace) {
+      // In the root namespace a selector reaches every namespace; a Service's selector would too.
+      diagnostics.push(
+        at(origin, 'spec', 'error', `targetRef(s) in the root namespace ${rootNamespace} are not supported by meshpilot: use a selector`),
+      );
+      continue;
+    }
+    const selectors: Labels[] = [];
+    for (const t of o.targets) {
+      const svc = services.get(`${p.namespace}/${t.name}`);
+      if (svc && Object.keys(svc.selector).length > 0) selectors.push(svc.selector);
+      else
+        diagnostics.push(
+          at(origin, t.path, 'warning', `no Service ${p.namespace}/${t.name} with a selector: this target selects no workload`),
+        );
+    }
+    if (selectors.length === 0) {
+      diagnostics.push(at(origin, 'spec', 'warning', `${o.kind} ${p.namespace}/${p.name} selects no workload: it has no effect`));
+      continue;
+    }
+    if (!selectors.every((sel) => sameLabels(sel, selectors[0]!))) {
+      diagnostics.push(
+        at(
+          origin,
+          'spec.targetRefs',
+          'error',
+          'targetRefs naming Services with different selectors are not supported by meshpilot: write one policy per Service',
+        ),
+      );
+      continue;
+    }
+    out.push({ ...o, value: { ...p, selector: selectors[0]! } } as ParsedObject);
+  }
+  return out;
 }
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not
@@ -181,7 +243,14 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
       const s = o.value;
       if (byLabel.select(s.namespace, s.selector).length === 0)
         diagnostics.push(
-          at(s.origin as SourceRef, 'spec.selector', 'error', `selects no workloads: no WorkloadEntry in ${s.namespace} has these labels`),
+          // A warning, not an error: a Service next to the Deployment Istio users write it for has no
+          // WorkloadEntry yet, and a Service without endpoints endangers nothing (Kubernetes allows it too).
+          at(
+            s.origin as SourceRef,
+            'spec.selector',
+            'warning',
+            `selects no workloads: no WorkloadEntry in ${s.namespace} has these labels (meshpilot does not read Deployments or Pods)`,
+          ),
         );
     }
   }

@@ -1,8 +1,8 @@
 import type { Diagnostic } from '../lib/index.js';
 
-/** A config problem: an error rejects the whole config, a warning does not. Positions are 1-based. */
+/** A config problem: an error rejects the whole config, a warning does not, an info is a note. Positions are 1-based. */
 export interface ConfigDiagnostic extends Diagnostic {
-  readonly severity: 'error' | 'warning';
+  readonly severity: 'error' | 'warning' | 'info';
   readonly file: string;
 }
 

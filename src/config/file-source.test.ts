@@ -140,6 +140,16 @@ describe('createFileConfigSource', () => {
     assert.equal(deliveries.length, 2, 'a model was delivered during the burst');
   });
 
+  it('reads namespace-less documents into defaultNamespace (serve --namespace) and logs skipped kinds as warnings', async () => {
+    await writeFile(join(dir, 'mesh.yaml'), `${sa('a')}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\n`);
+    source = createFileConfigSource({ paths: [dir], log, debounceMs: 20, defaultNamespace: 'foo' });
+    await source.ready();
+    assert.ok(source.current()?.serviceAccount('foo', 'a'));
+    assert.ok(
+      log.lines.some((l) => l.level === 'warn' && l.msg === 'config warning' && /skipped Deployment web/.test(String(l.fields?.message))),
+    );
+  });
+
   it('reports the first load when it is invalid, then delivers once fixed', async () => {
     const file = join(dir, 'mesh.yaml');
     await writeFile(file, 'kind: Nope\n');

@@ -46,6 +46,8 @@ export interface FileConfigSourceOptions {
   readonly admit?: (next: MeshModel, current: MeshModel | undefined) => readonly ConfigDiagnostic[];
   /** Raises or lowers the config size limits (defaults in CONFIG_LIMITS). */
   readonly limits?: Partial<ConfigLimits>;
+  /** The namespace of documents that name none (`serve --namespace`); default `default`. */
+  readonly defaultNamespace?: string;
 }
 
 const realTimers: Timers = {
@@ -139,7 +141,10 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
   }
 
   async function loadOnce(): Promise<void> {
-    const result = await loadConfig(paths, opts.limits);
+    const result = await loadConfig(paths, {
+      limits: opts.limits,
+      ...(opts.defaultNamespace !== undefined ? { defaultNamespace: opts.defaultNamespace } : {}),
+    });
     if (closed) return;
     diagnostics = result.diagnostics;
     await ensureWatchers();
@@ -149,7 +154,8 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
       for (const d of diagnostics) {
         const fields = { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message };
         if (d.severity === 'error') log.error('config rejected', fields);
-        else log.warn('config warning', fields);
+        else if (d.severity === 'warning') log.warn('config warning', fields);
+        else log.info('config note', fields);
       }
       if (model) log.warn('config keeps last good version', { version: model.version });
       return;
@@ -159,7 +165,13 @@ export function createFileConfigSource(opts: FileConfigSourceOptions): ConfigSou
       return;
     }
     for (const d of result.diagnostics)
-      log.warn('config warning', { file: d.file, line: d.line, column: d.column, path: d.path, message: d.message });
+      (d.severity === 'info' ? log.info : log.warn)(d.severity === 'info' ? 'config note' : 'config warning', {
+        file: d.file,
+        line: d.line,
+        column: d.column,
+        path: d.path,
+        message: d.message,
+      });
     model = result.model;
     log.info('config accepted', { version: model.version, files: result.files.length });
     for (const cb of [...subscribers.keys()]) if (!closed) deliver(model, cb);

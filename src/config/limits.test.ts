@@ -69,7 +69,7 @@ describe('config limits', () => {
     const r = parseConfigText(aliasBomb(3), 'small.yaml');
     assert.deepEqual(errorsOf(r.diagnostics), []);
     assert.equal(r.model?.authorizationPolicies[0]?.rules.length, 4);
-    const raised = parseConfigText(aliasBomb(12), 'raised.yaml', { maxAliasExpansion: 1_000_000 });
+    const raised = parseConfigText(aliasBomb(12), 'raised.yaml', { limits: { maxAliasExpansion: 1_000_000 } });
     assert.deepEqual(errorsOf(raised.diagnostics), []);
   });
 
@@ -104,10 +104,13 @@ describe('config limits', () => {
   });
 
   it('refuses more documents than maxDocumentsPerFile, at the first one too many', () => {
-    const r = parseConfigText(serviceAccounts(4), 'many.yaml', { maxDocumentsPerFile: 3 });
+    const r = parseConfigText(serviceAccounts(4), 'many.yaml', { limits: { maxDocumentsPerFile: 3 } });
     // Each document is 4 lines and a separator: the fourth starts at the `---` on line 15.
     assertRefused(r.diagnostics, 'maxDocumentsPerFile', 'many.yaml', 15);
-    assert.equal(parseConfigText(serviceAccounts(3), 'three.yaml', { maxDocumentsPerFile: 3 }).model?.serviceAccounts.length, 3);
+    assert.equal(
+      parseConfigText(serviceAccounts(3), 'three.yaml', { limits: { maxDocumentsPerFile: 3 } }).model?.serviceAccounts.length,
+      3,
+    );
   });
 
   it('refuses a file over maxFileBytes, from its size on disk, before reading it', async () => {
@@ -115,7 +118,7 @@ describe('config limits', () => {
     try {
       const file = join(dir, 'big.yaml');
       await writeFile(file, serviceAccounts(20));
-      const r = await loadConfig([file], { maxFileBytes: 100 });
+      const r = await loadConfig([file], { limits: { maxFileBytes: 100 } });
       assertRefused(r.diagnostics, 'maxFileBytes', file, 1);
       assert.ok((await loadConfig([file])).model);
     } finally {

@@ -172,6 +172,27 @@ spec:
     assert.equal(sa?.origin?.line, 2);
   });
 
+  it('puts namespace-less documents in the --namespace given, and leaves named namespaces alone', () => {
+    const text =
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: b, namespace: other}\n';
+    const r = parseConfigText(text, 'a.yaml', { defaultNamespace: 'foo' });
+    assert.deepEqual(r.diagnostics, []);
+    assert.ok(r.model?.serviceAccount('foo', 'a'));
+    assert.ok(r.model?.serviceAccount('other', 'b'));
+    assert.equal(r.model?.serviceAccount('default', 'a'), undefined);
+  });
+
+  it('warns about each namespace-less document when asked, naming where it landed', () => {
+    const text = 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n';
+    const plain = parseConfigText(text, 'a.yaml', { warnImplicitNamespace: true });
+    assert.deepEqual(
+      plain.diagnostics.map((d) => [d.severity, d.line, d.path, d.message]),
+      [['warning', 4, 'metadata.namespace', "no namespace: a lands in 'default'; write metadata.namespace"]],
+    );
+    const flagged = parseConfigText(text, 'a.yaml', { warnImplicitNamespace: true, defaultNamespace: 'foo' });
+    assert.match(flagged.diagnostics[0]?.message ?? '', /lands in 'foo' \(--namespace\)/);
+  });
+
   it('accepts an empty document stream as an empty mesh', () => {
     const r = parseConfigText('# nothing yet\n---\n', 'empty.yaml');
     assert.deepEqual(r.diagnostics, []);

@@ -3,6 +3,10 @@ import { extname, join } from 'node:path';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseConfigFiles, type ConfigText, type LoadResult } from './build-model.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
+import type { ParseOptions } from './parse-document.js';
+
+/** Options of loadConfig: how documents without a namespace are read. */
+export type LoadOptions = ParseOptions & { readonly limits?: Partial<ConfigLimits> };
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
@@ -35,9 +39,9 @@ export async function resolveConfigFiles(paths: readonly string[]): Promise<{ fi
   return { files: [...new Set(files)], diagnostics };
 }
 
-/** Loads files and directories of YAML config into a model, gathering every problem; `limits` raises or lowers CONFIG_LIMITS. */
-export async function loadConfig(paths: readonly string[], limitOverrides: Partial<ConfigLimits> = {}): Promise<LoadResult> {
-  const limits = configLimits(limitOverrides);
+/** Loads files and directories of YAML config into a model, gathering every problem; `opts.limits` raises or lowers CONFIG_LIMITS. */
+export async function loadConfig(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
+  const limits = configLimits(opts.limits ?? {});
   const { files, diagnostics } = await resolveConfigFiles(paths);
   const texts: ConfigText[] = [];
   for (const file of files) {
@@ -68,5 +72,5 @@ export async function loadConfig(paths: readonly string[], limitOverrides: Parti
   // An empty config would withdraw every workload from the mesh: refuse it, the last good config keeps serving.
   if (files.length === 0 && diagnostics.length === 0)
     diagnostics.push({ severity: 'error', file: paths.join(', '), path: '', message: 'no config files (*.yaml, *.yml) found' });
-  return parseConfigFiles(texts, diagnostics, limits);
+  return parseConfigFiles(texts, diagnostics, { ...opts, limits });
 }

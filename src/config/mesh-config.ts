@@ -17,6 +17,63 @@ const KNOWN = [
   'caPluginDir',
 ];
 
+// Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
+// change who is trusted or how traffic is secured is refused (fail closed); the others only shape
+// telemetry, routing or gateways and are ignored with a warning, so an Istio MeshConfig can be kept.
+type IstioField = { readonly refuse: boolean; readonly why: string };
+const refuse = (why: string): IstioField => ({ refuse: true, why });
+const ignore = (why: string): IstioField => ({ refuse: false, why });
+const TELEMETRY = ignore('meshpilot configures no telemetry');
+const ROUTING = ignore('meshpilot does no traffic routing');
+const GATEWAYS = ignore('meshpilot runs no gateways');
+const ISTIO_MESH_FIELDS: Readonly<Record<string, IstioField>> = {
+  caCertificates: refuse("the trust bundle comes from meshpilot's CA (caPluginDir for plug-in CA files)"),
+  certificates: refuse('meshpilot issues workload certificates only'),
+  ca: refuse('meshpilot is the CA (caPluginDir for plug-in CA files)'),
+  meshMTLS: refuse('the TLS versions of mesh mTLS are fixed'),
+  tlsDefaults: refuse('the TLS settings of mesh mTLS are fixed'),
+  enableAutoMtls: refuse('auto mTLS is always on'),
+  verifyCertificateAtClient: refuse('sidecars always verify peers against the mesh roots'),
+  extensionProviders: refuse('CUSTOM authorization (external authorizers) and extensions are not supported'),
+  defaultProviders: refuse('extension providers are not supported'),
+  pathNormalization: refuse("inbound paths are normalized as Istio's default, BASE with merged slashes"),
+  discoverySelectors: refuse('meshpilot reads every namespace of its config'),
+  trustDomainAliasesFromCertificates: refuse('trust domain aliases are listed in trustDomainAliases'),
+  enableTracing: TELEMETRY,
+  accessLogFile: TELEMETRY,
+  accessLogFormat: TELEMETRY,
+  accessLogEncoding: TELEMETRY,
+  enableEnvoyAccessLogService: TELEMETRY,
+  disableEnvoyListenerLog: TELEMETRY,
+  enablePrometheusMerge: TELEMETRY,
+  inboundClusterStatName: TELEMETRY,
+  outboundClusterStatName: TELEMETRY,
+  defaultConfig: ignore('proxy settings come from the bootstrap meshpilot writes'),
+  outboundTrafficPolicy: ROUTING,
+  inboundTrafficPolicy: ROUTING,
+  localityLbSetting: ROUTING,
+  h2UpgradePolicy: ROUTING,
+  defaultHttpRetryPolicy: ROUTING,
+  serviceSettings: ROUTING,
+  serviceScopeConfigs: ROUTING,
+  connectTimeout: ROUTING,
+  protocolDetectionTimeout: ROUTING,
+  tcpKeepalive: ROUTING,
+  dnsRefreshRate: ROUTING,
+  defaultServiceExportTo: ROUTING,
+  defaultVirtualServiceExportTo: ROUTING,
+  defaultDestinationRuleExportTo: ROUTING,
+  ingressClass: GATEWAYS,
+  ingressService: GATEWAYS,
+  ingressControllerMode: GATEWAYS,
+  ingressSelector: GATEWAYS,
+  proxyListenPort: ignore('capture ports are fixed (15001, 15006)'),
+  proxyInboundListenPort: ignore('capture ports are fixed (15001, 15006)'),
+  proxyHttpPort: ROUTING,
+  configSources: ignore('meshpilot reads its config from files'),
+  thriftConfig: ROUTING,
+};
+
 function duration(r: DocReader, f: Field): number | undefined {
   const s = r.str(f, ' (write a duration such as 24h or 90m)');
   if (s === undefined) return undefined;
@@ -35,7 +92,13 @@ function duration(r: DocReader, f: Field): number | undefined {
 /** Reads a MeshConfig spec into settings (defaults for absent fields); a relative caPluginDir is resolved against the file's directory. */
 export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | undefined): MeshSettings {
   const out: { -readonly [K in keyof MeshSettings]: MeshSettings[K] } = { ...DEFAULT_MESH_SETTINGS, origin: h.origin };
-  const m = spec ? (r.map(spec, KNOWN) ?? {}) : {};
+  const m = spec ? (r.map(spec, [...KNOWN, ...Object.keys(ISTIO_MESH_FIELDS)]) ?? {}) : {};
+  for (const [key, f] of Object.entries(m)) {
+    const istio = ISTIO_MESH_FIELDS[key];
+    if (!istio) continue;
+    if (istio.refuse) r.error(f.at, f.path, `valid Istio MeshConfig field '${key}', not supported by meshpilot: ${istio.why}`);
+    else r.warn(f.at, f.path, `valid Istio MeshConfig field '${key}', ignored by meshpilot: ${istio.why}`);
+  }
   if (m.trustDomain) {
     const td = r.str(m.trustDomain);
     const problem = td !== undefined ? checkTrustDomain(td) : undefined;

@@ -82,6 +82,8 @@ export class DocReader {
   private aliasTargets?: Map<Alias, Node>;
   // A document over a limit is reported once and not read at all.
   private readonly overLimit: boolean;
+  /** Whose API the object belongs to, for "valid <api> field, not supported by meshpilot". */
+  api = 'Istio';
 
   constructor(
     readonly file: string,
@@ -216,6 +218,11 @@ export class DocReader {
     this.diagnostics.push({ severity: 'error', file: this.file, line: at.line, column: at.column, path, message });
   }
 
+  /** Reports a note at a field: neither a problem nor a change of meaning. */
+  info(at: SourcePosition, path: string, message: string): void {
+    this.diagnostics.push({ severity: 'info', file: this.file, line: at.line, column: at.column, path, message });
+  }
+
   /** Reports a warning at a field. */
   warn(at: SourcePosition, path: string, message: string): void {
     this.diagnostics.push({ severity: 'warning', file: this.file, line: at.line, column: at.column, path, message });
@@ -261,7 +268,7 @@ export class DocReader {
       const key = String(keyNode.value);
       const path = joinPath(f.path, key);
       if (key in unsupported) {
-        this.error(keyAt, path, `not supported: ${unsupported[key]}`);
+        this.error(keyAt, path, `valid ${this.api} field '${key}', not supported by meshpilot: ${unsupported[key]}`);
         continue;
       }
       if (!known.includes(key)) {

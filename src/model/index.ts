@@ -33,6 +33,6 @@ export type { MeshModel, MeshModelInput, NamespacedName } from './mesh-model.js'
 export { createMeshModel, objectKey, workloadPortFor, applicationProtocol } from './mesh-model.js';
 export type { ChangeSet, ObjectChange } from './diff.js';
 export { diffModels } from './diff.js';
-export { positionOf } from './position.js';
+export { positionOf, pathInFile } from './position.js';
 export type { PushChange, PushEvent } from './push-change.js';
 export { mergeEvents, NO_CHANGE } from './push-change.js';

@@ -15,3 +15,10 @@ export function positionOf(origin: SourceRef | undefined, path: string): { file:
   }
   return { file: origin.file, line: origin.line, column: origin.column };
 }
+
+/** The field path as written in the file: below `items[i]` when the object is an item of a `kind: List`. */
+export function pathInFile(origin: SourceRef | undefined, path: string): string {
+  const prefix = origin?.pathPrefix;
+  if (!prefix) return path;
+  return path === '' ? prefix : `${prefix}.${path}`;
+}

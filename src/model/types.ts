@@ -14,6 +14,8 @@ export interface SourcePosition {
 export interface SourceRef extends SourcePosition {
   readonly file: string;
   readonly fields?: ReadonlyMap<string, SourcePosition>;
+  /** Where the object sits in its document when it is an item of a `kind: List` (`items[2]`); field paths are below it. */
+  readonly pathPrefix?: string;
 }
 
 /** Kubernetes-style labels (or a label selector's matchLabels). */
@@ -110,6 +112,9 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 export interface AuthzSource {
   readonly principals: readonly string[];
   readonly notPrincipals: readonly string[];
+  /** `<namespace>/<service-account>` (Istio 1.24+; the parser qualifies a bare name): that service account in any trust domain. */
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
   readonly requestPrincipals: readonly string[];
   readonly notRequestPrincipals: readonly string[];
   readonly namespaces: readonly string[];
@@ -151,6 +156,8 @@ export interface AuthorizationPolicy extends ObjectMeta {
   readonly selector?: Labels;
   readonly action: AuthzAction;
   readonly rules: readonly AuthzRule[];
+  /** Annotation `istio.io/dry-run: "true"`: evaluated and counted by the proxy, never enforced. */
+  readonly dryRun?: boolean;
 }
 
 /** One JWT rule of a RequestAuthentication, after Istio's API. */
@@ -168,6 +175,8 @@ export interface JwtRule {
   readonly forwardOriginalToken: boolean;
   /** JWKS fetch timeout in milliseconds, when set. */
   readonly timeoutMs?: number;
+  /** Claims read as space-delimited lists, besides `scope` and `permission` (Istio's defaults). */
+  readonly spaceDelimitedClaims?: readonly string[];
 }
 
 /** A `security.istio.io/v1 RequestAuthentication`. */

@@ -3,7 +3,17 @@
 // `ns[<ns>]-policy[<name>]-rule[<i>]`, permissions from `to` and principals from `from`, with the
 // `when` conditions joined to the side they describe. Compilation fails closed (STYLE 6).
 import { workloadPortFor, type AuthorizationPolicy, type AuthzRule, type MeshModel, type WorkloadEntry } from '../model/index.js';
-import { HttpRbac, NetworkRbac, packAny, RbacAction, type Any, type DeepPartialLike, type RbacPolicy } from '../proto/index.js';
+import {
+  HttpRbac,
+  NetworkRbac,
+  packAny,
+  RbacAction,
+  URI_TEMPLATE_MATCH_TYPE,
+  UriTemplateMatchConfig,
+  type Any,
+  type DeepPartialLike,
+  type RbacPolicy,
+} from '../proto/index.js';
 import { diagnosticAt, type PolicyDiagnostic } from './diagnostics.js';
 import {
   headerMatchers,
@@ -255,8 +265,32 @@ const methodBuild: Build<Permission> = withMatch((m) =>
   m.kind === 'any' ? { header: { name: ':method', presentMatch: true } } : { header: { name: ':method', stringMatch: stringMatch(m) } },
 );
 
+/** The extension name of Envoy's URI template matcher, as Istio names it in RBAC permissions. */
+export const URI_TEMPLATE_MATCHER = 'envoy.path.match.uri_template.uri_template_matcher';
+
+/** Istio's path template (`/a/{*}/c`, `/a/{**}`) in Envoy's URI template syntax (`/a/*` + `/c`, `/a/**`). */
+export function envoyPathTemplate(istio: string): string {
+  return istio.replaceAll('{**}', '**').replaceAll('{*}', '*');
+}
+
 // url_path is the path without query and fragment, after the HCM normalized it (see INBOUND_HCM_OPTIONS).
-const pathBuild: Build<Permission> = withMatch((m) => ({ urlPath: { path: stringMatch(m) } }));
+// A template (checked by the config loader against Istio's rules) goes to Envoy's URI template matcher.
+const pathBuild: Build<Permission> = (value, broaden, s) => {
+  if (!value.includes('{')) return withMatch((m) => ({ urlPath: { path: stringMatch(m) } }))(value, broaden, s);
+  const typedConfig = packAny(URI_TEMPLATE_MATCH_TYPE, UriTemplateMatchConfig, { pathTemplate: envoyPathTemplate(value) });
+  return { ok: true, value: { uriTemplate: { name: URI_TEMPLATE_MATCHER, typedConfig } } };
+};
+
+// `ns/sa` names that service account in any trust domain, as Istio matches it (its regex is
+// `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`). The SPIFFE scheme plus the suffix `/ns/<ns>/sa/<sa>`
+// matches every mesh identity Istio's regex does, without a regex built from input; it leaves out
+// only IDs with extra segments after the service account, which no mesh CA issues.
+const serviceAccountBuild: Build<Principal> = (value) => {
+  const [ns, sa, ...rest] = value.split('/');
+  if (!ns || !sa || rest.length > 0) return { ok: false, error: `'${value}' must be <namespace>/<service-account>` };
+  const auth = (sm: ReturnType<typeof stringMatch>): Principal => ({ authenticated: { principalName: sm } });
+  return { ok: true, value: idAnd([auth({ prefix: SPIFFE }), auth({ suffix: `/ns/${ns}/sa/${sa}` })]) };
+};
 
 const destIpBuild: Build<Permission> = (value) => {
   const c = parseCidr(value);
@@ -267,6 +301,7 @@ const sniBuild: Build<Permission> = withMatch((m) => ({ requestedServerName: str
 
 const FIELDS: Readonly<Record<string, FieldSpec>> = {
   principals: { side: 'principal', httpOnly: false, build: principalBuild },
+  serviceAccounts: { side: 'principal', httpOnly: false, build: serviceAccountBuild },
   requestPrincipals: { side: 'principal', httpOnly: true, build: requestPrincipalBuild },
   namespaces: { side: 'principal', httpOnly: false, build: namespaceBuild },
   ipBlocks: { side: 'principal', httpOnly: false, build: cidrBuild('directRemoteIp') },
@@ -279,6 +314,7 @@ const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'remote.ip': { side: 'principal', httpOnly: false, build: cidrBuild('remoteIp') },
   'source.namespace': { side: 'principal', httpOnly: false, build: namespaceBuild },
   'source.principal': { side: 'principal', httpOnly: false, build: principalBuild },
+  'source.serviceAccount': { side: 'principal', httpOnly: false, build: serviceAccountBuild },
   'request.auth.principal': { side: 'principal', httpOnly: true, build: requestPrincipalBuild },
   'request.auth.audiences': { side: 'principal', httpOnly: true, build: claimBuild(['aud']) },
   'request.auth.presenter': { side: 'principal', httpOnly: true, build: claimBuild(['azp']) },
@@ -315,6 +351,7 @@ interface Entry {
 
 const SOURCE_PAIRS = [
   ['principals', 'notPrincipals'],
+  ['serviceAccounts', 'notServiceAccounts'],
   ['requestPrincipals', 'notRequestPrincipals'],
   ['namespaces', 'notNamespaces'],
   ['ipBlocks', 'notIpBlocks'],
@@ -524,27 +561,35 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
       ),
     ],
   };
-  const byAction: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
+  // Dry-run policies go to the same action's shadow rules (Istio's builder does the same): Envoy
+  // evaluates them and counts the would-be result, but they never decide a request.
+  const enforced: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
+  const shadow: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
   const present = new Set<RbacFilterAction>();
+  const presentShadow = new Set<RbacFilterAction>();
   for (const p of model.authorizationPoliciesFor(workload)) {
     const action: RbacFilterAction = p.action === 'AUDIT' ? 'LOG' : p.action;
-    present.add(action);
+    (p.dryRun ? presentShadow : present).add(action);
     try {
-      Object.assign(byAction[action], compilePolicy(p, protocol, s, diagnostics));
+      Object.assign((p.dryRun ? shadow : enforced)[action], compilePolicy(p, protocol, s, diagnostics));
     } catch (e) {
       // A bug, not bad input: never let it open access. The workload denies everything until fixed.
       diagnostics.push(
         diagnosticAt(p, KIND, 'spec', 'error', `internal error compiling the policy (${(e as Error).message}): denying every request`),
       );
       present.add('DENY');
-      byAction.DENY[rbacPolicyName(p.namespace, p.name, 'internal-error')] = DENY_ALL;
+      enforced.DENY[rbacPolicyName(p.namespace, p.name, 'internal-error')] = DENY_ALL;
     }
   }
   const filters: PolicyFilter[] = [];
   for (const action of ['LOG', 'DENY', 'ALLOW'] as const) {
     // An ALLOW filter without policies denies everything, as it must; LOG and DENY without policies do nothing.
-    if (!present.has(action) || (action !== 'ALLOW' && Object.keys(byAction[action]).length === 0)) continue;
-    filters.push(rbacFilter(protocol, action, byAction[action]));
+    const rules = present.has(action) && (action === 'ALLOW' || Object.keys(enforced[action]).length > 0) ? enforced[action] : undefined;
+    // A dry-run ALLOW policy whose rules were all dropped would deny everything: its shadow says so.
+    const shadowRules =
+      presentShadow.has(action) && (action === 'ALLOW' || Object.keys(shadow[action]).length > 0) ? shadow[action] : undefined;
+    if (!rules && !shadowRules) continue;
+    filters.push(rbacFilter(protocol, action, rules, shadowRules));
   }
   return {
     protocol,
@@ -554,12 +599,36 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
   };
 }
 
-/** Packs one RBAC filter; the policy map is sorted by name so equal input gives equal bytes. */
-export function rbacFilter(protocol: PortProtocol, action: RbacFilterAction, policies: Record<string, EnvoyPolicy>): PolicyFilter {
-  const sorted = Object.fromEntries(Object.entries(policies).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const rules = { action: RbacAction[action], policies: sorted };
-  if (protocol === 'http') return { name: HTTP_RBAC_FILTER, typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, { rules }) };
-  return { name: NETWORK_RBAC_FILTER, typedConfig: packAny(NETWORK_RBAC_TYPE, NetworkRbac, { rules, statPrefix: 'tcp.' }) };
+/** The stat prefixes of shadow (dry-run) rules by action, as Istio sets them: Envoy counts `<http prefix>rbac.<prefix>.shadow_allowed` and `.shadow_denied`. */
+export const DRY_RUN_STAT_PREFIX: Readonly<Record<RbacFilterAction, string>> = {
+  ALLOW: 'istio_dry_run_allow_',
+  DENY: 'istio_dry_run_deny_',
+  LOG: 'istio_dry_run_log_',
+};
+
+/**
+ * Packs one RBAC filter with enforced `policies` and/or dry-run `shadowPolicies` (Envoy: rules
+ * absent means no enforcement); each policy map is sorted by name so equal input gives equal bytes.
+ */
+export function rbacFilter(
+  protocol: PortProtocol,
+  action: RbacFilterAction,
+  policies: Record<string, EnvoyPolicy> | undefined,
+  shadowPolicies?: Record<string, EnvoyPolicy>,
+): PolicyFilter {
+  const sorted = (ps: Record<string, EnvoyPolicy>) =>
+    Object.fromEntries(Object.entries(ps).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const config = {
+    ...(policies ? { rules: { action: RbacAction[action], policies: sorted(policies) } } : {}),
+    ...(shadowPolicies
+      ? {
+          shadowRules: { action: RbacAction[action], policies: sorted(shadowPolicies) },
+          shadowRulesStatPrefix: DRY_RUN_STAT_PREFIX[action],
+        }
+      : {}),
+  };
+  if (protocol === 'http') return { name: HTTP_RBAC_FILTER, typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, config) };
+  return { name: NETWORK_RBAC_FILTER, typedConfig: packAny(NETWORK_RBAC_TYPE, NetworkRbac, { ...config, statPrefix: 'tcp.' }) };
 }
 
 /** A filter that denies every request or connection: what a workload gets when its policy cannot be compiled at all. */

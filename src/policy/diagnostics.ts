@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../lib/index.js';
-import { positionOf, type SourceRef } from '../model/index.js';
+import { pathInFile, positionOf, type SourceRef } from '../model/index.js';
 
 /** A policy compile problem: `error` means part of a policy was dropped or replaced by a deny; `warning` means it compiled, maybe differently than it reads. */
 export interface PolicyDiagnostic extends Diagnostic {
@@ -20,7 +20,7 @@ export function diagnosticAt(
   return {
     severity,
     object: `${kind} ${object.namespace}/${object.name}`,
-    path,
+    path: pathInFile(object.origin, path),
     message,
     ...(p ? { file: p.file, line: p.line, column: p.column } : {}),
   };

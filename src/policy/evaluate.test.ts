@@ -378,3 +378,170 @@ spec:
     assert.equal(check(m, { path: '/private' }).verdict, 'deny');
   });
 });
+
+describe('evaluate: dry-run policies (istio.io/dry-run) are shadow rules', () => {
+  const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-headers
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/headers"] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-ip
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  rules: [{ to: [{ operation: { paths: ["/ip"] } }] }]
+`);
+
+  it('a request a dry-run DENY matches is allowed, and the would-be denial is reported', () => {
+    const d = check(model, { method: 'GET', path: '/headers' });
+    assert.equal(d.verdict, 'allow');
+    assert.deepEqual(d.dryRun, ['would deny by shop/deny-headers rule 0', 'would deny: no dry-run ALLOW policy matches']);
+  });
+
+  it('a dry-run ALLOW never denies: only its would-be result is reported', () => {
+    const d = check(model, { method: 'GET', path: '/ip' });
+    assert.equal(d.verdict, 'allow');
+    assert.equal(d.reason, 'no policy denies it and no ALLOW policy applies');
+    assert.deepEqual(d.dryRun, ['would allow by shop/allow-ip rule 0']);
+  });
+
+  it('an enforced DENY still denies next to a dry-run one', () => {
+    const both = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: shop }
+spec:
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin"] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-all-dry
+  namespace: shop
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  action: DENY
+  rules: [{}]
+`);
+    const d = check(both, { method: 'GET', path: '/admin' });
+    assert.equal(d.verdict, 'deny');
+    assert.equal(d.policy, 'shop/deny-admin');
+    assert.deepEqual(d.dryRun, ['would deny by shop/deny-all-dry rule 0']);
+    assert.equal(check(both, { method: 'GET', path: '/ok' }).verdict, 'allow');
+  });
+
+  it('a dry-run value that is not a boolean leaves the policy enforced (fail closed), with a warning', () => {
+    const r = parseConfigText(
+      `${WORKLOADS}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: d\n  namespace: shop\n  annotations: { istio.io/dry-run: "yes" }\nspec:\n  action: DENY\n  rules: [{}]\n`,
+      'test.yaml',
+    );
+    assert.ok(r.model);
+    assert.match(
+      r.diagnostics.map(formatDiagnostic).join('\n'),
+      /metadata\.annotations\["istio\.io\/dry-run"\]: 'yes' is not a boolean: the policy is enforced/,
+    );
+    assert.equal(check(r.model, { method: 'GET', path: '/' }).verdict, 'deny');
+  });
+});
+
+describe('evaluate: newer Istio fields agree with the compiled RBAC', () => {
+  it('serviceAccounts ns/sa (or sa, in the policy namespace) match that identity in any trust domain, as Istio; notServiceAccounts exclude one', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: sa, namespace: shop }
+spec:
+  rules: [{ from: [{ source: { serviceAccounts: [web, shop/old, other/x.y], notServiceAccounts: [shop/old] } }] }]
+`);
+    assert.equal(check(model, { sourcePrincipal: web }).verdict, 'allow');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/old' }).verdict, 'deny');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://other.td/ns/shop/sa/web' }).verdict, 'allow', 'any trust domain, as Istio');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/x.y' }).verdict, 'allow');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/xzy' }).verdict, 'deny', 'a dot is a dot');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/xshop/sa/web' }).verdict, 'deny');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/webx' }).verdict, 'deny');
+    assert.equal(check(model, {}).verdict, 'deny', 'a plaintext caller has no service account');
+    assert.equal(check(model, { sourcePrincipal: web }, 'tcp').verdict, 'allow', 'serviceAccounts work on TCP too');
+  });
+
+  it('the condition source.serviceAccount matches as serviceAccounts do', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: sa-when, namespace: shop }
+spec:
+  action: DENY
+  rules: [{ when: [{ key: source.serviceAccount, values: [web] }] }]
+`);
+    assert.equal(check(model, { sourcePrincipal: web }).verdict, 'deny');
+    assert.equal(check(model, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/api' }).verdict, 'allow');
+  });
+
+  it('path templates: {*} is one segment, {**} any number at the end; the query is not part of the path', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: tpl, namespace: shop }
+spec:
+  rules: [{ to: [{ operation: { paths: ["/items/{*}/reviews", "/static/{**}"], notPaths: ["/static/{*}/secret"] } }] }]
+`);
+    const v = (path: string) => check(model, { method: 'GET', path }).verdict;
+    assert.equal(v('/items/42/reviews'), 'allow');
+    assert.equal(v('/items/42/reviews?x=1'), 'allow');
+    assert.equal(v('/items/4/2/reviews'), 'deny');
+    assert.equal(v('/items//reviews'), 'deny', 'an empty segment is merged away by normalization, leaving /items/reviews');
+    assert.equal(v('/items/reviews'), 'deny');
+    assert.equal(v('/static/'), 'allow');
+    assert.equal(v('/static/css/a.css'), 'allow');
+    assert.equal(v('/static'), 'deny');
+    assert.equal(v('/static/x/secret'), 'deny');
+    assert.equal(v('/static/x/y/secret'), 'allow', 'notPaths {*} is one segment only');
+    assert.equal(v('/items/%2e%2e/reviews'), 'deny', 'dot segments are removed before matching');
+  });
+
+  it('targetRefs to a Service select its workloads', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: by-service, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: api }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin"] } }] }]
+`);
+    assert.equal(check(model, { method: 'GET', path: '/admin' }).verdict, 'deny');
+    assert.equal(check(model, { method: 'GET', path: '/' }).verdict, 'allow');
+  });
+
+  it('spaceDelimitedClaims: a listed claim matches one of its space-separated values', () => {
+    const model = load(`
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: shop }
+spec:
+  jwtRules:
+    - issuer: https://issuer.example.com
+      jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+      spaceDelimitedClaims: [roles]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: admins, namespace: shop }
+spec:
+  rules: [{ when: [{ key: "request.auth.claims[roles]", values: [admin] }] }]
+`);
+    const jwt = (roles: string) => ({ iss: 'https://issuer.example.com', sub: 's', claims: { roles } });
+    assert.equal(check(model, { method: 'GET', path: '/', jwt: jwt('reader admin') }).verdict, 'allow');
+    assert.equal(check(model, { method: 'GET', path: '/', jwt: jwt('reader administrator') }).verdict, 'deny');
+  });
+});

@@ -8,6 +8,7 @@ import {
   JwtAuthentication,
   NetworkRbac,
   RbacAction,
+  UriTemplateMatchConfig,
   type HeaderMatcher,
   type MetadataMatcher,
   type RbacConfig,
@@ -18,7 +19,7 @@ import {
   type CidrRange,
 } from '../proto/index.js';
 import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, parseRbacPolicyName, type PolicyFilter, type PortProtocol } from './authorization.js';
-import { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
+import { escapeRegex, JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 import { INBOUND_PATH_NORMALIZATION, normalizeRequestPath, stripHostPort, type PathNormalization } from './path-normalization.js';
 import type { EffectiveMtlsMode } from './peer-authentication.js';
 
@@ -78,6 +79,8 @@ export interface Decision {
   readonly reason: string;
   /** Envoy policy names of AUDIT policies that matched (they do not change the verdict). */
   readonly audited: readonly string[];
+  /** What dry-run (shadow) policies would have done, e.g. `would deny by foo/deny-path rule 0`; they do not change the verdict. */
+  readonly dryRun: readonly string[];
   /** The path url_path rules were matched against, after normalization. */
   readonly normalizedPath?: string;
 }
@@ -196,7 +199,21 @@ function matchPermission(p: RbacPermission, ctx: Ctx): boolean {
   if (p.metadata) return matchMetadata(p.metadata, ctx);
   if (p.notRule) return !matchPermission(p.notRule, ctx);
   if (p.requestedServerName) return matchString(p.requestedServerName, ctx.sni ?? '');
+  if (p.uriTemplate) return ctx.urlPath !== undefined && matchUriTemplate(p.uriTemplate.typedConfig?.value, ctx.urlPath);
   return false;
+}
+
+// Envoy's URI template matcher (extensions/path/match/uri_template): `*` is one segment of pchars,
+// `**` any run of pchars and `/`; the template must match the whole path (query already stripped).
+const PCHAR = "[A-Za-z0-9\\-._~%!$&'()+,;:@=]";
+function matchUriTemplate(config: Uint8Array | undefined, path: string): boolean {
+  if (!config) return false;
+  const template = UriTemplateMatchConfig.decode(config).pathTemplate;
+  const re = template
+    .split('/')
+    .map((seg) => (seg === '**' ? `${PCHAR.slice(0, -1)}/]*` : seg === '*' ? `${PCHAR}+` : escapeRegex(seg)))
+    .join('/');
+  return fullMatch(re, path);
 }
 
 function matchPrincipal(p: RbacPrincipal, ctx: Ctx): boolean {
@@ -276,6 +293,15 @@ function joinHeaders(req: AuthzRequest, host: string | undefined, path: string |
   return out;
 }
 
+/** What one shadow engine would have decided, in `authz check` words. */
+function shadowResult(rules: RbacConfig, ctx: Ctx): string[] {
+  const hit = firstMatch(rules, ctx);
+  const by = (h: string) => `${where(h).policy ?? h} rule ${where(h).rule ?? '?'}`;
+  if (rules.action === RbacAction.DENY) return hit ? [`would deny by ${by(hit)}`] : [];
+  if (rules.action === RbacAction.ALLOW) return [hit ? `would allow by ${by(hit)}` : 'would deny: no dry-run ALLOW policy matches'];
+  return hit ? [`would audit by ${by(hit)}`] : [];
+}
+
 const where = (envoyPolicy: string): Pick<Decision, 'policy' | 'rule' | 'envoyPolicy'> => {
   const p = parseRbacPolicyName(envoyPolicy);
   return p ? { policy: `${p.namespace}/${p.name}`, rule: p.rule, envoyPolicy } : { envoyPolicy };
@@ -287,11 +313,13 @@ const where = (envoyPolicy: string): Pick<Decision, 'policy' | 'rule' | 'envoyPo
  */
 export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathNormalization?: PathNormalization } = {}): Decision {
   const audited: string[] = [];
+  const dryRun: string[] = [];
   const deny = (status: number, reason: string, extra: Partial<Decision> = {}): Decision => ({
     verdict: 'deny',
     status,
     reason,
     audited,
+    dryRun,
     ...extra,
   });
   let principal = req.sourcePrincipal;
@@ -337,7 +365,10 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
       continue;
     }
     if (f.name !== HTTP_RBAC_FILTER && f.name !== NETWORK_RBAC_FILTER) continue;
-    const rules = (f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value)).rules;
+    const c = f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value);
+    // Envoy runs the shadow engine first and only records its result (stats, dynamic metadata).
+    if (c.shadowRules) dryRun.push(...shadowResult(c.shadowRules, ctx));
+    const rules = c.rules;
     if (!rules) continue;
     const hit = firstMatch(rules, ctx);
     if (rules.action === RbacAction.LOG) {
@@ -365,6 +396,7 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
       status: 200,
       reason: `allowed by ALLOW policy ${where(allowedBy).policy ?? allowedBy} rule ${where(allowedBy).rule ?? '?'}${note}${jwtNote}`,
       audited,
+      dryRun,
       ...where(allowedBy),
       ...withPath,
     };
@@ -373,6 +405,7 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
     status: 200,
     reason: `no policy denies it and no ALLOW policy applies${note}${jwtNote}`,
     audited,
+    dryRun,
     ...withPath,
   };
 }

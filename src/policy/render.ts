@@ -1,6 +1,6 @@
 // Renders compiled filters as plain, readable data (for golden files and `authz check --explain`):
 // the typed configs are decoded from the exact bytes the proxy receives, defaults left out.
-import { HttpRbac, JwtAuthentication, NetworkRbac, RbacAction } from '../proto/index.js';
+import { HttpRbac, JwtAuthentication, NetworkRbac, RbacAction, URI_TEMPLATE_MATCH_TYPE, UriTemplateMatchConfig } from '../proto/index.js';
 import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, type PolicyFilter } from './authorization.js';
 import { JWT_FILTER } from './matchers.js';
 import { UNUSABLE_JWKS } from './request-authentication.js';
@@ -8,6 +8,10 @@ import { UNUSABLE_JWKS } from './request-authentication.js';
 // Drops what protobuf treats as unset (false, '', empty lists, undefined); keeps 0 only for
 // fields where it means something (a CIDR prefix length of 0).
 function prune(v: unknown, key = ''): unknown {
+  // A packed URI template (RBAC uri_template) is shown as its template, not as bytes.
+  const any = v as { typeUrl?: unknown; value?: unknown } | null;
+  if (key === 'typedConfig' && any?.typeUrl === `type.googleapis.com/${URI_TEMPLATE_MATCH_TYPE}` && any.value instanceof Uint8Array)
+    return { '@type': URI_TEMPLATE_MATCH_TYPE, pathTemplate: UriTemplateMatchConfig.decode(any.value).pathTemplate };
   if (Array.isArray(v)) {
     const items = v.map((x) => prune(x)).filter((x) => x !== undefined);
     return items.length === 0 ? undefined : items;
@@ -31,12 +35,17 @@ export function renderFilter(f: PolicyFilter): unknown {
     case HTTP_RBAC_FILTER:
     case NETWORK_RBAC_FILTER: {
       const c = f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value);
-      const rules = c.rules!;
       return {
         filter: f.name,
         ...('statPrefix' in c && c.statPrefix ? { statPrefix: c.statPrefix } : {}),
-        action: RbacAction[rules.action],
-        policies: prune(rules.policies) ?? {},
+        ...(c.rules ? { action: RbacAction[c.rules.action], policies: prune(c.rules.policies) ?? {} } : {}),
+        ...(c.shadowRules
+          ? {
+              shadowAction: RbacAction[c.shadowRules.action],
+              shadowPolicies: prune(c.shadowRules.policies) ?? {},
+              shadowRulesStatPrefix: c.shadowRulesStatPrefix,
+            }
+          : {}),
       };
     }
     case JWT_FILTER: {

@@ -108,7 +108,7 @@ function provider(ra: RequestAuthentication, i: number, fetchJwks: JwksSource, d
     fromCookies: [...rule.fromCookies],
     forwardPayloadHeader: rule.outputPayloadToHeader ?? '',
     payloadInMetadata: JWT_PAYLOAD_KEY,
-    normalizePayloadInMetadata: { spaceDelimitedClaims: SPACE_DELIMITED_CLAIMS },
+    normalizePayloadInMetadata: { spaceDelimitedClaims: [...new Set([...SPACE_DELIMITED_CLAIMS, ...(rule.spaceDelimitedClaims ?? [])])] },
     claimToHeaders: rule.outputClaimToHeaders.map((c) => ({ headerName: c.header, claimName: c.claim })),
   };
 }

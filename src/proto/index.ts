@@ -5,3 +5,4 @@ export { encodeAny, sotwResourceChunk, deltaResourceChunk, sotwResponse, deltaRe
 export { xdsServices, isGarbled } from './xds-services.js';
 export type { XdsServiceSpec, GarbledRequest, Incoming } from './xds-services.js';
 export * from './messages.js';
+export { UriTemplateMatchConfig, URI_TEMPLATE_MATCH_TYPE } from './uri-template.js';
