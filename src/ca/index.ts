@@ -14,7 +14,7 @@ export type {
 } from './types.js';
 export { createEphemeralCa, createPluginCa, createSelfSignedCa, openCa } from './backends.js';
 export type { CaOptions } from './backends.js';
-export { describeKey, generateKeyPair } from './keys.js';
+export { describeKey, encodeP256KeyPair, generateKeyPair } from './keys.js';
 export type { KeyDescription, KeyKind, KeyPair } from './keys.js';
 export { MAX_CSR_BYTES, parseCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';

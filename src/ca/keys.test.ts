@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { describeKey, generateKeyPair } from './index.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { describeKey, encodeP256KeyPair, generateKeyPair } from './index.js';
 import { spkiOf } from './keys.js';
 
 describe('ca: keys', () => {
@@ -24,5 +24,17 @@ describe('ca: keys', () => {
     assert.deepEqual(spkiOf(p384, 'ec-p384'), p384.export({ type: 'spki', format: 'der' }));
     const rsa = generateKeyPair('rsa-2048').publicKey;
     assert.deepEqual(spkiOf(rsa, 'rsa-2048'), rsa.export({ type: 'spki', format: 'der' }));
+  });
+  it('encodes a P-256 key pair from its JWK exactly as OpenSSL does (SPKI DER, PKCS#8 PEM)', () => {
+    for (let i = 0; i < 20; i++) {
+      const { privateKey, publicKey } = generateKeyPair('ec-p256');
+      const { spkiDer, pkcs8Pem } = encodeP256KeyPair(privateKey);
+      assert.deepEqual(spkiDer, publicKey.export({ type: 'spki', format: 'der' }));
+      assert.equal(pkcs8Pem, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      // And the encodings parse back to the same key.
+      assert.ok(createPrivateKey(pkcs8Pem).equals(privateKey));
+      assert.ok(createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }).equals(publicKey));
+    }
+    assert.throws(() => encodeP256KeyPair(generateKeyPair('rsa-2048').privateKey), /needs a P-256 private key/);
   });
 });

@@ -110,3 +110,28 @@ export function spkiOf(key: KeyObject, desc: KeyDescription): Buffer {
   }
   return sequence(RSA_ALG, bitString(publicOf(key).export({ type: 'pkcs1', format: 'der' })));
 }
+
+// The fixed DER around a P-256 key's bytes (RFC 5480 SubjectPublicKeyInfo; RFC 5208 PKCS#8
+// holding an RFC 5915 ECPrivateKey with its public key), as OpenSSL writes them. Node's
+// DER/PEM export of EC keys goes through OpenSSL 3's encoder framework and costs several
+// signatures per key, while JWK export is cheap: on the sidecar path, where the control
+// plane makes a key for every SVID, filling these templates keeps issuance near raw signing.
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+const P256_PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420', 'hex');
+const P256_PKCS8_PUBLIC = Buffer.from('a144034200', 'hex');
+const UNCOMPRESSED = Buffer.from([0x04]);
+
+/** A P-256 key pair's SubjectPublicKeyInfo (DER) and PKCS#8 private key (PEM), encoded from its JWK form. */
+export function encodeP256KeyPair(privateKey: KeyObject): { readonly spkiDer: Buffer; readonly pkcs8Pem: string } {
+  const jwk = privateKey.export({ format: 'jwk' });
+  if (jwk.crv !== 'P-256' || !jwk.d || !jwk.x || !jwk.y) throw new Error('encodeP256KeyPair needs a P-256 private key');
+  const [d, x, y] = [jwk.d, jwk.x, jwk.y].map((v) => Buffer.from(v, 'base64url'));
+  if (d!.length !== 32 || x!.length !== 32 || y!.length !== 32) throw new Error('P-256 key parts must be 32 bytes');
+  const point = Buffer.concat([UNCOMPRESSED, x!, y!]);
+  const pkcs8 = Buffer.concat([P256_PKCS8_PREFIX, d!, P256_PKCS8_PUBLIC, point]);
+  const b64 = pkcs8.toString('base64').replace(/.{64}/g, '$&\n');
+  return {
+    spkiDer: Buffer.concat([P256_SPKI_PREFIX, point]),
+    pkcs8Pem: `-----BEGIN PRIVATE KEY-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END PRIVATE KEY-----\n`,
+  };
+}

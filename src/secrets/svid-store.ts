@@ -3,8 +3,8 @@
 // root rotation, then says which workloads' certificates changed. Generators only read
 // what is current (SPIRE's SDS handler likewise only reads what its manager issued), so
 // building a snapshot never signs anything, and what is read is never expired.
-import { createPublicKey, generateKeyPair as generateKeyPairAsync } from 'node:crypto';
-import type { CertificateAuthority, IssuedSvid } from '../ca/index.js';
+import { generateKeyPair as generateKeyPairAsync, type KeyObject } from 'node:crypto';
+import { encodeP256KeyPair, type CertificateAuthority, type IssuedSvid } from '../ca/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import type { Clock } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
@@ -34,24 +34,25 @@ export const realTimers: Timers = {
 
 /** A fresh key pair, as the signer and the SDS secret need it. */
 export interface FreshKey {
+  readonly publicKey: KeyObject;
   /** SubjectPublicKeyInfo, DER: what the CA signs over, without exporting the key again. */
   readonly spkiDer: Buffer;
   /** PKCS#8, PEM: what the proxy receives. */
   readonly privateKeyPem: string;
 }
 
-/** Makes P-256 keys on libuv's thread pool, already encoded, so the event loop only signs. */
+/** Makes a P-256 key on libuv's thread pool (the other core), then encodes it cheaply on the event loop. */
 export function generateFreshKey(): Promise<FreshKey> {
   return new Promise((resolve, reject) =>
-    generateKeyPairAsync(
-      'ec',
-      {
-        namedCurve: 'P-256',
-        publicKeyEncoding: { type: 'spki', format: 'der' },
-        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-      },
-      (e, spkiDer, privateKeyPem) => (e ? reject(e) : resolve({ spkiDer, privateKeyPem })),
-    ),
+    generateKeyPairAsync('ec', { namedCurve: 'P-256' }, (e, publicKey, privateKey) => {
+      if (e) return reject(e);
+      try {
+        const { spkiDer, pkcs8Pem } = encodeP256KeyPair(privateKey);
+        resolve({ publicKey, spkiDer, privateKeyPem: pkcs8Pem });
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }),
   );
 }
 
@@ -170,8 +171,7 @@ export function createSvidStore(deps: {
       }
       // Released, replaced by a newer request, or the store closed while the key was made.
       if (closed || entries.get(workloadKey) !== e || e.wanted !== ticket) return;
-      const publicKey = createPublicKey({ key: key.spkiDer, format: 'der', type: 'spki' });
-      const signed = deps.ca.signSvid({ spiffeId, publicKey, spkiDer: key.spkiDer, ttlMs: deps.ttlMs });
+      const signed = deps.ca.signSvid({ spiffeId, publicKey: key.publicKey, spkiDer: key.spkiDer, ttlMs: deps.ttlMs });
       if (!signed.ok) {
         deps.log.error('svid not issued', { workload: workloadKey, spiffeId, kind: signed.error.kind, cause: signed.error.message });
         return retry(workloadKey, reason, attempt);
