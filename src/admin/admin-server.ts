@@ -15,6 +15,8 @@ export interface AdminActions {
   /** Signs an SVID for a public key the caller made (the private key never comes here). */
   sign(req: { spiffeId: string; publicKeyPem: string; ttlMs?: number }): Result<unknown, string>;
   rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string>;
+  /** Every connected proxy's per-type xDS state, or one proxy's (undefined when it is not connected). */
+  proxyStatus(proxy?: string): unknown;
 }
 
 /** A running admin server. */
@@ -60,6 +62,11 @@ export async function startAdminServer(deps: {
         return send(res, 200, deps.actions.connections());
       case 'GET /debug/config':
         return send(res, 200, deps.actions.config(url.searchParams.get('node') ?? ''));
+      case 'GET /debug/proxy-status': {
+        const proxy = url.searchParams.get('proxy');
+        const body = deps.actions.proxyStatus(proxy ?? undefined);
+        return body === undefined ? send(res, 404, { error: `no connected proxy ${proxy}` }) : send(res, 200, body);
+      }
       case 'GET /ca/status':
         return send(res, 200, deps.actions.caStatus());
       case 'POST /ca/revoke': {
