@@ -26,12 +26,15 @@ import {
   createMetrics,
   createProxyReporter,
   createProxyStatusTracker,
+  proveRevocation,
   proxyVersion,
+  secretsViewOf,
   resolveOrigin,
   type Metrics,
   type ProxyStatusTracker,
 } from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
+import { SDS_DEFAULT, SDS_ROOTCA } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
@@ -308,6 +311,23 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
               return snap ? describeSnapshot(snap) : { error: `no snapshot for node ${node}` };
             },
             caStatus: () => ca.status(),
+            awaitRevocation: (serialHex, holder, timeoutMs) =>
+              proveRevocation(
+                {
+                  proxies: () => push.proxies(),
+                  ackedSecrets: (node) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
+                  secretsOf: (node) => secretsViewOf(cache.get(node), TypeUrl.Secret),
+                  crlPem: () =>
+                    ca
+                      .crl()
+                      .map((c) => c.pem)
+                      .join(''),
+                  chainOf: (key) => svids.current(key),
+                  clock,
+                  sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
+                },
+                { serialHex, holder, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
+              ),
             proxyStatus: (proxy) => (proxy === undefined ? reporter.list() : reporter.get(proxy)),
             revoke(serial) {
               const holder = svids.holderOf(serial);

@@ -21,3 +21,5 @@ export { createConvergenceTimer } from './convergence.js';
 export type { ConvergenceTimer } from './convergence.js';
 export { countingCsrLogger } from './csr-metrics.js';
 export type { CsrCounters } from './csr-metrics.js';
+export { proveRevocation, secretsViewOf } from './revocation-proof.js';
+export type { RevocationProof, SecretsView, Unacknowledged, Sleep } from './revocation-proof.js';
