@@ -231,6 +231,7 @@ describe('meshpilot status, metrics and revocation proof with real Envoy (issue 
     assert.equal(sample(m, 'citadel_server_csr_count'), 2);
     assert.equal(sample(m, 'citadel_server_success_cert_issuance_count'), 1);
     assert.equal(sample(m, 'meshpilot_csr_refused_total{reason="unauthenticated"}'), 1);
+    assert.equal(sample(m, 'citadel_server_cert_chain_expiry_seconds'), undefined, 'a self-signed CA has no intermediate series');
     const root = sample(m, 'citadel_server_root_cert_expiry_seconds')!;
     assert.ok(root > 86_400 * 300, `root expires in ${root}s`);
     for (const id of Object.values(ids)) {

@@ -124,7 +124,7 @@ export function formatProxy(p: ProxyReport, now: number): string {
   for (const t of p.types) {
     if (!t.nack) continue;
     out += `\nlast ${t.type.toUpperCase()} NACK: version ${t.nack.version} at ${time(t.nack.at)}${t.status === 'NACKED' ? '' : ' (since superseded)'}\n`;
-    out += `  envoy: ${t.nack.error}\n`;
+    out += `  envoy: ${t.nack.error.trim()}\n`;
     for (const r of t.nack.resources) {
       const o = r.origin;
       out += `  rejected ${r.name}${o ? ` <- ${o.kind} ${o.namespace}/${o.name}${o.at ? ` at ${o.at}` : ''}` : ''}\n`;

@@ -10,7 +10,7 @@ export interface Validity {
 /** The certificates whose expiry is exported, read at every scrape. */
 export interface CertificateSource {
   readonly roots: readonly Validity[];
-  readonly intermediates: readonly Validity[];
+  readonly intermediates: readonly (Validity & { readonly subject?: string })[];
   /** The current SVID of each workload with a connected proxy; a workload left out loses its series. */
   readonly workloads: readonly (Validity & { readonly spiffeId: string })[];
 }
@@ -69,14 +69,15 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
       if (roots.length > 0) this.set(Math.min(...roots.map(secondsLeft)));
     },
   });
+  // Labelled by subject, so that a CA without intermediates exports no series rather than a 0 an alert would read as expired.
   new Gauge({
     name: 'citadel_server_cert_chain_expiry_seconds',
-    help: 'seconds until the earliest intermediate of the signing chain expires (absent without intermediates)',
+    help: 'seconds until each intermediate of the signing chain expires, by subject (absent without intermediates)',
+    labelNames: ['subject'],
     ...opts,
     collect() {
       this.reset();
-      const ints = certificates?.().intermediates ?? [];
-      if (ints.length > 0) this.set(Math.min(...ints.map(secondsLeft)));
+      for (const c of certificates?.().intermediates ?? []) this.set({ subject: c.subject ?? 'intermediate' }, secondsLeft(c));
     },
   });
   new Gauge({
