@@ -186,7 +186,9 @@ describe('meshpilot status, metrics and revocation proof with real Envoy (issue 
       text.out.includes(`rejected inbound|15001 <- Service photo-ns/photo-backend at ${join(configDir, 'mesh.yaml')}:${portLine}`),
       text.out,
     );
-    assert.ok((sample(await scrape(), 'pilot_total_xds_rejects{type="lds"}') ?? 0) > before);
+    const during = await scrape();
+    assert.ok((sample(during, 'pilot_total_xds_rejects{type="lds"}') ?? 0) > before);
+    assert.equal(sample(during, 'meshpilot_xds_proxy_types{status="NACKED"}'), 1);
 
     writeConfig(photoAppConfig());
     const fixed = await eventually(
@@ -225,6 +227,8 @@ describe('meshpilot status, metrics and revocation proof with real Envoy (issue 
       },
       { timeoutMs: 15_000, description: 'refused stream counted' },
     );
+    assert.equal(sample(m, 'meshpilot_xds_proxy_types{status="SYNCED"}'), 15, 'three proxies, five types each');
+    assert.equal(sample(m, 'meshpilot_xds_proxy_types{status="NACKED"}'), 0);
     assert.equal(sample(m, 'pilot_xds{version="1.36.4"}') ?? sample(m, 'pilot_xds{version="unknown"}'), 3);
     for (const type of ['lds', 'cds', 'eds', 'rds', 'sds']) assert.ok((sample(m, `pilot_xds_pushes{type="${type}"}`) ?? 0) >= 3, type);
     assert.ok((sample(m, 'pilot_proxy_convergence_time_count') ?? 0) >= 1, 'the config changes were timed');

@@ -265,6 +265,7 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
       workloads: push.proxies().flatMap((p) => svids.current(p.workloadKey) ?? []),
     };
   });
+  metrics.observeProxySync(() => proxyStatus.list());
   const reporter = createProxyReporter({ tracker: proxyStatus, proxies: () => push.proxies(), svidOf: (key) => svids.current(key) });
   // A new signing CA (root rotation): every workload moves to a certificate it signed.
   const offSigning = ca.onChange((c) => {

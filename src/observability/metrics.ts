@@ -43,6 +43,8 @@ export interface Metrics {
   readonly csrIssued: Counter;
   /** CSRs refused, by reason (the CSR service's error kind). */
   readonly csrRefused: Counter<'reason'>;
+  /** Starts exporting how many (proxy, type) pairs are in each sync status, read from `source` at each scrape. */
+  observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
   observeCertificates(source: () => CertificateSource): void;
 }
@@ -56,6 +58,7 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
   const registry = new Registry();
   const opts = { registers: [registry] };
   let certificates: (() => CertificateSource) | undefined;
+  let proxySync: (() => readonly { readonly types: readonly { readonly status: string }[] }[]) | undefined;
   const secondsLeft = (v: Validity) => (v.notAfter - clock.now()) / 1000;
 
   // Expiry gauges are computed when scraped: they are never stale and a gone workload's series goes with it.
@@ -99,6 +102,19 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
       this.reset();
       for (const w of soonestPerId(certificates?.().workloads ?? []))
         this.set({ spiffe_id: w.spiffeId }, (clock.now() - w.notBefore) / Math.max(1, w.notAfter - w.notBefore));
+    },
+  });
+
+  new Gauge({
+    name: 'meshpilot_xds_proxy_types',
+    help: 'connected (proxy, xDS type) pairs by sync status: SYNCED, NOT SENT, STALE (sent, not yet ACKed), NACKED',
+    labelNames: ['status'],
+    ...opts,
+    collect() {
+      this.reset();
+      const counts: Record<string, number> = { SYNCED: 0, 'NOT SENT': 0, STALE: 0, NACKED: 0 };
+      for (const p of proxySync?.() ?? []) for (const t of p.types) counts[t.status] = (counts[t.status] ?? 0) + 1;
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
 
@@ -162,6 +178,9 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
       labelNames: ['reason'],
       ...opts,
     }),
+    observeProxySync(source) {
+      proxySync = source;
+    },
     observeCertificates(source) {
       certificates = source;
     },
