@@ -57,6 +57,8 @@ describe('proxy status tracker', () => {
     t.onConnect(p);
     t.onSend(p, CDS, 'v1', ['a', 'b']);
     t.onNack(p, CDS, 'v1', 'something went wrong', ['a', 'b']);
+    t.onNack(p, CDS, 'v1', 'x'.repeat(100_000), ['a', 'b']);
+    assert.ok(t.get(p.nodeId)!.types[0]!.nack!.error.length <= 4097, 'a huge message is kept bounded');
     assert.deepEqual(t.get(p.nodeId)!.types[0]!.nack?.resources, [
       { name: 'a', origin: { kind: 'Service', namespace: 'ns', name: 'svc', at: 'mesh.yaml:12' } },
       { name: 'b' },

@@ -91,6 +91,8 @@ interface Entry {
 
 /** At most this many rejected resources are kept per NACK: enough to act on, bounded whatever Envoy rejects. */
 const MAX_REJECTED = 20;
+/** Envoy's message is kept up to this many characters: it lists every listener it refused, which can be many. */
+const MAX_ERROR_CHARS = 4096;
 
 /** Creates a tracker; `types` lists the served types in display order, so a type never sent shows NOT SENT. */
 export function createProxyStatusTracker(deps: {
@@ -140,7 +142,7 @@ export function createProxyStatusTracker(deps: {
       const rejected = (named.length > 0 ? named : names).slice(0, MAX_REJECTED);
       s.nack = {
         version,
-        error,
+        error: error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}…` : error,
         at: deps.clock.now(),
         resources: rejected.map((name) => {
           const origin = deps.resolve?.(p.nodeId, typeUrl, name, error);
