@@ -13,7 +13,7 @@ export ENVOY_BIN
 NPM_STAMP := node_modules/.install-stamp
 TS_SOURCES := $(shell find src e2e bench generated -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: deps generate check-generated build envoy capture-prereqs test test-unit test-e2e lint format demo bench compose-config clean
+.PHONY: deps generate check-generated build envoy capture-prereqs promtool test-alerts test test-unit test-e2e lint format demo bench compose-config clean
 
 deps: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -70,11 +70,31 @@ capture-prereqs:
 	  useradd -u 1337 -M -s /usr/sbin/nologin istio-proxy; \
 	fi
 
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules. Installed only as root
+# and only when missing, without recommends; a policy-rc.d that refuses keeps the package's service
+# from starting during the install, and it is disabled afterwards so it does not start at boot either.
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "promtool missing: install Debian's prometheus package (as root: make promtool)"; exit 1; fi; \
+	echo "installing promtool (Debian prometheus, its service left stopped and disabled)"; \
+	added_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1; fi; \
+	status=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null || status=$$?; \
+	if [ -n "$$added_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
+	rm -f /etc/systemd/system/multi-user.target.wants/prometheus.service; \
+	if [ -e /etc/init.d/prometheus ] && command -v update-rc.d >/dev/null 2>&1; then update-rc.d prometheus disable >/dev/null 2>&1 || true; fi; \
+	exit $$status
+
+# The alert rules are valid, and fire (and stay quiet) on the series in their unit tests.
+test-alerts: promtool
+	promtool check rules examples/prometheus/meshpilot-rules.yaml
+	cd examples/prometheus && promtool test rules meshpilot-rules.test.yaml
+
 test-e2e: build envoy capture-prereqs
 	node scripts/run-tests.mjs e2e
 
 # Everything CI proves: generated code is current, lint is clean, compose file is valid, all tests pass.
-test: check-generated lint compose-config build envoy capture-prereqs
+test: check-generated lint compose-config test-alerts build envoy capture-prereqs
 	node scripts/run-tests.mjs all
 
 demo: build envoy

@@ -27,8 +27,21 @@ import { createCsrService } from './csr/index.js';
 import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
 import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
-import { createMetrics, type Metrics } from './observability/index.js';
+import {
+  countingCsrLogger,
+  createConvergenceTimer,
+  createMetrics,
+  createProxyReporter,
+  createProxyStatusTracker,
+  proveRevocation,
+  proxyVersion,
+  secretsViewOf,
+  resolveOrigin,
+  type Metrics,
+  type ProxyStatusTracker,
+} from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
+import { SDS_DEFAULT, SDS_ROOTCA } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
@@ -73,6 +86,8 @@ export interface RunningMeshpilot {
   /** The admin server's port, when one runs. */
   readonly adminPort?: number;
   readonly metrics: Metrics;
+  /** Per proxy and type: what was sent, ACKed and NACKed (what `meshpilot status` shows). */
+  readonly proxyStatus: ProxyStatusTracker;
   /** Mints a proxy token for a service account (what `meshpilot token` does). */
   mintToken(namespace: string, serviceAccount: string, ttlMs?: number): Promise<string>;
   stop(): Promise<void>;
@@ -148,7 +163,9 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     log: log.child({ module: 'policy' }),
     plaintextOnly: o.insecurePlaintext,
   });
-  const metrics = createMetrics();
+  const metrics = createMetrics({ clock });
+  // A window opened while no proxy is connected would never be pushed (nothing to build): it is not timed.
+  const convergence = createConvergenceTimer(clock, { active: () => push.proxies().length > 0 });
   const push = createPushController({
     cache,
     ca,
@@ -160,20 +177,32 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     clock,
     timers,
     stats: {
-      onPush: (proxies) => metrics.pushes.inc(proxies),
+      onPush: (proxies) => {
+        metrics.pushes.inc(proxies);
+        const seconds = convergence.pushed();
+        if (seconds !== undefined) metrics.convergence.observe(seconds);
+      },
       onBuildError: () => metrics.pushErrors.inc(),
     },
   });
   const offJwks = jwks.onChange(() => {
     policy.invalidate();
+    convergence.requested();
     push.request({ kind: 'jwks' });
   });
-  const unsubscribe = config.subscribe((model, changes) => push.setModel(model, { kind: 'config', changes }));
-  const offSvids = svids.onChanged((workloadKey) => push.request({ kind: 'svid', workloadKey }));
+  const unsubscribe = config.subscribe((model, changes) => {
+    convergence.requested();
+    push.setModel(model, { kind: 'config', changes });
+  });
+  const offSvids = svids.onChanged((workloadKey) => {
+    convergence.requested();
+    push.request({ kind: 'svid', workloadKey });
+  });
   const offCa = ca.onChange((c) => {
     if (c.kind !== 'trust-bundle' && c.kind !== 'crl') return;
     // However a certificate was revoked (admin port, CLI, another path), its holder never keeps serving it.
     if (c.kind === 'crl') for (const r of ca.status().revoked) svids.reissueSerial(r.serialHex);
+    convergence.requested();
     push.request({ kind: 'trust' });
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
@@ -203,26 +232,48 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       });
 
   const typeLabel = (t: TypeUrl) => typeShortName[t];
+  const proxyStatus = createProxyStatusTracker({
+    clock,
+    types: Object.entries(typeShortName).map(([typeUrl, name]) => ({ typeUrl, name })),
+    resolve(nodeId, typeUrl, name, hint) {
+      const m = config.current();
+      const p = push.proxies().find((x) => x.nodeId === nodeId);
+      return m && p ? resolveOrigin(m, p.workloadKey, typeUrl, name, hint) : undefined;
+    },
+  });
   const hooks: XdsHooks = {
     onConnect: (p) => {
       metrics.xdsConnected.inc();
+      metrics.pilotXds.inc({ version: proxyVersion(p.userAgent) });
+      proxyStatus.onConnect(p);
       o.hooks?.onConnect?.(p);
     },
     onDisconnect: (p, reason) => {
       metrics.xdsConnected.dec();
+      metrics.pilotXds.dec({ version: proxyVersion(p.userAgent) });
+      proxyStatus.onDisconnect(p);
       o.hooks?.onDisconnect?.(p, reason);
     },
     onSend: (p, t, v, names) => {
       metrics.xdsPushes.inc({ type: typeLabel(t) });
+      metrics.pilotXdsPushes.inc({ type: typeLabel(t) });
+      proxyStatus.onSend(p, t, v, names);
       o.hooks?.onSend?.(p, t, v, names);
     },
     onAck: (p, t, v) => {
       metrics.xdsAcks.inc({ type: typeLabel(t) });
+      proxyStatus.onAck(p, t, v);
       o.hooks?.onAck?.(p, t, v);
     },
     onNack: (p, t, v, e, names) => {
       metrics.xdsNacks.inc({ type: typeLabel(t) });
+      metrics.pilotXdsRejects.inc({ type: typeLabel(t) });
+      proxyStatus.onNack(p, t, v, e, names);
       o.hooks?.onNack?.(p, t, v, e, names);
+    },
+    onRefused: (reason) => {
+      metrics.xdsRefused.inc({ reason });
+      o.hooks?.onRefused?.(reason);
     },
     onUnknownNames: (p, t, names) => {
       if (t === TypeUrl.Secret) metrics.secretsRefused.inc();
@@ -230,6 +281,16 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     },
   };
   const offIssued = svids.onIssued((reason) => metrics.svidsIssued.inc({ reason }));
+  metrics.observeCertificates(() => {
+    const s = ca.status();
+    return {
+      roots: s.roots,
+      intermediates: s.intermediates,
+      workloads: push.proxies().flatMap((p) => svids.current(p.workloadKey) ?? []),
+    };
+  });
+  metrics.observeProxySync(() => proxyStatus.list());
+  const reporter = createProxyReporter({ tracker: proxyStatus, proxies: () => push.proxies(), svidOf: (key) => svids.current(key) });
   // A new signing CA (root rotation): every workload moves to a certificate it signed.
   const offSigning = ca.onChange((c) => {
     if (c.kind === 'signing-ca') svids.reissueAll();
@@ -252,7 +313,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       maxTtlMs: settings.maxCertTtlMs,
       defaultTtlMs: settings.certTtlMs,
       clock,
-      log: log.child({ module: 'csr' }),
+      log: countingCsrLogger(log.child({ module: 'csr' }), metrics),
     }).register(server);
   }
   const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
@@ -276,6 +337,24 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
               return snap ? describeSnapshot(snap) : { error: `no snapshot for node ${node}` };
             },
             caStatus: () => ca.status(),
+            awaitRevocation: (serialHex, holder, timeoutMs) =>
+              proveRevocation(
+                {
+                  proxies: () => push.proxies(),
+                  ackedSecrets: (node) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
+                  secretsOf: (node) => secretsViewOf(cache.get(node), TypeUrl.Secret),
+                  crlPem: () =>
+                    ca
+                      .crl()
+                      .map((c) => c.pem)
+                      .join(''),
+                  chainOf: (key) => svids.current(key),
+                  clock,
+                  sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
+                },
+                { serialHex, holder, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
+              ),
+            proxyStatus: (proxy) => (proxy === undefined ? reporter.list() : reporter.get(proxy)),
             revoke(serial) {
               const holder = svids.holderOf(serial);
               const r = ca.revoke(serial);
@@ -325,6 +404,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     secure: serving !== undefined,
     adminPort: admin?.port,
     metrics,
+    proxyStatus,
     mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
       mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock, rootNamespace: settings.rootNamespace }),
     async stop() {

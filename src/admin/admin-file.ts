@@ -49,12 +49,14 @@ export async function callAdmin(
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
+  /** How long to wait for the answer; calls that wait on the mesh (revoke with proof) pass more than the default. */
+  timeoutMs = 10_000,
 ): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${ep.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${ep.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   return { status: res.status, body: await res.json() };
 }

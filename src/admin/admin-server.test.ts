@@ -26,6 +26,7 @@ describe('admin server', () => {
           return ok({ chainPem: [] });
         },
         rotateRoot: (phase) => ok({ rotation: phase }),
+        proxyStatus: (proxy) => (proxy === undefined ? [{ nodeId: 'n1' }] : proxy === 'n1' ? { nodeId: 'n1' } : undefined),
       },
     });
   });
@@ -56,6 +57,11 @@ describe('admin server', () => {
   it('answers debug views and CA operations with the token, with clear errors', async () => {
     assert.deepEqual(await (await fetch(url('/debug/connections'), { headers: auth })).json(), [{ nodeId: 'n1' }]);
     assert.deepEqual(await (await fetch(url('/debug/config?node=x'), { headers: auth })).json(), { node: 'x' });
+    assert.deepEqual(await (await fetch(url('/debug/proxy-status'), { headers: auth })).json(), [{ nodeId: 'n1' }]);
+    assert.deepEqual(await (await fetch(url('/debug/proxy-status?proxy=n1'), { headers: auth })).json(), { nodeId: 'n1' });
+    const gone = await fetch(url('/debug/proxy-status?proxy=n9'), { headers: auth });
+    assert.equal(gone.status, 404);
+    assert.match(((await gone.json()) as { error: string }).error, /no connected proxy n9/);
     const revoked = await fetch(url('/ca/revoke?serial=ab'), { method: 'POST', headers: auth });
     assert.equal(revoked.status, 200);
     const unknown = await fetch(url('/ca/revoke?serial=cd'), { method: 'POST', headers: auth });

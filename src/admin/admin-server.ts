@@ -15,7 +15,14 @@ export interface AdminActions {
   /** Signs an SVID for a public key the caller made (the private key never comes here). */
   sign(req: { spiffeId: string; publicKeyPem: string; ttlMs?: number }): Result<unknown, string>;
   rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string>;
+  /** Waits until every connected proxy ACKed the CRL (and the holder its fresh SVID); resolves with the proof. */
+  awaitRevocation?(serialHex: string, holder: string | undefined, timeoutMs: number): Promise<unknown>;
+  /** Every connected proxy's per-type xDS state, or one proxy's (undefined when it is not connected). */
+  proxyStatus(proxy?: string): unknown;
 }
+
+/** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
+const MAX_WAIT_MS = 300_000;
 
 /** A running admin server. */
 export interface AdminServer {
@@ -60,12 +67,26 @@ export async function startAdminServer(deps: {
         return send(res, 200, deps.actions.connections());
       case 'GET /debug/config':
         return send(res, 200, deps.actions.config(url.searchParams.get('node') ?? ''));
+      case 'GET /debug/proxy-status': {
+        const proxy = url.searchParams.get('proxy');
+        const body = deps.actions.proxyStatus(proxy ?? undefined);
+        return body === undefined ? send(res, 404, { error: `no connected proxy ${proxy}` }) : send(res, 200, body);
+      }
       case 'GET /ca/status':
         return send(res, 200, deps.actions.caStatus());
       case 'POST /ca/revoke': {
-        const r = deps.actions.revoke(url.searchParams.get('serial') ?? '');
-        deps.log.info('admin revoke', { serial: url.searchParams.get('serial'), ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
-        return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+        const serial = url.searchParams.get('serial') ?? '';
+        const waitMs = url.searchParams.has('waitMs') ? Number(url.searchParams.get('waitMs')) : undefined;
+        if (waitMs !== undefined && !(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_WAIT_MS))
+          return send(res, 400, { error: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}` });
+        const r = deps.actions.revoke(serial);
+        deps.log.info('admin revoke', { serial, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
+        if (!r.ok) return send(res, 400, { error: r.error });
+        if (waitMs === undefined || !deps.actions.awaitRevocation) return send(res, 200, r.value);
+        const reissued = (r.value as { reissued?: unknown }).reissued;
+        const proof = await deps.actions.awaitRevocation(serial, typeof reissued === 'string' ? reissued : undefined, waitMs);
+        deps.log.info('admin revoke acknowledged', { serial, proof });
+        return send(res, 200, { ...(r.value as object), propagation: proof });
       }
       case 'POST /ca/sign': {
         const body = await readJson(req, 64 * 1024);

@@ -9,6 +9,7 @@ import { registerAuthzCommands } from './authz-commands.js';
 import { registerCaptureCommand } from './capture-command.js';
 import { packageVersion } from './version.js';
 import { registerValidateCommand } from './validate-command.js';
+import { registerStatusCommand } from './status-command.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -21,6 +22,7 @@ registerAgentCommand(program);
 registerAuthzCommands(program);
 registerCaptureCommand(program);
 registerValidateCommand(program);
+registerStatusCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

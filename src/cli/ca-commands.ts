@@ -12,6 +12,7 @@ import { acquireStateLock, createPluginCa, createSelfSignedCa, generateKeyPair, 
 import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
+import type { RevocationProof } from '../observability/index.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
 export interface CaCommandDeps {
@@ -212,20 +213,44 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     });
 
   ca.command('revoke')
-    .description('revoke an issued certificate by serial (hex)')
+    .description('revoke an issued certificate by serial (hex); through a running server, wait until every proxy acknowledged it')
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
-    .action(async function (this: Command, o: { stateDir: string; serial: string }) {
-      // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once.
+    .option('--timeout <duration>', 'with a running server: how long to wait for every proxy to ACK the new CRL (Go duration)', '10s')
+    .action(async function (this: Command, o: { stateDir: string; serial: string; timeout: string }) {
+      const timeout = parseDuration(o.timeout);
+      if (!timeout.ok) return this.error(`error: --timeout: ${timeout.error}`, { exitCode: 1 });
+      // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once,
+      // and waits (server side, where ACKs are seen) until every connected proxy has acknowledged both.
       const live = findAdminEndpoint(o.stateDir);
       if (live) {
-        const r = await callAdmin(live, 'POST', `/ca/revoke?serial=${encodeURIComponent(o.serial)}`);
-        const body = r.body as { error?: string; revoked?: { serialHex: string; spiffeId: string }; reissued?: string | null };
-        if (r.status !== 200) this.error(`meshpilot: revoke refused by the running control plane: ${body.error ?? r.status}`);
+        const path = `/ca/revoke?serial=${encodeURIComponent(o.serial)}&waitMs=${timeout.value}`;
+        const r = await callAdmin(live, 'POST', path, undefined, timeout.value + 10_000);
+        const body = r.body as {
+          error?: string;
+          revoked?: { serialHex: string; spiffeId: string };
+          reissued?: string | null;
+          propagation?: RevocationProof;
+        };
+        if (r.status !== 200) return this.error(`meshpilot: revoke refused by the running control plane: ${body.error ?? r.status}`);
         write(
           `revoked ${body.revoked!.serialHex} (${body.revoked!.spiffeId}) via the running control plane (pid ${live.pid})${body.reissued ? `; reissued for ${body.reissued}` : ''}\n`,
         );
-        return;
+        const p = body.propagation;
+        if (!p) return;
+        const holder = body.reissued ? ` (and ${body.reissued} its fresh SVID)` : '';
+        if (p.missing.length === 0) {
+          write(`${p.proxies} of ${p.proxies} connected proxies acknowledged the new CRL${holder} in ${p.elapsedMs}ms\n`);
+          return;
+        }
+        write(
+          `${p.acknowledged.length} of ${p.proxies} connected proxies acknowledged the new CRL${holder} within ${o.timeout}; not acknowledged:\n`,
+        );
+        for (const m of p.missing) write(`  ${m.nodeId}: ${m.reason}\n`);
+        return this.error(`error: ${p.missing.length} proxies did not acknowledge the revocation within ${o.timeout}`, {
+          exitCode: 1,
+          code: 'meshpilot.ca.unacknowledged',
+        });
       }
       withCa(this, o.stateDir, { writes: true }, (a) => {
         const r = unwrapOr(this, a.revoke(o.serial));

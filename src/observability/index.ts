@@ -1,4 +1,25 @@
 export { createLogger, createRecordingLogger, silentLogger, teeLogger } from './logger.js';
 export type { Logger, LogFields, RecordedLine } from './logger.js';
-export { createMetrics } from './metrics.js';
-export type { Metrics } from './metrics.js';
+export { createMetrics, proxyVersion } from './metrics.js';
+export type { Metrics, CertificateSource, Validity } from './metrics.js';
+export { createProxyStatusTracker } from './proxy-status.js';
+export type {
+  ProxyStatusTracker,
+  ProxyStatus,
+  TypeStatus,
+  SyncStatus,
+  NackRecord,
+  RejectedResource,
+  ResourceOrigin,
+  OriginResolver,
+  TrackedProxy,
+} from './proxy-status.js';
+export { createProxyReporter } from './proxy-report.js';
+export type { ProxyReporter, ProxyReport, AdmittedProxyInfo, SvidInfo } from './proxy-report.js';
+export { resolveOrigin } from './resource-origin.js';
+export { createConvergenceTimer } from './convergence.js';
+export type { ConvergenceTimer } from './convergence.js';
+export { countingCsrLogger } from './csr-metrics.js';
+export type { CsrCounters } from './csr-metrics.js';
+export { proveRevocation, secretsViewOf } from './revocation-proof.js';
+export type { RevocationProof, SecretsView, Unacknowledged, Sleep } from './revocation-proof.js';

@@ -1,4 +1,19 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { systemClock, type Clock } from '../lib/index.js';
+
+/** A certificate's validity, as the expiry gauges need it. */
+export interface Validity {
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+/** The certificates whose expiry is exported, read at every scrape. */
+export interface CertificateSource {
+  readonly roots: readonly Validity[];
+  readonly intermediates: readonly (Validity & { readonly subject?: string })[];
+  /** The current SVID of each workload with a connected proxy; a workload left out loses its series. */
+  readonly workloads: readonly (Validity & { readonly spiffeId: string })[];
+}
 
 /** The control plane's counters and gauges, exposed in Prometheus text format on the admin port. */
 export interface Metrics {
@@ -14,12 +29,95 @@ export interface Metrics {
   readonly pushes: Counter;
   /** Proxy builds that failed; the proxy kept its last good config. */
   readonly pushErrors: Counter;
+  /** Istio's `pilot_xds`: connected xDS streams, by the proxy's version. */
+  readonly pilotXds: Gauge<'version'>;
+  /** Istio's `pilot_xds_pushes`: responses sent, by type (cds, eds, lds, rds, sds). */
+  readonly pilotXdsPushes: Counter<'type'>;
+  /** Istio's `pilot_total_xds_rejects`: responses NACKed, by type. */
+  readonly pilotXdsRejects: Counter<'type'>;
+  /** Istio's `pilot_proxy_convergence_time`: seconds from the first event of a debounce window to its push. */
+  readonly convergence: Histogram;
+  /** Istio's `citadel_server_csr_count`: CSRs received. */
+  readonly csrCount: Counter;
+  /** Istio's `citadel_server_success_cert_issuance_count`: CSRs answered with a certificate. */
+  readonly csrIssued: Counter;
+  /** CSRs refused, by reason (the CSR service's error kind). */
+  readonly csrRefused: Counter<'reason'>;
+  /** Starts exporting how many (proxy, type) pairs are in each sync status, read from `source` at each scrape. */
+  observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
+  /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
+  observeCertificates(source: () => CertificateSource): void;
 }
 
+// Istio's buckets for pilot_proxy_convergence_time (pilot/pkg/xds/monitoring.go).
+const CONVERGENCE_BUCKETS = [0.1, 0.5, 1, 3, 5, 10, 20, 30];
+
 /** Creates the metrics on a registry of their own (so tests and processes never share one). */
-export function createMetrics(): Metrics {
+export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
+  const clock = deps.clock ?? systemClock;
   const registry = new Registry();
   const opts = { registers: [registry] };
+  let certificates: (() => CertificateSource) | undefined;
+  let proxySync: (() => readonly { readonly types: readonly { readonly status: string }[] }[]) | undefined;
+  const secondsLeft = (v: Validity) => (v.notAfter - clock.now()) / 1000;
+
+  // Expiry gauges are computed when scraped: they are never stale and a gone workload's series goes with it.
+  new Gauge({
+    name: 'citadel_server_root_cert_expiry_seconds',
+    help: 'seconds until the earliest trusted root expires (negative: expired)',
+    ...opts,
+    collect() {
+      this.reset();
+      const roots = certificates?.().roots ?? [];
+      if (roots.length > 0) this.set(Math.min(...roots.map(secondsLeft)));
+    },
+  });
+  // Labelled by subject, so that a CA without intermediates exports no series rather than a 0 an alert would read as expired.
+  new Gauge({
+    name: 'citadel_server_cert_chain_expiry_seconds',
+    help: 'seconds until each intermediate of the signing chain expires, by subject (absent without intermediates)',
+    labelNames: ['subject'],
+    ...opts,
+    collect() {
+      this.reset();
+      for (const c of certificates?.().intermediates ?? []) this.set({ subject: c.subject ?? 'intermediate' }, secondsLeft(c));
+    },
+  });
+  new Gauge({
+    name: 'meshpilot_svid_expiry_seconds',
+    help: 'seconds until the current SVID of a workload with a connected proxy expires, by SPIFFE ID',
+    labelNames: ['spiffe_id'],
+    ...opts,
+    collect() {
+      this.reset();
+      for (const w of soonestPerId(certificates?.().workloads ?? [])) this.set({ spiffe_id: w.spiffeId }, secondsLeft(w));
+    },
+  });
+  new Gauge({
+    name: 'meshpilot_svid_lifetime_elapsed_ratio',
+    help: 'fraction of its lifetime the current SVID has lived (renewal is due at renewAtFraction plus jitter), by SPIFFE ID',
+    labelNames: ['spiffe_id'],
+    ...opts,
+    collect() {
+      this.reset();
+      for (const w of soonestPerId(certificates?.().workloads ?? []))
+        this.set({ spiffe_id: w.spiffeId }, (clock.now() - w.notBefore) / Math.max(1, w.notAfter - w.notBefore));
+    },
+  });
+
+  new Gauge({
+    name: 'meshpilot_xds_proxy_types',
+    help: 'connected (proxy, xDS type) pairs by sync status: SYNCED, NOT SENT, STALE (sent, not yet ACKed), NACKED',
+    labelNames: ['status'],
+    ...opts,
+    collect() {
+      this.reset();
+      const counts: Record<string, number> = { SYNCED: 0, 'NOT SENT': 0, STALE: 0, NACKED: 0 };
+      for (const p of proxySync?.() ?? []) for (const t of p.types) counts[t.status] = (counts[t.status] ?? 0) + 1;
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+    },
+  });
+
   return {
     registry,
     xdsPushes: new Counter({ name: 'meshpilot_xds_pushes_total', help: 'xDS responses sent, by type', labelNames: ['type'], ...opts }),
@@ -49,5 +147,57 @@ export function createMetrics(): Metrics {
       help: 'proxy builds that failed (the proxy kept its last good config)',
       ...opts,
     }),
+    pilotXds: new Gauge({
+      name: 'pilot_xds',
+      help: 'Number of endpoints connected to this control plane using xDS, by proxy version',
+      labelNames: ['version'],
+      ...opts,
+    }),
+    pilotXdsPushes: new Counter({ name: 'pilot_xds_pushes', help: 'xDS responses sent, by type', labelNames: ['type'], ...opts }),
+    pilotXdsRejects: new Counter({
+      name: 'pilot_total_xds_rejects',
+      help: 'xDS responses rejected by proxies (NACK), by type',
+      labelNames: ['type'],
+      ...opts,
+    }),
+    convergence: new Histogram({
+      name: 'pilot_proxy_convergence_time',
+      help: 'seconds from the first change of a debounce window until its push was built and handed to the streams',
+      buckets: CONVERGENCE_BUCKETS,
+      ...opts,
+    }),
+    csrCount: new Counter({ name: 'citadel_server_csr_count', help: 'CSRs received by the CSR service', ...opts }),
+    csrIssued: new Counter({
+      name: 'citadel_server_success_cert_issuance_count',
+      help: 'CSRs answered with a certificate',
+      ...opts,
+    }),
+    csrRefused: new Counter({
+      name: 'meshpilot_csr_refused_total',
+      help: 'CSRs refused, by reason',
+      labelNames: ['reason'],
+      ...opts,
+    }),
+    observeProxySync(source) {
+      proxySync = source;
+    },
+    observeCertificates(source) {
+      certificates = source;
+    },
   };
+}
+
+/** One entry per SPIFFE ID (workloads sharing an identity): the one that expires first, the one an alert cares about. */
+function soonestPerId<T extends Validity & { readonly spiffeId: string }>(list: readonly T[]): T[] {
+  const byId = new Map<string, T>();
+  for (const w of list) {
+    const prev = byId.get(w.spiffeId);
+    if (!prev || w.notAfter < prev.notAfter) byId.set(w.spiffeId, w);
+  }
+  return [...byId.values()];
+}
+
+/** The Envoy version in a stream's user agent (`envoy/1.36.4 ...`), the label of Istio's `pilot_xds`; "unknown" otherwise. */
+export function proxyVersion(userAgent: string): string {
+  return /envoy\/(\d+\.\d+\.\d+)/.exec(userAgent)?.[1] ?? 'unknown';
 }

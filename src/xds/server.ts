@@ -80,6 +80,7 @@ export function createXdsServer(deps: {
       unwatch?.();
       open.delete(streamId);
       if (proxy) hooks.onDisconnect?.(proxy, reason);
+      if (status) hooks.onRefused?.(grpc.status[status.code]);
       // grpc-js turns an 'error' event on a server stream into the call's final status.
       if (status) call.emit('error', Object.assign(new Error(status.details), status));
       else call.end();

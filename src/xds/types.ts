@@ -23,6 +23,8 @@ export interface XdsHooks {
   onNack?(proxy: ProxyInfo, typeUrl: TypeUrl, rejectedVersion: string, error: string, resourceNames: readonly string[]): void;
   /** A proxy subscribed to names its snapshot does not hold (for secrets: not its own). */
   onUnknownNames?(proxy: ProxyInfo, typeUrl: TypeUrl, names: readonly string[]): void;
+  /** A stream was ended by the server with an error status (refused or cut off); `reason` is the gRPC code name. */
+  onRefused?(reason: string): void;
 }
 
 /** Bounds on what one stream may ask for. */
