@@ -156,6 +156,19 @@ describe('xDS server over gRPC', () => {
     assert.equal(c.status()!.code, grpc.status.INVALID_ARGUMENT);
   });
 
+  it('refuses a 2 MiB node id before logging or keeping it', async () => {
+    const s = ads().streamAggregatedResources();
+    const c = collector(s);
+    const huge = `sidecar~127.0.0.1~${'x'.repeat(2 * 1024 * 1024)}.ns~ns.svc.cluster.local`;
+    s.write(DiscoveryRequest.fromPartial({ node: node(huge), typeUrl: TypeUrl.Cluster }));
+    await c.until(() => c.status() !== undefined, 'status');
+    assert.equal(c.status()!.code, grpc.status.INVALID_ARGUMENT);
+    const line = log.lines.find((l) => l.msg === 'stream refused' && /at most 512/.test(String(l.fields.reason)));
+    assert.ok(line);
+    assert.ok(String(line.fields.node).length < 100, 'the id is not logged whole');
+    assert.ok(!xds.connected().some((p) => p.nodeId === huge));
+  });
+
   it('forgets a stream that closes mid-way and logs why', async () => {
     const s = ads().streamAggregatedResources();
     const c = collector(s);

@@ -135,6 +135,15 @@ export function createXdsServer(deps: {
           log.warn('stream refused', { service: spec.name, reason: 'first request carries no node id' });
           return finish('no node', { code: grpc.status.INVALID_ARGUMENT, details: 'the first request must carry node.id' });
         }
+        // Checked before the id is logged or kept anywhere: a huge id must cost nothing.
+        if (node.id.length > limits.maxNodeIdLength) {
+          log.warn('stream refused', {
+            service: spec.name,
+            node: `${node.id.slice(0, 64)}...`,
+            reason: `node id is ${node.id.length} characters; at most ${limits.maxNodeIdLength}`,
+          });
+          return finish('node id too long', { code: grpc.status.INVALID_ARGUMENT, details: 'node.id is too long' });
+        }
         proxy = { ...describe(streamId, node, peer, protocol, spec.name, userAgent), ...(identity !== undefined ? { identity } : {}) };
         open.set(streamId, { proxy, call });
         log.info('proxy connected', { node: proxy.nodeId, identity, cluster: proxy.cluster, protocol, service: spec.name });
@@ -191,5 +200,13 @@ export function createXdsServer(deps: {
 }
 
 function describe(streamId: number, node: Node, peer: string, protocol: 'sotw' | 'delta', service: string, userAgent: string): ProxyInfo {
-  return { streamId, nodeId: node.id, cluster: node.cluster, peer, protocol, service, userAgent };
+  return { streamId, nodeId: node.id, cluster: node.cluster, peer, protocol, service, userAgent: nodeUserAgent(node) ?? userAgent };
+}
+
+/** `envoy/1.36.4` from what the node says of itself (Envoy sends no gRPC user-agent on xDS streams); undefined if it says nothing. */
+function nodeUserAgent(node: Node): string | undefined {
+  if (!node.userAgentName) return undefined;
+  const v = node.userAgentBuildVersion?.version;
+  const version = v ? `${v.majorNumber}.${v.minorNumber}.${v.patch}` : node.userAgentVersion;
+  return version ? `${node.userAgentName}/${version}` : node.userAgentName;
 }

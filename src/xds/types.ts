@@ -31,10 +31,12 @@ export interface XdsHooks {
 export interface XdsLimits {
   /** Most resource names one request may name (subscribe + unsubscribe for delta). */
   readonly maxResourceNames: number;
+  /** Longest node id accepted; Envoy sidecars' ids are well under it. */
+  readonly maxNodeIdLength: number;
 }
 
 /** Defaults: Envoy sidecars name a few hundred resources; ten thousand is far past any real one. */
-export const defaultLimits: XdsLimits = { maxResourceNames: 10_000 };
+export const defaultLimits: XdsLimits = { maxResourceNames: 10_000, maxNodeIdLength: 512 };
 
 /** Why a stream must end: a gRPC status code name and a short message for the caller. */
 export class StreamError extends Error {
