@@ -1,5 +1,16 @@
 // Checks across objects and files (duplicates, references, selection), then builds the model.
-import { createMeshModel, positionOf, selectorMatches, type MeshModel, type ObjectMeta, type SourceRef } from '../model/index.js';
+import {
+  createMeshModel,
+  meshSettings,
+  positionOf,
+  selectorMatches,
+  type MeshModel,
+  type ObjectMeta,
+  type Service,
+  type SourceRef,
+} from '../model/index.js';
+import { loopbackPortConflicts } from './loopback-ports.js';
+import { assignServiceVips } from './service-vips.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
 import { parseFileText, type ParsedObject } from './parse-document.js';
 
@@ -34,7 +45,8 @@ export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly 
     objects.push(...parsed.objects);
     syntaxErrors ||= parsed.syntaxErrors;
   }
-  const kept = crossCheck(objects, diagnostics, !syntaxErrors);
+  const crossChecked = crossCheck(objects, diagnostics, !syntaxErrors);
+  const kept = checkAddresses(crossChecked, diagnostics);
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(
     (a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
@@ -61,6 +73,25 @@ export function parseConfigFiles(inputs: readonly ConfigText[], extra: readonly 
 export function parseConfigText(text: string, fileName: string): LoadResult {
   return parseConfigFiles([{ fileName, text }]);
 }
+
+// Gives every Service its VIP (clusterIP, else from serviceCidr) and, in loopback mode, refuses
+// service ports whose app port is the service port on a sidecar workload.
+function checkAddresses(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
+  const mesh = objects.find((o): o is Extract<ParsedObject, { kind: 'MeshConfig' }> => o.kind === 'MeshConfig')?.value;
+  const settings = meshSettings(mesh);
+  const services = objects.flatMap((o) => (o.kind === 'Service' ? [o.value] : []));
+  const workloads = objects.flatMap((o) => (o.kind === 'WorkloadEntry' ? [o.value] : []));
+  const assigned = assignServiceVips(services, workloads, settings.serviceCidr, mesh?.origin);
+  for (const p of assigned.problems) diagnostics.push(at(p.origin ?? UNKNOWN_ORIGIN, p.path, 'error', p.message));
+  if (settings.captureMode === 'loopback') {
+    const selected = (s: Service) => workloads.filter((w) => w.namespace === s.namespace && selectorMatches(s.selector, w.labels));
+    for (const c of loopbackPortConflicts(services, selected)) diagnostics.push(at(c.origin ?? UNKNOWN_ORIGIN, c.path, 'error', c.message));
+  }
+  const withVip = new Map(services.map((s, i) => [s, assigned.services[i]]));
+  return objects.map((o): ParsedObject => (o.kind === 'Service' ? { kind: 'Service', value: withVip.get(o.value) ?? o.value } : o));
+}
+
+const UNKNOWN_ORIGIN: SourceRef = { file: '(unknown)', line: 0, column: 0 };
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not
 // be parsed, since the object it referred to may be in that document.
