@@ -1,7 +1,7 @@
 // Admission of a proxy: what its node id claims is checked against the mesh config and
 // against the identity it proved, before anything is built or cached for it.
 import { isIP } from 'node:net';
-import { SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
+import { INTERCEPTION_MODE_METADATA, SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
 import { parseNodeId, type SecretSource } from '../generate/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
 import { err, ok, type Result } from '../lib/index.js';
@@ -18,6 +18,17 @@ export interface AdmittedProxy {
   readonly workload: WorkloadEntry;
   readonly spiffeId: SpiffeId;
   readonly source: SecretSource;
+  /** Whether iptables capture sends the workload's traffic through this proxy (it gets 15001/15006 listeners). */
+  readonly capture: boolean;
+}
+
+/** Reads the interception mode a proxy declares (Istio's node metadata): capture for REDIRECT, loopback for NONE or none. */
+export function interceptionOf(metadata: Readonly<Record<string, unknown>> | undefined): Result<boolean, WatchRefusal> {
+  const mode = metadata?.[INTERCEPTION_MODE_METADATA];
+  if (mode === undefined || mode === 'NONE') return ok(false);
+  if (mode === 'REDIRECT') return ok(true);
+  // TPROXY keeps the client's source address, which needs rules and privileges meshpilot capture does not set up.
+  return err({ reason: `node metadata ${INTERCEPTION_MODE_METADATA} ${JSON.stringify(mode)} is not supported (REDIRECT or NONE)` });
 }
 
 /** The SPIFFE ID a workload runs as, or undefined if the trust domain or names cannot make one. */
@@ -56,5 +67,7 @@ export function admitProxy(model: MeshModel, proxy: ProxyKey): Result<AdmittedPr
   }
   const sdsCluster = proxy.metadata?.[SDS_CLUSTER_METADATA];
   const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
-  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source });
+  const capture = interceptionOf(proxy.metadata);
+  if (!capture.ok) return capture;
+  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source, capture: capture.value });
 }

@@ -123,7 +123,7 @@ export function createPushController(deps: {
     const [ns, name] = a.workloadKey.split('/') as [string, string];
     const workload = m.workload(ns, name);
     if (!workload) return undefined;
-    return { nodeId: a.nodeId, workloadKey: a.workloadKey, workload, source: a.source, serveKeys: deps.serveKeys };
+    return { nodeId: a.nodeId, workloadKey: a.workloadKey, workload, source: a.source, serveKeys: deps.serveKeys, capture: a.capture };
   }
 
   /** Rebuilds `types` of one proxy and publishes the snapshot; false if it keeps its last one. */
