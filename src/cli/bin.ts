@@ -7,6 +7,7 @@ import { registerBootstrapCommand } from './bootstrap-command.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerAuthzCommands } from './authz-commands.js';
 import { registerCaptureCommand } from './capture-command.js';
+import { registerHostsCommand } from './hosts-command.js';
 
 const program = new Command('meshpilot').description('a control plane for Envoy sidecars');
 registerServeCommand(program);
@@ -16,6 +17,7 @@ registerBootstrapCommand(program);
 registerAgentCommand(program);
 registerAuthzCommands(program);
 registerCaptureCommand(program);
+registerHostsCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {
