@@ -124,9 +124,13 @@ function decoded(resources: readonly EncodedResource[]): Record<string, unknown>
 
 function expectGolden(name: string, actual: unknown): void {
   const file = `${testdata}capture-${name}.json`;
-  const text = JSON.stringify(actual, null, 2) + '\n';
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, text);
-  assert.equal(text, readFileSync(file, 'utf8'), `golden capture-${name}.json differs (UPDATE_GOLDEN=1 rewrites it)`);
+  // Compared as data, so the file may be formatted by prettier after UPDATE_GOLDEN=1 rewrites it.
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, JSON.stringify(actual, null, 2) + '\n');
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(actual)),
+    JSON.parse(readFileSync(file, 'utf8')),
+    `golden capture-${name}.json differs (UPDATE_GOLDEN=1 rewrites it)`,
+  );
 }
 
 describe('capture mode generators', () => {
