@@ -258,12 +258,15 @@ spec:
     assert.ok((await sidecar('photo-frontend').stat('cluster.PassthroughCluster.upstream_cx_total')) > passBefore);
 
     mesh!.writeConfig('mesh.yaml', meshYaml('REGISTRY_ONLY'));
-    const holeBefore = await sidecar('photo-frontend').stat('tcp.BlackHoleCluster.downstream_cx_total');
-    await eventually(async () => (await get(fe, url)).error !== undefined, { timeoutMs: 20_000, description: 'REGISTRY_ONLY refuses' });
-    assert.ok((await sidecar('photo-frontend').stat('tcp.BlackHoleCluster.downstream_cx_total')) > holeBefore, 'sent to the black hole');
-    // Mesh services are still reached.
-    assert.equal((await get(fe, `http://photo-backend.photo-ns:${PORT}/`)).status, 200);
-    mesh!.writeConfig('mesh.yaml', meshYaml('ALLOW_ANY'));
+    try {
+      const holeBefore = await sidecar('photo-frontend').stat('tcp.BlackHoleCluster.downstream_cx_total');
+      await eventually(async () => (await get(fe, url)).error !== undefined, { timeoutMs: 20_000, description: 'REGISTRY_ONLY refuses' });
+      assert.ok((await sidecar('photo-frontend').stat('tcp.BlackHoleCluster.downstream_cx_total')) > holeBefore, 'sent to the black hole');
+      // Mesh services are still reached.
+      assert.equal((await get(fe, `http://photo-backend.photo-ns:${PORT}/`)).status, 200);
+    } finally {
+      mesh!.writeConfig('mesh.yaml', meshYaml('ALLOW_ANY'));
+    }
     await eventually(async () => (await get(fe, url)).status === 200, { timeoutMs: 20_000, description: 'ALLOW_ANY again' });
   });
 
