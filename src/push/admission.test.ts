@@ -37,4 +37,18 @@ describe('admission: interception mode', () => {
     assert.ok(!r.ok);
     assert.match(r.error.reason, /INTERCEPTION_MODE "TPROXY" is not supported \(REDIRECT or NONE\)/);
   });
+
+  it('refuses a loopback-mode proxy whose app listens on the service port (possible only in a capture mesh), and admits it captured', () => {
+    const capture = parseConfigText(
+      mesh
+        .replaceAll('targetPort: 8080', 'targetPort: 9080')
+        .replace('trustDomain: cluster.local', 'trustDomain: cluster.local\n  captureMode: iptables'),
+      'mesh.yaml',
+    ).model!;
+    const loopback = admitProxy(capture, { nodeId, identity });
+    assert.ok(!loopback.ok);
+    assert.match(loopback.error.reason, /serves service photo-ns\/photo-backend port 9080 on the app's own port.*bootstrap --capture/);
+    const captured = admitProxy(capture, { nodeId, identity, metadata: { INTERCEPTION_MODE: 'REDIRECT' } });
+    assert.ok(captured.ok && captured.value.capture);
+  });
 });

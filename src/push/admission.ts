@@ -5,7 +5,7 @@ import { INTERCEPTION_MODE_METADATA, SDS_CLUSTER_METADATA } from '../bootstrap/i
 import { parseNodeId, type SecretSource } from '../generate/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
 import { err, ok, type Result } from '../lib/index.js';
-import type { MeshModel, WorkloadEntry } from '../model/index.js';
+import { workloadPortFor, type MeshModel, type WorkloadEntry } from '../model/index.js';
 import type { ProxyKey, WatchRefusal } from '../snapshot/index.js';
 
 /** Envoy node ids of real sidecars are well under this; a longer one is refused before anything is kept for it. */
@@ -39,6 +39,23 @@ export function identityOf(model: MeshModel, w: WorkloadEntry): SpiffeId | undef
   return id.ok ? id.value : undefined;
 }
 
+// The config loader refuses port == targetPort for sidecar workloads only in a loopback mesh; in a
+// capture mesh, a proxy that still comes up in loopback mode would leave such an app reachable
+// without it, so it is refused (fail closed) and told to run captured.
+/** Why a loopback-mode sidecar cannot serve this workload (its app listens on a service port), or undefined. */
+export function loopbackExposure(model: MeshModel, w: WorkloadEntry): string | undefined {
+  for (const s of model.servicesOf(w)) {
+    for (const port of s.ports) {
+      if (w.sidecar && workloadPortFor(port, w) === port.port)
+        return (
+          `workload ${w.namespace}/${w.name} serves service ${s.namespace}/${s.name} port ${port.port} on the app's own port: ` +
+          'a loopback-mode sidecar would leave the app reachable without it; run it captured (meshpilot bootstrap --capture)'
+        );
+    }
+  }
+  return undefined;
+}
+
 /**
  * Checks a connecting proxy: its node id has Istio's sidecar shape and a sane length, names a
  * workload of the mesh, claims that workload's address and the namespace's DNS domain, and
@@ -69,5 +86,9 @@ export function admitProxy(model: MeshModel, proxy: ProxyKey): Result<AdmittedPr
   const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
   const capture = interceptionOf(proxy.metadata);
   if (!capture.ok) return capture;
+  if (!capture.value) {
+    const exposed = loopbackExposure(model, workload);
+    if (exposed !== undefined) return err({ reason: exposed });
+  }
   return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source, capture: capture.value });
 }

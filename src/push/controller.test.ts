@@ -260,4 +260,18 @@ describe('push controller', () => {
     t.change(MESH.replace('trustDomain: cluster.local', 'trustDomain: cluster.local\n  outboundTrafficPolicy: { mode: REGISTRY_ONLY }'));
     assert.notEqual(t.latest.get(FRONTEND)!.version, before);
   });
+
+  it('keeps a loopback proxy on its last config when its app comes to listen on the service port (capture mesh)', async () => {
+    t.connect(BACKEND);
+    await t.settle();
+    const before = t.latest.get(BACKEND)!.version;
+    t.change(
+      MESH.replaceAll('targetPort: 8080', 'targetPort: 9080').replace(
+        'trustDomain: cluster.local',
+        'trustDomain: cluster.local\n  captureMode: iptables',
+      ),
+    );
+    assert.equal(t.latest.get(BACKEND)!.version, before);
+    assert.ok(t.log.lines.some((l) => l.msg === 'loopback sidecar cannot guard its app; proxy keeps its last config'));
+  });
 });

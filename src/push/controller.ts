@@ -20,7 +20,7 @@ import type { Logger } from '../observability/index.js';
 import type { TypeUrl } from '../proto/index.js';
 import type { SvidStore, Timers } from '../secrets/index.js';
 import { snapshotOf, type ResourceSet, type SnapshotCache, type SnapshotSource } from '../snapshot/index.js';
-import { admitProxy, identityOf, type AdmittedProxy } from './admission.js';
+import { admitProxy, identityOf, loopbackExposure, type AdmittedProxy } from './admission.js';
 import { createDebouncer } from './debouncer.js';
 
 /** Compiles the policy that applies to a workload port; the policy module plugs in here. */
@@ -137,6 +137,11 @@ export function createPushController(deps: {
     // The workload may now run as another identity than the one this proxy proved: it gets nothing new.
     if (identityOf(ctx.model, view.workload) !== p.admitted.spiffeId) {
       deps.log.warn('workload identity changed; proxy keeps its last config', { node: nodeId, proven: p.admitted.spiffeId });
+      return false;
+    }
+    const exposure = p.admitted.capture ? undefined : loopbackExposure(ctx.model, view.workload);
+    if (exposure !== undefined) {
+      deps.log.warn('loopback sidecar cannot guard its app; proxy keeps its last config', { node: nodeId, cause: exposure });
       return false;
     }
     let sets: Map<TypeUrl, ResourceSet>;
