@@ -101,7 +101,7 @@ export const routeGenerator: ResourceGenerator = {
   generate: (node, ctx) => (node.capture ? ctx.captureRoutes(node.workload.namespace) : ctx.routes(node.workload.namespace)),
 };
 
-/** LDS: the proxy's inbound listeners (with their policy), its outbound HTTP listener and TCP listeners. */
+/** LDS: loopback mode, the proxy's inbound listeners (with their policy), outbound HTTP and TCP listeners; capture mode, virtualOutbound (shared) and its virtualInbound. */
 export const listenerGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.Listener,
   affectedBy(change, node, rootNamespace) {
