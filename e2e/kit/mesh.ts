@@ -78,6 +78,8 @@ export async function startMesh(
     stateDir?: string;
     /** A test app (an echoing upstream) on each of these workloads' address and app port. */
     apps?: readonly TestWorkload[];
+    /** Where xDS listens (default 127.0.0.1); capture tests use an address their namespaces reach. */
+    xdsHost?: string;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -93,7 +95,7 @@ export async function startMesh(
       ephemeral: opts.stateDir === undefined,
       stateDir: opts.stateDir,
       insecurePlaintext: opts.insecurePlaintext,
-      xdsHost: '127.0.0.1',
+      xdsHost: opts.xdsHost ?? '127.0.0.1',
       xdsPort: 0,
       log,
       hooks: {

@@ -68,6 +68,12 @@ export interface TestNet {
   readonly subnet: string;
   /** Adds a namespace for `role` with its veth on the bridge, loopback up, and a default route via the bridge. */
   addHost(role: string): TestHost;
+  /**
+   * Joins the root namespace to the bridge with a veth holding `<subnet>.2`, so that a process of the
+   * test (an in-process control plane) can listen where the hosts reach it. The address exists only
+   * while the test net does: the pair goes with the hub namespace. Returns the address; idempotent.
+   */
+  addRootLink(): string;
   /** An address in the subnet that no host holds, for service VIPs (index 0..49). */
   vip(index: number): string;
   /** Stops every process and removes namespaces, veths and hosts files; idempotent, never throws. */
@@ -191,12 +197,14 @@ export function createTestNet(): TestNet {
   const processes = new Set<NsProcess & { kill(): void }>();
   let hosts = 0;
   let destroyed = false;
+  let rootLink: string | undefined;
 
   function destroyNow(): void {
     if (destroyed) return;
     destroyed = true;
     liveNets.delete(net);
     for (const p of processes) p.kill();
+    if (rootLink !== undefined) run(['ip', 'link', 'del', rootLink]);
     // Deleting a namespace destroys its ends of the veth pairs, and with them the peers.
     for (const ns of [...namespaces].reverse()) {
       run(['ip', 'netns', 'del', ns]);
@@ -349,6 +357,19 @@ export function createTestNet(): TestNet {
             .join('\n');
         },
       };
+    },
+    addRootLink() {
+      if (destroyed) throw new Error('test net already destroyed');
+      const address = `${subnet}.2`;
+      if (rootLink !== undefined) return address;
+      const root = `mpr${id}`;
+      // Made with its peer already in the hub, so only the root end is ever in this namespace.
+      must(['ip', 'link', 'add', root, 'type', 'veth', 'peer', 'name', `mph${id}`, 'netns', hub]);
+      rootLink = root;
+      must(['ip', '-n', hub, 'link', 'set', `mph${id}`, 'master', 'br0', 'up']);
+      must(['ip', 'addr', 'add', `${address}/24`, 'dev', root]);
+      must(['ip', 'link', 'set', root, 'up']);
+      return address;
     },
     vip(index) {
       if (!Number.isInteger(index) || index < 0 || index >= 50) throw new Error(`vip index ${index} outside 0..49`);

@@ -12,6 +12,14 @@ export const SDS_AGENT_CLUSTER = 'sds-grpc';
 /** Node metadata key telling meshpilot to point this sidecar's secrets at its local agent's SDS instead of ADS. */
 export const SDS_CLUSTER_METADATA = 'MESHPILOT_SDS_CLUSTER';
 
+/**
+ * Node metadata key saying how the workload's traffic reaches this sidecar, as Istio's proxies
+ * send it: `REDIRECT` (iptables capture into 15001/15006) or absent/`NONE` (loopback mode).
+ */
+export const INTERCEPTION_MODE_METADATA = 'INTERCEPTION_MODE';
+/** Envoy's admin port in capture mode (Istio's), on 127.0.0.1 inside the workload's namespace; capture leaves it uncaptured inbound. */
+export const CAPTURE_ADMIN_PORT = 15000;
+
 /** Options of a sidecar bootstrap. */
 export interface SidecarBootstrapOptions {
   readonly nodeId: string;
@@ -31,6 +39,8 @@ export interface SidecarBootstrapOptions {
   /** A node agent's SDS Unix socket: secrets come from it, and its SVID is the client certificate toward the control plane. */
   readonly agentSocket?: string;
   readonly apiType?: 'GRPC' | 'DELTA_GRPC';
+  /** Capture mode: the workload's traffic is redirected to this sidecar by iptables (`meshpilot capture`). */
+  readonly capture?: boolean;
   readonly adminHost?: string;
   readonly adminPort?: number;
   /** xDS reconnect backoff; Envoy's default starts at 500 ms and grows to 30 s. */
@@ -97,9 +107,15 @@ export function sidecarBootstrap(o: SidecarBootstrapOptions): Record<string, unk
       typed_extension_protocol_options: http2,
     });
   }
+  const metadata = {
+    ...(o.agentSocket ? { [SDS_CLUSTER_METADATA]: SDS_AGENT_CLUSTER } : {}),
+    ...(o.capture ? { [INTERCEPTION_MODE_METADATA]: 'REDIRECT' } : {}),
+  };
+  // In capture mode Envoy has its namespace to itself: the admin takes Istio's fixed port, on loopback only.
+  const adminPort = o.adminPort ?? (o.capture ? CAPTURE_ADMIN_PORT : 0);
   return {
-    node: { id: o.nodeId, cluster: o.cluster, ...(o.agentSocket ? { metadata: { [SDS_CLUSTER_METADATA]: SDS_AGENT_CLUSTER } } : {}) },
-    admin: { address: { socket_address: { address: o.adminHost ?? '127.0.0.1', port_value: o.adminPort ?? 0 } } },
+    node: { id: o.nodeId, cluster: o.cluster, ...(Object.keys(metadata).length > 0 ? { metadata } : {}) },
+    admin: { address: { socket_address: { address: o.adminHost ?? '127.0.0.1', port_value: adminPort } } },
     dynamic_resources: {
       ads_config: {
         api_type: o.apiType ?? 'GRPC',

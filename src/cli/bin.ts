@@ -10,6 +10,7 @@ import { registerCaptureCommand } from './capture-command.js';
 import { packageVersion } from './version.js';
 import { registerValidateCommand } from './validate-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerHostsCommand } from './hosts-command.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -23,6 +24,7 @@ registerAuthzCommands(program);
 registerCaptureCommand(program);
 registerValidateCommand(program);
 registerStatusCommand(program);
+registerHostsCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

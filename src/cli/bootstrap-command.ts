@@ -21,6 +21,7 @@ interface BootstrapFlags {
   tokenTtl: string;
   agentSocket?: string;
   delta?: boolean;
+  capture?: boolean;
   out?: string;
 }
 
@@ -40,6 +41,10 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
     .option('--agent-socket <path>', 'VM: secrets come from a node agent on this Unix socket, which also authenticates the sidecar')
     .option('--delta', 'use incremental (delta) xDS')
+    .option(
+      '--capture',
+      "capture mode: the workload's traffic is redirected to Envoy by iptables ('meshpilot capture'); Envoy gets the 15001/15006 listeners and its admin on 127.0.0.1:15000",
+    )
     .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
     .action(async function (this: Command, o: BootstrapFlags) {
       const xds = parseHostPort('--xds-address', o.xdsAddress);
@@ -75,6 +80,7 @@ export function registerBootstrapCommand(program: Command): void {
         token,
         agentSocket: o.agentSocket,
         apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
+        capture: o.capture === true,
       });
       const text = JSON.stringify(bootstrap, null, 2) + '\n';
       if (o.out) writeFileSync(o.out, text, { mode: 0o600 });

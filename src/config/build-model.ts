@@ -10,8 +10,11 @@ import {
   type Labels,
   type MeshModel,
   type ObjectMeta,
+  type Service,
   type SourceRef,
 } from '../model/index.js';
+import { loopbackPortConflicts } from './loopback-ports.js';
+import { assignServiceVips } from './service-vips.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
 import { parseFileText, type ParsedObject, type ParseOptions } from './parse-document.js';
@@ -99,7 +102,7 @@ export function parseConfigFiles(
     for (const o of parsed.objects) objects.push(o);
     syntaxErrors ||= parsed.syntaxErrors;
   }
-  const kept = resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics);
+  const kept = checkAddresses(resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics), diagnostics);
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(
     (a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
@@ -185,6 +188,30 @@ function resolveTargets(objects: readonly ParsedObject[], diagnostics: ConfigDia
   }
   return out;
 }
+
+// Gives every Service its VIP (clusterIP, else from serviceCidr) and, in loopback mode, refuses
+// service ports whose app port is the service port on a sidecar workload.
+function checkAddresses(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
+  const mesh = objects.find((o): o is Extract<ParsedObject, { kind: 'MeshConfig' }> => o.kind === 'MeshConfig')?.value;
+  const settings = meshSettings(mesh);
+  const services = objects.flatMap((o) => (o.kind === 'Service' ? [o.value] : []));
+  const workloads = objects.flatMap((o) => (o.kind === 'WorkloadEntry' ? [o.value] : []));
+  const assigned = assignServiceVips(services, workloads, settings.serviceCidr, mesh?.origin);
+  for (const p of assigned.problems) diagnostics.push(at(p.origin ?? UNKNOWN_ORIGIN, p.path, 'error', p.message));
+  if (settings.captureMode === 'loopback') {
+    const byLabel = createSelectorIndex(
+      workloads,
+      (w) => w.namespace,
+      (w) => w.labels,
+    );
+    const selected = (s: Service) => (Object.keys(s.selector).length === 0 ? [] : byLabel.select(s.namespace, s.selector));
+    for (const c of loopbackPortConflicts(services, selected)) diagnostics.push(at(c.origin ?? UNKNOWN_ORIGIN, c.path, 'error', c.message));
+  }
+  const withVip = new Map(services.map((s, i) => [s, assigned.services[i]]));
+  return objects.map((o): ParsedObject => (o.kind === 'Service' ? { kind: 'Service', value: withVip.get(o.value) ?? o.value } : o));
+}
+
+const UNKNOWN_ORIGIN: SourceRef = { file: '(unknown)', line: 0, column: 0 };
 
 // Returns the objects without duplicates; reference checks are skipped when a document could not
 // be parsed, since the object it referred to may be in that document.

@@ -128,6 +128,9 @@ spec:
   renewAtFraction: 0.6
   renewJitterFraction: 0.2
   caPluginDir: ca
+  captureMode: iptables
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+  serviceCidr: 10.231.7.192/26
 `;
     const r = parseConfigText(text, '/etc/meshpilot/mesh.yaml');
     assert.deepEqual(r.diagnostics, []);
@@ -160,6 +163,9 @@ spec:
         renewAtFraction: 0.6,
         renewJitterFraction: 0.2,
         caPluginDir: '/etc/meshpilot/ca',
+        captureMode: 'iptables',
+        outboundTrafficPolicy: 'REGISTRY_ONLY',
+        serviceCidr: '10.231.7.192/26',
         origin: undefined,
       },
     );

@@ -1,6 +1,7 @@
 // Parser for the single `meshpilot.io/v1alpha1 MeshConfig`: mesh-wide settings.
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_MESH_SETTINGS, formatDuration, parseDuration, type MeshSettings } from '../model/index.js';
+import { parseIpv4Cidr } from './service-vips.js';
 import { checkDns1123Label, checkDns1123Subdomain, checkTrustDomain } from './names.js';
 import type { ObjectHeader } from './parse-document.js';
 import type { DocReader, Field } from './yaml-reader.js';
@@ -15,6 +16,9 @@ const KNOWN = [
   'renewAtFraction',
   'renewJitterFraction',
   'caPluginDir',
+  'captureMode',
+  'outboundTrafficPolicy',
+  'serviceCidr',
 ];
 
 // Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
@@ -49,7 +53,6 @@ const ISTIO_MESH_FIELDS: Readonly<Record<string, IstioField>> = {
   inboundClusterStatName: TELEMETRY,
   outboundClusterStatName: TELEMETRY,
   defaultConfig: ignore('proxy settings come from the bootstrap meshpilot writes'),
-  outboundTrafficPolicy: ROUTING,
   inboundTrafficPolicy: ROUTING,
   localityLbSetting: ROUTING,
   h2UpgradePolicy: ROUTING,
@@ -73,6 +76,16 @@ const ISTIO_MESH_FIELDS: Readonly<Record<string, IstioField>> = {
   configSources: ignore('meshpilot reads its config from files'),
   thriftConfig: ROUTING,
 };
+const CAPTURE_MODES = ['loopback', 'iptables'] as const;
+const OUTBOUND_MODES = ['ALLOW_ANY', 'REGISTRY_ONLY'] as const;
+
+function oneOf<T extends string>(r: DocReader, f: Field, allowed: readonly T[]): T | undefined {
+  const s = r.str(f);
+  if (s === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(s)) return s as T;
+  r.error(f.at, f.path, `must be one of ${allowed.join(', ')}, got ${s}`);
+  return undefined;
+}
 
 function duration(r: DocReader, f: Field): number | undefined {
   const s = r.str(f, ' (write a duration such as 24h or 90m)');
@@ -149,6 +162,18 @@ export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | und
         `must be at least 0 and below renewAtFraction (${out.renewAtFraction}), got ${n}`,
       );
     else if (n !== undefined) out.renewJitterFraction = n;
+  }
+  if (m.captureMode) out.captureMode = oneOf(r, m.captureMode, CAPTURE_MODES) ?? out.captureMode;
+  if (m.outboundTrafficPolicy) {
+    // Istio's shape: outboundTrafficPolicy: { mode: ALLOW_ANY | REGISTRY_ONLY }.
+    const p = r.map(m.outboundTrafficPolicy, ['mode']) ?? {};
+    if (p.mode) out.outboundTrafficPolicy = oneOf(r, p.mode, OUTBOUND_MODES) ?? out.outboundTrafficPolicy;
+  }
+  if (m.serviceCidr) {
+    const s = r.str(m.serviceCidr);
+    const cidr = s !== undefined ? parseIpv4Cidr(s) : undefined;
+    if (cidr && !cidr.ok) r.error(m.serviceCidr.at, m.serviceCidr.path, cidr.error);
+    else if (s !== undefined) out.serviceCidr = s;
   }
   if (m.caPluginDir) {
     const s = r.nonEmptyStr(m.caPluginDir);

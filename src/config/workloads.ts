@@ -1,5 +1,5 @@
 // Parsers for v1 ServiceAccount, v1 Service and networking.istio.io WorkloadEntry.
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { isScalar } from 'yaml';
 import { TLS_MODE_LABEL, type Service, type ServiceAccount, type ServicePort, type WorkloadEntry } from '../model/index.js';
 import { readLabels } from './common.js';
@@ -18,7 +18,6 @@ export function parseServiceAccount(r: DocReader, h: ObjectHeader): ServiceAccou
 
 const SERVICE_UNSUPPORTED: Readonly<Record<string, string>> = Object.fromEntries(
   [
-    'clusterIP',
     'clusterIPs',
     'externalName',
     'externalIPs',
@@ -44,7 +43,8 @@ export function parseService(r: DocReader, h: ObjectHeader, spec: Field | undefi
     r.error(h.at, 'spec', 'required: a Service needs spec.ports and spec.selector');
     return { ...service, ports: [], selector: {} };
   }
-  const m = r.map(spec, ['ports', 'selector', 'type'], SERVICE_UNSUPPORTED) ?? {};
+  const m = r.map(spec, ['ports', 'selector', 'type', 'clusterIP'], SERVICE_UNSUPPORTED) ?? {};
+  const clusterIP = m.clusterIP ? parseClusterIp(r, m.clusterIP) : undefined;
   if (m.type) {
     const t = r.str(m.type);
     if (t !== undefined && t !== 'ClusterIP') r.error(m.type.at, m.type.path, `not supported: type ${t} (only ClusterIP)`);
@@ -77,7 +77,17 @@ export function parseService(r: DocReader, h: ObjectHeader, spec: Field | undefi
     selector = readLabels(r, m.selector);
     if (Object.keys(selector).length === 0) r.error(m.selector.at, m.selector.path, 'must not be empty: an empty selector selects nothing');
   }
-  return { ...service, ports, selector };
+  return { ...service, ports, selector, ...(clusterIP !== undefined ? { clusterIP } : {}) };
+}
+
+// The service's virtual IP in capture mode; IPv4 only, like serviceCidr.
+function parseClusterIp(r: DocReader, f: Field): string | undefined {
+  const ip = r.str(f);
+  if (ip === undefined) return undefined;
+  if (ip === 'None') r.error(f.at, f.path, 'not supported: headless services (meshpilot services always have a virtual IP)');
+  else if (!isIPv4(ip)) r.error(f.at, f.path, `'${ip}' is not an IPv4 address`);
+  else return ip;
+  return undefined;
 }
 
 function parseServicePort(r: DocReader, f: Field, nameRequired: boolean): ServicePort | undefined {

@@ -8,7 +8,14 @@ import { shortHash } from '../lib/index.js';
 import { workloadPortFor, type MeshModel, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
 import { TypeUrl } from '../proto/index.js';
 import { resourceSet, type EncodedResource, type ResourceSet } from '../snapshot/index.js';
-import { outboundCluster, serviceHost } from './names.js';
+import {
+  blackHoleCluster,
+  captureInboundCluster,
+  passthroughCluster,
+  virtualOutboundListener,
+  type OutboundChainSpec,
+} from './capture-resources.js';
+import { captureRouteName, outboundCluster, serviceHost } from './names.js';
 import {
   allowedServerIds,
   endpointsFor,
@@ -117,6 +124,9 @@ export class PushContext {
   readonly #routes = new Map<string, ResourceSet>();
   readonly #clusters = new Map<string, readonly EncodedResource[]>();
   #rootCa?: EncodedResource;
+  #virtualOutbound?: EncodedResource;
+  #egress?: readonly EncodedResource[];
+  readonly #captureRoutes = new Map<string, ResourceSet>();
 
   constructor(
     readonly inputs: PushInputs,
@@ -204,6 +214,68 @@ export class PushContext {
     const route = this.memo.get(`rds:${namespace}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts));
     const set = memoSet(this.memo, `rds:${namespace}`, TypeUrl.RouteConfiguration, [route]);
     this.#routes.set(namespace, set);
+    return set;
+  }
+
+  // Capture mode. A service port is reachable by VIP only when its service has one (the config
+  // loader gives every service one; models built directly may not).
+
+  /** The virtual outbound listener on 15001: the same for every captured proxy, so built once per push. */
+  virtualOutbound(): EncodedResource {
+    if (this.#virtualOutbound) return this.#virtualOutbound;
+    const httpVips = new Map<number, string[]>();
+    const chains: OutboundChainSpec[] = [];
+    for (const sp of this.servicePorts()) {
+      const vip = sp.service.vip;
+      if (vip === undefined) continue;
+      if (sp.kind === 'tcp') chains.push({ kind: 'tcp', port: sp.port.port, vip, host: sp.host, cluster: sp.cluster });
+      else httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), vip]);
+    }
+    for (const [port, vips] of [...httpVips].sort(([a], [b]) => a - b))
+      chains.push({ kind: 'http', port, vips: [...new Set(vips)].sort() });
+    const mode = this.model.settings.outboundTrafficPolicy;
+    return (this.#virtualOutbound = this.memo.get('lds:virtualOutbound', JSON.stringify({ chains, mode }), () =>
+      virtualOutboundListener(chains, mode),
+    ));
+  }
+
+  /** PassthroughCluster and BlackHoleCluster: where the virtual outbound listener sends destinations outside the mesh. */
+  egressClusters(): readonly EncodedResource[] {
+    return (this.#egress ??= [
+      this.memo.get('cds:PassthroughCluster', '', passthroughCluster),
+      this.memo.get('cds:BlackHoleCluster', '', blackHoleCluster),
+    ]);
+  }
+
+  /** The original-destination cluster to a captured proxy's local app on `appPort`: the same for every proxy, so shared. */
+  captureInboundCluster(name: string, appPort: number): EncodedResource {
+    return this.memo.get(`cds:capture:${name}`, String(appPort), () => captureInboundCluster(name, appPort));
+  }
+
+  /**
+   * The outbound routes of captured proxies in one namespace: one configuration per HTTP port
+   * (named by the port), a virtual host per service on it, reached by name (short names within the
+   * namespace) and by VIP. One set per namespace.
+   */
+  captureRoutes(namespace: string): ResourceSet {
+    const cached = this.#captureRoutes.get(namespace);
+    if (cached) return cached;
+    const domain = this.model.settings.domainSuffix;
+    const byPort = new Map<number, VirtualHostSpec[]>();
+    for (const sp of this.servicePorts()) {
+      const vip = sp.service.vip;
+      if (sp.kind !== 'http' || vip === undefined) continue;
+      const p = sp.port.port;
+      const domains = [...hostDomains(sp.service, sp.port, namespace, domain), `${vip}:${p}`, vip];
+      byPort.set(p, [...(byPort.get(p) ?? []), { name: `${sp.host}:${p}`, domains, cluster: sp.cluster }]);
+    }
+    const routes = [...byPort]
+      .sort(([a], [b]) => a - b)
+      .map(([port, vhosts]) =>
+        this.memo.get(`rds:capture:${namespace}:${port}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts, captureRouteName(port))),
+      );
+    const set = memoSet(this.memo, `rds:capture:${namespace}`, TypeUrl.RouteConfiguration, routes);
+    this.#captureRoutes.set(namespace, set);
     return set;
   }
 }

@@ -6,7 +6,8 @@ import { workloadPortFor, type ObjectKind, type PushChange, type WorkloadEntry }
 import { TypeUrl } from '../proto/index.js';
 import type { EncodedResource, ResourceSet } from '../snapshot/index.js';
 import { memoSet, policyKey, type PushContext, type ResourceMemo } from './context.js';
-import { inboundCluster, SDS_DEFAULT } from './names.js';
+import { virtualInboundListener } from './capture-resources.js';
+import { inboundCluster, inboundListener, SDS_DEFAULT } from './names.js';
 import {
   defaultSecret,
   inboundListenerFor,
@@ -14,6 +15,7 @@ import {
   portKind,
   staticCluster,
   tcpOutboundListener,
+  type InboundChainSpec,
   type SecretSource,
 } from './resources.js';
 
@@ -26,6 +28,8 @@ export interface NodeView {
   readonly source: SecretSource;
   /** Whether the proxy's own SVID and key are served over ADS (false with a node agent, or in plaintext development mode). */
   readonly serveKeys: boolean;
+  /** Whether iptables capture sends the workload's traffic here: Istio's 15001/15006 listeners instead of loopback ones. */
+  readonly capture: boolean;
 }
 
 /** Builds one type's resources for a proxy, and says which changes concern that type. */
@@ -71,10 +75,15 @@ export const clusterGenerator: ResourceGenerator = {
         if (seen.has(appPort)) continue;
         seen.add(appPort);
         const name = inboundCluster(appPort);
-        own.push(memo.get(`cds:${name}`, `${node.workload.address}:${appPort}`, () => staticCluster(name, node.workload.address, appPort)));
+        own.push(
+          node.capture
+            ? ctx.captureInboundCluster(name, appPort)
+            : memo.get(`cds:${name}`, `${node.workload.address}:${appPort}`, () => staticCluster(name, node.workload.address, appPort)),
+        );
       }
     }
-    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source), ...own]);
+    const egress = node.capture ? ctx.egressClusters() : [];
+    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source), ...egress, ...own]);
   },
 };
 
@@ -85,14 +94,14 @@ export const endpointGenerator: ResourceGenerator = {
   generate: (_node, ctx) => ctx.endpoints(),
 };
 
-/** RDS: the outbound routes, one set per client namespace. */
+/** RDS: the outbound routes, one set per client namespace (and per mode: one configuration, or one per port when captured). */
 export const routeGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.RouteConfiguration,
   affectedBy: (change) => change.full || touches(change, ['Service', 'WorkloadEntry']),
-  generate: (node, ctx) => ctx.routes(node.workload.namespace),
+  generate: (node, ctx) => (node.capture ? ctx.captureRoutes(node.workload.namespace) : ctx.routes(node.workload.namespace)),
 };
 
-/** LDS: the proxy's inbound listeners (with their policy), its outbound HTTP listener and TCP listeners. */
+/** LDS: loopback mode, the proxy's inbound listeners (with their policy), outbound HTTP and TCP listeners; capture mode, virtualOutbound (shared) and its virtualInbound. */
 export const listenerGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.Listener,
   affectedBy(change, node, rootNamespace) {
@@ -103,6 +112,7 @@ export const listenerGenerator: ResourceGenerator = {
     );
   },
   generate(node, ctx, memo) {
+    if (node.capture) return captureListeners(node, ctx, memo);
     const w = node.workload;
     const variant = node.source.sdsCluster ?? '';
     const out: EncodedResource[] = [];
@@ -129,6 +139,32 @@ export const listenerGenerator: ResourceGenerator = {
     return memoSet(memo, 'lds', TypeUrl.Listener, out);
   },
 };
+
+// Capture mode: the mesh-wide virtual outbound listener, and the proxy's own virtual inbound
+// listener with a chain set per service port it serves (memoized by what those chains are made of).
+function captureListeners(node: NodeView, ctx: PushContext, memo: ResourceMemo): ResourceSet {
+  const w = node.workload;
+  const ports: InboundChainSpec[] = [];
+  const keys: string[] = [];
+  const seen = new Set<number>();
+  for (const service of ctx.model.servicesOf(w)) {
+    for (const port of service.ports) {
+      if (seen.has(port.port)) continue; // two services on one port share its chains
+      seen.add(port.port);
+      const appPort = workloadPortFor(port, w);
+      const kind = portKind(port);
+      const policy = ctx.inputs.inboundPolicy(w, port, kind);
+      ports.push({ port: port.port, cluster: inboundCluster(appPort), kind, policy, name: inboundListener(port.port) });
+      keys.push(`${port.port}|${appPort}|${kind}|${policyKey(policy)}`);
+    }
+  }
+  const out: EncodedResource[] = [ctx.virtualOutbound()];
+  const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${node.source.sdsCluster ?? ''}`, () =>
+    virtualInboundListener(ports, node.source),
+  );
+  if (inbound) out.push(inbound);
+  return memoSet(memo, 'lds', TypeUrl.Listener, out);
+}
 
 /** Every generator, in the order xDS pushes their types (secrets and clusters before listeners). */
 export const GENERATORS: readonly ResourceGenerator[] = [

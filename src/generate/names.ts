@@ -10,6 +10,23 @@ export const OUTBOUND_HTTP_PORT = 15001;
 export const OUTBOUND_HTTP_LISTENER = 'outbound_http';
 export const OUTBOUND_HTTP_ROUTE = 'outbound_http';
 
+/** Capture mode's listeners, as Istio names them: all outbound traffic arrives on 15001, all inbound on 15006. */
+export const VIRTUAL_OUTBOUND_LISTENER = 'virtualOutbound';
+export const VIRTUAL_INBOUND_LISTENER = 'virtualInbound';
+export const CAPTURE_OUTBOUND_PORT = 15001;
+export const CAPTURE_INBOUND_PORT = 15006;
+/** Istio's clusters for destinations outside the mesh: to the original destination (ALLOW_ANY), or nowhere (REGISTRY_ONLY). */
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+/**
+ * The source Envoy binds toward its local app in capture mode (Istio's inbound passthrough address):
+ * capture's first OUTPUT rule lets lo traffic from it through (the same value as capture's INBOUND_PASSTHROUGH_SOURCE).
+ */
+export const INBOUND_PASSTHROUGH_SOURCE = '127.0.0.6';
+
+/** Capture mode's outbound route configuration of one HTTP port: named by the port number, as Istio does. */
+export const captureRouteName = (port: number): string => String(port);
+
 /** `<service>.<namespace>.svc.<domain>` */
 export const serviceHost = (s: Pick<Service, 'name' | 'namespace'>, domainSuffix: string): string =>
   `${s.name}.${s.namespace}.svc.${domainSuffix}`;

@@ -11,6 +11,7 @@ import {
   Cluster_DiscoveryType,
   ClusterLoadAssignment,
   DownstreamTlsContext,
+  FilterChain,
   HttpConnectionManager,
   HttpConnectionManager_ForwardClientCertDetails,
   Listener,
@@ -86,8 +87,10 @@ function sdsRefFor(source: SecretSource): SdsRef {
   };
   return (name) => ({ name, sdsConfig: name === SDS_ROOTCA ? ads : sdsConfig });
 }
-const addr = (host: string, port: number) => ({ socketAddress: { address: host, portValue: port } });
-const routerFilter = () => ({
+/** A socket address. */
+export const addr = (host: string, port: number) => ({ socketAddress: { address: host, portValue: port } });
+/** The HTTP router filter, last in every HCM. */
+export const routerFilter = () => ({
   name: 'envoy.filters.http.router',
   typedConfig: packAny('envoy.extensions.filters.http.router.v3.Router', Router, {}),
 });
@@ -210,7 +213,8 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
   ]);
 }
 
-function rawBuffer(): Any {
+/** The raw_buffer (plaintext) transport socket's config. */
+export function rawBuffer(): Any {
   return { typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer', value: Buffer.alloc(0) };
 }
 
@@ -247,21 +251,34 @@ function downstreamTls(sds: SdsRef) {
   };
 }
 
-/** The inbound listener of one service port: the PeerAuthentication mode's filter chains, the port's policy, forwarding to the app. */
-export function inboundListenerFor(
-  address: string,
-  port: ServicePort,
-  appPort: number,
-  kind: 'http' | 'tcp',
-  policy: InboundPolicy,
-  source: SecretSource,
-): EncodedResource {
+/** The part of an inbound filter_chain_match capture mode sets: the destination port. */
+export interface ChainMatch {
+  readonly destinationPort?: number;
+}
+
+/** What the inbound filter chains of one service port are made of. */
+export interface InboundChainSpec {
+  /** The service port: stat prefix and route name come from it (and, in capture mode, the destination port matched). */
+  readonly port: number;
+  /** The cluster that reaches the app. */
+  readonly cluster: string;
+  readonly kind: 'http' | 'tcp';
+  readonly policy: InboundPolicy;
+  /** Name of the TCP stat prefix and of the HTTP route configuration. */
+  readonly name: string;
+}
+
+/**
+ * The filter chains of one inbound port, per its PeerAuthentication mode: STRICT takes only mTLS;
+ * PERMISSIVE takes both, told apart by `transport_protocol` (set by the TLS inspector from the
+ * first bytes); DISABLE takes plaintext only. `match` is added to each chain's filter_chain_match.
+ */
+export function inboundFilterChains(spec: InboundChainSpec, source: SecretSource, match: ChainMatch = {}): FilterChain[] {
   const sds = sdsRefFor(source);
-  const secretsInSnapshot = !source.sdsCluster;
-  const name = inboundListener(port.port);
-  const cluster = inboundCluster(appPort);
+  const { policy, cluster, name } = spec;
+  const hasMatch = Object.keys(match).length > 0;
   const filters = (mtls: boolean) =>
-    kind === 'tcp'
+    spec.kind === 'tcp'
       ? [
           ...policy.networkFilters,
           {
@@ -277,7 +294,7 @@ export function inboundListenerFor(
               HttpConnectionManager,
               {
                 ...policy.hcmOptions,
-                statPrefix: `inbound_${port.port}`,
+                statPrefix: `inbound_${spec.port}`,
                 routeConfig: {
                   name,
                   virtualHosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster } }] }],
@@ -293,40 +310,59 @@ export function inboundListenerFor(
             ),
           },
         ];
-  const mtlsChain = { name: 'mtls', transportSocket: downstreamTls(sds), filters: filters(true) };
-  const plainChain = { name: 'plaintext', filters: filters(false) };
-  // PeerAuthentication: STRICT takes only mTLS; PERMISSIVE takes both on one port, the TLS
-  // inspector telling them apart by the first bytes; DISABLE takes plaintext only.
-  const msg = Listener.fromPartial(
-    policy.mtlsMode === 'STRICT'
-      ? { name, address: addr(address, port.port), filterChains: [mtlsChain] }
-      : policy.mtlsMode === 'DISABLE'
-        ? { name, address: addr(address, port.port), filterChains: [plainChain] }
-        : {
-            name,
-            address: addr(address, port.port),
-            listenerFilters: [
-              {
-                name: 'envoy.filters.listener.tls_inspector',
-                typedConfig: packAny('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', TlsInspector, {}),
-              },
-            ],
-            filterChains: [
-              { ...mtlsChain, filterChainMatch: { transportProtocol: 'tls' } },
-              { ...plainChain, filterChainMatch: { transportProtocol: 'raw_buffer' } },
-            ],
-          },
-  );
-  return encodedResource(TypeUrl.Listener, name, Listener, msg, [
-    { typeUrl: TypeUrl.Cluster, name: cluster },
-    ...(secretsInSnapshot && policy.mtlsMode !== 'DISABLE' ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
-  ]);
+  // Chain names must differ within a listener: capture mode's one listener holds every port's chains.
+  const prefix = hasMatch ? `${name}|` : '';
+  const mtlsChain = { name: `${prefix}mtls`, transportSocket: downstreamTls(sds), filters: filters(true) };
+  const plainChain = { name: `${prefix}plaintext`, filters: filters(false) };
+  if (policy.mtlsMode === 'STRICT') return [FilterChain.fromPartial({ ...mtlsChain, ...(hasMatch ? { filterChainMatch: match } : {}) })];
+  if (policy.mtlsMode === 'DISABLE') return [FilterChain.fromPartial({ ...plainChain, ...(hasMatch ? { filterChainMatch: match } : {}) })];
+  return [
+    FilterChain.fromPartial({ ...mtlsChain, filterChainMatch: { ...match, transportProtocol: 'tls' } }),
+    FilterChain.fromPartial({ ...plainChain, filterChainMatch: { ...match, transportProtocol: 'raw_buffer' } }),
+  ];
 }
 
-/** The outbound route configuration: one virtual host per HTTP service port. */
-export function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResource {
+/** The TLS inspector listener filter, which PERMISSIVE chains need to tell TLS from plaintext. */
+export function tlsInspectorFilter(): { name: string; typedConfig: Any } {
+  return {
+    name: 'envoy.filters.listener.tls_inspector',
+    typedConfig: packAny('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector', TlsInspector, {}),
+  };
+}
+
+/** The resources an inbound chain needs in the snapshot: its cluster, and the SVID unless DISABLE or a node agent serves it. */
+export function inboundRefs(cluster: string, policy: InboundPolicy, source: SecretSource): { typeUrl: TypeUrl; name: string }[] {
+  return [
+    { typeUrl: TypeUrl.Cluster, name: cluster },
+    ...(!source.sdsCluster && policy.mtlsMode !== 'DISABLE' ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+  ];
+}
+
+/** The inbound listener of one service port: the PeerAuthentication mode's filter chains, the port's policy, forwarding to the app. */
+export function inboundListenerFor(
+  address: string,
+  port: ServicePort,
+  appPort: number,
+  kind: 'http' | 'tcp',
+  policy: InboundPolicy,
+  source: SecretSource,
+): EncodedResource {
+  const name = inboundListener(port.port);
+  const cluster = inboundCluster(appPort);
+  const filterChains = inboundFilterChains({ port: port.port, cluster, kind, policy, name }, source);
+  const msg = Listener.fromPartial({
+    name,
+    address: addr(address, port.port),
+    ...(policy.mtlsMode === 'PERMISSIVE' ? { listenerFilters: [tlsInspectorFilter()] } : {}),
+    filterChains,
+  });
+  return encodedResource(TypeUrl.Listener, name, Listener, msg, inboundRefs(cluster, policy, source));
+}
+
+/** An outbound route configuration (by default loopback mode's `outbound_http`): one virtual host per HTTP service port. */
+export function outboundRoutes(vhosts: readonly VirtualHostSpec[], name = OUTBOUND_HTTP_ROUTE): EncodedResource {
   const msg = RouteConfiguration.fromPartial({
-    name: OUTBOUND_HTTP_ROUTE,
+    name,
     virtualHosts: vhosts.map((v) => ({
       name: v.name,
       domains: [...v.domains],
@@ -335,7 +371,7 @@ export function outboundRoutes(vhosts: readonly VirtualHostSpec[]): EncodedResou
   });
   return encodedResource(
     TypeUrl.RouteConfiguration,
-    OUTBOUND_HTTP_ROUTE,
+    name,
     RouteConfiguration,
     msg,
     vhosts.map((v) => ({ typeUrl: TypeUrl.Cluster, name: v.cluster })),

@@ -48,7 +48,7 @@ function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns') {
     new ResourceMemo(),
   );
   const w = model.workload(ns, workload)!;
-  const view = { nodeId: 'n', workloadKey: `${ns}/${workload}`, workload: w, source: {}, serveKeys: true };
+  const view = { nodeId: 'n', workloadKey: `${ns}/${workload}`, workload: w, source: {}, serveKeys: true, capture: false };
   const out = generateAll(view, ctx, new ResourceMemo());
   const get = (t: TypeUrl, name: string): EncodedResource => {
     const found = out.find((x) => x.typeUrl === t && x.name === name);

@@ -1,5 +1,10 @@
 import type { SourceRef } from './types.js';
 
+/** How workloads reach their sidecars; see MeshSettings.captureMode. */
+export type CaptureMode = 'loopback' | 'iptables';
+/** Istio's MeshConfig.OutboundTrafficPolicy.Mode: pass unknown destinations through, or refuse them. */
+export type OutboundTrafficMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
 /**
  * Mesh-wide settings, from the single `meshpilot.io/v1alpha1 MeshConfig` (defaults otherwise).
  * Certificates are renewed at `renewAtFraction` of their lifetime, earlier by a random amount of
@@ -24,6 +29,12 @@ export interface MeshSettings {
   readonly renewJitterFraction: number;
   /** Directory with Istio plug-in CA files (`ca-cert.pem`, `ca-key.pem`, `root-cert.pem`, `cert-chain.pem`), absolute. */
   readonly caPluginDir?: string;
+  /** How workloads' traffic reaches their sidecars: `loopback` (per-workload 127.0.0.x, apps call their sidecar) or `iptables` (capture in network namespaces); default loopback. */
+  readonly captureMode: CaptureMode;
+  /** What a captured sidecar does with a destination outside the mesh (Istio's outboundTrafficPolicy.mode); default ALLOW_ANY. */
+  readonly outboundTrafficPolicy: OutboundTrafficMode;
+  /** IPv4 range service VIPs are assigned from when a Service has no spec.clusterIP; default 10.96.0.0/16 (never bound to an interface). */
+  readonly serviceCidr: string;
   /** Where the MeshConfig was written, if one was. */
   readonly origin?: SourceRef;
 }
@@ -38,6 +49,9 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
   maxCertTtlMs: 7 * 24 * 3_600_000,
   renewAtFraction: 0.5,
   renewJitterFraction: 0.1,
+  captureMode: 'loopback',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+  serviceCidr: '10.96.0.0/16',
 });
 
 /** Returns complete settings: the defaults overridden by `partial`. */

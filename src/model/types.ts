@@ -68,6 +68,10 @@ export interface Service extends ObjectMeta {
   readonly ports: readonly ServicePort[];
   /** Non-empty: a Service with no selector selects nothing. */
   readonly selector: Labels;
+  /** `spec.clusterIP` as written (an IPv4 literal), if any. */
+  readonly clusterIP?: string;
+  /** The service's virtual IP: its clusterIP, else one the config loader assigned from MeshConfig serviceCidr. */
+  readonly vip?: string;
 }
 
 /** The label Istio uses on endpoints to mark a workload that runs a sidecar (value `istio`). */

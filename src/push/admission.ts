@@ -1,11 +1,11 @@
 // Admission of a proxy: what its node id claims is checked against the mesh config and
 // against the identity it proved, before anything is built or cached for it.
 import { isIP } from 'node:net';
-import { SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
+import { INTERCEPTION_MODE_METADATA, SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
 import { parseNodeId, type SecretSource } from '../generate/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
 import { err, ok, type Result } from '../lib/index.js';
-import type { MeshModel, WorkloadEntry } from '../model/index.js';
+import { workloadPortFor, type MeshModel, type WorkloadEntry } from '../model/index.js';
 import type { ProxyKey, WatchRefusal } from '../snapshot/index.js';
 
 /** Envoy node ids of real sidecars are well under this; a longer one is refused before anything is kept for it. */
@@ -18,6 +18,17 @@ export interface AdmittedProxy {
   readonly workload: WorkloadEntry;
   readonly spiffeId: SpiffeId;
   readonly source: SecretSource;
+  /** Whether iptables capture sends the workload's traffic through this proxy (it gets 15001/15006 listeners). */
+  readonly capture: boolean;
+}
+
+/** Reads the interception mode a proxy declares (Istio's node metadata): capture for REDIRECT, loopback for NONE or none. */
+export function interceptionOf(metadata: Readonly<Record<string, unknown>> | undefined): Result<boolean, WatchRefusal> {
+  const mode = metadata?.[INTERCEPTION_MODE_METADATA];
+  if (mode === undefined || mode === 'NONE') return ok(false);
+  if (mode === 'REDIRECT') return ok(true);
+  // TPROXY keeps the client's source address, which needs rules and privileges meshpilot capture does not set up.
+  return err({ reason: `node metadata ${INTERCEPTION_MODE_METADATA} ${JSON.stringify(mode)} is not supported (REDIRECT or NONE)` });
 }
 
 /** The SPIFFE ID a workload runs as, or undefined if the trust domain or names cannot make one. */
@@ -26,6 +37,23 @@ export function identityOf(model: MeshModel, w: WorkloadEntry): SpiffeId | undef
   if (!td.ok) return undefined;
   const id = workloadId(td.value, w.serviceAccount.namespace, w.serviceAccount.name);
   return id.ok ? id.value : undefined;
+}
+
+// The config loader refuses port == targetPort for sidecar workloads only in a loopback mesh; in a
+// capture mesh, a proxy that still comes up in loopback mode would leave such an app reachable
+// without it, so it is refused (fail closed) and told to run captured.
+/** Why a loopback-mode sidecar cannot serve this workload (its app listens on a service port), or undefined. */
+export function loopbackExposure(model: MeshModel, w: WorkloadEntry): string | undefined {
+  for (const s of model.servicesOf(w)) {
+    for (const port of s.ports) {
+      if (w.sidecar && workloadPortFor(port, w) === port.port)
+        return (
+          `workload ${w.namespace}/${w.name} serves service ${s.namespace}/${s.name} port ${port.port} on the app's own port: ` +
+          'a loopback-mode sidecar would leave the app reachable without it; run it captured (meshpilot bootstrap --capture)'
+        );
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -56,5 +84,11 @@ export function admitProxy(model: MeshModel, proxy: ProxyKey): Result<AdmittedPr
   }
   const sdsCluster = proxy.metadata?.[SDS_CLUSTER_METADATA];
   const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
-  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source });
+  const capture = interceptionOf(proxy.metadata);
+  if (!capture.ok) return capture;
+  if (!capture.value) {
+    const exposed = loopbackExposure(model, workload);
+    if (exposed !== undefined) return err({ reason: exposed });
+  }
+  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source, capture: capture.value });
 }

@@ -79,7 +79,8 @@ async function setup(opts: { failFor?: string } = {}) {
   push.flush();
   const offSvid = svids.onChanged((workloadKey) => push.request({ kind: 'svid', workloadKey }));
   const latest = new Map<string, Snapshot>();
-  const connect = (nodeId: string, identity?: string) => unwrap(push.watch({ nodeId, identity }, (s) => latest.set(nodeId, s)));
+  const connect = (nodeId: string, identity?: string, metadata?: Record<string, unknown>) =>
+    unwrap(push.watch({ nodeId, identity, metadata }, (s) => latest.set(nodeId, s)));
   return {
     push,
     cache,
@@ -244,5 +245,33 @@ describe('push controller', () => {
     const logged = t.log.lines.find((l) => l.msg === 'proxy config not generated; it keeps its last config');
     assert.equal(logged?.fields.workload, 'photo-ns/photo-backend');
     assert.deepEqual(logged?.fields.objects, ['added Service photo-ns/photo-extra']);
+  });
+
+  it('gives a proxy that declares capture (INTERCEPTION_MODE: REDIRECT) the capture listeners, and the others loopback ones', async () => {
+    t.connect(FRONTEND, undefined, { INTERCEPTION_MODE: 'REDIRECT' });
+    t.connect(BACKEND);
+    await t.settle();
+    const listeners = (node: string) => [...t.latest.get(node)!.resources(TypeUrl.Listener).keys()].sort();
+    assert.deepEqual(listeners(FRONTEND), ['virtualInbound', 'virtualOutbound']);
+    assert.deepEqual(listeners(BACKEND), ['inbound|9080', 'outbound_http']);
+    assert.deepEqual([...t.latest.get(FRONTEND)!.resources(TypeUrl.RouteConfiguration).keys()], ['9080']);
+    // The outbound traffic policy is a MeshConfig setting: changing it rebuilds the captured proxy's listener.
+    const before = t.latest.get(FRONTEND)!.version;
+    t.change(MESH.replace('trustDomain: cluster.local', 'trustDomain: cluster.local\n  outboundTrafficPolicy: { mode: REGISTRY_ONLY }'));
+    assert.notEqual(t.latest.get(FRONTEND)!.version, before);
+  });
+
+  it('keeps a loopback proxy on its last config when its app comes to listen on the service port (capture mesh)', async () => {
+    t.connect(BACKEND);
+    await t.settle();
+    const before = t.latest.get(BACKEND)!.version;
+    t.change(
+      MESH.replaceAll('targetPort: 8080', 'targetPort: 9080').replace(
+        'trustDomain: cluster.local',
+        'trustDomain: cluster.local\n  captureMode: iptables',
+      ),
+    );
+    assert.equal(t.latest.get(BACKEND)!.version, before);
+    assert.ok(t.log.lines.some((l) => l.msg === 'loopback sidecar cannot guard its app; proxy keeps its last config'));
   });
 });

@@ -20,7 +20,7 @@ import type { Logger } from '../observability/index.js';
 import type { TypeUrl } from '../proto/index.js';
 import type { SvidStore, Timers } from '../secrets/index.js';
 import { snapshotOf, type ResourceSet, type SnapshotCache, type SnapshotSource } from '../snapshot/index.js';
-import { admitProxy, identityOf, type AdmittedProxy } from './admission.js';
+import { admitProxy, identityOf, loopbackExposure, type AdmittedProxy } from './admission.js';
 import { createDebouncer } from './debouncer.js';
 
 /** Compiles the policy that applies to a workload port; the policy module plugs in here. */
@@ -128,7 +128,7 @@ export function createPushController(deps: {
     const [ns, name] = a.workloadKey.split('/') as [string, string];
     const workload = m.workload(ns, name);
     if (!workload) return undefined;
-    return { nodeId: a.nodeId, workloadKey: a.workloadKey, workload, source: a.source, serveKeys: deps.serveKeys };
+    return { nodeId: a.nodeId, workloadKey: a.workloadKey, workload, source: a.source, serveKeys: deps.serveKeys, capture: a.capture };
   }
 
   /** Rebuilds `types` of one proxy and publishes the snapshot; false if it keeps its last one. */
@@ -142,6 +142,11 @@ export function createPushController(deps: {
     // The workload may now run as another identity than the one this proxy proved: it gets nothing new.
     if (identityOf(ctx.model, view.workload) !== p.admitted.spiffeId) {
       deps.log.warn('workload identity changed; proxy keeps its last config', { node: nodeId, proven: p.admitted.spiffeId });
+      return false;
+    }
+    const exposure = p.admitted.capture ? undefined : loopbackExposure(ctx.model, view.workload);
+    if (exposure !== undefined) {
+      deps.log.warn('loopback sidecar cannot guard its app; proxy keeps its last config', { node: nodeId, cause: exposure });
       return false;
     }
     let sets: Map<TypeUrl, ResourceSet>;
