@@ -88,6 +88,22 @@ export function parseConfigFiles(
   extra: readonly ConfigDiagnostic[] = [],
   opts: ParseOptions & { readonly limits?: Partial<ConfigLimits> } = {},
 ): LoadResult {
+  return buildParsed(inputs, parseTexts(inputs, extra, opts));
+}
+
+/** What parsing files yields before any check across objects: plain data, so a worker thread can make it. */
+export interface ParsedFiles {
+  readonly objects: ParsedObject[];
+  readonly diagnostics: ConfigDiagnostic[];
+  readonly syntaxErrors: boolean;
+}
+
+/** Parses files one by one (the costly part of loading), each refused whole when over a limit. */
+export function parseTexts(
+  inputs: readonly ConfigText[],
+  extra: readonly ConfigDiagnostic[] = [],
+  opts: ParseOptions & { readonly limits?: Partial<ConfigLimits> } = {},
+): ParsedFiles {
   const limits = configLimits(opts.limits ?? {});
   const diagnostics: ConfigDiagnostic[] = [...extra];
   const objects: ParsedObject[] = [];
@@ -102,6 +118,12 @@ export function parseConfigFiles(
     for (const o of parsed.objects) objects.push(o);
     syntaxErrors ||= parsed.syntaxErrors;
   }
+  return { objects, diagnostics, syntaxErrors };
+}
+
+/** Checks parsed objects across files (duplicates, references, selection, addresses) and builds the model if nothing is wrong. */
+export function buildParsed(inputs: readonly { readonly fileName: string }[], parsed: ParsedFiles): LoadResult {
+  const { objects, diagnostics, syntaxErrors } = parsed;
   const kept = checkAddresses(resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics), diagnostics);
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(

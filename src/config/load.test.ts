@@ -255,3 +255,25 @@ describe('loadConfig', () => {
     );
   });
 });
+
+describe('loading on a worker thread', () => {
+  const testdata = fileURLToPath(new URL('../../../src/config/testdata/', import.meta.url));
+  // Valid configs (a model) and invalid ones (diagnostics only) must come out the same either way.
+  const cases = [
+    [examples],
+    [join(testdata, 'authorization-policy.in.yaml')],
+    [join(testdata, 'request-authentication.in.yaml')],
+    [join(testdata, 'mixed-directory.in')],
+    [join(testdata, 'syntax-error.in.yaml')],
+    [join(testdata, 'unknown-kinds.in.yaml')],
+  ];
+  for (const paths of cases) {
+    it(`gives what the inline loader gives: ${paths.map((p) => p.split('/').filter(Boolean).slice(-1)[0]).join(', ')}`, async () => {
+      const inline = await loadConfig(paths, { workerThresholdBytes: Infinity });
+      const worker = await loadConfig(paths, { workerThresholdBytes: 0 });
+      assert.deepEqual(worker.diagnostics, inline.diagnostics);
+      assert.equal(worker.model?.version, inline.model?.version);
+      assert.deepEqual(worker.model?.authorizationPolicies, inline.model?.authorizationPolicies);
+    });
+  }
+});

@@ -1,12 +1,40 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { ConfigDiagnostic } from './diagnostics.js';
-import { parseConfigFiles, type ConfigText, type LoadResult } from './build-model.js';
+import { Worker } from 'node:worker_threads';
+import { buildParsed, parseConfigFiles, type ConfigText, type LoadResult, type ParsedFiles } from './build-model.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
 import type { ParseOptions } from './parse-document.js';
 
-/** Options of loadConfig: how documents without a namespace are read. */
-export type LoadOptions = ParseOptions & { readonly limits?: Partial<ConfigLimits> };
+/** Options of loadConfig: how documents without a namespace are read, the limits, and where parsing runs. */
+export type LoadOptions = ParseOptions & {
+  readonly limits?: Partial<ConfigLimits>;
+  /** Configs of at least this many bytes are parsed on a worker thread (default 256 KiB); Infinity parses inline. */
+  readonly workerThresholdBytes?: number;
+};
+
+const WORKER_THRESHOLD_BYTES = 256 * 1024;
+
+/** Parses on a worker thread: the event loop keeps serving streams while a large config is read. */
+function parseOnWorker(inputs: readonly ConfigText[], extra: readonly ConfigDiagnostic[], opts: LoadOptions): Promise<ParsedFiles> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url));
+    let settled = false;
+    const done = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      void worker.terminate();
+      f();
+    };
+    worker.once('message', (m: { ok: true; value: ParsedFiles } | { ok: false; error: string }) =>
+      done(() => (m.ok ? resolve(m.value) : reject(new Error(`config parser failed: ${m.error}`)))),
+    );
+    worker.once('error', (e) => done(() => reject(e)));
+    worker.once('exit', (code) => done(() => reject(new Error(`config parser exited with code ${code}`))));
+    const { workerThresholdBytes: _, ...rest } = opts;
+    worker.postMessage({ inputs, extra, opts: rest });
+  });
+}
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
@@ -72,5 +100,7 @@ export async function loadConfig(paths: readonly string[], opts: LoadOptions = {
   // An empty config would withdraw every workload from the mesh: refuse it, the last good config keeps serving.
   if (files.length === 0 && diagnostics.length === 0)
     diagnostics.push({ severity: 'error', file: paths.join(', '), path: '', message: 'no config files (*.yaml, *.yml) found' });
-  return parseConfigFiles(texts, diagnostics, { ...opts, limits });
+  const bytes = texts.reduce((n, t) => n + t.text.length, 0);
+  if (bytes < (opts.workerThresholdBytes ?? WORKER_THRESHOLD_BYTES)) return parseConfigFiles(texts, diagnostics, { ...opts, limits });
+  return buildParsed(texts, await parseOnWorker(texts, diagnostics, { ...opts, limits }));
 }
