@@ -98,7 +98,10 @@ interface SizeRun {
 }
 
 const here = (file: string) => new URL(`./lib/${file}`, import.meta.url);
-const fleetProcess = (): Fleet => forkChild(here('real-fleet-child.js'), { execArgv: ['--max-old-space-size=8192'] });
+/** No command to a child may take longer than the longest cap plus a margin: a hung child is killed, not waited for. */
+const SEND_CAP_MS = Math.max(COLD_CAP_MS, CHANGE_CAP_MS) + s(60);
+const fleetProcess = (): Fleet =>
+  forkChild(here('real-fleet-child.js'), { execArgv: ['--max-old-space-size=8192'], sendTimeoutMs: SEND_CAP_MS });
 
 /** The arrivals' spread from `from` (epoch ms), in ms, leaving out proxies that never arrived. */
 function spread(a: Arrivals, from: number): number[] {
@@ -125,9 +128,16 @@ function makeCertificate(dir: string): { certFile: string; keyFile: string; cert
   const keyFile = join(dir, 'key.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'].concat(
-      ['-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', keyFile, '-out', certFile],
-    ),
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'].concat([
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ]),
     { stdio: 'ignore' },
   );
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
@@ -142,7 +152,13 @@ async function changeAll(
   await fleet.send({ cmd: 'expect', marker: change.marker, types: CHANGE_TYPES });
   const writtenAt = performance.timeOrigin + performance.now();
   change.write();
-  const { atMs } = await server.send({ cmd: 'await-model', kind: change.kind, namespace: change.namespace, name: change.name, timeoutMs: STEP_CAP_MS });
+  const { atMs } = await server.send({
+    cmd: 'await-model',
+    kind: change.kind,
+    namespace: change.namespace,
+    name: change.name,
+    timeoutMs: STEP_CAP_MS,
+  });
   const r = await fleet.send({ cmd: 'await-marker', timeoutMs: CHANGE_CAP_MS });
   const a = r.arrivals!;
   const perProxy = latencies(a, atMs!, CHANGE_CAP_MS);
@@ -162,13 +178,19 @@ async function endpointBytes(server: Server, fleet: Fleet, change: Change): Prom
 }
 
 /** meshpilot at one size: cold start, changes, memory, endpoint bytes over SotW and delta. Returns proxy 0's states for the peer. */
-async function measureMeshpilot(run: SizeRun, cfg: MeshConfigDir): Promise<{ states: Record<string, readonly string[]>[]; markers: string[]; coldSizes: number[]; changeSizes: readonly number[] }> {
+async function measureMeshpilot(
+  run: SizeRun,
+  cfg: MeshConfigDir,
+): Promise<{ states: Record<string, readonly string[]>[]; markers: string[]; coldSizes: number[]; changeSizes: readonly number[] }> {
   const n = run.n;
   const states: Record<string, readonly string[]>[] = [];
   const markers: string[] = [''];
-  let coldSizes: number[] = [];
+  let coldSizes: number[];
   let changeSizes: readonly number[] = [];
-  const server: Server = forkChild(here('real-server.js'), { execArgv: ['--expose-gc', '--max-old-space-size=8192'] });
+  const server: Server = forkChild(here('real-server.js'), {
+    execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+    sendTimeoutMs: SEND_CAP_MS,
+  });
   const fleet = fleetProcess();
   try {
     const { port, rootPem } = await server.send({ cmd: 'start', configDir: cfg.dir });
@@ -236,8 +258,13 @@ async function measureMeshpilot(run: SizeRun, cfg: MeshConfigDir): Promise<{ sta
 async function measureFloor(
   run: SizeRun,
   cert: { certPem: string; keyPem: string },
-  coldSizes: readonly number[], changeSizes: readonly number[]): Promise<void> {
-  const floor: Child<FloorCommand, FloorReply> = forkChild(here('tls-floor-server.js'), { execArgv: ['--expose-gc'] });
+  coldSizes: readonly number[],
+  changeSizes: readonly number[],
+): Promise<void> {
+  const floor: Child<FloorCommand, FloorReply> = forkChild(here('tls-floor-server.js'), {
+    execArgv: ['--expose-gc'],
+    sendTimeoutMs: SEND_CAP_MS,
+  });
   const fleet = fleetProcess();
   try {
     const { address } = await floor.send({ cmd: 'start', certPem: cert.certPem, keyPem: cert.keyPem, greetingSizes: coldSizes });
@@ -272,7 +299,8 @@ async function measureGcp(
 ): Promise<void> {
   const missing = gcpPeerMissing();
   if (missing) return void (run.gcp = { skipped: missing });
-  if (states.length < 2) return void (run.gcp = { skipped: 'meshpilot did not get through a change at this size, so there is nothing to replay' });
+  if (states.length < 2)
+    return void (run.gcp = { skipped: 'meshpilot did not get through a change at this size, so there is nothing to replay' });
   const statesFile = join(dir, `gcp-states-${run.n}.json`);
   writeFileSync(statesFile, JSON.stringify({ states }));
   const peer = await startGcpPeer({ statesFile, certFile: cert.certFile, keyFile: cert.keyFile });
@@ -488,8 +516,7 @@ function rows(r: SizeRun): BenchResult[] {
         note: 'server RSS per connected proxy after cold start, meshpilot vs go-control-plane',
       }),
     );
-  } else
-    skip(`peer.gcp.push.${n}`, 'ms', g && 'skipped' in g ? g.skipped : (why ?? 'meshpilot did not get through a change at this size'));
+  } else skip(`peer.gcp.push.${n}`, 'ms', g && 'skipped' in g ? g.skipped : (why ?? 'meshpilot did not get through a change at this size'));
 
   if (r.logCounts && Object.keys(r.logCounts).length > 0)
     console.error(

@@ -65,7 +65,13 @@ function workload(j: number): BenchWorkload {
   const name = `wl-${String(j).padStart(5, '0')}`;
   const namespace = ns(s);
   const addr = address(j);
-  return { name, namespace, serviceAccount: name, address: addr, nodeId: `sidecar~${addr}~${name}.${namespace}~${namespace}.svc.${DOMAIN}` };
+  return {
+    name,
+    namespace,
+    serviceAccount: name,
+    address: addr,
+    nodeId: `sidecar~${addr}~${name}.${namespace}~${namespace}.svc.${DOMAIN}`,
+  };
 }
 
 function service(name: string, namespace: string, app: string, port: number): object {
@@ -161,7 +167,11 @@ export function writeMeshConfig(n: number): MeshConfigDir {
         name,
         marker: addr,
         write: () =>
-          writeAtomically(dir, `endpoint-${k}.yaml`, docs([workloadEntry(name, owner.namespace, addr, owner.serviceAccount, svc(7 % SERVICES))])),
+          writeAtomically(
+            dir,
+            `endpoint-${k}.yaml`,
+            docs([workloadEntry(name, owner.namespace, addr, owner.serviceAccount, svc(7 % SERVICES))]),
+          ),
       };
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),

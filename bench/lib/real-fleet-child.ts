@@ -27,7 +27,13 @@ const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const SOTW_PATH = `${ADS}/StreamAggregatedResources`;
 const DELTA_PATH = `${ADS}/DeltaAggregatedResources`;
 const SDS_NAMES = ['default', 'ROOTCA'];
-const ALL_TYPES: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
+const ALL_TYPES: readonly TypeUrl[] = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  TypeUrl.RouteConfiguration,
+  TypeUrl.Secret,
+];
 const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const shortToType = new Map<string, TypeUrl>(ALL_TYPES.map((t) => [typeShortName[t], t]));
 
@@ -158,7 +164,12 @@ function openSotw(c: OpenAds): void {
   c.proxies.forEach((spec, index) => {
     const md = new grpc.Metadata();
     if (spec.token) md.set('authorization', `Bearer ${spec.token}`);
-    const call = channel(c).makeBidiStreamRequest(SOTW_PATH, (b: Buffer) => b, (b: Buffer) => b, md) as Call;
+    const call = channel(c).makeBidiStreamRequest(
+      SOTW_PATH,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      md,
+    ) as Call;
     track(call);
     const p: Proxy = { call, types: new Map(), readyAt: null, marks: new Set(), doneAt: null };
     proxies.push(p);
@@ -213,7 +224,12 @@ function openDelta(c: OpenAds): void {
   c.proxies.forEach((spec, index) => {
     const md = new grpc.Metadata();
     if (spec.token) md.set('authorization', `Bearer ${spec.token}`);
-    const call = channel(c).makeBidiStreamRequest(DELTA_PATH, (b: Buffer) => b, (b: Buffer) => b, md) as Call;
+    const call = channel(c).makeBidiStreamRequest(
+      DELTA_PATH,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      md,
+    ) as Call;
     track(call);
     const p: Proxy = { call, types: new Map(), readyAt: null, marks: new Set(), doneAt: null };
     proxies.push(p);
@@ -261,7 +277,12 @@ function openDelta(c: OpenAds): void {
 function openEcho(c: OpenEcho): void {
   const reply = Buffer.alloc(c.replyBytes, 7);
   for (let i = 0; i < c.count; i++) {
-    const call = channel(c).makeBidiStreamRequest(c.path, (b: Buffer) => b, (b: Buffer) => b, new grpc.Metadata()) as Call;
+    const call = channel(c).makeBidiStreamRequest(
+      c.path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      new grpc.Metadata(),
+    ) as Call;
     track(call);
     const e: EchoStream = { received: 0, reachedAt: null };
     echoes.push(e);
