@@ -3,7 +3,7 @@
 // over TLS, the resource states the bench recorded from meshpilot, one snapshot shared
 // by every node. The bench steers it over stdin and reads JSON lines from stdout:
 //
-//	stdin:  "set <i>"  publish state i (as snapshot version "v<i>")
+//	stdin:  "set <i>"  publish state i (each type versioned by a hash of its content)
 //	        "mem"      report heap and RSS after a full collection
 //	stdout: {"event":"listening","port":N}
 //	        {"event":"set","index":i,"atMs":<epoch ms just before SetSnapshot>}
@@ -13,8 +13,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -96,13 +98,25 @@ func loadSnapshots(path string) ([]*cachev3.Snapshot, error) {
 				resources[typeURL] = append(resources[typeURL], msg)
 			}
 		}
-		snap, err := cachev3.NewSnapshot("v"+strconv.Itoa(i), resources)
-		if err != nil {
-			return nil, err
+		// Each type's version is a hash of its content, as meshpilot's are, so a new state
+		// re-sends only the types that changed rather than all five.
+		snap := &cachev3.Snapshot{}
+		for typeURL, items := range resources {
+			idx := cachev3.GetResponseType(typeURL)
+			snap.Resources[idx] = cachev3.NewResources(contentVersion(state[typeURL]), items)
 		}
 		snaps = append(snaps, snap)
 	}
 	return snaps, nil
+}
+
+func contentVersion(items []string) string {
+	h := sha256.New()
+	for _, b64 := range items {
+		h.Write([]byte(b64))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func emit(v map[string]any) {
