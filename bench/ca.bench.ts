@@ -9,6 +9,7 @@ import * as pkijs from 'pkijs';
 import { createEphemeralCa, generateKeyPair } from '../src/ca/index.js';
 import type { KeyPair } from '../src/ca/index.js';
 import { mustSpiffeId } from '../src/identity/index.js';
+import { interleavedRates } from './lib/measure.js';
 import { result } from './lib/report.js';
 import type { BenchResult } from './lib/report.js';
 
@@ -40,31 +41,6 @@ function syncRate(ms: number, f: () => unknown): number {
     now = performance.now();
   }
   return n / ((now - start) / 1000);
-}
-
-/**
- * Measures two functions in alternating slices of sliceMs until each has run about ms in
- * total, so both see the same machine (CPU frequency, other load): the ratio stays honest.
- */
-function interleavedRates(ms: number, a: () => unknown, b: () => unknown, sliceMs = 25): [number, number] {
-  const time = [0, 0];
-  const count = [0, 0];
-  const fs = [a, b];
-  while (time[0]! < ms || time[1]! < ms) {
-    for (const k of [0, 1]) {
-      const f = fs[k]!;
-      const start = performance.now();
-      const end = start + sliceMs;
-      let now = start;
-      while (now < end) {
-        for (let i = 0; i < 16; i++) f();
-        count[k]! += 16;
-        now = performance.now();
-      }
-      time[k]! += now - start;
-    }
-  }
-  return [count[0]! / (time[0]! / 1000), count[1]! / (time[1]! / 1000)];
 }
 
 /** The SVID the previous design built: the same fields through pkijs' object model, signed by pkijs over WebCrypto. */

@@ -1,8 +1,10 @@
 // Runs every bench module in turn, then prints one table and writes bench/out/results.json.
-// `make bench` runs this as `node --expose-gc dist/bench/run.js`.
+// `make bench` runs this as `node --expose-gc dist/bench/run.js`. BENCH_ONLY=real,ca runs
+// only those modules; BENCH_OUT writes the results elsewhere (make bench-10k does both).
 import { report, type BenchResult } from './lib/report.js';
 import * as ca from './ca.bench.js';
 import * as configLoad from './config-load.bench.js';
+import * as real from './real.bench.js';
 import * as xds from './xds.bench.js';
 
 interface BenchModule {
@@ -17,13 +19,15 @@ const benches: readonly BenchModule[] = [
   { name: 'xds', run: xds.run },
   { name: 'ca', run: ca.run },
   { name: 'config-load', run: configLoad.run },
+  { name: 'real', run: real.run },
 ];
 // ----------------------------------------------------------------------------------
 
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const results: BenchResult[] = [];
-for (const b of benches) {
+for (const b of benches.filter((b) => !only || only.includes(b.name))) {
   const t0 = performance.now();
   results.push(...(await b.run()));
   console.error(`bench ${b.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
-report(results);
+report(results, process.env.BENCH_OUT);

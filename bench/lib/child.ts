@@ -13,8 +13,14 @@ export interface Child<C, R> {
   stop(): Promise<void>;
 }
 
-/** Forks `module` (a compiled .js file) with `args`; `execArgv` defaults to none, so no flag of this process leaks in. */
-export function forkChild<C extends object, R>(module: URL, opts: { args?: string[]; execArgv?: string[] } = {}): Child<C, R> {
+/**
+ * Forks `module` (a compiled .js file) with `args`; `execArgv` defaults to none, so no flag of this process leaks in.
+ * With `sendTimeoutMs`, a command not answered in time rejects and the child is killed, so a hung child cannot hang the bench.
+ */
+export function forkChild<C extends object, R>(
+  module: URL,
+  opts: { args?: string[]; execArgv?: string[]; sendTimeoutMs?: number } = {},
+): Child<C, R> {
   const child = fork(module, opts.args ?? [], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const pending = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void }>();
   let nextId = 0;
@@ -39,13 +45,33 @@ export function forkChild<C extends object, R>(module: URL, opts: { args?: strin
       if (exited) return Promise.reject(new Error(`${module.pathname} has exited`));
       const id = ++nextId;
       return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
+        const timer =
+          opts.sendTimeoutMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                pending.delete(id);
+                reject(new Error(`${module.pathname}: no answer to ${JSON.stringify(cmd).slice(0, 80)} after ${opts.sendTimeoutMs} ms`));
+                child.kill('SIGKILL');
+              }, opts.sendTimeoutMs);
+        pending.set(id, {
+          resolve: (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
         child.send({ ...cmd, id });
       });
     },
     async stop() {
       if (!exited) child.disconnect();
+      // A child that does not leave within 10 s of its parent going away is killed.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exit;
+      clearTimeout(killer);
     },
   };
 }

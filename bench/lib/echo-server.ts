@@ -14,8 +14,8 @@ export interface EchoServer {
   readonly address: string;
   /** Streams whose hello has arrived. */
   ready(): number;
-  /** Writes `msg` to every ready stream and resolves when each has replied, with the time the write loop took. */
-  broadcast(msg: Buffer, timeoutMs?: number): Promise<{ writeMs: number }>;
+  /** Writes `msg` (or each of several, in order) to every ready stream and resolves when each has replied to each, with the time the write loop took. */
+  broadcast(msg: Buffer | readonly Buffer[], timeoutMs?: number): Promise<{ writeMs: number }>;
   /** Ends every stream and resolves when none is open. */
   closeStreams(): Promise<void>;
   stop(): Promise<void>;
@@ -23,8 +23,14 @@ export interface EchoServer {
 
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
 
+/** Floor server options: TLS credentials (default plaintext), and messages written to each stream when its hello arrives. */
+export interface EchoOptions {
+  readonly credentials?: grpc.ServerCredentials;
+  readonly greeting?: readonly Buffer[];
+}
+
 /** Starts the floor server on 127.0.0.1 with a free port (same gRPC server options as the xDS server). */
-export async function startEchoServer(): Promise<EchoServer> {
+export async function startEchoServer(opts: EchoOptions = {}): Promise<EchoServer> {
   const server = createGrpcServer();
   const open = new Set<Call>();
   const ready = new Set<Call>();
@@ -53,6 +59,7 @@ export async function startEchoServer(): Promise<EchoServer> {
         call.on('data', () => {
           if (!ready.has(call)) {
             ready.add(call);
+            for (const m of opts.greeting ?? []) call.write(m);
             return;
           }
           if (++replies === want) done?.();
@@ -66,14 +73,15 @@ export async function startEchoServer(): Promise<EchoServer> {
       },
     },
   );
-  const port = await listen(server, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+  const port = await listen(server, '127.0.0.1', 0, opts.credentials ?? grpc.ServerCredentials.createInsecure());
   return {
     address: `127.0.0.1:${port}`,
     ready: () => ready.size,
     broadcast(msg, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
+        const msgs = Buffer.isBuffer(msg) ? [msg] : msg;
         replies = 0;
-        want = ready.size;
+        want = ready.size * msgs.length;
         const timer = setTimeout(() => reject(new Error(`echo: ${replies}/${want} replies after ${timeoutMs} ms`)), timeoutMs);
         let writeMs = 0;
         done = () => {
@@ -82,7 +90,7 @@ export async function startEchoServer(): Promise<EchoServer> {
           resolve({ writeMs });
         };
         const t0 = performance.now();
-        for (const call of ready) call.write(msg);
+        for (const call of ready) for (const m of msgs) call.write(m);
         writeMs = performance.now() - t0;
       });
     },

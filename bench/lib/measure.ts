@@ -58,3 +58,40 @@ export async function settledMemory(): Promise<Memory> {
   const m = process.memoryUsage();
   return { heapUsed: m.heapUsed, external: m.external, rss: m.rss };
 }
+
+/** Wall-clock milliseconds, sub-millisecond, comparable across processes (performance.timeOrigin + performance.now()). */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The q-quantile (0..1) of a non-empty list, nearest rank. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) throw new Error('quantile of nothing');
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/**
+ * Measures two functions in alternating slices of sliceMs until each has run about ms in
+ * total, so both see the same machine (CPU frequency, other load): the ratio stays honest.
+ */
+export function interleavedRates(ms: number, a: () => unknown, b: () => unknown, sliceMs = 25): [number, number] {
+  const time = [0, 0];
+  const count = [0, 0];
+  const fs = [a, b];
+  while (time[0]! < ms || time[1]! < ms) {
+    for (const k of [0, 1]) {
+      const f = fs[k]!;
+      const start = performance.now();
+      const end = start + sliceMs;
+      let now = start;
+      while (now < end) {
+        for (let i = 0; i < 16; i++) f();
+        count[k]! += 16;
+        now = performance.now();
+      }
+      time[k]! += now - start;
+    }
+  }
+  return [count[0]! / (time[0]! / 1000), count[1]! / (time[1]! / 1000)];
+}

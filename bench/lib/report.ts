@@ -10,6 +10,10 @@ export interface BenchResult {
   readonly ratio: number;
   readonly target?: string;
   readonly note?: string;
+  /** The phase hit its time cap: `value` is the cap, a lower bound. */
+  readonly timedOut?: boolean;
+  /** Why the row has no measurement (value is NaN). */
+  readonly skipped?: string;
 }
 
 /** Builds a result, computing the ratio from the two numbers measured in one run. */
@@ -21,7 +25,7 @@ export function result(r: Omit<BenchResult, 'ratio'>): BenchResult {
 export function report(results: readonly BenchResult[], outFile = 'bench/out/results.json'): void {
   const rows = results.map((r) => [
     r.name,
-    fmt(r.value),
+    r.skipped !== undefined ? 'skipped' : r.timedOut ? `timed out after ${fmt(r.value)}` : fmt(r.value),
     r.unit,
     `${r.baseline.name} = ${fmt(r.baseline.value)}`,
     r.ratio.toFixed(3),
@@ -33,6 +37,7 @@ export function report(results: readonly BenchResult[], outFile = 'bench/out/res
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
+  for (const r of results) if (r.skipped !== undefined) console.log(`${r.name}: skipped: ${r.skipped}`);
   mkdirSync(outFile.replace(/\/[^/]*$/, ''), { recursive: true });
   writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n');
 }
