@@ -5,6 +5,7 @@ import { report, type BenchResult } from './lib/report.js';
 import * as ca from './ca.bench.js';
 import * as configLoad from './config-load.bench.js';
 import * as real from './real.bench.js';
+import * as captureBytes from './capture-bytes.bench.js';
 import * as xds from './xds.bench.js';
 
 interface BenchModule {
@@ -20,6 +21,7 @@ const benches: readonly BenchModule[] = [
   { name: 'ca', run: ca.run },
   { name: 'config-load', run: configLoad.run },
   { name: 'real', run: real.run },
+  { name: 'capture-bytes', run: captureBytes.run },
 ];
 // ----------------------------------------------------------------------------------
 
