@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { startMeshpilot, type RunningMeshpilot } from '../src/main.js';
 import { sidecarBootstrap } from '../src/bootstrap/index.js';
 import { registerCaCommands } from '../src/cli/ca-commands.js';
@@ -19,30 +18,17 @@ import { createRecordingLogger, silentLogger, type ProxyReport } from '../src/ob
 import { envoyPool, eventually, type EnvoyProcess } from './harness/index.js';
 import { backend, datastore, frontend, ids, photoAppConfig } from './kit/photo-app.js';
 import { nodeIdOf, type TestWorkload } from './kit/mesh.js';
-
-interface Run {
-  readonly out: string;
-  readonly err: string;
-  readonly exitCode: number;
-}
+import { runCli } from '../src/cli/testing.js';
 
 /** Runs `meshpilot <args>` in-process, as bin.ts registers the commands. */
-async function cli(...args: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  const program = new Command('meshpilot').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  registerStatusCommand(program, { write: (s) => (out += s) });
-  registerCaCommands(program, { log: silentLogger, write: (s) => (out += s) });
-  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  for (const c of all(program)) c.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { out, err, exitCode: 0 };
-  } catch (e) {
-    if (e instanceof CommanderError) return { out, err, exitCode: e.exitCode };
-    throw e;
-  }
-}
+const cli = (...args: string[]) =>
+  runCli(
+    (program, io) => {
+      registerStatusCommand(program, { write: io.write });
+      registerCaCommands(program, { log: silentLogger, write: io.write });
+    },
+    ...args,
+  );
 
 // A second port on photo-backend's Service, 15001, is valid config; but the sidecar's
 // inbound listener for it takes the address the outbound listener already has

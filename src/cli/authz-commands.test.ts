@@ -1,33 +1,12 @@
 import assert from 'node:assert/strict';
+import { runCli } from './testing.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
 import { registerAuthzCommands } from './authz-commands.js';
 
-interface Run {
-  readonly out: string;
-  readonly err: string;
-  readonly exitCode: number;
-}
-
-async function run(...args: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  let exitCode = 0;
-  const program = new Command('meshpilot').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  registerAuthzCommands(program, { write: (s) => (out += s), warn: (s) => (err += s), setExitCode: (c) => (exitCode = c) });
-  for (const c of program.commands)
-    for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { out, err, exitCode };
-  } catch (e) {
-    if (e instanceof CommanderError) return { out, err, exitCode: e.exitCode };
-    throw e;
-  }
-}
+const run = (...args: string[]) => runCli((program, io) => registerAuthzCommands(program, io), ...args);
 
 const photo = fileURLToPath(new URL('../../../examples/photo-app/', import.meta.url));
 

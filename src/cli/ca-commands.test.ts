@@ -1,33 +1,13 @@
 import assert from 'node:assert/strict';
+import { runCli } from './testing.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { silentLogger } from '../observability/index.js';
 import { registerCaCommands } from './ca-commands.js';
 
-interface Run {
-  readonly out: string;
-  readonly err: string;
-  readonly exitCode: number;
-}
-
-async function run(...args: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  const program = new Command('meshpilot').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  registerCaCommands(program, { log: silentLogger, write: (s) => (out += s) });
-  for (const c of program.commands)
-    for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { out, err, exitCode: 0 };
-  } catch (e) {
-    if (e instanceof CommanderError) return { out, err, exitCode: e.exitCode };
-    throw e;
-  }
-}
+const run = (...args: string[]) => runCli((program, io) => registerCaCommands(program, { log: silentLogger, write: io.write }), ...args);
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
