@@ -301,6 +301,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     log: log.child({ module: 'xds' }),
     hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
+    now: () => clock.now(),
   });
   const server = createGrpcServer();
   xds.register(server);

@@ -38,7 +38,9 @@ describe('mintToken', () => {
 describe('authenticator', () => {
   it('turns a valid token into its service account’s SPIFFE ID', async () => {
     const r = await auth.authenticate(withBearer(await mint()));
-    assert.deepEqual(unwrap(r), { identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', via: 'token' });
+    // With the token's expiry: a stream it opens ends then (exp is in whole seconds).
+    const expected = Math.floor((clock.now() + 3_600_000) / 1000) * 1000;
+    assert.deepEqual(unwrap(r), { identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', via: 'token', expiresAt: expected });
   });
 
   const refusals: [string, () => Promise<string>, RegExp][] = [
@@ -90,8 +92,9 @@ describe('authenticator', () => {
     const peer = (der: Uint8Array) => ({ metadata: new Metadata(), peerCertificate: { raw: Buffer.from(der) } as PeerCertificate });
 
     it('accepts a valid mesh SVID', async () => {
-      const r = await auth.authenticate(peer(issue().certificateDer));
-      assert.deepEqual(unwrap(r), { identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend', via: 'certificate' });
+      const svid = issue();
+      const r = await auth.authenticate(peer(svid.certificateDer));
+      assert.deepEqual(unwrap(r), { identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend', via: 'certificate', expiresAt: svid.notAfter });
     });
 
     it('refuses a revoked SVID', async () => {

@@ -12,6 +12,8 @@ import type { TokenVerifier } from './tokens.js';
 export interface Principal {
   readonly identity: SpiffeId;
   readonly via: 'token' | 'certificate';
+  /** When the credential stops being valid (token `exp` or certificate notAfter, ms): a stream it opened ends then. */
+  readonly expiresAt?: number;
 }
 
 /** Why a caller was not authenticated: a closed set the RPC edge maps to UNAUTHENTICATED. */
@@ -80,7 +82,7 @@ export function createAuthenticator(deps: {
     if (trustDomainOf(id.value) !== deps.trustDomain) return bad(`client certificate is for trust domain ${trustDomainOf(id.value)}`);
     const serial = cert.serialNumber.toLowerCase().replace(/^0+/, '');
     if (deps.trust.isRevoked(serial)) return err({ kind: 'revoked', message: `client certificate ${serial} was revoked` });
-    return ok({ identity: id.value, via: 'certificate' });
+    return ok({ identity: id.value, via: 'certificate', expiresAt: Date.parse(cert.validTo) });
   }
 
   return {
@@ -89,8 +91,10 @@ export function createAuthenticator(deps: {
       if (auth !== undefined) {
         const m = /^Bearer\s+(\S+)$/i.exec(String(auth));
         if (!m) return err({ kind: 'bad-token', message: 'authorization metadata is not "Bearer <token>"' });
-        const v = await deps.tokens.verify(m[1]!);
-        return v.ok ? ok({ identity: v.value, via: 'token' }) : err({ kind: 'bad-token', message: `${v.error.kind}: ${v.error.message}` });
+        const v = await deps.tokens.verifyWithExpiry(m[1]!);
+        return v.ok
+          ? ok({ identity: v.value.identity, via: 'token', expiresAt: v.value.expiresAt })
+          : err({ kind: 'bad-token', message: `${v.error.kind}: ${v.error.message}` });
       }
       if (call.peerCertificate?.raw) return verifyCertificate(call.peerCertificate);
       return err({ kind: 'no-credential', message: 'no token and no client certificate' });

@@ -97,6 +97,8 @@ export interface TokenError {
 /** Checks tokens and turns them into the SPIFFE ID of their service account. */
 export interface TokenVerifier {
   verify(token: string): Promise<Result<SpiffeId, TokenError>>;
+  /** The same check, with when the token stops being valid (its `exp`, in ms). */
+  verifyWithExpiry(token: string): Promise<Result<{ readonly identity: SpiffeId; readonly expiresAt: number }, TokenError>>;
 }
 
 /** Creates a verifier for tokens signed by `key` (its public half is used); tokens for a reserved identity are refused. */
@@ -111,8 +113,12 @@ export function createTokenVerifier(o: {
 }): TokenVerifier {
   const reserved = { rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE };
   const publicKey = o.key.type === 'private' ? createPublicKey(o.key) : o.key;
-  return {
+  const verifier: TokenVerifier = {
     async verify(token) {
+      const r = await verifier.verifyWithExpiry(token);
+      return r.ok ? ok(r.value.identity) : r;
+    },
+    async verifyWithExpiry(token) {
       try {
         const { payload } = await jwtVerify(token, publicKey, {
           algorithms: [ALG],
@@ -129,12 +135,13 @@ export function createTokenVerifier(o: {
         // A token minted for the control plane's identity (by mistake or with a stolen key) must not make its holder the control plane.
         if (isReservedIdentity(id.value, reserved))
           return err({ kind: 'reserved-identity', message: `token subject ${payload.sub} is the control plane's reserved identity` });
-        return ok(id.value);
+        return ok({ identity: id.value, expiresAt: (payload.exp ?? 0) * 1000 });
       } catch (e) {
         return err(classify(e));
       }
     },
   };
+  return verifier;
 }
 
 function classify(e: unknown): TokenError {

@@ -169,6 +169,35 @@ describe('xDS server over gRPC', () => {
     assert.ok(!xds.connected().some((p) => p.nodeId === huge));
   });
 
+  it('ends a stream with UNAUTHENTICATED when its credential expires, and logs it', async () => {
+    const expiring = createXdsServer({
+      snapshots: cache,
+      log,
+      authenticate: async () => ({
+        ok: true,
+        value: { identity: 'spiffe://cluster.local/ns/a/sa/b', via: 'token', expiresAt: Date.now() + 300 },
+      }),
+    });
+    const s2 = createGrpcServer();
+    expiring.register(s2);
+    const port = await listen(s2, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+    const client = new AggregatedDiscoveryServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      unwrap(cache.set('expiring', unwrap(createSnapshot([testCluster('a')]))));
+      const s = client.streamAggregatedResources();
+      const c = collector(s);
+      s.write(DiscoveryRequest.fromPartial({ node: node('expiring'), typeUrl: TypeUrl.Cluster }));
+      await c.until(() => c.got.length > 0, 'the first response');
+      await c.until(() => c.status() !== undefined, 'the stream to end at expiry');
+      assert.equal(c.status()!.code, grpc.status.UNAUTHENTICATED);
+      assert.ok(log.lines.some((l) => l.msg === 'stream ended: credential expired' && l.fields.node === 'expiring'));
+    } finally {
+      client.close();
+      expiring.closeAll();
+      await shutdown(s2, 1_000);
+    }
+  });
+
   it('forgets a stream that closes mid-way and logs why', async () => {
     const s = ads().streamAggregatedResources();
     const c = collector(s);

@@ -25,6 +25,9 @@ export interface XdsServer {
   closeAll(): void;
 }
 
+/** setTimeout's longest delay (about 24.8 days); a later expiry is rechecked on reconnect. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 type Call = grpc.ServerDuplexStream<Incoming<DiscoveryRequest | DeltaDiscoveryRequest>, Buffer>;
 type Machine = { onRequest(r: DiscoveryRequest | DeltaDiscoveryRequest): void; onSnapshot: SotwStream['onSnapshot'] };
 
@@ -36,7 +39,10 @@ export function createXdsServer(deps: {
   limits?: Partial<XdsLimits>;
   /** Proves each stream's identity; without it every stream is unauthenticated (plaintext development mode). */
   authenticate?: StreamAuthenticator;
+  /** Wall clock in ms, for credential expiry (default Date.now). */
+  now?: () => number;
 }): XdsServer {
+  const now = deps.now ?? Date.now;
   const outer = deps.hooks ?? {};
   const hooks: XdsHooks = {
     ...outer,
@@ -73,9 +79,11 @@ export function createXdsServer(deps: {
     };
     const machine: Machine = protocol === 'sotw' ? new SotwStream(machineDeps) : new DeltaStream(machineDeps);
 
+    let expiry: NodeJS.Timeout | undefined;
     const finish = (reason: string, status?: { code: grpc.status; details: string }) => {
       if (ended) return;
       ended = true;
+      clearTimeout(expiry);
       log.info('proxy disconnected', { node: proxy?.nodeId, reason });
       unwatch?.();
       open.delete(streamId);
@@ -99,6 +107,21 @@ export function createXdsServer(deps: {
             return finish('unauthenticated', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' });
           }
           identity = r.value.identity;
+          // A credential is good until it expires, not for the life of the stream: the stream
+          // ends then, and Envoy reconnects with its current credential (or is refused).
+          const expiresAt = r.value.expiresAt;
+          if (expiresAt !== undefined) {
+            const left = expiresAt - now();
+            if (left <= 0) return finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' });
+            expiry = setTimeout(
+              () => {
+                log.warn('stream ended: credential expired', { node: proxy?.nodeId, identity, via: r.value.via });
+                finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' });
+              },
+              Math.min(left, MAX_TIMER_MS),
+            );
+            expiry.unref();
+          }
           const pending = queue ?? [];
           queue = undefined;
           for (const m of pending) onMessage(m);

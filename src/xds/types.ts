@@ -53,7 +53,10 @@ export type StreamAuthenticator = (call: {
   readonly metadata: import('@grpc/grpc-js').Metadata;
   readonly peerCertificate?: import('node:tls').PeerCertificate;
 }) => Promise<
-  import('../lib/index.js').Result<{ readonly identity: string; readonly via: string }, { readonly kind: string; readonly message: string }>
+  import('../lib/index.js').Result<
+    { readonly identity: string; readonly via: string; readonly expiresAt?: number },
+    { readonly kind: string; readonly message: string }
+  >
 >;
 
 /** What a protocol state machine (SotW or delta) needs from the stream that runs it. */
