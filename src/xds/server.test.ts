@@ -198,6 +198,25 @@ describe('xDS server over gRPC', () => {
     }
   });
 
+  it('ends a stream that sends no request in time, and logs it', async () => {
+    const strict = createXdsServer({ snapshots: cache, log, limits: { firstRequestTimeoutMs: 200 } });
+    const s2 = createGrpcServer();
+    strict.register(s2);
+    const port = await listen(s2, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+    const client = new AggregatedDiscoveryServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const s = client.streamAggregatedResources();
+      const c = collector(s);
+      await c.until(() => c.status() !== undefined, 'the silent stream to be ended');
+      assert.equal(c.status()!.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.ok(log.lines.some((l) => l.msg === 'stream refused' && /no request within 200 ms/.test(String(l.fields.reason))));
+    } finally {
+      client.close();
+      strict.closeAll();
+      await shutdown(s2, 1_000);
+    }
+  });
+
   it('forgets a stream that closes mid-way and logs why', async () => {
     const s = ads().streamAggregatedResources();
     const c = collector(s);

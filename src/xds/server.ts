@@ -80,10 +80,17 @@ export function createXdsServer(deps: {
     const machine: Machine = protocol === 'sotw' ? new SotwStream(machineDeps) : new DeltaStream(machineDeps);
 
     let expiry: NodeJS.Timeout | undefined;
+    // A stream that never asks for anything holds a slot for nothing: it is ended, and said so.
+    let idle: NodeJS.Timeout | undefined = setTimeout(() => {
+      log.warn('stream refused', { service: spec.name, reason: `no request within ${limits.firstRequestTimeoutMs} ms` });
+      finish('no request', { code: grpc.status.DEADLINE_EXCEEDED, details: 'no request received' });
+    }, limits.firstRequestTimeoutMs);
+    idle.unref();
     const finish = (reason: string, status?: { code: grpc.status; details: string }) => {
       if (ended) return;
       ended = true;
       clearTimeout(expiry);
+      clearTimeout(idle);
       log.info('proxy disconnected', { node: proxy?.nodeId, reason });
       unwatch?.();
       open.delete(streamId);
@@ -136,6 +143,10 @@ export function createXdsServer(deps: {
 
     call.on('data', (msg: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>) => {
       if (ended) return;
+      if (idle) {
+        clearTimeout(idle);
+        idle = undefined;
+      }
       if (queue) {
         // Bounded: a client that floods before authenticating is cut off.
         if (queue.length >= 16)

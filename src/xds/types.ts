@@ -33,10 +33,12 @@ export interface XdsLimits {
   readonly maxResourceNames: number;
   /** Longest node id accepted; Envoy sidecars' ids are well under it. */
   readonly maxNodeIdLength: number;
+  /** A stream that sends no request this long after it opens is ended (Envoy sends its first at once). */
+  readonly firstRequestTimeoutMs: number;
 }
 
 /** Defaults: Envoy sidecars name a few hundred resources; ten thousand is far past any real one. */
-export const defaultLimits: XdsLimits = { maxResourceNames: 10_000, maxNodeIdLength: 512 };
+export const defaultLimits: XdsLimits = { maxResourceNames: 10_000, maxNodeIdLength: 512, firstRequestTimeoutMs: 30_000 };
 
 /** Why a stream must end: a gRPC status code name and a short message for the caller. */
 export class StreamError extends Error {
