@@ -10,7 +10,18 @@
 // symlinks through `..data`. A reader (or Envoy, which reloads on a move into the watched
 // directory) never sees a key from one version and a chain from another, and a failed write
 // leaves `..data` on the last complete version.
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, accessSync, constants, lstatSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  accessSync,
+  constants,
+  lstatSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../lib/index.js';
 import type { SpiffeId } from '../identity/index.js';
@@ -112,7 +123,8 @@ export function writeAccountFiles(accountDir: string, cert: WorkloadCertificate,
     writeFileSync(tmp, defaultSdsFile(accountDir), { mode: 0o600 });
     renameSync(tmp, sds);
     for (const entry of readdirSync(accountDir))
-      if (entry.startsWith('..') && entry !== version && entry !== '..data') rmSync(join(accountDir, entry), { recursive: true, force: true });
+      if (entry.startsWith('..') && entry !== version && entry !== '..data')
+        rmSync(join(accountDir, entry), { recursive: true, force: true });
   } catch (e) {
     return err(`finishing ${accountDir}: ${(e as Error).message}`);
   }
