@@ -69,6 +69,14 @@ describe('file secrets', () => {
     assert.equal(readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data').length, 1);
   });
 
+  it("gives the files the owner it is told (the secret directory's), so Envoy as uid 1337 reads them", function () {
+    if (process.getuid?.() !== 0) this.skip(); // chown needs root
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n', { uid: 1337, gid: 1337 }).ok);
+    for (const p of [join(dir, 'ns1'), d, join(d, 'key.pem'), join(d, 'cert-chain.pem'), join(d, 'default-sds.yaml')])
+      assert.equal(statSync(p).uid, 1337, p);
+  });
+
   it('refuses a secret directory that cannot be written, naming it', () => {
     const file = join(dir, 'file');
     writeFileSync(file, '');

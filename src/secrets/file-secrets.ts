@@ -11,18 +11,21 @@
 // directory) never sees a key from one version and a chain from another, and a failed write
 // leaves `..data` on the last complete version.
 import {
+  accessSync,
   chmodSync,
+  chownSync,
+  constants,
+  lchownSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
-  accessSync,
-  constants,
-  lstatSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { err, ok, type Result } from '../lib/index.js';
 import type { SpiffeId } from '../identity/index.js';
 import type { Logger } from '../observability/index.js';
@@ -95,20 +98,43 @@ export function defaultSdsFile(accountDir: string): string {
   return JSON.stringify(doc, null, 2) + '\n';
 }
 
+/** Who owns the files: a uid and gid, or undefined for this process. */
+export type FileOwner = { readonly uid: number; readonly gid: number } | undefined;
+
+// Envoy reads the files as its own user (uid 1337 in capture mode) and they are 0600, so, as
+// Kubernetes gives a secret volume the pod's fsGroup, they belong to whoever owns --secret-dir
+// (when meshpilot runs as root and that is someone else): `chown 1337 DIR` is the whole setup.
+/** The owner the files get: the secret directory's, when this process is root and it differs. */
+export function ownerFor(dir: string): FileOwner {
+  if (process.getuid?.() !== 0) return undefined;
+  const st = statSync(dir);
+  return st.uid === 0 && st.gid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+}
+
 /** Writes one complete version of an account's files and swaps `..data` to it; never leaves a partial version visible. */
-export function writeAccountFiles(accountDir: string, cert: WorkloadCertificate, rootPem: string): Result<void> {
+export function writeAccountFiles(accountDir: string, cert: WorkloadCertificate, rootPem: string, owner?: FileOwner): Result<void> {
+  const own = (p: string) => owner && chownSync(p, owner.uid, owner.gid);
   const version = `..${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const versionDir = join(accountDir, version);
   const tmpLink = join(accountDir, `..data_tmp-${process.pid}`);
   try {
     mkdirSync(accountDir, { recursive: true, mode: 0o700 });
     chmodSync(accountDir, 0o700);
+    own(dirname(accountDir));
+    own(accountDir);
     mkdirSync(versionDir, { mode: 0o700 });
-    writeFileSync(join(versionDir, CERT_FILES.key), cert.keyPem, { mode: 0o600 });
-    writeFileSync(join(versionDir, CERT_FILES.chain), cert.chainPem, { mode: 0o600 });
-    writeFileSync(join(versionDir, CERT_FILES.root), rootPem, { mode: 0o600 });
+    own(versionDir);
+    for (const [name, text] of [
+      [CERT_FILES.key, cert.keyPem],
+      [CERT_FILES.chain, cert.chainPem],
+      [CERT_FILES.root, rootPem],
+    ] as const) {
+      writeFileSync(join(versionDir, name), text, { mode: 0o600 });
+      own(join(versionDir, name));
+    }
     rmSync(tmpLink, { force: true });
     symlinkSync(version, tmpLink);
+    if (owner) lchownSync(tmpLink, owner.uid, owner.gid);
     // rename(2) replaces ..data atomically: readers see the old version or the new, whole.
     renameSync(tmpLink, join(accountDir, '..data'));
   } catch (e) {
@@ -121,6 +147,7 @@ export function writeAccountFiles(accountDir: string, cert: WorkloadCertificate,
     const sds = join(accountDir, CERT_FILES.sds);
     const tmp = `${sds}.tmp-${process.pid}`;
     writeFileSync(tmp, defaultSdsFile(accountDir), { mode: 0o600 });
+    own(tmp);
     renameSync(tmp, sds);
     for (const entry of readdirSync(accountDir))
       if (entry.startsWith('..') && entry !== version && entry !== '..data')
@@ -150,12 +177,13 @@ export function createFileSecrets(deps: FileSecretsDeps): FileSecrets {
   const written = new Map<string, string>(); // key -> serial written
   let waiters: (() => void)[] = [];
   const dirOf = (a: FileAccount) => join(deps.dir, a.namespace, a.serviceAccount);
+  const owner = ownerFor(deps.dir);
 
   function write(key: string): void {
     const a = accounts.get(key);
     const cert = deps.svids.current(key);
     if (!a || !cert) return;
-    const r = writeAccountFiles(dirOf(a), cert, deps.trustBundlePem());
+    const r = writeAccountFiles(dirOf(a), cert, deps.trustBundlePem(), owner);
     if (!r.ok) {
       // The previous version stays in place; the next change (renewal, root) tries again.
       deps.log.error('certificate files not written', { account: key, cause: r.error });
