@@ -3,12 +3,13 @@
 // --capture` running as uid 1337, and `curl` inside a workload namespace as the unmodified client.
 // Without root, iptables or curl it says why in one line and the demo goes on in loopback mode.
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { eventually, freePort } from '../harness/index.js';
 import { startCapturedSidecar, meshpilotCli, type CapturedSidecar } from '../kit/captured-sidecar.js';
-import { createTestNet, ensureProxyUser, netMode, TMP_PREFIX, type TestHost, type TestNet } from '../kit/netns.js';
+import { createTestNet, ensureProxyUser, netMode, PROXY_UID, TMP_PREFIX, type TestHost, type TestNet } from '../kit/netns.js';
 import { photoAppConfig, photoAppPolicy, xfccUri } from '../kit/photo-app.js';
 import { startMeshpilotProcess, type Child } from '../kit/processes.js';
 
@@ -38,13 +39,20 @@ export async function captureSection(prove: Prove, short: (id: string | undefine
   let cp: Child | undefined;
   const sidecars: CapturedSidecar[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-demo-`));
+  // Certificates as files for photo-backend: the directory belongs to Envoy's user, so the files do too.
+  const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-secrets-`));
+  fs.chownSync(secretDir, PROXY_UID, PROXY_UID);
+  const removeDirs = () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(secretDir, { recursive: true, force: true });
+  };
   // Ctrl-C during the section: the namespaces, veths and processes go too (the kit also sweeps at start).
   const onSignal = () => {
     void (async () => {
       for (const s of sidecars) await s.stop();
       await cp?.stop();
       await net?.destroy();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeDirs();
       process.exit(130);
     })();
   };
@@ -83,7 +91,7 @@ export async function captureSection(prove: Prove, short: (id: string | undefine
     const adminPort = await freePort();
     cp = startMeshpilotProcess('meshpilot-capture', [
       ...['serve', '--config', configDir, '--state-dir', stateDir],
-      ...['--xds-address', `${cpAddress}:${xdsPort}`, '--admin-port', String(adminPort)],
+      ...['--xds-address', `${cpAddress}:${xdsPort}`, '--admin-port', String(adminPort), '--secret-dir', secretDir],
     ]);
     await eventually(() => fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok), {
       timeoutMs: 20_000,
@@ -95,6 +103,9 @@ export async function captureSection(prove: Prove, short: (id: string | undefine
       const app = host.spawn(name, [process.execPath, '-e', APP, name]);
       await app.waitForLine((l) => l === 'listening');
       meshpilotCli(['capture', '--netns', host.ns]);
+      const certDir = name === 'photo-backend' ? path.join(secretDir, ns, name) : undefined;
+      if (certDir)
+        await eventually(() => fs.existsSync(path.join(certDir, 'default-sds.yaml')), { description: 'photo-backend certificate files' });
       sidecars.push(
         await startCapturedSidecar(host, {
           stateDir,
@@ -102,8 +113,11 @@ export async function captureSection(prove: Prove, short: (id: string | undefine
           workload: name,
           serviceAccount: name,
           xdsAddress: `${cpAddress}:${xdsPort}`,
+          certDir,
         }),
       );
+      if (certDir)
+        console.log(`  photo-backend's Envoy reads its SVID from ${certDir}/{key,cert-chain}.pem (meshpilot serve --secret-dir)`);
       console.log(`  ${name}: namespace ${host.ns} (${host.ip}), app on :${PORT}, iptables → Envoy 15001/15006 as uid 1337`);
     }
     const curl = async (url: string, want: number) =>
@@ -128,12 +142,20 @@ export async function captureSection(prove: Prove, short: (id: string | undefine
     const toDatastore = await curl(`http://datastore.datastore-ns:${PORT}/`, 403);
     console.log(`  ip netns exec ${fe.ns} curl http://datastore.datastore-ns:${PORT}/  →  ${toDatastore?.status ?? 'err'}`);
     prove('capture mode: photo-frontend → datastore is denied (403) by the datastore sidecar', toDatastore?.status === 403);
+    // photo-backend's sidecar served that first call with the certificate in its files, not one sent over xDS.
+    const onDisk = new X509Certificate(fs.readFileSync(path.join(secretDir, 'photo-ns', 'photo-backend', 'cert-chain.pem')));
+    const certs = await sidecars[1]!.admin('/certs');
+    prove(
+      'certificates as files: photo-backend’s Envoy (uid 1337) serves the SVID meshpilot keeps in its secret directory',
+      toBackend?.status === 200 && certs.body.toLowerCase().includes(onDisk.serialNumber.toLowerCase()),
+      `serial ${onDisk.serialNumber.toLowerCase().slice(0, 16)}… in ${path.join(secretDir, 'photo-ns', 'photo-backend')} and in Envoy’s /certs`,
+    );
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     for (const s of sidecars) await s.stop();
     await cp?.stop();
     await net?.destroy();
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDirs();
   }
 }
