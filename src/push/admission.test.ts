@@ -72,6 +72,7 @@ describe('admission: certificate directory', () => {
     for (const metadata of [
       { MESHPILOT_CERT_DIR: 'relative/dir' },
       { MESHPILOT_CERT_DIR: '/a/../b' },
+      { MESHPILOT_CERT_DIR: '//' },
       { MESHPILOT_CERT_DIR: '/a"b' },
       { MESHPILOT_CERT_DIR: 7 },
       { MESHPILOT_CERT_DIR: '/a', MESHPILOT_SDS_CLUSTER: 'sds-grpc' },

@@ -40,7 +40,7 @@ export function secretSourceOf(metadata: Readonly<Record<string, unknown>> | und
   const sdsCluster = metadata?.[SDS_CLUSTER_METADATA];
   const certDir = metadata?.[CERT_DIR_METADATA];
   if (certDir !== undefined) {
-    if (typeof certDir !== 'string' || !CERT_DIR.test(certDir) || certDir.split('/').includes('..'))
+    if (typeof certDir !== 'string' || !CERT_DIR.test(certDir) || certDir.split('/').includes('..') || /^\/+$/.test(certDir))
       return err({ reason: `node metadata ${CERT_DIR_METADATA} must be an absolute path without '..'` });
     if (sdsCluster !== undefined) return err({ reason: `node metadata sets both ${SDS_CLUSTER_METADATA} and ${CERT_DIR_METADATA}` });
     return ok({ certDir: certDir.replace(/\/+$/, '') });
