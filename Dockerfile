@@ -11,6 +11,8 @@ COPY bench ./bench
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
 FROM node:20.20.2-bookworm-slim
+# iptables for `meshpilot capture` in the per-workload init containers of docker-compose.yml.
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

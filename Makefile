@@ -97,7 +97,11 @@ test-e2e: build envoy capture-prereqs
 test: check-generated lint compose-config test-alerts build envoy capture-prereqs
 	node scripts/run-tests.mjs all
 
-demo: build envoy
+# The demo runs the photo app in capture mode as root (curl inside a workload namespace is the client).
+demo: build envoy capture-prereqs
+	@if [ "$$(id -u)" = 0 ] && ! command -v curl >/dev/null 2>&1; then \
+	  echo "installing curl (Debian) for the capture-mode demo"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; fi
 	node dist/e2e/demo/run-demo.js
 
 # The go-control-plane peer of the real-path bench; without Go, the bench reports its rows as skipped.

@@ -24,7 +24,16 @@ import type { MeshSettings } from './model/index.js';
 import { createPushController, type PushController } from './push/index.js';
 import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
-import { createServingCredentials, createSvidStore, realTimers, type SvidStore, type Timers } from './secrets/index.js';
+import {
+  checkSecretDir,
+  createFileSecrets,
+  createServingCredentials,
+  createSvidStore,
+  realTimers,
+  type FileAccount,
+  type SvidStore,
+  type Timers,
+} from './secrets/index.js';
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
 import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
 import {
@@ -68,6 +77,8 @@ export interface MeshpilotOptions {
   readonly jwksFetchPolicy?: Partial<JwksFetchPolicy>;
   /** The namespace of config documents that name none (as `kubectl apply -n`). */
   readonly defaultNamespace?: string;
+  /** Keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under `<secretDir>/<ns>/<sa>/`. */
+  readonly secretDir?: string;
 }
 
 /** A running control plane. */
@@ -110,6 +121,11 @@ export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpi
 }
 
 async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Logger, unlock: () => void): Promise<RunningMeshpilot> {
+  // Refused before anything starts: a sidecar reading its SVID from there would never get one.
+  if (o.secretDir !== undefined) {
+    const writable = checkSecretDir(o.secretDir);
+    if (!writable.ok) throw new Error(writable.error);
+  }
   // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
   const boot: { settings?: MeshSettings } = {};
   const config = createFileConfigSource({
@@ -206,6 +222,27 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     push.request({ kind: 'trust' });
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
+  // Certificates as files: one SVID per workload service account, kept whether or not a proxy is connected.
+  const files = o.secretDir
+    ? createFileSecrets({
+        dir: o.secretDir,
+        svids,
+        trustBundlePem: () => ca.trustBundle().pem,
+        onTrustChange: (cb) => ca.onChange((c) => c.kind === 'trust-bundle' && cb()),
+        log: log.child({ module: 'files' }),
+      })
+    : undefined;
+  const offFiles = files
+    ? config.subscribe((model) => {
+        const accounts = new Map<string, FileAccount>();
+        for (const w of model.workloads) {
+          const id = workloadId(td.value, w.serviceAccount.namespace, w.serviceAccount.name);
+          if (id.ok && !isReservedIdentity(id.value, settings))
+            accounts.set(id.value, { namespace: w.serviceAccount.namespace, serviceAccount: w.serviceAccount.name, spiffeId: id.value });
+        }
+        files.setAccounts([...accounts.values()]);
+      })
+    : undefined;
 
   const idResult = workloadId(td.value, settings.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
   if (!idResult.ok) throw new Error(`control plane identity: ${idResult.error.message}`);
@@ -419,6 +456,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       unsubscribe();
       offSvids();
       offCa();
+      offFiles?.();
+      files?.close();
       config.close();
       push.close();
       xds.closeAll();

@@ -24,6 +24,7 @@ import {
 } from '../kit/photo-app.js';
 import { controlPlaneProcess, runMeshpilot, runMeshpilotAsync, startMeshpilotProcess, type Child } from '../kit/processes.js';
 import { mtlsGetOnce, readIssued } from '../kit/tls-client.js';
+import { captureSection, captureUnavailable } from './capture-section.js';
 
 const vm = { name: 'vm-client', namespace: 'photo-ns', address: '127.0.0.14' };
 const claims: { claim: string; held: boolean }[] = [];
@@ -51,6 +52,13 @@ async function main(): Promise<number> {
   const cp = await controlPlaneProcess({ configDir, stateDir });
   try {
     console.log('meshpilot demo: the photo app (Istio Auth design) on real Envoy sidecars\n');
+    const noCapture = captureUnavailable();
+    if (noCapture !== undefined) console.log(`0. Capture mode skipped (${noCapture}): the photo app runs in loopback mode below\n`);
+    else {
+      console.log('0. Capture mode: each workload in its own network namespace, apps unmodified, traffic redirected by iptables\n');
+      await captureSection(prove, short);
+      console.log('\nThe sections below run in loopback mode (per-workload 127.0.0.x addresses), where the VM agent joins too\n');
+    }
     await cp.start();
     console.log(
       `  meshpilot serve: xDS/SDS/CSR over TLS on 127.0.0.1:${cp.xdsPort}, admin on 127.0.0.1:${cp.adminPort}, state in ${stateDir}`,

@@ -50,6 +50,8 @@ export interface CapturedSidecarOptions {
   readonly workload: string;
   readonly serviceAccount: string;
   readonly xdsAddress: string;
+  /** Read the SVID from this directory kept by `meshpilot serve --secret-dir` (bootstrap --cert-dir). */
+  readonly certDir?: string;
 }
 
 /** Writes the bootstrap with the CLI (`--capture`), starts Envoy as uid 1337 in `host`, and waits until it is ready (bounded). */
@@ -61,6 +63,7 @@ export async function startCapturedSidecar(host: TestHost, o: CapturedSidecarOpt
     'bootstrap',
     ...['--state-dir', o.stateDir, '--namespace', o.namespace, '--workload', o.workload, '--service-account', o.serviceAccount],
     ...['--address', host.ip, '--xds-address', o.xdsAddress, '--capture', '--out', config],
+    ...(o.certDir ? ['--cert-dir', o.certDir] : []),
   ]);
   // The bootstrap holds a token (mode 0600): Envoy's own user must read it.
   fs.chownSync(config, PROXY_UID, PROXY_UID);

@@ -42,6 +42,8 @@ export interface SidecarOptions {
   readonly waitReady?: boolean;
   /** A node agent's SDS socket (VM workloads). */
   readonly agentSocket?: string;
+  /** A certificate directory kept by the control plane's secretDir: the SVID comes from its files. */
+  readonly certDir?: string;
   readonly name?: string;
 }
 
@@ -80,6 +82,8 @@ export async function startMesh(
     apps?: readonly TestWorkload[];
     /** Where xDS listens (default 127.0.0.1); capture tests use an address their namespaces reach. */
     xdsHost?: string;
+    /** The control plane keeps each workload service account's certificate files here. */
+    secretDir?: string;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -95,6 +99,7 @@ export async function startMesh(
       ephemeral: opts.stateDir === undefined,
       stateDir: opts.stateDir,
       insecurePlaintext: opts.insecurePlaintext,
+      secretDir: opts.secretDir,
       xdsHost: opts.xdsHost ?? '127.0.0.1',
       xdsPort: 0,
       log,
@@ -115,6 +120,7 @@ export async function startMesh(
       xdsPort: mp.xdsPort,
       apiType: o.apiType,
       agentSocket: o.agentSocket,
+      certDir: o.certDir,
       ...(mp.secure
         ? {
             tls: { rootCaPem: mp.ca.trustBundle().pem, controlPlaneId: mp.controlPlaneId },

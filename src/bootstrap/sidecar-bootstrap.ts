@@ -11,6 +11,8 @@ export const XDS_CLUSTER = 'xds-grpc';
 export const SDS_AGENT_CLUSTER = 'sds-grpc';
 /** Node metadata key telling meshpilot to point this sidecar's secrets at its local agent's SDS instead of ADS. */
 export const SDS_CLUSTER_METADATA = 'MESHPILOT_SDS_CLUSTER';
+/** Node metadata key telling meshpilot this sidecar reads its SVID from files in this directory (meshpilot serve --secret-dir). */
+export const CERT_DIR_METADATA = 'MESHPILOT_CERT_DIR';
 
 /**
  * Node metadata key saying how the workload's traffic reaches this sidecar, as Istio's proxies
@@ -38,6 +40,8 @@ export interface SidecarBootstrapOptions {
   readonly token?: string;
   /** A node agent's SDS Unix socket: secrets come from it, and its SVID is the client certificate toward the control plane. */
   readonly agentSocket?: string;
+  /** An absolute directory kept by `meshpilot serve --secret-dir`: the SVID and key come from its files, never over xDS. */
+  readonly certDir?: string;
   readonly apiType?: 'GRPC' | 'DELTA_GRPC';
   /** Capture mode: the workload's traffic is redirected to this sidecar by iptables (`meshpilot capture`). */
   readonly capture?: boolean;
@@ -109,6 +113,7 @@ export function sidecarBootstrap(o: SidecarBootstrapOptions): Record<string, unk
   }
   const metadata = {
     ...(o.agentSocket ? { [SDS_CLUSTER_METADATA]: SDS_AGENT_CLUSTER } : {}),
+    ...(o.certDir ? { [CERT_DIR_METADATA]: o.certDir } : {}),
     ...(o.capture ? { [INTERCEPTION_MODE_METADATA]: 'REDIRECT' } : {}),
   };
   // In capture mode Envoy has its namespace to itself: the admin takes Istio's fixed port, on loopback only.

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadOrCreateTokenKey, mintToken } from '../auth/index.js';
 import { sidecarBootstrap } from '../bootstrap/index.js';
@@ -20,6 +21,7 @@ interface BootstrapFlags {
   domain: string;
   tokenTtl: string;
   agentSocket?: string;
+  certDir?: string;
   delta?: boolean;
   capture?: boolean;
   out?: string;
@@ -40,6 +42,10 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--domain <suffix>', 'DNS domain suffix', 'cluster.local')
     .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
     .option('--agent-socket <path>', 'VM: secrets come from a node agent on this Unix socket, which also authenticates the sidecar')
+    .option(
+      '--cert-dir <dir>',
+      "the SVID comes from files kept by 'meshpilot serve --secret-dir' (<dir> is <secret-dir>/<ns>/<sa>), through Envoy's file-based SDS; the trust bundle and CRL still come over xDS",
+    )
     .option('--delta', 'use incremental (delta) xDS')
     .option(
       '--capture',
@@ -48,6 +54,8 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
     .action(async function (this: Command, o: BootstrapFlags) {
       const xds = parseHostPort('--xds-address', o.xdsAddress);
+      if (o.certDir && o.agentSocket) this.error('meshpilot: --cert-dir and --agent-socket are exclusive: the SVID comes from one place');
+      const certDir = o.certDir ? (isAbsolute(o.certDir) ? o.certDir : resolve(o.certDir)).replace(/\/+$/, '') : undefined;
       const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
       if (reserved) this.error(`meshpilot: ${reserved}: no sidecar runs as it`);
       const ca = openCa({ stateDir: o.stateDir });
@@ -79,6 +87,7 @@ export function registerBootstrapCommand(program: Command): void {
         tls: { rootCaPem, controlPlaneId: cpId.value },
         token,
         agentSocket: o.agentSocket,
+        certDir,
         apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
         capture: o.capture === true,
       });

@@ -22,6 +22,7 @@ interface ServeFlags {
   allowPlainHttpJwks?: boolean;
   allowPrivateJwksHosts?: boolean;
   logLevel: string;
+  secretDir?: string;
 }
 
 /** Adds `meshpilot serve`. */
@@ -39,6 +40,10 @@ export function registerServeCommand(program: Command): void {
     .option('--namespace <ns>', 'namespace of config documents that name none (as kubectl apply -n)')
     .option('--allow-plain-http-jwks', 'let jwksUri use plain HTTP (development only; HTTPS by default)')
     .option('--allow-private-jwks-hosts', 'let jwksUri reach loopback and private addresses (metadata addresses stay refused)')
+    .option(
+      '--secret-dir <dir>',
+      "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ServeFlags) => {
       const log = createLogger({ level: opts.logLevel });
@@ -58,6 +63,7 @@ export function registerServeCommand(program: Command): void {
         dnsNames: opts.dnsName,
         insecurePlaintext: opts.insecurePlaintext,
         defaultNamespace: opts.namespace,
+        secretDir: opts.secretDir,
         jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
         log,
       });

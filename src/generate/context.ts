@@ -24,6 +24,7 @@ import {
   outboundRoutes,
   portKind,
   rootCaSecret,
+  sourceVariant,
   type EndpointSpec,
   type InboundPolicy,
   type OutboundClusterSpec,
@@ -165,7 +166,7 @@ export class PushContext {
 
   /** Every outbound cluster of the mesh for one secret source (clusters embed where their secrets come from). */
   outboundClusters(source: SecretSource): readonly EncodedResource[] {
-    const variant = source.sdsCluster ?? '';
+    const variant = sourceVariant(source);
     let list = this.#clusters.get(variant);
     if (list) return list;
     list = this.servicePorts().map((sp) => {

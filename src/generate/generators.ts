@@ -13,7 +13,9 @@ import {
   inboundListenerFor,
   outboundHttpListener,
   portKind,
+  sourceVariant,
   staticCluster,
+  svidElsewhere,
   tcpOutboundListener,
   type InboundChainSpec,
   type SecretSource,
@@ -54,7 +56,7 @@ export const secretGenerator: ResourceGenerator = {
   generate(node, ctx, memo) {
     const list: EncodedResource[] = [ctx.rootCa()];
     // With a node agent, the SVID and its private key never pass through meshpilot.
-    if (node.serveKeys && !node.source.sdsCluster) {
+    if (node.serveKeys && !svidElsewhere(node.source)) {
       const svid = ctx.inputs.svidFor(node.workloadKey);
       if (svid) list.push(memo.get(`sds:${SDS_DEFAULT}`, svid.chainPem, () => defaultSecret(svid)));
     }
@@ -114,7 +116,7 @@ export const listenerGenerator: ResourceGenerator = {
   generate(node, ctx, memo) {
     if (node.capture) return captureListeners(node, ctx, memo);
     const w = node.workload;
-    const variant = node.source.sdsCluster ?? '';
+    const variant = sourceVariant(node.source);
     const out: EncodedResource[] = [];
     const inboundPorts = new Set<number>();
     for (const service of ctx.model.servicesOf(w)) {
@@ -159,7 +161,7 @@ function captureListeners(node: NodeView, ctx: PushContext, memo: ResourceMemo):
     }
   }
   const out: EncodedResource[] = [ctx.virtualOutbound()];
-  const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${node.source.sdsCluster ?? ''}`, () =>
+  const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${sourceVariant(node.source)}`, () =>
     virtualInboundListener(ports, node.source),
   );
   if (inbound) out.push(inbound);

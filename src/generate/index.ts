@@ -1,6 +1,6 @@
 export { edsCluster, clusterEndpoints, routeConfiguration, httpListener } from './builders.js';
 export type { HostPort, PrefixRoute } from './builders.js';
-export { allowedServerIds, portKind, NO_POLICY } from './resources.js';
+export { allowedServerIds, portKind, NO_POLICY, DEFAULT_SDS_FILE, svidElsewhere } from './resources.js';
 export type { WorkloadSvid, InboundPolicy, SecretSource } from './resources.js';
 export { PushContext, ResourceMemo, memoSet, policyKey } from './context.js';
 export type { PushInputs, MeshServicePort } from './context.js';

@@ -65,17 +65,39 @@ export const NO_POLICY = noPolicy;
 
 const ads = { ads: {}, resourceApiVersion: ApiVersion.V3 };
 
-/** Where a sidecar gets its secrets: over ADS from meshpilot, or from a node agent's SDS cluster. */
+/** Where a sidecar gets its secrets: over ADS from meshpilot, from a node agent's SDS cluster, or from files. */
 export interface SecretSource {
   /** A static cluster in the sidecar's bootstrap that serves SDS (a node agent's socket); undefined means ADS. */
   readonly sdsCluster?: string;
+  /** A directory holding key.pem, cert-chain.pem and default-sds.yaml (meshpilot serve --secret-dir); undefined means ADS. */
+  readonly certDir?: string;
 }
+
+/** The SDS file inside a certificate directory that names the key and chain (Envoy's file-based SDS). */
+export const DEFAULT_SDS_FILE = 'default-sds.yaml';
+
+/** Whether the proxy's own SVID and key come from somewhere other than meshpilot (an agent or files). */
+export const svidElsewhere = (source: SecretSource): boolean => source.sdsCluster !== undefined || source.certDir !== undefined;
+
+/** A key naming the secret source, for memoizing resources that embed it. */
+export const sourceVariant = (source: SecretSource): string =>
+  source.sdsCluster !== undefined ? `cluster:${source.sdsCluster}` : source.certDir !== undefined ? `dir:${source.certDir}` : '';
 
 type SdsRef = (name: string) => { name: string; sdsConfig: object };
 
 function sdsRefFor(source: SecretSource): SdsRef {
   // The trust bundle and CRL are public and always come from meshpilot over ADS, so a VM's
   // sidecar sees revocations too; only the SVID and its key come from the local agent.
+  if (source.certDir !== undefined) {
+    // Envoy's file-based SDS: the path config source reloads the SDS file when an entry is moved
+    // into the watched directory (config_source.proto, PathConfigSource.watched_directory), which
+    // is what the file secrets module's symlink swap does once per new key and chain.
+    const fileConfig = {
+      pathConfigSource: { path: `${source.certDir}/${DEFAULT_SDS_FILE}`, watchedDirectory: { path: source.certDir } },
+      resourceApiVersion: ApiVersion.V3,
+    };
+    return (name) => ({ name, sdsConfig: name === SDS_ROOTCA ? ads : fileConfig });
+  }
   if (!source.sdsCluster) return (name) => ({ name, sdsConfig: ads });
   const sdsConfig = {
     apiConfigSource: {
@@ -191,7 +213,7 @@ export interface OutboundClusterSpec {
 export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSource): EncodedResource {
   const name = outboundCluster(spec.port, spec.host);
   const sds = sdsRefFor(source);
-  const secretsInSnapshot = !source.sdsCluster;
+  const secretsInSnapshot = !svidElsewhere(source);
   const tls = upstreamTls(spec.serverIds, spec.port, spec.host, sds);
   const msg = Cluster.fromPartial({
     name,
@@ -334,7 +356,7 @@ export function tlsInspectorFilter(): { name: string; typedConfig: Any } {
 export function inboundRefs(cluster: string, policy: InboundPolicy, source: SecretSource): { typeUrl: TypeUrl; name: string }[] {
   return [
     { typeUrl: TypeUrl.Cluster, name: cluster },
-    ...(!source.sdsCluster && policy.mtlsMode !== 'DISABLE' ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+    ...(!svidElsewhere(source) && policy.mtlsMode !== 'DISABLE' ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ];
 }
 

@@ -5,7 +5,7 @@ import { parseConfigText } from '../config/index.js';
 import { mustTrustDomain } from '../identity/index.js';
 import { Any, Cluster, ClusterLoadAssignment, Listener, Secret, TypeUrl, UpstreamTlsContext } from '../proto/index.js';
 import type { EncodedResource } from '../snapshot/index.js';
-import { generateAll, NO_POLICY, PushContext, ResourceMemo } from './index.js';
+import { generateAll, NO_POLICY, PushContext, ResourceMemo, type SecretSource } from './index.js';
 
 const photo = readFileSync(fileURLToPath(new URL('../../../examples/photo-app/mesh.yaml', import.meta.url)), 'utf8');
 // A second photo-backend workload running as another service account, and one without a sidecar.
@@ -32,7 +32,7 @@ spec:
   labels: { app: photo-backend }
 `;
 
-function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns') {
+function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns', source: SecretSource = {}) {
   const r = parseConfigText(yaml, 'mesh.yaml');
   assert.ok(r.model, JSON.stringify(r.diagnostics));
   const model = r.model;
@@ -48,7 +48,7 @@ function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns') {
     new ResourceMemo(),
   );
   const w = model.workload(ns, workload)!;
-  const view = { nodeId: 'n', workloadKey: `${ns}/${workload}`, workload: w, source: {}, serveKeys: true, capture: false };
+  const view = { nodeId: 'n', workloadKey: `${ns}/${workload}`, workload: w, source, serveKeys: true, capture: false };
   const out = generateAll(view, ctx, new ResourceMemo());
   const get = (t: TypeUrl, name: string): EncodedResource => {
     const found = out.find((x) => x.typeUrl === t && x.name === name);
@@ -126,6 +126,20 @@ describe('sidecar generator', () => {
     assert.equal(d.tlsCertificate!.certificateChain!.inlineString, 'CHAIN');
     const r = decodeAny(Secret, get(TypeUrl.Secret, 'ROOTCA'));
     assert.equal(r.validationContext!.trustedCa!.inlineString, 'ROOT');
+  });
+
+  it('points `default` at the certificate directory through file-based SDS, keeps ROOTCA on ADS, and sends no key', () => {
+    const certDir = '/var/run/secrets/meshpilot/photo-ns/photo-frontend';
+    const { out, get } = generate(photo, 'photo-frontend', 'photo-ns', { certDir });
+    assert.ok(!out.some((r) => r.typeUrl === TypeUrl.Secret && r.name === 'default'), 'no default secret over xDS');
+    const c = decodeAny(Cluster, get(TypeUrl.Cluster, 'outbound|9080||photo-backend.photo-ns.svc.cluster.local'));
+    const tls = UpstreamTlsContext.decode(c.transportSocket!.typedConfig!.value);
+    const sds = tls.commonTlsContext!.tlsCertificateSdsSecretConfigs[0]!;
+    assert.equal(sds.name, 'default');
+    assert.deepEqual(sds.sdsConfig!.pathConfigSource, { path: `${certDir}/default-sds.yaml`, watchedDirectory: { path: certDir } });
+    const rootca = tls.commonTlsContext!.combinedValidationContext!.validationContextSdsSecretConfig!;
+    assert.equal(rootca.name, 'ROOTCA');
+    assert.ok(rootca.sdsConfig!.ads, 'ROOTCA (with the CRL) still over ADS');
   });
 });
 

@@ -52,3 +52,34 @@ describe('admission: interception mode', () => {
     assert.ok(captured.ok && captured.value.capture);
   });
 });
+
+describe('admission: certificate directory', () => {
+  const model = parseConfigText(mesh, 'mesh.yaml').model!;
+  const nodeId = sidecarNodeId('127.0.0.12', 'photo-backend', 'photo-ns', 'cluster.local');
+  const identity = 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend';
+
+  it('reads MESHPILOT_CERT_DIR, as the bootstrap of --cert-dir sets it, into a file secret source', () => {
+    const certDir = '/var/run/secrets/meshpilot/photo-ns/photo-backend';
+    const b = sidecarBootstrap({ nodeId, cluster: 'photo-backend', xdsHost: '127.0.0.1', xdsPort: 15012, certDir });
+    const metadata = (b.node as { metadata: Record<string, unknown> }).metadata;
+    assert.deepEqual(metadata, { MESHPILOT_CERT_DIR: certDir });
+    const a = admitProxy(model, { nodeId, identity, metadata });
+    assert.ok(a.ok);
+    assert.deepEqual(a.value.source, { certDir });
+  });
+
+  it('refuses a relative path, one with .., odd characters, or both an agent and a directory', () => {
+    for (const metadata of [
+      { MESHPILOT_CERT_DIR: 'relative/dir' },
+      { MESHPILOT_CERT_DIR: '/a/../b' },
+      { MESHPILOT_CERT_DIR: '//' },
+      { MESHPILOT_CERT_DIR: '/a"b' },
+      { MESHPILOT_CERT_DIR: 7 },
+      { MESHPILOT_CERT_DIR: '/a', MESHPILOT_SDS_CLUSTER: 'sds-grpc' },
+    ]) {
+      const a = admitProxy(model, { nodeId, identity, metadata });
+      assert.ok(!a.ok, JSON.stringify(metadata));
+      assert.match(a.error.reason, /MESHPILOT_CERT_DIR/);
+    }
+  });
+});

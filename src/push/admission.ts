@@ -1,7 +1,7 @@
 // Admission of a proxy: what its node id claims is checked against the mesh config and
 // against the identity it proved, before anything is built or cached for it.
 import { isIP } from 'node:net';
-import { INTERCEPTION_MODE_METADATA, SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
+import { CERT_DIR_METADATA, INTERCEPTION_MODE_METADATA, SDS_CLUSTER_METADATA } from '../bootstrap/index.js';
 import { parseNodeId, type SecretSource } from '../generate/index.js';
 import { parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
 import { err, ok, type Result } from '../lib/index.js';
@@ -29,6 +29,23 @@ export function interceptionOf(metadata: Readonly<Record<string, unknown>> | und
   if (mode === 'REDIRECT') return ok(true);
   // TPROXY keeps the client's source address, which needs rules and privileges meshpilot capture does not set up.
   return err({ reason: `node metadata ${INTERCEPTION_MODE_METADATA} ${JSON.stringify(mode)} is not supported (REDIRECT or NONE)` });
+}
+
+// The directory only says where the proxy reads its own SVID; it grants nothing, since meshpilot
+// never sends such a proxy a key. It is embedded in Envoy config, so only a plain absolute path is taken.
+const CERT_DIR = /^\/[A-Za-z0-9._/-]{1,1023}$/;
+
+/** Reads where a proxy's SVID comes from (node metadata): a node agent's SDS cluster, a certificate directory, or ADS. */
+export function secretSourceOf(metadata: Readonly<Record<string, unknown>> | undefined): Result<SecretSource, WatchRefusal> {
+  const sdsCluster = metadata?.[SDS_CLUSTER_METADATA];
+  const certDir = metadata?.[CERT_DIR_METADATA];
+  if (certDir !== undefined) {
+    if (typeof certDir !== 'string' || !CERT_DIR.test(certDir) || certDir.split('/').includes('..') || /^\/+$/.test(certDir))
+      return err({ reason: `node metadata ${CERT_DIR_METADATA} must be an absolute path without '..'` });
+    if (sdsCluster !== undefined) return err({ reason: `node metadata sets both ${SDS_CLUSTER_METADATA} and ${CERT_DIR_METADATA}` });
+    return ok({ certDir: certDir.replace(/\/+$/, '') });
+  }
+  return ok(typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {});
 }
 
 /** The SPIFFE ID a workload runs as, or undefined if the trust domain or names cannot make one. */
@@ -82,13 +99,20 @@ export function admitProxy(model: MeshModel, proxy: ProxyKey): Result<AdmittedPr
       reason: `proven identity ${proxy.identity} does not run workload ${claim.namespace}/${claim.workload} (runs as ${runsAs})`,
     });
   }
-  const sdsCluster = proxy.metadata?.[SDS_CLUSTER_METADATA];
-  const source: SecretSource = typeof sdsCluster === 'string' && sdsCluster !== '' ? { sdsCluster } : {};
+  const source = secretSourceOf(proxy.metadata);
+  if (!source.ok) return source;
   const capture = interceptionOf(proxy.metadata);
   if (!capture.ok) return capture;
   if (!capture.value) {
     const exposed = loopbackExposure(model, workload);
     if (exposed !== undefined) return err({ reason: exposed });
   }
-  return ok({ nodeId, workloadKey: `${workload.namespace}/${workload.name}`, workload, spiffeId: runsAs, source, capture: capture.value });
+  return ok({
+    nodeId,
+    workloadKey: `${workload.namespace}/${workload.name}`,
+    workload,
+    spiffeId: runsAs,
+    source: source.value,
+    capture: capture.value,
+  });
 }

@@ -8,6 +8,7 @@ import {
   GENERATORS,
   PushContext,
   ResourceMemo,
+  svidElsewhere,
   type InboundPolicy,
   type NodeView,
   type PushInputs,
@@ -249,7 +250,7 @@ export function createPushController(deps: {
       if (!p) {
         p = { admitted: admitted.value, streams: 0, memo: new ResourceMemo(), sets: new Map() };
         proxies.set(proxy.nodeId, p);
-        if (deps.serveKeys && !admitted.value.source.sdsCluster) deps.svids.want(admitted.value.workloadKey, admitted.value.spiffeId);
+        if (deps.serveKeys && !svidElsewhere(admitted.value.source)) deps.svids.want(admitted.value.workloadKey, admitted.value.spiffeId);
         // Built now from what is current: a proxy that was away never gets what it missed.
         deps.cache.delete(proxy.nodeId);
         const ctx = context(m);
@@ -268,7 +269,7 @@ export function createPushController(deps: {
         // Its last stream is gone: nothing is kept for it, so memory follows the connected proxies.
         proxies.delete(proxy.nodeId);
         deps.cache.delete(proxy.nodeId);
-        if (deps.serveKeys && !state.admitted.source.sdsCluster) deps.svids.release(state.admitted.workloadKey);
+        if (deps.serveKeys && !svidElsewhere(state.admitted.source)) deps.svids.release(state.admitted.workloadKey);
       });
     },
     setModel(next, event) {

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SpiffeId } from '../identity/index.js';
+import { silentLogger } from '../observability/index.js';
+import { checkSecretDir, createFileSecrets, writeAccountFiles } from './file-secrets.js';
+import type { WorkloadCertificate } from './svid-store.js';
+
+const id = 'spiffe://cluster.local/ns/ns1/sa/sa1' as SpiffeId;
+const cert = (serial: string): WorkloadCertificate => ({
+  spiffeId: id,
+  chainPem: `CHAIN ${serial}\n`,
+  keyPem: `KEY ${serial}\n`,
+  serialHex: serial,
+  notBefore: 0,
+  notAfter: Number.MAX_SAFE_INTEGER,
+});
+
+describe('file secrets', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'meshpilot-files-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes the three PEMs and the SDS file, 0600 in a 0700 directory, through ..data', () => {
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n').ok);
+    assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 01\n');
+    assert.equal(readFileSync(join(d, 'cert-chain.pem'), 'utf8'), 'CHAIN 01\n');
+    assert.equal(readFileSync(join(d, 'root-cert.pem'), 'utf8'), 'ROOT\n');
+    assert.equal(statSync(d).mode & 0o777, 0o700);
+    for (const f of ['key.pem', 'cert-chain.pem', 'root-cert.pem']) assert.equal(statSync(join(d, f)).mode & 0o777, 0o600);
+    assert.ok(lstatSync(join(d, '..data')).isSymbolicLink());
+    const sds = JSON.parse(readFileSync(join(d, 'default-sds.yaml'), 'utf8')) as { resources: { tls_certificate: unknown }[] };
+    assert.deepEqual(sds.resources[0]!.tls_certificate, {
+      certificate_chain: { filename: join(d, 'cert-chain.pem') },
+      private_key: { filename: join(d, 'key.pem') },
+      watched_directory: { path: d },
+    });
+    // A second version replaces the first whole, and the old version directory is removed.
+    assert.ok(writeAccountFiles(d, cert('02'), 'ROOT2\n').ok);
+    assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 02\n');
+    assert.equal(readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data').length, 1);
+  });
+
+  it('leaves the last complete version in place when a write fails', function () {
+    if (process.getuid?.() === 0) this.skip(); // root writes through 0500
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n').ok);
+    chmodSync(d, 0o500);
+    try {
+      const r = writeAccountFiles(d, cert('02'), 'ROOT\n');
+      assert.ok(!r.ok && r.error.includes(d));
+    } finally {
+      chmodSync(d, 0o700);
+    }
+    assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 01\n');
+    assert.equal(readFileSync(join(d, 'cert-chain.pem'), 'utf8'), 'CHAIN 01\n');
+  });
+
+  it('leaves the last complete version in place when a write fails midway (the version directory is removed)', () => {
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n').ok);
+    // A key that cannot be written as text stands for a write failing after the first file.
+    const bad = { ...cert('02'), chainPem: undefined as unknown as string };
+    assert.ok(!writeAccountFiles(d, bad, 'ROOT\n').ok);
+    assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 01\n');
+    assert.equal(readFileSync(join(d, 'cert-chain.pem'), 'utf8'), 'CHAIN 01\n');
+    assert.equal(readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data').length, 1);
+  });
+
+  it("gives the files the owner it is told (the secret directory's), so Envoy as uid 1337 reads them", function () {
+    if (process.getuid?.() !== 0) this.skip(); // chown needs root
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n', { uid: 1337, gid: 1337 }).ok);
+    for (const p of [join(dir, 'ns1'), d, join(d, 'key.pem'), join(d, 'cert-chain.pem'), join(d, 'default-sds.yaml')])
+      assert.equal(statSync(p).uid, 1337, p);
+  });
+
+  it('refuses a secret directory that cannot be written, naming it', () => {
+    const file = join(dir, 'file');
+    writeFileSync(file, '');
+    const r = checkSecretDir(file);
+    assert.ok(!r.ok && r.error.includes(file));
+    assert.ok(checkSecretDir(join(dir, 'new', 'dir')).ok);
+  });
+
+  it('wants one SVID per account, writes on each change and on a trust change, releases on close', async () => {
+    const held: { cert?: WorkloadCertificate } = {};
+    let onChanged: (k: string) => void = () => {};
+    let onTrust: () => void = () => {};
+    let root = 'ROOT1\n';
+    const wants: string[] = [];
+    const releases: string[] = [];
+    const files = createFileSecrets({
+      dir,
+      svids: {
+        want: (k) => wants.push(k),
+        release: (k) => releases.push(k),
+        current: () => held.cert,
+        onChanged: (cb) => ((onChanged = cb), () => {}),
+      },
+      trustBundlePem: () => root,
+      onTrustChange: (cb) => ((onTrust = cb), () => {}),
+      log: silentLogger,
+    });
+    files.setAccounts([{ namespace: 'ns1', serviceAccount: 'sa1', spiffeId: id }]);
+    assert.deepEqual(wants, ['files:ns1/sa1']);
+    const done = files.written();
+    held.cert = cert('0a');
+    onChanged('files:ns1/sa1');
+    await done;
+    const d = join(dir, 'ns1', 'sa1');
+    assert.equal(readFileSync(join(d, 'cert-chain.pem'), 'utf8'), 'CHAIN 0a\n');
+    root = 'ROOT1\nROOT2\n';
+    onTrust();
+    assert.equal(readFileSync(join(d, 'root-cert.pem'), 'utf8'), root);
+    onChanged('other/workload'); // not ours: nothing happens
+    files.setAccounts([]);
+    assert.deepEqual(releases, ['files:ns1/sa1']);
+    files.close();
+  });
+});
