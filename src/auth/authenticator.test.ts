@@ -94,7 +94,11 @@ describe('authenticator', () => {
     it('accepts a valid mesh SVID', async () => {
       const svid = issue();
       const r = await auth.authenticate(peer(svid.certificateDer));
-      assert.deepEqual(unwrap(r), { identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend', via: 'certificate', expiresAt: svid.notAfter });
+      assert.deepEqual(unwrap(r), {
+        identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend',
+        via: 'certificate',
+        expiresAt: svid.notAfter,
+      });
     });
 
     it('refuses a revoked SVID', async () => {
