@@ -132,7 +132,7 @@ describe('the mesh page in a real browser, over the photo app on real Envoy (iss
     assert.match((await cell.getAttribute('title')) ?? '', /datastore-ns\/datastore-allow-backend/);
     assert.match((await cell.textContent()) ?? '', /STRICT/);
     await cell.click();
-    assert.match((await page.locator('#cell-detail').textContent()) ?? '', /allowed by datastore-ns\/datastore-allow-backend/);
+    assert.match((await page.locator('#cell-detail').textContent()) ?? '', /datastore-ns\/datastore-allow-backend rule 0/);
   });
 
   it('follows a policy change that adds a DENY without a reload', async () => {

@@ -136,11 +136,8 @@ export function createMeshViewBuilder(src: MeshViewSources): () => MeshView {
             ...(protocol === 'http' ? { method: 'GET', path: '/', host: `${to.name}.${to.namespace}` } : {}),
           });
           const wouldDeny = d.verdict === 'allow' && d.dryRun.some((r) => r.startsWith('would deny'));
-          const detail = [
-            d.policy ? `${d.verdict === 'allow' ? 'allowed' : 'denied'} by ${d.policy} rule ${d.rule}` : d.reason,
-            ...(d.policy ? [d.reason] : []),
-            ...d.dryRun.map((r) => `dry-run: ${r}`),
-          ].join('\n');
+          // The evaluator's reason names the deciding policy and rule when one decided.
+          const detail = [d.reason, ...d.dryRun.map((r) => `dry-run: ${r}`)].join('\n');
           cells.push({
             from: `${from.namespace}/${from.name}`,
             to: `${to.namespace}/${to.name}`,
