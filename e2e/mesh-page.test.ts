@@ -165,6 +165,29 @@ describe('the mesh page in a real browser, over the photo app on real Envoy (iss
     await page.waitForFunction("/revocation/.test(document.querySelector('#events')?.textContent ?? '')", undefined, { timeout: 5_000 });
   });
 
+  it('shows a NACK with Envoy’s message and a NACK event, then SYNCED again once the config is fixed', async () => {
+    // As in status.test.ts: a second photo-backend port, 15001, is valid config, but its inbound
+    // listener takes the address the outbound listener has, and Envoy refuses the update.
+    const anchor = 'app: photo-backend\n  ports:\n';
+    mesh!.writeConfig(
+      'mesh.yaml',
+      photoAppConfig((y) => y.replace(anchor, `${anchor}    - name: http-admin\n      port: 15001\n      targetPort: 8081\n`)),
+    );
+    const nacked = 'tr[data-workload="photo-ns/photo-backend"] .badge.NACKED';
+    try {
+      await page.waitForSelector(nacked, { timeout: 15_000 });
+      assert.match(
+        (await page.locator('tr[data-workload="photo-ns/photo-backend"] .nack-msg').textContent()) ?? '',
+        /LDS: .*duplicate address/,
+      );
+      assert.match((await page.locator('#events').textContent()) ?? '', /nack.*LDS NACK from sidecar~127\.0\.0\.12/s);
+    } finally {
+      // Later tests expect the valid config, even when this one failed.
+      mesh!.writeConfig('mesh.yaml', photoAppConfig());
+    }
+    await page.waitForSelector(nacked, { state: 'detached', timeout: 15_000 });
+  });
+
   it('fits 1280×800 and a narrow window (screenshots in e2e/out/)', async () => {
     await page.waitForFunction("document.querySelectorAll('#workloads .badge.SYNCED').length === 15", undefined, { timeout: 15_000 });
     await page.screenshot({ path: shot('mesh-page.png') });

@@ -313,7 +313,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       metrics.xdsNacks.inc({ type: typeLabel(t) });
       metrics.pilotXdsRejects.inc({ type: typeLabel(t) });
       proxyStatus.onNack(p, t, v, e, names);
-      events.record('nack', `${typeLabel(t)} NACK from ${p.nodeId}: ${e.slice(0, 400)}`);
+      events.record('nack', `${typeLabel(t).toUpperCase()} NACK from ${p.nodeId}: ${e.slice(0, 400)}`);
       o.hooks?.onNack?.(p, t, v, e, names);
     },
     onRefused: (reason) => {
