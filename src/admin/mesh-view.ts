@@ -104,7 +104,12 @@ export function createMeshViewBuilder(src: MeshViewSources): () => MeshView {
           : {}),
         proxies: (byWorkload.get(key) ?? []).map((p) => ({
           nodeId: p.nodeId,
-          types: p.types.map((t) => ({ type: t.type, status: t.status, ...(t.nack ? { nack: t.nack.error } : {}) })),
+          // The tracker keeps the last NACK after a later ACK; the page shows it only while it holds.
+          types: p.types.map((t) => ({
+            type: t.type,
+            status: t.status,
+            ...(t.nack && t.status === 'NACKED' ? { nack: t.nack.error } : {}),
+          })),
         })),
       };
     });
