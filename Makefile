@@ -12,8 +12,10 @@ export ENVOY_BIN
 
 NPM_STAMP := node_modules/.install-stamp
 TS_SOURCES := $(shell find src e2e bench generated -name '*.ts' 2>/dev/null) tsconfig.json
+# The mesh page's static files (HTML, CSS, one script): copied beside the compiled admin module.
+PAGE_FILES := $(wildcard src/admin/page/*)
 
-.PHONY: deps generate check-generated build envoy capture-prereqs promtool test-alerts test test-unit test-e2e lint format demo bench bench-10k gcp-peer compose-config clean
+.PHONY: deps generate check-generated build envoy capture-prereqs promtool chromium test-alerts test test-unit test-e2e lint format demo bench bench-10k gcp-peer screenshot compose-config clean
 
 deps: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -33,8 +35,9 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- generated)" || { echo "generated/ has untracked files: run 'make generate' and commit it"; git status --porcelain -- generated; exit 1; }
 
 build: dist/.build-stamp
-dist/.build-stamp: $(NPM_STAMP) $(TS_SOURCES)
+dist/.build-stamp: $(NPM_STAMP) $(TS_SOURCES) $(PAGE_FILES)
 	npx tsc -p tsconfig.json
+	mkdir -p dist/src/admin/page && cp $(PAGE_FILES) dist/src/admin/page/
 	chmod +x dist/src/cli/bin.js 2>/dev/null || true
 	touch $@
 
@@ -48,10 +51,10 @@ envoy: $(if $(filter $(CURDIR)/$(ENVOY_LINK),$(ENVOY_BIN)),$(ENVOY_LINK))
 
 lint: $(NPM_STAMP)
 	npx eslint --max-warnings 0 src e2e bench scripts
-	npx prettier --log-level warn --check 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs'
+	npx prettier --log-level warn --check 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs' 'src/admin/page/*'
 
 format: $(NPM_STAMP)
-	npx prettier --log-level warn --write 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs'
+	npx prettier --log-level warn --write 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs' 'src/admin/page/*'
 
 test-unit: build
 	node scripts/run-tests.mjs unit
@@ -85,16 +88,24 @@ promtool:
 	if [ -e /etc/init.d/prometheus ] && command -v update-rc.d >/dev/null 2>&1; then update-rc.d prometheus disable >/dev/null 2>&1 || true; fi; \
 	exit $$status
 
+# Headless Chromium (Debian's chromium package) for the mesh page's browser tests. Installed only
+# as root and only when missing; without it those tests skip.
+chromium:
+	@if [ -x "$${CHROMIUM_BIN:-/usr/bin/chromium}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "chromium missing: the mesh page browser tests skip (as root: make chromium)"; exit 0; fi; \
+	echo "installing chromium (Debian) for the mesh page browser tests"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 # The alert rules are valid, and fire (and stay quiet) on the series in their unit tests.
 test-alerts: promtool
 	promtool check rules examples/prometheus/meshpilot-rules.yaml
 	cd examples/prometheus && promtool test rules meshpilot-rules.test.yaml
 
-test-e2e: build envoy capture-prereqs
+test-e2e: build envoy capture-prereqs chromium
 	node scripts/run-tests.mjs e2e
 
 # Everything CI proves: generated code is current, lint is clean, compose file is valid, all tests pass.
-test: check-generated lint compose-config test-alerts build envoy capture-prereqs
+test: check-generated lint compose-config test-alerts build envoy capture-prereqs chromium
 	node scripts/run-tests.mjs all
 
 # The demo runs the photo app in capture mode as root (curl inside a workload namespace is the client).
@@ -103,6 +114,11 @@ demo: build envoy capture-prereqs
 	  echo "installing curl (Debian) for the capture-mode demo"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; fi
 	node dist/e2e/demo/run-demo.js
+
+# docs/mesh-page.png (the README's picture): the mesh page over the live photo app, at 1280×800.
+screenshot: build envoy chromium
+	MESH_PAGE_SCREENSHOT=$(CURDIR)/docs/mesh-page.png npx mocha --timeout 120000 --exit dist/e2e/mesh-page.test.js --grep 'over the photo app'
+
 
 # The go-control-plane peer of the real-path bench; without Go, the bench reports its rows as skipped.
 GO ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })

@@ -22,4 +22,14 @@ export default tseslint.config(
     languageOptions: { globals: { console: 'readonly', process: 'readonly', require: 'readonly', module: 'writable' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The mesh page's one script runs in the browser, as a classic script (no build step).
+    files: ['src/admin/page/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['window', 'document', 'performance', 'EventSource', 'setTimeout', 'setInterval', 'fetch'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

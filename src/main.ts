@@ -35,7 +35,14 @@ import {
   type Timers,
 } from './secrets/index.js';
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
-import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
+import {
+  configEventLogger,
+  createMeshEvents,
+  createMeshPage,
+  createMeshViewBuilder,
+  publishAdminEndpoint,
+  startAdminServer,
+} from './admin/index.js';
 import {
   countingCsrLogger,
   createConvergenceTimer,
@@ -99,6 +106,8 @@ export interface RunningMeshpilot {
   readonly metrics: Metrics;
   /** Per proxy and type: what was sent, ACKed and NACKed (what `meshpilot status` shows). */
   readonly proxyStatus: ProxyStatusTracker;
+  /** A one-time login link to the mesh page on the admin port, when one runs. */
+  meshPageLink(): string | undefined;
   /** Mints a proxy token for a service account (what `meshpilot token` does). */
   mintToken(namespace: string, serviceAccount: string, ttlMs?: number): Promise<string>;
   stop(): Promise<void>;
@@ -128,10 +137,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   }
   // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
   const boot: { settings?: MeshSettings } = {};
+  // The mesh page's recent events: config accepted or refused, pushes, NACKs, revocations.
+  const events = createMeshEvents({ clock });
   const config = createFileConfigSource({
     paths: o.configPaths,
     defaultNamespace: o.defaultNamespace,
-    log: log.child({ module: 'config' }),
+    log: configEventLogger(log.child({ module: 'config' }), events),
     admit: (next) => (boot.settings ? bootSettingChanges(boot.settings, next) : []),
   });
   await config.ready();
@@ -195,12 +206,34 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     stats: {
       onPush: (proxies) => {
         metrics.pushes.inc(proxies);
+        events.record('push', `pushed to ${proxies} ${proxies === 1 ? 'proxy' : 'proxies'}`);
         const seconds = convergence.pushed();
         if (seconds !== undefined) metrics.convergence.observe(seconds);
       },
       onBuildError: () => metrics.pushErrors.inc(),
     },
   });
+  const adminToken = randomBytes(24).toString('base64url');
+  // Built lazily, only while a page is open; it reads the modules below when it runs.
+  const page =
+    o.adminPort === undefined
+      ? undefined
+      : createMeshPage({
+          token: adminToken,
+          clock,
+          log: log.child({ module: 'mesh-page' }),
+          view: createMeshViewBuilder({
+            model: () => config.current(),
+            proxies: () => reporter.list(),
+            svidOf: (key) => svids.current(key),
+            ca: () => ca.status(),
+            crlNextUpdates: () => ca.crl().map((c) => c.nextUpdate),
+            events: () => events.list(),
+            now: () => clock.now(),
+            renewAtFraction: settings.renewAtFraction,
+          }),
+        });
+  const offEvents = events.onRecord(() => page?.changed());
   const offJwks = jwks.onChange(() => {
     policy.invalidate();
     convergence.requested();
@@ -213,11 +246,19 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const offSvids = svids.onChanged((workloadKey) => {
     convergence.requested();
     push.request({ kind: 'svid', workloadKey });
+    page?.changed();
   });
+  const seenRevoked = new Set(ca.status().revoked.map((r) => r.serialHex));
   const offCa = ca.onChange((c) => {
     if (c.kind !== 'trust-bundle' && c.kind !== 'crl') return;
     // However a certificate was revoked (admin port, CLI, another path), its holder never keeps serving it.
     if (c.kind === 'crl') for (const r of ca.status().revoked) svids.reissueSerial(r.serialHex);
+    if (c.kind === 'crl')
+      for (const r of ca.status().revoked.filter((x) => !seenRevoked.has(x.serialHex))) {
+        seenRevoked.add(r.serialHex);
+        events.record('revocation', `revoked ${r.serialHex} (${r.spiffeId})`);
+      }
+    if (c.kind === 'trust-bundle') events.record('rotation', `trust bundle now holds ${ca.status().roots.length} root(s)`);
     convergence.requested();
     push.request({ kind: 'trust' });
   });
@@ -283,12 +324,14 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       metrics.xdsConnected.inc();
       metrics.pilotXds.inc({ version: proxyVersion(p.userAgent) });
       proxyStatus.onConnect(p);
+      page?.changed();
       o.hooks?.onConnect?.(p);
     },
     onDisconnect: (p, reason) => {
       metrics.xdsConnected.dec();
       metrics.pilotXds.dec({ version: proxyVersion(p.userAgent) });
       proxyStatus.onDisconnect(p);
+      page?.changed();
       o.hooks?.onDisconnect?.(p, reason);
     },
     onSend: (p, t, v, names) => {
@@ -300,12 +343,14 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     onAck: (p, t, v) => {
       metrics.xdsAcks.inc({ type: typeLabel(t) });
       proxyStatus.onAck(p, t, v);
+      page?.changed();
       o.hooks?.onAck?.(p, t, v);
     },
     onNack: (p, t, v, e, names) => {
       metrics.xdsNacks.inc({ type: typeLabel(t) });
       metrics.pilotXdsRejects.inc({ type: typeLabel(t) });
       proxyStatus.onNack(p, t, v, e, names);
+      events.record('nack', `${typeLabel(t).toUpperCase()} NACK from ${p.nodeId}: ${e.slice(0, 400)}`);
       o.hooks?.onNack?.(p, t, v, e, names);
     },
     onRefused: (reason) => {
@@ -358,7 +403,6 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
 
-  const adminToken = randomBytes(24).toString('base64url');
   const admin =
     o.adminPort === undefined
       ? undefined
@@ -368,6 +412,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
           token: adminToken,
           metrics,
           log: log.child({ module: 'admin' }),
+          page,
           actions: {
             connections: () => xds.connected(),
             config: (node) => {
@@ -443,11 +488,14 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     adminPort: admin?.port,
     metrics,
     proxyStatus,
+    meshPageLink: () => (admin && page ? page.loginLink(`http://127.0.0.1:${admin.port}`) : undefined),
     mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
       mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock, rootNamespace: settings.rootNamespace }),
     async stop() {
       clearInterval(maintenance);
       published?.unpublish();
+      page?.close();
+      offEvents();
       await admin?.close();
       offIssued();
       offSigning();

@@ -2,6 +2,7 @@
 // `meshpilot serve` and set up with the real CLI, plus a VM workload with a node agent,
 // a certificate rotation and a revocation, each shown as it happens. It prints what it
 // proved and exits 0 only if every claim held.
+import { printMeshPageLink } from './mesh-page-link.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
     console.log(
       `  meshpilot serve: xDS/SDS/CSR over TLS on 127.0.0.1:${cp.xdsPort}, admin on 127.0.0.1:${cp.adminPort}, state in ${stateDir}`,
     );
+    await printMeshPageLink(cp);
     for (const w of [frontend, backend, datastore]) {
       apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
       const args = ['bootstrap', '--state-dir', stateDir, '--namespace', w.namespace, '--workload', w.name, '--service-account', w.name];

@@ -84,6 +84,8 @@ export async function startMesh(
     xdsHost?: string;
     /** The control plane keeps each workload service account's certificate files here. */
     secretDir?: string;
+    /** Run the admin server on this loopback port (0 picks one); absent: none. */
+    adminPort?: number;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -102,6 +104,7 @@ export async function startMesh(
       secretDir: opts.secretDir,
       xdsHost: opts.xdsHost ?? '127.0.0.1',
       xdsPort: 0,
+      adminPort: opts.adminPort,
       log,
       hooks: {
         onAck: (p, typeUrl, version) => events.push({ kind: 'ack', nodeId: p.nodeId, typeUrl, version }),

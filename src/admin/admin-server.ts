@@ -38,6 +38,8 @@ export async function startAdminServer(deps: {
   actions: AdminActions;
   metrics: Metrics;
   log: Logger;
+  /** Extra routes tried first (the mesh page); they check access themselves. */
+  page?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> };
 }): Promise<AdminServer> {
   const expected = Buffer.from(`Bearer ${deps.token}`);
   const authorized = (req: IncomingMessage) => {
@@ -53,6 +55,7 @@ export async function startAdminServer(deps: {
     const url = new URL(req.url ?? '/', 'http://admin');
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /healthz') return send(res, 200, { ok: true });
+    if (deps.page && (await deps.page.handle(req, res, url))) return;
     if (route === 'GET /metrics') {
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(await deps.metrics.registry.metrics());

@@ -73,6 +73,9 @@ export function registerServeCommand(program: Command): void {
         trustDomain: mp.ca.trustDomain,
         tls: mp.secure,
       });
+      // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
+      const link = mp.meshPageLink();
+      if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
