@@ -3,6 +3,19 @@
 // The writer side is an Envoy `json_format` whose values are command operators (Envoy docs,
 // "Access logging / Format rules"); the reader accepts exactly the keys of that format.
 import { err, ok, type Result } from '../lib/index.js';
+import { packAny, STDOUT_ACCESS_LOG_TYPE, StdoutAccessLog } from '../proto/index.js';
+
+/** The HCM `access_log` entries for one workload's inbound port: Envoy's stdout logger in the replay format. */
+export function inboundAccessLog(workload: string, headers: readonly string[] = []): Record<string, unknown>[] {
+  return [
+    {
+      name: 'envoy.access_loggers.stdout',
+      typedConfig: packAny(STDOUT_ACCESS_LOG_TYPE, StdoutAccessLog, {
+        logFormat: { jsonFormat: accessLogJsonFormat(workload, headers) },
+      }),
+    },
+  ];
+}
 
 /** A request as recorded by a sidecar's inbound HTTP connection manager. */
 export interface RecordedRequest {
