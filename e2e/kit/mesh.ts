@@ -80,6 +80,8 @@ export async function startMesh(
     apps?: readonly TestWorkload[];
     /** Where xDS listens (default 127.0.0.1); capture tests use an address their namespaces reach. */
     xdsHost?: string;
+    /** Run the admin server (0: a free port); with stateDir, the CLI finds it there. */
+    adminPort?: number;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -97,6 +99,7 @@ export async function startMesh(
       insecurePlaintext: opts.insecurePlaintext,
       xdsHost: opts.xdsHost ?? '127.0.0.1',
       xdsPort: 0,
+      ...(opts.adminPort !== undefined ? { adminPort: opts.adminPort } : {}),
       log,
       hooks: {
         onAck: (p, typeUrl, version) => events.push({ kind: 'ack', nodeId: p.nodeId, typeUrl, version }),

@@ -19,6 +19,8 @@ export interface AdminActions {
   awaitRevocation?(serialHex: string, holder: string | undefined, timeoutMs: number): Promise<unknown>;
   /** Every connected proxy's per-type xDS state, or one proxy's (undefined when it is not connected). */
   proxyStatus(proxy?: string): unknown;
+  /** Proof of mTLS per client and service port (`meshpilot mtls report`); optional so other wirings need not provide it. */
+  mtlsReport?(filter: { from?: string; to?: string }): unknown;
 }
 
 /** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
@@ -71,6 +73,12 @@ export async function startAdminServer(deps: {
         const proxy = url.searchParams.get('proxy');
         const body = deps.actions.proxyStatus(proxy ?? undefined);
         return body === undefined ? send(res, 404, { error: `no connected proxy ${proxy}` }) : send(res, 200, body);
+      }
+      case 'GET /debug/mtls-report': {
+        if (!deps.actions.mtlsReport) return send(res, 404, { error: 'mtls report not available' });
+        const from = url.searchParams.get('from');
+        const to = url.searchParams.get('to');
+        return send(res, 200, deps.actions.mtlsReport({ ...(from ? { from } : {}), ...(to ? { to } : {}) }));
       }
       case 'GET /ca/status':
         return send(res, 200, deps.actions.caStatus());

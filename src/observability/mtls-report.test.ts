@@ -42,7 +42,7 @@ function deps(over: Partial<MtlsReportDeps> & { pushed?: PushedCluster | undefin
         port: 9080,
         cluster: CLUSTER,
         expectedIds: [BACK],
-        servers: [{ workload: 'photo-ns/photo-backend', mode: 'STRICT', nodeId: 'back' }],
+        servers: [{ workload: 'photo-ns/photo-backend', mode: 'STRICT', nodeId: 'back', sidecar: true }],
       },
     ],
     pushedCluster: () => ('pushed' in over ? over.pushed : { tls: true, sans: [BACK] }),

@@ -29,11 +29,15 @@ export interface ReportServer {
   readonly mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   /** Its sidecar's node id, if one is connected. */
   readonly nodeId?: string;
+  /** Whether the config says it runs a sidecar (auto mTLS sends it TLS only then). */
+  readonly sidecar: boolean;
 }
 
 /** What was pushed to one client for one cluster. */
 export interface PushedCluster {
   readonly tls: boolean;
+  /** Auto mTLS over mixed endpoints: TLS toward sidecars, plaintext toward the rest (transport_socket_matches). */
+  readonly mixed?: boolean;
   readonly sans: readonly string[];
 }
 
@@ -57,7 +61,7 @@ export interface MtlsPair {
   readonly service: string;
   readonly port: number;
   /** Client TLS mode: `auto` (mTLS toward sidecars) as pushed, or `plaintext`; `none` when no cluster was pushed. */
-  readonly clientTls: 'auto mTLS' | 'plaintext' | 'none';
+  readonly clientTls: 'auto mTLS' | 'auto mTLS, plaintext to endpoints without a sidecar' | 'plaintext' | 'none';
   readonly serverModes: readonly string[];
   readonly expectedIds: readonly string[];
   readonly pushedSans: readonly string[];
@@ -74,12 +78,14 @@ export interface MtlsPair {
 /** Decodes a CDS resource (a packed Any) into its TLS mode and URI SAN matchers. */
 export function decodeClusterTls(anyBytes: Uint8Array): PushedCluster {
   const cluster = Cluster.decode(Any.decode(anyBytes).value);
-  const ts = cluster.transportSocket?.typedConfig;
-  if (!ts || !ts.typeUrl.endsWith('UpstreamTlsContext')) return { tls: false, sans: [] };
+  const isTls = (t: { typeUrl: string } | undefined) => t?.typeUrl.endsWith('UpstreamTlsContext') ?? false;
+  const matched = cluster.transportSocketMatches.find((m) => isTls(m.transportSocket?.typedConfig));
+  const ts = matched ? matched.transportSocket?.typedConfig : cluster.transportSocket?.typedConfig;
+  if (!ts || !isTls(ts)) return { tls: false, sans: [] };
   const tls = UpstreamTlsContext.decode(ts.value);
   const ctx = tls.commonTlsContext?.combinedValidationContext?.defaultValidationContext;
   const sans = (ctx?.matchTypedSubjectAltNames ?? []).flatMap((m) => (m.matcher?.exact !== undefined ? [m.matcher.exact] : []));
-  return { tls: true, sans };
+  return { tls: true, sans, ...(matched ? { mixed: true } : {}) };
 }
 
 /** Builds the report, optionally for one client workload (`from`) or service host (`to`, a prefix of the host). */
@@ -100,6 +106,9 @@ export function buildMtlsReport(deps: MtlsReportDeps, filter: { from?: string; t
       else if (!pushed.tls && s.servers.some((w) => w.mode === 'STRICT')) problems.push('plaintext toward a STRICT server');
       else if (pushed.tls && sans.join(',') !== expected.join(','))
         problems.push(`pushed SANs [${sans.join(', ')}] differ from expected [${expected.join(', ')}]`);
+      if (pushed?.mixed)
+        for (const w of s.servers)
+          if (!w.sidecar && w.mode === 'STRICT') problems.push(`plaintext toward ${w.workload} (no sidecar label) whose port is STRICT`);
       if (pushed && !cdsAcked) problems.push('client has not ACKed its current CDS');
       const servers = s.servers.map((w) => {
         const svid = deps.svidOf(w.workload);
@@ -120,7 +129,13 @@ export function buildMtlsReport(deps: MtlsReportDeps, filter: { from?: string; t
         client: c.workload,
         service: s.host,
         port: s.port,
-        clientTls: !pushed ? 'none' : pushed.tls ? 'auto mTLS' : 'plaintext',
+        clientTls: !pushed
+          ? 'none'
+          : pushed.mixed
+            ? 'auto mTLS, plaintext to endpoints without a sidecar'
+            : pushed.tls
+              ? 'auto mTLS'
+              : 'plaintext',
         serverModes: [...new Set(s.servers.map((w) => w.mode))],
         expectedIds: expected,
         pushedSans: sans,
@@ -138,7 +153,7 @@ export function formatMtlsReport(rows: readonly MtlsPair[]): string {
   let out = '';
   for (const r of rows) {
     out += `${r.problems.length === 0 ? 'OK  ' : 'FAIL'} ${r.client} -> ${r.service}:${r.port}\n`;
-    out += `     client: ${r.clientTls} (auto; DestinationRule TLS modes not supported yet), CDS ${r.cdsAcked ? 'ACKed' : 'not ACKed'}\n`;
+    out += `     client: ${r.clientTls} (DestinationRule TLS modes not supported yet), CDS ${r.cdsAcked ? 'ACKed' : 'not ACKed'}\n`;
     out += `     server mode: ${r.serverModes.join(', ') || 'no servers'}\n`;
     out += `     expected: ${r.expectedIds.join(', ') || '-'}\n`;
     out += `     pushed:   ${r.pushedSans.join(', ') || '-'}\n`;
