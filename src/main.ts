@@ -28,7 +28,9 @@ import { createServingCredentials, createSvidStore, realTimers, type SvidStore, 
 import { createSnapshotCache, describeSnapshot, type SnapshotCache } from './snapshot/index.js';
 import { publishAdminEndpoint, startAdminServer } from './admin/index.js';
 import {
+  awaitRootRollout,
   buildMtlsReport,
+  leafSignedBy,
   countingCsrLogger,
   decodeClusterTls,
   createConvergenceTimer,
@@ -357,6 +359,20 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                 { serialHex, holder, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
               ),
             proxyStatus: (proxy) => (proxy === undefined ? reporter.list() : reporter.get(proxy)),
+            awaitRootRollout: (stage, timeoutMs) =>
+              awaitRootRollout(
+                {
+                  proxies: () => push.proxies(),
+                  ackedSecrets: (node) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
+                  secretsOf: (node) => secretsViewOf(cache.get(node), TypeUrl.Secret),
+                  rootsPem: () => ca.status().roots.map((r) => r.pem),
+                  chainOf: (key) => svids.current(key),
+                  signedByCurrent: (chainPem) => leafSignedBy(chainPem, ca.status().signingCa.pem),
+                  clock,
+                  sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
+                },
+                { stage, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
+              ),
             mtlsReport(filter) {
               const m = config.current();
               const proxies = push.proxies();

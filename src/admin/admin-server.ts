@@ -21,6 +21,8 @@ export interface AdminActions {
   proxyStatus(proxy?: string): unknown;
   /** Proof of mTLS per client and service port (`meshpilot mtls report`); optional so other wirings need not provide it. */
   mtlsReport?(filter: { from?: string; to?: string }): unknown;
+  /** Waits until every connected proxy ACKed the trust bundle (`bundle`) or its SVID under the new root (`svids`): the gates of a gated root rotation. */
+  awaitRootRollout?(stage: 'bundle' | 'svids', timeoutMs: number): Promise<unknown>;
 }
 
 /** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
@@ -110,6 +112,15 @@ export async function startAdminServer(deps: {
         const r = deps.actions.sign({ spiffeId: b.spiffeId, publicKeyPem: b.publicKeyPem, ttlMs: b.ttlMs as number | undefined });
         deps.log.info('admin sign', { spiffeId: b.spiffeId, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
         return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+      }
+      case 'GET /ca/await-rollout': {
+        const stage = url.searchParams.get('stage');
+        const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+        if (stage !== 'bundle' && stage !== 'svids') return send(res, 400, { error: 'stage must be bundle or svids' });
+        if (!(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_WAIT_MS))
+          return send(res, 400, { error: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}` });
+        if (!deps.actions.awaitRootRollout) return send(res, 404, { error: 'rollout proof not available' });
+        return send(res, 200, await deps.actions.awaitRootRollout(stage, waitMs));
       }
       case 'POST /ca/rotate-root': {
         const phase = url.searchParams.get('phase');
