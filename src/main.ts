@@ -44,7 +44,11 @@ import {
   startAdminServer,
 } from './admin/index.js';
 import {
+  awaitRootRollout,
+  buildMtlsReport,
+  leafSignedBy,
   countingCsrLogger,
+  decodeClusterTls,
   createConvergenceTimer,
   createMetrics,
   createProxyReporter,
@@ -57,7 +61,7 @@ import {
   type ProxyStatusTracker,
 } from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
-import { SDS_DEFAULT, SDS_ROOTCA } from './generate/index.js';
+import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
@@ -438,6 +442,59 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                 { serialHex, holder, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
               ),
             proxyStatus: (proxy) => (proxy === undefined ? reporter.list() : reporter.get(proxy)),
+            awaitRootRollout: (stage, timeoutMs) =>
+              awaitRootRollout(
+                {
+                  proxies: () => push.proxies(),
+                  ackedSecrets: (node) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
+                  secretsOf: (node) => secretsViewOf(cache.get(node), TypeUrl.Secret),
+                  rootsPem: () => ca.status().roots.map((r) => r.pem),
+                  chainOf: (key) => svids.current(key),
+                  signedByCurrent: (chainPem) => leafSignedBy(chainPem, ca.status().signingCa.pem),
+                  clock,
+                  sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
+                },
+                { stage, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
+              ),
+            mtlsReport(filter) {
+              const m = config.current();
+              const proxies = push.proxies();
+              const nodeOf = (key: string) => proxies.find((p) => p.workloadKey === key)?.nodeId;
+              const typeOf = { cds: TypeUrl.Cluster, sds: TypeUrl.Secret } as const;
+              return buildMtlsReport(
+                {
+                  clients: () => proxies.map((p) => ({ workload: p.workloadKey, nodeId: p.nodeId })),
+                  services: () =>
+                    m
+                      ? secureNamingOf(m, td.value).map((e) => ({
+                          host: e.host,
+                          port: e.port.port,
+                          cluster: e.cluster,
+                          expectedIds: e.expectedIds,
+                          servers: e.workloads.map((w) => {
+                            const key = `${w.namespace}/${w.name}`;
+                            const nodeId = nodeOf(key);
+                            return {
+                              workload: key,
+                              mode: policy(m, w, e.port, e.kind).mtlsMode,
+                              sidecar: w.sidecar,
+                              ...(nodeId ? { nodeId } : {}),
+                            };
+                          }),
+                        }))
+                      : [],
+                  pushedCluster: (node, name) => {
+                    const r = cache.get(node)?.resources(TypeUrl.Cluster).get(name);
+                    return r ? decodeClusterTls(r.anyBytes()) : undefined;
+                  },
+                  currentVersion: (node, t) => cache.get(node)?.typeVersion(typeOf[t]),
+                  ackedVersion: (node, t) => proxyStatus.get(node)?.types.find((x) => x.typeUrl === typeOf[t])?.acked?.version,
+                  svidOf: (key) => svids.current(key),
+                  now: () => clock.now(),
+                },
+                filter,
+              );
+            },
             revoke(serial) {
               const holder = svids.holderOf(serial);
               const r = ca.revoke(serial);

@@ -19,6 +19,10 @@ export interface AdminActions {
   awaitRevocation?(serialHex: string, holder: string | undefined, timeoutMs: number): Promise<unknown>;
   /** Every connected proxy's per-type xDS state, or one proxy's (undefined when it is not connected). */
   proxyStatus(proxy?: string): unknown;
+  /** Proof of mTLS per client and service port (`meshpilot mtls report`); optional so other wirings need not provide it. */
+  mtlsReport?(filter: { from?: string; to?: string }): unknown;
+  /** Waits until every connected proxy ACKed the trust bundle (`bundle`) or its SVID under the new root (`svids`): the gates of a gated root rotation. */
+  awaitRootRollout?(stage: 'bundle' | 'svids', timeoutMs: number): Promise<unknown>;
 }
 
 /** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
@@ -75,6 +79,12 @@ export async function startAdminServer(deps: {
         const body = deps.actions.proxyStatus(proxy ?? undefined);
         return body === undefined ? send(res, 404, { error: `no connected proxy ${proxy}` }) : send(res, 200, body);
       }
+      case 'GET /debug/mtls-report': {
+        if (!deps.actions.mtlsReport) return send(res, 404, { error: 'mtls report not available' });
+        const from = url.searchParams.get('from');
+        const to = url.searchParams.get('to');
+        return send(res, 200, deps.actions.mtlsReport({ ...(from ? { from } : {}), ...(to ? { to } : {}) }));
+      }
       case 'GET /ca/status':
         return send(res, 200, deps.actions.caStatus());
       case 'POST /ca/revoke': {
@@ -105,6 +115,15 @@ export async function startAdminServer(deps: {
         const r = deps.actions.sign({ spiffeId: b.spiffeId, publicKeyPem: b.publicKeyPem, ttlMs: b.ttlMs as number | undefined });
         deps.log.info('admin sign', { spiffeId: b.spiffeId, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
         return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+      }
+      case 'GET /ca/await-rollout': {
+        const stage = url.searchParams.get('stage');
+        const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+        if (stage !== 'bundle' && stage !== 'svids') return send(res, 400, { error: 'stage must be bundle or svids' });
+        if (!(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_WAIT_MS))
+          return send(res, 400, { error: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}` });
+        if (!deps.actions.awaitRootRollout) return send(res, 404, { error: 'rollout proof not available' });
+        return send(res, 200, await deps.actions.awaitRootRollout(stage, waitMs));
       }
       case 'POST /ca/rotate-root': {
         const phase = url.searchParams.get('phase');

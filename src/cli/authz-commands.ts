@@ -3,11 +3,13 @@
 //
 // Exit codes: 0 the request is allowed, 3 it is denied, 2 the question cannot be answered (bad
 // config, unknown workload or port, bad flags). The first line of output is ALLOW or DENY.
+import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { portKind } from '../generate/index.js';
 import { formatDiagnostic, systemClock, type Clock } from '../lib/index.js';
 import { workloadPortFor, type MeshModel } from '../model/index.js';
+import { formatReplayReport, replayAccessLog } from './authz-replay.js';
 import { compileInboundPolicy, evaluate, verifyJwt, type AuthzRequest, type JwtClaims } from '../policy/index.js';
 
 /** What the authz commands need from outside: injected so tests run them in-process. */
@@ -27,6 +29,8 @@ export interface AuthzCommandDeps {
 export const EXIT_DENY = 3;
 /** Exit code of `authz check` when the question cannot be answered. */
 export const EXIT_ERROR = 2;
+/** Exit code of `authz replay` when some recorded verdict would change. */
+export const EXIT_CHANGED = 1;
 
 interface CheckOptions {
   config: string[];
@@ -191,6 +195,37 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
       for (const r of d.dryRun) out += `  dry-run: ${r}\n`;
       write(out);
       setExitCode(d.verdict === 'allow' ? 0 : EXIT_DENY);
+    });
+  authz
+    .command('replay')
+    .description(
+      'decide recorded requests (a sidecar JSON access log) under a proposed config; print those whose verdict would change (exit 1), or none (exit 0)',
+    )
+    .requiredOption('--access-log <file>', 'JSON access log, one request per line (MeshConfig accessLog: true writes it)')
+    .requiredOption('--config <path>', 'proposed config file or directory (repeatable)', collect, [] as string[])
+    .option('--namespace <ns>', 'namespace of config documents that name none (as kubectl apply -n)')
+    .option('--output <format>', 'text or json', 'text')
+    .action(async function (this: Command, o: { accessLog: string; config: string[]; namespace?: string; output: string }) {
+      const fail = (msg: string): never => this.error(`error: ${msg}`, { exitCode: EXIT_ERROR, code: 'meshpilot.authz.error' });
+      if (o.output !== 'text' && o.output !== 'json') return fail(`--output '${o.output}': text or json`);
+      const loaded = await loadConfig(o.config, o.namespace !== undefined ? { defaultNamespace: o.namespace } : {});
+      for (const d of loaded.diagnostics) if (d.severity === 'warning') warn(`warning: ${formatDiagnostic(d)}\n`);
+      if (!loaded.model)
+        return fail(
+          `config has errors:\n${loaded.diagnostics
+            .filter((d) => d.severity === 'error')
+            .map(formatDiagnostic)
+            .join('\n')}`,
+        );
+      let text: string;
+      try {
+        text = await readFile(o.accessLog, 'utf8');
+      } catch (e) {
+        return fail(`--access-log ${o.accessLog}: ${(e as Error).message}`);
+      }
+      const report = replayAccessLog(loaded.model, text.split('\n'), deps.fetchJwks);
+      write(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReplayReport(report));
+      setExitCode(report.changed.length > 0 ? EXIT_CHANGED : 0);
     });
   return authz;
 }

@@ -11,6 +11,7 @@ import { packageVersion } from './version.js';
 import { registerValidateCommand } from './validate-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerHostsCommand } from './hosts-command.js';
+import { registerMtlsCommand } from './mtls-command.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -25,6 +26,7 @@ registerCaptureCommand(program);
 registerValidateCommand(program);
 registerStatusCommand(program);
 registerHostsCommand(program);
+registerMtlsCommand(program);
 try {
   await program.parseAsync();
 } catch (e) {

@@ -13,6 +13,7 @@ import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKi
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
 import type { RevocationProof } from '../observability/index.js';
+import { runGatedRotation } from './gated-rotation.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
 export interface CaCommandDeps {
@@ -259,21 +260,52 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     });
 
   ca.command('rotate-root')
-    .description('move a root rotation forward: prepare (new root trusted), activate (new root signs), retire (old root dropped)')
+    .description(
+      'rotate the root: without --phase, every phase through the running server, each gated on every proxy ACKing it (resumable); with --phase, one step: prepare (new root trusted), activate (new root signs), retire (old root dropped)',
+    )
     .requiredOption('--state-dir <dir>', 'CA state directory')
-    .addOption(new Option('--phase <phase>', 'rotation phase').choices(['prepare', 'activate', 'retire']).makeOptionMandatory())
+    .addOption(new Option('--phase <phase>', 'rotation phase (default: all, gated)').choices(['prepare', 'activate', 'retire']))
     .option('--force', 'retire even though SVIDs signed by the old root are still valid (they stop verifying)')
-    .action(async function (this: Command, o: { stateDir: string; phase: 'prepare' | 'activate' | 'retire'; force?: boolean }) {
+    .option('--force-retire', 'gated run: retire even though SVIDs of the old root are outstanding (disconnected workloads, node agents)')
+    .option('--timeout <duration>', 'gated run: how long each gate waits for the mesh', '60s')
+    .action(async function (
+      this: Command,
+      o: { stateDir: string; phase?: 'prepare' | 'activate' | 'retire'; force?: boolean; forceRetire?: boolean; timeout: string },
+    ) {
       const live = findAdminEndpoint(o.stateDir);
+      if (o.phase === undefined) {
+        if (!live)
+          return this.error(
+            'meshpilot: a gated rotation needs a running control plane for this state directory; use --phase for offline steps',
+          );
+        const timeout = parseDuration(o.timeout);
+        if (!timeout.ok) return this.error(`meshpilot: --timeout: ${timeout.error}`);
+        const code = await runGatedRotation(
+          {
+            status: async () => (await callAdmin(live, 'GET', '/ca/status')).body as { rotation: 'none' | 'prepared' | 'activated' },
+            step: async (phase, force) => {
+              const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${force}`);
+              return r.status === 200 ? { ok: true } : { ok: false, error: String((r.body as { error?: string }).error ?? r.status) };
+            },
+            awaitRollout: async (stage, timeoutMs) =>
+              (await callAdmin(live, 'GET', `/ca/await-rollout?stage=${stage}&waitMs=${timeoutMs}`, undefined, timeoutMs + 10_000))
+                .body as RevocationProof,
+          },
+          { timeoutMs: timeout.value, forceRetire: o.forceRetire === true, write },
+        );
+        process.exitCode = code;
+        return;
+      }
+      const phase = o.phase;
       if (live) {
-        const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${o.phase}&force=${o.force === true}`);
+        const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${o.force === true}`);
         const body = r.body as { error?: string; rotation?: string; signingCa?: { subject: string }; roots?: unknown[] };
         if (r.status !== 200) this.error(`meshpilot: rotate-root refused by the running control plane: ${body.error ?? r.status}`);
         write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
         return;
       }
       withCa(this, o.stateDir, { writes: true }, (a) => {
-        const s = unwrapOr(this, a.rotateRoot(o.phase, { force: o.force === true }));
+        const s = unwrapOr(this, a.rotateRoot(phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
       });
     });

@@ -131,6 +131,7 @@ spec:
   captureMode: iptables
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
   serviceCidr: 10.231.7.192/26
+  accessLog: true
 `;
     const r = parseConfigText(text, '/etc/meshpilot/mesh.yaml');
     assert.deepEqual(r.diagnostics, []);
@@ -166,6 +167,7 @@ spec:
         captureMode: 'iptables',
         outboundTrafficPolicy: 'REGISTRY_ONLY',
         serviceCidr: '10.231.7.192/26',
+        accessLog: true,
         origin: undefined,
       },
     );

@@ -19,6 +19,7 @@ const KNOWN = [
   'captureMode',
   'outboundTrafficPolicy',
   'serviceCidr',
+  'accessLog',
 ];
 
 // Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
@@ -174,6 +175,10 @@ export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | und
     const cidr = s !== undefined ? parseIpv4Cidr(s) : undefined;
     if (cidr && !cidr.ok) r.error(m.serviceCidr.at, m.serviceCidr.path, cidr.error);
     else if (s !== undefined) out.serviceCidr = s;
+  }
+  if (m.accessLog) {
+    const b = r.bool(m.accessLog);
+    if (b !== undefined) out.accessLog = b;
   }
   if (m.caPluginDir) {
     const s = r.nonEmptyStr(m.caPluginDir);

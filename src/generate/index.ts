@@ -15,3 +15,4 @@ export {
 } from './generators.js';
 export type { ResourceGenerator, NodeView } from './generators.js';
 export * from './names.js';
+export { secureNamingOf, type SecureNamingEntry } from './secure-naming.js';

@@ -35,6 +35,8 @@ export interface MeshSettings {
   readonly outboundTrafficPolicy: OutboundTrafficMode;
   /** IPv4 range service VIPs are assigned from when a Service has no spec.clusterIP; default 10.96.0.0/16 (never bound to an interface). */
   readonly serviceCidr: string;
+  /** Whether inbound sidecars write a JSON access log of HTTP requests to their Envoy's stdout (the format `authz replay` reads); default false. */
+  readonly accessLog: boolean;
   /** Where the MeshConfig was written, if one was. */
   readonly origin?: SourceRef;
 }
@@ -52,6 +54,7 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
   captureMode: 'loopback',
   outboundTrafficPolicy: 'ALLOW_ANY',
   serviceCidr: '10.96.0.0/16',
+  accessLog: false,
 });
 
 /** Returns complete settings: the defaults overridden by `partial`. */

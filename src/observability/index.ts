@@ -23,3 +23,7 @@ export { countingCsrLogger } from './csr-metrics.js';
 export type { CsrCounters } from './csr-metrics.js';
 export { proveRevocation, secretsViewOf } from './revocation-proof.js';
 export type { RevocationProof, SecretsView, Unacknowledged, Sleep } from './revocation-proof.js';
+export type { MtlsPair, MtlsReportDeps, PushedCluster, ReportClient, ReportServer, ReportService } from './mtls-report.js';
+export { buildMtlsReport, decodeClusterTls, formatMtlsReport } from './mtls-report.js';
+export type { RolloutStage } from './root-rollout.js';
+export { awaitRootRollout, leafSignedBy } from './root-rollout.js';

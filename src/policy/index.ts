@@ -22,3 +22,5 @@ export { renderFilter } from './render.js';
 export { verifyJwt } from './jwt-verify.js';
 export { createInboundPolicySource } from './policy-source.js';
 export type { InboundPolicyResult, InboundPolicySourceHandle } from './policy-source.js';
+export type { RecordedRequest } from './access-log.js';
+export { accessLogJsonFormat, parseAccessLogLine } from './access-log.js';

@@ -3,6 +3,7 @@
 // proxy, and each diagnostic is logged once, not on every push.
 import { workloadPortFor, type MeshModel, type ServicePort, type WorkloadEntry } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
+import { inboundAccessLog } from './access-log.js';
 import { compileInboundPolicy } from './inbound.js';
 import type { PolicyFilter, PortProtocol } from './authorization.js';
 import { INBOUND_HCM_OPTIONS } from './path-normalization.js';
@@ -61,7 +62,10 @@ export function createInboundPolicySource(deps: {
       httpFilters: c.httpFilters,
       networkFilters: c.networkFilters,
       mtlsMode: deps.plaintextOnly ? 'DISABLE' : c.mtlsMode,
-      hcmOptions: INBOUND_HCM_OPTIONS,
+      // The log names its workload, so the options differ per workload only when it is on.
+      hcmOptions: model.settings.accessLog
+        ? { ...INBOUND_HCM_OPTIONS, accessLog: inboundAccessLog(`${workload.namespace}/${workload.name}`) }
+        : INBOUND_HCM_OPTIONS,
     };
     cache.set(key, r);
     return r;

@@ -6,3 +6,4 @@ export { xdsServices, isGarbled } from './xds-services.js';
 export type { XdsServiceSpec, GarbledRequest, Incoming } from './xds-services.js';
 export * from './messages.js';
 export { UriTemplateMatchConfig, URI_TEMPLATE_MATCH_TYPE } from './uri-template.js';
+export { StdoutAccessLog, STDOUT_ACCESS_LOG_TYPE } from './stdout-access-log.js';
