@@ -15,30 +15,13 @@ import { err, systemClock } from '../src/lib/index.js';
 import { createMetrics, silentLogger } from '../src/observability/index.js';
 import { launchBrowser, haveChromium, SCREENSHOT_DIR } from './kit/browser.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { backend, datastore, frontend, ids, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
+import { backend, datastore, DENY_FRONTEND_TO_BACKEND, frontend, ids, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
 
 const shot = (name: string) => fileURLToPath(new URL(name, SCREENSHOT_DIR));
 
 /** The verdict the page shows for a caller → callee cell. */
 const verdictOf = (page: Page, from: string, to: string) =>
   page.locator(`#matrix button[data-from="${from}"][data-to="${to}"]`).getAttribute('data-verdict');
-
-const DENY_FRONTEND = `---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: backend-deny-frontend
-  namespace: photo-ns
-spec:
-  selector:
-    matchLabels:
-      app: photo-backend
-  action: DENY
-  rules:
-    - from:
-        - source:
-            principals: ['cluster.local/ns/photo-ns/sa/photo-frontend']
-`;
 
 describe('the mesh page in a real browser, over the photo app on real Envoy (issue 14)', function () {
   this.timeout(120_000);
@@ -137,7 +120,7 @@ describe('the mesh page in a real browser, over the photo app on real Envoy (iss
 
   it('follows a policy change that adds a DENY without a reload', async () => {
     await page.evaluate('window.notReloaded = true');
-    mesh!.writeConfig('policy.yaml', photoAppPolicy() + DENY_FRONTEND);
+    mesh!.writeConfig('policy.yaml', `${photoAppPolicy()}---\n${DENY_FRONTEND_TO_BACKEND}`);
     await page.waitForFunction(
       `document.querySelector('#matrix button[data-from="photo-ns/photo-frontend"][data-to="photo-ns/photo-backend"]')?.getAttribute('data-verdict') === 'deny'`,
       undefined,
@@ -147,7 +130,7 @@ describe('the mesh page in a real browser, over the photo app on real Envoy (iss
     const title = await page
       .locator('#matrix button[data-from="photo-ns/photo-frontend"][data-to="photo-ns/photo-backend"]')
       .getAttribute('title');
-    assert.match(title ?? '', /photo-ns\/backend-deny-frontend/);
+    assert.match(title ?? '', /photo-ns\/photo-backend-deny-frontend/);
     assert.match((await page.locator('#events').textContent()) ?? '', /config accepted/);
   });
 

@@ -7,25 +7,9 @@ import * as pkijs from 'pkijs';
 import { SDS_ROOTCA } from '../src/generate/index.js';
 import { eventually, type EnvoyProcess } from './harness/index.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { backend, backendHost, frontend, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
+import { backend, backendHost, DENY_FRONTEND_TO_BACKEND, frontend, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
 
 const TTL_S = 4;
-
-const DENY_FRONTEND = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: photo-backend-deny-frontend
-  namespace: photo-ns
-spec:
-  selector:
-    matchLabels:
-      app: photo-backend
-  action: DENY
-  rules:
-    - from:
-        - source:
-            principals: ['cluster.local/ns/photo-ns/sa/photo-frontend']
-`;
 
 interface CertsDump {
   certificates: { cert_chain: { serial_number: string; expiration_time: string }[] }[];
@@ -84,7 +68,7 @@ describe('a sidecar that was away gets only current state (scenario 9)', functio
     await eventually(async () => (await call()).status === 200 || false, { description: 'frontend → backend allowed' });
     await back.stop();
     const before = accepted();
-    mesh.writeConfig('deny.yaml', DENY_FRONTEND);
+    mesh.writeConfig('deny.yaml', DENY_FRONTEND_TO_BACKEND);
     await eventually(() => accepted() > before || false, { description: 'the DENY policy accepted' });
     back = await mesh.startSidecar(backend);
     const refused = await eventually(async () => ((await call()).status === 403 ? true : false), {

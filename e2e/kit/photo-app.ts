@@ -51,3 +51,20 @@ export function xfccHash(headers: Record<string, unknown> | undefined): string |
   const xfcc = String(headers?.['x-forwarded-client-cert'] ?? '');
   return /(?:^|;)Hash=([^;,]+)/.exec(xfcc)?.[1];
 }
+
+/** An AuthorizationPolicy denying photo-frontend's calls to photo-backend (tests add it to see a DENY take effect). */
+export const DENY_FRONTEND_TO_BACKEND = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: photo-backend-deny-frontend
+  namespace: photo-ns
+spec:
+  selector:
+    matchLabels:
+      app: photo-backend
+  action: DENY
+  rules:
+    - from:
+        - source:
+            principals: ['cluster.local/ns/photo-ns/sa/photo-frontend']
+`;
