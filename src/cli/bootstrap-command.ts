@@ -8,6 +8,8 @@ import { sidecarNodeId } from '../generate/index.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_ROOT_NAMESPACE, reservedServiceAccount, workloadId } from '../identity/index.js';
 import { systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
+import { loadConfig } from '../config/index.js';
+import { formatDiagnostic } from '../lib/index.js';
 import { parseHostPort } from './serve-command.js';
 
 interface BootstrapFlags {
@@ -25,6 +27,7 @@ interface BootstrapFlags {
   delta?: boolean;
   capture?: boolean;
   out?: string;
+  config?: string[];
 }
 
 /** Adds `meshpilot bootstrap`: writes a complete Envoy bootstrap for one workload, credential included. */
@@ -51,6 +54,7 @@ export function registerBootstrapCommand(program: Command): void {
       '--capture',
       "capture mode: the workload's traffic is redirected to Envoy by iptables ('meshpilot capture'); Envoy gets the 15001/15006 listeners and its admin on 127.0.0.1:15000",
     )
+    .option('--config <paths...>', 'mesh config files or directories: refuse a workload, address or service account it does not have')
     .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
     .action(async function (this: Command, o: BootstrapFlags) {
       const xds = parseHostPort('--xds-address', o.xdsAddress);
@@ -58,6 +62,10 @@ export function registerBootstrapCommand(program: Command): void {
       const certDir = o.certDir ? (isAbsolute(o.certDir) ? o.certDir : resolve(o.certDir)).replace(/\/+$/, '') : undefined;
       const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
       if (reserved) this.error(`meshpilot: ${reserved}: no sidecar runs as it`);
+      if (o.config) {
+        const mismatch = await checkAgainstConfig(o);
+        if (mismatch) this.error(`meshpilot: ${mismatch}`);
+      }
       const ca = openCa({ stateDir: o.stateDir });
       if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
       const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
@@ -95,4 +103,25 @@ export function registerBootstrapCommand(program: Command): void {
       if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
       else process.stdout.write(text);
     });
+}
+
+/**
+ * With --config: the workload must be in the config, at that address, running as that service
+ * account. A bootstrap for anything else would only be refused when Envoy connects, far from here.
+ */
+async function checkAgainstConfig(o: BootstrapFlags): Promise<string | undefined> {
+  const r = await loadConfig(o.config ?? []);
+  if (!r.model) {
+    const errors = r.diagnostics.filter((d) => d.severity === 'error').slice(0, 5);
+    return `--config: the config does not load:\n  ${errors.map(formatDiagnostic).join('\n  ')}`;
+  }
+  const w = r.model.workload(o.namespace, o.workload);
+  if (!w) return `--workload: no WorkloadEntry ${o.namespace}/${o.workload} in the config (${(o.config ?? []).join(', ')})`;
+  const where = w.origin ? ` (${w.origin.file}:${w.origin.line})` : '';
+  if (w.address !== o.address) return `--address: ${o.namespace}/${o.workload} has address ${w.address}${where}, not ${o.address}`;
+  const sa = w.serviceAccount;
+  if (sa.namespace !== o.namespace || sa.name !== o.serviceAccount) {
+    return `--service-account: ${o.namespace}/${o.workload} runs as ${sa.namespace}/${sa.name}${where}, not ${o.namespace}/${o.serviceAccount}`;
+  }
+  return undefined;
 }
