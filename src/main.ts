@@ -253,10 +253,17 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     page?.changed();
   });
   const seenRevoked = new Set(ca.status().revoked.map((r) => r.serialHex));
+  // The xDS server is made after the CA hooks; revocations reach its streams through this.
+  const xdsRef: { current?: XdsServer } = {};
   const offCa = ca.onChange((c) => {
     if (c.kind !== 'trust-bundle' && c.kind !== 'crl') return;
     // However a certificate was revoked (admin port, CLI, another path), its holder never keeps serving it.
-    if (c.kind === 'crl') for (const r of ca.status().revoked) svids.reissueSerial(r.serialHex);
+    if (c.kind === 'crl') {
+      const revoked = new Set(ca.status().revoked.map((r) => r.serialHex.toLowerCase().replace(/^0+/, '')));
+      for (const serial of revoked) svids.reissueSerial(serial);
+      // A stream opened with a now-revoked client certificate (a VM sidecar's SVID) ends too.
+      xdsRef.current?.endRevoked((serial) => revoked.has(serial));
+    }
     if (c.kind === 'crl')
       for (const r of ca.status().revoked.filter((x) => !seenRevoked.has(x.serialHex))) {
         seenRevoked.add(r.serialHex);
@@ -389,6 +396,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
   });
+  xdsRef.current = xds;
   const server = createGrpcServer();
   xds.register(server);
   // Istio's certificate service for node agents on VMs: only over TLS, where callers can be authenticated.

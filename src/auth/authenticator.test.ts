@@ -98,6 +98,7 @@ describe('authenticator', () => {
         identity: 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend',
         via: 'certificate',
         expiresAt: svid.notAfter,
+        serial: svid.serialHex.toLowerCase().replace(/^0+/, ''),
       });
     });
 

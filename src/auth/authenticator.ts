@@ -14,6 +14,8 @@ export interface Principal {
   readonly via: 'token' | 'certificate';
   /** When the credential stops being valid (token `exp` or certificate notAfter, ms): a stream it opened ends then. */
   readonly expiresAt?: number;
+  /** The client certificate's serial (lowercase hex, no leading zeros), when the credential was one. */
+  readonly serial?: string;
 }
 
 /** Why a caller was not authenticated: a closed set the RPC edge maps to UNAUTHENTICATED. */
@@ -82,7 +84,7 @@ export function createAuthenticator(deps: {
     if (trustDomainOf(id.value) !== deps.trustDomain) return bad(`client certificate is for trust domain ${trustDomainOf(id.value)}`);
     const serial = cert.serialNumber.toLowerCase().replace(/^0+/, '');
     if (deps.trust.isRevoked(serial)) return err({ kind: 'revoked', message: `client certificate ${serial} was revoked` });
-    return ok({ identity: id.value, via: 'certificate', expiresAt: Date.parse(cert.validTo) });
+    return ok({ identity: id.value, via: 'certificate', expiresAt: Date.parse(cert.validTo), serial });
   }
 
   return {

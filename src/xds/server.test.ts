@@ -217,6 +217,44 @@ describe('xDS server over gRPC', () => {
     }
   });
 
+  it('ends a stream opened with a client certificate once that certificate is revoked', async () => {
+    const byCert = createXdsServer({
+      snapshots: cache,
+      log,
+      authenticate: async () => ({
+        ok: true,
+        value: { identity: 'spiffe://cluster.local/ns/a/sa/vm', via: 'certificate', serial: 'abc123' },
+      }),
+    });
+    const s2 = createGrpcServer();
+    byCert.register(s2);
+    const port = await listen(s2, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+    const client = new AggregatedDiscoveryServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      unwrap(cache.set('by-cert', unwrap(createSnapshot([testCluster('a')]))));
+      const s = client.streamAggregatedResources();
+      const c = collector(s);
+      s.write(DiscoveryRequest.fromPartial({ node: node('by-cert'), typeUrl: TypeUrl.Cluster }));
+      await c.until(() => c.got.length > 0, 'the first response');
+      assert.equal(
+        byCert.endRevoked((serial) => serial === 'other'),
+        0,
+        'another serial ends nothing',
+      );
+      assert.equal(
+        byCert.endRevoked((serial) => serial === 'abc123'),
+        1,
+      );
+      await c.until(() => c.status() !== undefined, 'the stream to end');
+      assert.equal(c.status()!.code, grpc.status.UNAUTHENTICATED);
+      assert.ok(log.lines.some((l) => l.msg === 'stream ended: credential revoked' && l.fields.serial === 'abc123'));
+    } finally {
+      client.close();
+      byCert.closeAll();
+      await shutdown(s2, 1_000);
+    }
+  });
+
   it('forgets a stream that closes mid-way and logs why', async () => {
     const s = ads().streamAggregatedResources();
     const c = collector(s);

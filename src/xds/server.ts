@@ -23,6 +23,8 @@ export interface XdsServer {
   connected(): readonly ProxyInfo[];
   /** Ends every open stream (for a graceful shutdown). */
   closeAll(): void;
+  /** Ends, with UNAUTHENTICATED, every stream opened with a client certificate whose serial is now revoked; returns how many. */
+  endRevoked(isRevoked: (serialHex: string) => boolean): number;
 }
 
 /** setTimeout's longest delay (about 24.8 days); a later expiry is rechecked on reconnect. */
@@ -54,7 +56,7 @@ export function createXdsServer(deps: {
     },
   };
   const limits: XdsLimits = { ...defaultLimits, ...deps.limits };
-  const open = new Map<number, { proxy?: ProxyInfo; call: Call }>();
+  const open = new Map<number, { proxy?: ProxyInfo; call: Call; credentialSerial?: string; end?: (reason: string) => void }>();
   let nextStreamId = 0;
 
   function handle(spec: XdsServiceSpec, protocol: 'sotw' | 'delta', call: Call): void {
@@ -114,6 +116,12 @@ export function createXdsServer(deps: {
             return finish('unauthenticated', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' });
           }
           identity = r.value.identity;
+          // A certificate credential is remembered by serial: revoking it ends this stream too.
+          const entry = open.get(streamId);
+          if (entry && r.value.serial !== undefined) {
+            entry.credentialSerial = r.value.serial;
+            entry.end = (reason) => finish(reason, { code: grpc.status.UNAUTHENTICATED, details: 'credential revoked' });
+          }
           // A credential is good until it expires, not for the life of the stream: the stream
           // ends then, and Envoy reconnects with its current credential (or is refused).
           const expiresAt = r.value.expiresAt;
@@ -179,7 +187,7 @@ export function createXdsServer(deps: {
           return finish('node id too long', { code: grpc.status.INVALID_ARGUMENT, details: 'node.id is too long' });
         }
         proxy = { ...describe(streamId, node, peer, protocol, spec.name, userAgent), ...(identity !== undefined ? { identity } : {}) };
-        open.set(streamId, { proxy, call });
+        open.set(streamId, { ...open.get(streamId), proxy, call });
         log.info('proxy connected', { node: proxy.nodeId, identity, cluster: proxy.cluster, protocol, service: spec.name });
         hooks.onConnect?.(proxy);
         // Requests are handled before the snapshot arrives, so the subscription is known first.
@@ -229,6 +237,16 @@ export function createXdsServer(deps: {
     closeAll() {
       for (const { call } of open.values()) call.end();
       open.clear();
+    },
+    endRevoked(isRevoked) {
+      let ended = 0;
+      for (const s of [...open.values()]) {
+        if (s.credentialSerial === undefined || !s.end || !isRevoked(s.credentialSerial)) continue;
+        deps.log.warn('stream ended: credential revoked', { node: s.proxy?.nodeId, serial: s.credentialSerial });
+        s.end('credential revoked');
+        ended++;
+      }
+      return ended;
     },
   };
 }

@@ -56,7 +56,7 @@ export type StreamAuthenticator = (call: {
   readonly peerCertificate?: import('node:tls').PeerCertificate;
 }) => Promise<
   import('../lib/index.js').Result<
-    { readonly identity: string; readonly via: string; readonly expiresAt?: number },
+    { readonly identity: string; readonly via: string; readonly expiresAt?: number; readonly serial?: string },
     { readonly kind: string; readonly message: string }
   >
 >;
