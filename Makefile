@@ -15,7 +15,7 @@ TS_SOURCES := $(shell find src e2e bench generated -name '*.ts' 2>/dev/null) tsc
 # The mesh page's static files (HTML, CSS, one script): copied beside the compiled admin module.
 PAGE_FILES := $(wildcard src/admin/page/*)
 
-.PHONY: deps generate check-generated build envoy capture-prereqs promtool chromium test-alerts test test-unit test-e2e lint format demo bench bench-10k gcp-peer screenshot compose-config clean
+.PHONY: deps generate check-generated build envoy capture-prereqs promtool chromium etcd-server softhsm test-alerts test test-unit test-e2e lint format demo bench bench-10k gcp-peer screenshot compose-config clean
 
 deps: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -88,6 +88,27 @@ promtool:
 	if [ -e /etc/init.d/prometheus ] && command -v update-rc.d >/dev/null 2>&1; then update-rc.d prometheus disable >/dev/null 2>&1 || true; fi; \
 	exit $$status
 
+# etcd (Debian's etcd-server) for the replica tests: the test kit starts its own members on loopback,
+# so the package's service is kept from starting during the install and disabled afterwards.
+etcd-server:
+	@if command -v etcd >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "etcd missing: install Debian's etcd-server package (as root: make etcd-server)"; exit 1; fi; \
+	echo "installing etcd (Debian etcd-server, its service left stopped and disabled)"; \
+	added_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1; fi; \
+	status=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server; } >/dev/null || status=$$?; \
+	if [ -n "$$added_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi; \
+	if [ -e /etc/init.d/etcd ] && command -v update-rc.d >/dev/null 2>&1; then update-rc.d etcd disable >/dev/null 2>&1 || true; fi; \
+	exit $$status
+
+# SoftHSM2 (Debian's softhsm2), a PKCS#11 token for the HSM-backed CA tests; the kit initializes
+# its tokens in temporary directories.
+softhsm:
+	@if [ -e "$${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "softhsm2 missing: install Debian's softhsm2 package (as root: make softhsm)"; exit 1; fi; \
+	echo "installing softhsm2 (Debian) for the HSM-backed CA tests"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null
+
 # Headless Chromium (Debian's chromium package) for the mesh page's browser tests. Installed only
 # as root and only when missing; without it those tests skip.
 chromium:
@@ -101,11 +122,11 @@ test-alerts: promtool
 	promtool check rules examples/prometheus/meshpilot-rules.yaml
 	cd examples/prometheus && promtool test rules meshpilot-rules.test.yaml
 
-test-e2e: build envoy capture-prereqs chromium
+test-e2e: build envoy capture-prereqs chromium etcd-server softhsm
 	node scripts/run-tests.mjs e2e
 
 # Everything CI proves: generated code is current, lint is clean, compose file is valid, all tests pass.
-test: check-generated lint compose-config test-alerts build envoy capture-prereqs chromium
+test: check-generated lint compose-config test-alerts build envoy capture-prereqs chromium etcd-server softhsm
 	node scripts/run-tests.mjs all
 
 # The demo runs the photo app in capture mode as root (curl inside a workload namespace is the client).

@@ -6,7 +6,7 @@ import { outboundCluster } from '../src/generate/index.js';
 import { TypeUrl } from '../src/proto/index.js';
 import { eventually, type EnvoyProcess } from './harness/index.js';
 import { nodeIdOf, startMesh, type TestMesh } from './kit/mesh.js';
-import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
+import { backend, backendHost, frontend, loopbackAddress, photoAppConfig } from './kit/photo-app.js';
 
 const CACHE = `
 ---
@@ -25,7 +25,7 @@ apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: photo-cache, namespace: photo-ns }
 spec:
-  address: 127.0.0.15
+  address: ${loopbackAddress(15)}
   serviceAccount: photo-cache
   labels: { app: photo-cache, security.istio.io/tlsMode: istio }
 `;
@@ -59,7 +59,7 @@ describe('config changes with real Envoy', function () {
 
   it('refuses an invalid change with file, line and reason, pushes nothing, and keeps serving', async () => {
     const since = mesh.events.length;
-    const broken = (photoAppConfig() + CACHE).replace('address: 127.0.0.15', 'address: not-an-ip');
+    const broken = (photoAppConfig() + CACHE).replace(`address: ${loopbackAddress(15)}`, 'address: not-an-ip');
     mesh.writeConfig('mesh.yaml', broken);
     const line = broken.split('\n').findIndex((l) => l.includes('not-an-ip')) + 1;
     const rejected = await eventually(

@@ -13,7 +13,17 @@ import { registerMtlsCommand } from '../src/cli/mtls-command.js';
 import type { MtlsPair } from '../src/observability/index.js';
 import { eventually, type EnvoyProcess } from './harness/index.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
-import { backend, backendHost, datastore, datastoreHost, frontend, ids, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
+import {
+  backend,
+  backendHost,
+  datastore,
+  datastoreHost,
+  frontend,
+  ids,
+  loopbackAddress,
+  photoAppConfig,
+  photoAppPolicy,
+} from './kit/photo-app.js';
 
 const BACKEND_HOST = 'photo-backend.photo-ns.svc.cluster.local';
 const V2_ID = 'spiffe://cluster.local/ns/photo-ns/sa/photo-backend-v2';
@@ -26,7 +36,7 @@ apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: photo-backend-v2, namespace: photo-ns }
 spec:
-  address: 127.0.0.16
+  address: ${loopbackAddress(16)}
   serviceAccount: photo-backend-v2
   labels: { app: photo-backend }
 `;

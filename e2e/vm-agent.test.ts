@@ -11,7 +11,7 @@ import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 import { envoyPool, eventually, startHttpUpstream, type HttpUpstream } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
-import { APP_PORT, backend, backendHost, photoAppConfig, photoAppVm, xfccUri } from './kit/photo-app.js';
+import { APP_PORT, backend, backendHost, loopbackAddress, photoAppConfig, photoAppVm, xfccUri } from './kit/photo-app.js';
 import {
   controlPlaneProcess,
   logEntries,
@@ -21,7 +21,7 @@ import {
   type ControlPlaneProcess,
 } from './kit/processes.js';
 
-const vm = { name: 'vm-client', namespace: 'photo-ns', address: '127.0.0.14' };
+const vm = { name: 'vm-client', namespace: 'photo-ns', address: loopbackAddress(14) };
 const vmId = 'spiffe://cluster.local/ns/photo-ns/sa/vm-client';
 describe('VM workload with a node agent (scenario 6)', function () {
   this.timeout(150_000);

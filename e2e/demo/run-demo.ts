@@ -17,6 +17,7 @@ import {
   datastore,
   datastoreHost,
   frontend,
+  loopbackAddress,
   photoAppConfig,
   photoAppVm,
   photoAppPolicy,
@@ -27,7 +28,7 @@ import { controlPlaneProcess, runMeshpilot, runMeshpilotAsync, startMeshpilotPro
 import { mtlsGetOnce, readIssued } from '../kit/tls-client.js';
 import { captureSection, captureUnavailable } from './capture-section.js';
 
-const vm = { name: 'vm-client', namespace: 'photo-ns', address: '127.0.0.14' };
+const vm = { name: 'vm-client', namespace: 'photo-ns', address: loopbackAddress(14) };
 const claims: { claim: string; held: boolean }[] = [];
 function prove(claim: string, held: boolean, detail = ''): void {
   claims.push({ claim, held });

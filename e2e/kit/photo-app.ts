@@ -3,10 +3,22 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkload } from './mesh.js';
 
-/** The three workloads of the photo app and their loopback addresses (examples/photo-app/mesh.yaml). */
-export const frontend: TestWorkload = { name: 'photo-frontend', namespace: 'photo-ns', address: '127.0.0.11' };
-export const backend: TestWorkload = { name: 'photo-backend', namespace: 'photo-ns', address: '127.0.0.12' };
-export const datastore: TestWorkload = { name: 'datastore', namespace: 'datastore-ns', address: '127.0.0.13' };
+// The example files give each workload an address 127.0.0.1N. A test process moves them to
+// 127.A.B.1N, with A.B from its pid, so that two test runs on one machine (two checkouts, or
+// a helper's run beside yours) never fight over the same address and port.
+const runNet = `127.${1 + ((process.pid >> 8) % 254)}.${process.pid % 256}`;
+
+/** This test process's loopback address for the example files' `127.0.0.<last>`. */
+export const loopbackAddress = (last: number): string => `${runNet}.${last}`;
+
+/** Rewrites the example files' 127.0.0.1N addresses to this process's. */
+export const toRunAddresses = (yaml: string): string =>
+  yaml.replace(/\b127\.0\.0\.(1\d)\b/g, (_m, last: string) => loopbackAddress(Number(last)));
+
+/** The three workloads of the photo app and their loopback addresses (examples/photo-app/mesh.yaml, moved per process). */
+export const frontend: TestWorkload = { name: 'photo-frontend', namespace: 'photo-ns', address: loopbackAddress(11) };
+export const backend: TestWorkload = { name: 'photo-backend', namespace: 'photo-ns', address: loopbackAddress(12) };
+export const datastore: TestWorkload = { name: 'datastore', namespace: 'datastore-ns', address: loopbackAddress(13) };
 
 /** The port every photo-app app listens on (the Services' targetPort); sidecars take 9080. */
 export const APP_PORT = 8080;
@@ -27,12 +39,12 @@ const root = new URL('../../../', import.meta.url);
 
 /** The example mesh config text, with `edit` applied (e.g. a short cert TTL). */
 export function photoAppConfig(edit: (yaml: string) => string = (y) => y): string {
-  return edit(readFileSync(fileURLToPath(new URL('examples/photo-app/mesh.yaml', root)), 'utf8'));
+  return toRunAddresses(edit(readFileSync(fileURLToPath(new URL('examples/photo-app/mesh.yaml', root)), 'utf8')));
 }
 
 /** The VM workload of scenario 6 (service account, WorkloadEntry, and a policy letting it call photo-backend). */
 export function photoAppVm(): string {
-  return readFileSync(fileURLToPath(new URL('examples/photo-app/vm.yaml', root)), 'utf8');
+  return toRunAddresses(readFileSync(fileURLToPath(new URL('examples/photo-app/vm.yaml', root)), 'utf8'));
 }
 
 /** The example policy text. */
