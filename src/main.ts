@@ -62,6 +62,7 @@ import {
 } from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
+import { createFederatedBundles, startBundleEndpoint, type BundleEndpoint, type FederatedBundles } from './federation/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
@@ -112,6 +113,10 @@ export interface RunningMeshpilot {
   readonly proxyStatus: ProxyStatusTracker;
   /** A one-time login link to the mesh page on the admin port, when one runs. */
   meshPageLink(): string | undefined;
+  /** The port of this mesh's SPIFFE bundle endpoint, when MeshConfig asks for one. */
+  readonly bundleEndpointPort?: number;
+  /** The bundles of the federated trust domains, when MeshConfig lists any. */
+  readonly federation?: FederatedBundles;
   /** Mints a proxy token for a service account (what `meshpilot token` does). */
   mintToken(namespace: string, serviceAccount: string, ttlMs?: number): Promise<string>;
   stop(): Promise<void>;
@@ -195,6 +200,26 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     plaintextOnly: o.insecurePlaintext,
   });
   const metrics = createMetrics({ clock });
+  // Foreign trust domains: each peer is validated against its own domain's bundle (SPIFFE validator).
+  const federationResult =
+    settings.federatesWith.length > 0
+      ? createFederatedBundles({
+          domains: settings.federatesWith,
+          clock,
+          timers,
+          log: log.child({ module: 'federation' }),
+          stats: {
+            onUpdated: (trust_domain) => metrics.federationBundleUpdates.inc({ trust_domain }),
+            onRefused: (trust_domain, reason) => metrics.federationBundleRefusals.inc({ trust_domain, reason }),
+          },
+        })
+      : undefined;
+  if (federationResult && !federationResult.ok) {
+    config.close();
+    ca.close();
+    throw new Error(federationResult.error);
+  }
+  const federation = federationResult?.value;
   // A window opened while no proxy is connected would never be pushed (nothing to build): it is not timed.
   const convergence = createConvergenceTimer(clock, { active: () => push.proxies().length > 0 });
   const push = createPushController({
@@ -202,6 +227,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     ca,
     svids,
     policy,
+    foreignBundles: federation ? () => federation.list().map((b) => ({ trustDomain: b.trustDomain, pem: b.rootsPem.join('') })) : undefined,
     // The plaintext development mode never serves private keys: sidecars then talk plaintext.
     serveKeys: !o.insecurePlaintext,
     log: log.child({ module: 'push' }),
@@ -270,6 +296,11 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
         events.record('revocation', `revoked ${r.serialHex} (${r.spiffeId})`);
       }
     if (c.kind === 'trust-bundle') events.record('rotation', `trust bundle now holds ${ca.status().roots.length} root(s)`);
+    convergence.requested();
+    push.request({ kind: 'trust' });
+  });
+  const offFederation = federation?.onChange((trustDomain) => {
+    events.record('rotation', `federated trust bundle of ${trustDomain} updated`);
     convergence.requested();
     push.request({ kind: 'trust' });
   });
@@ -537,6 +568,20 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
             },
           },
         });
+  // This trust domain's bundle for federated meshes, served with the control plane's own SVID (https_spiffe).
+  let bundleEndpoint: BundleEndpoint | undefined;
+  if (settings.bundleEndpoint) {
+    if (!serving) throw new Error('MeshConfig spec.bundleEndpoint needs TLS: it is not served in the plaintext development mode');
+    bundleEndpoint = await startBundleEndpoint({
+      host: settings.bundleEndpoint.address,
+      port: settings.bundleEndpoint.port,
+      identity: { current: () => serving.currentIdentity(), onChange: (cb) => serving.onIdentity(cb) },
+      trustBundle: () => ca.trustBundle(),
+      refreshHintSeconds: settings.bundleEndpoint.refreshHintSeconds,
+      clock,
+      log: log.child({ module: 'bundle-endpoint' }),
+    });
+  }
   // With a state directory, `meshpilot ca …` finds this server and goes through it instead of the files.
   const published = admin && o.stateDir ? publishAdminEndpoint(o.stateDir, `http://127.0.0.1:${admin.port}`, adminToken) : undefined;
 
@@ -553,11 +598,16 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     adminPort: admin?.port,
     metrics,
     proxyStatus,
+    bundleEndpointPort: bundleEndpoint?.port,
+    federation,
     meshPageLink: () => (admin && page ? page.loginLink(`http://127.0.0.1:${admin.port}`) : undefined),
     mintToken: (namespace, serviceAccount, ttlMs = 24 * 3_600_000) =>
       mintToken({ key: tokenKey.value, namespace, serviceAccount, ttlMs, clock, rootNamespace: settings.rootNamespace }),
     async stop() {
       clearInterval(maintenance);
+      await bundleEndpoint?.close();
+      offFederation?.();
+      federation?.close();
       published?.unpublish();
       page?.close();
       offEvents();

@@ -13,6 +13,8 @@ const BOOT_FIELDS: readonly { readonly field: string; readonly value: (s: MeshSe
   { field: 'renewAtFraction', value: (s) => String(s.renewAtFraction) },
   { field: 'renewJitterFraction', value: (s) => String(s.renewJitterFraction) },
   { field: 'caPluginDir', value: (s) => s.caPluginDir ?? '(none)' },
+  { field: 'bundleEndpoint', value: (s) => JSON.stringify(s.bundleEndpoint ?? null) },
+  { field: 'federatesWith', value: (s) => JSON.stringify(s.federatesWith) },
 ];
 
 /** Errors for every start-time setting that `next` changes from `running`; empty when none does. */

@@ -1,6 +1,14 @@
 // Parser for the single `meshpilot.io/v1alpha1 MeshConfig`: mesh-wide settings.
 import { dirname, resolve } from 'node:path';
-import { DEFAULT_MESH_SETTINGS, formatDuration, parseDuration, type MeshSettings } from '../model/index.js';
+import {
+  DEFAULT_MESH_SETTINGS,
+  formatDuration,
+  parseDuration,
+  type BundleEndpointSettings,
+  type FederatedTrustDomain,
+  type MeshSettings,
+} from '../model/index.js';
+import { isIP } from 'node:net';
 import { parseIpv4Cidr } from './service-vips.js';
 import { checkDns1123Label, checkDns1123Subdomain, checkTrustDomain } from './names.js';
 import type { ObjectHeader } from './parse-document.js';
@@ -20,6 +28,8 @@ const KNOWN = [
   'outboundTrafficPolicy',
   'serviceCidr',
   'accessLog',
+  'bundleEndpoint',
+  'federatesWith',
 ];
 
 // Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
@@ -183,6 +193,96 @@ export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | und
   if (m.caPluginDir) {
     const s = r.nonEmptyStr(m.caPluginDir);
     if (s !== undefined) out.caPluginDir = resolve(dirname(r.file), s);
+  }
+  if (m.bundleEndpoint) out.bundleEndpoint = bundleEndpoint(r, m.bundleEndpoint);
+  if (m.federatesWith) out.federatesWith = federatesWith(r, m.federatesWith, out.trustDomain);
+  return out;
+}
+
+const BUNDLE_ENDPOINT_FIELDS = ['address', 'port', 'refreshHint'];
+const FEDERATION_FIELDS = ['trustDomain', 'bundleEndpointUrl', 'bundleEndpointProfile', 'endpointSpiffeId', 'trustBundleFile'];
+
+function bundleEndpoint(r: DocReader, f: Field): BundleEndpointSettings | undefined {
+  const m = r.map(f, BUNDLE_ENDPOINT_FIELDS);
+  if (!m) return undefined;
+  let address = '0.0.0.0';
+  if (m.address) {
+    const s = r.str(m.address);
+    if (s !== undefined && !isIP(s)) r.error(m.address.at, m.address.path, `must be an IP address to listen on, got ${s}`);
+    else if (s !== undefined) address = s;
+  }
+  if (!m.port) {
+    r.error(f.at, f.path, 'port is required (the bundle endpoint has no default port)');
+    return undefined;
+  }
+  const port = r.int(m.port);
+  if (port !== undefined && !(port > 0 && port < 65536)) r.error(m.port.at, m.port.path, `must be a TCP port (1-65535), got ${port}`);
+  const hint = m.refreshHint ? duration(r, m.refreshHint) : 300_000;
+  if (hint !== undefined && hint < 1000) r.error(m.refreshHint!.at, m.refreshHint!.path, 'must be at least 1s');
+  if (port === undefined || !(port > 0 && port < 65536) || hint === undefined || hint < 1000) return undefined;
+  return { address, port, refreshHintSeconds: Math.round(hint / 1000) };
+}
+
+function federatesWith(r: DocReader, f: Field, ownTrustDomain: string): FederatedTrustDomain[] {
+  const out: FederatedTrustDomain[] = [];
+  for (const item of r.list(f) ?? []) {
+    const m = r.map(item, FEDERATION_FIELDS);
+    if (!m) continue;
+    const bad = (g: Field, message: string) => {
+      r.error(g.at, g.path, message);
+      return undefined;
+    };
+    const td = m.trustDomain ? r.str(m.trustDomain) : bad(item, 'trustDomain is required');
+    const tdProblem = td !== undefined ? checkTrustDomain(td) : undefined;
+    if (tdProblem && m.trustDomain) bad(m.trustDomain, tdProblem);
+    else if (td === ownTrustDomain && m.trustDomain) bad(m.trustDomain, `${td} is this mesh's own trust domain`);
+    else if (td !== undefined && out.some((o) => o.trustDomain === td) && m.trustDomain) bad(m.trustDomain, `${td} is listed twice`);
+    const file = m.trustBundleFile
+      ? r.nonEmptyStr(m.trustBundleFile)
+      : bad(item, 'trustBundleFile is required (the initial bundle, obtained out of band: `meshpilot ca bundle` on the other mesh)');
+    let url: string | undefined;
+    if (m.bundleEndpointUrl) {
+      const s = r.str(m.bundleEndpointUrl);
+      let u: URL | undefined;
+      try {
+        u = s !== undefined ? new URL(s) : undefined;
+      } catch {
+        bad(m.bundleEndpointUrl, `not a URL: ${s}`);
+      }
+      if (u && u.protocol !== 'https:') bad(m.bundleEndpointUrl, `must be an https:// URL, got ${u.protocol}`);
+      else if (u) url = u.toString();
+    }
+    if (m.bundleEndpointProfile) {
+      const p = r.str(m.bundleEndpointProfile);
+      if (p !== undefined && p !== 'https_spiffe')
+        bad(
+          m.bundleEndpointProfile,
+          `only the https_spiffe profile is supported${p === 'https_web' ? ' (https_web trusts Web PKI, which meshpilot does not)' : ''}, got ${p}`,
+        );
+    }
+    let endpointId: string | undefined;
+    if (m.endpointSpiffeId) {
+      const s = r.str(m.endpointSpiffeId);
+      const prefix = `spiffe://${td}/`;
+      if (s !== undefined && (!s.startsWith(prefix) || s.length === prefix.length))
+        bad(
+          m.endpointSpiffeId,
+          `must be a SPIFFE ID in ${td} (the endpoint serves that trust domain's bundle with one of its SVIDs), got ${s}`,
+        );
+      else endpointId = s;
+    }
+    if (url && !m.endpointSpiffeId)
+      bad(item, 'endpointSpiffeId is required with bundleEndpointUrl (https_spiffe authenticates the endpoint by its SPIFFE ID)');
+    if (!url && m.endpointSpiffeId)
+      bad(m.endpointSpiffeId, 'endpointSpiffeId without bundleEndpointUrl: there is no endpoint to authenticate');
+    if (td === undefined || tdProblem || td === ownTrustDomain || file === undefined) continue;
+    if ((url === undefined) !== (endpointId === undefined)) continue;
+    if (out.some((o) => o.trustDomain === td)) continue;
+    out.push({
+      trustDomain: td,
+      trustBundleFile: resolve(dirname(r.file), file),
+      ...(url ? { bundleEndpointUrl: url, endpointSpiffeId: endpointId } : {}),
+    });
   }
   return out;
 }

@@ -24,6 +24,7 @@ import {
   outboundRoutes,
   portKind,
   rootCaSecret,
+  type ForeignTrustBundle,
   sourceVariant,
   type EndpointSpec,
   type InboundPolicy,
@@ -41,6 +42,8 @@ export interface PushInputs {
   readonly trustBundlePem: string;
   /** Every current CRL, PEM, concatenated; empty when there is none. */
   readonly crlPem: string;
+  /** The bundles of federated trust domains (absent or empty: this trust domain only). */
+  readonly foreignBundles?: readonly ForeignTrustBundle[];
   /** A workload's current SVID, by workload key (`ns/name`); reading never issues one. */
   svidFor(workloadKey: string): WorkloadSvid | undefined;
   /** The inbound policy of a workload port. */
@@ -158,10 +161,10 @@ export class PushContext {
 
   /** The `ROOTCA` secret: trust bundle and CRL. */
   rootCa(): EncodedResource {
-    const { trustBundlePem, crlPem } = this.inputs;
-    return (this.#rootCa ??= this.memo.get('sds:ROOTCA', shortHash(trustBundlePem, '\n--\n', crlPem), () =>
-      rootCaSecret(trustBundlePem, crlPem),
-    ));
+    const { trustBundlePem, crlPem, trustDomain } = this.inputs;
+    const foreign = this.inputs.foreignBundles ?? [];
+    const key = shortHash(trustBundlePem, '\n--\n', crlPem, ...foreign.flatMap((f) => ['\n--\n', f.trustDomain, f.pem]));
+    return (this.#rootCa ??= this.memo.get('sds:ROOTCA', key, () => rootCaSecret(trustBundlePem, crlPem, trustDomain, foreign)));
   }
 
   /** Every outbound cluster of the mesh for one secret source (clusters embed where their secrets come from). */

@@ -1,7 +1,7 @@
 export { edsCluster, clusterEndpoints, routeConfiguration, httpListener } from './builders.js';
 export type { HostPort, PrefixRoute } from './builders.js';
 export { allowedServerIds, portKind, NO_POLICY, DEFAULT_SDS_FILE, svidElsewhere } from './resources.js';
-export type { WorkloadSvid, InboundPolicy, SecretSource } from './resources.js';
+export type { WorkloadSvid, InboundPolicy, SecretSource, ForeignTrustBundle } from './resources.js';
 export { PushContext, ResourceMemo, memoSet, policyKey } from './context.js';
 export type { PushInputs, MeshServicePort } from './context.js';
 export {

@@ -19,6 +19,7 @@ import {
   RouteConfiguration,
   Router,
   Secret,
+  SPIFFECertValidatorConfig,
   SubjectAltNameMatcher_SanType,
   TcpProxy,
   TlsInspector,
@@ -146,17 +147,47 @@ export function defaultSecret(svid: WorkloadSvid): EncodedResource {
   return encodedResource(TypeUrl.Secret, SDS_DEFAULT, Secret, msg);
 }
 
-/** The trust bundle and CRL as the SDS validation context `ROOTCA`. */
-export function rootCaSecret(bundlePem: string, crlPem: string): EncodedResource {
-  const msg = Secret.fromPartial({
-    name: SDS_ROOTCA,
-    validationContext: {
-      trustedCa: { inlineString: bundlePem },
-      // Our CRL covers the certificates our CA issued: the leaves. A plug-in root's CRL for
-      // the intermediate is not ours to publish, so only the leaf is checked.
-      ...(crlPem ? { crl: { inlineString: crlPem }, onlyVerifyLeafCertCrl: true } : {}),
-    },
-  });
+/** A foreign trust domain's roots, as the validation context carries them. */
+export interface ForeignTrustBundle {
+  readonly trustDomain: string;
+  /** Concatenated PEM roots. */
+  readonly pem: string;
+}
+
+/**
+ * The trust bundle and CRL as the SDS validation context `ROOTCA`. With federated trust
+ * domains it uses Envoy's SPIFFE certificate validator: one bundle per trust domain, chosen by
+ * the peer's SPIFFE ID, so a root of domain B can never vouch for an identity of domain A.
+ */
+export function rootCaSecret(
+  bundlePem: string,
+  crlPem: string,
+  trustDomain?: string,
+  foreign: readonly ForeignTrustBundle[] = [],
+): EncodedResource {
+  const validationContext =
+    foreign.length > 0 && trustDomain !== undefined
+      ? {
+          customValidatorConfig: {
+            name: 'envoy.tls.cert_validator.spiffe',
+            typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig', SPIFFECertValidatorConfig, {
+              trustDomains: [
+                // The SPIFFE validator ignores the context's `crl` field: it reads CRLs from the
+                // domain's bundle and then checks every certificate of the chain against one
+                // (CRL_CHECK_ALL), which our self-signed roots satisfy (each root's CRL covers it too).
+                { name: trustDomain, trustBundle: { inlineString: bundlePem + crlPem } },
+                ...foreign.map((f) => ({ name: f.trustDomain, trustBundle: { inlineString: f.pem } })),
+              ],
+            }),
+          },
+        }
+      : {
+          trustedCa: { inlineString: bundlePem },
+          // Our CRL covers the certificates our CA issued: the leaves. A plug-in root's CRL for
+          // the intermediate is not ours to publish, so only the leaf is checked.
+          ...(crlPem ? { crl: { inlineString: crlPem }, onlyVerifyLeafCertCrl: true } : {}),
+        };
+  const msg = Secret.fromPartial({ name: SDS_ROOTCA, validationContext });
   return encodedResource(TypeUrl.Secret, SDS_ROOTCA, Secret, msg);
 }
 

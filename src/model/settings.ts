@@ -5,6 +5,29 @@ export type CaptureMode = 'loopback' | 'iptables';
 /** Istio's MeshConfig.OutboundTrafficPolicy.Mode: pass unknown destinations through, or refuse them. */
 export type OutboundTrafficMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
+/** Where this mesh serves its SPIFFE bundle to federated meshes (SPIFFE bundle endpoint, profile https_spiffe). */
+export interface BundleEndpointSettings {
+  /** Address the endpoint listens on. */
+  readonly address: string;
+  readonly port: number;
+  /** The `spiffe_refresh_hint` it publishes, in seconds; default 300. */
+  readonly refreshHintSeconds: number;
+}
+
+/**
+ * A foreign trust domain this mesh trusts (SPIRE's `federates_with`). With a bundle endpoint,
+ * its bundle is fetched and refreshed (profile https_spiffe: the endpoint must present
+ * `endpointSpiffeId`, chained to the bundle held before); without one, `trustBundleFile` is a
+ * static bundle (air-gapped setups).
+ */
+export interface FederatedTrustDomain {
+  readonly trustDomain: string;
+  readonly bundleEndpointUrl?: string;
+  readonly endpointSpiffeId?: string;
+  /** The initial (or static) bundle, a SPIFFE bundle (JSON) or PEM roots; absolute path. */
+  readonly trustBundleFile: string;
+}
+
 /**
  * Mesh-wide settings, from the single `meshpilot.io/v1alpha1 MeshConfig` (defaults otherwise).
  * Certificates are renewed at `renewAtFraction` of their lifetime, earlier by a random amount of
@@ -37,6 +60,10 @@ export interface MeshSettings {
   readonly serviceCidr: string;
   /** Whether inbound sidecars write a JSON access log of HTTP requests to their Envoy's stdout (the format `authz replay` reads); default false. */
   readonly accessLog: boolean;
+  /** This mesh's bundle endpoint, when it serves one. */
+  readonly bundleEndpoint?: BundleEndpointSettings;
+  /** The foreign trust domains whose identities sidecars accept (each validated against its own bundle). */
+  readonly federatesWith: readonly FederatedTrustDomain[];
   /** Where the MeshConfig was written, if one was. */
   readonly origin?: SourceRef;
 }
@@ -55,6 +82,7 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
   outboundTrafficPolicy: 'ALLOW_ANY',
   serviceCidr: '10.96.0.0/16',
   accessLog: false,
+  federatesWith: Object.freeze([]) as readonly FederatedTrustDomain[],
 });
 
 /** Returns complete settings: the defaults overridden by `partial`. */

@@ -43,6 +43,10 @@ export interface Metrics {
   readonly csrIssued: Counter;
   /** CSRs refused, by reason (the CSR service's error kind). */
   readonly csrRefused: Counter<'reason'>;
+  /** Foreign bundles taken (roots changed), by federated trust domain. */
+  readonly federationBundleUpdates: Counter<'trust_domain'>;
+  /** Foreign bundle fetches refused (the last good bundle kept), by federated trust domain and reason. */
+  readonly federationBundleRefusals: Counter<'trust_domain' | 'reason'>;
   /** Starts exporting how many (proxy, type) pairs are in each sync status, read from `source` at each scrape. */
   observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
@@ -170,6 +174,18 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
     csrIssued: new Counter({
       name: 'citadel_server_success_cert_issuance_count',
       help: 'CSRs answered with a certificate',
+      ...opts,
+    }),
+    federationBundleUpdates: new Counter({
+      name: 'meshpilot_federation_bundle_updates_total',
+      help: 'foreign trust bundles taken with new roots, by trust domain',
+      labelNames: ['trust_domain'],
+      ...opts,
+    }),
+    federationBundleRefusals: new Counter({
+      name: 'meshpilot_federation_bundle_refusals_total',
+      help: 'foreign trust bundle fetches refused (the last good bundle is kept), by trust domain and reason',
+      labelNames: ['trust_domain', 'reason'],
       ...opts,
     }),
     csrRefused: new Counter({

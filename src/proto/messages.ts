@@ -7,6 +7,7 @@ export { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../generate
 export { ClusterLoadAssignment } from '../../generated/envoy/config/endpoint/v3/endpoint.js';
 export { Secret } from '../../generated/envoy/extensions/transport_sockets/tls/v3/secret.js';
 export { UpstreamTlsContext, DownstreamTlsContext } from '../../generated/envoy/extensions/transport_sockets/tls/v3/tls.js';
+export { SPIFFECertValidatorConfig } from '../../generated/envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config.js';
 export { HttpConnectionManager } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 export { Router } from '../../generated/envoy/extensions/filters/http/router/v3/router.js';
 export { TcpProxy } from '../../generated/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';

@@ -11,6 +11,7 @@ import {
   svidElsewhere,
   type InboundPolicy,
   type NodeView,
+  type ForeignTrustBundle,
   type PushInputs,
   type ResourceGenerator,
 } from '../generate/index.js';
@@ -70,6 +71,8 @@ interface ProxyState {
 export function createPushController(deps: {
   cache: SnapshotCache;
   ca: { trustBundle(): { pem: string }; crl(): readonly { pem: string }[] };
+  /** The bundles of federated trust domains now held; a change is announced with a `trust` event. */
+  foreignBundles?: () => readonly ForeignTrustBundle[];
   svids: SvidStore;
   policy: InboundPolicySource;
   /** Whether SVIDs and keys are served over ADS (false in the plaintext development mode). */
@@ -115,6 +118,7 @@ export function createPushController(deps: {
         .crl()
         .map((c) => c.pem)
         .join(''),
+      foreignBundles: deps.foreignBundles?.() ?? [],
       svidFor: (key) => {
         const c = deps.svids.current(key);
         return c ? { chainPem: c.chainPem, keyPem: c.keyPem } : undefined;

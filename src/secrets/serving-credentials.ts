@@ -20,6 +20,10 @@ export interface ServingCredentials {
   readonly credentials: grpc.ServerCredentials;
   /** The serial of the serving certificate now in use. */
   currentSerial(): string;
+  /** The serving certificate chain and key now in use (PEM), for other TLS servers of the control plane (the bundle endpoint). */
+  currentIdentity(): { readonly certificate: Buffer; readonly privateKey: Buffer } | undefined;
+  /** Subscribes to serving certificate changes; returns the unsubscribe function. */
+  onIdentity(cb: () => void): () => void;
   close(): void;
 }
 
@@ -36,6 +40,7 @@ export function createServingCredentials(deps: {
 }): ServingCredentials {
   const caListeners = new Set<CaListener>();
   const idListeners = new Set<IdListener>();
+  const identityWatchers = new Set<() => void>();
   let identity: grpc.experimental.IdentityCertificateUpdate | undefined;
   let serial = '';
   let timer: unknown;
@@ -57,6 +62,7 @@ export function createServingCredentials(deps: {
     };
     serial = r.value.serialHex;
     for (const l of idListeners) l(identity);
+    for (const w of identityWatchers) w();
     const at = renewalTime(
       { notBefore: Math.max(r.value.notBefore, deps.clock.now()), notAfter: r.value.notAfter },
       deps.renewal,
@@ -102,6 +108,11 @@ export function createServingCredentials(deps: {
   return {
     credentials,
     currentSerial: () => serial,
+    currentIdentity: () => identity && { certificate: identity.certificate, privateKey: identity.privateKey },
+    onIdentity(cb) {
+      identityWatchers.add(cb);
+      return () => identityWatchers.delete(cb);
+    },
     close() {
       deps.timers.clearTimeout(timer);
       offCa();
