@@ -1,0 +1,140 @@
+// SPIFFE federation between two meshpilot meshes with real Envoy: trust domains a.example and
+// b.example, each with its own control plane, bundle endpoint and sidecars. Sidecars validate
+// peers with Envoy's SPIFFE validator, one bundle per trust domain.
+import assert from 'node:assert/strict';
+import { eventually } from './harness/index.js';
+import { forgeWithRoot, issueFor, mtlsRequest, startFederation, workloadYaml, type FederatedSide } from './kit/federation.js';
+import { loopbackAddress, xfccUri } from './kit/photo-app.js';
+import type { TestWorkload } from './kit/mesh.js';
+
+const client: TestWorkload = { name: 'client', namespace: 'shop', address: loopbackAddress(41) };
+const intruder: TestWorkload = { name: 'intruder', namespace: 'shop', address: loopbackAddress(42) };
+const backend: TestWorkload = { name: 'backend', namespace: 'store', address: loopbackAddress(51) };
+const ids = {
+  client: 'spiffe://a.example/ns/shop/sa/client',
+  intruder: 'spiffe://a.example/ns/shop/sa/intruder',
+  backend: 'spiffe://b.example/ns/store/sa/backend',
+};
+const SIDECAR_PORT = 9080;
+
+// B lets exactly one principal of A call its backend.
+const B_POLICY = `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: backend-allow-a-client
+  namespace: store
+spec:
+  selector:
+    matchLabels:
+      app: backend
+  action: ALLOW
+  rules:
+    - from:
+        - source:
+            principals: ['a.example/ns/shop/sa/client']
+`;
+
+async function refusals(side: FederatedSide, trustDomain: string, reason: string): Promise<number> {
+  const m = await side.mesh.mp.metrics.registry.getSingleMetric('meshpilot_federation_bundle_refusals_total')?.get();
+  return m?.values.find((v) => v.labels.trust_domain === trustDomain && v.labels.reason === reason)?.value ?? 0;
+}
+
+describe('SPIFFE federation between two meshes with real Envoy', function () {
+  this.timeout(180_000);
+  let fed: Awaited<ReturnType<typeof startFederation>>;
+  let a: FederatedSide;
+  let b: FederatedSide;
+
+  before(async () => {
+    fed = await startFederation({
+      a: { files: { 'workloads.yaml': workloadYaml(client) + workloadYaml(intruder) }, apps: [client, intruder] },
+      b: { files: { 'workloads.yaml': workloadYaml(backend) + B_POLICY }, apps: [backend] },
+    });
+    ({ a, b } = fed);
+    await b.mesh.startSidecar(backend);
+    await a.mesh.startSidecar(client);
+    await a.mesh.startSidecar(intruder);
+    // Each side has fetched the other's bundle from its endpoint at least once (authenticated with the file's).
+    for (const [side, peer] of [
+      [a, b],
+      [b, a],
+    ] as const)
+      await eventually(async () => (await side.mesh.mp.federation!.refresh(peer.trustDomain)).ok, {
+        description: `${side.trustDomain} to fetch ${peer.trustDomain}'s bundle`,
+      });
+  });
+  afterEach(function () {
+    a?.mesh.dumpIfFailed(this.currentTest);
+    b?.mesh.dumpIfFailed(this.currentTest);
+  });
+  after(async () => {
+    await fed?.stop();
+  });
+
+  const bRoots = () => b.mesh.mp.ca.trustBundle().pem;
+  const aRoots = () => a.mesh.mp.ca.trustBundle().pem;
+
+  it("B's sidecar accepts an A identity its policy allows (the app sees it) and refuses another A principal with 403", async () => {
+    const allowed = await eventually(
+      async () => {
+        const r = await mtlsRequest(backend.address, SIDECAR_PORT, issueFor(a, ids.client, bRoots()));
+        return 'status' in r && r.status === 200 ? r : undefined;
+      },
+      { description: 'an A client certificate to be accepted by B' },
+    );
+    assert.ok(allowed);
+    assert.equal(xfccUri(allowed.json?.headers), ids.client);
+    const refused = await mtlsRequest(backend.address, SIDECAR_PORT, issueFor(a, ids.intruder, bRoots()));
+    assert.ok('status' in refused, JSON.stringify(refused));
+    assert.equal(refused.status, 403);
+  });
+
+  it("refuses a certificate for an A identity signed by B's CA: a B root never vouches for an A identity", async () => {
+    const forged = forgeWithRoot(b.stateDir, ids.client, bRoots());
+    const r = await mtlsRequest(backend.address, SIDECAR_PORT, forged);
+    assert.ok('error' in r, `expected a refused handshake, got ${JSON.stringify(r)}`);
+    // And the other way round: A's sidecar refuses a B identity signed by A's CA.
+    const forgedB = forgeWithRoot(a.stateDir, ids.backend, aRoots());
+    const r2 = await mtlsRequest(client.address, SIDECAR_PORT, forgedB);
+    assert.ok('error' in r2, `expected a refused handshake, got ${JSON.stringify(r2)}`);
+    // The genuine B identity is accepted by A's sidecar (A has no policy on client: mTLS only).
+    const genuine = await mtlsRequest(client.address, SIDECAR_PORT, issueFor(b, ids.backend, aRoots()));
+    assert.ok('status' in genuine && genuine.status === 200, JSON.stringify(genuine));
+    assert.equal(xfccUri(genuine.json?.headers), ids.backend);
+  });
+
+  it('revocation still works under the SPIFFE validator: a revoked B certificate is refused by B', async () => {
+    const own = issueFor(b, 'spiffe://b.example/ns/store/sa/other', bRoots());
+    const before = await mtlsRequest(backend.address, SIDECAR_PORT, own);
+    // Not allowed by B's policy, but the handshake succeeds: a 403 from the RBAC filter.
+    assert.ok('status' in before && before.status === 403, JSON.stringify(before));
+    const serial = new (await import('node:crypto')).X509Certificate(own.cert).serialNumber;
+    assert.ok(b.mesh.mp.ca.revoke(serial).ok);
+    await eventually(async () => 'error' in (await mtlsRequest(backend.address, SIDECAR_PORT, own)), {
+      timeoutMs: 10_000,
+      description: 'the revoked certificate to be refused at the handshake',
+    });
+    // An unrevoked A identity still passes (the CRL check covers B's chain only).
+    const allowed = await mtlsRequest(backend.address, SIDECAR_PORT, issueFor(a, ids.client, bRoots()));
+    assert.ok('status' in allowed && allowed.status === 200, JSON.stringify(allowed));
+  });
+
+  it("B's bundle endpoint down: A keeps the last good bundle and B identities are still accepted", async () => {
+    const held = a.mesh.mp.federation!.list()[0]!;
+    await b.mesh.mp.stop();
+    await eventually(async () => (await refusals(a, 'b.example', 'unreachable')) > 0, {
+      description: "A to count a failed fetch of B's bundle",
+    });
+    assert.deepEqual(a.mesh.mp.federation!.list()[0]!.rootsPem, held.rootsPem);
+    assert.ok(
+      a.mesh.logLines.some(
+        (l) => l.msg === 'federated bundle refused' && l.fields.trustDomain === 'b.example' && l.fields.reason === 'unreachable',
+      ),
+    );
+    for (let i = 0; i < 5; i++) {
+      const r = await mtlsRequest(client.address, SIDECAR_PORT, issueFor(b, ids.backend, aRoots()));
+      assert.ok('status' in r && r.status === 200, JSON.stringify(r));
+    }
+  });
+});
