@@ -6,6 +6,8 @@ import { eventually } from './harness/index.js';
 import { forgeWithRoot, issueFor, mtlsRequest, startFederation, workloadYaml, type FederatedSide } from './kit/federation.js';
 import { loopbackAddress, xfccUri } from './kit/photo-app.js';
 import type { TestWorkload } from './kit/mesh.js';
+import type { EnvoyProcess } from './harness/index.js';
+import { leafSerials } from './kit/certs.js';
 
 const client: TestWorkload = { name: 'client', namespace: 'shop', address: loopbackAddress(41) };
 const intruder: TestWorkload = { name: 'intruder', namespace: 'shop', address: loopbackAddress(42) };
@@ -40,11 +42,29 @@ async function refusals(side: FederatedSide, trustDomain: string, reason: string
   return m?.values.find((v) => v.labels.trust_domain === trustDomain && v.labels.reason === reason)?.value ?? 0;
 }
 
+/** How many root certificates an Envoy's ROOTCA (SPIFFE validator) holds for one trust domain. */
+async function rootsFor(envoy: EnvoyProcess, trustDomain: string): Promise<number> {
+  const dump = (await envoy.configDump('resource=dynamic_active_secrets')) as {
+    configs?: {
+      name?: string;
+      secret?: {
+        validation_context?: {
+          custom_validator_config?: { typed_config?: { trust_domains?: { name?: string; trust_bundle?: { inline_string?: string } }[] } };
+        };
+      };
+    }[];
+  };
+  const domains =
+    dump.configs?.find((c) => c.name === 'ROOTCA')?.secret?.validation_context?.custom_validator_config?.typed_config?.trust_domains ?? [];
+  return (domains.find((d) => d.name === trustDomain)?.trust_bundle?.inline_string?.match(/BEGIN CERTIFICATE/g) ?? []).length;
+}
+
 describe('SPIFFE federation between two meshes with real Envoy', function () {
   this.timeout(180_000);
   let fed: Awaited<ReturnType<typeof startFederation>>;
   let a: FederatedSide;
   let b: FederatedSide;
+  const envoys: Record<string, EnvoyProcess> = {};
 
   before(async () => {
     fed = await startFederation({
@@ -52,9 +72,9 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
       b: { files: { 'workloads.yaml': workloadYaml(backend) + B_POLICY }, apps: [backend] },
     });
     ({ a, b } = fed);
-    await b.mesh.startSidecar(backend);
-    await a.mesh.startSidecar(client);
-    await a.mesh.startSidecar(intruder);
+    envoys.backend = await b.mesh.startSidecar(backend);
+    envoys.client = await a.mesh.startSidecar(client);
+    envoys.intruder = await a.mesh.startSidecar(intruder);
     // Each side has fetched the other's bundle from its endpoint at least once (authenticated with the file's).
     for (const [side, peer] of [
       [a, b],
@@ -118,6 +138,57 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
     // An unrevoked A identity still passes (the CRL check covers B's chain only).
     const allowed = await mtlsRequest(backend.address, SIDECAR_PORT, issueFor(a, ids.client, bRoots()));
     assert.ok('status' in allowed && allowed.status === 200, JSON.stringify(allowed));
+  });
+
+  it('B rotates its root (prepare, activate, retire) and calls across the meshes keep working with zero failed requests', async () => {
+    let ok = 0;
+    const failures: string[] = [];
+    let stop = false;
+    // A bounded request loop in both directions: B identities (as B's CA issues them now) into A's
+    // sidecar, which validates them with the B bundle A fetched; A identities into B's sidecar.
+    const loop = (async () => {
+      const deadline = Date.now() + 90_000;
+      while (!stop && Date.now() < deadline) {
+        for (const r of [
+          await mtlsRequest(client.address, SIDECAR_PORT, issueFor(b, ids.backend, aRoots())),
+          await mtlsRequest(backend.address, SIDECAR_PORT, issueFor(a, ids.client, bRoots())),
+        ]) {
+          if ('status' in r && r.status === 200) ok++;
+          else failures.push(JSON.stringify(r));
+        }
+      }
+    })();
+    try {
+      assert.ok(b.mesh.mp.ca.rotateRoot('prepare').ok);
+      // The operator waits until federated meshes trust the new root before activating it.
+      await eventually(async () => (await rootsFor(envoys.client!, 'b.example')) === 2, {
+        timeoutMs: 20_000,
+        description: "A's sidecar to trust both B roots",
+      });
+      await eventually(async () => (await rootsFor(envoys.intruder!, 'b.example')) === 2, {
+        timeoutMs: 20_000,
+        description: "A's other sidecar to trust both B roots",
+      });
+      const before = (await leafSerials(envoys.backend!))[0];
+      assert.ok(b.mesh.mp.ca.rotateRoot('activate').ok);
+      await eventually(async () => !(await leafSerials(envoys.backend!)).includes(before!), {
+        description: "B's sidecar to get an SVID of the new root",
+      });
+      assert.ok(b.mesh.mp.ca.rotateRoot('retire', { force: true }).ok);
+      await eventually(async () => (await rootsFor(envoys.client!, 'b.example')) === 1, {
+        timeoutMs: 20_000,
+        description: "A's sidecar to drop B's old root",
+      });
+      // A fetched the retired bundle through an endpoint now serving under the new root: authenticated with the bundle held before.
+      assert.equal(a.mesh.mp.federation!.list()[0]!.rootsPem.length, 1);
+      assert.equal(a.mesh.mp.federation!.list()[0]!.rootsPem[0], b.mesh.mp.ca.trustBundle().rootsPem[0]);
+    } finally {
+      stop = true;
+      await loop;
+    }
+    console.log(`      cross-mesh requests during B's root rotation: ${ok} ok, ${failures.length} failed`);
+    assert.deepEqual(failures, []);
+    assert.ok(ok > 20, `only ${ok} requests went through`);
   });
 
   it("B's bundle endpoint down: A keeps the last good bundle and B identities are still accepted", async () => {
