@@ -132,6 +132,14 @@ spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
   serviceCidr: 10.231.7.192/26
   accessLog: true
+  bundleEndpoint: {address: 127.0.0.1, port: 8443, refreshHint: 2m}
+  federatesWith:
+    - trustDomain: b.example
+      bundleEndpointUrl: https://mesh-b.example:8443
+      bundleEndpointProfile: https_spiffe
+      endpointSpiffeId: spiffe://b.example/ns/istio-system/sa/meshpilot
+      trustBundleFile: bundles/b.json
+    - {trustDomain: c.example, trustBundleFile: /etc/meshpilot/c-roots.pem}
 `;
     const r = parseConfigText(text, '/etc/meshpilot/mesh.yaml');
     assert.deepEqual(r.diagnostics, []);
@@ -168,6 +176,16 @@ spec:
         outboundTrafficPolicy: 'REGISTRY_ONLY',
         serviceCidr: '10.231.7.192/26',
         accessLog: true,
+        bundleEndpoint: { address: '127.0.0.1', port: 8443, refreshHintSeconds: 120 },
+        federatesWith: [
+          {
+            trustDomain: 'b.example',
+            bundleEndpointUrl: 'https://mesh-b.example:8443/',
+            endpointSpiffeId: 'spiffe://b.example/ns/istio-system/sa/meshpilot',
+            trustBundleFile: '/etc/meshpilot/bundles/b.json',
+          },
+          { trustDomain: 'c.example', trustBundleFile: '/etc/meshpilot/c-roots.pem' },
+        ],
         origin: undefined,
       },
     );

@@ -211,14 +211,12 @@ function bundleEndpoint(r: DocReader, f: Field): BundleEndpointSettings | undefi
     if (s !== undefined && !isIP(s)) r.error(m.address.at, m.address.path, `must be an IP address to listen on, got ${s}`);
     else if (s !== undefined) address = s;
   }
-  if (!m.port) {
-    r.error(f.at, f.path, 'port is required (the bundle endpoint has no default port)');
-    return undefined;
-  }
-  const port = r.int(m.port);
-  if (port !== undefined && !(port > 0 && port < 65536)) r.error(m.port.at, m.port.path, `must be a TCP port (1-65535), got ${port}`);
+  if (!m.port) r.error(f.at, f.path, 'port is required (the bundle endpoint has no default port)');
+  const port = m.port ? r.int(m.port) : undefined;
+  if (m.port && port !== undefined && !(port > 0 && port < 65536))
+    r.error(m.port.at, m.port.path, `must be a TCP port (1-65535), got ${port}`);
   const hint = m.refreshHint ? duration(r, m.refreshHint) : 300_000;
-  if (hint !== undefined && hint < 1000) r.error(m.refreshHint!.at, m.refreshHint!.path, 'must be at least 1s');
+  if (m.refreshHint && hint !== undefined && hint < 1000) r.error(m.refreshHint.at, m.refreshHint.path, 'must be at least 1s');
   if (port === undefined || !(port > 0 && port < 65536) || hint === undefined || hint < 1000) return undefined;
   return { address, port, refreshHintSeconds: Math.round(hint / 1000) };
 }
@@ -271,9 +269,9 @@ function federatesWith(r: DocReader, f: Field, ownTrustDomain: string): Federate
         );
       else endpointId = s;
     }
-    if (url && !m.endpointSpiffeId)
+    if (m.bundleEndpointUrl && !m.endpointSpiffeId)
       bad(item, 'endpointSpiffeId is required with bundleEndpointUrl (https_spiffe authenticates the endpoint by its SPIFFE ID)');
-    if (!url && m.endpointSpiffeId)
+    if (!m.bundleEndpointUrl && m.endpointSpiffeId)
       bad(m.endpointSpiffeId, 'endpointSpiffeId without bundleEndpointUrl: there is no endpoint to authenticate');
     if (td === undefined || tdProblem || td === ownTrustDomain || file === undefined) continue;
     if ((url === undefined) !== (endpointId === undefined)) continue;

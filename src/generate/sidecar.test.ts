@@ -3,7 +3,16 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../config/index.js';
 import { mustTrustDomain } from '../identity/index.js';
-import { Any, Cluster, ClusterLoadAssignment, Listener, Secret, TypeUrl, UpstreamTlsContext } from '../proto/index.js';
+import {
+  Any,
+  Cluster,
+  ClusterLoadAssignment,
+  Listener,
+  Secret,
+  SPIFFECertValidatorConfig,
+  TypeUrl,
+  UpstreamTlsContext,
+} from '../proto/index.js';
 import type { EncodedResource } from '../snapshot/index.js';
 import { generateAll, NO_POLICY, PushContext, ResourceMemo, type SecretSource } from './index.js';
 
@@ -32,7 +41,13 @@ spec:
   labels: { app: photo-backend }
 `;
 
-function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns', source: SecretSource = {}) {
+function generate(
+  yaml: string,
+  workload = 'photo-frontend',
+  ns = 'photo-ns',
+  source: SecretSource = {},
+  foreignBundles: readonly { trustDomain: string; pem: string }[] = [],
+) {
   const r = parseConfigText(yaml, 'mesh.yaml');
   assert.ok(r.model, JSON.stringify(r.diagnostics));
   const model = r.model;
@@ -41,7 +56,8 @@ function generate(yaml: string, workload = 'photo-frontend', ns = 'photo-ns', so
       model,
       trustDomain: mustTrustDomain('cluster.local'),
       trustBundlePem: 'ROOT',
-      crlPem: '',
+      crlPem: foreignBundles.length > 0 ? 'CRL' : '',
+      foreignBundles,
       svidFor: () => ({ chainPem: 'CHAIN', keyPem: 'KEY' }),
       inboundPolicy: () => NO_POLICY,
     },
@@ -117,6 +133,22 @@ describe('sidecar generator', () => {
     assert.deepEqual(
       l.filterChains.map((c) => c.filterChainMatch?.transportProtocol),
       ['tls', 'raw_buffer'],
+    );
+  });
+
+  it('with federated trust domains, ROOTCA uses the SPIFFE validator: one bundle per trust domain, the CRL in our own', () => {
+    const { get } = generate(photo, 'photo-frontend', 'photo-ns', {}, [{ trustDomain: 'b.example', pem: 'B-ROOTS' }]);
+    const r = decodeAny(Secret, get(TypeUrl.Secret, 'ROOTCA'));
+    const vc = r.validationContext!;
+    assert.equal(vc.trustedCa, undefined, 'no mesh-wide trusted_ca: every root is scoped to its trust domain');
+    assert.equal(vc.customValidatorConfig!.name, 'envoy.tls.cert_validator.spiffe');
+    const cfg = SPIFFECertValidatorConfig.decode(vc.customValidatorConfig!.typedConfig!.value);
+    assert.deepEqual(
+      cfg.trustDomains.map((d) => [d.name, d.trustBundle!.inlineString]),
+      [
+        ['cluster.local', 'ROOTCRL'],
+        ['b.example', 'B-ROOTS'],
+      ],
     );
   });
 
