@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../observability/index.js';
 import { registerCaCommands } from './ca-commands.js';
+import { parseSpiffeBundle } from '../federation/index.js';
 
 const run = (...args: string[]) => runCli((program, io) => registerCaCommands(program, { log: silentLogger, write: io.write }), ...args);
 
@@ -19,6 +20,24 @@ describe('cli: meshpilot ca', () => {
     state = join(dir, 'state');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the SPIFFE bundle of the state directory for a federated mesh, during a rotation with both roots', async () => {
+    assert.equal((await run('ca', 'init', '--state-dir', state, '--trust-domain', 'b.example')).exitCode, 0);
+    const r = await run('ca', 'bundle', '--state-dir', state, '--refresh-hint', '2m');
+    assert.equal(r.exitCode, 0, r.err);
+    const b = parseSpiffeBundle(r.out);
+    assert.ok(b.ok, JSON.stringify(b));
+    assert.equal(b.value.rootsPem.length, 1);
+    assert.equal(b.value.refreshHintSeconds, 120);
+    assert.ok(readFileSync(join(state, 'root-1-cert.pem'), 'utf8').includes(b.value.rootsPem[0]!.split('\n')[1]!));
+    assert.equal((await run('ca', 'rotate-root', '--state-dir', state, '--phase', 'prepare')).exitCode, 0);
+    const both = parseSpiffeBundle((await run('ca', 'bundle', '--state-dir', state)).out);
+    assert.ok(both.ok);
+    assert.equal(both.value.rootsPem.length, 2);
+    const bad = await run('ca', 'bundle', '--state-dir', state, '--refresh-hint', '10ms');
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.err, /--refresh-hint: must be at least 1s/);
+  });
 
   it('takes --ttl as a Go duration and names what is wrong with one it cannot read', async () => {
     assert.equal((await run('ca', 'init', '--state-dir', state)).exitCode, 0);

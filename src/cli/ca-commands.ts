@@ -14,6 +14,7 @@ import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
 import type { RevocationProof } from '../observability/index.js';
 import { runGatedRotation } from './gated-rotation.js';
+import { encodeSpiffeBundle } from '../federation/index.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
 export interface CaCommandDeps {
@@ -118,6 +119,25 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         let out = formatStatus(a.status());
         if (o.crl) for (const c of a.crl()) out += c.pem;
         write(out);
+      });
+    });
+
+  ca.command('bundle')
+    .description("print this trust domain's SPIFFE bundle (JSON), the initial bundle a federated mesh's trustBundleFile holds")
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--refresh-hint <duration>', 'spiffe_refresh_hint to publish', '5m')
+    .action(function (this: Command, o: { stateDir: string; refreshHint: string }) {
+      const hint = parseDuration(o.refreshHint);
+      if (!hint.ok || hint.value < 1000)
+        return this.error(`error: --refresh-hint: ${hint.ok ? 'must be at least 1s' : hint.error}`, { exitCode: 1 });
+      withCa(this, o.stateDir, { writes: false }, (a) => {
+        write(
+          encodeSpiffeBundle({
+            rootsPem: a.trustBundle().rootsPem,
+            sequence: Math.floor(clock.now() / 1000),
+            refreshHintSeconds: Math.round(hint.value / 1000),
+          }),
+        );
       });
     });
 
