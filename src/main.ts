@@ -166,6 +166,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const td = parseTrustDomain(settings.trustDomain);
   if (!td.ok) throw new Error(`trust domain ${settings.trustDomain}: ${td.error.message}`);
 
+  // Envoy's SPIFFE validator reads CRLs from a domain's bundle and then requires one for every
+  // certificate of the chain; a plug-in CA's intermediate would need its root's CRL, which is not ours.
+  if (settings.caPluginDir && settings.federatesWith.length > 0)
+    throw new Error(
+      'MeshConfig spec.federatesWith with spec.caPluginDir is not supported: the SPIFFE validator would require a CRL of the plug-in root for the intermediate',
+    );
   const caOpts = {
     trustDomain: td.value,
     clock,
