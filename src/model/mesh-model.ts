@@ -5,6 +5,7 @@ import { createSelectorIndex } from './selector-index.js';
 import { meshSettings, type MeshSettings } from './settings.js';
 import type {
   AuthorizationPolicy,
+  DestinationRule,
   ObjectKind,
   ObjectMeta,
   PeerAuthentication,
@@ -12,6 +13,7 @@ import type {
   Service,
   ServiceAccount,
   ServiceAccountRef,
+  ServiceEntry,
   ServicePort,
   WorkloadEntry,
 } from './types.js';
@@ -31,6 +33,8 @@ export interface MeshModelInput {
   readonly peerAuthentications?: readonly PeerAuthentication[];
   readonly authorizationPolicies?: readonly AuthorizationPolicy[];
   readonly requestAuthentications?: readonly RequestAuthentication[];
+  readonly serviceEntries?: readonly ServiceEntry[];
+  readonly destinationRules?: readonly DestinationRule[];
 }
 
 /** The whole mesh at one version: immutable, every list sorted by namespace then name. */
@@ -44,6 +48,8 @@ export interface MeshModel {
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   readonly requestAuthentications: readonly RequestAuthentication[];
+  readonly serviceEntries: readonly ServiceEntry[];
+  readonly destinationRules: readonly DestinationRule[];
 
   /** Looks up a ServiceAccount by namespace and name. */
   serviceAccount(namespace: string, name: string): ServiceAccount | undefined;
@@ -63,6 +69,8 @@ export interface MeshModel {
   authorizationPoliciesFor(workload: WorkloadEntry): readonly AuthorizationPolicy[];
   /** RequestAuthentications that apply to a workload (its namespace and the root namespace, selector matching). */
   requestAuthenticationsFor(workload: WorkloadEntry): readonly RequestAuthentication[];
+  /** The WorkloadEntries a ServiceEntry's workloadSelector picks (its namespace), sorted by name; empty without one. */
+  workloadsOfEntry(entry: ServiceEntry): readonly WorkloadEntry[];
 }
 
 /** Returns the key `kind/namespace/name` that identifies an object across model versions. */
@@ -109,6 +117,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   const pas = index('PeerAuthentication', input.peerAuthentications);
   const aps = index('AuthorizationPolicy', input.authorizationPolicies);
   const ras = index('RequestAuthentication', input.requestAuthentications);
+  const ses = index('ServiceEntry', input.serviceEntries);
+  const drs = index('DestinationRule', input.destinationRules);
 
   const settingsHash = contentHash('MeshConfig', settings);
   const lines = [...hashes.entries()].map(([k, h]) => `${k}=${h}`).sort();
@@ -183,6 +193,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthentications: pas.all,
     authorizationPolicies: aps.all,
     requestAuthentications: ras.all,
+    serviceEntries: ses.all,
+    destinationRules: drs.all,
     serviceAccount: (namespace, name) => sas.byKey.get(nsKey(namespace, name)),
     service: (namespace, name) => svcs.byKey.get(nsKey(namespace, name)),
     workload: (namespace, name) => wls.byKey.get(nsKey(namespace, name)),
@@ -196,6 +208,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthenticationsFor: (w) => applying(pas.all, w),
     authorizationPoliciesFor: (w) => applying(aps.all, w),
     requestAuthenticationsFor: (w) => applying(ras.all, w),
+    workloadsOfEntry: (e) =>
+      e.workloadSelector ? wls.all.filter((w) => w.namespace === e.namespace && selectorMatches(e.workloadSelector, w.labels)) : [],
   };
   Object.freeze(model);
   objectHashes.set(model, { objects: hashes, settings: settingsHash });

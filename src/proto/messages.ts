@@ -50,3 +50,4 @@ export {
   IstioCertificateServiceClient,
   IstioCertificateServiceService,
 } from '../../generated/istio/v1/auth/ca.js';
+export { Cluster_DnsLookupFamily } from '../../generated/envoy/config/cluster/v3/cluster.js';
