@@ -8,6 +8,8 @@ import { loopbackAddress, xfccUri } from './kit/photo-app.js';
 import type { TestWorkload } from './kit/mesh.js';
 import type { EnvoyProcess } from './harness/index.js';
 import { leafSerials } from './kit/certs.js';
+import { formatCounts, startLoad, type LoadCounts } from './kit/load.js';
+import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 
 const client: TestWorkload = { name: 'client', namespace: 'shop', address: loopbackAddress(41) };
 const intruder: TestWorkload = { name: 'intruder', namespace: 'shop', address: loopbackAddress(42) };
@@ -18,6 +20,32 @@ const ids = {
   backend: 'spiffe://b.example/ns/store/sa/backend',
 };
 const SIDECAR_PORT = 9080;
+const B_BACKEND_HOST = 'backend.store.b.example:9080';
+const B_WRONG_SAN_HOST = 'backend-wrong-san.store.b.example:9080';
+
+// Cross-mesh services: A reaches B's backend through B's sidecar, over mTLS, with secure naming
+// expecting B's identity (Istio's ServiceEntry with subjectAltNames). The second entry names a
+// B identity the backend does not run as: A's sidecar must refuse the connection.
+function crossMeshEntries(): string {
+  const entry = (name: string, host: string, san: string) => `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ${name}
+  namespace: shop
+spec:
+  hosts: [${host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  subjectAltNames: ['${san}']
+  endpoints: [{ address: ${backend.address}, labels: { security.istio.io/tlsMode: istio } }]
+`;
+  return (
+    entry('backend-b', B_BACKEND_HOST.split(':')[0]!, ids.backend) +
+    entry('backend-b-wrong-san', B_WRONG_SAN_HOST.split(':')[0]!, 'spiffe://b.example/ns/store/sa/someone-else')
+  );
+}
 
 // B lets exactly one principal of A call its backend.
 const B_POLICY = `---
@@ -68,7 +96,10 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
 
   before(async () => {
     fed = await startFederation({
-      a: { files: { 'workloads.yaml': workloadYaml(client) + workloadYaml(intruder) }, apps: [client, intruder] },
+      a: {
+        files: { 'workloads.yaml': workloadYaml(client) + workloadYaml(intruder), 'cross-mesh.yaml': crossMeshEntries() },
+        apps: [client, intruder],
+      },
       b: { files: { 'workloads.yaml': workloadYaml(backend) + B_POLICY }, apps: [backend] },
     });
     ({ a, b } = fed);
@@ -94,6 +125,26 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
 
   const bRoots = () => b.mesh.mp.ca.trustBundle().pem;
   const aRoots = () => a.mesh.mp.ca.trustBundle().pem;
+
+  it('a client in A calls a service in B through both sidecars; the B app sees the A SPIFFE ID; B refuses another A principal', async () => {
+    const res = await eventually(
+      async () => {
+        const r = await a.mesh.call(client, B_BACKEND_HOST);
+        return r.status === 200 ? r : undefined;
+      },
+      { description: 'client (A) → backend (B) to answer 200' },
+    );
+    assert.ok(res);
+    assert.equal(xfccUri((res.json as { headers?: Record<string, unknown> }).headers), ids.client);
+    const denied = await a.mesh.call(intruder, B_BACKEND_HOST);
+    assert.equal(denied.status, 403, denied.body);
+  });
+
+  it("secure naming across meshes: A's sidecar refuses B's backend where it expects another B identity", async () => {
+    const r = await a.mesh.call(client, B_WRONG_SAN_HOST);
+    assert.equal(r.status, 503, r.body);
+    assert.match(r.body, /CERTIFICATE_VERIFY_FAILED|SAN|verify/i);
+  });
 
   it("B's sidecar accepts an A identity its policy allows (the app sees it) and refuses another A principal with 403", async () => {
     const allowed = await eventually(
@@ -158,6 +209,16 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
         }
       }
     })();
+    // And the real path: A's client through its sidecar to B's backend through B's sidecar.
+    const load = startLoad({
+      host: client.address,
+      port: OUTBOUND_HTTP_PORT,
+      hostHeader: B_BACKEND_HOST,
+      concurrency: 2,
+      maxDurationMs: 90_000,
+      pauseMs: 10,
+    });
+    let counts: LoadCounts | undefined;
     try {
       assert.ok(b.mesh.mp.ca.rotateRoot('prepare').ok);
       // The operator waits until federated meshes trust the new root before activating it.
@@ -185,13 +246,17 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
     } finally {
       stop = true;
       await loop;
+      counts = await load.stop();
     }
-    console.log(`      cross-mesh requests during B's root rotation: ${ok} ok, ${failures.length} failed`);
+    console.log(`      ${formatCounts("sidecar to sidecar across the meshes during B's root rotation", counts)}`);
+    console.log(`      direct mTLS requests into both meshes during B's root rotation: ${ok} ok, ${failures.length} failed`);
+    assert.equal(counts.failed, 0, JSON.stringify(counts.failures));
+    assert.ok(counts.ok > 50, `only ${counts.ok} requests through the sidecars`);
     assert.deepEqual(failures, []);
     assert.ok(ok > 20, `only ${ok} requests went through`);
   });
 
-  it("B's bundle endpoint down: A keeps the last good bundle and B identities are still accepted", async () => {
+  it("B's bundle endpoint down: A keeps the last good bundle and traffic flows", async () => {
     const held = a.mesh.mp.federation!.list()[0]!;
     await b.mesh.mp.stop();
     await eventually(async () => (await refusals(a, 'b.example', 'unreachable')) > 0, {
@@ -206,6 +271,9 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
     for (let i = 0; i < 5; i++) {
       const r = await mtlsRequest(client.address, SIDECAR_PORT, issueFor(b, ids.backend, aRoots()));
       assert.ok('status' in r && r.status === 200, JSON.stringify(r));
+      // Traffic flows across the meshes too: B's sidecars keep their config while B's control plane is away.
+      const viaSidecars = await a.mesh.call(client, B_BACKEND_HOST);
+      assert.equal(viaSidecars.status, 200, viaSidecars.body);
     }
   });
 });
