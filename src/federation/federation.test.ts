@@ -15,6 +15,7 @@ import { createRecordingLogger } from '../observability/index.js';
 import {
   createFederatedBundles,
   encodeSpiffeBundle,
+  fetchBundle,
   parseSpiffeBundle,
   startBundleEndpoint,
   type BundleEndpoint,
@@ -122,6 +123,94 @@ describe('SPIFFE bundle format', () => {
     assert.ok(r.ok);
     assert.equal(r.value.skippedJwtKeys, 1);
     assert.equal(r.value.rootsPem.length, 1);
+  });
+});
+
+describe('federated bundle refresh schedule', () => {
+  it('fetches at start, then after the refresh hint (clamped), and retries sooner after a failure', async () => {
+    const ca = createEphemeralCa({ trustDomain: mustTrustDomain('b.example') });
+    const dir = mkdtempSync(join(tmpdir(), 'meshpilot-fed-'));
+    try {
+      writeFileSync(join(dir, 'b.pem'), ca.trustBundle().pem);
+      const scheduled: { fn: () => void; ms: number }[] = [];
+      const fake = { setTimeout: (fn: () => void, ms: number) => scheduled.push({ fn, ms }), clearTimeout: () => undefined };
+      const answers: Awaited<ReturnType<typeof fetchBundle>>[] = [
+        { ok: true, value: { rootsPem: ca.trustBundle().rootsPem, refreshHintSeconds: 7, skippedJwtKeys: 0 } },
+        { ok: false, error: { kind: 'unreachable', message: 'down' } },
+        { ok: true, value: { rootsPem: ca.trustBundle().rootsPem, refreshHintSeconds: 100_000, skippedJwtKeys: 0 } },
+      ];
+      const r = createFederatedBundles({
+        domains: [
+          {
+            trustDomain: 'b.example',
+            bundleEndpointUrl: 'https://127.0.0.1:1/',
+            endpointSpiffeId: B_ENDPOINT_ID,
+            trustBundleFile: join(dir, 'b.pem'),
+          },
+        ],
+        clock: systemClock,
+        timers: fake,
+        log: createRecordingLogger(),
+        policy: { retryMs: 2_000 },
+        fetch: () => Promise.resolve(answers.shift()!),
+      });
+      assert.ok(r.ok);
+      const step = async () => {
+        const next = scheduled.at(-1)!;
+        next.fn();
+        await new Promise((res) => setImmediate(res));
+        await new Promise((res) => setImmediate(res));
+      };
+      assert.equal(scheduled[0]!.ms, 0, 'first fetch at once');
+      await step();
+      assert.equal(scheduled.at(-1)!.ms, 7_000, 'then after the hint');
+      await step();
+      assert.equal(scheduled.at(-1)!.ms, 2_000, 'a failure retries after retryMs (shorter than the hint)');
+      await step();
+      assert.equal(scheduled.at(-1)!.ms, 3_600_000, 'a huge hint is clamped to the maximum');
+      r.value.close();
+    } finally {
+      ca.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('federated bundle sequence', () => {
+  it('refuses different roots with a lower spiffe_sequence (an old bundle served again), keeping the held one', async () => {
+    const b = createEphemeralCa({ trustDomain: mustTrustDomain('b.example') });
+    const old = createEphemeralCa({ trustDomain: mustTrustDomain('b.example') });
+    const dir = mkdtempSync(join(tmpdir(), 'meshpilot-fed-'));
+    try {
+      writeFileSync(join(dir, 'b.json'), encodeSpiffeBundle({ rootsPem: b.trustBundle().rootsPem, sequence: 50, refreshHintSeconds: 1 }));
+      const refused: string[] = [];
+      const r = createFederatedBundles({
+        domains: [
+          {
+            trustDomain: 'b.example',
+            bundleEndpointUrl: 'https://127.0.0.1:1/',
+            endpointSpiffeId: B_ENDPOINT_ID,
+            trustBundleFile: join(dir, 'b.json'),
+          },
+        ],
+        clock: systemClock,
+        timers: { setTimeout: () => undefined, clearTimeout: () => undefined },
+        log: createRecordingLogger(),
+        stats: { onRefused: (_td, reason) => refused.push(reason) },
+        fetch: () => Promise.resolve({ ok: true, value: { rootsPem: old.trustBundle().rootsPem, sequence: 49, skippedJwtKeys: 0 } }),
+      });
+      assert.ok(r.ok);
+      const res = await r.value.refresh('b.example');
+      assert.ok(!res.ok);
+      assert.equal(res.error.kind, 'rollback');
+      assert.deepEqual(r.value.list()[0]!.rootsPem, b.trustBundle().rootsPem);
+      assert.deepEqual(refused, ['rollback']);
+      r.value.close();
+    } finally {
+      b.close();
+      old.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
