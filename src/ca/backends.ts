@@ -175,7 +175,7 @@ function checkTrustDomain(o: CaOptions, s: PersistedState, dir: string): Result<
 }
 
 function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStore, log: Logger): Result<CertificateAuthority, CaError> {
-  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log) : undefined;
+  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, o.clock ?? systemClock) : undefined;
   if (key && !key.ok) return key;
   const r = openSelfSignedWith(o, dir, loaded, closingKey(store, key?.value), log, key?.value);
   if (!r.ok) key?.value.close();
@@ -273,7 +273,7 @@ function openPlugin(
   store: CaStore,
   log: Logger,
 ): Result<CertificateAuthority, CaError> {
-  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log) : undefined;
+  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, o.clock ?? systemClock) : undefined;
   if (key && !key.ok) return key;
   if (key) warnStrayPluginKey(pluginDir, log);
   const r = openPluginWith(o, pluginDir, dir, loaded, closingKey(store, key?.value), log, key?.value);

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { err, ok } from '../lib/index.js';
-import type { Result } from '../lib/index.js';
+import type { Clock, Result } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
 import { isExternalKey } from './keys.js';
 import type { CaSigningKey } from './keys.js';
@@ -31,8 +31,8 @@ interface TokenKeyRecord {
 const FLAGS = '--ca-pkcs11-module, --ca-pkcs11-token, --ca-pkcs11-key and --ca-pkcs11-pin-file';
 
 /** Opens the CA key in its token; the error names module, token label and key label. */
-export function openTokenKey(ref: Pkcs11KeyRef, log: Logger): Result<Pkcs11Key, CaError> {
-  const k = openPkcs11Key(ref, { log });
+export function openTokenKey(ref: Pkcs11KeyRef, log: Logger, clock: Clock): Result<Pkcs11Key, CaError> {
+  const k = openPkcs11Key(ref, { log, clock });
   if (!k.ok) return err(caError('bad-material', `CA key ${describeRef(ref)}: ${k.error}`));
   log.info('ca key in pkcs11 token', { key: k.value.description });
   return k;

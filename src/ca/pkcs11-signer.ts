@@ -306,6 +306,11 @@ const publicTemplate = (ref: Pkcs11KeyRef, id: Buffer) => [
   { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
 ];
 
+/** Whether the token holds a private key with this label (`ca init` makes one only when it does not). */
+export function pkcs11KeyExists(ref: Pkcs11KeyRef): Result<boolean, string> {
+  return withSession(ref, (lib, session) => ok(findObjects(lib, session, pkcs11js.CKO_PRIVATE_KEY, ref.keyLabel).length > 0));
+}
+
 /** Generates an ECDSA P-256 key pair in the token (sensitive, not extractable); refuses a label in use. Returns the public key. */
 export function generatePkcs11Key(ref: Pkcs11KeyRef): Result<KeyObject, string> {
   return withSession(ref, (lib, session) => {
