@@ -67,7 +67,9 @@ const isCkr = (e: unknown, name: string): boolean => e instanceof Error && e.mes
 
 function initialize(m: LoadedModule): void {
   try {
-    m.lib.C_Initialize();
+    // OS locking: the binding's async calls run on libuv worker threads; with no locking
+    // arguments a module may assume it is never called from two threads (PKCS#11 v2.40 5.4).
+    m.lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
   } catch (e) {
     // Another user of the library in this process initialized it already: that is fine.
     if (!isCkr(e, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw e;
