@@ -8,7 +8,7 @@ import type { Logger } from '../observability/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
-import { describeKey, KeyUnavailableError, spkiOf } from './keys.js';
+import { describeKey, isExternalKey, KeyUnavailableError, spkiOf } from './keys.js';
 import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
 import { createSvidSigner } from './svid-signer.js';
@@ -231,6 +231,7 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       rotation: rotation(),
       roots: [...roots.values()],
       signingCa: summary(signing.ca),
+      signingKey: isExternalKey(signing.ca.key) ? `PKCS#11 key ${signing.ca.key.description}` : 'in process',
       intermediates: signing.chain.map(summary),
       revoked: [...revoked.values()].map(toRevoked),
       outstanding,

@@ -43,6 +43,7 @@ const describeCert = (c: CertificateSummary) =>
 function formatStatus(s: CaStatus): string {
   let out = `trust domain: ${s.trustDomain}\nmode: ${s.mode}\nroot rotation: ${s.rotation}\n`;
   out += `signing CA: ${s.signingCa.subject}\n`;
+  out += `signing key: ${s.signingKey}\n`;
   for (const [i, r] of s.roots.entries()) out += `root ${i + 1}:\n${describeCert(r)}`;
   for (const [i, c] of s.intermediates.entries()) out += `intermediate ${i + 1}:\n${describeCert(c)}`;
   out += `outstanding SVIDs: ${Object.entries(s.outstanding)

@@ -58,6 +58,7 @@ describe('cli: the CA key in a PKCS#11 token (SoftHSM2)', function () {
     const show = await ca('show', '--state-dir', state, ...flags);
     assert.equal(show.exitCode, 0, show.err);
     assert.match(out, /mode: self-signed/);
+    assert.match(out, /signing key: PKCS#11 key 'mesh-root' in token 'meshpilot-test' \(PKCS#11 module .*libsofthsm2\.so\)/);
     out = '';
     const issued = await ca(
       'issue',
