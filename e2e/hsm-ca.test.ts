@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requestCertificate } from '../src/agent/ca-client.js';
 import { generateKeyPair, generatePkcs11Key, type Pkcs11KeyRef } from '../src/ca/index.js';
 import { createSoftHsm, type SoftHsm } from '../src/ca/softhsm-kit.js';
-import { opensslVerify } from '../src/ca/testing.js';
+import { makeTestCa, opensslVerify } from '../src/ca/testing.js';
 import { makeCsr } from '../src/csr/index.js';
 import { eventually, type EnvoyProcess } from './harness/index.js';
 import { ownChainPems } from './kit/certs.js';
@@ -115,5 +115,60 @@ describe('CA root key in a PKCS#11 token (SoftHSM2) with real Envoy', function (
       { timeoutMs: 45_000, description: 'backend → datastore once the datastore sidecar got its SVID' },
     );
     assert.equal(xfccUri((res.json as { headers: Record<string, string> }).headers), ids.backend);
+  });
+});
+
+describe('CA intermediate key in a PKCS#11 token (SoftHSM2) under an outside root, with real Envoy', function () {
+  this.timeout(90_000);
+  let hsm: SoftHsm;
+  let pluginDir: string;
+  let mesh: TestMesh;
+  let fe: EnvoyProcess;
+  const root = makeTestCa({ cn: 'outside root', now: Date.now() });
+  let intermediatePem: string;
+
+  before(async () => {
+    hsm = createSoftHsm({ tokenLabel: 'hsm-e2e-intermediate' });
+    pluginDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-hsm-plugin-'));
+    const ref: Pkcs11KeyRef = { module: hsm.module, tokenLabel: hsm.tokenLabel, keyLabel: 'mesh-intermediate', pin: hsm.pin };
+    const pub = generatePkcs11Key(ref);
+    assert.ok(pub.ok, pub.ok ? '' : pub.error);
+    // The outside root certifies the token's key; the intermediate's private key never exists outside the token.
+    intermediatePem = makeTestCa({
+      cn: 'meshpilot intermediate in hsm',
+      issuer: root,
+      now: Date.now(),
+      keys: { publicKey: pub.value, privateKey: pub.value },
+    }).pem;
+    writeFileSync(join(pluginDir, 'ca-cert.pem'), intermediatePem);
+    writeFileSync(join(pluginDir, 'root-cert.pem'), root.pem);
+    writeFileSync(join(pluginDir, 'cert-chain.pem'), intermediatePem + root.pem);
+    const config = photoAppConfig((y) =>
+      y.replace('  trustDomain: cluster.local', `  trustDomain: cluster.local\n  caPluginDir: ${pluginDir}`),
+    );
+    mesh = await startMesh({ 'mesh.yaml': config }, { apps: [frontend, backend], caPkcs11: ref });
+    fe = await mesh.startSidecar(frontend);
+    await mesh.startSidecar(backend);
+  });
+  afterEach(function () {
+    mesh?.dumpIfFailed(this.currentTest);
+  });
+  after(async () => {
+    await mesh?.stop();
+    rmSync(pluginDir, { recursive: true, force: true });
+    hsm?.remove();
+  });
+
+  it('signs SVIDs as the intermediate in the token: traffic flows, chains verify to the outside root', async () => {
+    assert.equal(mesh.mp.ca.trustBundle().pem, root.pem);
+    const res = await eventually(() => mesh.call(frontend, backendHost), { description: 'frontend → backend' });
+    assert.equal(res.status, 200);
+    assert.equal(xfccUri((res.json as { headers: Record<string, string> }).headers), ids.frontend);
+    const chain = await ownChainPems(fe);
+    assert.equal(chain.length, 2, 'leaf and the intermediate');
+    assert.equal(chain[1], intermediatePem);
+    assert.ok(new X509Certificate(chain[0]!).verify(new X509Certificate(intermediatePem).publicKey), 'signed by the token key');
+    const v = opensslVerify(pluginDir, chain, root.pem);
+    assert.equal(v.status, 0, v.output);
   });
 });
