@@ -143,6 +143,26 @@ describe('cli: the CA key in a PKCS#11 token (SoftHSM2)', function () {
       [{ '--ca-pkcs11-key': 'no-such-key' }, /no private key 'no-such-key' in token 'meshpilot-test' \(PKCS#11 module .*libsofthsm2\.so\)/],
       [{ '--ca-pkcs11-pin-file': wrongPin }, /'mesh-root' in token 'meshpilot-test' \(PKCS#11 module .*\): .*login failed: wrong PIN/],
     ];
+    const ephemeral = spawnSync(
+      process.execPath,
+      [
+        bin,
+        'serve',
+        '--config',
+        photoApp,
+        '--ephemeral',
+        '--xds-address',
+        '127.0.0.1:0',
+        '--admin-port',
+        '0',
+        '--log-level',
+        'error',
+        ...flags,
+      ],
+      { encoding: 'utf8', env: hsm.env(), timeout: 30_000 },
+    );
+    assert.equal(ephemeral.status, 2, ephemeral.stderr);
+    assert.match(ephemeral.stderr, /a CA key in a PKCS#11 token needs --state-dir \(self-signed root\) or a MeshConfig caPluginDir/);
     for (const [over, re] of cases) {
       const r = serve(over);
       assert.equal(r.status, 2, `${JSON.stringify(over)}: ${r.stderr}`);
