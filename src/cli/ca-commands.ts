@@ -109,13 +109,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     if (!i.ok) return fail(`${keyFile}: ${i.error}`);
     return `imported ${keyFile} into the token as ${where} (not extractable): delete ${keyFile} now, the CA no longer reads it\n`;
   };
-  const withCa = <T>(
-    cmd: Command,
-    stateDir: string,
-    o: { writes: boolean; pkcs11?: Pkcs11Flags },
-    f: (a: CertificateAuthority) => T,
-  ): T => {
-    const pkcs11 = tokenRef(cmd, o.pkcs11 ?? {});
+  const withCa = <T>(cmd: Command, stateDir: string, o: { writes: boolean }, f: (a: CertificateAuthority) => T): T => {
+    const pkcs11 = tokenRef(cmd, cmd.opts<Pkcs11Flags>());
     const release = o.writes ? lockState(cmd, stateDir) : () => {};
     try {
       const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log(), ...(pkcs11 ? { pkcs11 } : {}) }));
@@ -129,253 +124,239 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     }
   };
 
-  addPkcs11Options(
-    ca
-      .command('init')
-      .description(
-        'create the CA state: a self-signed root, or a plug-in CA from Istio-style files; with --ca-pkcs11-*, the key is in a token (generated there, or imported once from ca-key.pem)',
-      )
-      .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
-      .option('--trust-domain <td>', 'mesh trust domain (default cluster.local)')
-      .option('--plugin-dir <dir>', 'directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem'),
-  ).action(function (this: Command, o: Pkcs11Flags & { stateDir: string; trustDomain?: string; pluginDir?: string }) {
-    let trustDomain: TrustDomain | undefined;
-    if (o.trustDomain !== undefined) {
-      const td = parseTrustDomain(o.trustDomain);
-      if (!td.ok) this.error(`error: --trust-domain: ${td.error.message}`, { exitCode: 1 });
-      else trustDomain = td.value;
-    }
-    const pkcs11 = tokenRef(this, o);
-    if (pkcs11) write(prepareTokenKey(this, pkcs11, o.pluginDir));
-    const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
-    const release = lockState(this, o.stateDir);
-    let s: CaStatus;
-    try {
-      const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
-      s = a.status();
-      a.close();
-    } finally {
-      release();
-    }
-    write(
-      `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
-    );
-  });
-
-  addPkcs11Options(
-    ca
-      .command('show')
-      .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
-      .requiredOption('--state-dir <dir>', 'CA state directory')
-      .option('--crl', 'also print the current CRL(s) as PEM'),
-  ).action(function (this: Command, o: Pkcs11Flags & { stateDir: string; crl?: boolean }) {
-    withCa(this, o.stateDir, { writes: false, pkcs11: o }, (a) => {
-      let out = formatStatus(a.status());
-      if (o.crl) for (const c of a.crl()) out += c.pem;
-      write(out);
-    });
-  });
-
-  addPkcs11Options(
-    ca
-      .command('issue')
-      .description('issue an SVID and key into OUT/key.pem, OUT/cert-chain.pem and OUT/root-cert.pem')
-      .requiredOption('--state-dir <dir>', 'CA state directory')
-      .option('--namespace <ns>', 'workload namespace')
-      .option('--service-account <sa>', 'workload service account')
-      .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
-      .requiredOption('--out <dir>', 'output directory')
-      .option('--ttl <duration>', 'certificate lifetime as a Go duration, e.g. 30m, 1h, 168h (default: the CA default, 24h)')
-      .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
-      .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE),
-  ).action(async function (
-    this: Command,
-    o: Pkcs11Flags & {
-      stateDir: string;
-      namespace?: string;
-      serviceAccount?: string;
-      spiffeId?: string;
-      out: string;
-      ttl?: string;
-      key: KeyKind;
-      rootNamespace: string;
-    },
-  ) {
-    // The control plane makes its own certificate; one issued here would let its holder pose as it.
-    const refuseReserved = (id: string) => {
-      const parsed = parseSpiffeId(id);
-      if (parsed.ok && isReservedIdentity(parsed.value, o))
-        this.error(`error: ${id} is reserved for the control plane: no certificate is issued for it`, { exitCode: 1 });
-    };
-    let ttlMs: number | undefined;
-    if (o.ttl !== undefined) {
-      const d = parseDuration(o.ttl);
-      if (!d.ok) return this.error(`error: --ttl: ${d.error}`, { exitCode: 1 });
-      ttlMs = d.value;
-    }
-    // A running control plane owns the CA: it signs (it must know every serial, to revoke it later); the key stays here.
-    const live = findAdminEndpoint(o.stateDir);
-    if (live) {
-      const keys = generateKeyPair(o.key);
-      const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
-      refuseReserved(spiffeId);
-      const r = await callAdmin(live, 'POST', '/ca/sign', {
-        spiffeId,
-        publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }),
-        ...(ttlMs !== undefined ? { ttlMs } : {}),
-      });
-      const body = r.body as {
-        error?: string;
-        chainPem: string[];
-        serialHex: string;
-        notBefore: number;
-        notAfter: number;
-        rootPem: string;
-      };
-      if (r.status !== 200)
-        return this.error(`error: issue refused by the running control plane: ${body.error ?? r.status}`, { exitCode: 1 });
-      mkdirSync(o.out, { recursive: true, mode: 0o700 });
-      writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-      writeFileSync(join(o.out, 'cert-chain.pem'), body.chainPem.join(''));
-      writeFileSync(join(o.out, 'root-cert.pem'), body.rootPem);
-      write(
-        `issued ${spiffeId}\nserial: ${body.serialHex}\nvalid: ${iso(body.notBefore)} .. ${iso(body.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
-      );
-      return;
-    }
-    withCa(this, o.stateDir, { writes: true, pkcs11: o }, (a) => {
-      let id: SpiffeId;
-      if (o.spiffeId !== undefined) {
-        const r = parseSpiffeId(o.spiffeId);
-        if (!r.ok) return this.error(`error: --spiffe-id: ${r.error.message}`, { exitCode: 1 });
-        id = r.value;
-      } else {
-        if (o.namespace === undefined || o.serviceAccount === undefined) {
-          return this.error('error: give --namespace and --service-account, or --spiffe-id', { exitCode: 1 });
-        }
-        const r = workloadId(a.trustDomain, o.namespace, o.serviceAccount);
-        if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
-        id = r.value;
+  ca.command('init')
+    .description(
+      'create the CA state: a self-signed root, or a plug-in CA from Istio-style files; with --ca-pkcs11-*, the key is in a token (generated there, or imported once from ca-key.pem)',
+    )
+    .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
+    .option('--trust-domain <td>', 'mesh trust domain (default cluster.local)')
+    .option('--plugin-dir <dir>', 'directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem')
+    .action(function (this: Command, o: Pkcs11Flags & { stateDir: string; trustDomain?: string; pluginDir?: string }) {
+      let trustDomain: TrustDomain | undefined;
+      if (o.trustDomain !== undefined) {
+        const td = parseTrustDomain(o.trustDomain);
+        if (!td.ok) this.error(`error: --trust-domain: ${td.error.message}`, { exitCode: 1 });
+        else trustDomain = td.value;
       }
-      refuseReserved(id);
-      const keys = generateKeyPair(o.key);
-      const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
-      mkdirSync(o.out, { recursive: true, mode: 0o700 });
-      writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-      writeFileSync(join(o.out, 'cert-chain.pem'), svid.chainPem.join(''));
-      writeFileSync(join(o.out, 'root-cert.pem'), a.trustBundle().pem);
+      const pkcs11 = tokenRef(this, o);
+      if (pkcs11) write(prepareTokenKey(this, pkcs11, o.pluginDir));
+      const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
+      const release = lockState(this, o.stateDir);
+      let s: CaStatus;
+      try {
+        const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
+        s = a.status();
+        a.close();
+      } finally {
+        release();
+      }
       write(
-        `issued ${id}\nserial: ${svid.serialHex}\nvalid: ${iso(svid.notBefore)} .. ${iso(svid.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
+        `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
       );
     });
-  });
 
-  addPkcs11Options(
-    ca
-      .command('revoke')
-      .description('revoke an issued certificate by serial (hex); through a running server, wait until every proxy acknowledged it')
-      .requiredOption('--state-dir <dir>', 'CA state directory')
-      .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
-      .option('--timeout <duration>', 'with a running server: how long to wait for every proxy to ACK the new CRL (Go duration)', '10s'),
-  ).action(async function (this: Command, o: Pkcs11Flags & { stateDir: string; serial: string; timeout: string }) {
-    const timeout = parseDuration(o.timeout);
-    if (!timeout.ok) return this.error(`error: --timeout: ${timeout.error}`, { exitCode: 1 });
-    // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once,
-    // and waits (server side, where ACKs are seen) until every connected proxy has acknowledged both.
-    const live = findAdminEndpoint(o.stateDir);
-    if (live) {
-      const path = `/ca/revoke?serial=${encodeURIComponent(o.serial)}&waitMs=${timeout.value}`;
-      const r = await callAdmin(live, 'POST', path, undefined, timeout.value + 10_000);
-      const body = r.body as {
-        error?: string;
-        revoked?: { serialHex: string; spiffeId: string };
-        reissued?: string | null;
-        propagation?: RevocationProof;
+  ca.command('show')
+    .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--crl', 'also print the current CRL(s) as PEM')
+    .action(function (this: Command, o: { stateDir: string; crl?: boolean }) {
+      withCa(this, o.stateDir, { writes: false }, (a) => {
+        let out = formatStatus(a.status());
+        if (o.crl) for (const c of a.crl()) out += c.pem;
+        write(out);
+      });
+    });
+
+  ca.command('issue')
+    .description('issue an SVID and key into OUT/key.pem, OUT/cert-chain.pem and OUT/root-cert.pem')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--namespace <ns>', 'workload namespace')
+    .option('--service-account <sa>', 'workload service account')
+    .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--ttl <duration>', 'certificate lifetime as a Go duration, e.g. 30m, 1h, 168h (default: the CA default, 24h)')
+    .addOption(new Option('--key <kind>', 'key type').choices(['ec-p256', 'rsa-2048']).default('ec-p256'))
+    .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE)
+    .action(async function (
+      this: Command,
+      o: {
+        stateDir: string;
+        namespace?: string;
+        serviceAccount?: string;
+        spiffeId?: string;
+        out: string;
+        ttl?: string;
+        key: KeyKind;
+        rootNamespace: string;
+      },
+    ) {
+      // The control plane makes its own certificate; one issued here would let its holder pose as it.
+      const refuseReserved = (id: string) => {
+        const parsed = parseSpiffeId(id);
+        if (parsed.ok && isReservedIdentity(parsed.value, o))
+          this.error(`error: ${id} is reserved for the control plane: no certificate is issued for it`, { exitCode: 1 });
       };
-      if (r.status !== 200) return this.error(`meshpilot: revoke refused by the running control plane: ${body.error ?? r.status}`);
-      write(
-        `revoked ${body.revoked!.serialHex} (${body.revoked!.spiffeId}) via the running control plane (pid ${live.pid})${body.reissued ? `; reissued for ${body.reissued}` : ''}\n`,
-      );
-      const p = body.propagation;
-      if (!p) return;
-      const holder = body.reissued ? ` (and ${body.reissued} its fresh SVID)` : '';
-      if (p.missing.length === 0) {
-        write(`${p.proxies} of ${p.proxies} connected proxies acknowledged the new CRL${holder} in ${p.elapsedMs}ms\n`);
+      let ttlMs: number | undefined;
+      if (o.ttl !== undefined) {
+        const d = parseDuration(o.ttl);
+        if (!d.ok) return this.error(`error: --ttl: ${d.error}`, { exitCode: 1 });
+        ttlMs = d.value;
+      }
+      // A running control plane owns the CA: it signs (it must know every serial, to revoke it later); the key stays here.
+      const live = findAdminEndpoint(o.stateDir);
+      if (live) {
+        const keys = generateKeyPair(o.key);
+        const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        refuseReserved(spiffeId);
+        const r = await callAdmin(live, 'POST', '/ca/sign', {
+          spiffeId,
+          publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }),
+          ...(ttlMs !== undefined ? { ttlMs } : {}),
+        });
+        const body = r.body as {
+          error?: string;
+          chainPem: string[];
+          serialHex: string;
+          notBefore: number;
+          notAfter: number;
+          rootPem: string;
+        };
+        if (r.status !== 200)
+          return this.error(`error: issue refused by the running control plane: ${body.error ?? r.status}`, { exitCode: 1 });
+        mkdirSync(o.out, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        writeFileSync(join(o.out, 'cert-chain.pem'), body.chainPem.join(''));
+        writeFileSync(join(o.out, 'root-cert.pem'), body.rootPem);
+        write(
+          `issued ${spiffeId}\nserial: ${body.serialHex}\nvalid: ${iso(body.notBefore)} .. ${iso(body.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
+        );
         return;
       }
-      write(
-        `${p.acknowledged.length} of ${p.proxies} connected proxies acknowledged the new CRL${holder} within ${o.timeout}; not acknowledged:\n`,
-      );
-      for (const m of p.missing) write(`  ${m.nodeId}: ${m.reason}\n`);
-      return this.error(`error: ${p.missing.length} proxies did not acknowledge the revocation within ${o.timeout}`, {
-        exitCode: 1,
-        code: 'meshpilot.ca.unacknowledged',
-      });
-    }
-    withCa(this, o.stateDir, { writes: true, pkcs11: o }, (a) => {
-      const r = unwrapOr(this, a.revoke(o.serial));
-      write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
-    });
-  });
-
-  addPkcs11Options(
-    ca
-      .command('rotate-root')
-      .description(
-        'rotate the root: without --phase, every phase through the running server, each gated on every proxy ACKing it (resumable); with --phase, one step: prepare (new root trusted), activate (new root signs), retire (old root dropped)',
-      )
-      .requiredOption('--state-dir <dir>', 'CA state directory')
-      .addOption(new Option('--phase <phase>', 'rotation phase (default: all, gated)').choices(['prepare', 'activate', 'retire']))
-      .option('--force', 'retire even though SVIDs signed by the old root are still valid (they stop verifying)')
-      .option('--force-retire', 'gated run: retire even though SVIDs of the old root are outstanding (disconnected workloads, node agents)')
-      .option('--timeout <duration>', 'gated run: how long each gate waits for the mesh', '60s'),
-  ).action(async function (
-    this: Command,
-    o: Pkcs11Flags & {
-      stateDir: string;
-      phase?: 'prepare' | 'activate' | 'retire';
-      force?: boolean;
-      forceRetire?: boolean;
-      timeout: string;
-    },
-  ) {
-    const live = findAdminEndpoint(o.stateDir);
-    if (o.phase === undefined) {
-      if (!live)
-        return this.error(
-          'meshpilot: a gated rotation needs a running control plane for this state directory; use --phase for offline steps',
+      withCa(this, o.stateDir, { writes: true }, (a) => {
+        let id: SpiffeId;
+        if (o.spiffeId !== undefined) {
+          const r = parseSpiffeId(o.spiffeId);
+          if (!r.ok) return this.error(`error: --spiffe-id: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        } else {
+          if (o.namespace === undefined || o.serviceAccount === undefined) {
+            return this.error('error: give --namespace and --service-account, or --spiffe-id', { exitCode: 1 });
+          }
+          const r = workloadId(a.trustDomain, o.namespace, o.serviceAccount);
+          if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        }
+        refuseReserved(id);
+        const keys = generateKeyPair(o.key);
+        const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+        mkdirSync(o.out, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        writeFileSync(join(o.out, 'cert-chain.pem'), svid.chainPem.join(''));
+        writeFileSync(join(o.out, 'root-cert.pem'), a.trustBundle().pem);
+        write(
+          `issued ${id}\nserial: ${svid.serialHex}\nvalid: ${iso(svid.notBefore)} .. ${iso(svid.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
         );
-      const timeout = parseDuration(o.timeout);
-      if (!timeout.ok) return this.error(`meshpilot: --timeout: ${timeout.error}`);
-      const code = await runGatedRotation(
-        {
-          status: async () => (await callAdmin(live, 'GET', '/ca/status')).body as { rotation: 'none' | 'prepared' | 'activated' },
-          step: async (phase, force) => {
-            const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${force}`);
-            return r.status === 200 ? { ok: true } : { ok: false, error: String((r.body as { error?: string }).error ?? r.status) };
-          },
-          awaitRollout: async (stage, timeoutMs) =>
-            (await callAdmin(live, 'GET', `/ca/await-rollout?stage=${stage}&waitMs=${timeoutMs}`, undefined, timeoutMs + 10_000))
-              .body as RevocationProof,
-        },
-        { timeoutMs: timeout.value, forceRetire: o.forceRetire === true, write },
-      );
-      process.exitCode = code;
-      return;
-    }
-    const phase = o.phase;
-    if (live) {
-      const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${o.force === true}`);
-      const body = r.body as { error?: string; rotation?: string; signingCa?: { subject: string }; roots?: unknown[] };
-      if (r.status !== 200) this.error(`meshpilot: rotate-root refused by the running control plane: ${body.error ?? r.status}`);
-      write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
-      return;
-    }
-    withCa(this, o.stateDir, { writes: true, pkcs11: o }, (a) => {
-      const s = unwrapOr(this, a.rotateRoot(phase, { force: o.force === true }));
-      write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
+      });
     });
-  });
 
+  ca.command('revoke')
+    .description('revoke an issued certificate by serial (hex); through a running server, wait until every proxy acknowledged it')
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
+    .option('--timeout <duration>', 'with a running server: how long to wait for every proxy to ACK the new CRL (Go duration)', '10s')
+    .action(async function (this: Command, o: { stateDir: string; serial: string; timeout: string }) {
+      const timeout = parseDuration(o.timeout);
+      if (!timeout.ok) return this.error(`error: --timeout: ${timeout.error}`, { exitCode: 1 });
+      // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once,
+      // and waits (server side, where ACKs are seen) until every connected proxy has acknowledged both.
+      const live = findAdminEndpoint(o.stateDir);
+      if (live) {
+        const path = `/ca/revoke?serial=${encodeURIComponent(o.serial)}&waitMs=${timeout.value}`;
+        const r = await callAdmin(live, 'POST', path, undefined, timeout.value + 10_000);
+        const body = r.body as {
+          error?: string;
+          revoked?: { serialHex: string; spiffeId: string };
+          reissued?: string | null;
+          propagation?: RevocationProof;
+        };
+        if (r.status !== 200) return this.error(`meshpilot: revoke refused by the running control plane: ${body.error ?? r.status}`);
+        write(
+          `revoked ${body.revoked!.serialHex} (${body.revoked!.spiffeId}) via the running control plane (pid ${live.pid})${body.reissued ? `; reissued for ${body.reissued}` : ''}\n`,
+        );
+        const p = body.propagation;
+        if (!p) return;
+        const holder = body.reissued ? ` (and ${body.reissued} its fresh SVID)` : '';
+        if (p.missing.length === 0) {
+          write(`${p.proxies} of ${p.proxies} connected proxies acknowledged the new CRL${holder} in ${p.elapsedMs}ms\n`);
+          return;
+        }
+        write(
+          `${p.acknowledged.length} of ${p.proxies} connected proxies acknowledged the new CRL${holder} within ${o.timeout}; not acknowledged:\n`,
+        );
+        for (const m of p.missing) write(`  ${m.nodeId}: ${m.reason}\n`);
+        return this.error(`error: ${p.missing.length} proxies did not acknowledge the revocation within ${o.timeout}`, {
+          exitCode: 1,
+          code: 'meshpilot.ca.unacknowledged',
+        });
+      }
+      withCa(this, o.stateDir, { writes: true }, (a) => {
+        const r = unwrapOr(this, a.revoke(o.serial));
+        write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
+      });
+    });
+
+  ca.command('rotate-root')
+    .description(
+      'rotate the root: without --phase, every phase through the running server, each gated on every proxy ACKing it (resumable); with --phase, one step: prepare (new root trusted), activate (new root signs), retire (old root dropped)',
+    )
+    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .addOption(new Option('--phase <phase>', 'rotation phase (default: all, gated)').choices(['prepare', 'activate', 'retire']))
+    .option('--force', 'retire even though SVIDs signed by the old root are still valid (they stop verifying)')
+    .option('--force-retire', 'gated run: retire even though SVIDs of the old root are outstanding (disconnected workloads, node agents)')
+    .option('--timeout <duration>', 'gated run: how long each gate waits for the mesh', '60s')
+    .action(async function (
+      this: Command,
+      o: { stateDir: string; phase?: 'prepare' | 'activate' | 'retire'; force?: boolean; forceRetire?: boolean; timeout: string },
+    ) {
+      const live = findAdminEndpoint(o.stateDir);
+      if (o.phase === undefined) {
+        if (!live)
+          return this.error(
+            'meshpilot: a gated rotation needs a running control plane for this state directory; use --phase for offline steps',
+          );
+        const timeout = parseDuration(o.timeout);
+        if (!timeout.ok) return this.error(`meshpilot: --timeout: ${timeout.error}`);
+        const code = await runGatedRotation(
+          {
+            status: async () => (await callAdmin(live, 'GET', '/ca/status')).body as { rotation: 'none' | 'prepared' | 'activated' },
+            step: async (phase, force) => {
+              const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${force}`);
+              return r.status === 200 ? { ok: true } : { ok: false, error: String((r.body as { error?: string }).error ?? r.status) };
+            },
+            awaitRollout: async (stage, timeoutMs) =>
+              (await callAdmin(live, 'GET', `/ca/await-rollout?stage=${stage}&waitMs=${timeoutMs}`, undefined, timeoutMs + 10_000))
+                .body as RevocationProof,
+          },
+          { timeoutMs: timeout.value, forceRetire: o.forceRetire === true, write },
+        );
+        process.exitCode = code;
+        return;
+      }
+      const phase = o.phase;
+      if (live) {
+        const r = await callAdmin(live, 'POST', `/ca/rotate-root?phase=${phase}&force=${o.force === true}`);
+        const body = r.body as { error?: string; rotation?: string; signingCa?: { subject: string }; roots?: unknown[] };
+        if (r.status !== 200) this.error(`meshpilot: rotate-root refused by the running control plane: ${body.error ?? r.status}`);
+        write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
+        return;
+      }
+      withCa(this, o.stateDir, { writes: true }, (a) => {
+        const s = unwrapOr(this, a.rotateRoot(phase, { force: o.force === true }));
+        write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
+      });
+    });
+
+  // Every command that opens the CA (offline) may need its key's token.
+  for (const c of ca.commands) addPkcs11Options(c);
   return ca;
 }

@@ -46,54 +46,56 @@ export function registerServeCommand(program: Command): void {
       '--secret-dir <dir>',
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
-    .option('--log-level <level>', 'debug, info, warn or error', 'info');
-  addPkcs11Options(serve).action(async (opts: ServeFlags) => {
-    const log = createLogger({ level: opts.logLevel });
-    const caPkcs11 = pkcs11RefFromFlags(opts, log);
-    if (!caPkcs11.ok) throw new Error(caPkcs11.error);
-    const xds = parseHostPort('--xds-address', opts.xdsAddress);
-    const adminPort = Number(opts.adminPort);
-    if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
-    if (opts.insecurePlaintext)
-      log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
-    const mp = await startMeshpilot({
-      configPaths: opts.config,
-      stateDir: opts.stateDir,
-      ephemeral: opts.ephemeral,
-      ...(caPkcs11.value ? { caPkcs11: caPkcs11.value } : {}),
-      xdsHost: xds.host,
-      xdsPort: xds.port,
-      adminPort,
-      dnsNames: opts.dnsName,
-      insecurePlaintext: opts.insecurePlaintext,
-      defaultNamespace: opts.namespace,
-      secretDir: opts.secretDir,
-      jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
-      log,
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (opts: ServeFlags) => {
+      const log = createLogger({ level: opts.logLevel });
+      const caPkcs11 = pkcs11RefFromFlags(opts, log);
+      if (!caPkcs11.ok) throw new Error(caPkcs11.error);
+      const xds = parseHostPort('--xds-address', opts.xdsAddress);
+      const adminPort = Number(opts.adminPort);
+      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
+        throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
+      if (opts.insecurePlaintext)
+        log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
+      const mp = await startMeshpilot({
+        configPaths: opts.config,
+        stateDir: opts.stateDir,
+        ephemeral: opts.ephemeral,
+        ...(caPkcs11.value ? { caPkcs11: caPkcs11.value } : {}),
+        xdsHost: xds.host,
+        xdsPort: xds.port,
+        adminPort,
+        dnsNames: opts.dnsName,
+        insecurePlaintext: opts.insecurePlaintext,
+        defaultNamespace: opts.namespace,
+        secretDir: opts.secretDir,
+        jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
+        log,
+      });
+      log.info('meshpilot serving', {
+        xds: `${xds.host}:${mp.xdsPort}`,
+        admin: `127.0.0.1:${mp.adminPort}`,
+        trustDomain: mp.ca.trustDomain,
+        tls: mp.secure,
+      });
+      // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
+      const link = mp.meshPageLink();
+      if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info('shutting down', { signal });
+        mp.stop().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            log.error('shutdown failed', { cause: String(e) });
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
     });
-    log.info('meshpilot serving', {
-      xds: `${xds.host}:${mp.xdsPort}`,
-      admin: `127.0.0.1:${mp.adminPort}`,
-      trustDomain: mp.ca.trustDomain,
-      tls: mp.secure,
-    });
-    // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
-    const link = mp.meshPageLink();
-    if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info('shutting down', { signal });
-      mp.stop().then(
-        () => process.exit(0),
-        (e: unknown) => {
-          log.error('shutdown failed', { cause: String(e) });
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  addPkcs11Options(serve);
 }
