@@ -1,13 +1,7 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
-import {
-  acquireStateLock,
-  createEphemeralCa,
-  createPluginCa,
-  createSelfSignedCa,
-  type CertificateAuthority,
-  type Pkcs11KeyRef,
-} from './ca/index.js';
+import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import type { Pkcs11KeyRef } from './ca/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
