@@ -56,7 +56,7 @@ lint: $(NPM_STAMP)
 format: $(NPM_STAMP)
 	npx prettier --log-level warn --write 'src/**/*.ts' 'e2e/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.mjs' 'src/admin/page/*'
 
-test-unit: build
+test-unit: build softhsm
 	node scripts/run-tests.mjs unit
 
 # Capture-mode e2e tests (network namespaces + iptables) need iptables and Envoy's user, uid 1337 as in

@@ -1,12 +1,18 @@
 // CA hot path benchmark: SVID issuance (public key in, signed DER chain out) against the
 // floor, a raw crypto.sign over a blob of the same size with the same cached CA key,
 // measured in the same run. The pkijs object-model issuer (the previous design) is
-// measured too, for information.
-import { sign, webcrypto } from 'node:crypto';
+// measured too, for information. With SoftHSM2 installed, issuance with the root key in a
+// PKCS#11 token is measured against the in-process key in the same run, and the binding's
+// synchronous C_Sign against its C_SignAsync (worker-pool) form.
+import { createHash, sign, webcrypto } from 'node:crypto';
+import { join } from 'node:path';
+import pkcs11js from 'pkcs11js';
 import type { KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createEphemeralCa, generateKeyPair } from '../src/ca/index.js';
+import { createEphemeralCa, createSelfSignedCa, generateKeyPair, generatePkcs11Key } from '../src/ca/index.js';
+import { createSoftHsm, softHsmInstalled } from '../src/ca/softhsm-kit.js';
+import { removeTempDir, tempDir } from '../src/ca/testing.js';
 import type { KeyPair } from '../src/ca/index.js';
 import { mustSpiffeId } from '../src/identity/index.js';
 import { interleavedRates } from './lib/measure.js';
@@ -134,6 +140,18 @@ export async function run(): Promise<BenchResult[]> {
   const viaPkijs = await pkijsIssuer(caKeys, ca.trustBundle().pem);
   await rate(WARMUP_MS, () => viaPkijs(pubs[i++ & 63]!));
   const pk = await rate(RUN_MS, () => viaPkijs(pubs[i++ & 63]!));
+
+  const hsmRows = softHsmInstalled()
+    ? await hsmIssuance(pubs, spkis)
+    : [
+        result({
+          name: 'ca svid issuance, root key in SoftHSM2 (PKCS#11 C_Sign)',
+          value: Number.NaN,
+          unit: 'svid/s',
+          baseline: { name: 'svid issuance, root key in process (state directory)', value: Number.NaN },
+          skipped: 'SoftHSM2 is not installed (as root: make softhsm)',
+        }),
+      ];
   ca.close();
 
   const baseline = { name: `crypto.sign ECDSA P-256 over ${tbsLen} B, same cached key`, value: floor };
@@ -160,5 +178,103 @@ export async function run(): Promise<BenchResult[]> {
       baseline,
       note: 'for information: the same certificate built and signed through pkijs/asn1js and WebCrypto',
     }),
+    ...hsmRows,
   ];
+}
+
+/** SVID issuance with the root key in a SoftHSM2 token, against the in-process key, interleaved in one run; then raw C_Sign, sync and async. */
+async function hsmIssuance(pubs: readonly KeyObject[], spkis: readonly Buffer[]): Promise<BenchResult[]> {
+  const hsm = createSoftHsm({ tokenLabel: 'bench' });
+  const dir = tempDir();
+  try {
+    const ref = { module: hsm.module, tokenLabel: hsm.tokenLabel, keyLabel: 'bench-root', pin: hsm.pin };
+    const pub = generatePkcs11Key(ref);
+    if (!pub.ok) throw new Error(pub.error);
+    // Both CAs keep a state directory (each issuance is journaled), so only where the key is differs.
+    const hsmCa = createSelfSignedCa({ stateDir: join(dir, 'hsm-state'), pkcs11: ref });
+    if (!hsmCa.ok) throw new Error(hsmCa.error.message);
+    const fileCa = createSelfSignedCa({ stateDir: join(dir, 'file-state') });
+    if (!fileCa.ok) throw new Error(fileCa.error.message);
+    const id = mustSpiffeId('spiffe://cluster.local/ns/bench/sa/bench');
+    let i = 0;
+    const issuer = (ca: typeof hsmCa.value) => () => {
+      const k = i++ & 63;
+      const r = ca.signSvid({ spiffeId: id, publicKey: pubs[k]!, spkiDer: spkis[k]! });
+      if (!r.ok) throw new Error(r.error.message);
+      return r.value;
+    };
+    const issueHsm = issuer(hsmCa.value);
+    const issueFile = issuer(fileCa.value);
+    syncRate(WARMUP_MS, issueHsm);
+    syncRate(WARMUP_MS, issueFile);
+    const [soft, viaToken] = interleavedRates(RUN_MS, issueFile, issueHsm);
+    hsmCa.value.close();
+    fileCa.value.close();
+    const [syncSign, asyncSign] = await rawTokenSigning(ref);
+    const inProcessBaseline = { name: 'svid issuance, root key in process (state directory)', value: soft };
+    const syncBaseline = { name: 'C_Sign (synchronous), one session', value: syncSign };
+    return [
+      result({
+        name: 'ca svid issuance, root key in SoftHSM2 (PKCS#11 C_Sign)',
+        value: viaToken,
+        unit: 'svid/s',
+        baseline: inProcessBaseline,
+        note: 'the same hot path; the signature is made in the token over a SHA-256 digest and converted from r||s to DER',
+      }),
+      result({
+        name: 'pkcs11 C_SignAsync, 4 in flight (one session each), SoftHSM2',
+        value: asyncSign,
+        unit: 'sign/s',
+        baseline: syncBaseline,
+        note: 'for information: the binding runs async calls on the libuv pool; the CA signs synchronously (see README)',
+      }),
+    ];
+  } finally {
+    removeTempDir(dir);
+    hsm.remove();
+  }
+}
+
+/** Raw ECDSA signatures per second through pkcs11js: synchronous C_Sign on one session, and C_SignAsync with four sessions in flight. */
+async function rawTokenSigning(ref: { module: string; tokenLabel: string; keyLabel: string; pin: string }): Promise<[number, number]> {
+  const p = new pkcs11js.PKCS11();
+  p.load(ref.module);
+  // Four sessions signing on worker threads at once: the module must lock (PKCS#11 v2.40 5.4).
+  p.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+  try {
+    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trimEnd() === ref.tokenLabel)!;
+    const sessions = [0, 1, 2, 3].map(() => p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION));
+    p.C_Login(sessions[0]!, pkcs11js.CKU_USER, ref.pin);
+    p.C_FindObjectsInit(sessions[0]!, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_LABEL, value: ref.keyLabel },
+    ]);
+    const [key] = p.C_FindObjects(sessions[0]!, 1);
+    p.C_FindObjectsFinal(sessions[0]!);
+    const digest = createHash('sha256').update('bench').digest();
+    const mech = { mechanism: pkcs11js.CKM_ECDSA };
+    const syncSign = () => {
+      p.C_SignInit(sessions[0]!, mech, key!);
+      return p.C_Sign(sessions[0]!, digest, Buffer.allocUnsafe(64));
+    };
+    syncRate(WARMUP_MS, syncSign);
+    const syncRateValue = syncRate(RUN_MS, syncSign);
+    const start = performance.now();
+    let n = 0;
+    await Promise.all(
+      sessions.map(async (s) => {
+        while (performance.now() - start < RUN_MS) {
+          p.C_SignInit(s, mech, key!);
+          await p.C_SignAsync(s, digest, Buffer.allocUnsafe(64));
+          n++;
+        }
+      }),
+    );
+    const asyncRateValue = n / ((performance.now() - start) / 1000);
+    for (const s of sessions) p.C_CloseSession(s);
+    return [syncRateValue, asyncRateValue];
+  } finally {
+    p.C_Finalize();
+    p.close();
+  }
 }

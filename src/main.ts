@@ -1,6 +1,7 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
 import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import type { Pkcs11KeyRef } from './ca/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
@@ -73,6 +74,8 @@ export interface MeshpilotOptions {
   readonly stateDir?: string;
   /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
   readonly ephemeral?: boolean;
+  /** The CA key is in this PKCS#11 token: the self-signed root's key (with stateDir) or the plug-in intermediate's. */
+  readonly caPkcs11?: Pkcs11KeyRef;
   readonly xdsHost: string;
   readonly xdsPort: number;
   /** Serve xDS in plaintext without authentication: local development only, never serves keys to anyone it cannot check. */
@@ -178,7 +181,10 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     log: log.child({ module: 'ca' }),
     maxTtlMs: settings.maxCertTtlMs,
     defaultTtlMs: settings.certTtlMs,
+    ...(o.caPkcs11 ? { pkcs11: o.caPkcs11 } : {}),
   };
+  if (o.caPkcs11 && !settings.caPluginDir && !o.stateDir)
+    throw new Error('a CA key in a PKCS#11 token needs --state-dir (self-signed root) or a MeshConfig caPluginDir (intermediate)');
   const caResult = settings.caPluginDir
     ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
     : o.stateDir

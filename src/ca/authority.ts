@@ -8,11 +8,11 @@ import type { Logger } from '../observability/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
-import { describeKey, spkiOf } from './keys.js';
+import { describeKey, isExternalKey, KeyUnavailableError, spkiOf } from './keys.js';
 import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
 import { createSvidSigner } from './svid-signer.js';
-import type { SvidSigner } from './svid-signer.js';
+import type { SignedLeaf, SvidSigner } from './svid-signer.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
 import { caError } from './types.js';
 import type {
@@ -159,31 +159,48 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
     return s ? store.writeState(s) : ok(undefined);
   };
 
-  const signCrls = () => {
-    const now = clock.now();
-    crlNumber = Math.max(crlNumber + 1, Math.floor(now / 1000));
-    crls = issuers
+  // Signs the CRL of every issuer that may sign one, for the given revocations. Throws
+  // KeyUnavailableError when the CA key is in a token that cannot sign right now.
+  const buildCrls = (revokedNow: readonly RevokedRecord[], number: number, now: number): IssuedCrl[] =>
+    issuers
       .filter((i) => i.ca.canSignCrl)
       .map((i) => {
-        const entries = [...revoked.values()]
+        const entries = revokedNow
           .filter((r) => r.issuer === i.id && r.notAfter > now)
           .sort((a, b) => a.serial.localeCompare(b.serial))
           .map((r) => ({ serialHex: r.serial, revokedAt: Math.min(r.revokedAt, now) }));
         // thisUpdate is back-dated like certificates: a peer whose clock is a little behind must not see a CRL from the future.
         const thisUpdate = Math.floor((now - policy.backdateMs) / 1000) * 1000;
         const nextUpdate = Math.floor((now + policy.crlValidityMs) / 1000) * 1000;
-        const der = buildCrl({ issuer: i.ca, thisUpdate, nextUpdate, crlNumber, entries });
+        const der = buildCrl({ issuer: i.ca, thisUpdate, nextUpdate, crlNumber: number, entries });
         return {
           issuer: i.ca.summary.subject,
           der,
           pem: toPem('X509 CRL', der),
           thisUpdate,
           nextUpdate,
-          crlNumber,
+          crlNumber: number,
           revokedSerials: entries.map((e) => e.serialHex),
         };
       });
+
+  const nextCrlNumber = (now: number) => Math.max(crlNumber + 1, Math.floor(now / 1000));
+
+  // Re-signs the CRLs for the current revocations. With the key unavailable the last CRLs keep
+  // serving (they stay valid until nextUpdate) and maintain() tries again; returns whether it signed.
+  const signCrls = (): boolean => {
+    const now = clock.now();
+    const number = nextCrlNumber(now);
+    try {
+      crls = buildCrls([...revoked.values()], number, now);
+    } catch (e) {
+      if (!(e instanceof KeyUnavailableError)) throw e;
+      log.warn('crl not signed: ca key unavailable; the last crl keeps serving', { cause: e.message });
+      return false;
+    }
+    crlNumber = number;
     crlSignedAt = now;
+    return true;
   };
   signCrls();
 
@@ -214,6 +231,7 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       rotation: rotation(),
       roots: [...roots.values()],
       signingCa: summary(signing.ca),
+      signingKey: isExternalKey(signing.ca.key) ? `PKCS#11 key ${signing.ca.key.description}` : 'in process',
       intermediates: signing.chain.map(summary),
       revoked: [...revoked.values()].map(toRevoked),
       outstanding,
@@ -241,14 +259,26 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       }
     }
     const added = records.map((r) => ({ ...r, revokedAt: now }));
-    const c = commit({ revoked: [...revoked.values(), ...added] });
+    const all = [...revoked.values(), ...added];
+    // The CRL is signed before the revocation is recorded: a revocation that no CRL carries would protect nobody.
+    const number = nextCrlNumber(now);
+    let next: IssuedCrl[];
+    try {
+      next = buildCrls(all, number, now);
+    } catch (e) {
+      if (!(e instanceof KeyUnavailableError)) throw e;
+      return fail('not-ready', `cannot revoke now: the CA key is unavailable to sign the CRL (${e.message})`);
+    }
+    crlNumber = number;
+    const c = commit({ revoked: all });
     if (!c.ok) return c;
     for (const r of added) {
       revoked.set(r.serial, r);
       issued.delete(r.serial);
       log.info('certificate revoked', { serial: r.serial, spiffeId: r.spiffeId, issuer: r.issuer });
     }
-    signCrls();
+    crls = next;
+    crlSignedAt = now;
     emit('crl');
     return ok(added.map(toRevoked));
   };
@@ -277,7 +307,14 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       const spki = req.spkiDer
         ? Buffer.from(req.spkiDer.buffer, req.spkiDer.byteOffset, req.spkiDer.byteLength)
         : spkiOf(req.publicKey, desc.value);
-      const leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
+      let leaf: SignedLeaf;
+      try {
+        leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
+      } catch (e) {
+        // A key in a token that went away: refuse (UNAVAILABLE at the edges); certificates already out keep working.
+        if (!(e instanceof KeyUnavailableError)) throw e;
+        return fail('not-ready', `the CA key is unavailable: ${e.message}`);
+      }
       const rec: IssuanceRecord = { serial: leaf.serialHex, issuer: s.id, spiffeId: req.spiffeId, notAfter };
       // Not recorded, not handed out: revocation and root retirement rely on the record.
       const a = store.appendIssued(rec);
@@ -435,18 +472,14 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         if (c.ok) {
           revoked.clear();
           for (const r of stillRevoked) revoked.set(r.serial, r);
-          signCrls();
-          emit('crl');
+          if (signCrls()) emit('crl');
         } else log.warn('state write failed', { cause: c.error.message });
       }
       if (expired > 0) {
         const w = store.rewriteIssued([...issued.values()]);
         if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
       }
-      if (crlStale()) {
-        signCrls();
-        emit('crl');
-      }
+      if (crlStale() && signCrls()) emit('crl');
     },
 
     onChange(cb) {

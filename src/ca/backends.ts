@@ -13,6 +13,17 @@ import type { IssuancePolicy, Issuer } from './authority.js';
 import { generateKeyPair } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { createRootCa, loadPluginCa, loadSigningCa } from './material.js';
+import {
+  closingKey,
+  keyIsAFile,
+  loadTokenRoot,
+  openTokenKey,
+  readTokenKeyRecord,
+  rotationInTokenUnsupported,
+  warnStrayPluginKey,
+  writeTokenRoot,
+} from './pkcs11-backend.js';
+import type { Pkcs11Key, Pkcs11KeyRef } from './pkcs11-signer.js';
 import { createDirStore, createMemoryStore, ISSUED_FILE, readIssued, readState, rootFiles, writeFileAtomic } from './state-store.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
 import { caError } from './types.js';
@@ -39,6 +50,11 @@ export interface CaOptions {
   readonly rootValidityMs?: number;
   /** Key source for generated roots (default: a fresh ECDSA P-256 key). */
   readonly generateKey?: () => KeyPair;
+  /**
+   * The CA key is in this PKCS#11 token, not in a file: a self-signed CA's root key, or a plug-in
+   * CA's intermediate key (ca-key.pem is then not read). The key must exist (ca init makes it).
+   */
+  readonly pkcs11?: Pkcs11KeyRef;
 }
 
 const policyOf = (o: CaOptions): IssuancePolicy => ({
@@ -159,14 +175,46 @@ function checkTrustDomain(o: CaOptions, s: PersistedState, dir: string): Result<
 }
 
 function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStore, log: Logger): Result<CertificateAuthority, CaError> {
+  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, o.clock ?? systemClock) : undefined;
+  if (key && !key.ok) return key;
+  const r = openSelfSignedWith(o, dir, loaded, closingKey(store, key?.value), log, key?.value);
+  if (!r.ok) key?.value.close();
+  return r;
+}
+
+function openSelfSignedWith(
+  o: CaOptions,
+  dir: string,
+  loaded: Loaded,
+  store: CaStore,
+  log: Logger,
+  tokenKey: Pkcs11Key | undefined,
+): Result<CertificateAuthority, CaError> {
   const clock = o.clock ?? systemClock;
   let state = loaded.state;
   let trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const issuers: Issuer[] = [];
-  if (!state) {
+  if (!state && tokenKey) {
+    // First start with the key in a token: the root certificate is signed there; only the certificate is written.
+    const ca = createRootCa({
+      trustDomain,
+      label: rootLabel('root-1'),
+      keys: { privateKey: tokenKey, publicKey: tokenKey.publicKey },
+      now: clock.now(),
+      validityMs: o.rootValidityMs ?? 3650 * DAY,
+    });
+    const w = writeTokenRoot(dir, 'root-1', ca.pem, tokenKey);
+    if (!w.ok) return w;
+    state = { format: 1, trustDomain, mode: 'self-signed', issuers: ['root-1'], signing: 'root-1', crlNumber: 0, revoked: [] };
+    const s = store.writeState(state);
+    if (!s.ok) return s;
+    log.info('root created', { dir, subject: ca.summary.subject, fingerprint: ca.summary.fingerprint256, key: tokenKey.description });
+    issuers.push({ id: 'root-1', ca, intermediates: [], roots: [ca] });
+  } else if (!state) {
     // First start: the root files are written before ca.json names them, so a crash leaves no half state.
-    const root = makeRoot(o, trustDomain, 'root-1');
-    const w = store.writeRootMaterial(root.id, root.ca.pem, root.ca.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+    const keys = (o.generateKey ?? (() => generateKeyPair('ec-p256')))();
+    const root = makeRoot({ ...o, generateKey: () => keys }, trustDomain, 'root-1');
+    const w = store.writeRootMaterial(root.id, root.ca.pem, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
     if (!w.ok) return w;
     state = { format: 1, trustDomain, mode: 'self-signed', issuers: [root.id], signing: root.id, crlNumber: 0, revoked: [] };
     const s = store.writeState(state);
@@ -178,6 +226,15 @@ function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStor
     if (!td.ok) return td;
     trustDomain = td.value;
     for (const id of state.issuers) {
+      const record = readTokenKeyRecord(dir, id);
+      if (!record.ok) return record;
+      if (!record.value && tokenKey) return err(keyIsAFile(dir, id));
+      if (record.value) {
+        const ca = loadTokenRoot(dir, id, record.value, tokenKey, clock.now());
+        if (!ca.ok) return ca;
+        issuers.push({ id, ca: ca.value, intermediates: [], roots: [ca.value] });
+        continue;
+      }
       const r = loadRoot(dir, id, clock.now(), log);
       if (!r.ok) return r;
       issuers.push(r.value);
@@ -198,8 +255,10 @@ function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStor
       crlNumber: state.crlNumber,
       policy: policyOf(o),
       newRoot(id) {
-        const root = makeRoot(o, trustDomain, id);
-        const w = store.writeRootMaterial(id, root.ca.pem, root.ca.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+        if (tokenKey) return err(rotationInTokenUnsupported());
+        const keys = (o.generateKey ?? (() => generateKeyPair('ec-p256')))();
+        const root = makeRoot({ ...o, generateKey: () => keys }, trustDomain, id);
+        const w = store.writeRootMaterial(id, root.ca.pem, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
         return w.ok ? ok(root) : w;
       },
     }),
@@ -214,8 +273,25 @@ function openPlugin(
   store: CaStore,
   log: Logger,
 ): Result<CertificateAuthority, CaError> {
+  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, o.clock ?? systemClock) : undefined;
+  if (key && !key.ok) return key;
+  if (key) warnStrayPluginKey(pluginDir, log);
+  const r = openPluginWith(o, pluginDir, dir, loaded, closingKey(store, key?.value), log, key?.value);
+  if (!r.ok) key?.value.close();
+  return r;
+}
+
+function openPluginWith(
+  o: CaOptions,
+  pluginDir: string,
+  dir: string | undefined,
+  loaded: Loaded,
+  store: CaStore,
+  log: Logger,
+  tokenKey: Pkcs11Key | undefined,
+): Result<CertificateAuthority, CaError> {
   const clock = o.clock ?? systemClock;
-  const m = loadPluginCa(pluginDir, clock.now());
+  const m = loadPluginCa(pluginDir, clock.now(), tokenKey);
   if (!m.ok) return m;
   let trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   let state = loaded.state;

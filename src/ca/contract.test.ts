@@ -8,6 +8,9 @@ import { mustSpiffeId } from '../identity/index.js';
 import { createEphemeralCa, createPluginCa, createSelfSignedCa, generateKeyPair } from './index.js';
 import type { CaChange, CertificateAuthority } from './index.js';
 import { makeTestCa, openssl, opensslVerify, removeTempDir, tempDir, writePluginDir } from './testing.js';
+import { generatePkcs11Key } from './pkcs11-signer.js';
+import { createSoftHsm } from './softhsm-kit.js';
+import type { SoftHsm } from './softhsm-kit.js';
 
 const ID = mustSpiffeId('spiffe://cluster.local/ns/photo-ns/sa/photo-backend');
 const OTHER = mustSpiffeId('spiffe://cluster.local/ns/datastore-ns/sa/datastore');
@@ -16,7 +19,23 @@ interface Backend {
   readonly name: string;
   readonly chainLength: number;
   make(dir: string, clock: ReturnType<typeof createManualClock>): CertificateAuthority;
+  /** Removes what make() set up outside dir (a SoftHSM2 token). */
+  teardown?(): void;
 }
+
+// The PKCS#11 backends run against a real SoftHSM2 token, made per test in a temp directory.
+let hsm: SoftHsm | undefined;
+const tokenKey = () => {
+  hsm = createSoftHsm();
+  const ref = { module: hsm.module, tokenLabel: hsm.tokenLabel, keyLabel: 'mesh-ca', pin: hsm.pin };
+  const pub = generatePkcs11Key(ref);
+  assert.ok(pub.ok, pub.ok ? '' : pub.error);
+  return { ref, publicKey: pub.value };
+};
+const removeHsm = () => {
+  hsm?.remove();
+  hsm = undefined;
+};
 
 const backends: Backend[] = [
   { name: 'ephemeral', chainLength: 1, make: (_dir, clock) => createEphemeralCa({ clock }) },
@@ -41,6 +60,39 @@ const backends: Backend[] = [
       return r.value;
     },
   },
+  {
+    name: 'pkcs11 self-signed (root key in SoftHSM2)',
+    chainLength: 1,
+    make(dir, clock) {
+      const { ref } = tokenKey();
+      const r = createSelfSignedCa({ stateDir: join(dir, 'state'), clock, pkcs11: ref });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      return r.value;
+    },
+    teardown: removeHsm,
+  },
+  {
+    name: 'pkcs11 plug-in (intermediate key in SoftHSM2)',
+    chainLength: 2,
+    make(dir, clock) {
+      const { ref, publicKey } = tokenKey();
+      const root = makeTestCa({ cn: 'plug-in root', now: clock.now() });
+      // The intermediate certificate is for the token's key; its private half never exists outside the token.
+      const intermediate = makeTestCa({
+        cn: 'hsm intermediate',
+        issuer: root,
+        now: clock.now(),
+        keys: { publicKey, privateKey: publicKey },
+      });
+      writeFileSync(join(dir, 'ca-cert.pem'), intermediate.pem);
+      writeFileSync(join(dir, 'root-cert.pem'), root.pem);
+      writeFileSync(join(dir, 'cert-chain.pem'), intermediate.pem + root.pem);
+      const r = createPluginCa({ pluginDir: dir, stateDir: join(dir, 'state'), clock, pkcs11: ref });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      return r.value;
+    },
+    teardown: removeHsm,
+  },
 ];
 
 for (const b of backends) {
@@ -56,6 +108,7 @@ for (const b of backends) {
     });
     afterEach(() => {
       ca.close();
+      b.teardown?.();
       removeTempDir(dir);
     });
 

@@ -22,3 +22,5 @@ export { PLUGIN_FILES } from './material.js';
 export { writeFileAtomic } from './state-store.js';
 export { acquireStateLock, STATE_LOCK_FILE } from './state-lock.js';
 export type { StateLock, StateLockOptions } from './state-lock.js';
+export { generatePkcs11Key, importPkcs11Key, pkcs11KeyExists, readPinFile } from './pkcs11-signer.js';
+export type { Pkcs11KeyRef } from './pkcs11-signer.js';

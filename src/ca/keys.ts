@@ -1,5 +1,4 @@
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, KeyObject, sign } from 'node:crypto';
 import { err, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import { bitString, NULL, oid, sequence } from './der.js';
@@ -22,6 +21,39 @@ export interface SignatureAlgorithm {
   readonly algorithmIdentifier: Buffer;
   readonly name: string;
 }
+
+/**
+ * A CA private key held outside the process (a PKCS#11 token): it signs and is never exported.
+ * `sign` throws a KeyUnavailableError when the key cannot sign right now (token gone, session lost).
+ */
+export interface ExternalSigningKey {
+  readonly external: true;
+  readonly publicKey: KeyObject;
+  /** Where the key lives, for logs and errors (module, token and key label). */
+  readonly description: string;
+  /** Signs to-be-signed DER (certificate or CRL) and returns the DER signature value for the algorithm. */
+  sign(alg: SignatureAlgorithm, tbs: Buffer): Buffer;
+}
+
+/** A CA signing key: a private KeyObject in this process, or a key in a token. */
+export type CaSigningKey = KeyObject | ExternalSigningKey;
+
+/** Thrown by an external key that cannot sign now: issuance answers `not-ready` (UNAVAILABLE) and retries later. */
+export class KeyUnavailableError extends Error {
+  override readonly name = 'KeyUnavailableError';
+}
+
+/** Whether a CA key lives outside the process. */
+export const isExternalKey = (k: CaSigningKey): k is ExternalSigningKey => !(k instanceof KeyObject);
+
+/** Returns the function that signs to-be-signed DER with a CA key: built once per CA, called per signature. */
+export function tbsSignerFor(key: CaSigningKey, alg: SignatureAlgorithm): (tbs: Buffer) => Buffer {
+  if (isExternalKey(key)) return (tbs) => key.sign(alg, tbs);
+  return (tbs) => sign(alg.hash, tbs, key);
+}
+
+/** The public half of a CA signing key. */
+export const publicOfCaKey = (k: CaSigningKey): KeyObject => (isExternalKey(k) ? k.publicKey : publicOf(k));
 
 /** Generates a key pair of the given kind (ECDSA P-256 unless told otherwise). */
 export function generateKeyPair(kind: KeyKind = 'ec-p256'): KeyPair {

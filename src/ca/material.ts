@@ -8,7 +8,7 @@ import { err, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import { fromPem, toPem } from './der.js';
 import { describeKey, publicOf, signatureAlgorithmFor } from './keys.js';
-import type { KeyPair, SignatureAlgorithm } from './keys.js';
+import type { CaSigningKey, ExternalSigningKey, SignatureAlgorithm } from './keys.js';
 import { caError } from './types.js';
 import type { CaError, CertificateSummary } from './types.js';
 import {
@@ -41,7 +41,8 @@ export interface ParsedCertificate {
 
 /** A CA certificate with its private key, checked to match: it can sign. */
 export interface SigningCa extends ParsedCertificate {
-  readonly key: KeyObject;
+  /** In process, or in a PKCS#11 token (never exported). */
+  readonly key: CaSigningKey;
   readonly alg: SignatureAlgorithm;
   /** Whether its keyUsage allows signing CRLs (RFC 5280 4.2.1.3 cRLSign). */
   readonly canSignCrl: boolean;
@@ -148,15 +149,45 @@ export function loadSigningCa(
   return ok({ ...cert, key: key.value, alg: signatureAlgorithmFor(desc.value), canSignCrl: !ku || ku.has(KeyUsage.cRLSign) });
 }
 
+/** Loads a signing CA whose key is held in a token: the certificate must be for that key, and a usable CA now. */
+export function loadSigningCaWithExternalKey(
+  certPem: string,
+  key: ExternalSigningKey,
+  certFile: string,
+  now: number,
+): Result<SigningCa, CaError> {
+  const certs = parseCertificates(certPem, certFile);
+  if (!certs.ok) return certs;
+  if (certs.value.length !== 1) {
+    return err(caError('bad-material', `${certFile}: expected one certificate, found ${certs.value.length}`, certFile));
+  }
+  const cert = certs.value[0]!;
+  if (!cert.info.spki.equals(key.publicKey.export({ type: 'spki', format: 'der' }))) {
+    return err(caError('bad-material', `${certFile}: the certificate is not for the key ${key.description}`, certFile));
+  }
+  const checked = checkCaCertificate(cert, certFile, now);
+  if (!checked.ok) return checked;
+  const desc = describeKey(key.publicKey);
+  if (!desc.ok) return err(caError('bad-material', `${key.description}: ${desc.error}`, certFile));
+  const ku = keyUsageBits(cert.info);
+  return ok({ ...cert, key, alg: signatureAlgorithmFor(desc.value), canSignCrl: !ku || ku.has(KeyUsage.cRLSign) });
+}
+
 /** Makes a new self-signed ECDSA root for the trust domain, valid from an hour back for validityMs. */
-export function createRootCa(opts: { trustDomain: string; label: string; keys: KeyPair; now: number; validityMs: number }): SigningCa {
+export function createRootCa(opts: {
+  trustDomain: string;
+  label: string;
+  keys: { readonly privateKey: CaSigningKey; readonly publicKey: KeyObject };
+  now: number;
+  validityMs: number;
+}): SigningCa {
   const spki = publicOf(opts.keys.publicKey).export({ type: 'spki', format: 'der' });
   const kid = keyIdentifier(spki);
   const subject = name([
     [OID.organization, opts.trustDomain],
     [OID.commonName, opts.label],
   ]);
-  const desc = describeKey(opts.keys.privateKey);
+  const desc = describeKey(opts.keys.publicKey);
   if (!desc.ok) throw new Error(`root key rejected: ${desc.error}`);
   const alg = signatureAlgorithmFor(desc.value);
   const second = (ms: number) => Math.floor(ms / 1000) * 1000;
@@ -200,10 +231,14 @@ export interface PluginMaterial {
   readonly roots: readonly ParsedCertificate[];
 }
 
-/** Loads and verifies a plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem). */
-export function loadPluginCa(dir: string, now: number): Result<PluginMaterial, CaError> {
+/**
+ * Loads and verifies a plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem).
+ * With an external key (a PKCS#11 token) ca-key.pem is not read: ca-cert.pem must be for the token's key.
+ */
+export function loadPluginCa(dir: string, now: number, externalKey?: ExternalSigningKey): Result<PluginMaterial, CaError> {
   const files = {} as Record<keyof typeof PLUGIN_FILES, string>;
   for (const [k, f] of Object.entries(PLUGIN_FILES) as [keyof typeof PLUGIN_FILES, string][]) {
+    if (externalKey && k === 'caKey') continue;
     const path = join(dir, f);
     try {
       files[k] = readFileSync(path, 'utf8');
@@ -218,7 +253,9 @@ export function loadPluginCa(dir: string, now: number): Result<PluginMaterial, C
     }
   }
   const p = (f: string) => join(dir, f);
-  const signing = loadSigningCa(files.caCert, files.caKey, { certFile: p(PLUGIN_FILES.caCert), keyFile: p(PLUGIN_FILES.caKey) }, now);
+  const signing = externalKey
+    ? loadSigningCaWithExternalKey(files.caCert, externalKey, p(PLUGIN_FILES.caCert), now)
+    : loadSigningCa(files.caCert, files.caKey, { certFile: p(PLUGIN_FILES.caCert), keyFile: p(PLUGIN_FILES.caKey) }, now);
   if (!signing.ok) return signing;
   const roots = parseCertificates(files.rootCert, p(PLUGIN_FILES.rootCert));
   if (!roots.ok) return roots;

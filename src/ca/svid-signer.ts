@@ -1,13 +1,12 @@
-// The hot path: SVID to-be-signed DER written directly, signed with a cached KeyObject.
+// The hot path: SVID to-be-signed DER written directly, signed with a cached key (KeyObject or PKCS#11 handle).
 //
 // Everything that does not depend on the request (version, signature algorithm, issuer
 // name, basicConstraints, keyUsage, extKeyUsage, authorityKeyIdentifier) is encoded once
 // per issuing CA. Per signature we encode the serial, validity, the subject's key, its key
-// identifier and the SAN, then call crypto.sign once. See der.ts for why not pkijs.
-import { sign } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+// identifier and the SAN, then sign once (crypto.sign, or C_Sign in a PKCS#11 token). See der.ts for why not pkijs.
 import { explicit, oid, sequence, smallInteger, time } from './der.js';
-import type { SignatureAlgorithm } from './keys.js';
+import { tbsSignerFor } from './keys.js';
+import type { CaSigningKey, SignatureAlgorithm } from './keys.js';
 import {
   authorityKeyIdentifier,
   basicConstraints,
@@ -22,7 +21,8 @@ import {
 
 /** What the signer needs of its issuing CA; built once per CA. */
 export interface SigningIdentity {
-  readonly key: KeyObject;
+  /** In process, or in a PKCS#11 token (its sign throws KeyUnavailableError when the token is gone). */
+  readonly key: CaSigningKey;
   readonly alg: SignatureAlgorithm;
   /** The issuer's subject Name, DER, taken verbatim from its certificate. */
   readonly subjectDer: Buffer;
@@ -91,6 +91,7 @@ export function createSvidSigner(ca: SigningIdentity): SvidSigner {
   // X509-SVID spec 4.1-4.3: leaf is CA=false (critical basicConstraints), keyUsage critical with
   // digitalSignature only (keyEncipherment too for RSA keys), never keyCertSign or cRLSign.
   const alg = ca.alg.algorithmIdentifier;
+  const signTbs = tbsSignerFor(ca.key, ca.alg);
   // Everything between the version and the validity, and the empty subject after it, is constant per CA.
   const afterSerial = Buffer.concat([alg, ca.subjectDer]);
   const constExts = Buffer.concat([
@@ -166,7 +167,7 @@ export function createSvidSigner(ca: SigningIdentity): SvidSigner {
       }
       if (o !== total) throw new Error(`svid: tbs length mismatch (${o} != ${total})`);
       const tbs = b.subarray(0, total);
-      const sig = sign(ca.alg.hash, tbs, ca.key);
+      const sig = signTbs(tbs);
       const bitsLen = sig.length + 1;
       const certLen = total + alg.length + tlvSize(bitsLen);
       const der = Buffer.allocUnsafe(tlvSize(certLen));

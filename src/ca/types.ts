@@ -95,6 +95,8 @@ export interface CaStatus {
   readonly roots: readonly CertificateSummary[];
   /** The CA that signs new SVIDs. */
   readonly signingCa: CertificateSummary;
+  /** Where the signing CA's key is: `in process`, or the PKCS#11 module, token and key label. */
+  readonly signingKey: string;
   /** CA certificates between the signing CA and the root, signing CA first (plug-in mode). */
   readonly intermediates: readonly CertificateSummary[];
   readonly revoked: readonly RevokedCertificate[];

@@ -1,7 +1,6 @@
 // X.509 building blocks (RFC 5280) written with the hand-rolled DER encoder, and a
 // minimal reader for the certificate fields the CA needs from its own material.
-import { hash, randomFillSync, sign } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import { hash, randomFillSync } from 'node:crypto';
 import {
   bitString,
   boolean,
@@ -21,7 +20,8 @@ import {
   unsignedInteger,
   utf8String,
 } from './der.js';
-import type { SignatureAlgorithm } from './keys.js';
+import { tbsSignerFor } from './keys.js';
+import type { CaSigningKey, SignatureAlgorithm } from './keys.js';
 
 /** Object identifiers used by the CA. */
 export const OID = {
@@ -146,12 +146,12 @@ export function tbsCertificate(f: CertificateFields, alg: SignatureAlgorithm): B
 }
 
 /** Wraps to-be-signed DER (certificate or CRL) with its algorithm and signature: the outer SEQUENCE. */
-export function signDer(tbs: Buffer, alg: SignatureAlgorithm, key: KeyObject): Buffer {
-  return sequence(tbs, alg.algorithmIdentifier, bitString(sign(alg.hash, tbs, key)));
+export function signDer(tbs: Buffer, alg: SignatureAlgorithm, key: CaSigningKey): Buffer {
+  return sequence(tbs, alg.algorithmIdentifier, bitString(tbsSignerFor(key, alg)(tbs)));
 }
 
 /** Builds and signs a certificate (used for CA certificates; SVIDs take the precomputed path in svid-signer.ts). */
-export function buildCertificate(f: CertificateFields, alg: SignatureAlgorithm, key: KeyObject): Buffer {
+export function buildCertificate(f: CertificateFields, alg: SignatureAlgorithm, key: CaSigningKey): Buffer {
   return signDer(tbsCertificate(f, alg), alg, key);
 }
 

@@ -8,8 +8,21 @@ import { createLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
 import { DEFAULT_ROOT_NAMESPACE, isReservedIdentity, parseSpiffeId, parseTrustDomain, workloadId } from '../identity/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
-import { acquireStateLock, createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from '../ca/index.js';
-import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind } from '../ca/index.js';
+import { createPrivateKey } from 'node:crypto';
+import {
+  acquireStateLock,
+  createPluginCa,
+  createSelfSignedCa,
+  generateKeyPair,
+  generatePkcs11Key,
+  importPkcs11Key,
+  openCa,
+  pkcs11KeyExists,
+  PLUGIN_FILES,
+} from '../ca/index.js';
+import type { CaError, CaStatus, CertificateAuthority, CertificateSummary, KeyKind, Pkcs11KeyRef } from '../ca/index.js';
+import { addPkcs11Options, pkcs11RefFromFlags } from './pkcs11-flags.js';
+import type { Pkcs11Flags } from './pkcs11-flags.js';
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
 import type { RevocationProof } from '../observability/index.js';
@@ -31,6 +44,7 @@ const describeCert = (c: CertificateSummary) =>
 function formatStatus(s: CaStatus): string {
   let out = `trust domain: ${s.trustDomain}\nmode: ${s.mode}\nroot rotation: ${s.rotation}\n`;
   out += `signing CA: ${s.signingCa.subject}\n`;
+  out += `signing key: ${s.signingKey}\n`;
   for (const [i, r] of s.roots.entries()) out += `root ${i + 1}:\n${describeCert(r)}`;
   for (const [i, c] of s.intermediates.entries()) out += `intermediate ${i + 1}:\n${describeCert(c)}`;
   out += `outstanding SVIDs: ${Object.entries(s.outstanding)
@@ -69,10 +83,38 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     if (!lock.ok) return cmd.error(`error: ${lock.error}`, { exitCode: 1, code: 'meshpilot.ca.locked' });
     return () => lock.value.release();
   };
+  // The CA key may be in a PKCS#11 token: every command that opens the CA takes the --ca-pkcs11 flags.
+  const tokenRef = (cmd: Command, f: Pkcs11Flags): Pkcs11KeyRef | undefined => {
+    const r = pkcs11RefFromFlags(f, log());
+    return r.ok ? r.value : cmd.error(`error: ${r.error}`, { exitCode: 1, code: 'meshpilot.ca.pkcs11' });
+  };
+  // ca init with a token: the key is generated there (self-signed root), or imported once from the plug-in ca-key.pem.
+  const prepareTokenKey = (cmd: Command, ref: Pkcs11KeyRef, pluginDir: string | undefined): string => {
+    const fail = (m: string): never => cmd.error(`error: ${m}`, { exitCode: 1, code: 'meshpilot.ca.pkcs11' });
+    const exists = pkcs11KeyExists(ref);
+    if (!exists.ok) return fail(exists.error);
+    const where = `key '${ref.keyLabel}' in token '${ref.tokenLabel}'`;
+    if (exists.value) return `using the existing ${where}\n`;
+    if (pluginDir === undefined) {
+      const g = generatePkcs11Key(ref);
+      return g.ok ? `generated ECDSA P-256 ${where} (not extractable)\n` : fail(g.error);
+    }
+    const keyFile = join(pluginDir, PLUGIN_FILES.caKey);
+    let key;
+    try {
+      key = createPrivateKey(readFileSync(keyFile, 'utf8'));
+    } catch (e) {
+      return fail(`no ${where}, and ${keyFile} cannot be imported into it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const i = importPkcs11Key(ref, key);
+    if (!i.ok) return fail(`${keyFile}: ${i.error}`);
+    return `imported ${keyFile} into the token as ${where} (not extractable): delete ${keyFile} now, the CA no longer reads it\n`;
+  };
   const withCa = <T>(cmd: Command, stateDir: string, o: { writes: boolean }, f: (a: CertificateAuthority) => T): T => {
+    const pkcs11 = tokenRef(cmd, cmd.opts<Pkcs11Flags>());
     const release = o.writes ? lockState(cmd, stateDir) : () => {};
     try {
-      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log(), ...(pkcs11 ? { pkcs11 } : {}) }));
       try {
         return f(a);
       } finally {
@@ -84,18 +126,22 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
   };
 
   ca.command('init')
-    .description('create the CA state: a self-signed root, or a plug-in CA from Istio-style files')
+    .description(
+      'create the CA state: a self-signed root, or a plug-in CA from Istio-style files; with --ca-pkcs11-*, the key is in a token (generated there, or imported once from ca-key.pem)',
+    )
     .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
     .option('--trust-domain <td>', 'mesh trust domain (default cluster.local)')
     .option('--plugin-dir <dir>', 'directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem')
-    .action(function (this: Command, o: { stateDir: string; trustDomain?: string; pluginDir?: string }) {
+    .action(function (this: Command, o: Pkcs11Flags & { stateDir: string; trustDomain?: string; pluginDir?: string }) {
       let trustDomain: TrustDomain | undefined;
       if (o.trustDomain !== undefined) {
         const td = parseTrustDomain(o.trustDomain);
         if (!td.ok) this.error(`error: --trust-domain: ${td.error.message}`, { exitCode: 1 });
         else trustDomain = td.value;
       }
-      const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}) };
+      const pkcs11 = tokenRef(this, o);
+      if (pkcs11) write(prepareTokenKey(this, pkcs11, o.pluginDir));
+      const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
       const release = lockState(this, o.stateDir);
       let s: CaStatus;
       try {
@@ -330,5 +376,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       });
     });
 
+  // Every command that opens the CA (offline) may need its key's token.
+  for (const c of ca.commands) addPkcs11Options(c);
   return ca;
 }

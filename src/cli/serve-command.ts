@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { startMeshpilot } from '../main.js';
 import { createLogger } from '../observability/index.js';
+import { addPkcs11Options, pkcs11RefFromFlags } from './pkcs11-flags.js';
+import type { Pkcs11Flags } from './pkcs11-flags.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -10,7 +12,7 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
-interface ServeFlags {
+interface ServeFlags extends Pkcs11Flags {
   config: string[];
   stateDir?: string;
   ephemeral?: boolean;
@@ -27,7 +29,7 @@ interface ServeFlags {
 
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
-  program
+  const serve = program
     .command('serve')
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
     .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
@@ -47,6 +49,8 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ServeFlags) => {
       const log = createLogger({ level: opts.logLevel });
+      const caPkcs11 = pkcs11RefFromFlags(opts, log);
+      if (!caPkcs11.ok) throw new Error(caPkcs11.error);
       const xds = parseHostPort('--xds-address', opts.xdsAddress);
       const adminPort = Number(opts.adminPort);
       if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
@@ -57,6 +61,7 @@ export function registerServeCommand(program: Command): void {
         configPaths: opts.config,
         stateDir: opts.stateDir,
         ephemeral: opts.ephemeral,
+        ...(caPkcs11.value ? { caPkcs11: caPkcs11.value } : {}),
         xdsHost: xds.host,
         xdsPort: xds.port,
         adminPort,
@@ -92,4 +97,5 @@ export function registerServeCommand(program: Command): void {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
+  addPkcs11Options(serve);
 }
