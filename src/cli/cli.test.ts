@@ -8,7 +8,8 @@ const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
 describe('cli: meshpilot', () => {
-  it('prints the package.json version with --version and -V', () => {
+  it('prints the package.json version with --version and -V', function () {
+    this.timeout(30_000); // two CLI starts (each loads every module): seconds on a loaded 2-core machine
     assert.equal(packageVersion(), pkg.version);
     for (const flag of ['--version', '-V']) {
       const out = execFileSync(process.execPath, [bin, flag], { encoding: 'utf8', timeout: 20_000 });
