@@ -26,6 +26,7 @@ import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } fr
 import { createCsrService } from './csr/index.js';
 import {
   checkSecretDir,
+  listenAddressSans,
   createFileSecrets,
   createServingCredentials,
   createSvidStore,
@@ -63,6 +64,7 @@ import {
 import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
 /** How to run meshpilot. */
@@ -307,12 +309,15 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     trustDomain: td.value,
     clock,
   });
+  // The addresses xDS listens on are names clients dial too (the agent's default is 127.0.0.1:15012).
+  const listenSans = listenAddressSans(o.xdsHost, networkInterfaces());
   const serving = o.insecurePlaintext
     ? undefined
     : createServingCredentials({
         ca,
         id: controlPlaneId,
-        dnsNames: ['localhost', `meshpilot.${settings.rootNamespace}.svc`, ...(o.dnsNames ?? [])],
+        dnsNames: [...new Set(['localhost', `meshpilot.${settings.rootNamespace}.svc`, ...listenSans.dnsNames, ...(o.dnsNames ?? [])])],
+        ipAddresses: listenSans.ipAddresses,
         ttlMs: settings.certTtlMs,
         renewal: { atFraction: settings.renewAtFraction, jitterFraction: settings.renewJitterFraction },
         clock,

@@ -48,7 +48,9 @@ export function createNodeAgent(deps: {
   caAddress: string;
   /** The mesh root(s), PEM: the control plane's serving certificate must chain to one. */
   caRootPem: string;
-  /** TLS name to check the control plane's certificate against (e.g. 'meshpilot.istio-system.svc'). */
+  /** The control plane's SPIFFE ID: its certificate must carry exactly this URI SAN (host names are not checked). */
+  controlPlaneId: string;
+  /** TLS server name (SNI) and authority to send, e.g. 'meshpilot.istio-system.svc'; the certificate is checked by SPIFFE ID. */
   serverName?: string;
   /** The first credential: a token file (re-read on every use, so it can be rotated on disk). */
   credential: { tokenFile?: string };
@@ -77,7 +79,12 @@ export function createNodeAgent(deps: {
   const backoff = deps.backoff ?? defaultBackoff;
   const newKey = deps.generateKey ?? (() => generateKeyPair('ec-p256'));
   const readFile = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-  const ca: CaEndpoint = { address: deps.caAddress, rootPem: deps.caRootPem, serverName: deps.serverName };
+  const ca: CaEndpoint = {
+    address: deps.caAddress,
+    rootPem: deps.caRootPem,
+    controlPlaneId: deps.controlPlaneId,
+    serverName: deps.serverName,
+  };
 
   let sds: SdsServer | undefined;
   let current: AgentSvid | undefined;

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
+import { ipAddressBytes } from './ip-address.js';
 import { describeKey, spkiOf } from './keys.js';
 import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
@@ -269,6 +270,12 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       if (ttl > policy.maxTtlMs) return fail('ttl-too-long', `ttl ${ttl}ms exceeds the maximum of ${policy.maxTtlMs}ms`);
       const dnsNames = req.dnsNames ?? [];
       for (const d of dnsNames) if (!DNS_NAME.test(d)) return fail('bad-request', `'${d}' is not a valid DNS name`);
+      const ipAddresses: Buffer[] = [];
+      for (const a of req.ipAddresses ?? []) {
+        const bytes = ipAddressBytes(a);
+        if (!bytes) return fail('bad-request', `'${a}' is not a valid IP address`);
+        ipAddresses.push(bytes);
+      }
       const now = clock.now();
       const s = signing;
       if (now >= s.notAfter) return fail('not-ready', `the signing CA chain expired at ${new Date(s.notAfter).toISOString()}`);
@@ -277,7 +284,15 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       const spki = req.spkiDer
         ? Buffer.from(req.spkiDer.buffer, req.spkiDer.byteOffset, req.spkiDer.byteLength)
         : spkiOf(req.publicKey, desc.value);
-      const leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
+      const leaf = s.signer.sign({
+        spiffeId: req.spiffeId,
+        spki,
+        rsa: desc.value.startsWith('rsa'),
+        dnsNames,
+        ipAddresses,
+        notBefore,
+        notAfter,
+      });
       const rec: IssuanceRecord = { serial: leaf.serialHex, issuer: s.id, spiffeId: req.spiffeId, notAfter };
       // Not recorded, not handed out: revocation and root retirement rely on the record.
       const a = store.appendIssued(rec);

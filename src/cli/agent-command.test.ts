@@ -29,6 +29,10 @@ describe('cli: meshpilot agent', function () {
     assert.equal(r.value.spiffeId, 'spiffe://example.org/ns/vm-ns/sa/vm-app');
     assert.equal(r.value.ttlMs, 3_600_000);
     assert.equal(r.value.serverName, SERVER_NAME);
+    // Pinned as sidecars pin it: the control plane's identity in the same trust domain.
+    assert.equal(r.value.controlPlaneId, 'spiffe://example.org/ns/istio-system/sa/meshpilot');
+    const other = parseAgentFlags({ ...base, rootNamespace: 'mesh-root' }, read);
+    assert.equal(other.ok && other.value.controlPlaneId, 'spiffe://cluster.local/ns/mesh-root/sa/meshpilot');
     assert.equal(r.value.sdsSocketPath, '/run/agent.sock');
   });
 
