@@ -48,7 +48,6 @@ import {
   awaitRootRollout,
   buildMtlsReport,
   leafSignedBy,
-  countingCsrLogger,
   decodeClusterTls,
   createConvergenceTimer,
   createMetrics,
@@ -413,7 +412,17 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       maxTtlMs: settings.maxCertTtlMs,
       defaultTtlMs: settings.certTtlMs,
       clock,
-      log: countingCsrLogger(log.child({ module: 'csr' }), metrics),
+      log: log.child({ module: 'csr' }),
+      stats: {
+        issued: () => {
+          metrics.csrCount.inc();
+          metrics.csrIssued.inc();
+        },
+        refused: (reason) => {
+          metrics.csrCount.inc();
+          metrics.csrRefused.inc({ reason });
+        },
+      },
     }).register(server);
   }
   const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
