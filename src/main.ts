@@ -456,6 +456,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
+    closeConnection: (peer) => xdsGuard.closeConnection(peer),
   });
   xdsRef.current = xds;
   // Every call lifts its connection's first-request deadline.

@@ -28,6 +28,7 @@ export interface AgentFlags {
   readonly serviceAccount?: string;
   readonly trustDomain: string;
   readonly sdsSocket?: string;
+  readonly certDir?: string;
   readonly tlsServerName?: string;
   readonly controlPlaneId?: string;
   readonly rootNamespace?: string;
@@ -43,7 +44,9 @@ export interface AgentConfig {
   readonly spiffeId: SpiffeId;
   /** The control plane's SPIFFE ID, pinned: its certificate must name exactly this. */
   readonly controlPlaneId: SpiffeId;
-  readonly sdsSocketPath: string;
+  /** Where the SVID goes: the SDS socket, or the directory of files (exactly one). */
+  readonly sdsSocketPath?: string;
+  readonly certDir?: string;
   readonly serverName?: string;
   readonly ttlMs?: number;
 }
@@ -101,7 +104,11 @@ export function parseAgentFlags(
     else problems.push(`--root-namespace: ${id.error.message}`);
   }
   if (!f.tokenFile) problems.push('--token-file: the first certificate request needs a token');
-  if (!f.sdsSocket) problems.push('--sds-socket: the Unix socket the local Envoy reads its secrets from is required');
+  if (f.sdsSocket && f.certDir) problems.push('--sds-socket and --cert-dir: give one; the SVID goes to one place');
+  else if (!f.sdsSocket && !f.certDir)
+    problems.push(
+      '--sds-socket (the Unix socket the local Envoy reads its secrets from) or --cert-dir (files for bootstrap --cert-dir) is required',
+    );
   let ttlMs: number | undefined;
   if (f.certTtl !== undefined) {
     const d = parseDuration(f.certTtl);
@@ -115,7 +122,8 @@ export function parseAgentFlags(
     caRootPem,
     spiffeId,
     controlPlaneId,
-    sdsSocketPath: resolve(f.sdsSocket!),
+    ...(f.sdsSocket ? { sdsSocketPath: resolve(f.sdsSocket) } : {}),
+    ...(f.certDir ? { certDir: resolve(f.certDir) } : {}),
     ...(f.tokenFile ? { tokenFile: resolve(f.tokenFile) } : {}),
     ...(f.tlsServerName ? { serverName: f.tlsServerName } : {}),
     ...(ttlMs !== undefined ? { ttlMs } : {}),
@@ -130,7 +138,8 @@ export async function runAgent(config: AgentConfig, deps: { log: Logger; stopSig
     credential: config.tokenFile ? { tokenFile: config.tokenFile } : {},
     spiffeId: config.spiffeId,
     controlPlaneId: config.controlPlaneId,
-    sdsSocketPath: config.sdsSocketPath,
+    ...(config.sdsSocketPath ? { sdsSocketPath: config.sdsSocketPath } : {}),
+    ...(config.certDir ? { certDir: config.certDir } : {}),
     ...(config.serverName ? { serverName: config.serverName } : {}),
     ...(config.ttlMs !== undefined ? { ttlMs: config.ttlMs } : {}),
     clock: systemClock,
@@ -153,7 +162,9 @@ export async function runAgent(config: AgentConfig, deps: { log: Logger; stopSig
 export function registerAgentCommand(program: Command, deps: { log?: Logger; stopSignal?: Promise<string> } = {}): void {
   program
     .command('agent')
-    .description('run the node agent of a VM workload: make its key, get its SVID by CSR, serve it to the local Envoy over SDS')
+    .description(
+      'run the node agent of a workload: make its key, get its SVID by CSR, serve it to the local Envoy over SDS or as files, renew it',
+    )
     .option('--ca-address <host:port>', 'the control plane’s TLS port (CSR service)', '127.0.0.1:15012')
     .option('--ca-root <file>', 'the mesh root certificate (root-cert.pem) the control plane’s certificate must chain to')
     .option('--token-file <file>', 'the workload’s token (from `meshpilot token`); re-read on every use')
@@ -162,6 +173,10 @@ export function registerAgentCommand(program: Command, deps: { log?: Logger; sto
     .option('--trust-domain <domain>', 'the mesh trust domain', DEFAULT_TRUST_DOMAIN)
     .option('--spiffe-id <id>', 'the identity to ask for, instead of --namespace/--service-account')
     .option('--sds-socket <path>', 'the Unix socket to serve SDS on (made owner-only; removed on exit)')
+    .option(
+      '--cert-dir <dir>',
+      'instead of --sds-socket: keep key.pem, cert-chain.pem, root-cert.pem and default-sds.yaml in <dir> (for bootstrap --cert-dir; Envoy reloads them)',
+    )
     .option('--tls-server-name <name>', 'the TLS server name (SNI) to send; the certificate is checked by SPIFFE ID, not by name')
     .option(
       '--control-plane-id <id>',

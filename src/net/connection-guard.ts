@@ -41,6 +41,8 @@ export interface ConnectionGuard {
   admit(socket: Socket): boolean;
   /** The connection made a request: its first-request deadline no longer applies. */
   requested(address: ConnectionAddress): void;
+  /** Closes a connection (its TLS session ends; the peer reconnects): after a stream ended for the connection's client certificate. */
+  closeConnection(address: ConnectionAddress): void;
   /** accept(2) failed (EMFILE, ENFILE): the connection never reached us; counted and logged per burst. */
   acceptFailed(e: Error): void;
   /** Open connections now. */
@@ -127,6 +129,15 @@ export function createConnectionGuard(deps: {
         deps.timers.clearTimeout(entry.timer);
         entry.timer = undefined;
       }
+    },
+    closeConnection(address) {
+      const entry = open.get(keyOf(address));
+      if (!entry) return;
+      // After the status already queued on it: end() sends what is written, then FIN; a peer that
+      // does not close its side is cut off by the deadline below.
+      const socket = entry.socket;
+      setImmediate(() => socket.end());
+      deps.timers.setTimeout(() => socket.destroy(), 2_000);
     },
     acceptFailed(e) {
       deps.stats?.closed('accept-error');
