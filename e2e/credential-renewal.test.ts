@@ -92,12 +92,7 @@ describe('sidecar credential renewal and the way back after a restart (issue 17)
     assert.ok(frontendConnections().every((c) => c.credential.via === 'certificate'));
     const ended = logEntries(mesh.cp.current().lines()).filter((l) => l.msg === 'stream ended: credential expired');
     assert.ok(ended.length >= 2, `the server ended the stream at each expiry (${ended.length})`);
-    assert.ok(
-      !logEntries(mesh.cp.current().lines()).some(
-        (l) => l.msg === 'stream refused' && String(l.peer ?? '').length > 0 && l.kind !== undefined,
-      ),
-      'no stream of the frontend was refused',
-    );
+    assert.ok(!logEntries(mesh.cp.current().lines()).some((l) => l.msg === 'stream refused'), 'no stream was refused');
     assert.equal(envoy.pid, pid);
     assert.ok(envoy.running, 'the same Envoy, never restarted');
     await eventually(async () => (await request()).status === 200, { description: 'frontend → backend after renewals' });
