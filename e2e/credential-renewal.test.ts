@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 import { eventually, httpRequest, type EnvoyProcess } from './harness/index.js';
 import { backend, backendHost, frontend, photoAppConfig } from './kit/photo-app.js';
@@ -80,6 +81,15 @@ describe('sidecar credential renewal and the way back after a restart (issue 17)
     envoy = await mesh.envoys.start({ name: 'photo-frontend-sidecar', bootstrap });
     await eventually(async () => (await request()).status === 200, { description: 'frontend → backend' });
     const pid = envoy.pid;
+    // Clients that check names reach the server by the address it listens on: its certificate carries that IP SAN.
+    const checked = await new Promise<boolean>((resolve, reject) => {
+      const t = tlsConnect({ host: '127.0.0.1', port: mesh.cp.xdsPort, ca: mesh.cp.rootPem(), ALPNProtocols: ['h2'] }, () => {
+        resolve(t.authorized);
+        t.destroy();
+      });
+      t.on('error', reject);
+    });
+    assert.equal(checked, true, 'the serving certificate is valid for 127.0.0.1');
 
     // Three certificates in a row on the xDS connection, each presented after a renewal in the files.
     const serials = await eventually(
