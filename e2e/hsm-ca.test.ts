@@ -50,7 +50,7 @@ describe('CA root key in a PKCS#11 token (SoftHSM2) with real Envoy', function (
     const keys = generateKeyPair('ec-p256');
     const csr = makeCsr({ privateKey: keys.privateKey, publicKey: keys.publicKey, uriSans: [ids.frontend] });
     return requestCertificate(
-      { address: `127.0.0.1:${mesh.mp.xdsPort}`, rootPem: mesh.mp.ca.trustBundle().pem, serverName: 'localhost' },
+      { address: `127.0.0.1:${mesh.mp.xdsPort}`, rootPem: mesh.mp.ca.trustBundle().pem, controlPlaneId: mesh.mp.controlPlaneId },
       { kind: 'token', token: await mesh.mp.mintToken('photo-ns', 'photo-frontend') },
       { csr, timeoutMs: 10_000 },
     );

@@ -193,7 +193,7 @@ describe('meshpilot status, metrics and revocation proof with real Envoy (issue 
     // A CSR with a token, and one without a valid credential.
     const keys = generateKeyPair('ec-p256');
     const csr = makeCsr({ privateKey: keys.privateKey, publicKey: keys.publicKey, uriSans: [ids.frontend] });
-    const endpoint = { address: `127.0.0.1:${mp.xdsPort}`, rootPem: mp.ca.trustBundle().pem, serverName: 'localhost' };
+    const endpoint = { address: `127.0.0.1:${mp.xdsPort}`, rootPem: mp.ca.trustBundle().pem, controlPlaneId: mp.controlPlaneId };
     const good = await requestCertificate(
       endpoint,
       { kind: 'token', token: await mp.mintToken('photo-ns', 'photo-frontend') },

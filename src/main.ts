@@ -27,6 +27,7 @@ import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } fr
 import { createCsrService } from './csr/index.js';
 import {
   checkSecretDir,
+  listenAddressSans,
   createFileSecrets,
   createServingCredentials,
   createSvidStore,
@@ -48,7 +49,6 @@ import {
   awaitRootRollout,
   buildMtlsReport,
   leafSignedBy,
-  countingCsrLogger,
   decodeClusterTls,
   createConvergenceTimer,
   createMetrics,
@@ -65,7 +65,9 @@ import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createFederatedBundles, startBundleEndpoint, type BundleEndpoint, type FederatedBundles } from './federation/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
+import { networkInterfaces } from 'node:os';
+import { createGrpcServer, createXdsServer, listenGuarded, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
+import { createConnectionGuard, defaultMaxConnections, raiseFdLimit, type ConnectionLimits, type FdLimit } from './net/index.js';
 
 /** How to run meshpilot. */
 export interface MeshpilotOptions {
@@ -94,6 +96,36 @@ export interface MeshpilotOptions {
   readonly defaultNamespace?: string;
   /** Keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under `<secretDir>/<ns>/<sa>/`. */
   readonly secretDir?: string;
+  /** Connection admission of the xDS port and the admin port; what is not given takes the defaults (connectionLimitsFor). */
+  readonly connectionLimits?: { readonly xds?: Partial<ConnectionLimits>; readonly admin?: Partial<ConnectionLimits> };
+}
+
+/** Default per-source cap of the xDS port: sidecars behind one address (a host, a NAT) share it. */
+export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1024;
+/** Default deadline from accept to the first request, on every port. */
+export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 10_000;
+/** Default cap of the admin port (operators, Prometheus, the mesh page). */
+export const DEFAULT_ADMIN_MAX_CONNECTIONS = 64;
+
+/** The limits each listener runs with: the given ones over the defaults (the xDS cap below the fd limit). */
+export function connectionLimitsFor(
+  given: MeshpilotOptions['connectionLimits'],
+  fd: FdLimit | undefined,
+): { readonly xds: ConnectionLimits; readonly admin: ConnectionLimits } {
+  return {
+    xds: {
+      maxConnections: defaultMaxConnections(fd),
+      maxPerSource: DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+      firstRequestTimeoutMs: DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+      ...given?.xds,
+    },
+    admin: {
+      maxConnections: DEFAULT_ADMIN_MAX_CONNECTIONS,
+      maxPerSource: DEFAULT_ADMIN_MAX_CONNECTIONS,
+      firstRequestTimeoutMs: DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+      ...given?.admin,
+    },
+  };
 }
 
 /** A running control plane. */
@@ -232,6 +264,32 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     throw new Error(federationResult.error);
   }
   const federation = federationResult?.value;
+  // Node raised the soft limit to the hard one at start-up; what the process has is logged, and the xDS cap stays below it.
+  const fd = raiseFdLimit();
+  if (fd.after) {
+    metrics.fdLimit.set({ kind: 'soft' }, fd.after.soft);
+    metrics.fdLimit.set({ kind: 'hard' }, fd.after.hard);
+  }
+  const limits = connectionLimitsFor(o.connectionLimits, fd.after);
+  log[fd.after && fd.after.soft < fd.after.hard ? 'warn' : 'info']('file descriptor limit', {
+    soft: fd.after?.soft,
+    hard: fd.after?.hard,
+    note: fd.note,
+    limits,
+  });
+  const guardOf = (listener: 'xds' | 'admin') =>
+    createConnectionGuard({
+      listener,
+      limits: limits[listener],
+      log: log.child({ module: 'net' }),
+      timers,
+      stats: {
+        closed: (reason) => metrics.connectionsRefused.inc({ listener, reason }),
+        open: (n) => metrics.connectionsOpen.set({ listener }, n),
+      },
+    });
+  const xdsGuard = guardOf('xds');
+  const adminGuard = guardOf('admin');
   // A window opened while no proxy is connected would never be pushed (nothing to build): it is not timed.
   const convergence = createConvergenceTimer(clock, { active: () => push.proxies().length > 0 });
   const push = createPushController({
@@ -350,12 +408,15 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     trustDomain: td.value,
     clock,
   });
+  // The addresses xDS listens on are names clients dial too (the agent's default is 127.0.0.1:15012).
+  const listenSans = listenAddressSans(o.xdsHost, networkInterfaces());
   const serving = o.insecurePlaintext
     ? undefined
     : createServingCredentials({
         ca,
         id: controlPlaneId,
-        dnsNames: ['localhost', `meshpilot.${settings.rootNamespace}.svc`, ...(o.dnsNames ?? [])],
+        dnsNames: [...new Set(['localhost', `meshpilot.${settings.rootNamespace}.svc`, ...listenSans.dnsNames, ...(o.dnsNames ?? [])])],
+        ipAddresses: listenSans.ipAddresses,
         ttlMs: settings.certTtlMs,
         renewal: { atFraction: settings.renewAtFraction, jitterFraction: settings.renewJitterFraction },
         clock,
@@ -438,9 +499,11 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
+    closeConnection: (peer) => xdsGuard.closeConnection(peer),
   });
   xdsRef.current = xds;
-  const server = createGrpcServer();
+  // Every call lifts its connection's first-request deadline.
+  const server = createGrpcServer({ onCall: (c) => xdsGuard.requested(c) });
   xds.register(server);
   // Istio's certificate service for node agents on VMs: only over TLS, where callers can be authenticated.
   if (serving) {
@@ -451,10 +514,27 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       maxTtlMs: settings.maxCertTtlMs,
       defaultTtlMs: settings.certTtlMs,
       clock,
-      log: countingCsrLogger(log.child({ module: 'csr' }), metrics),
+      log: log.child({ module: 'csr' }),
+      stats: {
+        issued: () => {
+          metrics.csrCount.inc();
+          metrics.csrIssued.inc();
+        },
+        refused: (reason) => {
+          metrics.csrCount.inc();
+          metrics.csrRefused.inc({ reason });
+        },
+      },
     }).register(server);
   }
-  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
+  const xdsListener = await listenGuarded(
+    server,
+    o.xdsHost,
+    o.xdsPort,
+    serving ? serving.credentials : grpc.ServerCredentials.createInsecure(),
+    { admit: (socket) => xdsGuard.admit(socket), onAcceptError: (e) => xdsGuard.acceptFailed(e) },
+  );
+  const xdsPort = xdsListener.port;
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
 
@@ -468,6 +548,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
           metrics,
           log: log.child({ module: 'admin' }),
           page,
+          guard: adminGuard,
           actions: {
             connections: () => xds.connected(),
             config: (node) => {
@@ -637,6 +718,9 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       push.close();
       xds.closeAll();
       await shutdown(server, 2_000);
+      await xdsListener.close();
+      xdsGuard.close();
+      adminGuard.close();
       svids.close();
       serving?.close();
       ca.close();

@@ -69,6 +69,8 @@ serveParent<RealServerCommand, RealServerReply>(
           xdsHost: '127.0.0.1',
           xdsPort: 0,
           log: countingLogger(counts),
+          // The whole fleet connects from 127.0.0.1: one source, far past the per-source default.
+          connectionLimits: { xds: { maxPerSource: 1_000_000 } },
         });
         mesh.config.subscribe((model) => {
           delivered.push({ model, atMs: epochMs() });

@@ -30,6 +30,7 @@ export async function startProcessMesh(
   name: string,
   files: Record<string, string>,
   workloads: readonly TestWorkload[],
+  o: { serveArgs?: readonly string[]; launcher?: readonly string[] } = {},
 ): Promise<ProcessMesh> {
   const dir = mkdtempSync(join(tmpdir(), `meshpilot-e2e-${name}-`));
   const stateDir = join(dir, 'state');
@@ -39,7 +40,7 @@ export async function startProcessMesh(
   const envoys = envoyPool();
   const apps: HttpUpstream[] = [];
   const sidecars = new Map<string, EnvoyProcess>();
-  const cp = await controlPlaneProcess({ configDir, stateDir });
+  const cp = await controlPlaneProcess({ configDir, stateDir, extraArgs: o.serveArgs, launcher: o.launcher });
   let issued = 0;
   const mesh: ProcessMesh = {
     dir,

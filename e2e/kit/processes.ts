@@ -29,9 +29,10 @@ process.on('exit', () => {
   for (const p of running) p.kill('SIGKILL');
 });
 
-/** Starts `meshpilot <args>` and keeps its output. */
-export function startMeshpilotProcess(name: string, args: readonly string[]): Child {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `meshpilot <args>` (under `launcher`, e.g. `prlimit --nofile=1200:1200`, when given) and keeps its output. */
+export function startMeshpilotProcess(name: string, args: readonly string[], launcher: readonly string[] = []): Child {
+  const argv = [...launcher, process.execPath, BIN, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   const kept: string[] = [];
   let partial = '';
@@ -115,6 +116,8 @@ export async function controlPlaneProcess(o: {
   configDir: string;
   stateDir: string;
   extraArgs?: readonly string[];
+  /** A command the serve process runs under (e.g. prlimit with a lower file-descriptor limit). */
+  launcher?: readonly string[];
 }): Promise<ControlPlaneProcess> {
   const xdsPort = await freePort();
   const adminPort = await freePort();
@@ -126,18 +129,22 @@ export async function controlPlaneProcess(o: {
     stateDir: o.stateDir,
     current: () => child!,
     async start() {
-      child = startMeshpilotProcess('meshpilot', [
-        'serve',
-        '--config',
-        o.configDir,
-        '--state-dir',
-        o.stateDir,
-        '--xds-address',
-        `127.0.0.1:${xdsPort}`,
-        '--admin-port',
-        String(adminPort),
-        ...(o.extraArgs ?? []),
-      ]);
+      child = startMeshpilotProcess(
+        'meshpilot',
+        [
+          'serve',
+          '--config',
+          o.configDir,
+          '--state-dir',
+          o.stateDir,
+          '--xds-address',
+          `127.0.0.1:${xdsPort}`,
+          '--admin-port',
+          String(adminPort),
+          ...(o.extraArgs ?? []),
+        ],
+        o.launcher,
+      );
       history.push(child.lines() as string[]);
       const c = child;
       await eventually(

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { err, ok } from '../lib/index.js';
 import { createMetrics, createRecordingLogger } from '../observability/index.js';
+import { createConnectionGuard } from '../net/index.js';
 import { startAdminServer, type AdminServer } from './index.js';
 
 describe('admin server', () => {
@@ -80,5 +82,63 @@ describe('admin server', () => {
     assert.equal((await post('x'.repeat(70 * 1024))).status, 400);
     assert.equal((await post(JSON.stringify({ spiffeId: 'spiffe://cluster.local/ns/a/sa/b', publicKeyPem: 'pem' }))).status, 200);
     assert.deepEqual(calls, ['spiffe://cluster.local/ns/a/sa/b']);
+  });
+});
+
+describe('admin server behind a connection guard', () => {
+  it('closes a connection that sends no request by the deadline, keeps one that did, and refuses past its cap', async () => {
+    const log = createRecordingLogger();
+    const closed: string[] = [];
+    const guard = createConnectionGuard({
+      listener: 'admin',
+      limits: { maxConnections: 2, maxPerSource: 2, firstRequestTimeoutMs: 300 },
+      log,
+      timers: { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+      stats: { closed: (r) => void closed.push(r) },
+    });
+    const admin = await startAdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      token: 't',
+      metrics: createMetrics(),
+      log,
+      guard,
+      actions: {
+        connections: () => [],
+        config: () => ({}),
+        caStatus: () => ({}),
+        revoke: () => err('no'),
+        sign: () => err('no'),
+        rotateRoot: () => err('no'),
+        proxyStatus: () => undefined,
+      },
+    });
+    const sockets: Socket[] = [];
+    const dial = () =>
+      new Promise<Socket>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: admin.port }, () => resolve(s));
+        s.on('error', () => resolve(s));
+        sockets.push(s);
+      });
+    try {
+      // One idle connection and one that asks for /healthz over keep-alive.
+      const idle = await dial();
+      const busy = await dial();
+      const answered = new Promise<string>((resolve) => busy.once('data', (b: Buffer) => resolve(b.toString())));
+      busy.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(await answered, /^HTTP\/1.1 200/);
+      // A third is over the cap of 2.
+      const third = await dial();
+      await new Promise<void>((resolve) => (third.destroyed ? resolve() : third.once('close', () => resolve())));
+      assert.deepEqual(closed, ['listener-limit']);
+      // The idle one is closed at the deadline; the one that made a request is not.
+      await new Promise<void>((resolve) => (idle.destroyed ? resolve() : idle.once('close', () => resolve())));
+      assert.deepEqual(closed, ['listener-limit', 'no-request']);
+      assert.equal(busy.destroyed, false);
+    } finally {
+      for (const s of sockets) s.destroy();
+      guard.close();
+      await admin.close();
+    }
   });
 });

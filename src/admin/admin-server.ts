@@ -3,6 +3,7 @@
 // (`meshpilot ca revoke` and `rotate-root` come here when a server owns the state dir).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Result } from '../lib/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 
@@ -34,6 +35,13 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** What the admin server asks of a connection guard (src/net's fits). */
+export interface AdminConnectionGuard {
+  admit(socket: Socket): boolean;
+  requested(address: { remoteAddress?: string; remotePort?: number }): void;
+  acceptFailed(e: Error): void;
+}
+
 /** Starts the admin server; everything but /healthz and /metrics needs `Authorization: Bearer <token>`. */
 export async function startAdminServer(deps: {
   host: string;
@@ -44,6 +52,8 @@ export async function startAdminServer(deps: {
   log: Logger;
   /** Extra routes tried first (the mesh page); they check access themselves. */
   page?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> };
+  /** Admission of connections (caps, first-request deadline); every connection is served without one. */
+  guard?: AdminConnectionGuard;
 }): Promise<AdminServer> {
   const expected = Buffer.from(`Bearer ${deps.token}`);
   const authorized = (req: IncomingMessage) => {
@@ -144,10 +154,18 @@ export async function startAdminServer(deps: {
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
     });
   });
+  const guard = deps.guard;
+  if (guard) {
+    // Before the HTTP parser: a refused connection is reset at once; a request lifts its deadline.
+    server.prependListener('connection', (socket: Socket) => void guard.admit(socket));
+    server.prependListener('request', (req: IncomingMessage) => guard.requested(req.socket));
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(deps.port, deps.host, () => resolve());
   });
+  // accept(2) failing (EMFILE) must not be an unhandled 'error' that ends the process.
+  server.on('error', (e) => guard?.acceptFailed(e) ?? deps.log.error('admin accept failed', { cause: e.message }));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : deps.port;
   return {

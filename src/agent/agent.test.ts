@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createRecordingLogger } from '../observability/index.js';
 import { createNodeAgent, type NodeAgent } from './index.js';
 import {
+  CONTROL_PLANE_ID,
   createManualTimers,
   eventually,
   SERVER_NAME,
@@ -42,6 +43,7 @@ describe('agent: node agent against a real CSR service', function () {
     agent = createNodeAgent({
       caAddress: f.address(),
       caRootPem: f.rootPem,
+      controlPlaneId: CONTROL_PLANE_ID,
       serverName: SERVER_NAME,
       credential: { tokenFile: join(dir, 'token.jwt') },
       spiffeId: VM_ID,
@@ -170,6 +172,56 @@ describe('agent: node agent against a real CSR service', function () {
     assert.ok(existsSync(socket));
     await agent.stop();
     assert.equal(existsSync(socket), false);
+  });
+
+  it('pins the control plane by SPIFFE ID: a certificate for the right host name and address but another identity gets nothing', async () => {
+    // Same mesh root, same DNS name and IP SAN: only the SPIFFE ID differs (a shared PKI's certificate for that host).
+    const impostor = await startCaFixture({ servingId: 'spiffe://cluster.local/ns/istio-system/sa/not-meshpilot' });
+    const other = createNodeAgent({
+      caAddress: impostor.address(),
+      caRootPem: impostor.rootPem,
+      controlPlaneId: CONTROL_PLANE_ID,
+      serverName: SERVER_NAME,
+      credential: { tokenFile: join(dir, 'token.jwt') },
+      spiffeId: VM_ID,
+      sdsSocketPath: join(dir, 'other.sock'),
+      clock: impostor.clock,
+      timers: createManualTimers(impostor.clock),
+      log,
+    });
+    try {
+      await other.start();
+      assert.equal(other.status().svid, undefined);
+      assert.equal(other.status().failures, 1);
+      const failed = log.lines.find((l) => l.msg === 'certificate request failed');
+      assert.match(String(failed?.fields.cause), /not-meshpilot.*not spiffe:\/\/cluster.local\/ns\/istio-system\/sa\/meshpilot/);
+      // The handshake failed before any request: the impostor never saw the token or a CSR.
+      assert.deepEqual(impostor.issued(), []);
+      assert.ok(!impostor.log.lines.some((l) => l.msg === 'csr rejected'));
+    } finally {
+      await other.stop();
+      await impostor.close();
+    }
+  });
+
+  it('reaches a control plane by IP address with no TLS server name (its certificate is checked by SPIFFE ID)', async () => {
+    const plain = createNodeAgent({
+      caAddress: f.address(),
+      caRootPem: f.rootPem,
+      controlPlaneId: CONTROL_PLANE_ID,
+      credential: { tokenFile: join(dir, 'token.jwt') },
+      spiffeId: VM_ID,
+      sdsSocketPath: join(dir, 'plain.sock'),
+      clock: f.clock,
+      timers: createManualTimers(f.clock),
+      log,
+    });
+    try {
+      await plain.start();
+      assert.ok(plain.status().svid, JSON.stringify(log.lines.filter((l) => l.msg === 'certificate request failed').map((l) => l.fields)));
+    } finally {
+      await plain.stop();
+    }
   });
 
   /** Waits until no certificate request is in flight (the agent has scheduled its next timer). */

@@ -16,6 +16,7 @@ import type { XdsHooks } from '../xds/index.js';
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from './backoff.js';
 import { requestCertificate, type AgentCredential, type CaEndpoint, type CallFailure } from './ca-client.js';
 import { acceptChain, type AgentSvid } from './issued.js';
+import { createFileSink } from './file-sink.js';
 import { startSdsServer, type SdsServer } from './sds.js';
 
 /** What the agent reports about itself (for tests and a status endpoint). */
@@ -48,13 +49,17 @@ export function createNodeAgent(deps: {
   caAddress: string;
   /** The mesh root(s), PEM: the control plane's serving certificate must chain to one. */
   caRootPem: string;
-  /** TLS name to check the control plane's certificate against (e.g. 'meshpilot.istio-system.svc'). */
+  /** The control plane's SPIFFE ID: its certificate must carry exactly this URI SAN (host names are not checked). */
+  controlPlaneId: string;
+  /** TLS server name (SNI) and authority to send, e.g. 'meshpilot.istio-system.svc'; the certificate is checked by SPIFFE ID. */
   serverName?: string;
   /** The first credential: a token file (re-read on every use, so it can be rotated on disk). */
   credential: { tokenFile?: string };
   /** The identity the agent asks for; the CSR service checks it against the credential. */
   spiffeId: SpiffeId;
-  sdsSocketPath: string;
+  /** Where the SVID goes: an SDS Unix socket, or (certDir) files Envoy reads through file-based SDS. Exactly one. */
+  sdsSocketPath?: string;
+  certDir?: string;
   /** Requested SVID lifetime; the CA's default when absent (the CA clamps it to its maximum). */
   ttlMs?: number;
   renewal?: RenewalPolicy;
@@ -77,7 +82,12 @@ export function createNodeAgent(deps: {
   const backoff = deps.backoff ?? defaultBackoff;
   const newKey = deps.generateKey ?? (() => generateKeyPair('ec-p256'));
   const readFile = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-  const ca: CaEndpoint = { address: deps.caAddress, rootPem: deps.caRootPem, serverName: deps.serverName };
+  const ca: CaEndpoint = {
+    address: deps.caAddress,
+    rootPem: deps.caRootPem,
+    controlPlaneId: deps.controlPlaneId,
+    serverName: deps.serverName,
+  };
 
   let sds: SdsServer | undefined;
   let current: AgentSvid | undefined;
@@ -223,15 +233,22 @@ export function createNodeAgent(deps: {
   return {
     async start() {
       if (sds) throw new Error('node agent already started');
-      const started = await startSdsServer({
-        socketPath: deps.sdsSocketPath,
-        identity: deps.spiffeId,
-        log: log.child({ module: 'sds' }),
-        hooks: deps.sdsHooks,
-      });
-      if (!started.ok) throw new Error(started.error);
-      sds = started.value;
-      log.info('sds listening', { socket: deps.sdsSocketPath, ca: deps.caAddress });
+      if ((deps.sdsSocketPath === undefined) === (deps.certDir === undefined))
+        throw new Error('node agent: give exactly one of sdsSocketPath and certDir');
+      if (deps.certDir !== undefined) {
+        sds = createFileSink(deps.certDir, log.child({ module: 'files' }));
+        log.info('writing certificate files', { dir: deps.certDir, ca: deps.caAddress });
+      } else {
+        const started = await startSdsServer({
+          socketPath: deps.sdsSocketPath!,
+          identity: deps.spiffeId,
+          log: log.child({ module: 'sds' }),
+          hooks: deps.sdsHooks,
+        });
+        if (!started.ok) throw new Error(started.error);
+        sds = started.value;
+        log.info('sds listening', { socket: deps.sdsSocketPath, ca: deps.caAddress });
+      }
       await attempt();
     },
     async stop() {
@@ -240,7 +257,7 @@ export function createNodeAgent(deps: {
       deps.timers.clearTimeout(expiryTimer);
       listeners.clear();
       await sds?.stop();
-      log.info('agent stopped', { socket: deps.sdsSocketPath });
+      log.info('agent stopped', { socket: deps.sdsSocketPath, dir: deps.certDir });
     },
     status,
     onChange(cb) {

@@ -1,5 +1,7 @@
 // The agent's side of Istio's certificate service: one CreateCertificate call over TLS,
 // verifying the control plane against the mesh root, with a token or the current SVID.
+import { isIP } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { IstioCertificateServiceClient } from '../proto/index.js';
 
@@ -19,8 +21,26 @@ export interface CaEndpoint {
   readonly address: string;
   /** The mesh root(s), PEM: the control plane's serving certificate must chain to one. */
   readonly rootPem: string;
-  /** The name to check the serving certificate against, when it differs from the address's host. */
+  /** The control plane's SPIFFE ID: its certificate's one URI SAN must be exactly this (as sidecars pin it). */
+  readonly controlPlaneId: string;
+  /** The TLS server name (SNI) and authority to send, when it differs from the address's host; not what is checked. */
   readonly serverName?: string;
+}
+
+/**
+ * Checks the control plane's certificate (already chained to the mesh root by TLS) by its SPIFFE ID,
+ * never by host name: under a plug-in CA from a shared PKI, any certificate for that host name would
+ * otherwise receive the agent's token. Returns the error that ends the handshake, or undefined.
+ */
+export function checkControlPlaneId(expected: string, cert: PeerCertificate): Error | undefined {
+  const uris = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('URI:'))
+    .map((s) => s.slice(4));
+  if (uris.length === 1 && uris[0] === expected) return undefined;
+  return Object.assign(new Error(`control plane certificate names ${JSON.stringify(uris)}, not ${expected}`), {
+    code: 'ERR_MESHPILOT_CONTROL_PLANE_ID',
+  });
 }
 
 /** Sends one CSR; resolves with the returned chain (leaf first) or the failure. Never rejects. */
@@ -30,12 +50,17 @@ export function requestCertificate(
   req: { readonly csr: string; readonly validitySeconds?: number; readonly timeoutMs: number },
 ): Promise<{ ok: true; chain: string[] } | { ok: false; error: CallFailure }> {
   const root = Buffer.from(ca.rootPem);
+  const verify = { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkControlPlaneId(ca.controlPlaneId, cert) };
   const creds =
     credential.kind === 'certificate'
-      ? grpc.credentials.createSsl(root, Buffer.from(credential.keyPem), Buffer.from(credential.chainPem))
-      : grpc.credentials.createSsl(root);
-  const options: grpc.ClientOptions = ca.serverName
-    ? { 'grpc.ssl_target_name_override': ca.serverName, 'grpc.default_authority': ca.serverName }
+      ? grpc.credentials.createSsl(root, Buffer.from(credential.keyPem), Buffer.from(credential.chainPem), verify)
+      : grpc.credentials.createSsl(root, null, null, verify);
+  // An IP literal is no TLS server name (RFC 6066 3): send a fixed one, as sidecars do ('meshpilot');
+  // what is checked is the SPIFFE ID above, not this name.
+  const host = ca.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const serverName = ca.serverName ?? (isIP(host) ? 'meshpilot' : undefined);
+  const options: grpc.ClientOptions = serverName
+    ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName }
     : {};
   // One channel per call: the credential (token or which SVID) changes between calls, and
   // renewals are hours apart, so there is nothing to gain from keeping a connection open.

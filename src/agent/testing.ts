@@ -16,6 +16,8 @@ import { createGrpcServer, listen, shutdown } from '../xds/index.js';
 export const TD = mustTrustDomain('cluster.local');
 export const VM_ID = mustSpiffeId('spiffe://cluster.local/ns/vm-ns/sa/vm-app');
 export const SERVER_NAME = 'meshpilot.istio-system.svc';
+/** The SPIFFE ID of the fixture's serving certificate (the control plane's). */
+export const CONTROL_PLANE_ID = 'spiffe://cluster.local/ns/istio-system/sa/meshpilot';
 
 /** Polls `fn` until it returns a truthy value, every 5 ms, for at most `timeoutMs`. */
 export async function eventually<T>(fn: () => T | false | undefined, what: string, timeoutMs = 5_000): Promise<T> {
@@ -77,8 +79,8 @@ export interface CaFixture {
   close(): Promise<void>;
 }
 
-/** Starts the CA, the authenticator and the CSR service on 127.0.0.1 with a serving certificate for SERVER_NAME. */
-export async function startCaFixture(): Promise<CaFixture> {
+/** Starts the CA, the authenticator and the CSR service on 127.0.0.1 with a serving certificate for SERVER_NAME and 127.0.0.1 (by default the control plane's SPIFFE ID). */
+export async function startCaFixture(o: { servingId?: string } = {}): Promise<CaFixture> {
   const clock = createManualClock(Date.now());
   const ca = createEphemeralCa({ trustDomain: TD, clock });
   const tokenKey = generateTokenKey();
@@ -93,9 +95,10 @@ export async function startCaFixture(): Promise<CaFixture> {
   const servingKey = generateKeyPair('ec-p256');
   const serving = unwrap(
     ca.signSvid({
-      spiffeId: mustSpiffeId('spiffe://cluster.local/ns/istio-system/sa/meshpilot'),
+      spiffeId: mustSpiffeId(o.servingId ?? CONTROL_PLANE_ID),
       publicKey: servingKey.publicKey,
       dnsNames: [SERVER_NAME],
+      ipAddresses: ['127.0.0.1'],
       ttlMs: 24 * 3_600_000,
     }),
   );

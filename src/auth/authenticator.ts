@@ -99,7 +99,8 @@ export function createAuthenticator(deps: {
           : err({ kind: 'bad-token', message: `${v.error.kind}: ${v.error.message}` });
       }
       if (call.peerCertificate?.raw) return verifyCertificate(call.peerCertificate);
-      return err({ kind: 'no-credential', message: 'no token and no client certificate' });
+      // TLS shows only a verified certificate: one that is expired or from another CA arrives as none.
+      return err({ kind: 'no-credential', message: 'no token and no valid client certificate' });
     },
   };
 }

@@ -36,7 +36,7 @@ export interface SidecarBootstrapOptions {
     readonly controlPlaneId: string;
     readonly sni?: string;
   };
-  /** A proxy token, sent as `authorization: Bearer …` on the xDS stream. */
+  /** A proxy token, sent as `authorization: Bearer …` on the xDS stream; without one, a certDir's SVID is the credential. */
   readonly token?: string;
   /** A node agent's SDS Unix socket: secrets come from it, and its SVID is the client certificate toward the control plane. */
   readonly agentSocket?: string;
@@ -52,6 +52,11 @@ export interface SidecarBootstrapOptions {
 }
 
 const duration = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+// The same source the listeners' `default` names (generate/resources.ts), so Envoy keeps one subscription.
+const sdsFromFiles = (dir: string) => ({
+  path_config_source: { path: `${dir}/default-sds.yaml`, watched_directory: { path: dir } },
+  resource_api_version: 'V3',
+});
 const sdsFromAgent = {
   api_config_source: {
     api_type: 'GRPC',
@@ -90,6 +95,12 @@ export function sidecarBootstrap(o: SidecarBootstrapOptions): Record<string, unk
           alpn_protocols: ['h2'],
           // A sidecar with a node agent proves itself with its SVID; one with a token sends no certificate.
           ...(o.agentSocket ? { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: sdsFromAgent }] } : {}),
+          // With certificate files, the SVID is the credential too, read through file-based SDS: Envoy reloads
+          // it on every `..data` swap in the watched directory and new connections present the new one, so
+          // the credential renews with no restart (config_source.proto, PathConfigSource.watched_directory).
+          ...(o.certDir && !o.token
+            ? { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: sdsFromFiles(o.certDir) }] }
+            : {}),
           validation_context: {
             trusted_ca: { inline_string: o.tls.rootCaPem },
             match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: o.tls.controlPlaneId } }],

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/index.js';
 import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
+import { ipAddressBytes } from './ip-address.js';
 import { describeKey, isExternalKey, KeyUnavailableError, spkiOf } from './keys.js';
 import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
@@ -299,6 +300,12 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       if (ttl > policy.maxTtlMs) return fail('ttl-too-long', `ttl ${ttl}ms exceeds the maximum of ${policy.maxTtlMs}ms`);
       const dnsNames = req.dnsNames ?? [];
       for (const d of dnsNames) if (!DNS_NAME.test(d)) return fail('bad-request', `'${d}' is not a valid DNS name`);
+      const ipAddresses: Buffer[] = [];
+      for (const a of req.ipAddresses ?? []) {
+        const bytes = ipAddressBytes(a);
+        if (!bytes) return fail('bad-request', `'${a}' is not a valid IP address`);
+        ipAddresses.push(bytes);
+      }
       const now = clock.now();
       const s = signing;
       if (now >= s.notAfter) return fail('not-ready', `the signing CA chain expired at ${new Date(s.notAfter).toISOString()}`);
@@ -309,7 +316,15 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         : spkiOf(req.publicKey, desc.value);
       let leaf: SignedLeaf;
       try {
-        leaf = s.signer.sign({ spiffeId: req.spiffeId, spki, rsa: desc.value.startsWith('rsa'), dnsNames, notBefore, notAfter });
+        leaf = s.signer.sign({
+          spiffeId: req.spiffeId,
+          spki,
+          rsa: desc.value.startsWith('rsa'),
+          dnsNames,
+          ipAddresses,
+          notBefore,
+          notAfter,
+        });
       } catch (e) {
         // A key in a token that went away: refuse (UNAVAILABLE at the edges); certificates already out keep working.
         if (!(e instanceof KeyUnavailableError)) throw e;

@@ -36,6 +36,8 @@ export interface SvidTemplate {
   readonly spki: Buffer;
   readonly rsa: boolean;
   readonly dnsNames: readonly string[];
+  /** IP address SANs as their 4- or 16-byte network form (RFC 5280 4.2.1.6 iPAddress). */
+  readonly ipAddresses?: readonly Buffer[];
   readonly notBefore: number;
   readonly notAfter: number;
 }
@@ -121,6 +123,8 @@ export function createSvidSigner(ca: SigningIdentity): SvidSigner {
       const uriLen = Buffer.byteLength(t.spiffeId, 'latin1');
       let namesLen = tlvSize(uriLen);
       for (const d of t.dnsNames) namesLen += tlvSize(Buffer.byteLength(d, 'latin1'));
+      const ips = t.ipAddresses ?? [];
+      for (const ip of ips) namesLen += tlvSize(ip.length);
       const sanValueLen = tlvSize(namesLen);
       const sanLen = SAN_OID.length + TRUE.length + tlvSize(sanValueLen);
       const skiLen = SKI_OID.length + tlvSize(tlvSize(kid.length));
@@ -164,6 +168,10 @@ export function createSvidSigner(ca: SigningIdentity): SvidSigner {
       for (const d of t.dnsNames) {
         o = putHeader(b, o, 0x82, Buffer.byteLength(d, 'latin1'));
         o += b.write(d, o, 'latin1');
+      }
+      for (const ip of ips) {
+        o = putHeader(b, o, 0x87, ip.length);
+        o = put(b, o, ip);
       }
       if (o !== total) throw new Error(`svid: tbs length mismatch (${o} != ${total})`);
       const tbs = b.subarray(0, total);

@@ -156,6 +156,8 @@ describe('ca: X.509-SVID properties', () => {
       ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().privateKey }),
       ca.signSvid({ spiffeId: ID, publicKey: generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey }),
       ca.signSvid({ spiffeId: ID, publicKey: pub, dnsNames: ['bad name'] }),
+      ca.signSvid({ spiffeId: ID, publicKey: pub, ipAddresses: ['127.0.0.256'] }),
+      ca.signSvid({ spiffeId: ID, publicKey: pub, ipAddresses: ['fe80::1%eth0'] }),
       ca.signSvid({ spiffeId: ID, publicKey: pub, ttlMs: 0 }),
     ];
     for (const r of cases) assert.equal(!r.ok && r.error.kind, 'bad-request', JSON.stringify(r));
@@ -170,6 +172,24 @@ describe('ca: X.509-SVID properties', () => {
       [2, 'meshpilot.meshpilot.svc'],
       [2, 'localhost'],
     ]);
+  });
+
+  it('adds IP SANs when asked, in network byte form, read back by X509Certificate and verified by openssl', () => {
+    const svid = sign(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1', '2001:db8::a:b', '::ffff:10.1.2.3'] });
+    assert.equal(
+      new X509Certificate(svid.certificateDer).subjectAltName,
+      `URI:${ID}, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:2001:DB8:0:0:0:0:A:B, IP Address:0:0:0:0:0:FFFF:A01:203`,
+    );
+    assert.equal(new X509Certificate(svid.certificateDer).checkIP('127.0.0.1'), '127.0.0.1');
+    const v = opensslVerify(dir, svid.chainPem, ca.trustBundle().pem, [
+      '-purpose',
+      'sslserver',
+      '-verify_ip',
+      '127.0.0.1',
+      '-attime',
+      String(clock.now() / 1000),
+    ]);
+    assert.equal(v.status, 0, v.output);
   });
 
   it('never starts before the CA or ends after it', () => {

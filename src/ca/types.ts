@@ -30,6 +30,8 @@ export interface SignSvidRequest {
   readonly ttlMs?: number;
   /** DNS SANs, only for certificates that need them (e.g. the control plane's serving certificate). */
   readonly dnsNames?: readonly string[];
+  /** IP address SANs (IPv4 or IPv6 text), only for certificates that need them (the control plane's, for clients that dial an address). */
+  readonly ipAddresses?: readonly string[];
 }
 
 /** A signed X.509-SVID and the chain a peer needs to verify it. */

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { eventually, SERVER_NAME, startCaFixture, watchSds } from '../agent/testing.js';
 import { createRecordingLogger } from '../observability/index.js';
 import { parseAgentFlags, registerAgentCommand, type AgentFlags } from './agent-command.js';
+import { registerServeCommand } from './serve-command.js';
 
 const ROOT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const base: AgentFlags = {
@@ -29,7 +30,23 @@ describe('cli: meshpilot agent', function () {
     assert.equal(r.value.spiffeId, 'spiffe://example.org/ns/vm-ns/sa/vm-app');
     assert.equal(r.value.ttlMs, 3_600_000);
     assert.equal(r.value.serverName, SERVER_NAME);
+    // Pinned as sidecars pin it: the control plane's identity in the same trust domain.
+    assert.equal(r.value.controlPlaneId, 'spiffe://example.org/ns/istio-system/sa/meshpilot');
+    const other = parseAgentFlags({ ...base, rootNamespace: 'mesh-root' }, read);
+    assert.equal(other.ok && other.value.controlPlaneId, 'spiffe://cluster.local/ns/mesh-root/sa/meshpilot');
     assert.equal(r.value.sdsSocketPath, '/run/agent.sock');
+  });
+
+  it('defaults to the address `meshpilot serve` listens on by default, and needs no TLS server name', () => {
+    const program = new Command('meshpilot');
+    registerAgentCommand(program);
+    registerServeCommand(program);
+    const option = (cmd: string, flag: string) =>
+      program.commands.find((c) => c.name() === cmd)!.options.find((o) => o.long === flag)?.defaultValue as unknown;
+    assert.equal(option('agent', '--ca-address'), option('serve', '--xds-address'));
+    assert.equal(option('agent', '--tls-server-name'), undefined);
+    const r = parseAgentFlags({ ...base, caAddress: String(option('agent', '--ca-address')) }, read);
+    assert.ok(r.ok && r.value.serverName === undefined && r.value.caAddress === '127.0.0.1:15012');
   });
 
   it('takes --spiffe-id instead', () => {

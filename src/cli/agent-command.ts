@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createNodeAgent } from '../agent/index.js';
-import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, parseTrustDomain, workloadId, type SpiffeId } from '../identity/index.js';
+import {
+  CONTROL_PLANE_SERVICE_ACCOUNT,
+  DEFAULT_ROOT_NAMESPACE,
+  DEFAULT_TRUST_DOMAIN,
+  parseSpiffeId,
+  parseTrustDomain,
+  trustDomainOf,
+  workloadId,
+  type SpiffeId,
+} from '../identity/index.js';
 import { err, ok, systemClock, type Result } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
 import { createLogger, type Logger } from '../observability/index.js';
@@ -19,7 +28,10 @@ export interface AgentFlags {
   readonly serviceAccount?: string;
   readonly trustDomain: string;
   readonly sdsSocket?: string;
+  readonly certDir?: string;
   readonly tlsServerName?: string;
+  readonly controlPlaneId?: string;
+  readonly rootNamespace?: string;
   readonly certTtl?: string;
   readonly logLevel: string;
 }
@@ -30,7 +42,11 @@ export interface AgentConfig {
   readonly caRootPem: string;
   readonly tokenFile?: string;
   readonly spiffeId: SpiffeId;
-  readonly sdsSocketPath: string;
+  /** The control plane's SPIFFE ID, pinned: its certificate must name exactly this. */
+  readonly controlPlaneId: SpiffeId;
+  /** Where the SVID goes: the SDS socket, or the directory of files (exactly one). */
+  readonly sdsSocketPath?: string;
+  readonly certDir?: string;
   readonly serverName?: string;
   readonly ttlMs?: number;
 }
@@ -76,8 +92,23 @@ export function parseAgentFlags(
       else problems.push(`--namespace/--service-account: ${id.error.message}`);
     }
   }
+  // As sidecars do: the control plane is the holder of its SPIFFE ID, whatever host name it is reached by.
+  let controlPlaneId: SpiffeId | undefined;
+  if (f.controlPlaneId !== undefined) {
+    const id = parseSpiffeId(f.controlPlaneId);
+    if (id.ok) controlPlaneId = id.value;
+    else problems.push(`--control-plane-id: ${id.error.message}`);
+  } else if (spiffeId) {
+    const id = workloadId(trustDomainOf(spiffeId), f.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT);
+    if (id.ok) controlPlaneId = id.value;
+    else problems.push(`--root-namespace: ${id.error.message}`);
+  }
   if (!f.tokenFile) problems.push('--token-file: the first certificate request needs a token');
-  if (!f.sdsSocket) problems.push('--sds-socket: the Unix socket the local Envoy reads its secrets from is required');
+  if (f.sdsSocket && f.certDir) problems.push('--sds-socket and --cert-dir: give one; the SVID goes to one place');
+  else if (!f.sdsSocket && !f.certDir)
+    problems.push(
+      '--sds-socket (the Unix socket the local Envoy reads its secrets from) or --cert-dir (files for bootstrap --cert-dir) is required',
+    );
   let ttlMs: number | undefined;
   if (f.certTtl !== undefined) {
     const d = parseDuration(f.certTtl);
@@ -85,12 +116,14 @@ export function parseAgentFlags(
     else if (d.value < 1000) problems.push(`--cert-ttl: must be at least 1s (got ${f.certTtl})`);
     else ttlMs = d.value;
   }
-  if (problems.length > 0 || !spiffeId) return err(problems);
+  if (problems.length > 0 || !spiffeId || !controlPlaneId) return err(problems);
   return ok({
     caAddress,
     caRootPem,
     spiffeId,
-    sdsSocketPath: resolve(f.sdsSocket!),
+    controlPlaneId,
+    ...(f.sdsSocket ? { sdsSocketPath: resolve(f.sdsSocket) } : {}),
+    ...(f.certDir ? { certDir: resolve(f.certDir) } : {}),
     ...(f.tokenFile ? { tokenFile: resolve(f.tokenFile) } : {}),
     ...(f.tlsServerName ? { serverName: f.tlsServerName } : {}),
     ...(ttlMs !== undefined ? { ttlMs } : {}),
@@ -104,7 +137,9 @@ export async function runAgent(config: AgentConfig, deps: { log: Logger; stopSig
     caRootPem: config.caRootPem,
     credential: config.tokenFile ? { tokenFile: config.tokenFile } : {},
     spiffeId: config.spiffeId,
-    sdsSocketPath: config.sdsSocketPath,
+    controlPlaneId: config.controlPlaneId,
+    ...(config.sdsSocketPath ? { sdsSocketPath: config.sdsSocketPath } : {}),
+    ...(config.certDir ? { certDir: config.certDir } : {}),
     ...(config.serverName ? { serverName: config.serverName } : {}),
     ...(config.ttlMs !== undefined ? { ttlMs: config.ttlMs } : {}),
     clock: systemClock,
@@ -127,7 +162,9 @@ export async function runAgent(config: AgentConfig, deps: { log: Logger; stopSig
 export function registerAgentCommand(program: Command, deps: { log?: Logger; stopSignal?: Promise<string> } = {}): void {
   program
     .command('agent')
-    .description('run the node agent of a VM workload: make its key, get its SVID by CSR, serve it to the local Envoy over SDS')
+    .description(
+      'run the node agent of a workload: make its key, get its SVID by CSR, serve it to the local Envoy over SDS or as files, renew it',
+    )
     .option('--ca-address <host:port>', 'the control plane’s TLS port (CSR service)', '127.0.0.1:15012')
     .option('--ca-root <file>', 'the mesh root certificate (root-cert.pem) the control plane’s certificate must chain to')
     .option('--token-file <file>', 'the workload’s token (from `meshpilot token`); re-read on every use')
@@ -136,7 +173,16 @@ export function registerAgentCommand(program: Command, deps: { log?: Logger; sto
     .option('--trust-domain <domain>', 'the mesh trust domain', DEFAULT_TRUST_DOMAIN)
     .option('--spiffe-id <id>', 'the identity to ask for, instead of --namespace/--service-account')
     .option('--sds-socket <path>', 'the Unix socket to serve SDS on (made owner-only; removed on exit)')
-    .option('--tls-server-name <name>', 'the name to check the control plane’s certificate against (e.g. meshpilot.istio-system.svc)')
+    .option(
+      '--cert-dir <dir>',
+      'instead of --sds-socket: keep key.pem, cert-chain.pem, root-cert.pem and default-sds.yaml in <dir> (for bootstrap --cert-dir; Envoy reloads them)',
+    )
+    .option('--tls-server-name <name>', 'the TLS server name (SNI) to send; the certificate is checked by SPIFFE ID, not by name')
+    .option(
+      '--control-plane-id <id>',
+      'the control plane’s SPIFFE ID its certificate must carry (default: spiffe://<trust domain>/ns/<root namespace>/sa/meshpilot)',
+    )
+    .option('--root-namespace <ns>', 'the mesh’s root namespace, where the control plane’s identity lives', DEFAULT_ROOT_NAMESPACE)
     .option('--cert-ttl <duration>', 'requested SVID lifetime (e.g. 1h; the CA clamps it to its maximum)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (flags: AgentFlags) => {

@@ -47,7 +47,7 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--agent-socket <path>', 'VM: secrets come from a node agent on this Unix socket, which also authenticates the sidecar')
     .option(
       '--cert-dir <dir>',
-      "the SVID comes from files kept by 'meshpilot serve --secret-dir' (<dir> is <secret-dir>/<ns>/<sa>), through Envoy's file-based SDS; the trust bundle and CRL still come over xDS",
+      "the SVID comes from files kept by 'meshpilot serve --secret-dir' (<dir> is <secret-dir>/<ns>/<sa>) or 'meshpilot agent --cert-dir', through Envoy's file-based SDS, and is also the sidecar's credential toward the control plane (no token); the trust bundle and CRL still come over xDS",
     )
     .option('--delta', 'use incremental (delta) xDS')
     .option(
@@ -73,7 +73,8 @@ export function registerBootstrapCommand(program: Command): void {
       const rootCaPem = ca.value.trustBundle().pem;
       ca.value.close();
       let token: string | undefined;
-      if (!o.agentSocket) {
+      // With --cert-dir the SVID in the files is the credential (renewed there, reloaded by Envoy): no token that would expire.
+      if (!o.agentSocket && !certDir) {
         const ttl = parseDuration(o.tokenTtl);
         if (!ttl.ok) this.error(`meshpilot: --token-ttl: ${ttl.error}`);
         const key = loadOrCreateTokenKey(o.stateDir);

@@ -3,6 +3,7 @@ import { startMeshpilot } from '../main.js';
 import { createLogger } from '../observability/index.js';
 import { addPkcs11Options, pkcs11RefFromFlags } from './pkcs11-flags.js';
 import type { Pkcs11Flags } from './pkcs11-flags.js';
+import { addConnectionFlags, parseConnectionFlags, type ConnectionFlags } from './connection-flags.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -29,8 +30,9 @@ interface ServeFlags extends Pkcs11Flags {
 
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
-  const serve = program
-    .command('serve')
+  const serve = program.command('serve');
+  addConnectionFlags(serve);
+  serve
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
     .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
     .option('--state-dir <dir>', 'CA state directory (root key, records); made on first start')
@@ -47,10 +49,12 @@ export function registerServeCommand(program: Command): void {
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: ServeFlags) => {
+    .action(async (opts: ServeFlags & ConnectionFlags) => {
       const log = createLogger({ level: opts.logLevel });
       const caPkcs11 = pkcs11RefFromFlags(opts, log);
       if (!caPkcs11.ok) throw new Error(caPkcs11.error);
+      const connectionLimits = parseConnectionFlags(opts);
+      if (!connectionLimits.ok) throw new Error(connectionLimits.error.join('\n'));
       const xds = parseHostPort('--xds-address', opts.xdsAddress);
       const adminPort = Number(opts.adminPort);
       if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
@@ -69,6 +73,7 @@ export function registerServeCommand(program: Command): void {
         insecurePlaintext: opts.insecurePlaintext,
         defaultNamespace: opts.namespace,
         secretDir: opts.secretDir,
+        connectionLimits: connectionLimits.value,
         jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
         log,
       });

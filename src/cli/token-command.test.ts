@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { createTokenVerifier, loadOrCreateTokenKey } from '../auth/index.js';
+import { mustTrustDomain } from '../identity/index.js';
+import { systemClock, unwrap } from '../lib/index.js';
 import { registerBootstrapCommand } from './bootstrap-command.js';
 import { registerTokenCommand } from './token-command.js';
 
@@ -62,5 +65,49 @@ describe('cli: meshpilot token', () => {
     );
     assert.notEqual(r.exitCode, 0);
     assert.match(r.err, /istio-system\/meshpilot is reserved/);
+  });
+
+  it('--refresh-into replaces a token file atomically (0600) with a fresh token the verifier accepts', async () => {
+    const file = join(dir, 'token');
+    writeFileSync(file, 'an.expired.token\n', { mode: 0o644 });
+    const r = await run(
+      'token',
+      '--state-dir',
+      dir,
+      '--namespace',
+      'photo-ns',
+      '--service-account',
+      'photo-frontend',
+      '--ttl',
+      '1h',
+      '--refresh-into',
+      file,
+    );
+    assert.equal(r.exitCode, 0, r.err);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const verifier = createTokenVerifier({
+      key: unwrap(loadOrCreateTokenKey(dir)),
+      trustDomain: mustTrustDomain('cluster.local'),
+      clock: systemClock,
+    });
+    const v = await verifier.verifyWithExpiry(readFileSync(file, 'utf8').trim());
+    assert.equal(unwrap(v).identity, 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend');
+    assert.ok(unwrap(v).expiresAt > Date.now() + 3_500_000);
+  });
+
+  it('--refresh-into names the flag when the file cannot be written', async () => {
+    const r = await run(
+      'token',
+      '--state-dir',
+      dir,
+      '--namespace',
+      'a',
+      '--service-account',
+      'b',
+      '--refresh-into',
+      join(dir, 'missing', 'token'),
+    );
+    assert.notEqual(r.exitCode, 0);
+    assert.match(r.err, /--refresh-into: .*missing/);
   });
 });

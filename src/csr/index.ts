@@ -1,5 +1,5 @@
 export { createCsrService } from './service.js';
-export type { CsrService, CsrSigner, CsrError, CsrErrorKind } from './service.js';
+export type { CsrService, CsrSigner, CsrError, CsrErrorKind, CsrStats } from './service.js';
 export { createRateLimiter, defaultRateLimit } from './rate-limiter.js';
 export type { RateLimiter, RateLimitPolicy } from './rate-limiter.js';
 export { makeCsr } from './make-csr.js';

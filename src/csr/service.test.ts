@@ -419,6 +419,8 @@ describe('csr: availability and abuse', function () {
         [1, 10, 100, 1000],
         'the 1st, 10th, 100th and 1000th refusal in a row are logged, not all 1990',
       );
+      // ... but every one is counted (meshpilot_csr_refused_total{reason="rate-limited"}).
+      assert.deepEqual(f.counted(), { issued: 10, refused: { 'rate-limited': 1_990 } });
       // One second later, one more token.
       f.clock.advance(1_000);
       assert.ok((await createCertificate(client, { csr }, token)).ok);

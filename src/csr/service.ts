@@ -57,6 +57,12 @@ export interface CsrService {
   rateLimitBuckets(): number;
 }
 
+/** What the service counts: every CSR answered with a certificate, and every refusal by kind (none is sampled). */
+export interface CsrStats {
+  issued(): void;
+  refused(kind: CsrErrorKind): void;
+}
+
 /** Creates the CSR service. */
 export function createCsrService(deps: {
   signer: CsrSigner;
@@ -70,6 +76,7 @@ export function createCsrService(deps: {
   rootNamespace?: string;
   clock: Clock;
   log: Logger;
+  stats?: CsrStats;
 }): CsrService {
   const reserved = { rootNamespace: deps.rootNamespace ?? DEFAULT_ROOT_NAMESPACE };
   if (!(deps.maxTtlMs > 0 && deps.defaultTtlMs > 0)) throw new Error('csr service: maxTtlMs and defaultTtlMs must be positive');
@@ -130,6 +137,7 @@ export function createCsrService(deps: {
   async function handle(call: grpc.ServerUnaryCall<IncomingCsrRequest, IstioCertificateResponse>) {
     const peer = call.getPeer();
     const reject = (e: CsrError, fields: LogFields = {}) => {
+      deps.stats?.refused(e.kind);
       log.warn('csr rejected', { kind: e.kind, peer, ...fields, ...e.fields, cause: e.message });
       return { error: REPLY[e.kind] };
     };
@@ -147,12 +155,15 @@ export function createCsrService(deps: {
     if (!taken.allowed) {
       // A replay flood must not become a log flood: log the 1st, 10th, 100th ... refusal in a row.
       const n = taken.refusedInRow;
-      if (/^10*$/.test(String(n))) reject({ kind: 'rate-limited', message: 'rate limit exceeded' }, { ...who, refusedInRow: n });
+      if (/^10*$/.test(String(n))) return reject({ kind: 'rate-limited', message: 'rate limit exceeded' }, { ...who, refusedInRow: n });
+      // Not logged, but counted: the metric sees every refusal.
+      deps.stats?.refused('rate-limited');
       return { error: REPLY['rate-limited'] };
     }
     const r = await issue(req, caller);
     if (!r.ok) return reject(r.error, who);
     const { svid, ttl, key } = r;
+    deps.stats?.issued();
     log.info('certificate issued', {
       ...who,
       peer,

@@ -28,6 +28,8 @@ export interface CsrFixture {
   readonly rootPem: string;
   /** How many times the CA was asked to sign (through the service). */
   signCalls(): number;
+  /** What the service counted through its stats: issued, and refused by kind. */
+  counted(): { issued: number; refused: Record<string, number> };
   /** Makes the CA answer `not-ready` (or normally again). */
   setNotReady(v: boolean): void;
   token(o?: Partial<Parameters<typeof mintToken>[0]>): Promise<string>;
@@ -53,6 +55,7 @@ export async function startCsrFixture(
   });
   let calls = 0;
   let notReady = false;
+  const counts = { issued: 0, refused: {} as Record<string, number> };
   const service = createCsrService({
     signer: {
       signSvid: (r) => {
@@ -67,6 +70,10 @@ export async function startCsrFixture(
     rateLimit: o.rateLimit ?? { burst: 100_000, perSecond: 1 },
     clock,
     log,
+    stats: {
+      issued: () => void counts.issued++,
+      refused: (kind) => void (counts.refused[kind] = (counts.refused[kind] ?? 0) + 1),
+    },
   });
   const server = createGrpcServer();
   service.register(server);
@@ -88,6 +95,7 @@ export async function startCsrFixture(
     port,
     rootPem,
     signCalls: () => calls,
+    counted: () => ({ issued: counts.issued, refused: { ...counts.refused } }),
     setNotReady: (v) => {
       notReady = v;
     },

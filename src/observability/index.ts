@@ -19,8 +19,6 @@ export type { ProxyReporter, ProxyReport, AdmittedProxyInfo, SvidInfo } from './
 export { resolveOrigin } from './resource-origin.js';
 export { createConvergenceTimer } from './convergence.js';
 export type { ConvergenceTimer } from './convergence.js';
-export { countingCsrLogger } from './csr-metrics.js';
-export type { CsrCounters } from './csr-metrics.js';
 export { proveRevocation, secretsViewOf } from './revocation-proof.js';
 export type { RevocationProof, SecretsView, Unacknowledged, Sleep } from './revocation-proof.js';
 export type { MtlsPair, MtlsReportDeps, PushedCluster, ReportClient, ReportServer, ReportService } from './mtls-report.js';

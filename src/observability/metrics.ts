@@ -47,6 +47,12 @@ export interface Metrics {
   readonly federationBundleUpdates: Counter<'trust_domain'>;
   /** Foreign bundle fetches refused (the last good bundle kept), by federated trust domain and reason. */
   readonly federationBundleRefusals: Counter<'trust_domain' | 'reason'>;
+  /** Connections a listener's guard closed: at accept over a cap (listener-limit, source-limit), without a request in time (no-request), or never accepted (accept-error). */
+  readonly connectionsRefused: Counter<'listener' | 'reason'>;
+  /** Connections open now, by listener. */
+  readonly connectionsOpen: Gauge<'listener'>;
+  /** The process's file-descriptor limit (soft, hard), read at start. */
+  readonly fdLimit: Gauge<'kind'>;
   /** Starts exporting how many (proxy, type) pairs are in each sync status, read from `source` at each scrape. */
   observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
@@ -192,6 +198,24 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
       name: 'meshpilot_csr_refused_total',
       help: 'CSRs refused, by reason',
       labelNames: ['reason'],
+      ...opts,
+    }),
+    connectionsRefused: new Counter({
+      name: 'meshpilot_connections_refused_total',
+      help: 'connections closed by the connection guard, by listener (xds, admin) and reason (listener-limit, source-limit, no-request, accept-error)',
+      labelNames: ['listener', 'reason'],
+      ...opts,
+    }),
+    connectionsOpen: new Gauge({
+      name: 'meshpilot_connections_open',
+      help: 'connections open now, by listener',
+      labelNames: ['listener'],
+      ...opts,
+    }),
+    fdLimit: new Gauge({
+      name: 'meshpilot_fd_limit',
+      help: 'the process file-descriptor limit at start, by kind (soft, hard)',
+      labelNames: ['kind'],
       ...opts,
     }),
     observeProxySync(source) {

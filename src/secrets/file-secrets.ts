@@ -112,7 +112,12 @@ export function ownerFor(dir: string): FileOwner {
 }
 
 /** Writes one complete version of an account's files and swaps `..data` to it; never leaves a partial version visible. */
-export function writeAccountFiles(accountDir: string, cert: WorkloadCertificate, rootPem: string, owner?: FileOwner): Result<void> {
+export function writeAccountFiles(
+  accountDir: string,
+  cert: Pick<WorkloadCertificate, 'keyPem' | 'chainPem'>,
+  rootPem: string,
+  owner?: FileOwner,
+): Result<void> {
   const own = (p: string) => owner && chownSync(p, owner.uid, owner.gid);
   const version = `..${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const versionDir = join(accountDir, version);

@@ -6,3 +6,5 @@ export { createServingCredentials } from './serving-credentials.js';
 export type { ServingCredentials } from './serving-credentials.js';
 export { createFileSecrets, checkSecretDir, fileAccountKey, writeAccountFiles, defaultSdsFile, CERT_FILES } from './file-secrets.js';
 export type { FileSecrets, FileAccount } from './file-secrets.js';
+export { listenAddressSans } from './serving-names.js';
+export type { ListenSans } from './serving-names.js';

@@ -32,6 +32,8 @@ export function createServingCredentials(deps: {
   ca: Pick<CertificateAuthority, 'signSvid' | 'trustBundle' | 'onChange'>;
   id: SpiffeId;
   dnsNames: readonly string[];
+  /** IP SANs: the addresses clients dial (the listener's), so that name-checking clients accept an address. */
+  ipAddresses?: readonly string[];
   ttlMs: number;
   renewal: RenewalPolicy;
   clock: Clock;
@@ -49,7 +51,13 @@ export function createServingCredentials(deps: {
 
   function issue(): void {
     const keys = generateKeyPair('ec-p256');
-    const r = deps.ca.signSvid({ spiffeId: deps.id, publicKey: keys.publicKey, ttlMs: deps.ttlMs, dnsNames: deps.dnsNames });
+    const r = deps.ca.signSvid({
+      spiffeId: deps.id,
+      publicKey: keys.publicKey,
+      ttlMs: deps.ttlMs,
+      dnsNames: deps.dnsNames,
+      ipAddresses: deps.ipAddresses ?? [],
+    });
     if (!r.ok) {
       // Keep serving the current certificate and try again shortly.
       deps.log.error('serving certificate not issued', { kind: r.error.kind, cause: r.error.message });
@@ -72,6 +80,7 @@ export function createServingCredentials(deps: {
     deps.log.info('serving certificate issued', {
       id: deps.id,
       dnsNames: deps.dnsNames,
+      ipAddresses: deps.ipAddresses,
       serial,
       notAfter: new Date(r.value.notAfter).toISOString(),
     });

@@ -198,6 +198,48 @@ describe('xDS server over gRPC', () => {
     }
   });
 
+  it('closes the connection of a stream ended for a certificate credential (expired) or refused, not of one ended for a token', async () => {
+    const closed: { remoteAddress: string; remotePort: number }[] = [];
+    let via: 'token' | 'certificate' | 'refused' = 'certificate';
+    const server = createXdsServer({
+      snapshots: cache,
+      log,
+      closeConnection: (peer) => void closed.push(peer),
+      authenticate: async () =>
+        via === 'refused'
+          ? { ok: false, error: { kind: 'no-credential', message: 'none' } }
+          : { ok: true, value: { identity: 'spiffe://cluster.local/ns/a/sa/b', via, expiresAt: Date.now() + 200 } },
+    });
+    const s2 = createGrpcServer();
+    server.register(s2);
+    const port = await listen(s2, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+    const client = new AggregatedDiscoveryServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const run = async () => {
+      const s = client.streamAggregatedResources();
+      const c = collector(s);
+      s.write(DiscoveryRequest.fromPartial({ node: node('closing'), typeUrl: TypeUrl.Cluster }));
+      await c.until(() => c.status() !== undefined, 'the stream to end');
+      return c.status()!.code;
+    };
+    try {
+      unwrap(cache.set('closing', unwrap(createSnapshot([testCluster('a')]))));
+      assert.equal(await run(), grpc.status.UNAUTHENTICATED);
+      assert.equal(closed.length, 1, 'certificate expired: connection closed');
+      assert.equal(closed[0]!.remoteAddress, '127.0.0.1');
+      assert.ok(closed[0]!.remotePort > 0);
+      via = 'token';
+      assert.equal(await run(), grpc.status.UNAUTHENTICATED);
+      assert.equal(closed.length, 1, 'token expired: the connection stays (the next stream carries the token again)');
+      via = 'refused';
+      assert.equal(await run(), grpc.status.UNAUTHENTICATED);
+      assert.equal(closed.length, 2, 'refused: connection closed');
+    } finally {
+      client.close();
+      server.closeAll();
+      await shutdown(s2, 1_000);
+    }
+  });
+
   it('ends a stream that sends no request in time, and logs it', async () => {
     const strict = createXdsServer({ snapshots: cache, log, limits: { firstRequestTimeoutMs: 200 } });
     const s2 = createGrpcServer();

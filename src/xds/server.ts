@@ -43,6 +43,13 @@ export function createXdsServer(deps: {
   authenticate?: StreamAuthenticator;
   /** Wall clock in ms, for credential expiry (default Date.now). */
   now?: () => number;
+  /**
+   * Closes the connection a call came on. A client certificate belongs to the TLS connection, not
+   * the stream: after its stream is ended for that certificate (expired, revoked, refused), Envoy
+   * would retry on the same connection with the same certificate; closed, it reconnects with the
+   * one it has now (renewed in its files or by its agent).
+   */
+  closeConnection?: (peer: { remoteAddress: string; remotePort: number }) => void;
 }): XdsServer {
   const now = deps.now ?? Date.now;
   const outer = deps.hooks ?? {};
@@ -88,7 +95,13 @@ export function createXdsServer(deps: {
       finish('no request', { code: grpc.status.DEADLINE_EXCEEDED, details: 'no request received' });
     }, limits.firstRequestTimeoutMs);
     idle.unref();
-    const finish = (reason: string, status?: { code: grpc.status; details: string }) => {
+    // grpc-js's peer is "<address>:<port>" (IPv6 unbracketed): the port follows the last colon.
+    const closeConnection = () => {
+      const i = peer.lastIndexOf(':');
+      const remotePort = Number(peer.slice(i + 1));
+      if (i > 0 && Number.isInteger(remotePort)) deps.closeConnection?.({ remoteAddress: peer.slice(0, i), remotePort });
+    };
+    const finish = (reason: string, status?: { code: grpc.status; details: string }, thenCloseConnection = false) => {
       if (ended) return;
       ended = true;
       clearTimeout(expiry);
@@ -101,10 +114,12 @@ export function createXdsServer(deps: {
       // grpc-js turns an 'error' event on a server stream into the call's final status.
       if (status) call.emit('error', Object.assign(new Error(status.details), status));
       else call.end();
+      if (thenCloseConnection) closeConnection();
     };
 
     // Requests wait for the caller's credential to be checked; they are handled in order after it.
     let identity: string | undefined;
+    let credential: { via: string; serial?: string; expiresAt?: string } | undefined;
     let queue: Incoming<DiscoveryRequest | DeltaDiscoveryRequest>[] | undefined = deps.authenticate ? [] : undefined;
     if (deps.authenticate) {
       deps
@@ -113,25 +128,35 @@ export function createXdsServer(deps: {
           if (ended) return;
           if (!r.ok) {
             log.warn('stream refused', { service: spec.name, reason: r.error.message, kind: r.error.kind });
-            return finish('unauthenticated', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' });
+            // The connection goes too: a client certificate that fails TLS verification (expired, say) is
+            // not even shown to us (grpc-js hides unverified ones: 'no-credential'), and a retry on the same
+            // connection would present it again; reconnecting, Envoy presents the one it has now.
+            return finish('unauthenticated', { code: grpc.status.UNAUTHENTICATED, details: 'authentication failed' }, true);
           }
           identity = r.value.identity;
+          credential = {
+            via: r.value.via,
+            ...(r.value.serial !== undefined ? { serial: r.value.serial } : {}),
+            ...(r.value.expiresAt !== undefined ? { expiresAt: new Date(r.value.expiresAt).toISOString() } : {}),
+          };
           // A certificate credential is remembered by serial: revoking it ends this stream too.
           const entry = open.get(streamId);
           if (entry && r.value.serial !== undefined) {
             entry.credentialSerial = r.value.serial;
-            entry.end = (reason) => finish(reason, { code: grpc.status.UNAUTHENTICATED, details: 'credential revoked' });
+            entry.end = (reason) => finish(reason, { code: grpc.status.UNAUTHENTICATED, details: 'credential revoked' }, true);
           }
           // A credential is good until it expires, not for the life of the stream: the stream
           // ends then, and Envoy reconnects with its current credential (or is refused).
           const expiresAt = r.value.expiresAt;
           if (expiresAt !== undefined) {
             const left = expiresAt - now();
-            if (left <= 0) return finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' });
+            const byCertificate = r.value.via === 'certificate';
+            if (left <= 0)
+              return finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' }, byCertificate);
             expiry = setTimeout(
               () => {
                 log.warn('stream ended: credential expired', { node: proxy?.nodeId, identity, via: r.value.via });
-                finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' });
+                finish('credential expired', { code: grpc.status.UNAUTHENTICATED, details: 'credential expired' }, byCertificate);
               },
               Math.min(left, MAX_TIMER_MS),
             );
@@ -188,7 +213,7 @@ export function createXdsServer(deps: {
         }
         proxy = { ...describe(streamId, node, peer, protocol, spec.name, userAgent), ...(identity !== undefined ? { identity } : {}) };
         open.set(streamId, { ...open.get(streamId), proxy, call });
-        log.info('proxy connected', { node: proxy.nodeId, identity, cluster: proxy.cluster, protocol, service: spec.name });
+        log.info('proxy connected', { node: proxy.nodeId, identity, credential, cluster: proxy.cluster, protocol, service: spec.name });
         hooks.onConnect?.(proxy);
         // Requests are handled before the snapshot arrives, so the subscription is known first.
         try {
