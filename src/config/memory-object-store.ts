@@ -14,10 +14,12 @@ export interface MemoryObjectStore extends ConfigObjectStore {
   compact(revision: number): void;
   /** Ends every open watch as broken (a lost connection). */
   breakWatches(message?: string): void;
-  /** While true, list() and commit() reject and new watches end at once as broken. */
+  /** While false, this reader is cut off: list() rejects and watches end as broken; commits (other writers) still land. */
   setReachable(reachable: boolean): void;
   /** Writes a raw value under a key, bypassing validation (a corrupted or foreign object). */
   putRaw(key: string, value: string): number;
+  /** Another client of the same store (another replica, the CLI), which setReachable does not cut off. */
+  otherClient(): ConfigObjectStore;
   /** The current revision. */
   revision(): number;
 }
@@ -52,13 +54,19 @@ export function createMemoryObjectStore(description = 'memory'): MemoryObjectSto
     return rev;
   }
 
-  return {
+  const listAll = (): StoreListing => ({
+    revision: rev,
+    objects: [...objects].map(([key, o]) => ({ key, value: o.value, modRevision: o.modRevision })),
+  });
+
+  const self: MemoryObjectStore = {
     description,
     displayKey: (key) => `${description}:${key}`,
     async list(): Promise<StoreListing> {
       if (!reachable) throw unreachable();
-      return { revision: rev, objects: [...objects].map(([key, o]) => ({ key, value: o.value, modRevision: o.modRevision })) };
+      return listAll();
     },
+    otherClient: () => ({ ...self, list: async () => listAll() }),
     watch(afterRevision, h) {
       const w = { after: afterRevision, h };
       if (!reachable) {
@@ -81,7 +89,6 @@ export function createMemoryObjectStore(description = 'memory'): MemoryObjectSto
       return { cancel: () => void watches.delete(w) };
     },
     async commit(c: StoreCommit): Promise<CommitResult> {
-      if (!reachable) throw unreachable();
       for (const [key, expected] of c.expected) if ((objects.get(key)?.modRevision ?? 0) !== expected) return { ok: false, conflict: key };
       const events: StoreEvent[] = [];
       for (const p of c.puts) events.push({ type: 'put', key: p.key, value: p.value, modRevision: 0 });
@@ -115,4 +122,5 @@ export function createMemoryObjectStore(description = 'memory'): MemoryObjectSto
     },
     revision: () => rev,
   };
+  return self;
 }
