@@ -1,7 +1,7 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
 import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
-import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
+import { bootSettingChanges, createFileConfigSource, type ConfigDiagnostic, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
   createTokenVerifier,
@@ -20,7 +20,7 @@ import {
 } from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
-import type { MeshSettings } from './model/index.js';
+import type { MeshModel, MeshSettings } from './model/index.js';
 import { createPushController, type PushController } from './push/index.js';
 import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
@@ -65,9 +65,26 @@ import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
+/** A config source other than files (serve --config-store etcd), with what the metrics show of its store. */
+export interface ExternalConfigSource {
+  readonly source: ConfigSource;
+  /** Read at each scrape: whether the store is watched, its revision, its unusable objects. */
+  readonly status?: () => { readonly connected: boolean; readonly revision: number; readonly skipped: number };
+  /** Releases the store's connection, after the source is closed. */
+  readonly close?: () => Promise<void>;
+}
+
 /** How to run meshpilot. */
 export interface MeshpilotOptions {
+  /** Config files and directories (the default source); unused when `configSource` is given. */
   readonly configPaths: readonly string[];
+  /** Makes the config source instead of watching files; `admit` refuses a running config that changes a boot setting. */
+  readonly configSource?: (deps: {
+    readonly log: Logger;
+    readonly admit: (next: MeshModel, current: MeshModel | undefined) => readonly ConfigDiagnostic[];
+  }) => ExternalConfigSource;
+  /** Most xDS streams this replica serves at once; above it a stream is refused with UNAVAILABLE (Envoy tries another replica). */
+  readonly maxStreams?: number;
   /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
   readonly stateDir?: string;
   /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
@@ -143,16 +160,22 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const boot: { settings?: MeshSettings } = {};
   // The mesh page's recent events: config accepted or refused, pushes, NACKs, revocations.
   const events = createMeshEvents({ clock });
-  const config = createFileConfigSource({
-    paths: o.configPaths,
-    defaultNamespace: o.defaultNamespace,
-    log: configEventLogger(log.child({ module: 'config' }), events),
-    admit: (next) => (boot.settings ? bootSettingChanges(boot.settings, next) : []),
-  });
+  const configLog = configEventLogger(log.child({ module: 'config' }), events);
+  const admit = (next: MeshModel) => (boot.settings ? bootSettingChanges(boot.settings, next) : []);
+  const external = o.configSource?.({ log: configLog, admit });
+  const config =
+    external?.source ??
+    createFileConfigSource({
+      paths: o.configPaths,
+      defaultNamespace: o.defaultNamespace,
+      log: configLog,
+      admit,
+    });
   await config.ready();
   const first = config.current();
   if (!first) {
     config.close();
+    await external?.close?.();
     const why = config.lastDiagnostics().map(formatDiagnostic).join('\n  ');
     throw new Error(`the mesh config could not be loaded:\n  ${why}`);
   }
@@ -383,6 +406,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     };
   });
   metrics.observeProxySync(() => proxyStatus.list());
+  const storeStatus = external?.status;
+  if (storeStatus) metrics.observeConfigStore(storeStatus);
   const reporter = createProxyReporter({ tracker: proxyStatus, proxies: () => push.proxies(), svidOf: (key) => svids.current(key) });
   // A new signing CA (root rotation): every workload moves to a certificate it signed.
   const offSigning = ca.onChange((c) => {
@@ -395,6 +420,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     hooks,
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
+    ...(o.maxStreams !== undefined ? { limits: { maxStreams: o.maxStreams } } : {}),
   });
   xdsRef.current = xds;
   const server = createGrpcServer();
@@ -572,6 +598,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       offFiles?.();
       files?.close();
       config.close();
+      await external?.close?.();
       push.close();
       xds.closeAll();
       await shutdown(server, 2_000);

@@ -19,6 +19,7 @@ interface BootstrapFlags {
   serviceAccount: string;
   address: string;
   xdsAddress: string;
+  controlPlane?: string;
   rootNamespace: string;
   domain: string;
   tokenTtl: string;
@@ -41,6 +42,10 @@ export function registerBootstrapCommand(program: Command): void {
     .requiredOption('--service-account <sa>', 'service account the workload runs as')
     .requiredOption('--address <ip>', 'the workload address (it goes into the node id)')
     .option('--xds-address <host:port>', 'control plane address', '127.0.0.1:15012')
+    .option(
+      '--control-plane <host:port,...>',
+      'every control plane replica, comma separated (replaces --xds-address): Envoy fails over to another when the one it uses goes away',
+    )
     .option('--root-namespace <ns>', 'mesh root namespace (the control plane runs as <root>/sa/meshpilot)', DEFAULT_ROOT_NAMESPACE)
     .option('--domain <suffix>', 'DNS domain suffix', 'cluster.local')
     .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
@@ -58,6 +63,7 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
     .action(async function (this: Command, o: BootstrapFlags) {
       const xds = parseHostPort('--xds-address', o.xdsAddress);
+      const replicas = o.controlPlane === undefined ? undefined : parseControlPlane(o.controlPlane);
       if (o.certDir && o.agentSocket) this.error('meshpilot: --cert-dir and --agent-socket are exclusive: the SVID comes from one place');
       const certDir = o.certDir ? (isAbsolute(o.certDir) ? o.certDir : resolve(o.certDir)).replace(/\/+$/, '') : undefined;
       const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
@@ -92,6 +98,7 @@ export function registerBootstrapCommand(program: Command): void {
         cluster: o.workload,
         xdsHost: xds.host,
         xdsPort: xds.port,
+        ...(replicas ? { xdsEndpoints: replicas } : {}),
         tls: { rootCaPem, controlPlaneId: cpId.value },
         token,
         agentSocket: o.agentSocket,
@@ -103,6 +110,23 @@ export function registerBootstrapCommand(program: Command): void {
       if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
       else process.stdout.write(text);
     });
+}
+
+/** Parses `--control-plane A,B,C` (each host:port); throws naming the entry that is wrong. */
+export function parseControlPlane(value: string): { host: string; port: number }[] {
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (entries.length === 0) throw new Error('--control-plane: no replica given (expected host:port[,host:port...])');
+  const replicas = entries.map((e) => parseHostPort('--control-plane', e));
+  const seen = new Set<string>();
+  for (const r of replicas) {
+    const k = `${r.host}:${r.port}`;
+    if (seen.has(k)) throw new Error(`--control-plane: ${k} is listed twice`);
+    seen.add(k);
+  }
+  return replicas;
 }
 
 /**

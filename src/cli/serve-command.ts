@@ -1,6 +1,10 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { startMeshpilot } from '../main.js';
+import { createStoreConfigSource } from '../config/index.js';
+import { startMeshpilot, type MeshpilotOptions } from '../main.js';
 import { createLogger } from '../observability/index.js';
+import { addEtcdConnectionOptions, type EtcdConnectionFlags } from '../store/index.js';
+import { openEtcdConfigStore } from './config-store-commands.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -10,8 +14,12 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
-interface ServeFlags {
-  config: string[];
+interface ServeFlags extends EtcdConnectionFlags {
+  config?: string[];
+  configStore: string;
+  allowStaleStart?: boolean;
+  configCache?: string;
+  maxStreams?: string;
   stateDir?: string;
   ephemeral?: boolean;
   xdsAddress: string;
@@ -27,10 +35,21 @@ interface ServeFlags {
 
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
-  program
+  const serve = program
     .command('serve')
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
-    .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
+    .option('--config <paths...>', 'mesh config files or directories (YAML); with --config-store files (the default)')
+    .option(
+      '--config-store <store>',
+      "where the mesh config lives: 'files' (--config) or 'etcd' (written by meshpilot apply; the --etcd-* flags)",
+      'files',
+    )
+    .option('--allow-stale-start', 'etcd config store: if etcd cannot be reached at start, serve the last config seen (--config-cache)')
+    .option('--config-cache <file>', 'etcd config store: local copy of the last config seen (default <state-dir>/config-cache.json)')
+    .option(
+      '--max-streams <n>',
+      'most xDS streams this replica serves; more are refused with UNAVAILABLE so that Envoy tries another replica',
+    )
     .option('--state-dir <dir>', 'CA state directory (root key, records); made on first start')
     .option('--ephemeral', 'keep the CA in memory only (a restart makes a new root)')
     .option('--xds-address <host:port>', 'where xDS, SDS and the CSR service are served (TLS)', '127.0.0.1:15012')
@@ -44,52 +63,93 @@ export function registerServeCommand(program: Command): void {
       '--secret-dir <dir>',
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: ServeFlags) => {
-      const log = createLogger({ level: opts.logLevel });
-      const xds = parseHostPort('--xds-address', opts.xdsAddress);
-      const adminPort = Number(opts.adminPort);
-      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
-        throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
-      if (opts.insecurePlaintext)
-        log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
-      const mp = await startMeshpilot({
-        configPaths: opts.config,
-        stateDir: opts.stateDir,
-        ephemeral: opts.ephemeral,
-        xdsHost: xds.host,
-        xdsPort: xds.port,
-        adminPort,
-        dnsNames: opts.dnsName,
-        insecurePlaintext: opts.insecurePlaintext,
-        defaultNamespace: opts.namespace,
-        secretDir: opts.secretDir,
-        jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
-        log,
-      });
-      log.info('meshpilot serving', {
-        xds: `${xds.host}:${mp.xdsPort}`,
-        admin: `127.0.0.1:${mp.adminPort}`,
-        trustDomain: mp.ca.trustDomain,
-        tls: mp.secure,
-      });
-      // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
-      const link = mp.meshPageLink();
-      if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info('shutting down', { signal });
-        mp.stop().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            log.error('shutdown failed', { cause: String(e) });
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+    .option('--log-level <level>', 'debug, info, warn or error', 'info');
+  addEtcdConnectionOptions(serve).action(async (opts: ServeFlags) => {
+    const log = createLogger({ level: opts.logLevel });
+    const xds = parseHostPort('--xds-address', opts.xdsAddress);
+    const adminPort = Number(opts.adminPort);
+    if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
+    const configSource = configSourceOf(opts);
+    let maxStreams: number | undefined;
+    if (opts.maxStreams !== undefined) {
+      maxStreams = Number(opts.maxStreams);
+      if (!Number.isInteger(maxStreams) || maxStreams < 1)
+        throw new Error(`--max-streams: expected a positive whole number, got ${opts.maxStreams}`);
+    }
+    if (opts.insecurePlaintext)
+      log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
+    const mp = await startMeshpilot({
+      configPaths: opts.config ?? [],
+      ...(configSource ? { configSource } : {}),
+      ...(maxStreams !== undefined ? { maxStreams } : {}),
+      stateDir: opts.stateDir,
+      ephemeral: opts.ephemeral,
+      xdsHost: xds.host,
+      xdsPort: xds.port,
+      adminPort,
+      dnsNames: opts.dnsName,
+      insecurePlaintext: opts.insecurePlaintext,
+      defaultNamespace: opts.namespace,
+      secretDir: opts.secretDir,
+      jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
+      log,
     });
+    log.info('meshpilot serving', {
+      xds: `${xds.host}:${mp.xdsPort}`,
+      admin: `127.0.0.1:${mp.adminPort}`,
+      trustDomain: mp.ca.trustDomain,
+      tls: mp.secure,
+    });
+    // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
+    const link = mp.meshPageLink();
+    if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('shutting down', { signal });
+      mp.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error('shutdown failed', { cause: String(e) });
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+// Files need --config; etcd needs the --etcd-* flags and takes no --config (one source of truth).
+function configSourceOf(o: ServeFlags): MeshpilotOptions['configSource'] {
+  if (o.configStore === 'files') {
+    if (!o.config?.length) throw new Error('--config: required with --config-store files (the mesh config files or directories)');
+    for (const f of ['allowStaleStart', 'configCache'] as const)
+      if (o[f] !== undefined) throw new Error(`--${f.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: only with --config-store etcd`);
+    return undefined;
+  }
+  if (o.configStore !== 'etcd') throw new Error(`--config-store: expected files or etcd, got ${JSON.stringify(o.configStore)}`);
+  if (o.config?.length) throw new Error('--config: not with --config-store etcd; write the config with `meshpilot apply -f` instead');
+  const store = openEtcdConfigStore(o);
+  const cacheFile = o.configCache ?? (o.stateDir ? join(o.stateDir, 'config-cache.json') : undefined);
+  if (o.allowStaleStart && !cacheFile)
+    throw new Error('--allow-stale-start: needs --config-cache FILE or --state-dir (where the last config seen is kept)');
+  return ({ log, admit }) => {
+    const source = createStoreConfigSource({
+      store,
+      log,
+      admit,
+      ...(cacheFile ? { cacheFile } : {}),
+      allowStaleStart: o.allowStaleStart === true,
+    });
+    return {
+      source,
+      status: () => {
+        const s = source.status();
+        return { connected: s.connected, revision: s.revision, skipped: s.skipped.length };
+      },
+      close: () => store.close(),
+    };
+  };
 }

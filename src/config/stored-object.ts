@@ -77,7 +77,11 @@ function pieces(text: string): { text: string; line: number }[] {
       continue;
     }
     const [start, , end] = doc.range;
-    out.push({ text: text.slice(start, end).replace(/\s*$/, '\n'), line: lineAt(text, start) });
+    // The range starts at the document's `---` marker, when it has one: the stored text does not.
+    const body = text.slice(start, end);
+    const marker = /^---[^\n]*\n/.exec(body);
+    const from = start + (marker ? marker[0].length : 0);
+    out.push({ text: text.slice(from, end).replace(/\s*$/, '\n'), line: lineAt(text, from) });
   }
   return out;
 }

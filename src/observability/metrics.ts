@@ -47,6 +47,15 @@ export interface Metrics {
   observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
   observeCertificates(source: () => CertificateSource): void;
+  /** Starts exporting whether the config store (etcd) is reachable, its revision and its unusable objects, read at each scrape. */
+  observeConfigStore(source: () => ConfigStoreGauges): void;
+}
+
+/** What the config store gauges show. */
+export interface ConfigStoreGauges {
+  readonly connected: boolean;
+  readonly revision: number;
+  readonly skipped: number;
 }
 
 // Istio's buckets for pilot_proxy_convergence_time (pilot/pkg/xds/monitoring.go).
@@ -58,6 +67,28 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
   const registry = new Registry();
   const opts = { registers: [registry] };
   let certificates: (() => CertificateSource) | undefined;
+  let configStore: (() => ConfigStoreGauges) | undefined;
+  const storeGauge = (name: string, help: string, read: (g: ConfigStoreGauges) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (configStore) this.set(read(configStore()));
+      },
+    });
+  storeGauge(
+    'meshpilot_config_store_connected',
+    '1 while the config store (etcd) is watched; 0 while the last config is served without it',
+    (g) => (g.connected ? 1 : 0),
+  );
+  storeGauge('meshpilot_config_store_revision', 'the config store revision this replica has applied', (g) => g.revision);
+  storeGauge(
+    'meshpilot_config_store_skipped_objects',
+    'objects in the config store that cannot be used (corrupted or foreign), skipped',
+    (g) => g.skipped,
+  );
   let proxySync: (() => readonly { readonly types: readonly { readonly status: string }[] }[]) | undefined;
   const secondsLeft = (v: Validity) => (v.notAfter - clock.now()) / 1000;
 
@@ -183,6 +214,9 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
     },
     observeCertificates(source) {
       certificates = source;
+    },
+    observeConfigStore(source) {
+      configStore = source;
     },
   };
 }
