@@ -22,3 +22,17 @@ export { PLUGIN_FILES } from './material.js';
 export { writeFileAtomic } from './state-store.js';
 export { acquireStateLock, STATE_LOCK_FILE } from './state-lock.js';
 export type { StateLock, StateLockOptions } from './state-lock.js';
+export { caError } from './types.js';
+export type { IssuanceRecord, RevokedRecord } from './state-store.js';
+export { createMemoryBacking, createMemoryCaStateStore, isIssuanceRecord, parseCaRecord } from './shared-store.js';
+export type {
+  CaRecord,
+  CaStateStore,
+  CasOutcome,
+  MemoryBacking,
+  RootMaterial,
+  StoreHealth,
+  StoreProblem,
+  Versioned,
+} from './shared-store.js';
+export { createDirCaStateStore, TOKEN_KEY_FILE_NAME } from './dir-shared-store.js';
