@@ -12,8 +12,8 @@ export type {
   SignSvidRequest,
   TrustBundle,
 } from './types.js';
-export { createEphemeralCa, createPluginCa, createSelfSignedCa, openCa } from './backends.js';
-export type { CaOptions } from './backends.js';
+export { createEphemeralCa, createPluginCa, createSelfSignedCa, openCa, openSharedCa } from './backends.js';
+export type { CaOptions, SharedCa, SharedCaOptions } from './backends.js';
 export { describeKey, encodeP256KeyPair, generateKeyPair } from './keys.js';
 export type { KeyDescription, KeyKind, KeyPair } from './keys.js';
 export { MAX_CSR_BYTES, parseCsr } from './csr.js';
