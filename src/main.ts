@@ -529,9 +529,9 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                 filter,
               );
             },
-            revoke(serial) {
+            async revoke(serial) {
               const holder = svids.holderOf(serial);
-              const r = ca.revoke(serial);
+              const r = await ca.revoke(serial);
               if (!r.ok) return err(r.error.message);
               // The holder gets a fresh certificate (ca.onChange below); every proxy gets the new CRL.
               return ok({ revoked: r.value, reissued: holder ?? null });
@@ -557,8 +557,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                   })
                 : err(r.error.message);
             },
-            rotateRoot(phase, force) {
-              const r = ca.rotateRoot(phase, { force });
+            async rotateRoot(phase, force) {
+              const r = await ca.rotateRoot(phase, { force });
               return r.ok ? ok(r.value) : err(r.error.message);
             },
           },

@@ -82,6 +82,21 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     }
   };
 
+  // The same for changes, which are asynchronous (a shared CA store compare-and-swaps).
+  const withCaAsync = async <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => Promise<T>): Promise<T> => {
+    const release = lockState(cmd, stateDir);
+    try {
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      try {
+        return await f(a);
+      } finally {
+        a.close();
+      }
+    } finally {
+      release();
+    }
+  };
+
   ca.command('init')
     .description('create the CA state: a self-signed root, or a plug-in CA from Istio-style files')
     .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
@@ -253,8 +268,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           code: 'meshpilot.ca.unacknowledged',
         });
       }
-      withCa(this, o.stateDir, { writes: true }, (a) => {
-        const r = unwrapOr(this, a.revoke(o.serial));
+      await withCaAsync(this, o.stateDir, async (a) => {
+        const r = unwrapOr(this, await a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
       });
     });
@@ -304,8 +319,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
         return;
       }
-      withCa(this, o.stateDir, { writes: true }, (a) => {
-        const s = unwrapOr(this, a.rotateRoot(phase, { force: o.force === true }));
+      await withCaAsync(this, o.stateDir, async (a) => {
+        const s = unwrapOr(this, await a.rotateRoot(phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
       });
     });
