@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { startMeshpilot } from '../main.js';
 import { createLogger } from '../observability/index.js';
+import { addCaStoreOptions, parseCaStoreFlags } from '../store/index.js';
+import type { CaStoreFlags } from '../store/index.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -10,7 +12,7 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
-interface ServeFlags {
+interface ServeFlags extends CaStoreFlags {
   config: string[];
   stateDir?: string;
   ephemeral?: boolean;
@@ -27,7 +29,7 @@ interface ServeFlags {
 
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
     .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
@@ -44,52 +46,54 @@ export function registerServeCommand(program: Command): void {
       '--secret-dir <dir>',
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: ServeFlags) => {
-      const log = createLogger({ level: opts.logLevel });
-      const xds = parseHostPort('--xds-address', opts.xdsAddress);
-      const adminPort = Number(opts.adminPort);
-      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
-        throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
-      if (opts.insecurePlaintext)
-        log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
-      const mp = await startMeshpilot({
-        configPaths: opts.config,
-        stateDir: opts.stateDir,
-        ephemeral: opts.ephemeral,
-        xdsHost: xds.host,
-        xdsPort: xds.port,
-        adminPort,
-        dnsNames: opts.dnsName,
-        insecurePlaintext: opts.insecurePlaintext,
-        defaultNamespace: opts.namespace,
-        secretDir: opts.secretDir,
-        jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
-        log,
-      });
-      log.info('meshpilot serving', {
-        xds: `${xds.host}:${mp.xdsPort}`,
-        admin: `127.0.0.1:${mp.adminPort}`,
-        trustDomain: mp.ca.trustDomain,
-        tls: mp.secure,
-      });
-      // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
-      const link = mp.meshPageLink();
-      if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info('shutting down', { signal });
-        mp.stop().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            log.error('shutdown failed', { cause: String(e) });
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+    .option('--log-level <level>', 'debug, info, warn or error', 'info');
+  addCaStoreOptions(cmd).action(async (opts: ServeFlags) => {
+    const log = createLogger({ level: opts.logLevel });
+    const xds = parseHostPort('--xds-address', opts.xdsAddress);
+    const adminPort = Number(opts.adminPort);
+    if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
+    const caStore = parseCaStoreFlags(opts);
+    if (!caStore.ok) throw new Error(caStore.error);
+    if (opts.insecurePlaintext)
+      log.warn('insecure plaintext mode: xDS is neither encrypted nor authenticated; never use it outside local development');
+    const mp = await startMeshpilot({
+      configPaths: opts.config,
+      stateDir: opts.stateDir,
+      ephemeral: opts.ephemeral,
+      xdsHost: xds.host,
+      xdsPort: xds.port,
+      adminPort,
+      dnsNames: opts.dnsName,
+      insecurePlaintext: opts.insecurePlaintext,
+      defaultNamespace: opts.namespace,
+      secretDir: opts.secretDir,
+      ...(caStore.value ? { caStore: caStore.value } : {}),
+      jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
+      log,
     });
+    log.info('meshpilot serving', {
+      xds: `${xds.host}:${mp.xdsPort}`,
+      admin: `127.0.0.1:${mp.adminPort}`,
+      trustDomain: mp.ca.trustDomain,
+      tls: mp.secure,
+    });
+    // The one-time link signs a browser in to the mesh page (the code works once, for 10 minutes).
+    const link = mp.meshPageLink();
+    if (link) process.stdout.write(`mesh page: http://127.0.0.1:${mp.adminPort}/\none-time login link: ${link}\n`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('shutting down', { signal });
+      mp.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error('shutdown failed', { cause: String(e) });
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
 }

@@ -47,6 +47,15 @@ export interface Metrics {
   observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
   observeCertificates(source: () => CertificateSource): void;
+  /** Starts exporting whether the shared CA store answers, its unwritten records, and whether this replica leads. */
+  observeCaStore(source: () => CaStoreStatus): void;
+}
+
+/** The shared CA store's state, as the store gauges need it. */
+export interface CaStoreStatus {
+  readonly reachable: boolean;
+  readonly pendingRecords: number;
+  readonly leader: boolean;
 }
 
 // Istio's buckets for pilot_proxy_convergence_time (pilot/pkg/xds/monitoring.go).
@@ -58,8 +67,33 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
   const registry = new Registry();
   const opts = { registers: [registry] };
   let certificates: (() => CertificateSource) | undefined;
+  let caStore: (() => CaStoreStatus) | undefined;
   let proxySync: (() => readonly { readonly types: readonly { readonly status: string }[] }[]) | undefined;
   const secondsLeft = (v: Validity) => (v.notAfter - clock.now()) / 1000;
+
+  // Store gauges exist only on a replica with a shared CA store (read when scraped).
+  const storeGauge = (name: string, help: string, read: (s: CaStoreStatus) => number) =>
+    new Gauge({
+      name,
+      help,
+      ...opts,
+      collect() {
+        this.reset();
+        const s = caStore?.();
+        if (s) this.set(read(s));
+      },
+    });
+  storeGauge('meshpilot_ca_store_reachable', '1 when the shared CA store (etcd) answers, 0 while it does not', (s) =>
+    s.reachable ? 1 : 0,
+  );
+  storeGauge(
+    'meshpilot_ca_store_pending_records',
+    'issuance records accepted but not yet written to the shared CA store',
+    (s) => s.pendingRecords,
+  );
+  storeGauge('meshpilot_ca_singleton_leader', '1 on the replica that runs the CA singletons (CRL re-signing, pruning)', (s) =>
+    s.leader ? 1 : 0,
+  );
 
   // Expiry gauges are computed when scraped: they are never stale and a gone workload's series goes with it.
   new Gauge({
@@ -183,6 +217,9 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
     },
     observeCertificates(source) {
       certificates = source;
+    },
+    observeCaStore(source) {
+      caStore = source;
     },
   };
 }
