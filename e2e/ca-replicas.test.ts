@@ -133,6 +133,71 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
     assert.equal(ok.status, 200);
   });
 
+  const issueThrough = async (cp: 'replica-a' | 'replica-b', name: string) => {
+    const out = join(dir, name);
+    const said = await runMeshpilotAsync([
+      'ca', 'issue', '--state-dir', join(dir, cp),
+      '--spiffe-id', 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', '--out', out, '--ttl', '1h',
+    ]); // prettier-ignore
+    return { serial: /serial: ([0-9a-f]+)/.exec(said)![1]!, cert: readIssued(out) };
+  };
+  const metric = async (cp: ControlPlaneProcess, name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`)).text();
+    return new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];
+  };
+  const legitimate = async () =>
+    (await httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/ok', headers: { host: backendHost } })).status;
+
+  it('keeps revoking with one etcd member killed', async () => {
+    await etcd.kill(0);
+    try {
+      const { serial, cert } = await issueThrough('replica-b', 'issued-member-down');
+      await runMeshpilotAsync(['ca', 'revoke', '--state-dir', join(dir, 'replica-b'), '--serial', serial]);
+      await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) !== 200, {
+        timeoutMs: 5_000,
+        intervalMs: 50,
+        description: 'refused after a revocation made with one etcd member down',
+      });
+      assert.equal(await legitimate(), 200);
+    } finally {
+      await etcd.restart(0);
+    }
+  });
+
+  it('with all of etcd down: keeps serving, refuses revocations as unavailable, says so in logs and metrics, and recovers', async () => {
+    const { serial, cert } = await issueThrough('replica-a', 'issued-etcd-down');
+    for (let i = 0; i < 3; i++) await etcd.kill(i);
+    try {
+      assert.equal(await legitimate(), 200, 'traffic keeps flowing on the last certificates');
+      await assert.rejects(
+        runMeshpilotAsync(['ca', 'revoke', '--state-dir', join(dir, 'replica-a'), '--serial', serial]),
+        /ca store unreachable/,
+      );
+      assert.equal(await metric(a, 'meshpilot_ca_store_reachable'), '0');
+      await a.current().waitForLog((l) => l.includes('"ca store unreachable"'), 'the store is said to be unreachable');
+      assert.equal(await mtlsGetOnce(backend.address, SERVICE_PORT, cert), 200, 'nothing was half-revoked');
+    } finally {
+      await Promise.all([0, 1, 2].map((i) => etcd.restart(i)));
+    }
+    // Back: the same revocation goes through (after the client's reconnect), and reaches B.
+    await eventually(
+      async () => {
+        await runMeshpilotAsync(['ca', 'revoke', '--state-dir', join(dir, 'replica-a'), '--serial', serial]);
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, description: 'a revocation through A once etcd is back' },
+    );
+    const back = Date.now();
+    await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) !== 200, {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+      description: "B's sidecar refuses the certificate once etcd is back",
+    });
+    console.log(`      after etcd came back: refused at replica B's sidecar ${Date.now() - back} ms after the revocation`);
+    assert.equal(await metric(a, 'meshpilot_ca_store_reachable'), '1');
+    assert.equal(await legitimate(), 200);
+  });
+
   it('refuses a replica with another sealing key, naming the fingerprints and the flag', async () => {
     const wrongKey = join(dir, 'wrong.key');
     writeFileSync(wrongKey, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
