@@ -1,6 +1,14 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
-import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import {
+  acquireStateLock,
+  createEphemeralCa,
+  createPluginCa,
+  createSelfSignedCa,
+  openSharedCa,
+  type CertificateAuthority,
+} from './ca/index.js';
+import { openEtcdCaStore, type EtcdCaStoreOptions, type OpenedCaStore } from './store/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigDiagnostic, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
@@ -62,7 +70,8 @@ import {
 } from './observability/index.js';
 import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
 /** A config source other than files (serve --config-store etcd), with what the metrics show of its store. */
@@ -107,6 +116,11 @@ export interface MeshpilotOptions {
   readonly defaultNamespace?: string;
   /** Keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under `<secretDir>/<ns>/<sa>/`. */
   readonly secretDir?: string;
+  /**
+   * Keep the CA (keys sealed, revocations, rotation, token key) in etcd, shared with other replicas,
+   * instead of the state directory (which then only holds this replica's lock and admin endpoint).
+   */
+  readonly caStore?: EtcdCaStoreOptions;
 }
 
 /** A running control plane. */
@@ -184,6 +198,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const td = parseTrustDomain(settings.trustDomain);
   if (!td.ok) throw new Error(`trust domain ${settings.trustDomain}: ${td.error.message}`);
 
+  const caShared: { ca?: CertificateAuthority } = {};
   const caOpts = {
     trustDomain: td.value,
     clock,
@@ -191,14 +206,38 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     maxTtlMs: settings.maxCertTtlMs,
     defaultTtlMs: settings.certTtlMs,
   };
-  const caResult = settings.caPluginDir
-    ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
-    : o.stateDir
-      ? createSelfSignedCa({ ...caOpts, stateDir: o.stateDir })
-      : o.ephemeral
-        ? { ok: true as const, value: createEphemeralCa(caOpts) }
-        : undefined;
-  if (!caResult) throw new Error('give --state-dir (the CA keeps its root there) or --ephemeral');
+  // Shared CA (replicas on etcd): the store, and the campaign for the singletons (CRL schedule, pruning).
+  let shared: (OpenedCaStore & { tokenKeyPem: string }) | undefined;
+  if (o.caStore) {
+    const opened = await openEtcdCaStore(o.caStore, `${hostname()}/${process.pid}/${o.xdsHost}:${o.xdsPort}`, log);
+    if (!opened.ok) {
+      config.close();
+      throw new Error(opened.error);
+    }
+    const s = await openSharedCa({
+      ...caOpts,
+      store: opened.value.store,
+      pluginDir: settings.caPluginDir,
+      isLeader: opened.value.leadership.isLeader,
+    });
+    if (!s.ok) {
+      await opened.value.close();
+      config.close();
+      throw new Error(`the CA could not start: ${s.error.message}`);
+    }
+    shared = { ...opened.value, tokenKeyPem: s.value.tokenKeyPem };
+    caShared.ca = s.value.ca;
+  }
+  const caResult = caShared.ca
+    ? { ok: true as const, value: caShared.ca }
+    : settings.caPluginDir
+      ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
+      : o.stateDir
+        ? createSelfSignedCa({ ...caOpts, stateDir: o.stateDir })
+        : o.ephemeral
+          ? { ok: true as const, value: createEphemeralCa(caOpts) }
+          : undefined;
+  if (!caResult) throw new Error('give --state-dir (the CA keeps its root there), --ca-store etcd, or --ephemeral');
   if (!caResult.ok) throw new Error(`the CA could not start: ${caResult.error.message}`);
   const ca = caResult.value;
 
@@ -297,6 +336,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     push.request({ kind: 'trust' });
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
+  // A replica that becomes the leader takes over the CRL schedule at once (the old leader may have died mid-period).
+  const offLeadership = shared?.leadership.onChange((leader) => leader && ca.maintain());
+  if (shared) {
+    const { store, leadership } = shared;
+    metrics.observeCaStore(() => ({ ...store.health(), leader: leadership.isLeader() }));
+  }
   // Certificates as files: one SVID per workload service account, kept whether or not a proxy is connected.
   const files = o.secretDir
     ? createFileSecrets({
@@ -322,7 +367,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const idResult = workloadId(td.value, settings.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
   if (!idResult.ok) throw new Error(`control plane identity: ${idResult.error.message}`);
   const controlPlaneId = idResult.value;
-  const tokenKey = o.stateDir ? loadOrCreateTokenKey(o.stateDir) : { ok: true as const, value: generateTokenKey() };
+  // Replicas share one token key (kept sealed in the store), so a proxy's token is good at every replica.
+  const tokenKey = shared
+    ? { ok: true as const, value: createPrivateKey(shared.tokenKeyPem) }
+    : o.stateDir
+      ? loadOrCreateTokenKey(o.stateDir)
+      : { ok: true as const, value: generateTokenKey() };
   if (!tokenKey.ok) throw new Error(`token signing key: ${tokenKey.error}`);
   const authenticator = createAuthenticator({
     tokens: createTokenVerifier({ key: tokenKey.value, trustDomain: td.value, clock, rootNamespace: settings.rootNamespace }),
@@ -604,7 +654,10 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       await shutdown(server, 2_000);
       svids.close();
       serving?.close();
+      offLeadership?.();
       ca.close();
+      // Resigns the singletons, so another replica takes them over without waiting for the lease to expire.
+      await shared?.close();
       unlock();
     },
   };

@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import { createStoreConfigSource } from '../config/index.js';
 import { startMeshpilot, type MeshpilotOptions } from '../main.js';
 import { createLogger } from '../observability/index.js';
-import { addEtcdConnectionOptions, type EtcdConnectionFlags } from '../store/index.js';
 import { openEtcdConfigStore } from './config-store-commands.js';
+import { addCaStoreOptions, parseCaStoreFlags } from '../store/index.js';
+import type { CaStoreFlags } from '../store/index.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -14,7 +15,7 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
-interface ServeFlags extends EtcdConnectionFlags {
+interface ServeFlags extends CaStoreFlags {
   config?: string[];
   configStore: string;
   allowStaleStart?: boolean;
@@ -35,7 +36,7 @@ interface ServeFlags extends EtcdConnectionFlags {
 
 /** Adds `meshpilot serve`. */
 export function registerServeCommand(program: Command): void {
-  const serve = program
+  const cmd = program
     .command('serve')
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
     .option('--config <paths...>', 'mesh config files or directories (YAML); with --config-store files (the default)')
@@ -64,11 +65,13 @@ export function registerServeCommand(program: Command): void {
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info');
-  addEtcdConnectionOptions(serve).action(async (opts: ServeFlags) => {
+  addCaStoreOptions(cmd).action(async (opts: ServeFlags) => {
     const log = createLogger({ level: opts.logLevel });
     const xds = parseHostPort('--xds-address', opts.xdsAddress);
     const adminPort = Number(opts.adminPort);
     if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
+    const caStore = parseCaStoreFlags(opts);
+    if (!caStore.ok) throw new Error(caStore.error);
     const configSource = configSourceOf(opts);
     let maxStreams: number | undefined;
     if (opts.maxStreams !== undefined) {
@@ -91,6 +94,7 @@ export function registerServeCommand(program: Command): void {
       insecurePlaintext: opts.insecurePlaintext,
       defaultNamespace: opts.namespace,
       secretDir: opts.secretDir,
+      ...(caStore.value ? { caStore: caStore.value } : {}),
       jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
       log,
     });

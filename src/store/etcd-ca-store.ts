@@ -171,6 +171,8 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
     watch(onRecord, onProblem) {
       let stopped = false;
       let watcher: Watcher | undefined;
+      let resync: NodeJS.Timeout | undefined;
+      let lastRevision: string | undefined;
       const report = (p: StoreProblem) => {
         log.warn('ca store object skipped', { key: p.key, cause: p.message });
         onProblem?.(p);
@@ -191,13 +193,39 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
             if (r.ok) onRecord(r.value);
             else report({ key: stateKey, message: r.error.message });
           });
-          w.on('disconnected', (e) => sawFailure(e));
-          w.on('connected', () => sawSuccess());
-          w.on('error', (e) => sawFailure(e));
+          // The client reconnects a broken watch with a backoff that grows to 30 s. Meanwhile a
+          // read every second catches a change as soon as etcd answers again (the watcher's
+          // owner ignores revisions it already has).
+          const poll = () => {
+            if (resync) return;
+            resync = setInterval(() => {
+              void load().then((r) => {
+                if (r.ok && r.value && r.value.revision !== lastRevision) {
+                  lastRevision = r.value.revision;
+                  onRecord(r.value);
+                }
+              });
+            }, 1000).unref();
+          };
+          w.on('put', (kv) => (lastRevision = kv.mod_revision));
+          w.on('disconnected', (e) => {
+            sawFailure(e);
+            poll();
+          });
+          w.on('connected', () => {
+            sawSuccess();
+            if (resync) clearInterval(resync);
+            resync = undefined;
+          });
+          w.on('error', (e) => {
+            sawFailure(e);
+            poll();
+          });
         })
         .catch((e: unknown) => report({ key: stateKey, message: `watch failed: ${describeEtcdError(e)}` }));
       return () => {
         stopped = true;
+        if (resync) clearInterval(resync);
         if (watcher) {
           watchers.delete(watcher);
           void watcher.cancel();

@@ -6,6 +6,7 @@ import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { err, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
+import { readSealingKeyFile } from './sealing.js';
 
 /** The default key prefix under which meshpilot keeps everything in etcd. */
 export const DEFAULT_ETCD_PREFIX = '/meshpilot/';
@@ -27,14 +28,64 @@ export interface EtcdConnectionConfig {
   readonly prefix: string;
 }
 
-/** Adds the --etcd-* flags to a command (serve, apply, get, delete, ca ...). */
+/** Adds the --etcd-* flags to a command (serve, apply, get, delete, ca ...); adding them twice is harmless. */
 export function addEtcdConnectionOptions(cmd: Command): Command {
+  // serve gets these from both the config store and the CA store wiring: register once.
+  if (cmd.options.some((o) => o.long === '--etcd-endpoints')) return cmd;
   return cmd
     .option('--etcd-endpoints <urls>', 'etcd client URLs, comma separated (e.g. https://10.0.0.1:2379,https://10.0.0.2:2379)')
     .option('--etcd-ca <file>', 'PEM file of the CA that signed the etcd servers (required for https endpoints)')
     .option('--etcd-cert <file>', 'PEM client certificate for etcd client-certificate authentication (with --etcd-key)')
     .option('--etcd-key <file>', 'PEM private key of --etcd-cert')
     .option('--etcd-prefix <prefix>', 'key prefix for everything meshpilot keeps in etcd', DEFAULT_ETCD_PREFIX);
+}
+
+/** The CA store flags as commander hands them over. */
+export interface CaStoreFlags extends EtcdConnectionFlags {
+  readonly caStore?: string;
+  readonly caStoreKey?: string;
+  readonly ephemeral?: boolean;
+}
+
+/** Adds --ca-store and --ca-store-key (and the --etcd-* flags) to a command. */
+export function addCaStoreOptions(cmd: Command): Command {
+  addEtcdConnectionOptions(cmd);
+  return cmd
+    .option('--ca-store <kind>', "where the CA state lives: 'dir' (the state directory, default) or 'etcd' (shared by replicas)", 'dir')
+    .option(
+      '--ca-store-key <file>',
+      'with --ca-store etcd: 256-bit key that seals the CA keys in etcd (make one with: openssl rand -base64 32 > ca-store.key); the same file on every replica',
+    );
+}
+
+/** Checks the CA store flags: undefined for the state directory, the etcd settings otherwise; every problem names its flag. */
+export function parseCaStoreFlags(flags: CaStoreFlags): Result<EtcdCaStoreSettings | undefined> {
+  const kind = flags.caStore ?? 'dir';
+  if (kind !== 'dir' && kind !== 'etcd') return err(`--ca-store: expected 'dir' or 'etcd', got ${JSON.stringify(kind)}`);
+  if (kind === 'dir') {
+    return flags.caStoreKey !== undefined ? err('--ca-store-key: only used with --ca-store etcd') : ok(undefined);
+  }
+  const problems: string[] = [];
+  if (flags.ephemeral) problems.push('--ephemeral: cannot be combined with --ca-store etcd (the CA lives in etcd)');
+  const conn = parseEtcdConnection(flags);
+  if (!conn.ok) problems.push(conn.error);
+  else if (!conn.value) problems.push('--ca-store etcd: needs --etcd-endpoints (and --etcd-ca, --etcd-cert, --etcd-key for TLS)');
+  let key: Buffer | undefined;
+  if (flags.caStoreKey === undefined) problems.push('--ca-store etcd: needs --ca-store-key FILE, the key that seals the CA keys in etcd');
+  else {
+    const k = readSealingKeyFile('--ca-store-key', flags.caStoreKey);
+    if (k.ok) key = k.value;
+    else problems.push(k.error);
+  }
+  if (problems.length > 0 || !conn.ok || !conn.value || !key) return err(problems.join('\n'));
+  return ok({ connection: conn.value, sealingKey: key, sealingKeySource: `--ca-store-key ${flags.caStoreKey}` });
+}
+
+/** The etcd CA store settings the flags produce (EtcdCaStoreOptions in ca-store-wiring.ts). */
+export interface EtcdCaStoreSettings {
+  readonly connection: EtcdConnectionConfig;
+  readonly sealingKey: Buffer;
+  readonly sealingKeySource: string;
 }
 
 type PemKind = 'CERTIFICATE' | 'PRIVATE KEY';

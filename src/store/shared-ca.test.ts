@@ -170,3 +170,60 @@ for (const kind of kinds) {
     });
   });
 }
+
+describe('shared CA replica while etcd is down', function () {
+  this.timeout(120_000);
+  let c: EtcdCluster;
+  before(async () => {
+    c = await startEtcdCluster({ members: 1 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('keeps signing from the loaded CA, reports changes as unavailable, and writes again when etcd is back', async () => {
+    const client = c.client();
+    const store = createEtcdCaStateStore({
+      client,
+      prefix: '/down/',
+      sealer: createSealer(randomBytes(32)),
+      sealerSource: '--ca-store-key test',
+      endpoints: c.endpoints,
+    });
+    const { ca } = await open(store);
+    try {
+      const before = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
+      assert.ok(before.ok);
+      await c.kill(0);
+      const during = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
+      assert.ok(during.ok, 'issuance continues from the loaded CA');
+      const refused = await ca.revoke(before.value.serialHex);
+      assert.ok(!refused.ok);
+      assert.equal(refused.error.kind, 'not-ready');
+      assert.match(refused.error.message, /^ca store unreachable/);
+      assert.equal(store.health().reachable, false);
+      assert.ok(ca.crl()[0]!.revokedSerials.length === 0, 'nothing half-applied');
+      await c.restart(0);
+      let r = await ca.revoke(during.value.serialHex);
+      for (let i = 0; i < 100 && !r.ok; i++) {
+        await new Promise((res) => setTimeout(res, 200));
+        r = await ca.revoke(during.value.serialHex);
+      }
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.ok(revokedIn(ca).has(during.value.serialHex));
+      assert.equal(store.health().reachable, true);
+      // The record issued while etcd was away reached the store.
+      for (let i = 0; i < 100 && store.health().pendingRecords > 0; i++) await new Promise((res) => setTimeout(res, 100));
+      assert.equal(
+        await client
+          .get(`/down/ca/issued/${during.value.serialHex}`)
+          .string()
+          .then((v) => v !== null),
+        true,
+      );
+    } finally {
+      ca.close();
+      client.close();
+    }
+  });
+});
