@@ -1,14 +1,16 @@
 // DESIGN.md scenario 10 with real Envoy and a real etcd (three members, TLS with client
-// certificates): three `meshpilot serve --config-store etcd` replicas serve the photo app.
-// A policy written with `meshpilot apply` reaches sidecars on other replicas; the replica a
-// sidecar uses is SIGKILLed under load and the sidecar resyncs from another without a failed
-// request; one etcd member dies and the mesh keeps working and taking changes; all of etcd dies
-// and every replica keeps serving its last config, says so, and recovers.
+// certificates): three `meshpilot serve --config-store etcd --ca-store etcd` replicas serve the
+// photo app, photo-frontend's sidecar on replica A, photo-backend's on B, datastore's on C.
+// A policy written with `meshpilot apply` reaches the sidecars on B and C; a certificate revoked
+// through B is refused at the sidecars on A and C within 5 s; the replica a sidecar uses is
+// SIGKILLed under load and the sidecar resyncs from another without a failed request; one etcd
+// member dies and the mesh keeps working and taking changes; all of etcd dies and every replica
+// keeps serving its last config, says so, and recovers.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOrCreateTokenKey } from '../src/auth/index.js';
 import { OUTBOUND_HTTP_PORT } from '../src/generate/index.js';
 import { startEtcdCluster, type EtcdCluster } from '../src/store/etcd-kit.js';
 import {
@@ -32,9 +34,11 @@ import {
   ids,
   photoAppConfig,
   photoAppPolicy,
+  SERVICE_PORT,
   xfccUri,
 } from './kit/photo-app.js';
 import { logEntries, runMeshpilot, runMeshpilotAsync } from './kit/processes.js';
+import { mtlsGetOnce, readIssued } from './kit/tls-client.js';
 import { applyConfig, connectedReplicaPort, etcdFlags, prepareReplicas, type Replica } from './kit/replicas.js';
 import type { TestWorkload } from './kit/mesh.js';
 
@@ -63,7 +67,7 @@ describe('replicas on etcd with real Envoy (scenario 10)', function () {
   let envoys: EnvoyPool;
   const apps: HttpUpstream[] = [];
   const sidecars = new Map<string, EnvoyProcess>();
-  let seedState: string;
+  let caArgs: string[];
 
   const get = (host: string) => httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/', headers: { host } });
   const statusOf = async (host: string) => (await get(host)).status;
@@ -76,35 +80,31 @@ describe('replicas on etcd with real Envoy (scenario 10)', function () {
   before(async () => {
     cluster = await startEtcdCluster({ members: 3 });
     dir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-replicas-'));
-    seedState = join(dir, 'seed-state');
-    runMeshpilot(['ca', 'init', '--state-dir', seedState]);
-    // The token key too, before the copies are made: every replica must accept every bootstrap's token.
-    assert.ok(loadOrCreateTokenKey(seedState).ok);
+    // One CA for every replica, in etcd, its keys sealed with this key.
+    const keyFile = join(dir, 'ca-store.key');
+    writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+    caArgs = ['--ca-store', 'etcd', '--ca-store-key', keyFile, ...etcdFlags(cluster)];
     const configDir = join(dir, 'config');
     mkdirSync(configDir);
     writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig());
     writeFileSync(join(configDir, 'policy.yaml'), photoAppPolicy());
     // Through etcd member 0 only: the replicas read it from whichever member they talk to.
     await applyConfig(cluster, [configDir], [0]);
-    replicas = await prepareReplicas({ dir, names: ['a', 'b', 'c'], stateDir: seedState, cluster });
-    for (const r of replicas) await r.start();
+    replicas = await prepareReplicas({
+      dir,
+      names: ['a', 'b', 'c'],
+      cluster,
+      extraArgs: ['--ca-store', 'etcd', '--ca-store-key', keyFile],
+    });
     envoys = envoyPool();
     const at = (r: Replica) => `127.0.0.1:${r.xdsPort}`;
     const [a, b, c] = replicas as [Replica, Replica, Replica];
-    // photo-frontend may use any replica; photo-backend only B and datastore only C, so that a
-    // policy they enforce has to come to them through a replica other than the one it was written near.
-    const plan: [TestWorkload, string][] = [
-      [frontend, [a, b, c].map(at).join(',')],
-      [backend, at(b)],
-      [datastore, at(c)],
-    ];
-    for (const [w, controlPlane] of plan) {
+    const sidecar = async (w: TestWorkload, controlPlane: string) => {
       apps.push(await startHttpUpstream({ host: w.address, port: APP_PORT, name: w.name }));
       const bootstrap = JSON.parse(
         runMeshpilot([
           'bootstrap',
-          '--state-dir',
-          seedState,
+          ...caArgs,
           '--namespace',
           w.namespace,
           '--workload',
@@ -118,7 +118,16 @@ describe('replicas on etcd with real Envoy (scenario 10)', function () {
         ]),
       ) as Record<string, unknown>;
       sidecars.set(w.name, await envoys.start({ name: `${w.name}-sidecar`, bootstrap }));
-    }
+    };
+    // A first (it creates the CA in etcd): photo-frontend's sidecar lists every replica but finds
+    // only A up, so it is on A. Then B and C (they adopt the CA), photo-backend's sidecar on B
+    // only and datastore's on C only: what they enforce must reach them through B and C.
+    await a.start();
+    await sidecar(frontend, [a, b, c].map(at).join(','));
+    await b.start();
+    await c.start();
+    await sidecar(backend, at(b));
+    await sidecar(datastore, at(c));
   });
   afterEach(function () {
     envoys?.dumpLogsIfFailed(this.currentTest);
@@ -138,7 +147,8 @@ describe('replicas on etcd with real Envoy (scenario 10)', function () {
     const r = await get(backendHost);
     assert.equal(xfccUri((r.json as { headers: Record<string, string> }).headers), ids.frontend);
     await eventually(async () => (await statusOf(datastoreHost)) === 403, { description: 'frontend → datastore denied' });
-    // Each sidecar is on the replica its bootstrap allows.
+    // Each sidecar is on the replica planned.
+    assert.equal(await connectedReplicaPort(sidecars.get(frontend.name)!), replicas[0]!.xdsPort);
     assert.equal(await connectedReplicaPort(sidecars.get(backend.name)!), replicas[1]!.xdsPort);
     assert.equal(await connectedReplicaPort(sidecars.get(datastore.name)!), replicas[2]!.xdsPort);
     for (const rep of replicas) assert.equal(await rep.metric('meshpilot_config_store_connected'), 1, `replica ${rep.name} watches etcd`);
@@ -157,6 +167,40 @@ describe('replicas on etcd with real Envoy (scenario 10)', function () {
     await runMeshpilotAsync(['delete', 'authorizationpolicy', 'datastore-allow-frontend', '-n', 'datastore-ns', ...flags]);
     await eventually(async () => (await statusOf(backendHost)) === 200, { description: 'the DENY gone' });
     await eventually(async () => (await statusOf(datastoreHost)) === 403, { description: 'the ALLOW gone' });
+  });
+
+  it('a certificate revoked through replica B is refused at the sidecars on A and C within 5 s', async () => {
+    const stateB = replicas[1]!.stateDir;
+    const out = join(dir, 'issued-through-b');
+    const said = await runMeshpilotAsync([
+      'ca', 'issue', '--state-dir', stateB,
+      '--spiffe-id', ids.backend, '--out', out, '--ttl', '1h',
+    ]); // prettier-ignore
+    const serial = /serial: ([0-9a-f]+)/.exec(said)![1]!;
+    const cert = readIssued(out);
+    // photo-backend's identity: photo-frontend's sidecar (A, no policy) and datastore's (C, allows photo-backend) accept it.
+    const at = [
+      { name: 'photo-frontend (replica A)', address: frontend.address },
+      { name: 'datastore (replica C)', address: datastore.address },
+    ];
+    for (const s of at)
+      await eventually(async () => (await mtlsGetOnce(s.address, SERVICE_PORT, cert)) === 200, {
+        timeoutMs: 10_000,
+        description: `${s.name} accepts the certificate issued through B`,
+      });
+    const revokedAt = Date.now();
+    const r = await runMeshpilotAsync(['ca', 'revoke', '--state-dir', stateB, '--serial', serial]);
+    assert.match(r, /via the running control plane/);
+    for (const s of at) {
+      await eventually(async () => (await mtlsGetOnce(s.address, SERVICE_PORT, cert)) !== 200, {
+        timeoutMs: Math.max(1, 5_000 - (Date.now() - revokedAt)),
+        intervalMs: 50,
+        description: `${s.name} refuses the certificate revoked through B`,
+      });
+      console.log(`      revoked through B, refused at ${s.name} ${Date.now() - revokedAt} ms later`);
+    }
+    // Mesh traffic still flows.
+    assert.equal(await statusOf(backendHost), 200);
   });
 
   it('SIGKILL of the replica the frontend uses, under load: zero failed requests, it resyncs from another', async () => {

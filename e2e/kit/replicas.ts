@@ -1,6 +1,5 @@
 // Several `meshpilot serve` replicas on one etcd (the config store), as processes of the real CLI:
 // each on its own loopback ports and state directory, restartable, killable.
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, freePort, type EnvoyProcess } from '../harness/index.js';
 import type { EtcdCluster } from '../../src/store/etcd-kit.js';
@@ -36,13 +35,12 @@ export interface Replica {
 }
 
 /**
- * Prepares `names.length` replicas. Their state directories are copies of `stateDir` (one root and
- * token key for the mesh) until the CA state lives in etcd too.
+ * Prepares `names.length` replicas, each with a state directory of its own (its admin endpoint and
+ * config cache); `extraArgs` say where the CA lives (`--ca-store etcd ...` to share one).
  */
 export async function prepareReplicas(o: {
   dir: string;
   names: readonly string[];
-  stateDir: string;
   cluster: EtcdCluster;
   extraArgs?: readonly string[];
 }): Promise<Replica[]> {
@@ -51,7 +49,6 @@ export async function prepareReplicas(o: {
     const xdsPort = await freePort();
     const adminPort = await freePort();
     const stateDir = join(o.dir, `state-${name}`);
-    cpSync(o.stateDir, stateDir, { recursive: true });
     let child: Child | undefined;
     const history: (readonly string[])[] = [];
     out.push({
