@@ -135,10 +135,10 @@ function configSourceOf(o: ServeFlags): MeshpilotOptions['configSource'] {
   }
   if (o.configStore !== 'etcd') throw new Error(`--config-store: expected files or etcd, got ${JSON.stringify(o.configStore)}`);
   if (o.config?.length) throw new Error('--config: not with --config-store etcd; write the config with `meshpilot apply -f` instead');
-  const store = openEtcdConfigStore(o);
   const cacheFile = o.configCache ?? (o.stateDir ? join(o.stateDir, 'config-cache.json') : undefined);
   if (o.allowStaleStart && !cacheFile)
     throw new Error('--allow-stale-start: needs --config-cache FILE or --state-dir (where the last config seen is kept)');
+  const store = openEtcdConfigStore(o);
   return ({ log, admit }) => {
     const source = createStoreConfigSource({
       store,
