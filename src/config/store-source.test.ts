@@ -243,4 +243,40 @@ describe('applyToStore / deleteFromStore', () => {
     assert.ok(done.ok);
     assert.deepEqual((await store.list()).objects.map((o) => o.key).sort(), ['ServiceAccount/app/a', 'WorkloadEntry/app/w']);
   });
+
+  it('reads, checks and writes again when another writer got in first, and gives up after a storm, naming the key', async () => {
+    const store = createMemoryObjectStore('mem');
+    let racing = 1;
+    // Another writer changes the key between this apply's read and its commit, `racing` times.
+    const contended = {
+      ...store,
+      commit: async (c: Parameters<typeof store.commit>[0]) => {
+        if (racing-- > 0)
+          await store
+            .otherClient()
+            .commit({
+              puts: [{ key: 'ServiceAccount/app/a', value: sa('a') + '# by another writer\n' }],
+              deletes: [],
+              expected: new Map([
+                [
+                  'ServiceAccount/app/a',
+                  (await store.otherClient().list()).objects.find((o) => o.key === 'ServiceAccount/app/a')?.modRevision ?? 0,
+                ],
+              ]),
+            });
+        return store.commit(c);
+      },
+    };
+    const once = await applyToStore(contended, [{ fileName: 'a.yaml', text: sa('a') }]);
+    assert.ok(once.ok, JSON.stringify(once.diagnostics));
+    assert.match(
+      (await store.list()).objects[0]!.value,
+      /^# meshpilot apply: a\.yaml:1\n/,
+      'the retry wrote over the other writer, having checked again',
+    );
+    racing = 100;
+    const storm = await applyToStore(contended, [{ fileName: 'a2.yaml', text: sa('a') + '---\n' + sa('b') }]);
+    assert.equal(storm.ok, false);
+    assert.match(storm.diagnostics[0]!.message, /ServiceAccount\/app\/a.* kept changing under this write \(5 attempts\); try again/);
+  });
 });
