@@ -137,7 +137,7 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
     const out = join(dir, name);
     const said = await runMeshpilotAsync([
       'ca', 'issue', '--state-dir', join(dir, cp),
-      '--spiffe-id', 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', '--out', out, '--ttl', '1h',
+      '--namespace', 'photo-ns', '--service-account', 'photo-frontend', '--out', out, '--ttl', '1h',
     ]); // prettier-ignore
     return { serial: /serial: ([0-9a-f]+)/.exec(said)![1]!, cert: readIssued(out) };
   };

@@ -175,7 +175,11 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       const live = findAdminEndpoint(o.stateDir);
       if (live) {
         const keys = generateKeyPair(o.key);
-        const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        // With the CA in etcd the replica's state directory holds no ca.json: ask the replica for its trust domain.
+        const trustDomain = existsSync(join(o.stateDir, 'ca.json'))
+          ? readTrustDomain(o.stateDir)
+          : ((await callAdmin(live, 'GET', '/ca/status')).body as { trustDomain?: string }).trustDomain;
+        const spiffeId = o.spiffeId ?? `spiffe://${trustDomain}/ns/${o.namespace}/sa/${o.serviceAccount}`;
         refuseReserved(spiffeId);
         const r = await callAdmin(live, 'POST', '/ca/sign', {
           spiffeId,
