@@ -7,6 +7,7 @@ import * as configLoad from './config-load.bench.js';
 import * as real from './real.bench.js';
 import * as captureBytes from './capture-bytes.bench.js';
 import * as xds from './xds.bench.js';
+import * as replicas from './replicas.bench.js';
 
 interface BenchModule {
   readonly name: string;
@@ -22,6 +23,7 @@ const benches: readonly BenchModule[] = [
   { name: 'config-load', run: configLoad.run },
   { name: 'real', run: real.run },
   { name: 'capture-bytes', run: captureBytes.run },
+  { name: 'replicas', run: replicas.run },
 ];
 // ----------------------------------------------------------------------------------
 

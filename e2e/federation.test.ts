@@ -181,7 +181,7 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
     // Not allowed by B's policy, but the handshake succeeds: a 403 from the RBAC filter.
     assert.ok('status' in before && before.status === 403, JSON.stringify(before));
     const serial = new (await import('node:crypto')).X509Certificate(own.cert).serialNumber;
-    assert.ok(b.mesh.mp.ca.revoke(serial).ok);
+    assert.ok((await b.mesh.mp.ca.revoke(serial)).ok);
     await eventually(async () => 'error' in (await mtlsRequest(backend.address, SIDECAR_PORT, own)), {
       timeoutMs: 10_000,
       description: 'the revoked certificate to be refused at the handshake',
@@ -220,7 +220,7 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
     });
     let counts: LoadCounts | undefined;
     try {
-      assert.ok(b.mesh.mp.ca.rotateRoot('prepare').ok);
+      assert.ok((await b.mesh.mp.ca.rotateRoot('prepare')).ok);
       // The operator waits until federated meshes trust the new root before activating it.
       await eventually(async () => (await rootsFor(envoys.client!, 'b.example')) === 2, {
         timeoutMs: 20_000,
@@ -231,11 +231,11 @@ describe('SPIFFE federation between two meshes with real Envoy', function () {
         description: "A's other sidecar to trust both B roots",
       });
       const before = (await leafSerials(envoys.backend!))[0];
-      assert.ok(b.mesh.mp.ca.rotateRoot('activate').ok);
+      assert.ok((await b.mesh.mp.ca.rotateRoot('activate')).ok);
       await eventually(async () => !(await leafSerials(envoys.backend!)).includes(before!), {
         description: "B's sidecar to get an SVID of the new root",
       });
-      assert.ok(b.mesh.mp.ca.rotateRoot('retire', { force: true }).ok);
+      assert.ok((await b.mesh.mp.ca.rotateRoot('retire', { force: true })).ok);
       await eventually(async () => (await rootsFor(envoys.client!, 'b.example')) === 1, {
         timeoutMs: 20_000,
         description: "A's sidecar to drop B's old root",

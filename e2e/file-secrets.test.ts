@@ -97,7 +97,7 @@ describe('certificates as files (serve --secret-dir) with real Envoy', function 
     const d = dirOf(backend.namespace, backend.serviceAccount ?? backend.name);
     const before = serialOf(d);
     const t0 = Date.now();
-    const r = mesh.mp.ca.revoke(before);
+    const r = await mesh.mp.ca.revoke(before);
     assert.ok(r.ok, r.ok ? '' : r.error.message);
     await eventually(() => serialOf(d) !== before, { timeoutMs: 2_000, intervalMs: 20, description: 'a new certificate on disk' });
     console.log(`      revoked certificate replaced on disk in ${Date.now() - t0} ms`);

@@ -57,7 +57,7 @@ describe('plug-in CA (intermediate under an outside root) with real Envoy', func
     const svid = unwrap(mesh.mp.ca.signSvid({ spiffeId: mustSpiffeId(ids.frontend), publicKey: keys.publicKey }));
     const cert = { key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert: svid.chainPem.join(''), ca: root.pem };
     assert.equal(await mtlsGetOnce(backend.address, SERVICE_PORT, cert), 200);
-    unwrap(mesh.mp.ca.revoke(svid.serialHex));
+    unwrap(await mesh.mp.ca.revoke(svid.serialHex));
     await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) !== 200, {
       timeoutMs: 5_000,
       description: 'the revoked certificate to be refused',

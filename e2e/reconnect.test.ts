@@ -86,7 +86,7 @@ describe('a sidecar that was away gets only current state (scenario 9)', functio
     const old = await eventually(() => presentedLeaf(back), { description: 'the backend’s certificate' });
     await back.stop();
     // What `meshpilot ca revoke` does through the admin port.
-    const r = mesh.mp.ca.revoke(old.serial);
+    const r = await mesh.mp.ca.revoke(old.serial);
     assert.ok(r.ok, r.ok ? '' : r.error.message);
     await eventually(async () => ((await revokedSerialsSeenBy(front)).includes(old.serial) ? true : false), {
       description: 'the frontend’s CRL to list the revoked serial',

@@ -1,8 +1,16 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
-import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import {
+  acquireStateLock,
+  createEphemeralCa,
+  createPluginCa,
+  createSelfSignedCa,
+  openSharedCa,
+  type CertificateAuthority,
+} from './ca/index.js';
+import { openEtcdCaStore, type EtcdCaStoreOptions, type OpenedCaStore } from './store/index.js';
+import { bootSettingChanges, createFileConfigSource, type ConfigDiagnostic, type ConfigSource } from './config/index.js';
 import type { Pkcs11KeyRef } from './ca/index.js';
-import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
   createTokenVerifier,
@@ -21,7 +29,7 @@ import {
 } from './identity/index.js';
 import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.js';
 import type { Logger } from './observability/index.js';
-import type { MeshSettings } from './model/index.js';
+import type { MeshModel, MeshSettings } from './model/index.js';
 import { createPushController, type PushController } from './push/index.js';
 import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
@@ -64,14 +72,31 @@ import {
 import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createFederatedBundles, startBundleEndpoint, type BundleEndpoint, type FederatedBundles } from './federation/index.js';
-import { createPublicKey, randomBytes } from 'node:crypto';
-import { networkInterfaces } from 'node:os';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { createGrpcServer, createXdsServer, listenGuarded, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 import { createConnectionGuard, defaultMaxConnections, raiseFdLimit, type ConnectionLimits, type FdLimit } from './net/index.js';
 
+/** A config source other than files (serve --config-store etcd), with what the metrics show of its store. */
+export interface ExternalConfigSource {
+  readonly source: ConfigSource;
+  /** Read at each scrape: whether the store is watched, its revision, its unusable objects. */
+  readonly status?: () => { readonly connected: boolean; readonly revision: number; readonly skipped: number };
+  /** Releases the store's connection, after the source is closed. */
+  readonly close?: () => Promise<void>;
+}
+
 /** How to run meshpilot. */
 export interface MeshpilotOptions {
+  /** Config files and directories (the default source); unused when `configSource` is given. */
   readonly configPaths: readonly string[];
+  /** Makes the config source instead of watching files; `admit` refuses a running config that changes a boot setting. */
+  readonly configSource?: (deps: {
+    readonly log: Logger;
+    readonly admit: (next: MeshModel, current: MeshModel | undefined) => readonly ConfigDiagnostic[];
+  }) => ExternalConfigSource;
+  /** Most xDS streams this replica serves at once; above it a stream is refused with UNAVAILABLE (Envoy tries another replica). */
+  readonly maxStreams?: number;
   /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
   readonly stateDir?: string;
   /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
@@ -96,6 +121,11 @@ export interface MeshpilotOptions {
   readonly defaultNamespace?: string;
   /** Keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under `<secretDir>/<ns>/<sa>/`. */
   readonly secretDir?: string;
+  /**
+   * Keep the CA (keys sealed, revocations, rotation, token key) in etcd, shared with other replicas,
+   * instead of the state directory (which then only holds this replica's lock and admin endpoint).
+   */
+  readonly caStore?: EtcdCaStoreOptions;
   /** Connection admission of the xDS port and the admin port; what is not given takes the defaults (connectionLimitsFor). */
   readonly connectionLimits?: { readonly xds?: Partial<ConnectionLimits>; readonly admin?: Partial<ConnectionLimits> };
 }
@@ -183,16 +213,22 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const boot: { settings?: MeshSettings } = {};
   // The mesh page's recent events: config accepted or refused, pushes, NACKs, revocations.
   const events = createMeshEvents({ clock });
-  const config = createFileConfigSource({
-    paths: o.configPaths,
-    defaultNamespace: o.defaultNamespace,
-    log: configEventLogger(log.child({ module: 'config' }), events),
-    admit: (next) => (boot.settings ? bootSettingChanges(boot.settings, next) : []),
-  });
+  const configLog = configEventLogger(log.child({ module: 'config' }), events);
+  const admit = (next: MeshModel) => (boot.settings ? bootSettingChanges(boot.settings, next) : []);
+  const external = o.configSource?.({ log: configLog, admit });
+  const config =
+    external?.source ??
+    createFileConfigSource({
+      paths: o.configPaths,
+      defaultNamespace: o.defaultNamespace,
+      log: configLog,
+      admit,
+    });
   await config.ready();
   const first = config.current();
   if (!first) {
     config.close();
+    await external?.close?.();
     const why = config.lastDiagnostics().map(formatDiagnostic).join('\n  ');
     throw new Error(`the mesh config could not be loaded:\n  ${why}`);
   }
@@ -207,6 +243,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     throw new Error(
       'MeshConfig spec.federatesWith with spec.caPluginDir is not supported: the SPIFFE validator would require a CRL of the plug-in root for the intermediate',
     );
+  const caShared: { ca?: CertificateAuthority } = {};
   const caOpts = {
     trustDomain: td.value,
     clock,
@@ -217,14 +254,38 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   };
   if (o.caPkcs11 && !settings.caPluginDir && !o.stateDir)
     throw new Error('a CA key in a PKCS#11 token needs --state-dir (self-signed root) or a MeshConfig caPluginDir (intermediate)');
-  const caResult = settings.caPluginDir
-    ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
-    : o.stateDir
-      ? createSelfSignedCa({ ...caOpts, stateDir: o.stateDir })
-      : o.ephemeral
-        ? { ok: true as const, value: createEphemeralCa(caOpts) }
-        : undefined;
-  if (!caResult) throw new Error('give --state-dir (the CA keeps its root there) or --ephemeral');
+  // Shared CA (replicas on etcd): the store, and the campaign for the singletons (CRL schedule, pruning).
+  let shared: (OpenedCaStore & { tokenKeyPem: string }) | undefined;
+  if (o.caStore) {
+    const opened = await openEtcdCaStore(o.caStore, `${hostname()}/${process.pid}/${o.xdsHost}:${o.xdsPort}`, log);
+    if (!opened.ok) {
+      config.close();
+      throw new Error(opened.error);
+    }
+    const s = await openSharedCa({
+      ...caOpts,
+      store: opened.value.store,
+      pluginDir: settings.caPluginDir,
+      isLeader: opened.value.leadership.isLeader,
+    });
+    if (!s.ok) {
+      await opened.value.close();
+      config.close();
+      throw new Error(`the CA could not start: ${s.error.message}`);
+    }
+    shared = { ...opened.value, tokenKeyPem: s.value.tokenKeyPem };
+    caShared.ca = s.value.ca;
+  }
+  const caResult = caShared.ca
+    ? { ok: true as const, value: caShared.ca }
+    : settings.caPluginDir
+      ? createPluginCa({ ...caOpts, pluginDir: settings.caPluginDir, stateDir: o.stateDir })
+      : o.stateDir
+        ? createSelfSignedCa({ ...caOpts, stateDir: o.stateDir })
+        : o.ephemeral
+          ? { ok: true as const, value: createEphemeralCa(caOpts) }
+          : undefined;
+  if (!caResult) throw new Error('give --state-dir (the CA keeps its root there), --ca-store etcd, or --ephemeral');
   if (!caResult.ok) throw new Error(`the CA could not start: ${caResult.error.message}`);
   const ca = caResult.value;
 
@@ -375,6 +436,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     push.request({ kind: 'trust' });
   });
   const maintenance = setInterval(() => ca.maintain(), 60_000).unref();
+  // A replica that becomes the leader takes over the CRL schedule at once (the old leader may have died mid-period).
+  const offLeadership = shared?.leadership.onChange((leader) => leader && ca.maintain());
+  if (shared) {
+    const { store, leadership } = shared;
+    metrics.observeCaStore(() => ({ ...store.health(), leader: leadership.isLeader() }));
+  }
   // Certificates as files: one SVID per workload service account, kept whether or not a proxy is connected.
   const files = o.secretDir
     ? createFileSecrets({
@@ -400,7 +467,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const idResult = workloadId(td.value, settings.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
   if (!idResult.ok) throw new Error(`control plane identity: ${idResult.error.message}`);
   const controlPlaneId = idResult.value;
-  const tokenKey = o.stateDir ? loadOrCreateTokenKey(o.stateDir) : { ok: true as const, value: generateTokenKey() };
+  // Replicas share one token key (kept sealed in the store), so a proxy's token is good at every replica.
+  const tokenKey = shared
+    ? { ok: true as const, value: createPrivateKey(shared.tokenKeyPem) }
+    : o.stateDir
+      ? loadOrCreateTokenKey(o.stateDir)
+      : { ok: true as const, value: generateTokenKey() };
   if (!tokenKey.ok) throw new Error(`token signing key: ${tokenKey.error}`);
   const authenticator = createAuthenticator({
     tokens: createTokenVerifier({ key: tokenKey.value, trustDomain: td.value, clock, rootNamespace: settings.rootNamespace }),
@@ -487,6 +559,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     };
   });
   metrics.observeProxySync(() => proxyStatus.list());
+  const storeStatus = external?.status;
+  if (storeStatus) metrics.observeConfigStore(storeStatus);
   const reporter = createProxyReporter({ tracker: proxyStatus, proxies: () => push.proxies(), svidOf: (key) => svids.current(key) });
   // A new signing CA (root rotation): every workload moves to a certificate it signed.
   const offSigning = ca.onChange((c) => {
@@ -500,6 +574,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
     closeConnection: (peer) => xdsGuard.closeConnection(peer),
+    ...(o.maxStreams !== undefined ? { limits: { maxStreams: o.maxStreams } } : {}),
   });
   xdsRef.current = xds;
   // Every call lifts its connection's first-request deadline.
@@ -627,9 +702,9 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                 filter,
               );
             },
-            revoke(serial) {
+            async revoke(serial) {
               const holder = svids.holderOf(serial);
-              const r = ca.revoke(serial);
+              const r = await ca.revoke(serial);
               if (!r.ok) return err(r.error.message);
               // The holder gets a fresh certificate (ca.onChange below); every proxy gets the new CRL.
               return ok({ revoked: r.value, reissued: holder ?? null });
@@ -655,8 +730,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
                   })
                 : err(r.error.message);
             },
-            rotateRoot(phase, force) {
-              const r = ca.rotateRoot(phase, { force });
+            async rotateRoot(phase, force) {
+              const r = await ca.rotateRoot(phase, { force });
               return r.ok ? ok(r.value) : err(r.error.message);
             },
           },
@@ -715,6 +790,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       offFiles?.();
       files?.close();
       config.close();
+      await external?.close?.();
       push.close();
       xds.closeAll();
       await shutdown(server, 2_000);
@@ -723,7 +799,10 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       adminGuard.close();
       svids.close();
       serving?.close();
+      offLeadership?.();
       ca.close();
+      // Resigns the singletons, so another replica takes them over without waiting for the lease to expire.
+      await shared?.close();
       unlock();
     },
   };

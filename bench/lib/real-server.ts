@@ -3,7 +3,9 @@
 // may use (xdsPort, mintToken, ca.trustBundle, config.subscribe, stop), so the same
 // bench measures the push path before and after it is rewritten. Its heap and RSS hold
 // meshpilot and nothing of the clients. Steered over IPC by real.bench.ts.
-import { startMeshpilot, type RunningMeshpilot } from '../../src/main.js';
+import { createEtcdObjectStore, createStoreConfigSource } from '../../src/config/index.js';
+import { startMeshpilot, type MeshpilotOptions, type RunningMeshpilot } from '../../src/main.js';
+import { createEtcdClient, parseEtcdConnection } from '../../src/store/index.js';
 import { encodingCount } from '../../src/snapshot/index.js';
 import type { Logger } from '../../src/observability/index.js';
 import { serveParent } from './child.js';
@@ -11,7 +13,12 @@ import { epochMs, settledMemory, type Memory } from './measure.js';
 
 /** What the bench asks the meshpilot child. */
 export type RealServerCommand =
-  | { readonly cmd: 'start'; readonly configDir: string }
+  | {
+      readonly cmd: 'start';
+      readonly configDir: string;
+      /** Read the config from etcd instead (a replica, `serve --config-store etcd`): the --etcd-* flag values. */
+      readonly etcd?: { readonly endpoints: string; readonly ca: string; readonly cert: string; readonly key: string };
+    }
   /** Mints one token per (namespace, service account), in order. */
   | { readonly cmd: 'mint'; readonly accounts: readonly (readonly [string, string])[] }
   /** Resolves when config.subscribe has delivered a model holding this object (or already did). */
@@ -52,6 +59,15 @@ function countingLogger(counts: Map<string, number>): Logger {
   return log;
 }
 
+// The config source of `serve --config-store etcd`, from the same flags.
+function etcdSource(e: { endpoints: string; ca: string; cert: string; key: string }): MeshpilotOptions['configSource'] {
+  const cfg = parseEtcdConnection({ etcdEndpoints: e.endpoints, etcdCa: e.ca, etcdCert: e.cert, etcdKey: e.key });
+  if (!cfg.ok || !cfg.value) throw new Error(cfg.ok ? 'no etcd endpoints' : cfg.error);
+  const c = cfg.value;
+  const store = createEtcdObjectStore({ client: createEtcdClient(c), prefix: c.prefix, endpoints: c.endpoints, ownsClient: true });
+  return ({ log, admit }) => ({ source: createStoreConfigSource({ store, log, admit }), close: () => store.close() });
+}
+
 const counts = new Map<string, number>();
 const samples = new Map<string, string>();
 let mesh: RunningMeshpilot | undefined;
@@ -65,6 +81,7 @@ serveParent<RealServerCommand, RealServerReply>(
       case 'start': {
         mesh = await startMeshpilot({
           configPaths: [m.configDir],
+          ...(m.etcd ? { configSource: etcdSource(m.etcd) } : {}),
           ephemeral: true,
           xdsHost: '127.0.0.1',
           xdsPort: 0,

@@ -12,10 +12,10 @@ export interface AdminActions {
   connections(): unknown;
   config(nodeId: string): unknown;
   caStatus(): unknown;
-  revoke(serialHex: string): Result<unknown, string>;
+  revoke(serialHex: string): Result<unknown, string> | Promise<Result<unknown, string>>;
   /** Signs an SVID for a public key the caller made (the private key never comes here). */
   sign(req: { spiffeId: string; publicKeyPem: string; ttlMs?: number }): Result<unknown, string>;
-  rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string>;
+  rotateRoot(phase: 'prepare' | 'activate' | 'retire', force: boolean): Result<unknown, string> | Promise<Result<unknown, string>>;
   /** Waits until every connected proxy ACKed the CRL (and the holder its fresh SVID); resolves with the proof. */
   awaitRevocation?(serialHex: string, holder: string | undefined, timeoutMs: number): Promise<unknown>;
   /** Every connected proxy's per-type xDS state, or one proxy's (undefined when it is not connected). */
@@ -28,6 +28,9 @@ export interface AdminActions {
 
 /** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
 const MAX_WAIT_MS = 300_000;
+
+// A change refused because the shared CA store (etcd) does not answer is worth retrying, not a bad request.
+const unavailableStatus = (error: string): number => (/^ca store unreachable/.test(error) ? 503 : 400);
 
 /** A running admin server. */
 export interface AdminServer {
@@ -102,9 +105,9 @@ export async function startAdminServer(deps: {
         const waitMs = url.searchParams.has('waitMs') ? Number(url.searchParams.get('waitMs')) : undefined;
         if (waitMs !== undefined && !(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_WAIT_MS))
           return send(res, 400, { error: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}` });
-        const r = deps.actions.revoke(serial);
+        const r = await deps.actions.revoke(serial);
         deps.log.info('admin revoke', { serial, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
-        if (!r.ok) return send(res, 400, { error: r.error });
+        if (!r.ok) return send(res, unavailableStatus(r.error), { error: r.error });
         if (waitMs === undefined || !deps.actions.awaitRevocation) return send(res, 200, r.value);
         const reissued = (r.value as { reissued?: unknown }).reissued;
         const proof = await deps.actions.awaitRevocation(serial, typeof reissued === 'string' ? reissued : undefined, waitMs);
@@ -139,9 +142,9 @@ export async function startAdminServer(deps: {
         const phase = url.searchParams.get('phase');
         if (phase !== 'prepare' && phase !== 'activate' && phase !== 'retire')
           return send(res, 400, { error: 'phase must be prepare, activate or retire' });
-        const r = deps.actions.rotateRoot(phase, url.searchParams.get('force') === 'true');
+        const r = await deps.actions.rotateRoot(phase, url.searchParams.get('force') === 'true');
         deps.log.info('admin rotate-root', { phase, ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
-        return r.ok ? send(res, 200, r.value) : send(res, 400, { error: r.error });
+        return r.ok ? send(res, 200, r.value) : send(res, unavailableStatus(r.error), { error: r.error });
       }
       default:
         return send(res, 404, { error: `no route ${route}` });

@@ -160,7 +160,7 @@ describe('agent: node agent against a real CSR service', function () {
 
   it('falls back to its token when the CA refuses its SVID (revoked)', async () => {
     const first = await eventually(() => agent.status().svid, 'the first SVID');
-    f.ca.revoke(first.serialHex);
+    await f.ca.revoke(first.serialHex);
     await fireAttempt();
     assert.equal(agent.status().failures, 0);
     assert.notEqual(agent.status().svid!.serialHex, first.serialHex);

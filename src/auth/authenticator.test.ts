@@ -104,7 +104,7 @@ describe('authenticator', () => {
 
     it('refuses a revoked SVID', async () => {
       const svid = issue();
-      unwrap(ca.revoke(svid.serialHex));
+      unwrap(await ca.revoke(svid.serialHex));
       const r = await auth.authenticate(peer(svid.certificateDer));
       assert.equal(r.ok ? '' : r.error.kind, 'revoked');
     });

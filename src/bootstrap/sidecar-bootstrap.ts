@@ -28,6 +28,11 @@ export interface SidecarBootstrapOptions {
   readonly cluster: string;
   readonly xdsHost: string;
   readonly xdsPort: number;
+  /**
+   * Every control plane replica (`bootstrap --control-plane A,B,C`); replaces xdsHost/xdsPort when given.
+   * The xDS cluster lists them all: when the stream to one ends, Envoy's next attempt goes to the next.
+   */
+  readonly xdsEndpoints?: readonly { readonly host: string; readonly port: number }[];
   /** TLS to the control plane; absent only for the plaintext development mode. */
   readonly tls?: {
     /** The mesh root(s), PEM: the control plane's certificate must chain to them. */
@@ -75,14 +80,25 @@ export function sidecarBootstrap(o: SidecarBootstrapOptions): Record<string, unk
       explicit_http_config: { http2_protocol_options: {} },
     },
   };
+  const replicas = o.xdsEndpoints?.length ? o.xdsEndpoints : [{ host: o.xdsHost, port: o.xdsPort }];
+  // STATIC takes IP addresses only; a replica named by DNS name makes the cluster STRICT_DNS.
+  const byName = replicas.some((r) => !/^[\d.]+$|:/.test(r.host));
   const xdsCluster: Record<string, unknown> = {
     name: XDS_CLUSTER,
-    type: 'STATIC',
+    type: byName ? 'STRICT_DNS' : 'STATIC',
     connect_timeout: '1s',
+    // Round robin: the attempt after a failed one goes to the next replica, not back to the dead one.
+    lb_policy: 'ROUND_ROBIN',
     load_assignment: {
       cluster_name: XDS_CLUSTER,
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.xdsHost, port_value: o.xdsPort } } } }] }],
+      endpoints: [
+        {
+          lb_endpoints: replicas.map((r) => ({ endpoint: { address: { socket_address: { address: r.host, port_value: r.port } } } })),
+        },
+      ],
     },
+    // A replica whose machine vanishes sends no reset: keepalive probes notice it within about 20 s.
+    upstream_connection_options: { tcp_keepalive: { keepalive_time: 10, keepalive_interval: 5, keepalive_probes: 2 } },
     typed_extension_protocol_options: http2,
   };
   if (o.tls) {

@@ -9,12 +9,13 @@ import type { SpiffeId, TrustDomain } from '../identity/index.js';
 import { buildCrl } from './crl.js';
 import { toPem } from './der.js';
 import { ipAddressBytes } from './ip-address.js';
-import { describeKey, isExternalKey, KeyUnavailableError, spkiOf } from './keys.js';
+import { caKeyPem, describeKey, isExternalKey, KeyUnavailableError, spkiOf } from './keys.js';
 import type { KeyDescription } from './keys.js';
 import type { ParsedCertificate, SigningCa } from './material.js';
 import { createSvidSigner } from './svid-signer.js';
 import type { SignedLeaf, SvidSigner } from './svid-signer.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
+import type { CaRecord, CaStateStore, Versioned } from './shared-store.js';
 import { caError } from './types.js';
 import type {
   CaChange,
@@ -65,6 +66,30 @@ export interface AuthorityDeps {
   readonly policy: IssuancePolicy;
   /** Makes (and persists the material of) a new root for a rotation; absent when roots come from outside (plug-in). */
   readonly newRoot?: (id: string) => Result<Issuer, CaError>;
+  /** Set when the state lives in a shared store: changes go through compare-and-swap and other writers' changes are applied. */
+  readonly shared?: SharedState;
+}
+
+/** A CA whose state is shared with other processes through a CaStateStore. */
+export interface SharedState {
+  readonly store: CaStateStore;
+  readonly loaded: Versioned<CaRecord>;
+  /** Builds an issuer from root material another writer stored (a rotation made elsewhere). */
+  readonly issuerOf: (id: string, record: CaRecord) => Result<Issuer, CaError>;
+  /** Makes a new root for a rotation; its material goes into the record, not to a file. */
+  readonly makeRoot?: (id: string) => Issuer;
+  /** True on the replica that runs the singletons (CRL re-signing, pruning): the lease holder. */
+  readonly isLeader: () => boolean;
+  /** Most compare-and-swap attempts per change before giving up (default 50). */
+  readonly maxAttempts?: number;
+}
+
+/** The parts of the state a change replaces. */
+interface StateView {
+  readonly issuers: readonly string[];
+  readonly signing: string;
+  readonly revoked: readonly RevokedRecord[];
+  readonly crlNumber: number;
 }
 
 interface LiveIssuer extends Issuer {
@@ -101,7 +126,7 @@ function live(i: Issuer): LiveIssuer {
 
 /** Creates the CA core over loaded, verified issuers. */
 export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
-  const { clock, log, store, policy, trustDomain } = deps;
+  const { clock, log, store, policy, trustDomain, shared } = deps;
   let issuers: LiveIssuer[] = deps.issuers.map(live);
   let signing = issuers.find((i) => i.id === deps.signing)!;
   if (!signing) throw new Error(`signing issuer ${deps.signing} not among issuers`);
@@ -115,15 +140,18 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
   // A valid SPIFFE ID is in our trust domain, with a path, exactly when it starts with this prefix.
   const tdId = `spiffe://${trustDomain}`;
   const tdPrefix = `${tdId}/`;
+  // Shared mode: the record as last seen in the store, and its revision (the CAS expectation).
+  let record: CaRecord | undefined = shared?.loaded.value;
+  let revision: string | undefined = shared?.loaded.revision;
 
   for (const r of deps.revoked) revoked.set(r.serial, r);
   const now0 = clock.now();
-  let pruned = 0;
+  const prunable: string[] = [];
   for (const r of deps.issued) {
-    if (r.notAfter <= now0 || !issuers.some((i) => i.id === r.issuer)) pruned++;
+    if (r.notAfter <= now0 || !issuers.some((i) => i.id === r.issuer)) prunable.push(r.serial);
     else if (!revoked.has(r.serial)) issued.set(r.serial, r);
   }
-  if (pruned > 0) {
+  if (prunable.length > 0 && !shared) {
     const w = store.rewriteIssued([...issued.values()]);
     if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
   }
@@ -140,27 +168,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
 
   const rotation = (): RotationPhase => (issuers.length === 1 ? 'none' : signing === issuers[0] ? 'prepared' : 'activated');
 
-  const persistedState = (over: {
-    issuers?: readonly LiveIssuer[];
-    signing?: LiveIssuer;
-    revoked?: readonly RevokedRecord[];
-  }): PersistedState | undefined =>
-    deps.persisted && {
-      format: 1,
-      trustDomain,
-      ...deps.persisted,
-      issuers: (over.issuers ?? issuers).map((i) => i.id),
-      signing: (over.signing ?? signing).id,
-      crlNumber,
-      revoked: over.revoked ?? [...revoked.values()],
-    };
+  const view = (): StateView => ({ issuers: issuers.map((i) => i.id), signing: signing.id, revoked: [...revoked.values()], crlNumber });
 
-  const commit = (over: Parameters<typeof persistedState>[0]): Result<void, CaError> => {
-    const s = persistedState(over);
-    return s ? store.writeState(s) : ok(undefined);
-  };
-
-  // Signs the CRL of every issuer that may sign one, for the given revocations. Throws
+  // Signs the CRL of every issuer that may sign one, for the given revocations and CRL number. Throws
   // KeyUnavailableError when the CA key is in a token that cannot sign right now.
   const buildCrls = (revokedNow: readonly RevokedRecord[], number: number, now: number): IssuedCrl[] =>
     issuers
@@ -185,13 +195,12 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         };
       });
 
-  const nextCrlNumber = (now: number) => Math.max(crlNumber + 1, Math.floor(now / 1000));
-
-  // Re-signs the CRLs for the current revocations. With the key unavailable the last CRLs keep
-  // serving (they stay valid until nextUpdate) and maintain() tries again; returns whether it signed.
+  // Re-signs the CRLs for the current revocations. Shared: every replica signs the record's CRL
+  // number, so a peer never sees it go back. With the key unavailable (a token gone) the last CRLs
+  // keep serving (they stay valid until nextUpdate) and maintain() tries again; returns whether it signed.
   const signCrls = (): boolean => {
     const now = clock.now();
-    const number = nextCrlNumber(now);
+    const number = shared ? crlNumber : Math.max(crlNumber + 1, Math.floor(now / 1000));
     try {
       crls = buildCrls([...revoked.values()], number, now);
     } catch (e) {
@@ -205,7 +214,143 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
   };
   signCrls();
 
-  const crlStale = () => clock.now() >= crlSignedAt + policy.crlValidityMs / 2;
+  const crlStale = (fraction = 0.5) => clock.now() >= crlSignedAt + policy.crlValidityMs * fraction;
+
+  /**
+   * Makes a state (ours after a change, or another writer's) the live one, and tells listeners
+   * what changed: the trust bundle (roots added or retired), the signing CA, the CRL.
+   */
+  const apply = (next: StateView, made: readonly Issuer[] = []): Result<void, CaError> => {
+    const byId = new Map(issuers.map((i) => [i.id, i] as const));
+    for (const m of made) byId.set(m.id, live(m));
+    const nextIssuers: LiveIssuer[] = [];
+    for (const id of next.issuers) {
+      let i = byId.get(id);
+      if (!i && shared && record) {
+        const built = shared.issuerOf(id, record);
+        if (!built.ok) return built;
+        i = live(built.value);
+      }
+      if (!i) return err(caError('bad-state', `issuer ${id} has no material`));
+      nextIssuers.push(i);
+    }
+    const nextSigning = nextIssuers.find((i) => i.id === next.signing);
+    if (!nextSigning) return err(caError('bad-state', `signing issuer ${next.signing} is not among the issuers`));
+    const bundleChanged = nextIssuers.map((i) => i.id).join() !== issuers.map((i) => i.id).join();
+    const signingChanged = nextSigning.id !== signing.id;
+    const revokedKey = (rs: Iterable<RevokedRecord>) =>
+      [...rs]
+        .map((r) => r.serial)
+        .sort()
+        .join();
+    const revokedChanged = revokedKey(next.revoked) !== revokedKey(revoked.values());
+    const numberChanged = next.crlNumber !== crlNumber;
+    issuers = nextIssuers;
+    signing = nextSigning;
+    revoked.clear();
+    for (const r of next.revoked) {
+      revoked.set(r.serial, r);
+      issued.delete(r.serial);
+    }
+    for (const [serial, r] of [...issued]) if (!issuers.some((i) => i.id === r.issuer)) issued.delete(serial);
+    crlNumber = next.crlNumber;
+    if (bundleChanged) bundle = undefined;
+    if (bundleChanged || revokedChanged || numberChanged || !shared) signCrls();
+    if (bundleChanged) emit('trust-bundle');
+    if (signingChanged) emit('signing-ca');
+    if (bundleChanged || revokedChanged || numberChanged) emit('crl');
+    return ok(undefined);
+  };
+
+  const toRecord = (base: CaRecord, next: StateView, made: readonly Issuer[]): CaRecord => {
+    const roots: Record<string, { certPem: string; keyPem: string }> = {};
+    if (base.mode === 'self-signed') {
+      for (const id of next.issuers) {
+        const m = made.find((x) => x.id === id);
+        roots[id] = m ? { certPem: m.ca.pem, keyPem: caKeyPem(m.ca.key) } : base.roots[id]!;
+      }
+    }
+    return { ...base, issuers: next.issuers, signing: next.signing, revoked: next.revoked, crlNumber: next.crlNumber, roots };
+  };
+
+  /** Adopts another writer's record (from the watch or a lost compare-and-swap), newest only. */
+  const adopt = (v: Versioned<CaRecord>): void => {
+    if (revision !== undefined && /^\d+$/.test(v.revision) && /^\d+$/.test(revision) && BigInt(v.revision) <= BigInt(revision)) return;
+    if (v.revision === revision) return;
+    const before = record;
+    record = v.value;
+    const a = apply({ issuers: v.value.issuers, signing: v.value.signing, revoked: v.value.revoked, crlNumber: v.value.crlNumber });
+    if (!a.ok) {
+      // Keep serving the last good state; a later revision may repair it.
+      record = before;
+      log.error('ca state from store not applied', { where: shared?.store.where, revision: v.revision, cause: a.error.message });
+      return;
+    }
+    revision = v.revision;
+    log.debug('ca state adopted', { revision: v.revision });
+  };
+
+  /**
+   * Persists a change and makes it live. Alone (state directory or memory), the change is written
+   * and applied. Shared, it is computed from the store's current record and compare-and-swapped;
+   * when another writer got there first, its record is adopted and the change computed again, so
+   * concurrent changes through several replicas never lose one another.
+   */
+  const change = async (
+    compute: (cur: StateView) => Result<{ next: StateView; made?: readonly Issuer[] } | undefined, CaError>,
+  ): Promise<Result<void, CaError>> => {
+    if (!shared) {
+      const c = compute(view());
+      if (!c.ok) return c;
+      if (!c.value) return ok(undefined);
+      const s: PersistedState | undefined = deps.persisted && {
+        format: 1,
+        trustDomain,
+        ...deps.persisted,
+        issuers: c.value.next.issuers,
+        signing: c.value.next.signing,
+        crlNumber: c.value.next.crlNumber,
+        revoked: c.value.next.revoked,
+      };
+      if (s) {
+        const w = store.writeState(s);
+        if (!w.ok) return w;
+      }
+      return apply(c.value.next, c.value.made);
+    }
+    const maxAttempts = shared.maxAttempts ?? 50;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const c = compute(view());
+      if (!c.ok) return c;
+      if (!c.value) return ok(undefined);
+      const made = c.value.made ?? [];
+      const next = toRecord(record!, c.value.next, made);
+      const out = await shared.store.compareAndSwap(revision, next);
+      if (!out.ok) return out;
+      if (out.value.applied) {
+        record = next;
+        revision = out.value.revision;
+        return apply(c.value.next, made);
+      }
+      if (!out.value.current) return err(caError('bad-state', `${shared.store.where}: the CA state was deleted from the store`));
+      log.debug('ca state changed by another replica; retrying', { attempt });
+      adopt(out.value.current);
+      // Spread retries so that two replicas in a storm do not collide in lock step.
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * Math.min(5 * attempt, 50))));
+    }
+    return err(caError('not-ready', `${shared.store.where}: the CA state kept changing under us (${maxAttempts} attempts); try again`));
+  };
+
+  /** Shared: reads issuance records other replicas wrote, so a serial issued elsewhere can be revoked here. */
+  const refreshIssued = async (): Promise<Result<void, CaError>> => {
+    if (!shared) return ok(undefined);
+    const j = await shared.store.loadIssued();
+    if (!j.ok) return j;
+    for (const p of j.value.skipped) log.warn('issuance record skipped', { key: p.key, cause: p.message });
+    for (const r of j.value.records)
+      if (!revoked.has(r.serial) && issuers.some((i) => i.id === r.issuer) && !issued.has(r.serial)) issued.set(r.serial, r);
+    return ok(undefined);
+  };
 
   const summary = (c: ParsedCertificate): CertificateSummary => c.summary;
 
@@ -247,7 +392,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
     return d.ok ? d : fail('bad-request', d.error);
   };
 
-  const revokeRecords = (records: readonly IssuanceRecord[]): Result<RevokedCertificate[], CaError> => {
+  const nextCrlNumber = (cur: number) => Math.max(cur + 1, Math.floor(clock.now() / 1000));
+
+  const revokeRecords = async (records: readonly IssuanceRecord[]): Promise<Result<RevokedCertificate[], CaError>> => {
     if (records.length === 0) return ok([]);
     const now = clock.now();
     for (const r of records) {
@@ -259,29 +406,127 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         );
       }
     }
-    const added = records.map((r) => ({ ...r, revokedAt: now }));
-    const all = [...revoked.values(), ...added];
-    // The CRL is signed before the revocation is recorded: a revocation that no CRL carries would protect nobody.
-    const number = nextCrlNumber(now);
-    let next: IssuedCrl[];
-    try {
-      next = buildCrls(all, number, now);
-    } catch (e) {
-      if (!(e instanceof KeyUnavailableError)) throw e;
-      return fail('not-ready', `cannot revoke now: the CA key is unavailable to sign the CRL (${e.message})`);
+    // A revocation is recorded only if its CRL can be signed: one that no CRL carries would protect nobody.
+    if (isExternalKey(signing.ca.key)) {
+      try {
+        buildCrls([...revoked.values()], crlNumber, now);
+      } catch (e) {
+        if (!(e instanceof KeyUnavailableError)) throw e;
+        return fail('not-ready', `cannot revoke now: the CA key is unavailable to sign the CRL (${e.message})`);
+      }
     }
-    crlNumber = number;
-    const c = commit({ revoked: all });
+    let added: RevokedRecord[] = [];
+    const c = await change((cur) => {
+      // Computed again on every attempt: another replica may have revoked some of these meanwhile.
+      const already = new Set(cur.revoked.map((r) => r.serial));
+      added = records.filter((r) => !already.has(r.serial)).map((r) => ({ ...r, revokedAt: now }));
+      if (added.length === 0) return ok(undefined);
+      return ok({
+        next: { ...cur, revoked: [...cur.revoked, ...added], crlNumber: shared ? nextCrlNumber(cur.crlNumber) : cur.crlNumber },
+      });
+    });
     if (!c.ok) return c;
-    for (const r of added) {
-      revoked.set(r.serial, r);
-      issued.delete(r.serial);
-      log.info('certificate revoked', { serial: r.serial, spiffeId: r.spiffeId, issuer: r.issuer });
+    for (const r of added) log.info('certificate revoked', { serial: r.serial, spiffeId: r.spiffeId, issuer: r.issuer });
+    return ok(records.map((r) => toRevoked(revoked.get(r.serial) ?? { ...r, revokedAt: now })));
+  };
+
+  const appendIssued = (rec: IssuanceRecord): Result<void, CaError> => (shared ? shared.store.appendIssued(rec) : store.appendIssued(rec));
+
+  const compactIssued = (removed: readonly string[]) => {
+    if (removed.length === 0) return;
+    if (shared) {
+      void shared.store.removeIssued(removed).then((w) => {
+        if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
+      });
+      return;
     }
-    crls = next;
-    crlSignedAt = now;
-    emit('crl');
-    return ok(added.map(toRevoked));
+    const w = store.rewriteIssued([...issued.values()]);
+    if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
+  };
+
+  // Shared: other replicas' changes (revocations, rotations, CRL numbers) become ours.
+  const unwatch = shared?.store.watch(adopt);
+  if (shared && prunable.length > 0 && shared.isLeader()) compactIssued(prunable);
+
+  const rotateRoot = async (
+    phase: 'prepare' | 'activate' | 'retire',
+    opts: { readonly force?: boolean },
+  ): Promise<Result<CaStatus, CaError>> => {
+    const makeRoot = shared ? shared.makeRoot : undefined;
+    if (!deps.newRoot && !makeRoot) {
+      return fail('bad-state', `a ${deps.mode} CA's root is rotated by replacing its plug-in files, not by rotate-root`);
+    }
+    if (phase === 'retire') {
+      const r = await refreshIssued();
+      if (!r.ok) return r;
+    }
+    let forced = 0;
+    let madeByUs: Issuer | undefined;
+    const c = await change((cur) => {
+      const current: RotationPhase = cur.issuers.length === 1 ? 'none' : cur.signing === cur.issuers[0] ? 'prepared' : 'activated';
+      if (phase === 'prepare') {
+        if (current !== 'none') {
+          return fail(
+            'bad-state',
+            `a root rotation is already in progress (phase ${current}): activate and retire it before preparing another`,
+          );
+        }
+        const n = Math.max(...cur.issuers.map((i) => Number(i.replace(/^root-/, '')) || 0)) + 1;
+        // Shared: the material goes into the record with the change; alone, newRoot writes its files first.
+        if (makeRoot) madeByUs = makeRoot(`root-${n}`);
+        else {
+          const m = deps.newRoot!(`root-${n}`);
+          if (!m.ok) return m;
+          madeByUs = m.value;
+        }
+        return ok({ next: { ...cur, issuers: [...cur.issuers, madeByUs.id] }, made: [madeByUs] });
+      }
+      if (phase === 'activate') {
+        if (current !== 'prepared') {
+          return fail(
+            'bad-state',
+            current === 'none'
+              ? 'no root rotation is prepared: run prepare first'
+              : 'the new root is already active: retire the old root next',
+          );
+        }
+        return ok({ next: { ...cur, signing: cur.issuers[1]! } });
+      }
+      if (current !== 'activated') {
+        return fail(
+          'bad-state',
+          current === 'none'
+            ? 'no root rotation is in progress: nothing to retire'
+            : 'the new root is not active yet: run activate before retire',
+        );
+      }
+      const old = cur.issuers[0]!;
+      const oldCa = issuers.find((i) => i.id === old)!;
+      const now = clock.now();
+      const outstanding = [...issued.values()].filter((r) => r.issuer === old && r.notAfter > now);
+      if (outstanding.length > 0 && !opts.force) {
+        const last = Math.max(...outstanding.map((r) => r.notAfter));
+        return fail(
+          'bad-state',
+          `${outstanding.length} unexpired, unrevoked SVID(s) signed by the old root '${oldCa.ca.summary.subject}' are still outstanding (the last expires at ${new Date(last).toISOString()}): wait, revoke them, or force`,
+        );
+      }
+      forced = outstanding.length;
+      return ok({ next: { ...cur, issuers: [cur.signing], revoked: cur.revoked.filter((r) => r.issuer !== old) } });
+    });
+    if (!c.ok) {
+      if (phase === 'prepare' && madeByUs && !shared) store.removeRootMaterial(madeByUs.id);
+      return c;
+    }
+    if (phase === 'prepare') {
+      const next = issuers[issuers.length - 1]!;
+      log.info('root rotation prepared', { newRoot: next.ca.summary.subject, fingerprint: next.ca.summary.fingerprint256 });
+    } else if (phase === 'activate') {
+      log.info('root rotation activated', { signingRoot: signing.ca.summary.subject });
+    } else {
+      log.warn('old root retired', { forced: opts.force === true, outstanding: forced });
+    }
+    return ok(status());
   };
 
   const ca: CertificateAuthority = {
@@ -331,8 +576,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
         return fail('not-ready', `the CA key is unavailable: ${e.message}`);
       }
       const rec: IssuanceRecord = { serial: leaf.serialHex, issuer: s.id, spiffeId: req.spiffeId, notAfter };
-      // Not recorded, not handed out: revocation and root retirement rely on the record.
-      const a = store.appendIssued(rec);
+      // Not recorded, not handed out: revocation and root retirement rely on the record. (Shared:
+      // accepted into the store's write-behind queue, written as soon as the store answers.)
+      const a = appendIssued(rec);
       if (!a.ok) return err(caError('not-ready', `cannot record issuance: ${a.error.message}`, a.error.file));
       issued.set(rec.serial, rec);
       const pem = toPem('CERTIFICATE', leaf.der);
@@ -370,131 +616,71 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       return crls;
     },
 
-    revoke(serialHex) {
+    async revoke(serialHex) {
       const serial = normalizeSerial(serialHex);
       if (serial === undefined) return fail('bad-request', `'${serialHex}' is not a hexadecimal serial number`);
       const prior = revoked.get(serial);
       if (prior) return ok(toRevoked(prior));
+      if (!issued.has(serial)) {
+        // Shared: the certificate may have been issued by another replica.
+        const r = await refreshIssued();
+        if (!r.ok) return r;
+      }
       const rec = issued.get(serial);
       if (!rec || rec.notAfter <= clock.now()) {
         return fail('unknown-serial', `no unexpired certificate with serial ${serial} was issued by this CA`);
       }
-      const r = revokeRecords([rec]);
+      const r = await revokeRecords([rec]);
       return r.ok ? ok(r.value[0]!) : r;
     },
 
-    revokeIdentity(id: SpiffeId) {
+    async revokeIdentity(id: SpiffeId) {
+      const r = await refreshIssued();
+      if (!r.ok) return r;
       const now = clock.now();
-      return revokeRecords([...issued.values()].filter((r) => r.spiffeId === id && r.notAfter > now));
+      return revokeRecords([...issued.values()].filter((x) => x.spiffeId === id && x.notAfter > now));
     },
 
-    rotateRoot(phase, opts = {}) {
-      if (!deps.newRoot) {
-        return fail('bad-state', `a ${deps.mode} CA's root is rotated by replacing its plug-in files, not by rotate-root`);
+    async rotateRoot(phase, opts = {}) {
+      const beforeIds = issuers.map((i) => i.id);
+      const beforeIssued = [...issued.values()];
+      const r = await rotateRoot(phase, opts);
+      if (!r.ok) return r;
+      const gone = beforeIds.filter((id) => !issuers.some((i) => i.id === id));
+      if (gone.length > 0) {
+        // Material of a retired root is removed after the state that no longer names it (the commit point).
+        if (!shared) for (const id of gone) store.removeRootMaterial(id);
+        compactIssued(beforeIssued.filter((x) => gone.includes(x.issuer)).map((x) => x.serial));
       }
-      const current = rotation();
-      if (phase === 'prepare') {
-        if (current !== 'none') {
-          return fail(
-            'bad-state',
-            `a root rotation is already in progress (phase ${current}): activate and retire it before preparing another`,
-          );
-        }
-        const n = Math.max(...issuers.map((i) => Number(i.id.replace(/^root-/, '')) || 0)) + 1;
-        const made = deps.newRoot(`root-${n}`);
-        if (!made.ok) return made;
-        const next = live(made.value);
-        const c = commit({ issuers: [...issuers, next] });
-        if (!c.ok) {
-          store.removeRootMaterial(next.id);
-          return c;
-        }
-        issuers = [...issuers, next];
-        bundle = undefined;
-        signCrls();
-        log.info('root rotation prepared', { newRoot: next.ca.summary.subject, fingerprint: next.ca.summary.fingerprint256 });
-        emit('trust-bundle');
-        emit('crl');
-        return ok(status());
-      }
-      if (phase === 'activate') {
-        if (current !== 'prepared') {
-          return fail(
-            'bad-state',
-            current === 'none'
-              ? 'no root rotation is prepared: run prepare first'
-              : 'the new root is already active: retire the old root next',
-          );
-        }
-        const next = issuers[1]!;
-        const c = commit({ signing: next });
-        if (!c.ok) return c;
-        signing = next;
-        log.info('root rotation activated', { signingRoot: next.ca.summary.subject });
-        emit('signing-ca');
-        return ok(status());
-      }
-      if (current !== 'activated') {
-        return fail(
-          'bad-state',
-          current === 'none'
-            ? 'no root rotation is in progress: nothing to retire'
-            : 'the new root is not active yet: run activate before retire',
-        );
-      }
-      const old = issuers[0]!;
-      const now = clock.now();
-      const outstanding = [...issued.values()].filter((r) => r.issuer === old.id && r.notAfter > now);
-      if (outstanding.length > 0 && !opts.force) {
-        const last = Math.max(...outstanding.map((r) => r.notAfter));
-        return fail(
-          'bad-state',
-          `${outstanding.length} unexpired, unrevoked SVID(s) signed by the old root '${old.ca.summary.subject}' are still outstanding (the last expires at ${new Date(last).toISOString()}): wait, revoke them, or force`,
-        );
-      }
-      const keep = [...revoked.values()].filter((r) => r.issuer !== old.id);
-      const c = commit({ issuers: [signing], revoked: keep });
-      if (!c.ok) return c;
-      issuers = [signing];
-      for (const r of [...issued.values()]) if (r.issuer === old.id) issued.delete(r.serial);
-      revoked.clear();
-      for (const r of keep) revoked.set(r.serial, r);
-      store.removeRootMaterial(old.id);
-      const w = store.rewriteIssued([...issued.values()]);
-      if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
-      bundle = undefined;
-      signCrls();
-      log.warn('old root retired', { oldRoot: old.ca.summary.subject, forced: opts.force === true, outstanding: outstanding.length });
-      emit('trust-bundle');
-      emit('crl');
-      return ok(status());
+      return r;
     },
 
     status,
 
     maintain() {
       const now = clock.now();
-      let expired = 0;
+      const expired: string[] = [];
       for (const r of [...issued.values()]) {
         if (r.notAfter <= now) {
           issued.delete(r.serial);
-          expired++;
+          expired.push(r.serial);
         }
       }
-      const stillRevoked = [...revoked.values()].filter((r) => r.notAfter > now);
-      if (stillRevoked.length !== revoked.size) {
-        const c = commit({ revoked: stillRevoked });
-        if (c.ok) {
-          revoked.clear();
-          for (const r of stillRevoked) revoked.set(r.serial, r);
-          if (signCrls()) emit('crl');
-        } else log.warn('state write failed', { cause: c.error.message });
+      // Shared: writes to the store (pruning, CRL numbers) are the leader's; every replica prunes its memory.
+      const leads = !shared || shared.isLeader();
+      const hasExpiredRevocations = [...revoked.values()].some((r) => r.notAfter <= now);
+      if (leads && (hasExpiredRevocations || (shared && crlStale()))) {
+        void change((cur) => {
+          const still = cur.revoked.filter((r) => r.notAfter > clock.now());
+          if (still.length === cur.revoked.length && !(shared && crlStale())) return ok(undefined);
+          return ok({ next: { ...cur, revoked: still, crlNumber: shared ? nextCrlNumber(cur.crlNumber) : cur.crlNumber } });
+        }).then((c) => {
+          if (!c.ok) log.warn('state write failed', { cause: c.error.message });
+        });
       }
-      if (expired > 0) {
-        const w = store.rewriteIssued([...issued.values()]);
-        if (!w.ok) log.warn('issuance journal compaction failed', { cause: w.error.message });
-      }
-      if (crlStale() && signCrls()) emit('crl');
+      if (leads) compactIssued(expired);
+      // Alone, or a replica whose leader has been silent past three quarters of a CRL's life: re-sign locally.
+      if (((!shared && crlStale()) || (shared && crlStale(0.75))) && signCrls()) emit('crl');
     },
 
     onChange(cb) {
@@ -503,7 +689,9 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
     },
 
     close() {
+      unwatch?.();
       store.close();
+      shared?.store.close();
     },
   };
   return ca;

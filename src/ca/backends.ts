@@ -10,7 +10,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import { createAuthority } from './authority.js';
 import type { IssuancePolicy, Issuer } from './authority.js';
-import { generateKeyPair } from './keys.js';
+import { caKeyPem, generateKeyPair } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { createRootCa, loadPluginCa, loadSigningCa } from './material.js';
 import {
@@ -26,6 +26,7 @@ import {
 import type { Pkcs11Key, Pkcs11KeyRef } from './pkcs11-signer.js';
 import { createDirStore, createMemoryStore, ISSUED_FILE, readIssued, readState, rootFiles, writeFileAtomic } from './state-store.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
+import type { CaRecord, CaStateStore, Versioned } from './shared-store.js';
 import { caError } from './types.js';
 import type { CaError, CertificateAuthority } from './types.js';
 
@@ -390,4 +391,165 @@ export function openCa(o: Omit<CaOptions, 'trustDomain'> & { readonly stateDir: 
     return err(caError('not-ready', `${dir}: no CA state here (missing ca.json): run 'meshpilot ca init' first`, join(dir, 'ca.json')));
   if (s.mode === 'plug-in') return openPlugin(o, s.pluginDir!, dir, loaded.value, createDirStore(dir), log);
   return openSelfSigned(o, dir, loaded.value, createDirStore(dir), log);
+}
+
+/** A CA opened on a shared store, with the token signing key the store keeps. */
+export interface SharedCa {
+  readonly ca: CertificateAuthority;
+  /** The proxy token signing key (PKCS#8 PEM), the same on every replica. */
+  readonly tokenKeyPem: string;
+}
+
+/** How a replica opens the shared CA. */
+export interface SharedCaOptions extends CaOptions {
+  readonly store: CaStateStore;
+  /** This replica's plug-in files, when the CA is a plug-in CA; every replica must hold the same. */
+  readonly pluginDir?: string;
+  /** True while this replica holds the singleton lease (CRL re-signing, pruning); default: always. */
+  readonly isLeader?: () => boolean;
+}
+
+const newTokenKeyPem = (o: CaOptions) =>
+  (o.generateKey ?? (() => generateKeyPair('ec-p256')))().privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+/** Builds an issuer from root material held in a record (its key opened by the store). */
+function issuerFromRecord(id: string, r: CaRecord, where: string, now: number): Result<Issuer, CaError> {
+  const m = r.roots[id];
+  if (!m) return err(caError('bad-state', `${where}: roots.${id} is missing`));
+  const ca = loadSigningCa(m.certPem, m.keyPem, { certFile: `${where} roots.${id}.certPem`, keyFile: `${where} roots.${id}.keyPem` }, now);
+  if (!ca.ok) return ca;
+  return ok({ id, ca: ca.value, intermediates: [], roots: [ca.value] });
+}
+
+/**
+ * Opens the CA kept in a shared store (etcd), creating it on first start (the first replica to
+ * compare-and-swap wins; the others adopt its root). A replica configured for another trust
+ * domain, or other plug-in files, than the store holds is refused with a message naming both.
+ */
+export async function openSharedCa(o: SharedCaOptions): Promise<Result<SharedCa, CaError>> {
+  const log = o.log ?? silentLogger;
+  const clock = o.clock ?? systemClock;
+  const { store } = o;
+  const plugin = o.pluginDir !== undefined ? loadPluginCa(resolve(o.pluginDir), clock.now()) : undefined;
+  if (plugin && !plugin.ok) return plugin;
+  const first = await store.load();
+  if (!first.ok) return first;
+  let current: Versioned<CaRecord> | undefined = first.value;
+  if (!current) {
+    const trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    const common = { format: 1 as const, trustDomain, crlNumber: 0, revoked: [], tokenKeyPem: newTokenKeyPem(o) };
+    let record: CaRecord;
+    if (plugin) {
+      record = {
+        ...common,
+        mode: 'plug-in',
+        pluginDir: resolve(o.pluginDir!),
+        pluginFingerprint: plugin.value.signing.summary.fingerprint256,
+        issuers: ['plug-in'],
+        signing: 'plug-in',
+        roots: {},
+      };
+    } else {
+      const root = makeRoot(o, trustDomain, 'root-1');
+      record = {
+        ...common,
+        mode: 'self-signed',
+        issuers: ['root-1'],
+        signing: 'root-1',
+        roots: { 'root-1': { certPem: root.ca.pem, keyPem: caKeyPem(root.ca.key) } },
+      };
+    }
+    const created = await store.compareAndSwap(undefined, record);
+    if (!created.ok) return created;
+    if (created.value.applied) {
+      log.info('shared ca created', { where: store.where, mode: record.mode, trustDomain });
+      current = { value: record, revision: created.value.revision };
+    } else {
+      // Another replica created it first: adopt that one.
+      current = created.value.current;
+    }
+  }
+  if (!current) return err(caError('bad-state', `${store.where}: the CA state vanished while opening it`));
+  const held = current.value;
+  if (o.trustDomain !== undefined && o.trustDomain !== held.trustDomain) {
+    return err(
+      caError(
+        'bad-state',
+        `this replica is configured for trust domain ${o.trustDomain}, but ${store.where} holds the CA of trust domain ${held.trustDomain}: use the same trust domain on every replica, or another --etcd-prefix`,
+      ),
+    );
+  }
+  if (plugin && held.mode !== 'plug-in') {
+    return err(
+      caError(
+        'bad-state',
+        `this replica has a plug-in CA (${resolve(o.pluginDir!)}, '${plugin.value.signing.summary.subject}'), but ${store.where} holds a self-signed CA: every replica must use the same CA`,
+      ),
+    );
+  }
+  if (!plugin && held.mode === 'plug-in') {
+    return err(
+      caError(
+        'bad-state',
+        `${store.where} holds a plug-in CA (fingerprint ${held.pluginFingerprint}), but this replica has no plug-in files (caPluginDir): every replica must use the same CA`,
+      ),
+    );
+  }
+  if (plugin && held.pluginFingerprint !== plugin.value.signing.summary.fingerprint256) {
+    return err(
+      caError(
+        'bad-state',
+        `this replica's plug-in CA '${plugin.value.signing.summary.subject}' (fingerprint ${plugin.value.signing.summary.fingerprint256}) is not the one ${store.where} holds (fingerprint ${held.pluginFingerprint}): every replica must use the same plug-in files`,
+      ),
+    );
+  }
+  // A store made without a token key (or by an older version) gets one, once, for every replica.
+  for (let attempt = 0; current.value.tokenKeyPem === undefined; attempt++) {
+    if (attempt >= 20) return err(caError('not-ready', `${store.where}: could not store a token signing key (the state kept changing)`));
+    const next: CaRecord = { ...current.value, tokenKeyPem: newTokenKeyPem(o) };
+    const w = await store.compareAndSwap(current.revision, next);
+    if (!w.ok) return w;
+    if (w.value.applied) current = { value: next, revision: w.value.revision };
+    else if (w.value.current) current = w.value.current;
+    else return err(caError('bad-state', `${store.where}: the CA state vanished while opening it`));
+  }
+  const record = current.value;
+  if (record.tokenKeyPem === undefined) return err(caError('bad-state', `${store.where}: could not store a token signing key`));
+  const now = clock.now();
+  const issuers: Issuer[] = [];
+  if (plugin) {
+    issuers.push({ id: 'plug-in', ca: plugin.value.signing, intermediates: plugin.value.intermediates, roots: plugin.value.roots });
+  } else {
+    for (const id of record.issuers) {
+      const i = issuerFromRecord(id, record, store.where, now);
+      if (!i.ok) return i;
+      issuers.push(i.value);
+    }
+  }
+  const journal = await store.loadIssued();
+  if (!journal.ok) return journal;
+  for (const p of journal.value.skipped) log.warn('issuance record skipped', { key: p.key, cause: p.message });
+  const trustDomain = record.trustDomain as TrustDomain;
+  const ca = createAuthority({
+    trustDomain,
+    mode: record.mode,
+    clock,
+    log,
+    store: createMemoryStore(),
+    issuers,
+    signing: record.signing,
+    issued: journal.value.records,
+    revoked: record.revoked as RevokedRecord[],
+    crlNumber: record.crlNumber,
+    policy: policyOf(o),
+    shared: {
+      store,
+      loaded: current,
+      issuerOf: (id, r) => issuerFromRecord(id, r, store.where, clock.now()),
+      ...(plugin ? {} : { makeRoot: (id: string) => makeRoot(o, trustDomain, id) }),
+      isLeader: o.isLeader ?? (() => true),
+    },
+  });
+  log.info('shared ca opened', { where: store.where, mode: record.mode, trustDomain, signing: record.signing });
+  return ok({ ca, tokenKeyPem: record.tokenKeyPem });
 }

@@ -112,7 +112,7 @@ for (const b of backends) {
       removeTempDir(dir);
     });
 
-    it('issues SVIDs whose chain verifies to the trust bundle with openssl -x509_strict', () => {
+    it('issues SVIDs whose chain verifies to the trust bundle with openssl -x509_strict', async () => {
       const r = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
       assert.ok(r.ok, r.ok ? '' : r.error.message);
       assert.equal(r.value.chainPem.length, b.chainLength);
@@ -121,7 +121,7 @@ for (const b of backends) {
       assert.equal(v.status, 0, v.output);
     });
 
-    it('publishes a trust bundle with a content version', () => {
+    it('publishes a trust bundle with a content version', async () => {
       const bundle = ca.trustBundle();
       assert.equal(bundle.rootsPem.length, 1);
       assert.equal(bundle.pem, bundle.rootsPem.join(''));
@@ -146,13 +146,13 @@ for (const b of backends) {
       assert.match(v.output, /verify OK/);
     });
 
-    it('revokes by serial: the CRL lists it, openssl then refuses the certificate, onChange fires', () => {
+    it('revokes by serial: the CRL lists it, openssl then refuses the certificate, onChange fires', async () => {
       const changes: CaChange[] = [];
       ca.onChange((c) => changes.push(c));
       const svid = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
       assert.ok(svid.ok);
       const before = ca.crl()[0]!;
-      const r = ca.revoke(svid.value.serialHex.toUpperCase().replace(/(..)(?=.)/g, '$1:'));
+      const r = await ca.revoke(svid.value.serialHex.toUpperCase().replace(/(..)(?=.)/g, '$1:'));
       assert.ok(r.ok, r.ok ? '' : r.error.message);
       assert.equal(r.value.serialHex, svid.value.serialHex);
       assert.deepEqual(changes, [{ kind: 'crl' }]);
@@ -176,38 +176,38 @@ for (const b of backends) {
         ca.status().revoked.map((x) => x.serialHex),
         [svid.value.serialHex],
       );
-      assert.ok(ca.revoke(svid.value.serialHex).ok, 'revoking twice is harmless');
+      assert.ok((await ca.revoke(svid.value.serialHex)).ok, 'revoking twice is harmless');
     });
 
-    it('refuses to revoke an unknown serial with a clear error', () => {
-      const r = ca.revoke('0123456789abcdef');
+    it('refuses to revoke an unknown serial with a clear error', async () => {
+      const r = await ca.revoke('0123456789abcdef');
       assert.equal(!r.ok && r.error.kind, 'unknown-serial');
       assert.match(!r.ok ? r.error.message : '', /123456789abcdef/);
-      const bad = ca.revoke('not-hex');
+      const bad = await ca.revoke('not-hex');
       assert.equal(!bad.ok && bad.error.kind, 'bad-request');
     });
 
-    it('revokes every certificate of an identity', () => {
+    it('revokes every certificate of an identity', async () => {
       const serials = [0, 1].map(() => {
         const r = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
         assert.ok(r.ok);
         return r.value.serialHex;
       });
       assert.ok(ca.signSvid({ spiffeId: OTHER, publicKey: generateKeyPair().publicKey }).ok);
-      const r = ca.revokeIdentity(ID);
+      const r = await ca.revokeIdentity(ID);
       assert.ok(r.ok);
       assert.deepEqual(r.value.map((x) => x.serialHex).sort(), [...serials].sort());
       assert.deepEqual([...ca.crl()[0]!.revokedSerials].sort(), [...serials].sort());
-      const none = ca.revokeIdentity(mustSpiffeId('spiffe://cluster.local/ns/x/sa/y'));
+      const none = await ca.revokeIdentity(mustSpiffeId('spiffe://cluster.local/ns/x/sa/y'));
       assert.deepEqual(none, { ok: true, value: [] });
     });
 
-    it('re-signs the CRL past half its validity and drops expired entries', () => {
+    it('re-signs the CRL past half its validity and drops expired entries', async () => {
       const changes: CaChange[] = [];
       ca.onChange((c) => changes.push(c));
       const svid = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey, ttlMs: 3_600_000 });
       assert.ok(svid.ok);
-      assert.ok(ca.revoke(svid.value.serialHex).ok);
+      assert.ok((await ca.revoke(svid.value.serialHex)).ok);
       const first = ca.crl()[0]!;
       clock.advance(2 * 3_600_000);
       ca.maintain();

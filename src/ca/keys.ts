@@ -53,6 +53,12 @@ export function tbsSignerFor(key: CaSigningKey, alg: SignatureAlgorithm): (tbs: 
 }
 
 /** The public half of a CA signing key. */
+/** The PEM of a CA key kept in process; a key held in a token never leaves it, so asking for it is a programming error. */
+export function caKeyPem(k: CaSigningKey): string {
+  if (isExternalKey(k)) throw new Error(`the CA key (${k.description}) is held in a PKCS#11 token and never leaves it`);
+  return k.export({ type: 'pkcs8', format: 'pem' }) as string;
+}
+
 export const publicOfCaKey = (k: CaSigningKey): KeyObject => (isExternalKey(k) ? k.publicKey : publicOf(k));
 
 /** Generates a key pair of the given kind (ECDSA P-256 unless told otherwise). */

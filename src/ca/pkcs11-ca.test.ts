@@ -93,11 +93,11 @@ describe('ca with its key in a PKCS#11 token (SoftHSM2)', () => {
     assert.match(flagged.error.message, /root-1-key\.pem: this CA's root key is a file, not in a PKCS#11 token/);
   });
 
-  it('refuses a root rotation while the root key is in a token', () => {
+  it('refuses a root rotation while the root key is in a token', async () => {
     assert.ok(generatePkcs11Key(ref).ok);
     const ca = open();
     assert.ok(ca.ok);
-    const r = ca.value.rotateRoot('prepare');
+    const r = await ca.value.rotateRoot('prepare');
     ca.value.close();
     assert.ok(!r.ok);
     assert.match(r.error.message, /root rotation with the root key in a PKCS#11 token is not supported yet/);
@@ -125,7 +125,7 @@ describe('ca with its key in a PKCS#11 token (SoftHSM2)', () => {
     });
     afterEach(() => ca.close());
 
-    it('answers not-ready while it is gone, keeps CRL and records, and signs again once it is back', () => {
+    it('answers not-ready while it is gone, keeps CRL and records, and signs again once it is back', async () => {
       const before = ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
       assert.ok(before.ok);
       const crl = ca.crl()[0]!;
@@ -135,7 +135,7 @@ describe('ca with its key in a PKCS#11 token (SoftHSM2)', () => {
       assert.equal(during.error.kind, 'not-ready');
       assert.match(during.error.message, /the CA key is unavailable: 'mesh-root' in token 'meshpilot-test'/);
       // A revocation needs a signed CRL: refused, nothing recorded.
-      const revoke = ca.revoke(before.value.serialHex);
+      const revoke = await ca.revoke(before.value.serialHex);
       assert.ok(!revoke.ok);
       assert.equal(revoke.error.kind, 'not-ready');
       assert.deepEqual(ca.status().revoked, []);
@@ -152,7 +152,7 @@ describe('ca with its key in a PKCS#11 token (SoftHSM2)', () => {
       assert.equal(opensslVerify(dir, after.value.chainPem, ca.trustBundle().pem, ['-attime', String(clock.now() / 1000)]).status, 0);
       ca.maintain();
       assert.ok(ca.crl()[0]!.crlNumber > crl.crlNumber, 'the stale CRL is re-signed on recovery');
-      assert.ok(ca.revoke(before.value.serialHex).ok);
+      assert.ok((await ca.revoke(before.value.serialHex)).ok);
     });
   });
 

@@ -38,7 +38,7 @@ describe('ca: plug-in CA from files', () => {
     assert.match(r.error.message, problem);
   }
 
-  it('signs as the intermediate: SVID chains carry it and verify to the root', () => {
+  it('signs as the intermediate: SVID chains carry it and verify to the root', async () => {
     writePluginDir(dir, root, intermediate);
     const r = load();
     assert.ok(r.ok, r.ok ? '' : r.error.message);
@@ -51,7 +51,7 @@ describe('ca: plug-in CA from files', () => {
     assert.equal(r.value.status().intermediates.length, 1);
   });
 
-  it('accepts a cert-chain.pem without the root and a three-level chain', () => {
+  it('accepts a cert-chain.pem without the root and a three-level chain', async () => {
     const mid = makeTestCa({ cn: 'mid', issuer: root, now });
     const issuing = makeTestCa({ cn: 'issuing', issuer: mid, now });
     writePluginDir(dir, root, issuing, { certChain: issuing.pem + mid.pem });
@@ -64,7 +64,7 @@ describe('ca: plug-in CA from files', () => {
     assert.equal(v.status, 0, v.output);
   });
 
-  it('never issues past the intermediate notAfter', () => {
+  it('never issues past the intermediate notAfter', async () => {
     writePluginDir(dir, root, intermediate);
     const r = createPluginCa({ pluginDir: dir, clock: createManualClock(now + 30 * DAY - 3_600_000) });
     assert.ok(r.ok);
@@ -73,7 +73,7 @@ describe('ca: plug-in CA from files', () => {
     assert.equal(svid.value.notAfter, Math.floor((now + 30 * DAY) / 1000) * 1000);
   });
 
-  it('refuses files that do not chain to the root, naming cert-chain.pem', () => {
+  it('refuses files that do not chain to the root, naming cert-chain.pem', async () => {
     const otherRoot = makeTestCa({ cn: 'other root', now });
     writePluginDir(dir, otherRoot, intermediate, { certChain: intermediate.pem });
     fails(load(), 'cert-chain.pem', /does not verify to any root in root-cert\.pem/);
@@ -83,12 +83,12 @@ describe('ca: plug-in CA from files', () => {
     fails(load(), 'cert-chain.pem', /first certificate must be the CA certificate/);
   });
 
-  it('refuses a key that does not match ca-cert.pem, naming ca-key.pem', () => {
+  it('refuses a key that does not match ca-cert.pem, naming ca-key.pem', async () => {
     writePluginDir(dir, root, intermediate, { caKey: generateKeyPair().privateKey.export({ type: 'pkcs8', format: 'pem' }) as string });
     fails(load(), 'ca-key.pem', /does not match/);
   });
 
-  it('refuses an expired or not-yet-valid CA certificate', () => {
+  it('refuses an expired or not-yet-valid CA certificate', async () => {
     const expired = makeTestCa({ cn: 'expired', issuer: root, now, notBefore: now - 10 * DAY, notAfter: now - DAY });
     writePluginDir(dir, root, expired);
     fails(load(), 'ca-cert.pem', /expired/);
@@ -97,7 +97,7 @@ describe('ca: plug-in CA from files', () => {
     fails(load(), 'ca-cert.pem', /not valid until/);
   });
 
-  it('refuses a CA certificate that is not a CA or cannot sign certificates', () => {
+  it('refuses a CA certificate that is not a CA or cannot sign certificates', async () => {
     const leafish = makeTestCa({ cn: 'not a ca', issuer: root, now, ca: false, usages: [KeyUsage.digitalSignature] });
     writePluginDir(dir, root, leafish);
     fails(load(), 'ca-cert.pem', /not a CA/);
@@ -106,7 +106,7 @@ describe('ca: plug-in CA from files', () => {
     fails(load(), 'ca-cert.pem', /lacks the keyCertSign/);
   });
 
-  it('refuses a missing file or garbage, naming it', () => {
+  it('refuses a missing file or garbage, naming it', async () => {
     writePluginDir(dir, root, intermediate);
     rmSync(join(dir, 'root-cert.pem'));
     fails(load(), 'root-cert.pem', /cannot read plug-in CA file \(ENOENT\)/);
@@ -116,29 +116,29 @@ describe('ca: plug-in CA from files', () => {
     fails(load(), 'root-cert.pem', /not a self-signed root/);
   });
 
-  it('cannot rotate its root and, without cRLSign, cannot revoke (both clear errors)', () => {
+  it('cannot rotate its root and, without cRLSign, cannot revoke (both clear errors)', async () => {
     const noCrl = makeTestCa({ cn: 'no crl', issuer: root, now, usages: [KeyUsage.keyCertSign] });
     writePluginDir(dir, root, noCrl);
     const r = load();
     assert.ok(r.ok, r.ok ? '' : r.error.message);
-    const rot = r.value.rotateRoot('prepare');
+    const rot = await r.value.rotateRoot('prepare');
     assert.equal(!rot.ok && rot.error.kind, 'bad-state');
     assert.match(!rot.ok ? rot.error.message : '', /replacing its plug-in files/);
     assert.deepEqual(r.value.crl(), []);
     const svid = r.value.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
     assert.ok(svid.ok);
-    const rev = r.value.revoke(svid.value.serialHex);
+    const rev = await r.value.revoke(svid.value.serialHex);
     assert.equal(!rev.ok && rev.error.kind, 'bad-state');
     assert.match(!rev.ok ? rev.error.message : '', /cRLSign/);
   });
 
-  it('keeps its revocations in a state directory and reopens with openCa', () => {
+  it('keeps its revocations in a state directory and reopens with openCa', async () => {
     writePluginDir(dir, root, intermediate);
     const stateDir = join(dir, 'state');
     const a = createPluginCa({ pluginDir: dir, stateDir, clock });
     assert.ok(a.ok);
     const svid = a.value.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
-    assert.ok(svid.ok && a.value.revoke(svid.value.serialHex).ok);
+    assert.ok(svid.ok && (await a.value.revoke(svid.value.serialHex)).ok);
     a.value.close();
     const b = openCa({ stateDir, clock });
     assert.ok(b.ok, b.ok ? '' : b.error.message);

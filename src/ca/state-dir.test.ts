@@ -35,7 +35,7 @@ describe('ca: self-signed state directory', () => {
   });
   afterEach(() => removeTempDir(dir));
 
-  it('creates the root on first start with 0700 dir and 0600 files, and keeps it across restarts', () => {
+  it('creates the root on first start with 0700 dir and 0600 files, and keeps it across restarts', async () => {
     const a = must(open());
     const root = a.trustBundle().pem;
     a.close();
@@ -51,22 +51,22 @@ describe('ca: self-signed state directory', () => {
     c.close();
   });
 
-  it('keeps issuance records and revocations across restarts', () => {
+  it('keeps issuance records and revocations across restarts', async () => {
     const a = must(open());
     const one = a.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
     const two = a.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
     assert.ok(one.ok && two.ok);
-    assert.ok(a.revoke(one.value.serialHex).ok);
+    assert.ok((await a.revoke(one.value.serialHex)).ok);
     a.close();
     assert.equal(statSync(join(state, 'issued.jsonl')).mode & 0o777, 0o600);
     const b = must(open());
     assert.deepEqual(b.crl()[0]!.revokedSerials, [one.value.serialHex], 'the CRL survives a restart');
-    assert.ok(b.revoke(two.value.serialHex).ok, 'a certificate issued before the restart can be revoked after it');
+    assert.ok((await b.revoke(two.value.serialHex)).ok, 'a certificate issued before the restart can be revoked after it');
     assert.deepEqual([...b.crl()[0]!.revokedSerials].sort(), [one.value.serialHex, two.value.serialHex].sort());
     b.close();
   });
 
-  it('ignores a torn last journal line (crash mid-append) but refuses a corrupt one in the middle', () => {
+  it('ignores a torn last journal line (crash mid-append) but refuses a corrupt one in the middle', async () => {
     const a = must(open());
     const one = a.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
     assert.ok(one.ok);
@@ -77,14 +77,14 @@ describe('ca: self-signed state directory', () => {
     assert.ok(two.ok);
     b.close();
     const b2 = must(open());
-    assert.ok(b2.revoke(one.value.serialHex).ok);
-    assert.ok(b2.revoke(two.value.serialHex).ok, 'a record appended after a torn line is intact');
+    assert.ok((await b2.revoke(one.value.serialHex)).ok);
+    assert.ok((await b2.revoke(two.value.serialHex)).ok, 'a record appended after a torn line is intact');
     b2.close();
     writeFileSync(join(state, 'issued.jsonl'), 'garbage\n' + readFileSync(join(state, 'issued.jsonl'), 'utf8'));
     fails(open(), 'bad-state', 'issued.jsonl', /line 1 is not a valid issuance record/);
   });
 
-  it('refuses a corrupt ca.json, naming the file', () => {
+  it('refuses a corrupt ca.json, naming the file', async () => {
     must(open()).close();
     writeFileSync(join(state, 'ca.json'), '{ not json');
     fails(open(), 'bad-state', 'ca.json', /not valid JSON/);
@@ -103,7 +103,7 @@ describe('ca: self-signed state directory', () => {
     fails(open(), 'bad-state', 'ca.json', /signing must be one of issuers/);
   });
 
-  it('refuses a corrupt key or certificate, naming the file', () => {
+  it('refuses a corrupt key or certificate, naming the file', async () => {
     must(open()).close();
     const key = readFileSync(join(state, 'root-1-key.pem'), 'utf8');
     writeFileSync(join(state, 'root-1-key.pem'), key.slice(0, 60) + 'AAAA' + key.slice(64));
@@ -113,13 +113,13 @@ describe('ca: self-signed state directory', () => {
     fails(open(), 'bad-material', 'root-1-cert.pem', /not a valid X\.509 certificate/);
   });
 
-  it('refuses a key that does not match the certificate, naming the key file', () => {
+  it('refuses a key that does not match the certificate, naming the key file', async () => {
     must(open()).close();
     writeFileSync(join(state, 'root-1-key.pem'), generateKeyPair().privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
     fails(open(), 'bad-material', 'root-1-key.pem', /does not match the certificate/);
   });
 
-  it('refuses a missing root file and an expired root, naming the file', () => {
+  it('refuses a missing root file and an expired root, naming the file', async () => {
     must(open()).close();
     const late = createManualClock(Date.UTC(2040, 0, 1));
     fails(createSelfSignedCa({ stateDir: state, clock: late }), 'bad-material', 'root-1-cert.pem', /expired/);
@@ -129,7 +129,7 @@ describe('ca: self-signed state directory', () => {
     fails(open(), 'bad-state', 'root-1-cert.pem', /missing/);
   });
 
-  it('refuses to open with another trust domain, and openCa refuses an empty directory', () => {
+  it('refuses to open with another trust domain, and openCa refuses an empty directory', async () => {
     must(open()).close();
     fails(
       createSelfSignedCa({ stateDir: state, clock, trustDomain: mustTrustDomain('example.org') }),
@@ -140,7 +140,7 @@ describe('ca: self-signed state directory', () => {
     fails(openCa({ stateDir: join(dir, 'empty') }), 'not-ready', 'ca.json', /meshpilot ca init/);
   });
 
-  it('does not change the state when a load fails', () => {
+  it('does not change the state when a load fails', async () => {
     must(open()).close();
     const before = readdirSync(state).map((f) => [f, readFileSync(join(state, f), 'utf8')]);
     writeFileSync(join(state, 'root-1-key.pem'), 'junk');

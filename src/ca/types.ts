@@ -120,12 +120,12 @@ export interface CertificateAuthority {
   trustBundle(): TrustBundle;
   /** The current CRL of every issuing CA whose certificates may be outstanding; re-signed at half its validity. */
   crl(): readonly IssuedCrl[];
-  /** Revokes one issued certificate by serial (hex, any case, colons allowed); unknown serials are `unknown-serial`. */
-  revoke(serialHex: string): Result<RevokedCertificate, CaError>;
+  /** Revokes one issued certificate (async: with a shared store it is a compare-and-swap) by serial (hex, any case, colons allowed); unknown serials are `unknown-serial`. */
+  revoke(serialHex: string): Promise<Result<RevokedCertificate, CaError>>;
   /** Revokes every unexpired certificate issued to the identity; returns what was revoked (maybe nothing). */
-  revokeIdentity(id: SpiffeId): Result<readonly RevokedCertificate[], CaError>;
+  revokeIdentity(id: SpiffeId): Promise<Result<readonly RevokedCertificate[], CaError>>;
   /** Moves a root rotation forward: prepare, activate, retire (refused early unless forced). */
-  rotateRoot(phase: 'prepare' | 'activate' | 'retire', opts?: { readonly force?: boolean }): Result<CaStatus, CaError>;
+  rotateRoot(phase: 'prepare' | 'activate' | 'retire', opts?: { readonly force?: boolean }): Promise<Result<CaStatus, CaError>>;
   /** The CA's current state. */
   status(): CaStatus;
   /** Re-signs CRLs past half their validity and drops expired records: call it periodically (e.g. every few minutes). */

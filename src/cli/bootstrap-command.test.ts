@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,5 +69,64 @@ describe('cli: meshpilot bootstrap --config', () => {
     const r = await bootstrap('photo-frontend', 'photo-backend', '127.0.0.11');
     assert.notEqual(r.exitCode, 0);
     assert.match(r.err, /--service-account: photo-ns\/photo-frontend runs as photo-ns\/photo-frontend/);
+  });
+});
+
+describe('cli: meshpilot bootstrap --control-plane', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshpilot-bootstrap-'));
+    assert.equal((await run('ca', 'init', '--state-dir', dir)).exitCode, 0);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const args = (cp: string) => [
+    'bootstrap',
+    '--state-dir',
+    dir,
+    '--namespace',
+    'photo-ns',
+    '--workload',
+    'photo-frontend',
+    '--service-account',
+    'photo-frontend',
+    '--address',
+    '127.0.0.11',
+    '--control-plane',
+    cp,
+    '--out',
+    join(dir, 'b.json'),
+  ];
+  const written = () => JSON.parse(readFileSync(join(dir, 'b.json'), 'utf8')) as unknown;
+
+  it('lists every replica in the xDS cluster, round robin, so that Envoy fails over', async () => {
+    const r = await run(...args('127.0.0.1:15012, 127.0.0.2:15013,127.0.0.3:15014'));
+    assert.equal(r.exitCode, 0, r.err);
+    const b = written() as { static_resources: { clusters: Record<string, unknown>[] } };
+    const xds = b.static_resources.clusters.find((c) => c.name === 'xds-grpc') as {
+      type: string;
+      lb_policy: string;
+      load_assignment: {
+        endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
+      };
+    };
+    assert.equal(xds.type, 'STATIC');
+    assert.equal(xds.lb_policy, 'ROUND_ROBIN');
+    assert.deepEqual(
+      xds.load_assignment.endpoints[0]!.lb_endpoints.map(
+        (e) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`,
+      ),
+      ['127.0.0.1:15012', '127.0.0.2:15013', '127.0.0.3:15014'],
+    );
+    assert.equal((await run(...args('cp-a.mesh:15012,cp-b.mesh:15012'))).exitCode, 0);
+    const named = written() as {
+      static_resources: { clusters: { name: string; type: string }[] };
+    };
+    assert.equal(named.static_resources.clusters.find((c) => c.name === 'xds-grpc')!.type, 'STRICT_DNS');
+  });
+
+  it('refuses a malformed or repeated replica, naming the flag', async () => {
+    await assert.rejects(run(...args('127.0.0.1:15012,127.0.0.1')), /--control-plane: expected host:port/);
+    await assert.rejects(run(...args('127.0.0.1:15012,127.0.0.1:15012')), /--control-plane: 127\.0\.0\.1:15012 is listed twice/);
   });
 });

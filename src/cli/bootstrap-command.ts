@@ -11,14 +11,18 @@ import { parseDuration } from '../model/index.js';
 import { loadConfig } from '../config/index.js';
 import { formatDiagnostic } from '../lib/index.js';
 import { parseHostPort } from './serve-command.js';
+import { addCaStoreOptions, parseCaStoreFlags, readSharedTrust } from '../store/index.js';
+import type { CaStoreFlags } from '../store/index.js';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 
-interface BootstrapFlags {
-  stateDir: string;
+interface BootstrapFlags extends CaStoreFlags {
+  stateDir?: string;
   namespace: string;
   workload: string;
   serviceAccount: string;
   address: string;
   xdsAddress: string;
+  controlPlane?: string;
   rootNamespace: string;
   domain: string;
   tokenTtl: string;
@@ -32,15 +36,19 @@ interface BootstrapFlags {
 
 /** Adds `meshpilot bootstrap`: writes a complete Envoy bootstrap for one workload, credential included. */
 export function registerBootstrapCommand(program: Command): void {
-  program
+  const cmd = program
     .command('bootstrap')
     .description('write the Envoy bootstrap of a workload sidecar: control plane address, its root, and a token for the service account')
-    .requiredOption('--state-dir <dir>', 'the control plane state directory (CA root and token key)')
+    .option('--state-dir <dir>', 'the control plane state directory (CA root and token key); or --ca-store etcd')
     .requiredOption('--namespace <ns>', 'workload namespace')
     .requiredOption('--workload <name>', 'WorkloadEntry name')
     .requiredOption('--service-account <sa>', 'service account the workload runs as')
     .requiredOption('--address <ip>', 'the workload address (it goes into the node id)')
     .option('--xds-address <host:port>', 'control plane address', '127.0.0.1:15012')
+    .option(
+      '--control-plane <host:port,...>',
+      'every control plane replica, comma separated (replaces --xds-address): Envoy fails over to another when the one it uses goes away',
+    )
     .option('--root-namespace <ns>', 'mesh root namespace (the control plane runs as <root>/sa/meshpilot)', DEFAULT_ROOT_NAMESPACE)
     .option('--domain <suffix>', 'DNS domain suffix', 'cluster.local')
     .option('--token-ttl <duration>', 'lifetime of the embedded token', '24h')
@@ -55,55 +63,93 @@ export function registerBootstrapCommand(program: Command): void {
       "capture mode: the workload's traffic is redirected to Envoy by iptables ('meshpilot capture'); Envoy gets the 15001/15006 listeners and its admin on 127.0.0.1:15000",
     )
     .option('--config <paths...>', 'mesh config files or directories: refuse a workload, address or service account it does not have')
-    .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout')
-    .action(async function (this: Command, o: BootstrapFlags) {
-      const xds = parseHostPort('--xds-address', o.xdsAddress);
-      if (o.certDir && o.agentSocket) this.error('meshpilot: --cert-dir and --agent-socket are exclusive: the SVID comes from one place');
-      const certDir = o.certDir ? (isAbsolute(o.certDir) ? o.certDir : resolve(o.certDir)).replace(/\/+$/, '') : undefined;
-      const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
-      if (reserved) this.error(`meshpilot: ${reserved}: no sidecar runs as it`);
-      if (o.config) {
-        const mismatch = await checkAgainstConfig(o);
-        if (mismatch) this.error(`meshpilot: ${mismatch}`);
-      }
-      const ca = openCa({ stateDir: o.stateDir });
+    .option('--out <file>', 'write here (mode 0600: it holds a credential) instead of stdout');
+  addCaStoreOptions(cmd).action(async function (this: Command, o: BootstrapFlags) {
+    const xds = parseHostPort('--xds-address', o.xdsAddress);
+    const replicas = o.controlPlane === undefined ? undefined : parseControlPlane(o.controlPlane);
+    if (o.certDir && o.agentSocket) this.error('meshpilot: --cert-dir and --agent-socket are exclusive: the SVID comes from one place');
+    const certDir = o.certDir ? (isAbsolute(o.certDir) ? o.certDir : resolve(o.certDir)).replace(/\/+$/, '') : undefined;
+    const reserved = reservedServiceAccount(o.namespace, o.serviceAccount, o);
+    if (reserved) this.error(`meshpilot: ${reserved}: no sidecar runs as it`);
+    if (o.config) {
+      const mismatch = await checkAgainstConfig(o);
+      if (mismatch) this.error(`meshpilot: ${mismatch}`);
+    }
+    // The root and the token key: from the state directory, or from the CA the replicas share in etcd.
+    const caStore = parseCaStoreFlags(o);
+    if (!caStore.ok) this.error(`meshpilot: ${caStore.error}`);
+    let trustDomain: string;
+    let rootCaPem: string;
+    let tokenKey: () => ReturnType<typeof loadOrCreateTokenKey>;
+    if (caStore.value) {
+      const t = await readSharedTrust(caStore.value);
+      if (!t.ok) this.error(`meshpilot: ${t.error}`);
+      trustDomain = t.value.trustDomain;
+      rootCaPem = t.value.rootsPem;
+      const pem = t.value.tokenKeyPem;
+      tokenKey = () => ({ ok: true as const, value: createPrivateKey(pem) as KeyObject });
+    } else {
+      if (o.stateDir === undefined) this.error('meshpilot: give --state-dir (the CA root and token key) or --ca-store etcd');
+      const stateDir = o.stateDir!;
+      const ca = openCa({ stateDir });
       if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
-      const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
-      if (!cpId.ok) this.error(`meshpilot: ${cpId.error.message}`);
-      const rootCaPem = ca.value.trustBundle().pem;
+      trustDomain = ca.value.trustDomain;
+      rootCaPem = ca.value.trustBundle().pem;
       ca.value.close();
-      let token: string | undefined;
-      // With --cert-dir the SVID in the files is the credential (renewed there, reloaded by Envoy): no token that would expire.
-      if (!o.agentSocket && !certDir) {
-        const ttl = parseDuration(o.tokenTtl);
-        if (!ttl.ok) this.error(`meshpilot: --token-ttl: ${ttl.error}`);
-        const key = loadOrCreateTokenKey(o.stateDir);
-        if (!key.ok) this.error(`meshpilot: ${key.error}`);
-        token = await mintToken({
-          key: key.value,
-          namespace: o.namespace,
-          serviceAccount: o.serviceAccount,
-          ttlMs: ttl.value,
-          clock: systemClock,
-          rootNamespace: o.rootNamespace,
-        });
-      }
-      const bootstrap = sidecarBootstrap({
-        nodeId: sidecarNodeId(o.address, o.workload, o.namespace, o.domain),
-        cluster: o.workload,
-        xdsHost: xds.host,
-        xdsPort: xds.port,
-        tls: { rootCaPem, controlPlaneId: cpId.value },
-        token,
-        agentSocket: o.agentSocket,
-        certDir,
-        apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
-        capture: o.capture === true,
+      tokenKey = () => loadOrCreateTokenKey(stateDir);
+    }
+    const cpId = workloadId(trustDomain as Parameters<typeof workloadId>[0], o.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
+    if (!cpId.ok) this.error(`meshpilot: ${cpId.error.message}`);
+    let token: string | undefined;
+    // With --cert-dir the SVID in the files is the credential (renewed there, reloaded by Envoy): no token that would expire.
+    if (!o.agentSocket && !certDir) {
+      const ttl = parseDuration(o.tokenTtl);
+      if (!ttl.ok) this.error(`meshpilot: --token-ttl: ${ttl.error}`);
+      const key = tokenKey();
+      if (!key.ok) this.error(`meshpilot: ${key.error}`);
+      token = await mintToken({
+        key: key.value,
+        namespace: o.namespace,
+        serviceAccount: o.serviceAccount,
+        ttlMs: ttl.value,
+        clock: systemClock,
+        rootNamespace: o.rootNamespace,
       });
-      const text = JSON.stringify(bootstrap, null, 2) + '\n';
-      if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
-      else process.stdout.write(text);
+    }
+    const bootstrap = sidecarBootstrap({
+      nodeId: sidecarNodeId(o.address, o.workload, o.namespace, o.domain),
+      cluster: o.workload,
+      xdsHost: xds.host,
+      xdsPort: xds.port,
+      ...(replicas ? { xdsEndpoints: replicas } : {}),
+      tls: { rootCaPem, controlPlaneId: cpId.value },
+      token,
+      agentSocket: o.agentSocket,
+      certDir,
+      apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
+      capture: o.capture === true,
     });
+    const text = JSON.stringify(bootstrap, null, 2) + '\n';
+    if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
+    else process.stdout.write(text);
+  });
+}
+
+/** Parses `--control-plane A,B,C` (each host:port); throws naming the entry that is wrong. */
+export function parseControlPlane(value: string): { host: string; port: number }[] {
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (entries.length === 0) throw new Error('--control-plane: no replica given (expected host:port[,host:port...])');
+  const replicas = entries.map((e) => parseHostPort('--control-plane', e));
+  const seen = new Set<string>();
+  for (const r of replicas) {
+    const k = `${r.host}:${r.port}`;
+    if (seen.has(k)) throw new Error(`--control-plane: ${k} is listed twice`);
+    seen.add(k);
+  }
+  return replicas;
 }
 
 /**

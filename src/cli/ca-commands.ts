@@ -125,6 +125,21 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     }
   };
 
+  // The same for changes, which are asynchronous (a shared CA store compare-and-swaps).
+  const withCaAsync = async <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => Promise<T>): Promise<T> => {
+    const release = lockState(cmd, stateDir);
+    try {
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      try {
+        return await f(a);
+      } finally {
+        a.close();
+      }
+    } finally {
+      release();
+    }
+  };
+
   ca.command('init')
     .description(
       'create the CA state: a self-signed root, or a plug-in CA from Istio-style files; with --ca-pkcs11-*, the key is in a token (generated there, or imported once from ca-key.pem)',
@@ -226,7 +241,11 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       const live = findAdminEndpoint(o.stateDir);
       if (live) {
         const keys = generateKeyPair(o.key);
-        const spiffeId = o.spiffeId ?? `spiffe://${readTrustDomain(o.stateDir)}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+        // With the CA in etcd the replica's state directory holds no ca.json: ask the replica for its trust domain.
+        const trustDomain = existsSync(join(o.stateDir, 'ca.json'))
+          ? readTrustDomain(o.stateDir)
+          : ((await callAdmin(live, 'GET', '/ca/status')).body as { trustDomain?: string }).trustDomain;
+        const spiffeId = o.spiffeId ?? `spiffe://${trustDomain}/ns/${o.namespace}/sa/${o.serviceAccount}`;
         refuseReserved(spiffeId);
         const r = await callAdmin(live, 'POST', '/ca/sign', {
           spiffeId,
@@ -319,8 +338,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           code: 'meshpilot.ca.unacknowledged',
         });
       }
-      withCa(this, o.stateDir, { writes: true }, (a) => {
-        const r = unwrapOr(this, a.revoke(o.serial));
+      await withCaAsync(this, o.stateDir, async (a) => {
+        const r = unwrapOr(this, await a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
       });
     });
@@ -370,8 +389,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         write(`root rotation: ${body.rotation}\nsigning CA: ${body.signingCa?.subject}\nroots in bundle: ${body.roots?.length}\n`);
         return;
       }
-      withCa(this, o.stateDir, { writes: true }, (a) => {
-        const s = unwrapOr(this, a.rotateRoot(phase, { force: o.force === true }));
+      await withCaAsync(this, o.stateDir, async (a) => {
+        const s = unwrapOr(this, await a.rotateRoot(phase, { force: o.force === true }));
         write(`root rotation: ${s.rotation}\nsigning CA: ${s.signingCa.subject}\nroots in bundle: ${s.roots.length}\n`);
       });
     });

@@ -352,7 +352,7 @@ describe('csr: CreateCertificate', function () {
     it('refuses a revoked SVID used as credential: UNAUTHENTICATED', async () => {
       const id = 'spiffe://cluster.local/ns/vm/sa/revoked-app';
       const { svid, keyPem } = f.issue(id);
-      f.ca.revoke(svid.serialHex);
+      await f.ca.revoke(svid.serialHex);
       const signed = f.signCalls();
       const r = await createCertificate(f.client({ keyPem, chainPem: svid.chainPem.join('') }), { csr: csrFor([id]) });
       expectStatus(r, grpc.status.UNAUTHENTICATED);

@@ -294,17 +294,17 @@ describe('federated bundles over https_spiffe', function () {
     assert.ok(first.sequence! > 1);
     const changes: string[] = [];
     fed.onChange((td) => changes.push(td));
-    assert.ok(b.rotateRoot('prepare').ok);
+    assert.ok((await b.rotateRoot('prepare')).ok);
     const r = await fed.refresh('b.example');
     assert.ok(r.ok && r.value === 'updated');
     assert.equal(fed.list()[0]!.rootsPem.length, 2);
     assert.deepEqual(changes, ['b.example']);
     assert.ok(fed.list()[0]!.sequence! > first.sequence!);
     // Activate: the endpoint now serves with an SVID of the new root, which the held bundle (both roots) authenticates.
-    assert.ok(b.rotateRoot('activate').ok);
+    assert.ok((await b.rotateRoot('activate')).ok);
     bIdentity = svidFor(b, B_ENDPOINT_ID);
     identityChanged();
-    assert.ok(b.rotateRoot('retire', { force: true }).ok);
+    assert.ok((await b.rotateRoot('retire', { force: true })).ok);
     const retired = await fed.refresh('b.example');
     assert.ok(retired.ok && retired.value === 'updated', JSON.stringify(retired));
     assert.equal(fed.list()[0]!.rootsPem.length, 1);

@@ -1,7 +1,7 @@
 export { createLogger, createRecordingLogger, silentLogger, teeLogger } from './logger.js';
 export type { Logger, LogFields, RecordedLine } from './logger.js';
 export { createMetrics, proxyVersion } from './metrics.js';
-export type { Metrics, CertificateSource, Validity } from './metrics.js';
+export type { Metrics, CaStoreStatus, CertificateSource, Validity } from './metrics.js';
 export { createProxyStatusTracker } from './proxy-status.js';
 export type {
   ProxyStatusTracker,

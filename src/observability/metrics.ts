@@ -57,6 +57,24 @@ export interface Metrics {
   observeProxySync(source: () => readonly { readonly types: readonly { readonly status: string }[] }[]): void;
   /** Starts exporting seconds until expiry of the root(s), intermediates and workload SVIDs, read from `source` at each scrape. */
   observeCertificates(source: () => CertificateSource): void;
+  /** Starts exporting whether the config store (etcd) is reachable, its revision and its unusable objects, read at each scrape. */
+  observeConfigStore(source: () => ConfigStoreGauges): void;
+  /** Starts exporting whether the shared CA store answers, its unwritten records, and whether this replica leads. */
+  observeCaStore(source: () => CaStoreStatus): void;
+}
+
+/** What the config store gauges show. */
+export interface ConfigStoreGauges {
+  readonly connected: boolean;
+  readonly revision: number;
+  readonly skipped: number;
+}
+
+/** The shared CA store's state, as the store gauges need it. */
+export interface CaStoreStatus {
+  readonly reachable: boolean;
+  readonly pendingRecords: number;
+  readonly leader: boolean;
 }
 
 // Istio's buckets for pilot_proxy_convergence_time (pilot/pkg/xds/monitoring.go).
@@ -68,8 +86,55 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
   const registry = new Registry();
   const opts = { registers: [registry] };
   let certificates: (() => CertificateSource) | undefined;
+  let configStore: (() => ConfigStoreGauges) | undefined;
+  const configStoreGauge = (name: string, help: string, read: (g: ConfigStoreGauges) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (configStore) this.set(read(configStore()));
+      },
+    });
+  configStoreGauge(
+    'meshpilot_config_store_connected',
+    '1 while the config store (etcd) is watched; 0 while the last config is served without it',
+    (g) => (g.connected ? 1 : 0),
+  );
+  configStoreGauge('meshpilot_config_store_revision', 'the config store revision this replica has applied', (g) => g.revision);
+  configStoreGauge(
+    'meshpilot_config_store_skipped_objects',
+    'objects in the config store that cannot be used (corrupted or foreign), skipped',
+    (g) => g.skipped,
+  );
+  let caStore: (() => CaStoreStatus) | undefined;
   let proxySync: (() => readonly { readonly types: readonly { readonly status: string }[] }[]) | undefined;
   const secondsLeft = (v: Validity) => (v.notAfter - clock.now()) / 1000;
+
+  // Store gauges exist only on a replica with a shared CA store (read when scraped).
+  const storeGauge = (name: string, help: string, read: (s: CaStoreStatus) => number) =>
+    new Gauge({
+      name,
+      help,
+      ...opts,
+      collect() {
+        this.reset();
+        const s = caStore?.();
+        if (s) this.set(read(s));
+      },
+    });
+  storeGauge('meshpilot_ca_store_reachable', '1 when the shared CA store (etcd) answers, 0 while it does not', (s) =>
+    s.reachable ? 1 : 0,
+  );
+  storeGauge(
+    'meshpilot_ca_store_pending_records',
+    'issuance records accepted but not yet written to the shared CA store',
+    (s) => s.pendingRecords,
+  );
+  storeGauge('meshpilot_ca_singleton_leader', '1 on the replica that runs the CA singletons (CRL re-signing, pruning)', (s) =>
+    s.leader ? 1 : 0,
+  );
 
   // Expiry gauges are computed when scraped: they are never stale and a gone workload's series goes with it.
   new Gauge({
@@ -223,6 +288,12 @@ export function createMetrics(deps: { clock?: Clock } = {}): Metrics {
     },
     observeCertificates(source) {
       certificates = source;
+    },
+    observeConfigStore(source) {
+      configStore = source;
+    },
+    observeCaStore(source) {
+      caStore = source;
     },
   };
 }

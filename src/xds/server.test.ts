@@ -259,6 +259,45 @@ describe('xDS server over gRPC', () => {
     }
   });
 
+  it('refuses a stream above --max-streams with UNAVAILABLE, counts it, and serves again once one closes', async () => {
+    const refused: string[] = [];
+    const capped = createXdsServer({ snapshots: cache, log, limits: { maxStreams: 2 }, hooks: { onRefused: (r) => refused.push(r) } });
+    const s2 = createGrpcServer();
+    capped.register(s2);
+    const port = await listen(s2, '127.0.0.1', 0, grpc.ServerCredentials.createInsecure());
+    const client = new AggregatedDiscoveryServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const open = [client.streamAggregatedResources(), client.streamAggregatedResources()].map((s) => {
+        const c = collector(s);
+        s.write(DiscoveryRequest.fromPartial({ node: node('good'), typeUrl: TypeUrl.Cluster }));
+        return { s, c };
+      });
+      for (const { c } of open) await c.until(() => c.got.length === 1, 'served within the limit');
+      const third = client.streamAggregatedResources();
+      const c3 = collector(third);
+      third.write(DiscoveryRequest.fromPartial({ node: node('good'), typeUrl: TypeUrl.Cluster }));
+      await c3.until(() => c3.status() !== undefined, 'the third stream refused');
+      assert.equal(c3.status()!.code, grpc.status.UNAVAILABLE);
+      assert.match(c3.status()!.details, /at most 2 streams; connect to another replica/);
+      assert.deepEqual(c3.got, []);
+      assert.deepEqual(refused, ['UNAVAILABLE']);
+      assert.ok(log.lines.some((l) => l.msg === 'stream refused' && /stream limit \(2\)/.test(String(l.fields.reason))));
+      open[0]!.s.end();
+      await open[0]!.c.until(() => open[0]!.c.status() !== undefined, 'first stream closed');
+      await c3.until(() => capped.connected().length === 1, 'a slot free');
+      const fourth = client.streamAggregatedResources();
+      const c4 = collector(fourth);
+      fourth.write(DiscoveryRequest.fromPartial({ node: node('good'), typeUrl: TypeUrl.Cluster }));
+      await c4.until(() => c4.got.length === 1, 'served again below the limit');
+      fourth.end();
+      open[1]!.s.end();
+    } finally {
+      client.close();
+      capped.closeAll();
+      await shutdown(s2, 1_000);
+    }
+  });
+
   it('ends a stream opened with a client certificate once that certificate is revoked', async () => {
     const byCert = createXdsServer({
       snapshots: cache,

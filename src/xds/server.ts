@@ -67,6 +67,16 @@ export function createXdsServer(deps: {
   let nextStreamId = 0;
 
   function handle(spec: XdsServiceSpec, protocol: 'sotw' | 'delta', call: Call): void {
+    // Above the limit a stream is refused before anything is spent on it. UNAVAILABLE is gRPC's
+    // "try again, elsewhere" code: Envoy reconnects after its backoff, and its xDS cluster's load
+    // balancer picks the next replica of the bootstrap (`bootstrap --control-plane A,B,C`).
+    if (open.size >= limits.maxStreams) {
+      deps.log.warn('stream refused', { service: spec.name, peer: call.getPeer(), reason: `at the stream limit (${limits.maxStreams})` });
+      hooks.onRefused?.(grpc.status[grpc.status.UNAVAILABLE]);
+      const details = `this replica serves at most ${limits.maxStreams} streams; connect to another replica`;
+      call.emit('error', Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details }));
+      return;
+    }
     const streamId = ++nextStreamId;
     const peer = call.getPeer();
     const userAgent = String(call.metadata.get('user-agent')[0] ?? '');

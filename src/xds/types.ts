@@ -35,10 +35,17 @@ export interface XdsLimits {
   readonly maxNodeIdLength: number;
   /** A stream that sends no request this long after it opens is ended (Envoy sends its first at once). */
   readonly firstRequestTimeoutMs: number;
+  /** Most streams open at once; a stream above it is refused with UNAVAILABLE so that Envoy tries another replica. */
+  readonly maxStreams: number;
 }
 
 /** Defaults: Envoy sidecars name a few hundred resources; ten thousand is far past any real one. */
-export const defaultLimits: XdsLimits = { maxResourceNames: 10_000, maxNodeIdLength: 512, firstRequestTimeoutMs: 30_000 };
+export const defaultLimits: XdsLimits = {
+  maxResourceNames: 10_000,
+  maxNodeIdLength: 512,
+  firstRequestTimeoutMs: 30_000,
+  maxStreams: Infinity,
+};
 
 /** Why a stream must end: a gRPC status code name and a short message for the caller. */
 export class StreamError extends Error {
