@@ -128,6 +128,8 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
       description: "B's sidecar refuses the certificate revoked through A",
     });
     console.log(`      revoked through replica A, refused at replica B's sidecar ${Date.now() - revokedAt} ms later`);
+    // Replica B lists it too (`ca show` through B's admin port: B's state directory holds no CA).
+    assert.match(await runMeshpilotAsync(['ca', 'show', '--state-dir', join(dir, 'replica-b')]), new RegExp(serial));
     // The legitimate path still works.
     const ok = await httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/after', headers: { host: backendHost } });
     assert.equal(ok.status, 200);

@@ -273,10 +273,13 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
     return { ...base, issuers: next.issuers, signing: next.signing, revoked: next.revoked, crlNumber: next.crlNumber, roots };
   };
 
+  // etcd and memory revisions are increasing integers; a directory's are content hashes (one writer).
+  const notNewer = (r: string): boolean =>
+    r === revision || (revision !== undefined && /^\d+$/.test(r) && /^\d+$/.test(revision) && BigInt(r) <= BigInt(revision));
+
   /** Adopts another writer's record (from the watch or a lost compare-and-swap), newest only. */
   const adopt = (v: Versioned<CaRecord>): void => {
-    if (revision !== undefined && /^\d+$/.test(v.revision) && /^\d+$/.test(revision) && BigInt(v.revision) <= BigInt(revision)) return;
-    if (v.revision === revision) return;
+    if (notNewer(v.revision)) return;
     const before = record;
     record = v.value;
     const a = apply({ issuers: v.value.issuers, signing: v.value.signing, revoked: v.value.revoked, crlNumber: v.value.crlNumber });
@@ -328,6 +331,8 @@ export function createAuthority(deps: AuthorityDeps): CertificateAuthority {
       const out = await shared.store.compareAndSwap(revision, next);
       if (!out.ok) return out;
       if (out.value.applied) {
+        // The watch may already have brought a later revision (built on ours): keep that one.
+        if (notNewer(out.value.revision)) return ok(undefined);
         record = next;
         revision = out.value.revision;
         return apply(c.value.next, made);

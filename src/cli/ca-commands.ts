@@ -175,7 +175,16 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
     .requiredOption('--state-dir <dir>', 'CA state directory')
     .option('--crl', 'also print the current CRL(s) as PEM')
-    .action(function (this: Command, o: { stateDir: string; crl?: boolean }) {
+    .action(async function (this: Command, o: { stateDir: string; crl?: boolean }) {
+      // A replica whose CA lives in etcd keeps no ca.json here: ask the running replica.
+      const live = existsSync(join(o.stateDir, 'ca.json')) ? undefined : findAdminEndpoint(o.stateDir);
+      if (live) {
+        if (o.crl) return this.error('error: --crl: not available through a running replica; use its admin port', { exitCode: 1 });
+        const r = await callAdmin(live, 'GET', '/ca/status');
+        if (r.status !== 200) return this.error(`meshpilot: the running control plane answered ${r.status}`, { exitCode: 1 });
+        write(formatStatus(r.body as CaStatus));
+        return;
+      }
       withCa(this, o.stateDir, { writes: false }, (a) => {
         let out = formatStatus(a.status());
         if (o.crl) for (const c of a.crl()) out += c.pem;

@@ -226,4 +226,39 @@ describe('shared CA replica while etcd is down', function () {
       client.close();
     }
   });
+
+  it('skips a corrupt or foreign record written under the key, naming it, and keeps serving the last good state', async () => {
+    const client = c.client();
+    const sealer = createSealer(randomBytes(32));
+    const mk = () =>
+      createEtcdCaStateStore({ client, prefix: '/corrupt/', sealer, sealerSource: '--ca-store-key test', endpoints: c.endpoints });
+    const problems: string[] = [];
+    const a = await open(mk());
+    const store = mk();
+    const b = await open(store);
+    try {
+      const svid = a.ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey });
+      assert.ok(svid.ok);
+      const bundle = b.ca.trustBundle().pem;
+      store.watch(
+        () => {},
+        (p) => problems.push(`${p.key}: ${p.message}`),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      await client.put('/corrupt/ca/state').value('{"format": 1, "trustDomain": "cluster.local", "mode": "self-signed"}');
+      await eventually(() => problems.length > 0, 'the bad record reported');
+      assert.match(problems[0]!, /^\/corrupt\/ca\/state: .*issuers must list/);
+      assert.equal(b.ca.trustBundle().pem, bundle, 'B keeps its CA');
+      assert.ok(b.ca.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey }).ok, 'and keeps signing');
+      // A change cannot be computed from the bad record: refused, naming the key.
+      const r = await a.ca.revoke(svid.value.serialHex);
+      assert.ok(!r.ok);
+      assert.match(r.error.message, /\/corrupt\/ca\/state/);
+    } finally {
+      a.ca.close();
+      b.ca.close();
+      store.close();
+      client.close();
+    }
+  });
 });
