@@ -19,7 +19,8 @@ const where = (o: SourceRef | undefined): string => (o ? `${o.file}:${o.line}` :
  */
 export function checkNetworking(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
   const mc = objects.find((o) => o.kind === 'MeshConfig');
-  const domain = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {}).domainSuffix;
+  const settings = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {});
+  const domain = settings.domainSuffix;
   const serviceHosts = new Map<string, { name: string; origin?: SourceRef }>();
   for (const o of objects)
     if (o.kind === 'Service')
@@ -32,6 +33,15 @@ export function checkNetworking(objects: readonly ParsedObject[], diagnostics: C
   for (const o of objects) {
     if (o.kind !== 'ServiceEntry') continue;
     const e = o.value;
+    if (e.resolution === 'NONE' && settings.captureMode === 'loopback' && e.hosts.length > 0)
+      diagnostics.push(
+        at(
+          e.origin,
+          'spec',
+          'warning',
+          `ServiceEntry ${e.namespace}/${e.name}: resolution NONE sends traffic on to the address the app connected to, which in loopback mode is its own sidecar: reachable in capture mode only (captureMode: iptables); use STATIC or DNS here`,
+        ),
+      );
     e.hosts.forEach((host, i) => {
       const svc = serviceHosts.get(host);
       if (svc) {

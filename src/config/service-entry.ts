@@ -91,12 +91,14 @@ export function parseServiceEntry(r: DocReader, h: ObjectHeader, spec: Field | u
   }
   const addresses: string[] = [];
   for (const e of m.addresses ? r.strList(m.addresses) : []) {
-    if (isIPv4(e.value)) addresses.push(e.value);
+    // A /32 is one address, as Istio writes single addresses in CIDR form.
+    const single = e.value.endsWith('/32') ? e.value.slice(0, -3) : e.value;
+    if (isIPv4(single)) addresses.push(single);
     else if (e.value.includes('/') || isIP(e.value) === 6)
       r.error(
         e.field.at,
         e.field.path,
-        `valid Istio address '${e.value}', not supported by meshpilot: IPv4 addresses only (no CIDR, no IPv6)`,
+        `valid Istio address '${e.value}', not supported by meshpilot: IPv4 addresses (or /32) only, no wider CIDR ranges, no IPv6`,
       );
     else r.error(e.field.at, e.field.path, `'${e.value}' is not an IP address`);
   }
