@@ -168,7 +168,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
       if (problem) r.error(m.number.at, m.number.path, problem);
       else if (numbers.has(number)) r.error(m.number.at, m.number.path, `duplicate port ${number}`);
     }
-    let protocol = 'TCP';
+    let protocol: string | undefined;
     if (!m.protocol) r.error(item.at, `${item.path}.protocol`, `required: one of ${Object.keys(SERVICE_ENTRY_PROTOCOLS).join(', ')}`);
     else {
       const p = r.str(m.protocol)?.toUpperCase();
@@ -178,7 +178,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
         r.error(m.protocol.at, m.protocol.path, `unknown protocol '${p}': one of ${Object.keys(SERVICE_ENTRY_PROTOCOLS).join(', ')}`);
       else if (p !== undefined) protocol = p;
     }
-    let name = number !== undefined ? `${protocol.toLowerCase()}-${number}` : '';
+    let name = number !== undefined ? `${(protocol ?? 'tcp').toLowerCase()}-${number}` : '';
     if (m.name) {
       const n = r.str(m.name);
       const problem = n !== undefined ? checkDns1123Label(n) : undefined;
@@ -192,7 +192,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
       const problem = targetPort !== undefined ? checkPort(targetPort) : undefined;
       if (problem) r.error(m.targetPort.at, m.targetPort.path, problem);
     }
-    if (number === undefined || checkPort(number) || numbers.has(number)) continue;
+    if (number === undefined || protocol === undefined || checkPort(number) || numbers.has(number)) continue;
     numbers.add(number);
     names.add(name);
     out.push({ number, protocol, name, ...(targetPort !== undefined && !checkPort(targetPort) ? { targetPort } : {}) });
