@@ -307,7 +307,7 @@ export class PushContext {
         for (const subset of rule.subsets) specs.push(this.#clusterSpec(sp, rule, subset));
       return specs.map((spec) => {
         const name = spec.name ?? sp.cluster;
-        return this.memo.get(`cds:${variant}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
+        return this.memo.get(`cds:${key}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
       });
     });
     this.#clusters.set(key, list);
