@@ -201,9 +201,16 @@ function readOutlier(r: DocReader, f: Field): OutlierDetectionSettings {
   const m = mapWith(
     r,
     f,
-    ['consecutive5xxErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent', 'minHealthPercent'],
+    [
+      'consecutive5xxErrors',
+      'consecutiveGatewayErrors',
+      'consecutiveErrors',
+      'interval',
+      'baseEjectionTime',
+      'maxEjectionPercent',
+      'minHealthPercent',
+    ],
     {
-      consecutiveErrors: ignore('deprecated in Istio: use consecutive5xxErrors'),
       splitExternalLocalOriginErrors: ignore('local-origin failures are counted with the others'),
       consecutiveLocalOriginFailures: ignore('local-origin failures are counted with the others'),
     },
@@ -211,6 +218,11 @@ function readOutlier(r: DocReader, f: Field): OutlierDetectionSettings {
   const out: { -readonly [K in keyof OutlierDetectionSettings]: OutlierDetectionSettings[K] } = {};
   if (m.consecutive5xxErrors) out.consecutive5xxErrors = readUint(r, m.consecutive5xxErrors);
   if (m.consecutiveGatewayErrors) out.consecutiveGatewayErrors = readUint(r, m.consecutiveGatewayErrors);
+  // Istio's deprecated consecutiveErrors counts gateway errors (502, 503, 504), as Istio compiles it.
+  else if (m.consecutiveErrors) {
+    out.consecutiveGatewayErrors = readUint(r, m.consecutiveErrors);
+    r.info(m.consecutiveErrors.at, m.consecutiveErrors.path, 'deprecated in Istio: applied as consecutiveGatewayErrors, as Istio does');
+  }
   if (m.interval) out.intervalMs = readMs(r, m.interval);
   if (m.baseEjectionTime) out.baseEjectionTimeMs = readMs(r, m.baseEjectionTime);
   for (const key of ['maxEjectionPercent', 'minHealthPercent'] as const) {

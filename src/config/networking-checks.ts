@@ -1,6 +1,7 @@
-// Checks of ServiceEntries and DestinationRules across objects: a host defined twice, a rule for a
-// host nothing defines. Istio merges some of these; meshpilot refuses them, naming both places.
-import { meshSettings, positionOf, pathInFile, qualifyHost, hostMatchRank, type SourceRef } from '../model/index.js';
+// Checks of ServiceEntries and DestinationRules across objects: a host defined twice (refused,
+// naming both places), rules for one host (merged as Istio merges them), a rule for a host nothing
+// defines, and entries loopback mode cannot reach.
+import { entryPortKind, meshSettings, positionOf, pathInFile, qualifyHost, hostMatchRank, type SourceRef } from '../model/index.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import type { ParsedObject } from './parse-document.js';
 
@@ -19,7 +20,8 @@ const where = (o: SourceRef | undefined): string => (o ? `${o.file}:${o.line}` :
  */
 export function checkNetworking(objects: readonly ParsedObject[], diagnostics: ConfigDiagnostic[]): ParsedObject[] {
   const mc = objects.find((o) => o.kind === 'MeshConfig');
-  const domain = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {}).domainSuffix;
+  const settings = meshSettings(mc?.kind === 'MeshConfig' ? mc.value : {});
+  const domain = settings.domainSuffix;
   const serviceHosts = new Map<string, { name: string; origin?: SourceRef }>();
   for (const o of objects)
     if (o.kind === 'Service')
@@ -32,6 +34,27 @@ export function checkNetworking(objects: readonly ParsedObject[], diagnostics: C
   for (const o of objects) {
     if (o.kind !== 'ServiceEntry') continue;
     const e = o.value;
+    if (e.resolution === 'NONE' && settings.captureMode === 'loopback' && e.hosts.length > 0)
+      diagnostics.push(
+        at(
+          e.origin,
+          'spec',
+          'warning',
+          `ServiceEntry ${e.namespace}/${e.name}: resolution NONE sends traffic on to the address the app connected to, which in loopback mode is its own sidecar: reachable in capture mode only (captureMode: iptables); use STATIC or DNS here`,
+        ),
+      );
+    if (settings.captureMode === 'loopback' && e.resolution !== 'NONE')
+      e.ports.forEach((p, i) => {
+        if (p.number < 1024 && entryPortKind(p) === 'tcp')
+          diagnostics.push(
+            at(
+              e.origin,
+              `spec.ports[${i}].number`,
+              'warning',
+              `ServiceEntry ${e.namespace}/${e.name}: ${p.protocol} port ${p.number} is below 1024: in loopback mode its client listener would need privilege to bind, so it gets none; reachable in capture mode, or declare a port of 1024 or more with targetPort: ${p.targetPort ?? p.number}`,
+            ),
+          );
+      });
     e.hosts.forEach((host, i) => {
       const svc = serviceHosts.get(host);
       if (svc) {

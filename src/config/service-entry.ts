@@ -91,12 +91,14 @@ export function parseServiceEntry(r: DocReader, h: ObjectHeader, spec: Field | u
   }
   const addresses: string[] = [];
   for (const e of m.addresses ? r.strList(m.addresses) : []) {
-    if (isIPv4(e.value)) addresses.push(e.value);
+    // A /32 is one address, as Istio writes single addresses in CIDR form.
+    const single = e.value.endsWith('/32') ? e.value.slice(0, -3) : e.value;
+    if (isIPv4(single)) addresses.push(single);
     else if (e.value.includes('/') || isIP(e.value) === 6)
       r.error(
         e.field.at,
         e.field.path,
-        `valid Istio address '${e.value}', not supported by meshpilot: IPv4 addresses only (no CIDR, no IPv6)`,
+        `valid Istio address '${e.value}', not supported by meshpilot: IPv4 addresses (or /32) only, no wider CIDR ranges, no IPv6`,
       );
     else r.error(e.field.at, e.field.path, `'${e.value}' is not an IP address`);
   }
@@ -166,7 +168,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
       if (problem) r.error(m.number.at, m.number.path, problem);
       else if (numbers.has(number)) r.error(m.number.at, m.number.path, `duplicate port ${number}`);
     }
-    let protocol = 'TCP';
+    let protocol: string | undefined;
     if (!m.protocol) r.error(item.at, `${item.path}.protocol`, `required: one of ${Object.keys(SERVICE_ENTRY_PROTOCOLS).join(', ')}`);
     else {
       const p = r.str(m.protocol)?.toUpperCase();
@@ -176,7 +178,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
         r.error(m.protocol.at, m.protocol.path, `unknown protocol '${p}': one of ${Object.keys(SERVICE_ENTRY_PROTOCOLS).join(', ')}`);
       else if (p !== undefined) protocol = p;
     }
-    let name = number !== undefined ? `${protocol.toLowerCase()}-${number}` : '';
+    let name = number !== undefined ? `${(protocol ?? 'tcp').toLowerCase()}-${number}` : '';
     if (m.name) {
       const n = r.str(m.name);
       const problem = n !== undefined ? checkDns1123Label(n) : undefined;
@@ -190,7 +192,7 @@ function readPorts(r: DocReader, f: Field): ServiceEntryPort[] {
       const problem = targetPort !== undefined ? checkPort(targetPort) : undefined;
       if (problem) r.error(m.targetPort.at, m.targetPort.path, problem);
     }
-    if (number === undefined || checkPort(number) || numbers.has(number)) continue;
+    if (number === undefined || protocol === undefined || checkPort(number) || numbers.has(number)) continue;
     numbers.add(number);
     names.add(name);
     out.push({ number, protocol, name, ...(targetPort !== undefined && !checkPort(targetPort) ? { targetPort } : {}) });

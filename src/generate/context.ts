@@ -78,8 +78,8 @@ export interface MeshServicePort {
   readonly host: string;
   readonly cluster: string;
   readonly kind: 'http' | 'tcp';
-  /** The virtual IP capture mode reaches it at. */
-  readonly vip?: string;
+  /** The virtual IPs capture mode reaches it at: a Service's VIP, a ServiceEntry's addresses (or its assigned VIP). */
+  readonly vips: readonly string[];
   /** Whether loopback mode can reach it (not a resolution NONE entry: that forwards to where the app connected, its own sidecar). */
   readonly loopback: boolean;
 }
@@ -182,7 +182,7 @@ export class PushContext {
           host,
           cluster: outboundCluster(port.port, host),
           kind: portKind(port),
-          ...(service.vip !== undefined ? { vip: service.vip } : {}),
+          vips: service.vip !== undefined ? [service.vip] : [],
           loopback: true,
         });
     }
@@ -196,7 +196,7 @@ export class PushContext {
             host,
             cluster: outboundCluster(p.number, host),
             kind: entryPortKind(p),
-            ...(entry.vip !== undefined ? { vip: entry.vip } : {}),
+            vips: entry.addresses.length > 0 ? entry.addresses : entry.vip !== undefined ? [entry.vip] : [],
             loopback: entry.resolution !== 'NONE',
           });
     return (this.#ports = out);
@@ -310,7 +310,7 @@ export class PushContext {
         for (const subset of rule.subsets) specs.push(this.#clusterSpec(sp, rule, subset));
       return specs.map((spec) => {
         const name = spec.name ?? sp.cluster;
-        return this.memo.get(`cds:${variant}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
+        return this.memo.get(`cds:${key}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
       });
     });
     this.#clusters.set(key, list);
@@ -372,13 +372,13 @@ export class PushContext {
     const chains: OutboundChainSpec[] = [];
     const tcpSeen = new Set<string>();
     for (const sp of this.servicePorts()) {
-      const vip = sp.vip;
-      if (vip === undefined) continue;
-      if (sp.kind === 'http') httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), vip]);
-      else if (!tcpSeen.has(`${vip}:${sp.port.port}`)) {
-        // One chain per VIP and port: a ServiceEntry's second host on a shared VIP gets the first one's.
-        tcpSeen.add(`${vip}:${sp.port.port}`);
-        chains.push({ kind: 'tcp', port: sp.port.port, vip, host: sp.host, cluster: sp.cluster });
+      if (sp.vips.length === 0) continue;
+      if (sp.kind === 'http') httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), ...sp.vips]);
+      else {
+        // One chain per VIP and port: a ServiceEntry's second host on shared addresses gets the first one's.
+        const vips = sp.vips.filter((v) => !tcpSeen.has(`${v}:${sp.port.port}`));
+        vips.forEach((v) => tcpSeen.add(`${v}:${sp.port.port}`));
+        if (vips.length > 0) chains.push({ kind: 'tcp', port: sp.port.port, vips, host: sp.host, cluster: sp.cluster });
       }
     }
     for (const [port, vips] of [...httpVips].sort(([a], [b]) => a - b))
@@ -414,11 +414,12 @@ export class PushContext {
     const byPort = new Map<number, VirtualHostSpec[]>();
     const seen = new Set<string>();
     for (const sp of this.servicePorts()) {
-      const vip = sp.vip;
-      if (sp.kind !== 'http' || vip === undefined) continue;
+      if (sp.kind !== 'http' || sp.vips.length === 0) continue;
       const p = sp.port.port;
       // A VIP two hosts share (a ServiceEntry's) routes to the first; Envoy refuses a domain listed twice.
-      const domains = [...domainsOf(sp, namespace, domain), `${vip}:${p}`, vip].filter((d) => !seen.has(`${p}|${d}`));
+      const domains = [...domainsOf(sp, namespace, domain), ...sp.vips.flatMap((v) => [`${v}:${p}`, v])].filter(
+        (d) => !seen.has(`${p}|${d}`),
+      );
       domains.forEach((d) => seen.add(`${p}|${d}`));
       byPort.set(p, [...(byPort.get(p) ?? []), { name: `${sp.host}:${p}`, domains, cluster: sp.cluster }]);
     }

@@ -43,6 +43,9 @@ export interface ResourceGenerator {
   generate(node: NodeView, ctx: PushContext, memo: ResourceMemo): ResourceSet;
 }
 
+/** Ports below this need privilege to bind. */
+const PRIVILEGED_PORTS = 1024;
+
 const touches = (change: PushChange, kinds: readonly ObjectKind[]) => kinds.some((k) => change.kinds.has(k));
 
 /** The services and workloads a proxy's clusters, endpoints and routes are made of; PeerAuthentication decides auto mTLS. */
@@ -132,6 +135,9 @@ export const listenerGenerator: ResourceGenerator = {
       // A TCP service port is reached on the client's own address at the service port; one
       // listener per address and port, so the first service on a port takes it.
       if (sp.kind !== 'tcp' || !sp.loopback || inboundPorts.has(sp.port.port) || outboundPorts.has(sp.port.port)) continue;
+      // A ServiceEntry's privileged port (HTTPS on 443, say) would need Envoy to bind below 1024, and
+      // one listener Envoy cannot bind NACKs the proxy's whole LDS: skipped, as the config loader warns.
+      if (sp.entry && sp.port.port < PRIVILEGED_PORTS) continue;
       outboundPorts.add(sp.port.port);
       out.push(memo.get(`lds:${sp.cluster}`, `${w.address}`, () => tcpOutboundListener(w.address, sp.port.port, sp.host, sp.cluster)));
     }

@@ -4,7 +4,7 @@
 // Builders are pure; the generators (generators.ts) decide what to build and what to reuse.
 import { workloadId, type TrustDomain } from '../identity/index.js';
 import { applicationProtocol, type MeshModel, type PortTrafficPolicy, type Service, type ServicePort } from '../model/index.js';
-import { applyTrafficPolicy, originationSocket } from './traffic-policy.js';
+import { originationSocket, trafficPolicyFields } from './traffic-policy.js';
 import {
   ApiVersion,
   type Any,
@@ -276,6 +276,8 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
           },
         }
       : {}),
+    // The DestinationRule's load balancer, connection pool and outlier detection, over the defaults above.
+    ...(spec.policy ? (trafficPolicyFields(spec.policy, spec.http ?? false) as object) : {}),
   });
   const tls = spec.policy?.tls;
   let meshTls = false;
@@ -294,7 +296,6 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
     msg.transportSocket = mesh;
   } else if (tls.mode === 'SIMPLE' || tls.mode === 'MUTUAL') msg.transportSocket = originationSocket(tls, spec.host);
   // DISABLE: plaintext, whatever the servers accept (toward a STRICT server that fails, as in Istio).
-  if (spec.policy) applyTrafficPolicy(msg, spec.policy, spec.http ?? false);
   return encodedResource(TypeUrl.Cluster, name, Cluster, msg, [
     ...(discovery === 'EDS' ? [{ typeUrl: TypeUrl.ClusterLoadAssignment, name }] : []),
     ...(meshTls && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),

@@ -155,6 +155,8 @@ describe('ServiceEntry generation', () => {
     assert.ok(
       !out.some((r) => r.typeUrl === TypeUrl.ClusterLoadAssignment && r.name.endsWith('example.com') && !r.name.includes('payments')),
     );
+    // Port 443 would need privilege to bind on the client's address: no loopback listener (the loader warns).
+    assert.ok(!out.some((r) => r.typeUrl === TypeUrl.Listener && r.name.includes('search.example.com')));
   });
 
   it('MESH_INTERNAL with a workloadSelector: the selected WorkloadEntries, mTLS with their identities, and an inbound listener on them', () => {

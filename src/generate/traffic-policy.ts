@@ -4,7 +4,6 @@
 import type { ClientTls, PortTrafficPolicy, TrafficPolicy } from '../model/index.js';
 import {
   type Any,
-  type Cluster,
   Cluster_LbPolicy,
   packAny,
   SubjectAltNameMatcher_SanType,
@@ -28,6 +27,9 @@ function stripPorts(p: TrafficPolicy | undefined): PortTrafficPolicy {
   return rest;
 }
 
+/** Cluster fields in the shape Cluster.fromPartial takes (normalized there). */
+type ClusterFields = Record<string, unknown>;
+
 const duration = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 });
 
 const LB: Readonly<Record<string, Cluster_LbPolicy>> = {
@@ -36,8 +38,9 @@ const LB: Readonly<Record<string, Cluster_LbPolicy>> = {
   RANDOM: Cluster_LbPolicy.RANDOM,
 };
 
-/** Sets the load balancer, circuit breakers, connect timeout, outlier detection and upstream HTTP options of a policy on a cluster. */
-export function applyTrafficPolicy(msg: Cluster, p: PortTrafficPolicy, http: boolean): void {
+/** The cluster fields a policy sets (load balancer, circuit breakers, connect timeout, outlier detection, upstream HTTP options), to merge into Cluster.fromPartial. */
+export function trafficPolicyFields(p: PortTrafficPolicy, http: boolean): ClusterFields {
+  const msg: ClusterFields = {};
   if (p.loadBalancer) msg.lbPolicy = LB[p.loadBalancer.simple] ?? Cluster_LbPolicy.ROUND_ROBIN;
   const cp = p.connectionPool;
   if (cp) {
@@ -48,10 +51,9 @@ export function applyTrafficPolicy(msg: Cluster, p: PortTrafficPolicy, http: boo
       ...(cp.http2MaxRequests !== undefined ? { maxRequests: cp.http2MaxRequests } : {}),
       ...(cp.maxRetries !== undefined ? { maxRetries: cp.maxRetries } : {}),
     };
-    if (Object.keys(t).length > 0) msg.circuitBreakers = { thresholds: [{ priority: 0, ...t }] } as Cluster['circuitBreakers'];
+    if (Object.keys(t).length > 0) msg.circuitBreakers = { thresholds: [{ priority: 0, ...t }] };
     if (http && (cp.idleTimeoutMs !== undefined || cp.maxRequestsPerConnection !== undefined)) {
       msg.typedExtensionProtocolOptions = {
-        ...msg.typedExtensionProtocolOptions,
         [UPSTREAM_HTTP_OPTIONS_TYPE]: packAny(UPSTREAM_HTTP_OPTIONS_TYPE, UpstreamHttpOptions, {
           ...(cp.idleTimeoutMs !== undefined ? { idleTimeoutMs: cp.idleTimeoutMs } : {}),
           ...(cp.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: cp.maxRequestsPerConnection } : {}),
@@ -71,10 +73,10 @@ export function applyTrafficPolicy(msg: Cluster, p: PortTrafficPolicy, http: boo
       ...(od.intervalMs !== undefined ? { interval: duration(od.intervalMs) } : {}),
       ...(od.baseEjectionTimeMs !== undefined ? { baseEjectionTime: duration(od.baseEjectionTimeMs) } : {}),
       ...(od.maxEjectionPercent !== undefined ? { maxEjectionPercent: od.maxEjectionPercent } : {}),
-    } as Cluster['outlierDetection'];
-    if (od.minHealthPercent !== undefined)
-      msg.commonLbConfig = { ...msg.commonLbConfig, healthyPanicThreshold: { value: od.minHealthPercent } } as Cluster['commonLbConfig'];
+    };
+    if (od.minHealthPercent !== undefined) msg.commonLbConfig = { healthyPanicThreshold: { value: od.minHealthPercent } };
   }
+  return msg;
 }
 
 // A SAN written as a URI (spiffe://...) is matched as a URI SAN, anything else as a DNS SAN.
