@@ -1,6 +1,14 @@
 // Wiring only: read config, build the modules, start the servers. No logic lives here.
 import * as grpc from '@grpc/grpc-js';
-import { acquireStateLock, createEphemeralCa, createPluginCa, createSelfSignedCa, type CertificateAuthority } from './ca/index.js';
+import {
+  acquireStateLock,
+  createEphemeralCa,
+  createPluginCa,
+  createSelfSignedCa,
+  removeLeftoverTempFiles,
+  STATE_FILE,
+  type CertificateAuthority,
+} from './ca/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigSource } from './config/index.js';
 import {
   createAuthenticator,
@@ -27,6 +35,7 @@ import { createCsrService } from './csr/index.js';
 import {
   checkSecretDir,
   createFileSecrets,
+  removeLeftoverSecretFiles,
   createServingCredentials,
   createSvidStore,
   realTimers,
@@ -63,6 +72,8 @@ import {
 import { TypeUrl, typeShortName } from './proto/index.js';
 import { SDS_DEFAULT, SDS_ROOTCA, secureNamingOf } from './generate/index.js';
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createGrpcServer, createXdsServer, listen, shutdown, type XdsHooks, type XdsServer } from './xds/index.js';
 
 /** How to run meshpilot. */
@@ -70,6 +81,11 @@ export interface MeshpilotOptions {
   readonly configPaths: readonly string[];
   /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
   readonly stateDir?: string;
+  /**
+   * Create the CA in `stateDir` when it holds none (`serve --init`). Without it a directory with no
+   * CA is refused, so a mistyped path never silently makes a root that no sidecar trusts.
+   */
+  readonly init?: boolean;
   /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
   readonly ephemeral?: boolean;
   readonly xdsHost: string;
@@ -117,14 +133,51 @@ export interface RunningMeshpilot {
   stop(): Promise<void>;
 }
 
+/** A listener that could not be bound: which one, where, and the system's error code (EADDRINUSE, EACCES, ...). */
+export class ListenError extends Error {
+  constructor(
+    readonly listener: 'xds' | 'admin',
+    readonly address: string,
+    readonly code: string | undefined,
+    cause: string,
+  ) {
+    super(`cannot listen on ${address} (${listener}): ${code === 'EADDRINUSE' ? 'address already in use' : cause}`);
+  }
+}
+
+const systemCode = (e: unknown): string | undefined =>
+  (e as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(String(e))?.[1];
+
+/** Refuses a state directory that holds no CA unless `init` says to make one; the message names the directory and the fix. */
+function checkStateDir(stateDir: string, init: boolean): void {
+  const dir = resolve(stateDir);
+  if (init || existsSync(join(dir, STATE_FILE))) return;
+  let what = 'holds no CA (no ca.json)';
+  try {
+    if (!statSync(dir).isDirectory()) what = 'is not a directory';
+  } catch {
+    what = 'does not exist';
+  }
+  throw new Error(
+    `state directory ${dir} ${what}. If the path is right, create the CA with 'meshpilot ca init --state-dir ${stateDir}' ` +
+      `(or start once with 'serve --init'); if it is a typo, fix --state-dir: sidecars trust only the root of the CA they were bootstrapped from.`,
+  );
+}
+
 /** Starts meshpilot; rejects with a message naming the problem when the first config or the CA is unusable. */
 export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpilot> {
   const clock = o.clock ?? systemClock;
   const timers = o.timers ?? realTimers;
   const log = o.log;
+  if (o.stateDir !== undefined) checkStateDir(o.stateDir, o.init === true);
   // One server per state directory: a second one would sign under the same CA without seeing its records.
   const lock = o.stateDir ? acquireStateLock(o.stateDir) : undefined;
   if (lock && !lock.ok) throw new Error(lock.error);
+  // Under the lock no one else writes here: temp files are what a crash left between write and rename.
+  if (o.stateDir !== undefined) {
+    const removed = removeLeftoverTempFiles(o.stateDir);
+    if (removed.length > 0) log.warn('leftover temp files removed', { dir: o.stateDir, files: removed });
+  }
   try {
     return await start(o, clock, timers, log, () => lock?.value.release());
   } catch (e) {
@@ -138,6 +191,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (o.secretDir !== undefined) {
     const writable = checkSecretDir(o.secretDir);
     if (!writable.ok) throw new Error(writable.error);
+    const removed = removeLeftoverSecretFiles(o.secretDir);
+    if (removed.length > 0) log.warn('leftover certificate files removed', { dir: o.secretDir, files: removed });
   }
   // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
   const boot: { settings?: MeshSettings } = {};
@@ -161,6 +216,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   const td = parseTrustDomain(settings.trustDomain);
   if (!td.ok) throw new Error(`trust domain ${settings.trustDomain}: ${td.error.message}`);
 
+  const hadCa = o.stateDir !== undefined && existsSync(join(o.stateDir, STATE_FILE));
   const caOpts = {
     trustDomain: td.value,
     clock,
@@ -178,6 +234,15 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (!caResult) throw new Error('give --state-dir (the CA keeps its root there) or --ephemeral');
   if (!caResult.ok) throw new Error(`the CA could not start: ${caResult.error.message}`);
   const ca = caResult.value;
+  if (o.stateDir !== undefined) {
+    const s = ca.status();
+    log.info(hadCa ? 'ca reused' : 'ca created', {
+      dir: resolve(o.stateDir),
+      mode: s.mode,
+      trustDomain: s.trustDomain,
+      roots: s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`),
+    });
+  }
 
   const svids = createSvidStore({
     ca,
@@ -411,7 +476,11 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       log: countingCsrLogger(log.child({ module: 'csr' }), metrics),
     }).register(server);
   }
-  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure());
+  const xdsPort = await listen(server, o.xdsHost, o.xdsPort, serving ? serving.credentials : grpc.ServerCredentials.createInsecure()).catch(
+    (e: unknown) => {
+      throw new ListenError('xds', `${o.xdsHost}:${o.xdsPort}`, systemCode(e), String(e));
+    },
+  );
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
 
@@ -536,6 +605,10 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
               return r.ok ? ok(r.value) : err(r.error.message);
             },
           },
+        }).catch((e: unknown) => {
+          // The xDS server is already bound: release it, or the process (or test) keeps its port.
+          server.forceShutdown();
+          throw new ListenError('admin', `127.0.0.1:${o.adminPort}`, systemCode(e), String(e));
         });
   // With a state directory, `meshpilot ca …` finds this server and goes through it instead of the files.
   const published = admin && o.stateDir ? publishAdminEndpoint(o.stateDir, `http://127.0.0.1:${admin.port}`, adminToken) : undefined;

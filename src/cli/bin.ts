@@ -12,6 +12,7 @@ import { registerValidateCommand } from './validate-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerHostsCommand } from './hosts-command.js';
 import { registerMtlsCommand } from './mtls-command.js';
+import { reportUnknownOptionsFirst } from './options.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -27,6 +28,7 @@ registerValidateCommand(program);
 registerStatusCommand(program);
 registerHostsCommand(program);
 registerMtlsCommand(program);
+reportUnknownOptionsFirst(program);
 try {
   await program.parseAsync();
 } catch (e) {

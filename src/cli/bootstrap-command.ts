@@ -11,6 +11,7 @@ import { parseDuration } from '../model/index.js';
 import { loadConfig } from '../config/index.js';
 import { formatDiagnostic } from '../lib/index.js';
 import { parseHostPort } from './serve-command.js';
+import { missingCaState } from './state-dir.js';
 
 interface BootstrapFlags {
   stateDir: string;
@@ -66,6 +67,8 @@ export function registerBootstrapCommand(program: Command): void {
         const mismatch = await checkAgainstConfig(o);
         if (mismatch) this.error(`meshpilot: ${mismatch}`);
       }
+      const noCa = missingCaState(o.stateDir);
+      if (noCa) this.error(`meshpilot: ${noCa}`);
       const ca = openCa({ stateDir: o.stateDir });
       if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
       const cpId = workloadId(ca.value.trustDomain, o.rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);

@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
-import { startMeshpilot } from '../main.js';
-import { createLogger } from '../observability/index.js';
+import { Option, type Command } from 'commander';
+import { ListenError, startMeshpilot } from '../main.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../observability/index.js';
 
 /** Parses `host:port` (IPv6 in brackets); throws with the flag's name on bad input. */
 export function parseHostPort(flag: string, value: string): { host: string; port: number } {
@@ -13,6 +13,7 @@ export function parseHostPort(flag: string, value: string): { host: string; port
 interface ServeFlags {
   config: string[];
   stateDir?: string;
+  init?: boolean;
   ephemeral?: boolean;
   xdsAddress: string;
   adminPort: string;
@@ -22,7 +23,15 @@ interface ServeFlags {
   allowPlainHttpJwks?: boolean;
   allowPrivateJwksHosts?: boolean;
   logLevel: string;
+  logFormat?: LogFormat;
   secretDir?: string;
+}
+
+/** `--log-format json|pretty`: JSON lines by default unless stderr is a terminal. */
+export function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'json (one object per line) or pretty; default: pretty on a terminal, json otherwise').choices(
+    LOG_FORMATS,
+  );
 }
 
 /** Adds `meshpilot serve`. */
@@ -31,7 +40,8 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('run the control plane: watch the mesh config, run the CA, serve xDS and SDS')
     .requiredOption('--config <paths...>', 'mesh config files or directories (YAML)')
-    .option('--state-dir <dir>', 'CA state directory (root key, records); made on first start')
+    .option('--state-dir <dir>', 'CA state directory (root key, records), made by `meshpilot ca init` or by --init')
+    .option('--init', 'create the CA in --state-dir if it holds none (without it, a directory with no CA is refused)')
     .option('--ephemeral', 'keep the CA in memory only (a restart makes a new root)')
     .option('--xds-address <host:port>', 'where xDS, SDS and the CSR service are served (TLS)', '127.0.0.1:15012')
     .option('--admin-port <port>', 'loopback port for metrics, debug and CA operations', '15014')
@@ -45,8 +55,9 @@ export function registerServeCommand(program: Command): void {
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: ServeFlags) => {
-      const log = createLogger({ level: opts.logLevel });
+    .addOption(logFormatOption())
+    .action(async function (this: Command, opts: ServeFlags) {
+      const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
       const xds = parseHostPort('--xds-address', opts.xdsAddress);
       const adminPort = Number(opts.adminPort);
       if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)
@@ -56,6 +67,7 @@ export function registerServeCommand(program: Command): void {
       const mp = await startMeshpilot({
         configPaths: opts.config,
         stateDir: opts.stateDir,
+        init: opts.init,
         ephemeral: opts.ephemeral,
         xdsHost: xds.host,
         xdsPort: xds.port,
@@ -66,6 +78,15 @@ export function registerServeCommand(program: Command): void {
         secretDir: opts.secretDir,
         jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
         log,
+      }).catch((e: unknown) => {
+        if (!(e instanceof ListenError)) throw e;
+        // Name the flag that moves the listener that could not be bound.
+        const flag = e.listener === 'xds' ? '--xds-address <host:port>' : '--admin-port <port>';
+        const fix =
+          e.code === 'EADDRINUSE'
+            ? `another process (another meshpilot?) holds it; stop it or choose another with ${flag}`
+            : `choose another with ${flag}`;
+        return this.error(`error: ${e.message}: ${fix}`, { exitCode: 1, code: 'meshpilot.listen' });
       });
       log.info('meshpilot serving', {
         xds: `${xds.host}:${mp.xdsPort}`,

@@ -4,5 +4,13 @@ export { renewalTime } from './renewal.js';
 export type { RenewalPolicy } from './renewal.js';
 export { createServingCredentials } from './serving-credentials.js';
 export type { ServingCredentials } from './serving-credentials.js';
-export { createFileSecrets, checkSecretDir, fileAccountKey, writeAccountFiles, defaultSdsFile, CERT_FILES } from './file-secrets.js';
+export {
+  createFileSecrets,
+  checkSecretDir,
+  removeLeftoverSecretFiles,
+  fileAccountKey,
+  writeAccountFiles,
+  defaultSdsFile,
+  CERT_FILES,
+} from './file-secrets.js';
 export type { FileSecrets, FileAccount } from './file-secrets.js';
