@@ -279,7 +279,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
         const seconds = convergence.pushed();
         if (seconds !== undefined) metrics.convergence.observe(seconds);
       },
-      onBuildError: () => metrics.pushErrors.inc(),
+      // Never silent: the controller logs it, the metric counts it, `meshpilot status` shows it until a build succeeds.
+      onBuildError: (nodeId, cause) => {
+        metrics.pushErrors.inc();
+        proxyStatus.onBuildError(nodeId, cause);
+      },
+      onBuilt: (nodeId) => proxyStatus.onBuilt(nodeId),
     },
   });
   const adminToken = randomBytes(24).toString('base64url');
