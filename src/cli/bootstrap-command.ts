@@ -6,7 +6,7 @@ import { sidecarBootstrap } from '../bootstrap/index.js';
 import { openCa } from '../ca/index.js';
 import { sidecarNodeId } from '../generate/index.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_ROOT_NAMESPACE, reservedServiceAccount, workloadId } from '../identity/index.js';
-import { systemClock } from '../lib/index.js';
+import { fsErrorText, systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
 import { loadConfig } from '../config/index.js';
 import { formatDiagnostic } from '../lib/index.js';
@@ -103,8 +103,13 @@ export function registerBootstrapCommand(program: Command): void {
         capture: o.capture === true,
       });
       const text = JSON.stringify(bootstrap, null, 2) + '\n';
-      if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
-      else process.stdout.write(text);
+      if (o.out) {
+        try {
+          writeFileSync(o.out, text, { mode: 0o600 });
+        } catch (e) {
+          this.error(`meshpilot: --out ${o.out}: cannot write: ${fsErrorText(e)}`);
+        }
+      } else process.stdout.write(text);
     });
 }
 
