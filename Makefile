@@ -15,7 +15,7 @@ TS_SOURCES := $(shell find src e2e bench generated -name '*.ts' 2>/dev/null) tsc
 # The mesh page's static files (HTML, CSS, one script): copied beside the compiled admin module.
 PAGE_FILES := $(wildcard src/admin/page/*)
 
-.PHONY: deps generate check-generated build envoy capture-prereqs promtool chromium etcd-server softhsm test-alerts test test-unit test-e2e lint format demo bench bench-10k gcp-peer screenshot compose-config clean
+.PHONY: deps generate check-generated build envoy capture-prereqs promtool chromium etcd-server softhsm test-alerts test test-unit test-e2e fuzz lint format demo bench bench-10k gcp-peer screenshot compose-config clean
 
 deps: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -128,6 +128,12 @@ test-e2e: build envoy capture-prereqs chromium etcd-server softhsm
 # Everything CI proves: generated code is current, lint is clean, compose file is valid, all tests pass.
 test: check-generated lint compose-config test-alerts build envoy capture-prereqs chromium etcd-server softhsm
 	node scripts/run-tests.mjs all
+
+# The config loader and CSR parser fuzzers, longer than the short fixed runs in `make test`:
+# FUZZ_ITERATIONS inputs per target (default 50,000), FUZZ_SEED (default: a new one each run; the
+# test title prints it, and seed + input index reproduce an input), FUZZ_INPUT_MS per input (10 s).
+fuzz: build
+	FUZZ_ITERATIONS="$${FUZZ_ITERATIONS:-50000}" FUZZ_SEED="$${FUZZ_SEED:-$$(date +%s)}" npx mocha --timeout 0 --exit 'dist/src/**/*.fuzz.test.js'
 
 # The demo runs the photo app in capture mode as root (curl inside a workload namespace is the client).
 demo: build envoy capture-prereqs

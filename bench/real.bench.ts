@@ -53,6 +53,8 @@ const DELTA_MAX = Number(process.env.BENCH_DELTA_MAX ?? 1_000);
 const COLD_CAP_MS = s(Number(process.env.BENCH_COLD_CAP_S ?? 240));
 /** Cap on one change reaching every proxy. */
 const CHANGE_CAP_MS = s(Number(process.env.BENCH_CHANGE_CAP_S ?? 120));
+/** Cap on one size as a whole (meshpilot, floor and peer): past it every child of that size is killed and the size reported as failed. */
+const SIZE_CAP_MS = s(Number(process.env.BENCH_SIZE_CAP_S ?? 1_200));
 /** Cap on everything else (a model delivered, a floor broadcast). */
 const STEP_CAP_MS = s(60);
 /** After a change reached every proxy, how long stragglers (late responses) are still counted. */
@@ -105,8 +107,16 @@ interface SizeRun {
 const here = (file: string) => new URL(`./lib/${file}`, import.meta.url);
 /** No command to a child may take longer than the longest cap plus a margin: a hung child is killed, not waited for. */
 const SEND_CAP_MS = Math.max(COLD_CAP_MS, CHANGE_CAP_MS) + s(60);
+/** The children of the size being measured: killed when the size's cap is reached. */
+const live = new Set<{ kill(): Promise<void> }>();
+/** Forks a child for the current size and registers it, so that the size cap can kill it. */
+function sizeChild<C extends object, R>(module: URL, opts: Parameters<typeof forkChild>[1]): Child<C, R> {
+  const c = forkChild<C, R>(module, opts);
+  live.add(c);
+  return c;
+}
 const fleetProcess = (): Fleet =>
-  forkChild(here('real-fleet-child.js'), { execArgv: ['--max-old-space-size=8192'], sendTimeoutMs: SEND_CAP_MS });
+  sizeChild(here('real-fleet-child.js'), { execArgv: ['--max-old-space-size=8192'], sendTimeoutMs: SEND_CAP_MS });
 
 /** The arrivals' spread from `from` (epoch ms), in ms, leaving out proxies that never arrived. */
 function spread(a: Arrivals, from: number): number[] {
@@ -192,11 +202,14 @@ async function measureMeshpilot(
   const markers: string[] = [''];
   let coldSizes: number[];
   let changeSizes: readonly number[] = [];
-  const server: Server = forkChild(here('real-server.js'), {
+  const server: Server = sizeChild(here('real-server.js'), {
     execArgv: ['--expose-gc', '--max-old-space-size=8192'],
     sendTimeoutMs: SEND_CAP_MS,
   });
   const fleet = fleetProcess();
+  // A server that did not finish its cold start is busy or stuck: asked anything more, each
+  // question would wait out SEND_CAP_MS. It is killed instead, and nothing more is asked of it.
+  let stuck = false;
   try {
     const { port, rootPem } = await server.send({ cmd: 'start', configDir: cfg.dir });
     const { tokens } = await server.send({ cmd: 'mint', accounts: cfg.workloads.map((w) => [w.namespace, w.serviceAccount] as const) });
@@ -209,12 +222,16 @@ async function measureMeshpilot(
     await fleet.send({ cmd: 'open-ads', protocol: 'sotw', ...target, proxies });
     const ready = await fleet.send({ cmd: 'await-ready', timeoutMs: COLD_CAP_MS });
     run.cold = { ...coldOf(ready.arrivals!, COLD_CAP_MS), responses: ready.messages };
-    run.coldEncodings = (await server.send({ cmd: 'encodings' })).encodings! - e0;
     coldSizes = [...ready.proxy0Sizes!.cold];
     if (ready.errors > 0) run.fleetErrors = ready.errorSamples;
+    if (run.cold.timedOut) {
+      stuck = true;
+      run.failed = `cold start did not finish within ${COLD_CAP_MS / 1000} s; the server was killed and not queried further at this size`;
+      return { states, markers, coldSizes, changeSizes };
+    }
+    run.coldEncodings = (await server.send({ cmd: 'encodings' })).encodings! - e0;
     run.memCold = (await server.send({ cmd: 'memory' })).memory!;
     states.push((await fleet.send({ cmd: 'dump' })).dump!);
-    if (run.cold.timedOut) return { states, markers, coldSizes, changeSizes };
 
     // (b) changes every sidecar sees, (e) encodings per change
     const perProxy: number[] = [];
@@ -253,10 +270,15 @@ async function measureMeshpilot(
     await fleet.send({ cmd: 'close' });
     return { states, markers, coldSizes, changeSizes };
   } finally {
-    run.logCounts = (await server.send({ cmd: 'log-counts' }).catch(() => ({ logCounts: undefined }))).logCounts;
-    await fleet.stop();
-    await server.send({ cmd: 'stop' }).catch(() => undefined);
-    await server.stop();
+    if (stuck) {
+      await fleet.kill();
+      await server.kill();
+    } else {
+      run.logCounts = (await server.send({ cmd: 'log-counts' }).catch(() => ({ logCounts: undefined }))).logCounts;
+      await fleet.stop();
+      await server.send({ cmd: 'stop' }).catch(() => undefined);
+      await server.stop();
+    }
   }
 }
 
@@ -267,7 +289,7 @@ async function measureFloor(
   coldSizes: readonly number[],
   changeSizes: readonly number[],
 ): Promise<void> {
-  const floor: Child<FloorCommand, FloorReply> = forkChild(here('tls-floor-server.js'), {
+  const floor: Child<FloorCommand, FloorReply> = sizeChild(here('tls-floor-server.js'), {
     execArgv: ['--expose-gc'],
     sendTimeoutMs: SEND_CAP_MS,
   });
@@ -311,6 +333,7 @@ async function measureGcp(
   const statesFile = join(dir, `gcp-states-${run.n}.json`);
   writeFileSync(statesFile, JSON.stringify({ states }));
   const peer = await startGcpPeer({ statesFile, certFile: cert.certFile, keyFile: cert.keyFile });
+  live.add({ kill: () => peer.stop() });
   const fleet = fleetProcess();
   try {
     const before = await peer.memory();
@@ -344,17 +367,29 @@ async function measureSize(n: number, dir: string, cert: ReturnType<typeof makeC
   const run: SizeRun = { n };
   const cfg = writeMeshConfig(n);
   const t0 = performance.now();
+  let capped = false;
+  // The size's cap: every child of this size is killed, so every pending command rejects and the
+  // measurement below ends at once; the size is reported as failed with what it measured so far.
+  const cap = setTimeout(() => {
+    capped = true;
+    console.error(`bench real ${n}: size cap of ${SIZE_CAP_MS / 1000} s reached; killing its processes`);
+    for (const c of live) void c.kill();
+  }, SIZE_CAP_MS);
   try {
     const { states, markers, coldSizes, changeSizes } = await measureMeshpilot(run, cfg);
     console.error(`bench real ${n}: meshpilot done at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-    if (coldSizes.length > 0) await measureFloor(run, cert, coldSizes, changeSizes);
+    if (coldSizes.length > 0 && !capped) await measureFloor(run, cert, coldSizes, changeSizes);
     console.error(`bench real ${n}: floor done at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-    await measureGcp(run, cfg, cert, dir, states, markers);
+    if (!capped) await measureGcp(run, cfg, cert, dir, states, markers);
     console.error(`bench real ${n}: go-control-plane done at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   } catch (e) {
-    run.failed = (e as Error).message.split('\n')[0]!;
+    run.failed ??= (e as Error).message.split('\n')[0]!;
     console.error(`bench real ${n}: failed: ${(e as Error).stack ?? String(e)}`);
   } finally {
+    clearTimeout(cap);
+    if (capped) run.failed = `size cap of ${SIZE_CAP_MS / 1000} s reached (BENCH_SIZE_CAP_S)${run.failed ? `; ${run.failed}` : ''}`;
+    await Promise.all([...live].map((c) => c.kill()));
+    live.clear();
     cfg.remove();
   }
   return run;

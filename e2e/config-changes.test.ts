@@ -34,12 +34,13 @@ describe('config changes with real Envoy', function () {
   this.timeout(90_000);
   let mesh: TestMesh;
   let fe: EnvoyProcess;
+  let be: EnvoyProcess;
   const cacheCluster = outboundCluster(9080, 'photo-cache.photo-ns.svc.cluster.local');
 
   before(async () => {
     mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { apps: [frontend, backend] });
     fe = await mesh.startSidecar(frontend);
-    await mesh.startSidecar(backend);
+    be = await mesh.startSidecar(backend);
   });
   afterEach(function () {
     mesh.dumpIfFailed(this.currentTest);
@@ -81,5 +82,40 @@ describe('config changes with real Envoy', function () {
     await eventually(async () => !JSON.stringify(await fe.configDump()).includes(cacheCluster), {
       description: 'the cache cluster removed',
     });
+  });
+
+  // Found by the benchmark: two Services selecting one workload with the same targetPort gave two
+  // `inbound|8080||` clusters, the snapshot was refused and the sidecar silently kept its old config.
+  it('serves two Services that select one workload with the same targetPort: one inbound cluster, both reachable, status clean', async () => {
+    const alias = `
+---
+apiVersion: v1
+kind: Service
+metadata: { name: photo-backend-alias, namespace: photo-ns }
+spec:
+  selector: { app: photo-backend }
+  ports: [{ name: http, port: 9080, targetPort: 8080 }, { name: http-alt, port: 9091, targetPort: 8080 }]
+`;
+    const since = mesh.events.length;
+    mesh.writeConfig('mesh.yaml', photoAppConfig() + alias);
+    await mesh.waitForAck(nodeIdOf(backend), TypeUrl.Listener, since);
+    for (const host of ['photo-backend-alias.photo-ns:9080', 'photo-backend-alias.photo-ns:9091', backendHost]) {
+      const res = await eventually(
+        async () => {
+          const r = await mesh.call(frontend, host);
+          return r.status === 200 ? r : false;
+        },
+        { description: `200 from ${host}` },
+      );
+      assert.equal(res.status, 200);
+    }
+    const dump = JSON.stringify(await be.configDump());
+    assert.equal(dump.split('"name":"inbound|8080||"').length - 1, 1, 'one inbound|8080|| cluster in Envoy');
+    assert.ok(dump.includes('"name":"inbound|9091"'), 'the second service port has its listener');
+    const status = mesh.mp.proxyStatus.get(nodeIdOf(backend));
+    assert.ok(status, 'the backend is connected');
+    assert.equal(status.configError, undefined);
+    assert.ok(!mesh.logLines.some((l) => l.msg === 'snapshot not built' || l.msg.startsWith('proxy config not generated')));
+    mesh.writeConfig('mesh.yaml', photoAppConfig());
   });
 });

@@ -83,7 +83,7 @@ describe('meshpilot status, metrics and revocation proof with real Envoy (issue 
     stateDir = join(dir, 'state');
     mkdirSync(configDir);
     writeFileSync(join(configDir, 'mesh.yaml'), photoAppConfig());
-    mp = await startMeshpilot({ configPaths: [configDir], stateDir, xdsHost: '127.0.0.1', xdsPort: 0, adminPort: 0, log });
+    mp = await startMeshpilot({ configPaths: [configDir], stateDir, init: true, xdsHost: '127.0.0.1', xdsPort: 0, adminPort: 0, log });
     for (const w of [frontend, backend, datastore]) sidecars.set(w.name, await startSidecar(w));
   });
   afterEach(function () {

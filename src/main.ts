@@ -6,6 +6,8 @@ import {
   createPluginCa,
   createSelfSignedCa,
   openSharedCa,
+  removeLeftoverTempFiles,
+  STATE_FILE,
   type CertificateAuthority,
 } from './ca/index.js';
 import { openEtcdCaStore, type EtcdCaStoreOptions, type OpenedCaStore } from './store/index.js';
@@ -37,6 +39,7 @@ import {
   checkSecretDir,
   listenAddressSans,
   createFileSecrets,
+  removeLeftoverSecretFiles,
   createServingCredentials,
   createSvidStore,
   realTimers,
@@ -85,6 +88,8 @@ export interface ExternalConfigSource {
   /** Releases the store's connection, after the source is closed. */
   readonly close?: () => Promise<void>;
 }
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 /** How to run meshpilot. */
 export interface MeshpilotOptions {
@@ -99,6 +104,11 @@ export interface MeshpilotOptions {
   readonly maxStreams?: number;
   /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
   readonly stateDir?: string;
+  /**
+   * Create the CA in `stateDir` when it holds none (`serve --init`). Without it a directory with no
+   * CA is refused, so a mistyped path never silently makes a root that no sidecar trusts.
+   */
+  readonly init?: boolean;
   /** Keep the CA in memory only (tests, demos): a restart makes a new root. */
   readonly ephemeral?: boolean;
   /** The CA key is in this PKCS#11 token: the self-signed root's key (with stateDir) or the plug-in intermediate's. */
@@ -187,14 +197,52 @@ export interface RunningMeshpilot {
   stop(): Promise<void>;
 }
 
+/** A listener that could not be bound: which one, where, and the system's error code (EADDRINUSE, EACCES, ...). */
+export class ListenError extends Error {
+  constructor(
+    readonly listener: 'xds' | 'admin',
+    readonly address: string,
+    readonly code: string | undefined,
+    cause: string,
+  ) {
+    super(`cannot listen on ${address} (${listener}): ${code === 'EADDRINUSE' ? 'address already in use' : cause}`);
+  }
+}
+
+const systemCode = (e: unknown): string | undefined =>
+  (e as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(String(e))?.[1];
+
+/** Refuses a state directory that holds no CA unless `init` says to make one; the message names the directory and the fix. */
+function checkStateDir(stateDir: string, init: boolean): void {
+  const dir = resolve(stateDir);
+  if (init || existsSync(join(dir, STATE_FILE))) return;
+  let what = 'holds no CA (no ca.json)';
+  try {
+    if (!statSync(dir).isDirectory()) what = 'is not a directory';
+  } catch {
+    what = 'does not exist';
+  }
+  throw new Error(
+    `state directory ${dir} ${what}. If the path is right, create the CA with 'meshpilot ca init --state-dir ${stateDir}' ` +
+      `(or start once with 'serve --init'); if it is a typo, fix --state-dir: sidecars trust only the root of the CA they were bootstrapped from.`,
+  );
+}
+
 /** Starts meshpilot; rejects with a message naming the problem when the first config or the CA is unusable. */
 export async function startMeshpilot(o: MeshpilotOptions): Promise<RunningMeshpilot> {
   const clock = o.clock ?? systemClock;
   const timers = o.timers ?? realTimers;
   const log = o.log;
+  // With the CA in etcd the state directory holds only this replica's lock, admin endpoint and config cache.
+  if (o.stateDir !== undefined && !o.caStore) checkStateDir(o.stateDir, o.init === true);
   // One server per state directory: a second one would sign under the same CA without seeing its records.
   const lock = o.stateDir ? acquireStateLock(o.stateDir) : undefined;
   if (lock && !lock.ok) throw new Error(lock.error);
+  // Under the lock no one else writes here: temp files are what a crash left between write and rename.
+  if (o.stateDir !== undefined) {
+    const removed = removeLeftoverTempFiles(o.stateDir);
+    if (removed.length > 0) log.warn('leftover temp files removed', { dir: o.stateDir, files: removed });
+  }
   try {
     return await start(o, clock, timers, log, () => lock?.value.release());
   } catch (e) {
@@ -208,6 +256,8 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (o.secretDir !== undefined) {
     const writable = checkSecretDir(o.secretDir);
     if (!writable.ok) throw new Error(writable.error);
+    const removed = removeLeftoverSecretFiles(o.secretDir);
+    if (removed.length > 0) log.warn('leftover certificate files removed', { dir: o.secretDir, files: removed });
   }
   // Settings read once at start; a running config that changes one is refused (config/boot-settings.ts).
   const boot: { settings?: MeshSettings } = {};
@@ -244,6 +294,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       'MeshConfig spec.federatesWith with spec.caPluginDir is not supported: the SPIFFE validator would require a CRL of the plug-in root for the intermediate',
     );
   const caShared: { ca?: CertificateAuthority } = {};
+  const hadCa = o.stateDir !== undefined && existsSync(join(o.stateDir, STATE_FILE));
   const caOpts = {
     trustDomain: td.value,
     clock,
@@ -288,6 +339,15 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (!caResult) throw new Error('give --state-dir (the CA keeps its root there), --ca-store etcd, or --ephemeral');
   if (!caResult.ok) throw new Error(`the CA could not start: ${caResult.error.message}`);
   const ca = caResult.value;
+  if (o.stateDir !== undefined && !o.caStore) {
+    const s = ca.status();
+    log.info(hadCa ? 'ca reused' : 'ca created', {
+      dir: resolve(o.stateDir),
+      mode: s.mode,
+      trustDomain: s.trustDomain,
+      roots: s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`),
+    });
+  }
 
   const svids = createSvidStore({
     ca,
@@ -371,7 +431,12 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
         const seconds = convergence.pushed();
         if (seconds !== undefined) metrics.convergence.observe(seconds);
       },
-      onBuildError: () => metrics.pushErrors.inc(),
+      // Never silent: the controller logs it, the metric counts it, `meshpilot status` shows it until a build succeeds.
+      onBuildError: (nodeId, cause) => {
+        metrics.pushErrors.inc();
+        proxyStatus.onBuildError(nodeId, cause);
+      },
+      onBuilt: (nodeId) => proxyStatus.onBuilt(nodeId),
     },
   });
   const adminToken = randomBytes(24).toString('base64url');
@@ -608,7 +673,9 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     o.xdsPort,
     serving ? serving.credentials : grpc.ServerCredentials.createInsecure(),
     { admit: (socket) => xdsGuard.admit(socket), onAcceptError: (e) => xdsGuard.acceptFailed(e) },
-  );
+  ).catch((e: unknown) => {
+    throw new ListenError('xds', `${o.xdsHost}:${o.xdsPort}`, systemCode(e), String(e));
+  });
   const xdsPort = xdsListener.port;
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
@@ -735,6 +802,10 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
               return r.ok ? ok(r.value) : err(r.error.message);
             },
           },
+        }).catch((e: unknown) => {
+          // The xDS server is already bound: release it, or the process (or test) keeps its port.
+          server.forceShutdown();
+          throw new ListenError('admin', `127.0.0.1:${o.adminPort}`, systemCode(e), String(e));
         });
   // This trust domain's bundle for federated meshes, served with the control plane's own SVID (https_spiffe).
   let bundleEndpoint: BundleEndpoint | undefined;

@@ -11,6 +11,8 @@ export interface Child<C, R> {
   send(cmd: C): Promise<R>;
   /** Disconnects and waits for the child to exit. */
   stop(): Promise<void>;
+  /** Kills the child at once (SIGKILL) and waits for it to exit: pending commands reject. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -65,6 +67,10 @@ export function forkChild<C extends object, R>(
         });
         child.send({ ...cmd, id });
       });
+    },
+    async kill() {
+      if (!exited) child.kill('SIGKILL');
+      await exit;
     },
     async stop() {
       if (!exited) child.disconnect();

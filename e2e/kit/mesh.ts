@@ -103,6 +103,7 @@ export async function startMesh(
       configPaths: [configDir],
       ephemeral: opts.stateDir === undefined,
       stateDir: opts.stateDir,
+      init: true,
       insecurePlaintext: opts.insecurePlaintext,
       secretDir: opts.secretDir,
       xdsHost: opts.xdsHost ?? '127.0.0.1',

@@ -137,6 +137,8 @@ export async function controlPlaneProcess(o: {
           o.configDir,
           '--state-dir',
           o.stateDir,
+          // The kit's state directories start empty: the first start makes the CA, restarts reuse it.
+          '--init',
           '--xds-address',
           `127.0.0.1:${xdsPort}`,
           '--admin-port',

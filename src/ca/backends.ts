@@ -2,7 +2,7 @@
 // and plug-in (Istio's ca-cert.pem / ca-key.pem / root-cert.pem / cert-chain.pem).
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { err, ok, systemClock } from '../lib/index.js';
+import { err, fsErrorText, ok, systemClock } from '../lib/index.js';
 import type { Clock, Result } from '../lib/index.js';
 import { silentLogger } from '../observability/index.js';
 import type { Logger } from '../observability/index.js';
@@ -109,7 +109,7 @@ function ensureStateDir(dir: string, log: Logger): Result<void, CaError> {
     }
     return ok(undefined);
   } catch (e) {
-    return err(caError('io', `${dir}: cannot create state directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, dir));
+    return err(caError('io', `${dir}: cannot create state directory: ${fsErrorText(e)}`, dir));
   }
 }
 

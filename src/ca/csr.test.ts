@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseCsr, MAX_CSR_BYTES } from './index.js';
 import { opensslCsr, removeTempDir, tempDir } from './testing.js';
 
@@ -58,6 +60,16 @@ describe('ca: CSR parsing', () => {
     const r = await parseCsr(tampered);
     assert.equal(!r.ok && r.error.kind, 'bad-csr');
     assert.match(!r.ok ? r.error.message : '', /signature/);
+  });
+
+  // Found by the CSR fuzzer (src/ca/csr-fuzz-target.ts): asn1js throws on a malformed
+  // GeneralizedTime instead of returning an error; parseCsr threw out of the CSR service.
+  it('refuses DER on which the ASN.1 reader throws (a malformed GeneralizedTime), never throws', async () => {
+    const pem = readFileSync(fileURLToPath(new URL('../../../src/ca/testdata/fuzz-generalized-time.csr.pem', import.meta.url)), 'utf8');
+    const r = await parseCsr(pem);
+    assert.ok(!r.ok);
+    assert.equal(r.error.kind, 'bad-csr');
+    assert.match(r.error.message, /^csr is not valid DER \(Wrong input string for conversion\)$/);
   });
 
   it('rejects oversize input, garbage and missing PEM', async () => {

@@ -89,7 +89,14 @@ function onlyCsrDer(pem: string): Result<Uint8Array, CaError> {
   if (!BASE64.test(body) || body.length % 4 !== 0) return bad('csr PEM block is not valid base64');
   const der = Buffer.from(body, 'base64');
   // asn1js reads the first element and reports where it ended: anything after it was not signed.
-  const outer = asn1js.fromBER(der);
+  // It reports most malformed DER as a result, but throws on some (a GeneralizedTime that is not a
+  // time, found by the CSR fuzzer): both are a refusal, never an exception out of the parser.
+  let outer: ReturnType<typeof asn1js.fromBER>;
+  try {
+    outer = asn1js.fromBER(der);
+  } catch (e) {
+    return bad(`csr is not valid DER (${(e as Error).message})`);
+  }
   if (outer.offset === -1) return bad(`csr is not valid DER (${outer.result.error})`);
   if (outer.offset !== der.length) return bad(`csr has ${der.length - outer.offset} bytes after its DER`);
   return ok(der);

@@ -19,7 +19,7 @@ export type { KeyDescription, KeyKind, KeyPair } from './keys.js';
 export { MAX_CSR_BYTES, parseCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';
 export { PLUGIN_FILES } from './material.js';
-export { writeFileAtomic } from './state-store.js';
+export { removeLeftoverTempFiles, STATE_FILE, writeFileAtomic } from './state-store.js';
 export { acquireStateLock, STATE_LOCK_FILE } from './state-lock.js';
 export type { StateLock, StateLockOptions } from './state-lock.js';
 export { generatePkcs11Key, importPkcs11Key, pkcs11KeyExists, readPinFile } from './pkcs11-signer.js';

@@ -4,7 +4,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { err, ok } from '../lib/index.js';
+import { err, fsErrorText, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import { fromPem, toPem } from './der.js';
 import { describeKey, publicOf, signatureAlgorithmFor } from './keys.js';
@@ -243,13 +243,7 @@ export function loadPluginCa(dir: string, now: number, externalKey?: ExternalSig
     try {
       files[k] = readFileSync(path, 'utf8');
     } catch (e) {
-      return err(
-        caError(
-          'bad-material',
-          `${path}: cannot read plug-in CA file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-          path,
-        ),
-      );
+      return err(caError('bad-material', `${path}: cannot read plug-in CA file: ${fsErrorText(e)}`, path));
     }
   }
   const p = (f: string) => join(dir, f);

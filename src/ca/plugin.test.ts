@@ -109,7 +109,7 @@ describe('ca: plug-in CA from files', () => {
   it('refuses a missing file or garbage, naming it', async () => {
     writePluginDir(dir, root, intermediate);
     rmSync(join(dir, 'root-cert.pem'));
-    fails(load(), 'root-cert.pem', /cannot read plug-in CA file \(ENOENT\)/);
+    fails(load(), 'root-cert.pem', /cannot read plug-in CA file: no such file or directory \(ENOENT\)/);
     writePluginDir(dir, root, intermediate, { caCert: 'hello' });
     fails(load(), 'ca-cert.pem', /no PEM certificate/);
     writePluginDir(dir, root, intermediate, { rootCert: intermediate.pem });

@@ -3,10 +3,10 @@
 // files are written before the ca.json that names them and old ones removed after, so a
 // crash at any point leaves a state that loads. Issuance records are an append-only
 // journal (issued.jsonl), compacted atomically; a torn last line from a crash is ignored.
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { err, ok } from '../lib/index.js';
+import { err, fsErrorText, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import { parseTrustDomain } from '../identity/index.js';
 import { caError } from './types.js';
@@ -68,8 +68,7 @@ export function createMemoryStore(): CaStore {
 /** The cert and key file names of a root kept in the state directory. */
 export const rootFiles = (id: string) => ({ cert: `${id}-cert.pem`, key: `${id}-key.pem` });
 
-const ioError = (path: string, e: unknown): CaError =>
-  caError('io', `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, path);
+const ioError = (path: string, e: unknown): CaError => caError('io', `${path}: ${fsErrorText(e)}`, path);
 
 /** Writes a file atomically with mode 0600: temp file, fsync, rename over the target, fsync the directory. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): Result<void, CaError> {
@@ -89,6 +88,26 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): Result
     rmSync(tmp, { force: true });
     return err(ioError(path, e));
   }
+}
+
+// The temp names writeFileAtomic makes: `<file>.tmp-<pid>-<8 hex>`.
+const ATOMIC_TEMP = /\.tmp-[0-9]+-[0-9a-f]{8}$/;
+
+/**
+ * Removes the temp files a crash left between write and rename (`<file>.tmp-<pid>-<hex>`) and
+ * returns their names. Call it only while holding the directory's lock: a live writer's temp file
+ * would be removed under it.
+ */
+export function removeLeftoverTempFiles(dir: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed = entries.filter((e) => ATOMIC_TEMP.test(e));
+  for (const e of removed) rmSync(join(dir, e), { force: true });
+  return removed;
 }
 
 function syncDir(dir: string): void {

@@ -68,6 +68,26 @@ describe('ca: X.509-SVID properties', () => {
     return { critical: ku.critical, bits };
   }
 
+  // X509-SVID §3.2, §4.1, §4.3: a signing certificate has CA=true and keyCertSign (cRLSign allowed),
+  // in critical extensions, no leaf usages, and, if it carries a SPIFFE ID, one without a path.
+  it('makes a root that is a signing certificate by the spec: CA=true, critical keyCertSign and cRLSign, no path SPIFFE ID', () => {
+    const pem = ca.trustBundle().pem;
+    const root = parse(new X509Certificate(pem).raw);
+    const bc = ext(root, '2.5.29.19');
+    assert.equal(bc.critical, true);
+    assert.equal((bc.parsedValue as pkijs.BasicConstraints).cA, true);
+    assert.deepEqual(keyUsageBits(root), { critical: true, bits: [5, 6] }, 'keyCertSign and cRLSign, nothing else');
+    const sans = (root.extensions ?? []).filter((e) => e.extnID === '2.5.29.17');
+    for (const san of sans)
+      for (const n of (san.parsedValue as pkijs.AltName).altNames)
+        if (n.type === 6) assert.match(String(n.value), /^spiffe:\/\/[^/]+$/, 'a signing certificate SPIFFE ID has no path');
+    assert.equal(new X509Certificate(pem).checkIssued(new X509Certificate(pem)), true, 'self-issued');
+    // A leaf it signs is not a signing certificate: SPIFFE §5.2 validators check exactly this.
+    const leaf = new X509Certificate(sign(ca).certificateDer);
+    assert.equal(leaf.ca, false);
+    assert.equal(leaf.checkIssued(new X509Certificate(pem)), true);
+  });
+
   it('has a critical keyUsage of digitalSignature only for EC keys (no keyCertSign, no cRLSign)', () => {
     assert.deepEqual(keyUsageBits(parse(sign(ca).certificateDer)), { critical: true, bits: [0] });
   });

@@ -13,6 +13,7 @@ import { registerStatusCommand } from './status-command.js';
 import { registerHostsCommand } from './hosts-command.js';
 import { registerMtlsCommand } from './mtls-command.js';
 import { registerConfigStoreCommands } from './config-store-commands.js';
+import { reportUnknownOptionsFirst } from './options.js';
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.
@@ -29,6 +30,7 @@ registerStatusCommand(program);
 registerHostsCommand(program);
 registerMtlsCommand(program);
 registerConfigStoreCommands(program);
+reportUnknownOptionsFirst(program);
 try {
   await program.parseAsync();
 } catch (e) {

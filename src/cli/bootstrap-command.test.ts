@@ -70,6 +70,32 @@ describe('cli: meshpilot bootstrap --config', () => {
     assert.notEqual(r.exitCode, 0);
     assert.match(r.err, /--service-account: photo-ns\/photo-frontend runs as photo-ns\/photo-frontend/);
   });
+
+  it('names the path and the fix for an --out it cannot write and a --state-dir with no CA', async () => {
+    const out = join(dir, 'no-such-dir', 'b.json');
+    const r = await bootstrap('photo-frontend', 'photo-frontend', '127.0.0.11', out);
+    assert.equal(r.exitCode, 1);
+    assert.ok(r.err.includes(`--out ${out}: cannot write: no such file or directory (ENOENT)`), r.err);
+    const missing = join(dir, 'typo');
+    const m = await run(
+      'bootstrap',
+      '--state-dir',
+      missing,
+      '--namespace',
+      'photo-ns',
+      '--workload',
+      'w',
+      '--service-account',
+      'w',
+      '--address',
+      '127.0.0.11',
+    );
+    assert.equal(m.exitCode, 1);
+    assert.ok(
+      m.err.includes(`--state-dir ${missing}: ${missing} does not exist; check the path, or create the CA with 'meshpilot ca init`),
+      m.err,
+    );
+  });
 });
 
 describe('cli: meshpilot bootstrap --control-plane', () => {

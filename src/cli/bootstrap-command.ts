@@ -6,7 +6,7 @@ import { sidecarBootstrap } from '../bootstrap/index.js';
 import { openCa } from '../ca/index.js';
 import { sidecarNodeId } from '../generate/index.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_ROOT_NAMESPACE, reservedServiceAccount, workloadId } from '../identity/index.js';
-import { systemClock } from '../lib/index.js';
+import { fsErrorText, systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
 import { loadConfig } from '../config/index.js';
 import { formatDiagnostic } from '../lib/index.js';
@@ -14,6 +14,7 @@ import { parseHostPort } from './serve-command.js';
 import { addCaStoreOptions, parseCaStoreFlags, readSharedTrust } from '../store/index.js';
 import type { CaStoreFlags } from '../store/index.js';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { missingCaState } from './state-dir.js';
 
 interface BootstrapFlags extends CaStoreFlags {
   stateDir?: string;
@@ -91,6 +92,8 @@ export function registerBootstrapCommand(program: Command): void {
     } else {
       if (o.stateDir === undefined) this.error('meshpilot: give --state-dir (the CA root and token key) or --ca-store etcd');
       const stateDir = o.stateDir!;
+      const noCa = missingCaState(stateDir);
+      if (noCa) this.error(`meshpilot: ${noCa}`);
       const ca = openCa({ stateDir });
       if (!ca.ok) this.error(`meshpilot: ${ca.error.message}`);
       trustDomain = ca.value.trustDomain;
@@ -130,8 +133,13 @@ export function registerBootstrapCommand(program: Command): void {
       capture: o.capture === true,
     });
     const text = JSON.stringify(bootstrap, null, 2) + '\n';
-    if (o.out) writeFileSync(o.out, text, { mode: 0o600 });
-    else process.stdout.write(text);
+    if (o.out) {
+      try {
+        writeFileSync(o.out, text, { mode: 0o600 });
+      } catch (e) {
+        this.error(`meshpilot: --out ${o.out}: cannot write: ${fsErrorText(e)}`);
+      }
+    } else process.stdout.write(text);
   });
 }
 

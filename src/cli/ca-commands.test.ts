@@ -114,6 +114,24 @@ describe('cli: meshpilot ca', () => {
     assert.throws(() => statSync(join(state, 'meshpilot.lock')), 'the command released its lock');
   });
 
+  it('init on an existing CA reuses it, says so and what it holds, and never replaces the root', async () => {
+    const first = await run('ca', 'init', '--state-dir', state);
+    assert.equal(first.exitCode, 0, first.err);
+    assert.match(first.out, /^initialized self-signed CA/);
+    const rootBefore = readFileSync(join(state, 'root-1-cert.pem'), 'utf8');
+    const fingerprint = /sha256 ([0-9A-F:]+)/.exec(first.out)?.[1];
+    assert.ok(fingerprint, first.out);
+    const again = await run('ca', 'init', '--state-dir', state);
+    assert.equal(again.exitCode, 0, again.err);
+    assert.match(again.out, /^reused the existing self-signed CA in .*\(nothing changed; its root was kept\)/);
+    assert.ok(again.out.includes(fingerprint), 'the same root is named');
+    assert.match(again.out, /outstanding SVIDs: 0\nrevoked serials: 0\n/);
+    assert.equal(readFileSync(join(state, 'root-1-cert.pem'), 'utf8'), rootBefore);
+    const otherDomain = await run('ca', 'init', '--state-dir', state, '--trust-domain', 'example.org');
+    assert.equal(otherDomain.exitCode, 1);
+    assert.match(otherDomain.err, /trust domain cluster\.local, not example\.org/);
+  });
+
   it('init, issue, show, revoke: files verify with openssl and the CRL lists the serial', async () => {
     const init = await run('ca', 'init', '--state-dir', state, '--trust-domain', 'example.org');
     assert.equal(init.exitCode, 0, init.err);

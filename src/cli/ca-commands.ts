@@ -157,6 +157,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       const pkcs11 = tokenRef(this, o);
       if (pkcs11) write(prepareTokenKey(this, pkcs11, o.pluginDir));
       const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
+      // An existing CA is opened as it is (never replaced): say so, and what it holds.
+      const existed = existsSync(join(o.stateDir, 'ca.json'));
       const release = lockState(this, o.stateDir);
       let s: CaStatus;
       try {
@@ -166,8 +168,13 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       } finally {
         release();
       }
+      const roots = s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256}, valid until ${iso(r.notAfter)})`).join('; ');
+      const outstanding = Object.values(s.outstanding).reduce((a, b) => a + b, 0);
       write(
-        `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256})`).join('; ')}\n`,
+        existed
+          ? `reused the existing ${s.mode} CA in ${o.stateDir} (nothing changed; its root was kept)\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n` +
+              `root rotation: ${s.rotation}\noutstanding SVIDs: ${outstanding}\nrevoked serials: ${s.revoked.length}\n`
+          : `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n`,
       );
     });
 

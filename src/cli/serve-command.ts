@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createStoreConfigSource } from '../config/index.js';
-import { startMeshpilot, type MeshpilotOptions } from '../main.js';
-import { createLogger } from '../observability/index.js';
+import { ListenError, startMeshpilot, type MeshpilotOptions } from '../main.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../observability/index.js';
 import { addPkcs11Options, pkcs11RefFromFlags } from './pkcs11-flags.js';
 import type { Pkcs11Flags } from './pkcs11-flags.js';
 import { addConnectionFlags, parseConnectionFlags, type ConnectionFlags } from './connection-flags.js';
@@ -25,6 +25,7 @@ interface ServeFlags extends CaStoreFlags, Pkcs11Flags {
   configCache?: string;
   maxStreams?: string;
   stateDir?: string;
+  init?: boolean;
   ephemeral?: boolean;
   xdsAddress: string;
   adminPort: string;
@@ -34,7 +35,15 @@ interface ServeFlags extends CaStoreFlags, Pkcs11Flags {
   allowPlainHttpJwks?: boolean;
   allowPrivateJwksHosts?: boolean;
   logLevel: string;
+  logFormat?: LogFormat;
   secretDir?: string;
+}
+
+/** `--log-format json|pretty`: JSON lines by default unless stderr is a terminal. */
+export function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'json (one object per line) or pretty; default: pretty on a terminal, json otherwise').choices(
+    LOG_FORMATS,
+  );
 }
 
 /** Adds `meshpilot serve`. */
@@ -54,7 +63,8 @@ export function registerServeCommand(program: Command): void {
       '--max-streams <n>',
       'most xDS streams this replica serves; more are refused with UNAVAILABLE so that Envoy tries another replica',
     )
-    .option('--state-dir <dir>', 'CA state directory (root key, records); made on first start')
+    .option('--state-dir <dir>', 'CA state directory (root key, records), made by `meshpilot ca init` or by --init')
+    .option('--init', 'create the CA in --state-dir if it holds none (without it, a directory with no CA is refused)')
     .option('--ephemeral', 'keep the CA in memory only (a restart makes a new root)')
     .option('--xds-address <host:port>', 'where xDS, SDS and the CSR service are served (TLS)', '127.0.0.1:15012')
     .option('--admin-port <port>', 'loopback port for metrics, debug and CA operations', '15014')
@@ -67,11 +77,12 @@ export function registerServeCommand(program: Command): void {
       '--secret-dir <dir>',
       "keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under <dir>/<namespace>/<service-account>/ (renewed, replaced after revocation)",
     )
-    .option('--log-level <level>', 'debug, info, warn or error', 'info');
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .addOption(logFormatOption());
   addConnectionFlags(cmd);
   addPkcs11Options(cmd);
-  addCaStoreOptions(cmd).action(async (opts: ServeFlags & ConnectionFlags) => {
-    const log = createLogger({ level: opts.logLevel });
+  addCaStoreOptions(cmd).action(async function (this: Command, opts: ServeFlags & ConnectionFlags) {
+    const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
     const xds = parseHostPort('--xds-address', opts.xdsAddress);
     const adminPort = Number(opts.adminPort);
     if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`--admin-port: not a port: ${opts.adminPort}`);
@@ -99,6 +110,7 @@ export function registerServeCommand(program: Command): void {
       ...(configSource ? { configSource } : {}),
       ...(maxStreams !== undefined ? { maxStreams } : {}),
       stateDir: opts.stateDir,
+      init: opts.init,
       ephemeral: opts.ephemeral,
       ...(caPkcs11.value ? { caPkcs11: caPkcs11.value } : {}),
       xdsHost: xds.host,
@@ -112,6 +124,15 @@ export function registerServeCommand(program: Command): void {
       ...(caStore.value ? { caStore: caStore.value } : {}),
       jwksFetchPolicy: { allowPlainHttp: opts.allowPlainHttpJwks === true, allowPrivateHosts: opts.allowPrivateJwksHosts === true },
       log,
+    }).catch((e: unknown) => {
+      if (!(e instanceof ListenError)) throw e;
+      // Name the flag that moves the listener that could not be bound.
+      const flag = e.listener === 'xds' ? '--xds-address <host:port>' : '--admin-port <port>';
+      const fix =
+        e.code === 'EADDRINUSE'
+          ? `another process (another meshpilot?) holds it; stop it or choose another with ${flag}`
+          : `choose another with ${flag}`;
+      return this.error(`error: ${e.message}: ${fix}`, { exitCode: 1, code: 'meshpilot.listen' });
     });
     log.info('meshpilot serving', {
       xds: `${xds.host}:${mp.xdsPort}`,

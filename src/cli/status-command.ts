@@ -99,7 +99,17 @@ function cell(t: TypeStatus): string {
 export function formatTable(list: readonly ProxyReport[]): string {
   if (list.length === 0) return 'no proxies connected\n';
   const types = list[0]!.types.map((t) => t.type.toUpperCase());
-  const rows = [['NODE ID', 'IDENTITY', ...types], ...list.map((p) => [p.nodeId, p.spiffeId ?? p.identity ?? '-', ...p.types.map(cell)])];
+  // A proxy whose config cannot be built keeps its last one: the CONFIG column says so (shown only then).
+  const anyError = list.some((p) => p.configError);
+  const rows = [
+    ['NODE ID', 'IDENTITY', ...types, ...(anyError ? ['CONFIG'] : [])],
+    ...list.map((p) => [
+      p.nodeId,
+      p.spiffeId ?? p.identity ?? '-',
+      ...p.types.map(cell),
+      ...(anyError ? [p.configError ? 'NOT BUILT' : 'ok'] : []),
+    ]),
+  ];
   return columns(rows);
 }
 
@@ -111,7 +121,10 @@ export function formatProxy(p: ProxyReport, now: number): string {
   out += p.svid
     ? `SVID:       serial ${p.svid.serialHex}, expires ${iso(p.svid.notAfter)} (in ${duration(p.svid.notAfter - now)})\n`
     : 'SVID:       none held by the control plane (plaintext mode or a node agent)\n';
-  out += `connected:  ${iso(p.connectedAt)} (${p.streams} stream${p.streams === 1 ? '' : 's'})\n\n`;
+  out += `connected:  ${iso(p.connectedAt)} (${p.streams} stream${p.streams === 1 ? '' : 's'})\n`;
+  if (p.configError)
+    out += `config:     NOT BUILT since ${time(p.configError.since)}: keeps its last accepted config\n  cause: ${p.configError.cause}\n`;
+  out += '\n';
   out += columns([
     ['TYPE', 'STATUS', 'SENT', 'ACKED'],
     ...p.types.map((t) => [

@@ -1,6 +1,7 @@
 // Runs `meshpilot` commands in-process for tests: what they print, what they warn, and the exit
 // code, whether they set it or commander threw it. Written once for every command's tests.
 import { Command, CommanderError } from 'commander';
+import { reportUnknownOptionsFirst } from './options.js';
 
 /** What one command run printed and how it ended. */
 export interface CliRun {
@@ -23,6 +24,7 @@ export async function runCli(register: (program: Command, io: CliIo) => void, ..
   let exitCode = 0;
   const program = new Command('meshpilot');
   register(program, { write: (s) => (out += s), warn: (s) => (err += s), setExitCode: (c) => (exitCode = c) });
+  reportUnknownOptionsFirst(program);
   // Every command and subcommand reports through us instead of exiting the test process.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });

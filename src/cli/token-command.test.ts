@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -30,6 +30,19 @@ describe('cli: meshpilot token', () => {
     dir = mkdtempSync(join(tmpdir(), 'meshpilot-token-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses a --state-dir with no CA, naming it and the fix, and makes no signing key there', async () => {
+    const typo = join(dir, 'stat');
+    const r = await run('token', '--state-dir', typo, '--namespace', 'photo-ns', '--service-account', 'photo-frontend');
+    assert.notEqual(r.exitCode, 0);
+    assert.ok(
+      r.err.includes(`--state-dir ${typo}: ${typo} does not exist; check the path, or create the CA with 'meshpilot ca init`),
+      r.err,
+    );
+    const empty = await run('token', '--state-dir', dir, '--namespace', 'photo-ns', '--service-account', 'photo-frontend');
+    assert.match(empty.err, /holds no CA \(no ca\.json\)/);
+    assert.equal(existsSync(join(dir, 'token-signing-key.pem')), false);
+  });
 
   it('refuses to mint a token for the control plane service account of the root namespace', async () => {
     const r = await run('token', '--state-dir', dir, '--namespace', 'istio-system', '--service-account', 'meshpilot');

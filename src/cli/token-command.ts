@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../ca/index.js';
 import { DEFAULT_ROOT_NAMESPACE, reservedServiceAccount } from '../identity/index.js';
 import { systemClock } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
+import { missingCaState } from './state-dir.js';
 
 /** Adds `meshpilot token`: mints a proxy credential for one service account. */
 export function registerTokenCommand(program: Command): void {
@@ -28,6 +29,8 @@ export function registerTokenCommand(program: Command): void {
       if (reserved) this.error(`meshpilot: ${reserved}: no token is minted for it`);
       const ttl = parseDuration(o.ttl);
       if (!ttl.ok) this.error(`meshpilot: --ttl: ${ttl.error}`);
+      const noCa = missingCaState(o.stateDir);
+      if (noCa) this.error(`meshpilot: ${noCa}`);
       const key = loadOrCreateTokenKey(o.stateDir);
       if (!key.ok) this.error(`meshpilot: ${key.error}`);
       const token = await mintToken({

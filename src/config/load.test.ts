@@ -251,7 +251,7 @@ describe('loadConfig', () => {
     assert.equal(r.model, undefined);
     assert.deepEqual(
       r.diagnostics.map((d) => [d.severity, d.path, d.message]),
-      [['error', '', 'cannot read: ENOENT']],
+      [['error', '', 'cannot read: no such file or directory (ENOENT)']],
     );
     const empty = await loadConfig([dir]);
     assert.equal(empty.model, undefined);

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { ConfigDiagnostic } from './diagnostics.js';
+import { fsErrorText } from '../lib/index.js';
 import { Worker } from 'node:worker_threads';
 import { buildParsed, parseConfigFiles, type ConfigText, type LoadResult, type ParsedFiles } from './build-model.js';
 import { configLimits, overLimit, type ConfigLimits } from './limits.js';
@@ -60,7 +61,7 @@ export async function resolveConfigFiles(paths: readonly string[]): Promise<{ fi
         severity: 'error',
         file: p,
         path: '',
-        message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        message: `cannot read: ${fsErrorText(e)}`,
       });
     }
   }
@@ -93,7 +94,7 @@ export async function loadConfig(paths: readonly string[], opts: LoadOptions = {
         severity: 'error',
         file,
         path: '',
-        message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        message: `cannot read: ${fsErrorText(e)}`,
       });
     }
   }

@@ -24,6 +24,8 @@ export interface MakeCsrRequest {
   readonly requestCa?: boolean;
   /** Subject organization (Istio agents put the trust domain there); informational only. */
   readonly organization?: string;
+  /** More extensions to request, as they are (tests and the CSR fuzzer: whatever a client might send, signed). */
+  readonly extraExtensions?: readonly { readonly oid: string; readonly critical: boolean; readonly der: Uint8Array }[];
 }
 
 /** Returns a signed PEM CSR (ECDSA with SHA-256, or SHA-256 with RSA). */
@@ -58,6 +60,8 @@ export function makeCsr(req: MakeCsrRequest): string {
         extnValue: new pkijs.BasicConstraints({ cA: true }).toSchema().toBER(false),
       }),
     );
+  for (const x of req.extraExtensions ?? [])
+    extensions.push(new pkijs.Extension({ extnID: x.oid, critical: x.critical, extnValue: Uint8Array.from(x.der).buffer }));
   csr.attributes = [new pkijs.Attribute({ type: EXTENSION_REQUEST, values: [new pkijs.Extensions({ extensions }).toSchema()] })];
 
   const rsa = publicKey.asymmetricKeyType === 'rsa';

@@ -125,6 +125,13 @@ describe('csr: CreateCertificate', function () {
         async () => createCertificate(client, { csr: csrFor([ME, 'spiffe://cluster.local/ns/photo-ns/sa/other']) }, await f.token()),
       ],
       [
+        // X509-SVID §2: exactly one URI SAN; a CSR naming none is refused rather than filled in.
+        'no URI SAN',
+        grpc.status.INVALID_ARGUMENT,
+        'bad-csr',
+        async () => createCertificate(client, { csr: csrFor([]) }, await f.token()),
+      ],
+      [
         'a DNS SAN',
         grpc.status.INVALID_ARGUMENT,
         'bad-csr',

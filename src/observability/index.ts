@@ -1,5 +1,5 @@
-export { createLogger, createRecordingLogger, silentLogger, teeLogger } from './logger.js';
-export type { Logger, LogFields, RecordedLine } from './logger.js';
+export { createLogger, createRecordingLogger, defaultLogFormat, LOG_FORMATS, silentLogger, teeLogger } from './logger.js';
+export type { Logger, LogFields, LogFormat, RecordedLine } from './logger.js';
 export { createMetrics, proxyVersion } from './metrics.js';
 export type { Metrics, CaStoreStatus, CertificateSource, Validity } from './metrics.js';
 export { createProxyStatusTracker } from './proxy-status.js';

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 
 /** Structured fields attached to a log line; messages stay lowercase and stable. */
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -12,12 +13,41 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-/** A JSON logger (pino) writing to stderr at the given level. */
-export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  const base = pino(
-    { level: opts.level ?? process.env.MESHPILOT_LOG_LEVEL ?? 'info', name: opts.name ?? 'meshpilot' },
-    pino.destination(2),
-  );
+/** How log lines look: one JSON object per line (for collectors), or pretty (for a person at a terminal). */
+export type LogFormat = 'json' | 'pretty';
+
+/** The formats `--log-format` accepts. */
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+
+/** The format a logger uses when none is asked for: pretty when its stream (stderr) is a terminal, JSON otherwise. */
+export function defaultLogFormat(stream: { isTTY?: boolean } = process.stderr): LogFormat {
+  return stream.isTTY === true ? 'pretty' : 'json';
+}
+
+/**
+ * A logger (pino) writing to stderr at the given level: JSON lines, or, for a terminal, pino-pretty's
+ * one line per event with a local time, the level and the fields (config errors with file and line
+ * read as text, not as JSON with epoch timestamps).
+ */
+export function createLogger(
+  opts: { level?: string; name?: string; format?: LogFormat; destination?: NodeJS.WritableStream } = {},
+): Logger {
+  const format = opts.format ?? defaultLogFormat();
+  const options = { level: opts.level ?? process.env.MESHPILOT_LOG_LEVEL ?? 'info', name: opts.name ?? 'meshpilot' };
+  const base =
+    format === 'pretty'
+      ? // sync: a line is written before the call returns, so nothing is lost when the process exits on an error.
+        pino(
+          options,
+          PinoPretty({
+            destination: opts.destination ?? 2,
+            sync: true,
+            colorize: opts.destination === undefined && process.stderr.isTTY === true,
+            translateTime: 'SYS:HH:MM:ss.l',
+            ignore: 'pid,hostname',
+          }),
+        )
+      : pino(options, opts.destination ?? pino.destination(2));
   return wrap(base);
 }
 

@@ -50,6 +50,8 @@ export interface ProxyStatus {
   readonly connectedAt: number;
   readonly streams: number;
   readonly types: readonly TypeStatus[];
+  /** Set while the control plane cannot build this proxy's config: it keeps its last accepted one. */
+  readonly configError?: { readonly cause: string; readonly since: number };
 }
 
 /** Names the object behind a resource; `hint` is Envoy's message, for resources built from many objects. */
@@ -68,6 +70,10 @@ export interface ProxyStatusTracker {
   onSend(p: TrackedProxy, typeUrl: string, version: string, names: readonly string[]): void;
   onAck(p: TrackedProxy, typeUrl: string, version: string): void;
   onNack(p: TrackedProxy, typeUrl: string, version: string, error: string, names: readonly string[]): void;
+  /** The proxy's config could not be built (or was held back); shown until a build succeeds. */
+  onBuildError(nodeId: string, cause: string): void;
+  /** The proxy's config was built and published. */
+  onBuilt(nodeId: string): void;
   /** Every connected proxy, by node id. */
   list(): readonly ProxyStatus[];
   /** One connected proxy, or undefined. */
@@ -87,6 +93,7 @@ interface Entry {
   connectedAt: number;
   streams: number;
   types: Map<string, TypeState>;
+  configError?: { cause: string; since: number };
 }
 
 /** At most this many rejected resources are kept per NACK: enough to act on, bounded whatever Envoy rejects. */
@@ -112,7 +119,14 @@ export function createProxyStatusTracker(deps: {
   function view(nodeId: string, e: Entry): ProxyStatus {
     const now = deps.clock.now();
     const types = deps.types.map(({ typeUrl, name }) => typeView(typeUrl, name, e.types.get(typeUrl) ?? {}, now));
-    return { nodeId, ...(e.identity ? { identity: e.identity } : {}), connectedAt: e.connectedAt, streams: e.streams, types };
+    return {
+      nodeId,
+      ...(e.identity ? { identity: e.identity } : {}),
+      connectedAt: e.connectedAt,
+      streams: e.streams,
+      types,
+      ...(e.configError ? { configError: { ...e.configError } } : {}),
+    };
   }
 
   return {
@@ -149,6 +163,17 @@ export function createProxyStatusTracker(deps: {
           return origin ? { name, origin } : { name };
         }),
       };
+    },
+    onBuildError(nodeId, cause) {
+      const e = entries.get(nodeId);
+      if (!e) return;
+      const text = cause.length > MAX_ERROR_CHARS ? `${cause.slice(0, MAX_ERROR_CHARS)}…` : cause;
+      // `since` is the first failure of a run of them: how long the proxy has been kept on old config.
+      e.configError = { cause: text, since: e.configError?.since ?? deps.clock.now() };
+    },
+    onBuilt(nodeId) {
+      const e = entries.get(nodeId);
+      if (e) delete e.configError;
     },
     list: () => [...entries.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, e]) => view(id, e)),
     get(nodeId) {

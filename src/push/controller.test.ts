@@ -62,6 +62,7 @@ async function setup(opts: { failFor?: string } = {}) {
     },
   }));
   const errors: string[] = [];
+  const built: string[] = [];
   const push = createPushController({
     cache,
     ca,
@@ -72,7 +73,7 @@ async function setup(opts: { failFor?: string } = {}) {
     clock,
     timers: realTimers,
     generators,
-    stats: { onBuildError: (node, cause) => errors.push(`${node}: ${cause}`) },
+    stats: { onBuildError: (node, cause) => errors.push(`${node}: ${cause}`), onBuilt: (node) => built.push(node) },
   });
   let model = parse(MESH);
   push.setModel(model, { kind: 'config', changes: diffModels(undefined, model) });
@@ -87,6 +88,7 @@ async function setup(opts: { failFor?: string } = {}) {
     svids,
     log,
     errors,
+    built,
     latest,
     connect,
     /** Applies a new config and runs the push now; returns what it rebuilt, sorted. */
@@ -245,6 +247,48 @@ describe('push controller', () => {
     const logged = t.log.lines.find((l) => l.msg === 'proxy config not generated; it keeps its last config');
     assert.equal(logged?.fields.workload, 'photo-ns/photo-backend');
     assert.deepEqual(logged?.fields.objects, ['added Service photo-ns/photo-extra']);
+  });
+
+  it('reports a build failure until a build succeeds again (onBuildError, then onBuilt)', async () => {
+    t.close();
+    t = await setup({ failFor: 'photo-ns/photo-backend' });
+    t.connect(BACKEND);
+    await t.settle();
+    assert.ok(t.built.includes(BACKEND));
+    t.built.length = 0;
+    t.change(doc(NEW_SERVICE));
+    assert.equal(t.errors.length, 1);
+    assert.equal(t.built.length, 0);
+    t.change(MESH);
+    assert.deepEqual(t.built, [BACKEND], 'the next good build is reported, so status clears the error');
+  });
+
+  // Two Services selecting one workload with the same targetPort once gave two `inbound|8080||`
+  // clusters: the snapshot was refused ("duplicate resource names") and the proxy stayed on its old config.
+  it('gives two Services that select one workload with the same targetPort one inbound cluster, and publishes', async () => {
+    t.connect(BACKEND);
+    await t.settle();
+    const twoServices = doc(`apiVersion: v1
+kind: Service
+metadata: { name: photo-backend-alias, namespace: photo-ns }
+spec:
+  selector: { app: photo-backend }
+  ports: [{ name: http, port: 9080, targetPort: 8080 }, { name: http-alt, port: 9091, targetPort: 8080 }]`);
+    t.change(twoServices);
+    assert.deepEqual(t.errors, []);
+    const snap = t.latest.get(BACKEND)!;
+    const clusters = [...snap.resources(TypeUrl.Cluster).keys()];
+    assert.deepEqual(
+      clusters.filter((n) => n.startsWith('inbound|')),
+      ['inbound|8080||'],
+    );
+    assert.ok(clusters.includes('outbound|9080||photo-backend-alias.photo-ns.svc.cluster.local'));
+    assert.ok(clusters.includes('outbound|9091||photo-backend-alias.photo-ns.svc.cluster.local'));
+    assert.deepEqual([...snap.resources(TypeUrl.Listener).keys()].filter((n) => n.startsWith('inbound|')).sort(), [
+      'inbound|9080',
+      'inbound|9091',
+    ]);
+    assert.equal(snap.danglingReferences().length, 0);
   });
 
   it('gives a proxy that declares capture (INTERCEPTION_MODE: REDIRECT) the capture listeners, and the others loopback ones', async () => {

@@ -32,8 +32,10 @@ export type InboundPolicySource = (model: MeshModel, workload: WorkloadEntry, po
 export interface PushStats {
   /** Proxies rebuilt, and types rebuilt, by one push. */
   onPush?(proxies: number, types: number, ms: number): void;
-  /** A proxy's build failed: it keeps its last good config. */
+  /** A proxy's build failed or was held back: it keeps its last good config. */
   onBuildError?(nodeId: string, cause: string): void;
+  /** A proxy's snapshot was built and published: whatever failed before is over. */
+  onBuilt?(nodeId: string): void;
 }
 
 /** A connected proxy as the controller knows it. */
@@ -142,16 +144,19 @@ export function createPushController(deps: {
     const view = viewOf(p, ctx.model);
     if (!view) {
       deps.log.warn('workload left the mesh; proxy keeps its last config', { node: nodeId, workload: p.admitted.workloadKey });
+      deps.stats?.onBuildError?.(nodeId, `workload ${p.admitted.workloadKey} is no longer in the mesh config`);
       return false;
     }
     // The workload may now run as another identity than the one this proxy proved: it gets nothing new.
     if (identityOf(ctx.model, view.workload) !== p.admitted.spiffeId) {
       deps.log.warn('workload identity changed; proxy keeps its last config', { node: nodeId, proven: p.admitted.spiffeId });
+      deps.stats?.onBuildError?.(nodeId, `workload ${p.admitted.workloadKey} now runs as another identity than ${p.admitted.spiffeId}`);
       return false;
     }
     const exposure = p.admitted.capture ? undefined : loopbackExposure(ctx.model, view.workload);
     if (exposure !== undefined) {
       deps.log.warn('loopback sidecar cannot guard its app; proxy keeps its last config', { node: nodeId, cause: exposure });
+      deps.stats?.onBuildError?.(nodeId, exposure);
       return false;
     }
     let sets: Map<TypeUrl, ResourceSet>;
@@ -189,7 +194,10 @@ export function createPushController(deps: {
       return false;
     }
     const r = deps.cache.set(nodeId, snap.value);
-    if (!r.ok) deps.stats?.onBuildError?.(nodeId, r.error);
+    if (!r.ok) {
+      deps.log.error('snapshot not published; proxy keeps its last config', { node: nodeId, cause: r.error });
+      deps.stats?.onBuildError?.(nodeId, r.error);
+    } else deps.stats?.onBuilt?.(nodeId);
     return r.ok;
   }
 

@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict';
-import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SpiffeId } from '../identity/index.js';
 import { silentLogger } from '../observability/index.js';
-import { checkSecretDir, createFileSecrets, writeAccountFiles } from './file-secrets.js';
+import { checkSecretDir, createFileSecrets, removeLeftoverSecretFiles, writeAccountFiles } from './file-secrets.js';
+import { removeLeftoverTempFiles } from '../ca/index.js';
 import type { WorkloadCertificate } from './svid-store.js';
 
 const id = 'spiffe://cluster.local/ns/ns1/sa/sa1' as SpiffeId;
@@ -41,6 +53,37 @@ describe('file secrets', () => {
     assert.ok(writeAccountFiles(d, cert('02'), 'ROOT2\n').ok);
     assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 02\n');
     assert.equal(readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data').length, 1);
+  });
+
+  it('removes at start what a crash mid-write left (temp files, temp link, unpublished versions), never the published version', () => {
+    const d = join(dir, 'ns1', 'sa1');
+    assert.ok(writeAccountFiles(d, cert('01'), 'ROOT\n').ok);
+    const published = readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data');
+    // A crash between writing a version and renaming ..data over to it, and between temp file and rename.
+    mkdirSync(join(d, '..mq0abc-crash1'));
+    writeFileSync(join(d, '..mq0abc-crash1', 'key.pem'), 'half');
+    symlinkSync('..mq0abc-crash1', join(d, '..data_tmp-4242'));
+    writeFileSync(join(d, 'default-sds.yaml.tmp-4242'), '{');
+    symlinkSync(join('..data', 'key.pem'), join(d, 'key.pem.tmp-77'));
+    const removed = removeLeftoverSecretFiles(dir)
+      .map((p) => p.slice(d.length + 1))
+      .sort();
+    assert.deepEqual(removed, ['..data_tmp-4242', '..mq0abc-crash1', 'default-sds.yaml.tmp-4242', 'key.pem.tmp-77']);
+    assert.deepEqual(
+      readdirSync(d).filter((e) => e.startsWith('..') && e !== '..data'),
+      published,
+    );
+    assert.equal(readFileSync(join(d, 'key.pem'), 'utf8'), 'KEY 01\n', 'the published version still reads');
+    assert.deepEqual(removeLeftoverSecretFiles(dir), [], 'nothing more to remove');
+    assert.deepEqual(removeLeftoverSecretFiles(join(dir, 'missing')), []);
+  });
+
+  it("removes only writeFileAtomic's temp names from a state directory", () => {
+    for (const f of ['ca.json.tmp-12-0a1b2c3d', 'issued.jsonl.tmp-1-ffffffff', 'ca.json', 'x.tmp-12', 'a.tmp-12-xyz'])
+      writeFileSync(join(dir, f), '');
+    assert.deepEqual(removeLeftoverTempFiles(dir).sort(), ['ca.json.tmp-12-0a1b2c3d', 'issued.jsonl.tmp-1-ffffffff']);
+    assert.deepEqual(readdirSync(dir).sort(), ['a.tmp-12-xyz', 'ca.json', 'x.tmp-12']);
+    assert.equal(existsSync(join(dir, 'ca.json')), true);
   });
 
   it('leaves the last complete version in place when a write fails midway (the version directory is removed)', () => {

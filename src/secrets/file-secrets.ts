@@ -19,6 +19,7 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readlinkSync,
   renameSync,
   rmSync,
   statSync,
@@ -161,6 +162,42 @@ export function writeAccountFiles(
     return err(`finishing ${accountDir}: ${(e as Error).message}`);
   }
   return ok(undefined);
+}
+
+/**
+ * Removes what a crash between writing a version and publishing it left in `<dir>/<ns>/<sa>/`:
+ * temp files and links (`*.tmp-<pid>`, `..data_tmp-<pid>`) and version directories that `..data`
+ * does not point to. Returns the paths removed. Call it before this process writes there.
+ */
+export function removeLeftoverSecretFiles(dir: string): string[] {
+  const removed: string[] = [];
+  const list = (d: string): string[] => {
+    try {
+      return readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+        .map((e) => join(d, e.name));
+    } catch {
+      return [];
+    }
+  };
+  for (const accountDir of list(dir).flatMap(list)) {
+    let current: string | undefined;
+    try {
+      current = readlinkSync(join(accountDir, '..data'));
+    } catch {
+      current = undefined;
+    }
+    for (const entry of readdirSync(accountDir)) {
+      const leftover =
+        /\.tmp-[0-9]+$/.test(entry) ||
+        entry.startsWith('..data_tmp-') ||
+        (entry.startsWith('..') && entry !== '..data' && entry !== current);
+      if (!leftover) continue;
+      rmSync(join(accountDir, entry), { recursive: true, force: true });
+      removed.push(join(accountDir, entry));
+    }
+  }
+  return removed;
 }
 
 function ensureLink(dir: string, name: string): void {
