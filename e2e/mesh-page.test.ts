@@ -163,7 +163,10 @@ describe('the mesh page in a real browser, over the photo app on real Envoy (iss
         (await page.locator('tr[data-workload="photo-ns/photo-backend"] .nack-msg').textContent()) ?? '',
         /LDS: .*duplicate address/,
       );
-      assert.match((await page.locator('#events').textContent()) ?? '', /nack.*LDS NACK from sidecar~127\.0\.0\.12/s);
+      assert.match(
+        (await page.locator('#events').textContent()) ?? '',
+        new RegExp(`nack.*LDS NACK from sidecar~${backend.address.replace(/\./g, '\\.')}`, 's'),
+      );
     } finally {
       // Later tests expect the valid config, even when this one failed.
       mesh!.writeConfig('mesh.yaml', photoAppConfig());

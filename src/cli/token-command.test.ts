@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { createTokenVerifier, loadOrCreateTokenKey } from '../auth/index.js';
 import { mustTrustDomain } from '../identity/index.js';
 import { systemClock, unwrap } from '../lib/index.js';
+import { createSelfSignedCa } from '../ca/index.js';
 import { registerBootstrapCommand } from './bootstrap-command.js';
 import { registerTokenCommand } from './token-command.js';
 
@@ -22,6 +23,11 @@ async function run(...args: string[]): Promise<{ err: string; exitCode: number }
     if (e instanceof CommanderError) return { err, exitCode: e.exitCode };
     throw e;
   }
+}
+
+/** A CA in `dir`, as `meshpilot ca init` makes it: `token` refuses a state directory without one. */
+function initCa(dir: string): void {
+  unwrap(createSelfSignedCa({ stateDir: dir, trustDomain: mustTrustDomain('cluster.local') })).close();
 }
 
 describe('cli: meshpilot token', () => {
@@ -81,6 +87,7 @@ describe('cli: meshpilot token', () => {
   });
 
   it('--refresh-into replaces a token file atomically (0600) with a fresh token the verifier accepts', async () => {
+    initCa(dir);
     const file = join(dir, 'token');
     writeFileSync(file, 'an.expired.token\n', { mode: 0o644 });
     const r = await run(
@@ -109,6 +116,7 @@ describe('cli: meshpilot token', () => {
   });
 
   it('--refresh-into names the flag when the file cannot be written', async () => {
+    initCa(dir);
     const r = await run(
       'token',
       '--state-dir',
