@@ -304,6 +304,23 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
     }
   }
 
+  // A CUSTOM policy names an external authorizer of the MeshConfig; naming none would deny
+  // everything it selects (the compiler fails closed), so the config is refused and says why.
+  const mesh = kept.find((o): o is Extract<ParsedObject, { kind: 'MeshConfig' }> => o.kind === 'MeshConfig')?.value;
+  const providers = new Set((mesh?.extensionProviders ?? []).map((p) => p.name));
+  for (const o of kept) {
+    if (o.kind !== 'AuthorizationPolicy' || o.value.action !== 'CUSTOM' || o.value.provider === undefined) continue;
+    if (!providers.has(o.value.provider))
+      diagnostics.push(
+        at(
+          o.value.origin as SourceRef,
+          'spec.provider.name',
+          'error',
+          `unknown provider '${o.value.provider}': ${providers.size > 0 ? `the MeshConfig's extensionProviders are ${[...providers].join(', ')}` : 'the MeshConfig has no extensionProviders (envoyExtAuthzHttp or envoyExtAuthzGrpc)'}`,
+        ),
+      );
+  }
+
   const byAddress = new Map<string, SourceRef>();
   for (const w of workloads) {
     if (w.address === '') continue;

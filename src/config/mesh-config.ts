@@ -1,6 +1,7 @@
 // Parser for the single `meshpilot.io/v1alpha1 MeshConfig`: mesh-wide settings.
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_MESH_SETTINGS, formatDuration, parseDuration, type MeshSettings } from '../model/index.js';
+import { parseExtensionProviders } from './extension-providers.js';
 import { parseIpv4Cidr } from './service-vips.js';
 import { checkDns1123Label, checkDns1123Subdomain, checkTrustDomain } from './names.js';
 import type { ObjectHeader } from './parse-document.js';
@@ -20,6 +21,7 @@ const KNOWN = [
   'outboundTrafficPolicy',
   'serviceCidr',
   'accessLog',
+  'extensionProviders',
 ];
 
 // Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
@@ -39,8 +41,7 @@ const ISTIO_MESH_FIELDS: Readonly<Record<string, IstioField>> = {
   tlsDefaults: refuse('the TLS settings of mesh mTLS are fixed'),
   enableAutoMtls: refuse('auto mTLS is always on'),
   verifyCertificateAtClient: refuse('sidecars always verify peers against the mesh roots'),
-  extensionProviders: refuse('CUSTOM authorization (external authorizers) and extensions are not supported'),
-  defaultProviders: refuse('extension providers are not supported'),
+  defaultProviders: TELEMETRY,
   pathNormalization: refuse("inbound paths are normalized as Istio's default, BASE with merged slashes"),
   discoverySelectors: refuse('meshpilot reads every namespace of its config'),
   trustDomainAliasesFromCertificates: refuse('trust domain aliases are listed in trustDomainAliases'),
@@ -180,6 +181,7 @@ export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | und
     const b = r.bool(m.accessLog);
     if (b !== undefined) out.accessLog = b;
   }
+  if (m.extensionProviders) out.extensionProviders = parseExtensionProviders(r, m.extensionProviders);
   if (m.caPluginDir) {
     const s = r.nonEmptyStr(m.caPluginDir);
     if (s !== undefined) out.caPluginDir = resolve(dirname(r.file), s);

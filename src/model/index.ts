@@ -23,7 +23,7 @@ export type {
   RequestAuthentication,
 } from './types.js';
 export { TLS_MODE_LABEL } from './types.js';
-export type { MeshSettings, CaptureMode, OutboundTrafficMode } from './settings.js';
+export type { MeshSettings, CaptureMode, OutboundTrafficMode, ExtAuthzProvider, ExtAuthzBodySettings } from './settings.js';
 export { DEFAULT_MESH_SETTINGS, meshSettings } from './settings.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { selectorMatches } from './labels.js';

@@ -109,8 +109,8 @@ export interface PeerAuthentication extends ObjectMeta {
   readonly portLevelMtls: Readonly<Record<number, MtlsMode>>;
 }
 
-/** The supported AuthorizationPolicy actions (CUSTOM is rejected by the config loader). */
-export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
+/** The AuthorizationPolicy actions; CUSTOM hands matching requests to an external authorizer named by `provider`. */
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 
 /** `rules[].from[].source` of an AuthorizationPolicy. */
 export interface AuthzSource {
@@ -162,6 +162,8 @@ export interface AuthorizationPolicy extends ObjectMeta {
   readonly rules: readonly AuthzRule[];
   /** Annotation `istio.io/dry-run: "true"`: evaluated and counted by the proxy, never enforced. */
   readonly dryRun?: boolean;
+  /** `provider.name` of a CUSTOM policy: an `extensionProviders` entry of the MeshConfig. */
+  readonly provider?: string;
 }
 
 /** One JWT rule of a RequestAuthentication, after Istio's API. */

@@ -49,3 +49,9 @@ export {
   IstioCertificateServiceClient,
   IstioCertificateServiceService,
 } from '../../generated/istio/v1/auth/ca.js';
+export { ExtAuthz } from '../../generated/envoy/extensions/filters/http/ext_authz/v3/ext_authz.js';
+export {
+  AuthorizationService as ExtAuthzGrpcService,
+  CheckRequest as ExtAuthzCheckRequest,
+  CheckResponse as ExtAuthzCheckResponse,
+} from '../../generated/envoy/service/auth/v3/external_auth.js';
