@@ -25,6 +25,7 @@ import {
   portKind,
   rootCaSecret,
   sourceVariant,
+  speaksHttp2,
   type EndpointSpec,
   type InboundPolicy,
   type OutboundClusterSpec,
@@ -177,6 +178,7 @@ export class PushContext {
         serverIds: allowedServerIds(this.model, this.inputs.trustDomain, sp.service),
         mtlsBackends: backends.filter((w) => this.speaksMtls(w, sp.port)).length,
         backends: backends.length,
+        ...(speaksHttp2(sp.port) ? { http2: true } : {}),
       };
       return this.memo.get(`cds:${variant}:${sp.cluster}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
     });

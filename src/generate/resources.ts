@@ -16,6 +16,7 @@ import {
   HttpConnectionManager_ForwardClientCertDetails,
   Listener,
   packAny,
+  HttpProtocolOptions,
   RouteConfiguration,
   Router,
   Secret,
@@ -207,7 +208,17 @@ export interface OutboundClusterSpec {
   /** How many backends speak mTLS (run a sidecar without DISABLE on this port), of how many. */
   readonly mtlsBackends: number;
   readonly backends: number;
+  /** The port speaks HTTP/2 to its servers (gRPC, http2), as Istio sets it from the port's protocol. */
+  readonly http2?: boolean;
 }
+
+/** Whether a service port's servers speak HTTP/2 (Istio: protocol gRPC, gRPC-Web or HTTP2). */
+export function speaksHttp2(port: ServicePort): boolean {
+  const p = applicationProtocol(port);
+  return p === 'grpc' || p === 'grpc-web' || p === 'http2';
+}
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** The cluster a client uses to reach one service port: EDS, TLS with a SAN matcher toward sidecars (Istio's auto mTLS). */
 export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSource): EncodedResource {
@@ -220,6 +231,15 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
     type: Cluster_DiscoveryType.EDS,
     connectTimeout: { seconds: 1, nanos: 0 },
     edsClusterConfig: { edsConfig: ads },
+    ...(spec.http2
+      ? {
+          typedExtensionProtocolOptions: {
+            [HTTP_PROTOCOL_OPTIONS]: packAny(HTTP_PROTOCOL_OPTIONS, HttpProtocolOptions, {
+              explicitHttpConfig: { http2ProtocolOptions: {} },
+            }),
+          },
+        }
+      : {}),
   });
   // Istio's auto mTLS: TLS toward endpoints that run a sidecar, plaintext toward the rest.
   if (spec.mtlsBackends === spec.backends) msg.transportSocket = tls;

@@ -55,3 +55,4 @@ export {
   CheckRequest as ExtAuthzCheckRequest,
   CheckResponse as ExtAuthzCheckResponse,
 } from '../../generated/envoy/service/auth/v3/external_auth.js';
+export { HttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
