@@ -4,7 +4,7 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMeshpilot, type RunningMeshpilot } from '../../src/main.js';
+import { startMeshpilot, type MeshpilotOptions, type RunningMeshpilot } from '../../src/main.js';
 import { sidecarBootstrap } from '../../src/bootstrap/index.js';
 import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
 import { createLogger, createRecordingLogger, teeLogger, type RecordedLine } from '../../src/observability/index.js';
@@ -86,6 +86,8 @@ export async function startMesh(
     secretDir?: string;
     /** Run the admin server on this loopback port (0 picks one); absent: none. */
     adminPort?: number;
+    /** What jwksUri / OpenID discovery fetches may reach, the roots they trust, and how their hosts resolve. */
+    jwks?: Pick<MeshpilotOptions, 'jwksFetchPolicy' | 'jwksCa' | 'jwksLookup'>;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -105,6 +107,7 @@ export async function startMesh(
       xdsHost: opts.xdsHost ?? '127.0.0.1',
       xdsPort: 0,
       adminPort: opts.adminPort,
+      ...opts.jwks,
       log,
       hooks: {
         onAck: (p, typeUrl, version) => events.push({ kind: 'ack', nodeId: p.nodeId, typeUrl, version }),
