@@ -143,6 +143,7 @@ export function buildParsed(inputs: readonly { readonly fileName: string }[], pa
     peerAuthentications: byKind('PeerAuthentication'),
     authorizationPolicies: byKind('AuthorizationPolicy'),
     requestAuthentications: byKind('RequestAuthentication'),
+    sidecars: byKind('Sidecar'),
   });
   return { model, diagnostics, files };
 }
@@ -319,6 +320,23 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
           `unknown provider '${o.value.provider}': ${providers.size > 0 ? `the MeshConfig's extensionProviders are ${[...providers].join(', ')}` : 'the MeshConfig has no extensionProviders (envoyExtAuthzHttp or envoyExtAuthzGrpc)'}`,
         ),
       );
+  }
+
+  // Istio: one Sidecar without selector per namespace; with more, which one applies is undefined.
+  const defaults = new Map<string, SourceRef>();
+  for (const o of kept) {
+    if (o.kind !== 'Sidecar' || o.value.selector) continue;
+    const first = defaults.get(o.value.namespace);
+    if (first)
+      diagnostics.push(
+        at(
+          o.value.origin as SourceRef,
+          'spec',
+          'warning',
+          `more than one Sidecar without workloadSelector in ${o.value.namespace} (also at ${where(first)}): meshpilot applies the first by name`,
+        ),
+      );
+    else defaults.set(o.value.namespace, o.value.origin as SourceRef);
   }
 
   const byAddress = new Map<string, SourceRef>();

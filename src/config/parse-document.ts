@@ -8,6 +8,7 @@ import type {
   RequestAuthentication,
   Service,
   ServiceAccount,
+  Sidecar,
   SourcePosition,
   SourceRef,
   WorkloadEntry,
@@ -17,6 +18,7 @@ import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseMeshConfig } from './mesh-config.js';
 import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain, checkLabelKey } from './names.js';
 import { parseAuthorizationPolicy, parsePeerAuthentication, parseRequestAuthentication, type ServiceTarget } from './policies.js';
+import { parseSidecar } from './sidecar.js';
 import { parseService, parseServiceAccount, parseWorkloadEntry } from './workloads.js';
 import { DocReader, type Field } from './yaml-reader.js';
 
@@ -42,6 +44,7 @@ export type ParsedObject =
   | { readonly kind: 'PeerAuthentication'; readonly value: PeerAuthentication }
   | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy; readonly targets?: readonly ServiceTarget[] }
   | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication; readonly targets?: readonly ServiceTarget[] }
+  | { readonly kind: 'Sidecar'; readonly value: Sidecar }
   | { readonly kind: 'MeshConfig'; readonly value: MeshSettings & { readonly origin: SourceRef }; readonly name: string };
 
 type Kind = ParsedObject['kind'];
@@ -101,6 +104,13 @@ const KINDS: Readonly<Record<Kind, KindSpec>> = {
     namespaced: true,
     checkName: checkDns1123Subdomain,
     parse: (r, h, spec) => ({ kind: 'RequestAuthentication', ...parseRequestAuthentication(r, h, spec) }),
+  },
+  Sidecar: {
+    apiVersions: ISTIO_NETWORKING,
+    hasSpec: true,
+    namespaced: true,
+    checkName: checkDns1123Subdomain,
+    parse: (r, h, spec) => ({ kind: 'Sidecar', value: parseSidecar(r, h, spec) }),
   },
   MeshConfig: {
     apiVersions: ['meshpilot.io/v1alpha1'],
@@ -185,7 +195,6 @@ const SKIP_HINTS: Readonly<Record<string, string>> = {
   Namespace: 'namespaces exist by being named in metadata.namespace',
   DestinationRule: 'DestinationRule will be supported later',
   ServiceEntry: 'ServiceEntry will be supported later',
-  Sidecar: 'Sidecar will be supported later',
   VirtualService: 'meshpilot does no traffic routing',
   Gateway: 'meshpilot runs no gateways',
   WorkloadGroup: 'declare each instance as a WorkloadEntry',

@@ -5,7 +5,15 @@
 // EncodedResource while its inputs are unchanged, so it is never encoded twice.
 import type { TrustDomain } from '../identity/index.js';
 import { shortHash } from '../lib/index.js';
-import { workloadPortFor, type MeshModel, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
+import {
+  workloadPortFor,
+  type MeshModel,
+  type OutboundTrafficMode,
+  type Service,
+  type ServicePort,
+  type SidecarHost,
+  type WorkloadEntry,
+} from '../model/index.js';
 import { TypeUrl } from '../proto/index.js';
 import { resourceSet, type EncodedResource, type ResourceSet } from '../snapshot/index.js';
 import {
@@ -55,6 +63,28 @@ export interface MeshServicePort {
   readonly host: string;
   readonly cluster: string;
   readonly kind: 'http' | 'tcp';
+}
+
+/**
+ * What a proxy receives outbound config for: every service port of the mesh (no Sidecar), or the
+ * ports of the services its Sidecar's egress hosts name. Proxies with equal scopes share one set
+ * of clusters, endpoints, routes and outbound listener (memoized per scope, not per proxy).
+ */
+export interface ProxyScope {
+  /** Equal keys, equal scopes: `*` for the whole mesh, else the egress hosts with `.` resolved. */
+  readonly key: string;
+  /** What captured traffic to an unknown destination does: the Sidecar's outboundTrafficPolicy, else the MeshConfig's. */
+  readonly mode: OutboundTrafficMode;
+  visible(sp: MeshServicePort): boolean;
+}
+
+// Istio's egress host match: the namespace part is `*`, the service's namespace (`.` resolved to the
+// Sidecar's), or `~` (nothing); the host part `*`, `*.<suffix>`, or the service's host name.
+function hostMatches(h: SidecarHost, sp: MeshServicePort): boolean {
+  if (h.namespace === '~' || (h.namespace !== '*' && h.namespace !== sp.service.namespace)) return false;
+  if (h.host === '*') return true;
+  if (h.host.startsWith('*.')) return sp.host.endsWith(h.host.slice(1));
+  return sp.host === h.host;
 }
 
 /**
@@ -126,9 +156,12 @@ export class PushContext {
   readonly #routes = new Map<string, ResourceSet>();
   readonly #clusters = new Map<string, readonly EncodedResource[]>();
   #rootCa?: EncodedResource;
-  #virtualOutbound?: EncodedResource;
   #egress?: readonly EncodedResource[];
   readonly #captureRoutes = new Map<string, ResourceSet>();
+  readonly #scopes = new Map<string, ProxyScope>();
+  readonly #scopedPorts = new Map<string, readonly MeshServicePort[]>();
+  readonly #scopedEndpoints = new Map<string, ResourceSet>();
+  readonly #virtualOutbounds = new Map<string, EncodedResource>();
 
   constructor(
     readonly inputs: PushInputs,
@@ -152,6 +185,33 @@ export class PushContext {
     return (this.#ports = out);
   }
 
+  /** The scope of a workload's proxy, from the Sidecar that applies to it (the same object for equal scopes in one push). */
+  scopeFor(w: WorkloadEntry): ProxyScope {
+    const sidecar = this.model.sidecarFor(w);
+    const mode = sidecar?.outboundTrafficPolicy ?? this.model.settings.outboundTrafficPolicy;
+    const hosts = (sidecar?.egressHosts ?? [{ namespace: '*', host: '*' }]).map((h) => ({
+      namespace: h.namespace === '.' ? (sidecar?.namespace ?? w.namespace) : h.namespace,
+      host: h.host,
+    }));
+    const all = hosts.some((h) => h.namespace === '*' && h.host === '*');
+    const key = all ? '*' : [...new Set(hosts.map((h) => `${h.namespace}/${h.host}`))].sort().join(',');
+    const cacheKey = `${key}|${mode}`;
+    let scope = this.#scopes.get(cacheKey);
+    if (!scope) {
+      scope = { key, mode, visible: all ? () => true : (sp) => hosts.some((h) => hostMatches(h, sp)) };
+      this.#scopes.set(cacheKey, scope);
+    }
+    return scope;
+  }
+
+  /** The service ports a scope sees, in model order. */
+  scopedPorts(scope: ProxyScope): readonly MeshServicePort[] {
+    if (scope.key === '*') return this.servicePorts();
+    let ports = this.#scopedPorts.get(scope.key);
+    if (!ports) this.#scopedPorts.set(scope.key, (ports = this.servicePorts().filter((sp) => scope.visible(sp))));
+    return ports;
+  }
+
   /** Istio's auto mTLS: a client uses mTLS toward a workload that runs a sidecar and has not disabled mTLS on that port. */
   speaksMtls(w: WorkloadEntry, port: ServicePort): boolean {
     return w.sidecar && this.inputs.inboundPolicy(w, port, portKind(port)).mtlsMode !== 'DISABLE';
@@ -166,11 +226,12 @@ export class PushContext {
   }
 
   /** Every outbound cluster of the mesh for one secret source (clusters embed where their secrets come from). */
-  outboundClusters(source: SecretSource): readonly EncodedResource[] {
+  outboundClusters(source: SecretSource, scope?: ProxyScope): readonly EncodedResource[] {
     const variant = sourceVariant(source);
-    let list = this.#clusters.get(variant);
+    const listKey = `${variant}|${scope?.key ?? '*'}`;
+    let list = this.#clusters.get(listKey);
     if (list) return list;
-    list = this.servicePorts().map((sp) => {
+    list = (scope ? this.scopedPorts(scope) : this.servicePorts()).map((sp) => {
       const backends = this.model.workloadsOf(sp.service);
       const spec: OutboundClusterSpec = {
         port: sp.port.port,
@@ -182,8 +243,20 @@ export class PushContext {
       };
       return this.memo.get(`cds:${variant}:${sp.cluster}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
     });
-    this.#clusters.set(variant, list);
+    this.#clusters.set(listKey, list);
     return list;
+  }
+
+  /** The endpoints of the service ports a scope sees: one set per scope, shared by its proxies. */
+  scopedEndpoints(scope: ProxyScope): ResourceSet {
+    if (scope.key === '*') return this.endpoints();
+    let set = this.#scopedEndpoints.get(scope.key);
+    if (!set) {
+      const all = this.endpoints().resources;
+      const list = this.scopedPorts(scope).flatMap((sp) => all.get(sp.cluster) ?? []);
+      this.#scopedEndpoints.set(scope.key, (set = memoSet(this.memo, `eds|${scope.key}`, TypeUrl.ClusterLoadAssignment, list)));
+    }
+    return set;
   }
 
   /** Every service port's endpoints: one set, the same object for every proxy. */
@@ -202,21 +275,22 @@ export class PushContext {
   }
 
   /** The outbound routes seen from one namespace (short names resolve within it): one set per namespace. */
-  routes(namespace: string): ResourceSet {
-    const cached = this.#routes.get(namespace);
+  routes(namespace: string, scope?: ProxyScope): ResourceSet {
+    const key = scope && scope.key !== '*' ? `${namespace}|${scope.key}` : namespace;
+    const cached = this.#routes.get(key);
     if (cached) return cached;
     const domain = this.model.settings.domainSuffix;
     const vhosts: VirtualHostSpec[] = [];
     const seen = new Set<string>();
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       if (sp.kind !== 'http') continue;
       const domains = hostDomains(sp.service, sp.port, namespace, domain).filter((d) => !seen.has(d));
       domains.forEach((d) => seen.add(d));
       vhosts.push({ name: `${sp.host}:${sp.port.port}`, domains, cluster: sp.cluster });
     }
-    const route = this.memo.get(`rds:${namespace}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts));
-    const set = memoSet(this.memo, `rds:${namespace}`, TypeUrl.RouteConfiguration, [route]);
-    this.#routes.set(namespace, set);
+    const route = this.memo.get(`rds:${key}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts));
+    const set = memoSet(this.memo, `rds:${key}`, TypeUrl.RouteConfiguration, [route]);
+    this.#routes.set(key, set);
     return set;
   }
 
@@ -224,11 +298,14 @@ export class PushContext {
   // loader gives every service one; models built directly may not).
 
   /** The virtual outbound listener on 15001: the same for every captured proxy, so built once per push. */
-  virtualOutbound(): EncodedResource {
-    if (this.#virtualOutbound) return this.#virtualOutbound;
+  virtualOutbound(scope?: ProxyScope): EncodedResource {
+    const mode = scope?.mode ?? this.model.settings.outboundTrafficPolicy;
+    const key = `${scope?.key ?? '*'}|${mode}`;
+    const cached = this.#virtualOutbounds.get(key);
+    if (cached) return cached;
     const httpVips = new Map<number, string[]>();
     const chains: OutboundChainSpec[] = [];
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       const vip = sp.service.vip;
       if (vip === undefined) continue;
       if (sp.kind === 'tcp') chains.push({ kind: 'tcp', port: sp.port.port, vip, host: sp.host, cluster: sp.cluster });
@@ -236,10 +313,11 @@ export class PushContext {
     }
     for (const [port, vips] of [...httpVips].sort(([a], [b]) => a - b))
       chains.push({ kind: 'http', port, vips: [...new Set(vips)].sort() });
-    const mode = this.model.settings.outboundTrafficPolicy;
-    return (this.#virtualOutbound = this.memo.get('lds:virtualOutbound', JSON.stringify({ chains, mode }), () =>
+    const listener = this.memo.get(`lds:virtualOutbound|${key}`, JSON.stringify({ chains, mode }), () =>
       virtualOutboundListener(chains, mode),
-    ));
+    );
+    this.#virtualOutbounds.set(key, listener);
+    return listener;
   }
 
   /** PassthroughCluster and BlackHoleCluster: where the virtual outbound listener sends destinations outside the mesh. */
@@ -260,12 +338,13 @@ export class PushContext {
    * (named by the port), a virtual host per service on it, reached by name (short names within the
    * namespace) and by VIP. One set per namespace.
    */
-  captureRoutes(namespace: string): ResourceSet {
-    const cached = this.#captureRoutes.get(namespace);
+  captureRoutes(namespace: string, scope?: ProxyScope): ResourceSet {
+    const key = scope && scope.key !== '*' ? `${namespace}|${scope.key}` : namespace;
+    const cached = this.#captureRoutes.get(key);
     if (cached) return cached;
     const domain = this.model.settings.domainSuffix;
     const byPort = new Map<number, VirtualHostSpec[]>();
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       const vip = sp.service.vip;
       if (sp.kind !== 'http' || vip === undefined) continue;
       const p = sp.port.port;
@@ -275,10 +354,10 @@ export class PushContext {
     const routes = [...byPort]
       .sort(([a], [b]) => a - b)
       .map(([port, vhosts]) =>
-        this.memo.get(`rds:capture:${namespace}:${port}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts, captureRouteName(port))),
+        this.memo.get(`rds:capture:${key}:${port}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts, captureRouteName(port))),
       );
-    const set = memoSet(this.memo, `rds:capture:${namespace}`, TypeUrl.RouteConfiguration, routes);
-    this.#captureRoutes.set(namespace, set);
+    const set = memoSet(this.memo, `rds:capture:${key}`, TypeUrl.RouteConfiguration, routes);
+    this.#captureRoutes.set(key, set);
     return set;
   }
 }

@@ -46,7 +46,7 @@ export interface ResourceGenerator {
 const touches = (change: PushChange, kinds: readonly ObjectKind[]) => kinds.some((k) => change.kinds.has(k));
 
 /** The services and workloads a proxy's clusters, endpoints and routes are made of; PeerAuthentication decides auto mTLS. */
-const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication'];
+const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication', 'Sidecar'];
 const POLICY_KINDS: readonly ObjectKind[] = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 
 /** SDS: the proxy's SVID (`default`) and the trust bundle with the CRL (`ROOTCA`). */
@@ -85,29 +85,33 @@ export const clusterGenerator: ResourceGenerator = {
       }
     }
     const egress = node.capture ? ctx.egressClusters() : [];
-    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source), ...egress, ...own]);
+    const scope = ctx.scopeFor(node.workload);
+    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source, scope), ...egress, ...own]);
   },
 };
 
-/** EDS: every service port's endpoints, one set shared by every proxy. */
+/** EDS: the endpoints of every service port the proxy's scope sees, one set per scope. */
 export const endpointGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.ClusterLoadAssignment,
   affectedBy: (change) => change.full || touches(change, MESH_KINDS),
-  generate: (_node, ctx) => ctx.endpoints(),
+  generate: (node, ctx) => ctx.scopedEndpoints(ctx.scopeFor(node.workload)),
 };
 
 /** RDS: the outbound routes, one set per client namespace (and per mode: one configuration, or one per port when captured). */
 export const routeGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.RouteConfiguration,
-  affectedBy: (change) => change.full || touches(change, ['Service', 'WorkloadEntry']),
-  generate: (node, ctx) => (node.capture ? ctx.captureRoutes(node.workload.namespace) : ctx.routes(node.workload.namespace)),
+  affectedBy: (change) => change.full || touches(change, ['Service', 'WorkloadEntry', 'Sidecar']),
+  generate: (node, ctx) => {
+    const scope = ctx.scopeFor(node.workload);
+    return node.capture ? ctx.captureRoutes(node.workload.namespace, scope) : ctx.routes(node.workload.namespace, scope);
+  },
 };
 
 /** LDS: loopback mode, the proxy's inbound listeners (with their policy), outbound HTTP and TCP listeners; capture mode, virtualOutbound (shared) and its virtualInbound. */
 export const listenerGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.Listener,
   affectedBy(change, node, rootNamespace) {
-    if (change.full || change.jwks || touches(change, ['Service', 'WorkloadEntry'])) return true;
+    if (change.full || change.jwks || touches(change, ['Service', 'WorkloadEntry', 'Sidecar'])) return true;
     // A policy applies to workloads of its own namespace, or to all from the root namespace.
     return change.objects.some(
       (o) => POLICY_KINDS.includes(o.kind) && (o.namespace === node.workload.namespace || o.namespace === rootNamespace),
@@ -132,7 +136,7 @@ export const listenerGenerator: ResourceGenerator = {
         );
       }
     }
-    for (const sp of ctx.servicePorts()) {
+    for (const sp of ctx.scopedPorts(ctx.scopeFor(w))) {
       // A TCP service port is reached on the client's own address at the service port.
       if (sp.kind !== 'tcp' || inboundPorts.has(sp.port.port)) continue;
       out.push(memo.get(`lds:${sp.cluster}`, `${w.address}`, () => tcpOutboundListener(w.address, sp.port.port, sp.host, sp.cluster)));
@@ -160,7 +164,7 @@ function captureListeners(node: NodeView, ctx: PushContext, memo: ResourceMemo):
       keys.push(`${port.port}|${appPort}|${kind}|${policyKey(policy)}`);
     }
   }
-  const out: EncodedResource[] = [ctx.virtualOutbound()];
+  const out: EncodedResource[] = [ctx.virtualOutbound(ctx.scopeFor(w))];
   const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${sourceVariant(node.source)}`, () =>
     virtualInboundListener(ports, node.source),
   );

@@ -21,6 +21,8 @@ export type {
   AuthorizationPolicy,
   JwtRule,
   RequestAuthentication,
+  Sidecar,
+  SidecarHost,
 } from './types.js';
 export { TLS_MODE_LABEL } from './types.js';
 export type { MeshSettings, CaptureMode, OutboundTrafficMode, ExtAuthzProvider, ExtAuthzBodySettings } from './settings.js';

@@ -13,6 +13,7 @@ import type {
   ServiceAccount,
   ServiceAccountRef,
   ServicePort,
+  Sidecar,
   WorkloadEntry,
 } from './types.js';
 
@@ -31,6 +32,7 @@ export interface MeshModelInput {
   readonly peerAuthentications?: readonly PeerAuthentication[];
   readonly authorizationPolicies?: readonly AuthorizationPolicy[];
   readonly requestAuthentications?: readonly RequestAuthentication[];
+  readonly sidecars?: readonly Sidecar[];
 }
 
 /** The whole mesh at one version: immutable, every list sorted by namespace then name. */
@@ -44,6 +46,7 @@ export interface MeshModel {
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   readonly requestAuthentications: readonly RequestAuthentication[];
+  readonly sidecars: readonly Sidecar[];
 
   /** Looks up a ServiceAccount by namespace and name. */
   serviceAccount(namespace: string, name: string): ServiceAccount | undefined;
@@ -63,6 +66,12 @@ export interface MeshModel {
   authorizationPoliciesFor(workload: WorkloadEntry): readonly AuthorizationPolicy[];
   /** RequestAuthentications that apply to a workload (its namespace and the root namespace, selector matching). */
   requestAuthenticationsFor(workload: WorkloadEntry): readonly RequestAuthentication[];
+  /**
+   * The Sidecar that applies to a workload, by Istio's precedence: one of its namespace whose
+   * selector matches it (the first by name), else its namespace's without selector, else the root
+   * namespace's without selector; undefined when none does.
+   */
+  sidecarFor(workload: WorkloadEntry): Sidecar | undefined;
 }
 
 /** Returns the key `kind/namespace/name` that identifies an object across model versions. */
@@ -109,6 +118,7 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   const pas = index('PeerAuthentication', input.peerAuthentications);
   const aps = index('AuthorizationPolicy', input.authorizationPolicies);
   const ras = index('RequestAuthentication', input.requestAuthentications);
+  const scs = index('Sidecar', input.sidecars);
 
   const settingsHash = contentHash('MeshConfig', settings);
   const lines = [...hashes.entries()].map(([k, h]) => `${k}=${h}`).sort();
@@ -183,6 +193,7 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthentications: pas.all,
     authorizationPolicies: aps.all,
     requestAuthentications: ras.all,
+    sidecars: scs.all,
     serviceAccount: (namespace, name) => sas.byKey.get(nsKey(namespace, name)),
     service: (namespace, name) => svcs.byKey.get(nsKey(namespace, name)),
     workload: (namespace, name) => wls.byKey.get(nsKey(namespace, name)),
@@ -196,6 +207,14 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthenticationsFor: (w) => applying(pas.all, w),
     authorizationPoliciesFor: (w) => applying(aps.all, w),
     requestAuthenticationsFor: (w) => applying(ras.all, w),
+    sidecarFor(w) {
+      const own = groupOf(scs.all, w.namespace);
+      return (
+        own.find((s) => s.selector !== undefined && selectorMatches(s.selector, w.labels)) ??
+        own.find((s) => s.selector === undefined) ??
+        groupOf(scs.all, settings.rootNamespace).find((s) => s.selector === undefined)
+      );
+    },
   };
   Object.freeze(model);
   objectHashes.set(model, { objects: hashes, settings: settingsHash });

@@ -23,7 +23,14 @@ export type Labels = Readonly<Record<string, string>>;
 
 /** The kinds of object the model holds; MeshConfig is the mesh-wide settings object. */
 export type ObjectKind =
-  'ServiceAccount' | 'Service' | 'WorkloadEntry' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'RequestAuthentication' | 'MeshConfig';
+  | 'ServiceAccount'
+  | 'Service'
+  | 'WorkloadEntry'
+  | 'PeerAuthentication'
+  | 'AuthorizationPolicy'
+  | 'RequestAuthentication'
+  | 'Sidecar'
+  | 'MeshConfig';
 
 /** Names one object of the model. */
 export interface ObjectRef {
@@ -189,4 +196,25 @@ export interface JwtRule {
 export interface RequestAuthentication extends ObjectMeta {
   readonly selector?: Labels;
   readonly jwtRules: readonly JwtRule[];
+}
+
+/**
+ * One `egress[].hosts` entry of a Sidecar, `<namespace>/<host>`: `namespace` is a namespace, `*`
+ * (any), `.` (the Sidecar's own namespace) or `~` (none); `host` is `*`, `*.<suffix>` or a host name.
+ */
+export interface SidecarHost {
+  readonly namespace: string;
+  readonly host: string;
+}
+
+/**
+ * A `networking.istio.io/v1 Sidecar`: which services its proxies receive config for (the union of
+ * every egress listener's hosts) and what they do with unknown destinations. Without a selector it
+ * is its namespace's default, or the mesh default in the root namespace.
+ */
+export interface Sidecar extends ObjectMeta {
+  readonly selector?: Labels;
+  readonly egressHosts: readonly SidecarHost[];
+  /** `outboundTrafficPolicy.mode`, when set (else the MeshConfig's). */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
 }
