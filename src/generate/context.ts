@@ -189,8 +189,9 @@ export class PushContext {
   scopeFor(w: WorkloadEntry): ProxyScope {
     const sidecar = this.model.sidecarFor(w);
     const mode = sidecar?.outboundTrafficPolicy ?? this.model.settings.outboundTrafficPolicy;
+    // `.` is the proxy's namespace, also under the root namespace's default (Istio's "same namespace").
     const hosts = (sidecar?.egressHosts ?? [{ namespace: '*', host: '*' }]).map((h) => ({
-      namespace: h.namespace === '.' ? (sidecar?.namespace ?? w.namespace) : h.namespace,
+      namespace: h.namespace === '.' ? w.namespace : h.namespace,
       host: h.host,
     }));
     const all = hosts.some((h) => h.namespace === '*' && h.host === '*');
