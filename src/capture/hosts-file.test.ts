@@ -30,4 +30,11 @@ describe('hostsFileFor', () => {
   it('throws on a VIP that is not an IP address (a caller bug)', () => {
     assert.throws(() => hostsFileFor('a', [{ name: 's', namespace: 'a', vip: 'not-an-ip' }], 'cluster.local'), /not an IP/);
   });
+
+  it('lists ServiceEntry hosts, as written, at their entry VIP', () => {
+    const text = hostsFileFor('photo-ns', services, 'cluster.local', [
+      { hosts: ['api.example.com', 'api2.example.com'], vip: '10.96.3.4' },
+    ]);
+    assert.match(text, /^10\.96\.3\.4 api\.example\.com api2\.example\.com$/m);
+  });
 });

@@ -48,7 +48,8 @@ export function registerHostsCommand(program: Command, io: HostsIo = processIo):
         io.setExitCode(1);
         return;
       }
-      const text = hostsFileFor(o.namespace, serviceVipsOf(loaded.model), loaded.model.settings.domainSuffix);
+      const entries = loaded.model.serviceEntries.flatMap((e) => (e.vip !== undefined ? [{ hosts: e.hosts, vip: e.vip }] : []));
+      const text = hostsFileFor(o.namespace, serviceVipsOf(loaded.model), loaded.model.settings.domainSuffix, entries);
       if (o.out !== undefined) writeFileSync(o.out, text, { mode: 0o644 });
       else io.write(text);
     });

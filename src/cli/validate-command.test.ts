@@ -66,6 +66,47 @@ describe('cli: meshpilot validate', () => {
     assert.match(strict.out, /^invalid: 0 errors, 1 warning \(--strict: warnings are errors\)$/m);
   });
 
+  it('warns about a DestinationRule that disables TLS toward a STRICT server (its requests fail, as in Istio)', async () => {
+    const sidecar = MESH.replace('labels: { app: httpbin }', 'labels: { app: httpbin, security.istio.io/tlsMode: istio }');
+    const p = file(
+      'dr.yaml',
+      `${sidecar}---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: strict, namespace: foo }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: httpbin, namespace: foo }
+spec:
+  host: httpbin
+  trafficPolicy: { tls: { mode: DISABLE } }
+`,
+    );
+    const r = await run('validate', p);
+    assert.equal(r.exitCode, 0, r.out);
+    assert.match(
+      r.out,
+      new RegExp(
+        `^warning: ${p}:\\d+:\\d+: spec\\.trafficPolicy\\.tls\\.mode: DestinationRule foo/httpbin: TLS mode DISABLE toward httpbin\\.foo\\.svc\\.cluster\\.local:8000, whose workload foo/httpbin requires mTLS`,
+        'm',
+      ),
+    );
+    const permissive = file(
+      'ok.yaml',
+      `${sidecar}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: httpbin, namespace: foo }
+spec:
+  host: httpbin
+  trafficPolicy: { tls: { mode: DISABLE } }
+`,
+    );
+    assert.equal((await run('validate', permissive)).out, 'valid: 0 errors, 0 warnings\n');
+  });
+
   it('--output json gives every diagnostic with position and path', async () => {
     const p = file('w.yaml', `${MESH}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: httpbin, namespace: foo }\n`);
     const r = await run('validate', '--output', 'json', p);

@@ -5,10 +5,20 @@
 // Exit codes: 0 no errors (warnings allowed unless --strict), 1 errors, 2 the command was misused.
 import type { Command } from 'commander';
 import { analyzeModel, loadConfig } from '../config/index.js';
-import { portKind } from '../generate/index.js';
+import { policyForPort, portKind } from '../generate/index.js';
 import { formatDiagnostic } from '../lib/index.js';
-import { workloadPortFor, type MeshModel } from '../model/index.js';
-import { compileInboundPolicy, compilePeerAuthentication, UNUSABLE_JWKS } from '../policy/index.js';
+import {
+  entryServicePort,
+  hostMatchRank,
+  pathInFile,
+  positionOf,
+  qualifyHost,
+  workloadPortFor,
+  type MeshModel,
+  type ServicePort,
+  type WorkloadEntry,
+} from '../model/index.js';
+import { compileInboundPolicy, compilePeerAuthentication, mtlsModeFor, UNUSABLE_JWKS } from '../policy/index.js';
 
 /** What the validate command needs from outside: injected so tests run it in-process. */
 export interface ValidateCommandDeps {
@@ -56,6 +66,54 @@ function compileFindings(model: MeshModel): Finding[] {
   return [...seen.values()];
 }
 
+/**
+ * Warns about a DestinationRule whose TLS mode a STRICT server will refuse: DISABLE (plaintext),
+ * SIMPLE or MUTUAL (no mesh certificate) toward a sidecar that requires mTLS. Istio lets such a
+ * rule override auto mTLS, and its requests then fail; meshpilot does the same and says so here.
+ */
+function destinationRuleFindings(model: MeshModel): Finding[] {
+  const out: Finding[] = [];
+  const domain = model.settings.domainSuffix;
+  const targets: { host: string; port: ServicePort; workloads: readonly WorkloadEntry[] }[] = [
+    ...model.services.flatMap((s) =>
+      s.ports.map((port) => ({ host: `${s.name}.${s.namespace}.svc.${domain}`, port, workloads: model.workloadsOf(s) })),
+    ),
+    ...model.serviceEntries.flatMap((e) =>
+      e.hosts.flatMap((host) => e.ports.map((p) => ({ host, port: entryServicePort(p), workloads: model.workloadsOfEntry(e) }))),
+    ),
+  ];
+  for (const rule of model.destinationRules) {
+    const pattern = qualifyHost(rule.host, rule.namespace, domain);
+    for (const t of targets) {
+      if (hostMatchRank(pattern, t.host) === undefined) continue;
+      const subsets = [undefined, ...rule.subsets];
+      for (const subset of subsets) {
+        const tls = policyForPort(rule.trafficPolicy, t.port.port, subset?.trafficPolicy).tls;
+        if (!tls || tls.mode === 'ISTIO_MUTUAL') continue;
+        const strict = t.workloads.filter(
+          (w) => w.sidecar && mtlsModeFor(compilePeerAuthentication(model, w), workloadPortFor(t.port, w)) === 'STRICT',
+        );
+        if (strict.length === 0) continue;
+        const path = subset
+          ? `spec.subsets[${rule.subsets.indexOf(subset)}].trafficPolicy`
+          : rule.trafficPolicy?.portLevelSettings[t.port.port]?.tls
+            ? 'spec.trafficPolicy.portLevelSettings'
+            : 'spec.trafficPolicy.tls.mode';
+        const p = positionOf(rule.origin, path) ?? { file: rule.origin?.file ?? '', line: 0, column: 0 };
+        out.push({
+          severity: 'warning',
+          file: p.file,
+          line: p.line,
+          column: p.column,
+          path: pathInFile(rule.origin, path),
+          message: `DestinationRule ${rule.namespace}/${rule.name}: TLS mode ${tls.mode} toward ${t.host}:${t.port.port}${subset ? ` (subset ${subset.name})` : ''}, whose workload ${strict.map((w) => `${w.namespace}/${w.name}`).join(', ')} requires mTLS (PeerAuthentication STRICT): requests fail, as in Istio; use ISTIO_MUTUAL or remove the tls setting`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
 function sortFindings(fs: Finding[]): Finding[] {
   return fs.sort(
     (a, b) =>
@@ -73,7 +131,7 @@ export async function validateConfig(paths: readonly string[], opts: { namespace
     ...(opts.namespace !== undefined ? { defaultNamespace: opts.namespace } : {}),
   });
   const out: Finding[] = [...loaded.diagnostics];
-  if (loaded.model) out.push(...analyzeModel(loaded.model), ...compileFindings(loaded.model));
+  if (loaded.model) out.push(...analyzeModel(loaded.model), ...compileFindings(loaded.model), ...destinationRuleFindings(loaded.model));
   return sortFindings(out);
 }
 

@@ -11,8 +11,10 @@ import {
   type MeshModel,
   type ObjectMeta,
   type Service,
+  type ServiceEntry,
   type SourceRef,
 } from '../model/index.js';
+import { checkNetworking } from './networking-checks.js';
 import { loopbackPortConflicts } from './loopback-ports.js';
 import { assignServiceVips } from './service-vips.js';
 import { hasErrors, type ConfigDiagnostic } from './diagnostics.js';
@@ -124,7 +126,10 @@ export function parseTexts(
 /** Checks parsed objects across files (duplicates, references, selection, addresses) and builds the model if nothing is wrong. */
 export function buildParsed(inputs: readonly { readonly fileName: string }[], parsed: ParsedFiles): LoadResult {
   const { objects, diagnostics, syntaxErrors } = parsed;
-  const kept = checkAddresses(resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics), diagnostics);
+  const kept = checkAddresses(
+    checkNetworking(resolveTargets(crossCheck(objects, diagnostics, !syntaxErrors), diagnostics), diagnostics),
+    diagnostics,
+  );
   const order = new Map(inputs.map((f, i) => [f.fileName, i]));
   diagnostics.sort(
     (a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
@@ -144,6 +149,8 @@ export function buildParsed(inputs: readonly { readonly fileName: string }[], pa
     authorizationPolicies: byKind('AuthorizationPolicy'),
     requestAuthentications: byKind('RequestAuthentication'),
     sidecars: byKind('Sidecar'),
+    serviceEntries: byKind('ServiceEntry'),
+    destinationRules: byKind('DestinationRule'),
   });
   return { model, diagnostics, files };
 }
@@ -219,7 +226,28 @@ function checkAddresses(objects: readonly ParsedObject[], diagnostics: ConfigDia
   const settings = meshSettings(mesh);
   const services = objects.flatMap((o) => (o.kind === 'Service' ? [o.value] : []));
   const workloads = objects.flatMap((o) => (o.kind === 'WorkloadEntry' ? [o.value] : []));
-  const assigned = assignServiceVips(services, workloads, settings.serviceCidr, mesh?.origin);
+  // A ServiceEntry without addresses gets a VIP from the same range (Istio's auto-allocation), so
+  // that capture mode reaches its hosts by name: it takes part as a service named `serviceentry/<name>`.
+  const entries = objects.flatMap((o) => (o.kind === 'ServiceEntry' ? [o.value] : []));
+  const asService = new Map(
+    entries
+      .filter((e) => e.addresses.length === 0)
+      .map((e): [Service, ServiceEntry] => [
+        { namespace: e.namespace, name: `serviceentry/${e.name}`, labels: {}, ports: [], selector: {}, origin: e.origin },
+        e,
+      ]),
+  );
+  const held = [
+    ...workloads,
+    ...entries.flatMap((e) => e.addresses.map((address) => ({ address, namespace: e.namespace, name: `${e.name} (ServiceEntry)` }))),
+  ];
+  const pseudo = [...asService.keys()];
+  const assigned = assignServiceVips([...services, ...pseudo], held, settings.serviceCidr, mesh?.origin);
+  const entryVip = new Map<ServiceEntry, string>();
+  pseudo.forEach((p, i) => {
+    const vip = assigned.services[services.length + i]?.vip;
+    if (vip) entryVip.set(asService.get(p)!, vip);
+  });
   for (const p of assigned.problems) diagnostics.push(at(p.origin ?? UNKNOWN_ORIGIN, p.path, 'error', p.message));
   if (settings.captureMode === 'loopback') {
     const byLabel = createSelectorIndex(
@@ -231,7 +259,12 @@ function checkAddresses(objects: readonly ParsedObject[], diagnostics: ConfigDia
     for (const c of loopbackPortConflicts(services, selected)) diagnostics.push(at(c.origin ?? UNKNOWN_ORIGIN, c.path, 'error', c.message));
   }
   const withVip = new Map(services.map((s, i) => [s, assigned.services[i]]));
-  return objects.map((o): ParsedObject => (o.kind === 'Service' ? { kind: 'Service', value: withVip.get(o.value) ?? o.value } : o));
+  return objects.map((o): ParsedObject => {
+    if (o.kind === 'Service') return { kind: 'Service', value: withVip.get(o.value) ?? o.value };
+    if (o.kind !== 'ServiceEntry') return o;
+    const vip = o.value.addresses[0] ?? entryVip.get(o.value);
+    return vip ? { kind: 'ServiceEntry', value: { ...o.value, vip } } : o;
+  });
 }
 
 const UNKNOWN_ORIGIN: SourceRef = { file: '(unknown)', line: 0, column: 0 };

@@ -2,6 +2,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
 import type {
   AuthorizationPolicy,
+  DestinationRule,
   Labels,
   MeshSettings,
   PeerAuthentication,
@@ -9,6 +10,7 @@ import type {
   Service,
   ServiceAccount,
   Sidecar,
+  ServiceEntry,
   SourcePosition,
   SourceRef,
   WorkloadEntry,
@@ -20,6 +22,8 @@ import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain, checkLabel
 import { parseAuthorizationPolicy, parsePeerAuthentication, parseRequestAuthentication, type ServiceTarget } from './policies.js';
 import { parseSidecar } from './sidecar.js';
 import { parseService, parseServiceAccount, parseWorkloadEntry } from './workloads.js';
+import { parseServiceEntry } from './service-entry.js';
+import { parseDestinationRule } from './destination-rule.js';
 import { DocReader, type Field } from './yaml-reader.js';
 
 /** The Kubernetes envelope of one object, read before its spec. */
@@ -45,6 +49,8 @@ export type ParsedObject =
   | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy; readonly targets?: readonly ServiceTarget[] }
   | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication; readonly targets?: readonly ServiceTarget[] }
   | { readonly kind: 'Sidecar'; readonly value: Sidecar }
+  | { readonly kind: 'ServiceEntry'; readonly value: ServiceEntry }
+  | { readonly kind: 'DestinationRule'; readonly value: DestinationRule }
   | { readonly kind: 'MeshConfig'; readonly value: MeshSettings & { readonly origin: SourceRef }; readonly name: string };
 
 type Kind = ParsedObject['kind'];
@@ -104,6 +110,20 @@ const KINDS: Readonly<Record<Kind, KindSpec>> = {
     namespaced: true,
     checkName: checkDns1123Subdomain,
     parse: (r, h, spec) => ({ kind: 'RequestAuthentication', ...parseRequestAuthentication(r, h, spec) }),
+  },
+  ServiceEntry: {
+    apiVersions: ISTIO_NETWORKING,
+    hasSpec: true,
+    namespaced: true,
+    checkName: checkDns1123Subdomain,
+    parse: (r, h, spec) => ({ kind: 'ServiceEntry', value: parseServiceEntry(r, h, spec) }),
+  },
+  DestinationRule: {
+    apiVersions: ISTIO_NETWORKING,
+    hasSpec: true,
+    namespaced: true,
+    checkName: checkDns1123Subdomain,
+    parse: (r, h, spec) => ({ kind: 'DestinationRule', value: parseDestinationRule(r, h, spec) }),
   },
   Sidecar: {
     apiVersions: ISTIO_NETWORKING,
@@ -193,8 +213,6 @@ const SKIP_HINTS: Readonly<Record<string, string>> = {
   DaemonSet: 'meshpilot takes workloads from WorkloadEntry objects (one per instance)',
   Pod: 'meshpilot takes workloads from WorkloadEntry objects (one per instance)',
   Namespace: 'namespaces exist by being named in metadata.namespace',
-  DestinationRule: 'DestinationRule will be supported later',
-  ServiceEntry: 'ServiceEntry will be supported later',
   VirtualService: 'meshpilot does no traffic routing',
   Gateway: 'meshpilot runs no gateways',
   WorkloadGroup: 'declare each instance as a WorkloadEntry',
@@ -276,12 +294,6 @@ function parseRoot(root: Root, readItem: ItemReader, opts: ParseOptions, out: Pa
     );
     return;
   }
-  const apiGroup = apiVersion.value.slice(0, Math.max(apiVersion.value.lastIndexOf('/'), 0));
-  const special = SKIP_HANDLERS[`${apiGroup}/${kind.value}`];
-  if (special) {
-    special(r, field);
-    return;
-  }
   const hint = SKIP_HINTS[kind.value];
   r.warn(
     at,
@@ -289,41 +301,6 @@ function parseRoot(root: Root, readItem: ItemReader, opts: ParseOptions, out: Pa
     `skipped ${kind.value} ${peekName(field.node)} (${apiVersion.value}): meshpilot does not act on this kind${hint ? `; ${hint}` : ''}`,
   );
 }
-
-// Istio's docs turn mTLS on with a DestinationRule `trafficPolicy.tls.mode: ISTIO_MUTUAL`; meshpilot's
-// auto mTLS already sends ISTIO_MUTUAL to every sidecar, so that rule asks for nothing new.
-function destinationRule(r: DocReader, root: Field): void {
-  const name = peekName(root.node);
-  const spec = isMap(root.node) ? (root.node.get('spec', true) as Node | undefined) : undefined;
-  const policy = spec && isMap(spec) ? (spec.get('trafficPolicy', true) as Node | undefined) : undefined;
-  const tls = policy && isMap(policy) ? (policy.get('tls', true) as Node | undefined) : undefined;
-  const mode = tls ? peek(tls, 'mode') : undefined;
-  const others = (n: Node | undefined, keep: string[]): string[] =>
-    n && isMap(n) ? n.items.map((p) => String((p.key as { value?: unknown } | null)?.value)).filter((k) => !keep.includes(k)) : [];
-  if (mode?.value === 'ISTIO_MUTUAL') {
-    const at = r.posOf(mode.node.range?.[0] ?? 0);
-    r.info(at, 'spec.trafficPolicy.tls.mode', `DestinationRule ${name}: ISTIO_MUTUAL is what meshpilot's auto mTLS already does`);
-    const rest = [
-      ...others(spec, ['host', 'trafficPolicy', 'exportTo']).map((k) => `spec.${k}`),
-      ...others(policy, ['tls']).map((k) => `spec.trafficPolicy.${k}`),
-      ...others(tls, ['mode']).map((k) => `spec.trafficPolicy.tls.${k}`),
-    ];
-    if (rest.length > 0)
-      r.warn(at, 'spec', `DestinationRule ${name}: ignored (DestinationRule will be supported later): ${rest.join(', ')}`);
-    return;
-  }
-  const at = r.posOf((peek(root.node, 'kind')?.node.range?.[0] ?? root.node.range?.[0]) || 0);
-  r.warn(
-    at,
-    'kind',
-    `skipped DestinationRule ${name}: DestinationRule will be supported later${mode ? ` (tls.mode ${mode.value} is not applied)` : ''}`,
-  );
-}
-
-// Kinds that are not parsed but deserve more than "skipped", by `group/kind`.
-const SKIP_HANDLERS: Readonly<Record<string, (r: DocReader, root: Field) => void>> = {
-  'networking.istio.io/DestinationRule': destinationRule,
-};
 
 // Fields the API server fills in; `kubectl get -o yaml` output carries them, and they mean nothing here.
 const SERVER_METADATA = [

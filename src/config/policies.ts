@@ -37,7 +37,7 @@ const TARGET_KINDS: Readonly<Record<string, 'service' | { unsupported: string }>
   'gateway.networking.k8s.io/Gateway': { unsupported: 'meshpilot runs no gateways or waypoints' },
   '/Gateway': { unsupported: 'meshpilot runs no gateways or waypoints (and a Gateway is in group gateway.networking.k8s.io)' },
   'gateway.networking.k8s.io/GatewayClass': { unsupported: 'meshpilot runs no gateways or waypoints' },
-  'networking.istio.io/ServiceEntry': { unsupported: 'ServiceEntry will be supported later' },
+  'networking.istio.io/ServiceEntry': { unsupported: 'a policy on a ServiceEntry applies at waypoints, which meshpilot does not run' },
 };
 
 function readTargetRef(r: DocReader, h: ObjectHeader, f: Field): ServiceTarget | undefined {

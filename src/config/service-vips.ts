@@ -55,7 +55,7 @@ function startSlot(service: Service, slots: number): number {
  */
 export function assignServiceVips(
   services: readonly Service[],
-  workloads: readonly WorkloadEntry[],
+  workloads: readonly Pick<WorkloadEntry, 'address' | 'namespace' | 'name'>[],
   cidrText: string,
   cidrOrigin: SourceRef | undefined,
 ): { services: Service[]; problems: VipProblem[] } {

@@ -54,10 +54,10 @@ const tcpProxy = (statPrefix: string, cluster: string) => ({
 /** Envoy splits stat names at dots, so hosts in stat prefixes have them replaced. */
 const statSafe = (s: string): string => s.replace(/[.|]/g, '_');
 
-/** One outbound filter chain of the virtual outbound listener: an HTTP port over all its VIPs, or one TCP VIP:port. */
+/** One outbound filter chain of the virtual outbound listener: an HTTP port over all its VIPs, or one TCP service port over its VIPs (a ServiceEntry may have several addresses). */
 export type OutboundChainSpec =
   | { readonly kind: 'http'; readonly port: number; readonly vips: readonly string[] }
-  | { readonly kind: 'tcp'; readonly port: number; readonly vip: string; readonly host: string; readonly cluster: string };
+  | { readonly kind: 'tcp'; readonly port: number; readonly vips: readonly string[]; readonly host: string; readonly cluster: string };
 
 const vipRanges = (vips: readonly string[]) => vips.map((v) => ({ addressPrefix: v, prefixLen: 32 }));
 
@@ -65,7 +65,7 @@ function outboundChain(spec: OutboundChainSpec): FilterChain {
   if (spec.kind === 'tcp') {
     return FilterChain.fromPartial({
       name: `outbound|${spec.port}||${spec.host}`,
-      filterChainMatch: { prefixRanges: vipRanges([spec.vip]), destinationPort: spec.port },
+      filterChainMatch: { prefixRanges: vipRanges(spec.vips), destinationPort: spec.port },
       filters: [tcpProxy(`outbound_${spec.port}_${statSafe(spec.host)}`, spec.cluster)],
     });
   }

@@ -3,14 +3,24 @@
 // routes, the trust bundle) built once for the whole mesh and shared by every proxy.
 // Across pushes a memo keyed by what each resource is made of keeps the very same
 // EncodedResource while its inputs are unchanged, so it is never encoded twice.
-import type { TrustDomain } from '../identity/index.js';
+import { workloadId, type TrustDomain } from '../identity/index.js';
 import { shortHash } from '../lib/index.js';
 import {
+  destinationRuleFor,
+  entryPortKind,
+  hostMatchRank,
+  qualifyHost,
+  selectorMatches,
+  type DestinationSubset,
+  entryServicePort,
+  TLS_MODE_LABEL,
   workloadPortFor,
+  type DestinationRule,
   type MeshModel,
-  type OutboundTrafficMode,
   type Service,
+  type ServiceEntry,
   type ServicePort,
+  type OutboundTrafficMode,
   type SidecarHost,
   type WorkloadEntry,
 } from '../model/index.js';
@@ -23,7 +33,8 @@ import {
   virtualOutboundListener,
   type OutboundChainSpec,
 } from './capture-resources.js';
-import { captureRouteName, outboundCluster, serviceHost } from './names.js';
+import { captureRouteName, outboundCluster, serviceHost, subsetCluster } from './names.js';
+import { policyForPort } from './traffic-policy.js';
 import {
   allowedServerIds,
   endpointsFor,
@@ -56,13 +67,21 @@ export interface PushInputs {
   inboundPolicy(workload: WorkloadEntry, port: ServicePort, protocol: 'http' | 'tcp'): InboundPolicy;
 }
 
-/** One HTTP or TCP port of a service that has backends: what clients get for it. */
+/** One HTTP or TCP port of a Service that has backends, or of one host of a ServiceEntry: what clients get for it. */
 export interface MeshServicePort {
-  readonly service: Service;
+  /** The Service, for a Service's port. */
+  readonly service?: Service;
+  /** The ServiceEntry, for one of its hosts' ports. */
+  readonly entry?: ServiceEntry;
+  readonly namespace: string;
   readonly port: ServicePort;
   readonly host: string;
   readonly cluster: string;
   readonly kind: 'http' | 'tcp';
+  /** The virtual IPs capture mode reaches it at: a Service's VIP, a ServiceEntry's addresses (or its assigned VIP). */
+  readonly vips: readonly string[];
+  /** Whether loopback mode can reach it (not a resolution NONE entry: that forwards to where the app connected, its own sidecar). */
+  readonly loopback: boolean;
 }
 
 /**
@@ -81,7 +100,7 @@ export interface ProxyScope {
 // Istio's egress host match: the namespace part is `*`, the service's namespace (`.` resolved to the
 // Sidecar's), or `~` (nothing); the host part `*`, `*.<suffix>`, or the service's host name.
 function hostMatches(h: SidecarHost, sp: MeshServicePort): boolean {
-  if (h.namespace === '~' || (h.namespace !== '*' && h.namespace !== sp.service.namespace)) return false;
+  if (h.namespace === '~' || (h.namespace !== '*' && h.namespace !== sp.namespace)) return false;
   if (h.host === '*') return true;
   if (h.host.startsWith('*.')) return sp.host.endsWith(h.host.slice(1));
   return sp.host === h.host;
@@ -172,7 +191,7 @@ export class PushContext {
     return this.inputs.model;
   }
 
-  /** Every service port with at least one backend, in model order. */
+  /** Every service port with at least one backend, in model order, then every ServiceEntry host's ports. */
   servicePorts(): readonly MeshServicePort[] {
     if (this.#ports) return this.#ports;
     const domain = this.model.settings.domainSuffix;
@@ -180,8 +199,31 @@ export class PushContext {
     for (const service of this.model.services) {
       if (this.model.workloadsOf(service).length === 0) continue;
       const host = serviceHost(service, domain);
-      for (const port of service.ports) out.push({ service, port, host, cluster: outboundCluster(port.port, host), kind: portKind(port) });
+      for (const port of service.ports)
+        out.push({
+          service,
+          namespace: service.namespace,
+          port,
+          host,
+          cluster: outboundCluster(port.port, host),
+          kind: portKind(port),
+          vips: service.vip !== undefined ? [service.vip] : [],
+          loopback: true,
+        });
     }
+    for (const entry of this.model.serviceEntries)
+      for (const host of entry.hosts)
+        for (const p of entry.ports)
+          out.push({
+            entry,
+            namespace: entry.namespace,
+            port: entryServicePort(p),
+            host,
+            cluster: outboundCluster(p.number, host),
+            kind: entryPortKind(p),
+            vips: entry.addresses.length > 0 ? entry.addresses : entry.vip !== undefined ? [entry.vip] : [],
+            loopback: entry.resolution !== 'NONE',
+          });
     return (this.#ports = out);
   }
 
@@ -226,53 +268,152 @@ export class PushContext {
     ));
   }
 
-  /** Every outbound cluster of the mesh for one secret source (clusters embed where their secrets come from). */
-  outboundClusters(source: SecretSource, scope?: ProxyScope): readonly EncodedResource[] {
+  /** The endpoints of a service port (a Service's workloads, or a ServiceEntry's endpoints or selected workloads), each with its labels. */
+  backendsOf(sp: MeshServicePort): readonly (EndpointSpec & { readonly labels: Readonly<Record<string, string>> })[] {
+    const fromWorkloads = (ws: readonly WorkloadEntry[]) =>
+      ws.map((w) => ({
+        address: w.address,
+        // A sidecar answers on the service port; a workload without one is reached at its own port.
+        port: w.sidecar ? sp.port.port : workloadPortFor(sp.port, w),
+        mtls: this.speaksMtls(w, sp.port),
+        labels: w.labels,
+      }));
+    if (sp.service) return fromWorkloads(this.model.workloadsOf(sp.service));
+    const e = sp.entry!;
+    if (e.workloadSelector) return fromWorkloads(this.model.workloadsOfEntry(e));
+    return e.endpoints.map((ep) => ({
+      address: ep.address,
+      port: (sp.port.name !== undefined ? ep.ports[sp.port.name] : undefined) ?? sp.port.targetPort,
+      // Only inside the mesh does an endpoint labelled as running a sidecar get mTLS automatically.
+      mtls: e.location === 'MESH_INTERNAL' && ep.labels[TLS_MODE_LABEL] === 'istio',
+      labels: ep.labels,
+    }));
+  }
+
+  /** The SANs a service port's servers may present: its service accounts' SPIFFE IDs, and a ServiceEntry's subjectAltNames. */
+  serverIdsOf(sp: MeshServicePort): string[] {
+    if (sp.service) return allowedServerIds(this.model, this.inputs.trustDomain, sp.service);
+    const e = sp.entry!;
+    const accounts = e.workloadSelector
+      ? this.model.workloadsOfEntry(e).map((w) => w.serviceAccount.name)
+      : e.endpoints.flatMap((ep) => (ep.serviceAccount ? [ep.serviceAccount] : []));
+    const ids = [...new Set(accounts)].sort().flatMap((sa) => {
+      const id = workloadId(this.inputs.trustDomain, e.namespace, sa);
+      return id.ok ? [id.value as string] : [];
+    });
+    return [...new Set([...e.subjectAltNames, ...ids])];
+  }
+
+  /** The DestinationRules that select this workload by workloadSelector: they make its clusters its own. */
+  #selectedRules(w: WorkloadEntry | undefined): DestinationRule[] {
+    if (!w) return [];
+    return this.model.destinationRules.filter(
+      (r) => r.workloadSelector !== undefined && r.namespace === w.namespace && selectorMatches(r.workloadSelector, w.labels),
+    );
+  }
+
+  /** The cluster spec of a service port (or of one of its subsets) as a client sees it with its DestinationRule. */
+  #clusterSpec(sp: MeshServicePort, rule: DestinationRule | undefined, subset?: DestinationSubset): OutboundClusterSpec {
+    const all = this.backendsOf(sp);
+    const backends = subset ? all.filter((b) => selectorMatches(subset.labels, b.labels)) : all;
+    const e = sp.entry;
+    const dns = e && (e.resolution === 'DNS' || e.resolution === 'DNS_ROUND_ROBIN');
+    const policy =
+      rule?.trafficPolicy || subset?.trafficPolicy ? policyForPort(rule?.trafficPolicy, sp.port.port, subset?.trafficPolicy) : undefined;
+    return {
+      ...(subset ? { name: subsetCluster(sp.port.port, subset.name, sp.host) } : {}),
+      port: sp.port.port,
+      host: sp.host,
+      serverIds: this.serverIdsOf(sp),
+      mtlsBackends: backends.filter((b) => b.mtls).length,
+      backends: backends.length,
+      http: sp.kind === 'http',
+      ...(speaksHttp2(sp.port) ? { http2: true } : {}),
+      // Istio: DNS → STRICT_DNS, DNS_ROUND_ROBIN → LOGICAL_DNS; NONE → the original destination.
+      ...(e?.resolution === 'NONE' ? { discovery: 'ORIGINAL_DST' as const } : {}),
+      ...(dns
+        ? {
+            discovery: e.resolution === 'DNS' ? ('STRICT_DNS' as const) : ('LOGICAL_DNS' as const),
+            dnsEndpoints:
+              backends.length > 0
+                ? backends.map((b) => ({ address: b.address, port: b.port }))
+                : [{ address: sp.host, port: sp.port.targetPort }],
+          }
+        : {}),
+      ...(policy && Object.keys(policy).length > 0 ? { policy } : {}),
+    };
+  }
+
+  /**
+   * Every outbound cluster of the mesh for one secret source (clusters embed where their secrets
+   * come from), with each host's DestinationRule and its subsets' clusters. Shared by every proxy
+   * with that source, except proxies a DestinationRule selects by workloadSelector.
+   */
+  outboundClusters(source: SecretSource, workload?: WorkloadEntry, scope?: ProxyScope): readonly EncodedResource[] {
     const variant = sourceVariant(source);
-    const listKey = `${variant}|${scope?.key ?? '*'}`;
+    const selected = this.#selectedRules(workload);
+    const key = `${variant}|${selected.map((r) => `${r.namespace}/${r.name}`).join(',')}`;
+    const listKey = `${key}|${scope?.key ?? '*'}`;
     let list = this.#clusters.get(listKey);
     if (list) return list;
-    list = (scope ? this.scopedPorts(scope) : this.servicePorts()).map((sp) => {
-      const backends = this.model.workloadsOf(sp.service);
-      const spec: OutboundClusterSpec = {
-        port: sp.port.port,
-        host: sp.host,
-        serverIds: allowedServerIds(this.model, this.inputs.trustDomain, sp.service),
-        mtlsBackends: backends.filter((w) => this.speaksMtls(w, sp.port)).length,
-        backends: backends.length,
-        ...(speaksHttp2(sp.port) ? { http2: true } : {}),
-      };
-      return this.memo.get(`cds:${variant}:${sp.cluster}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
+    const domain = this.model.settings.domainSuffix;
+    list = (scope ? this.scopedPorts(scope) : this.servicePorts()).flatMap((sp) => {
+      const rule = destinationRuleFor(this.model.destinationRules, sp.host, domain, selected.length > 0 ? workload : undefined);
+      const specs = [this.#clusterSpec(sp, rule)];
+      // Subset clusters over EDS only: a DNS or original-destination cluster has no labelled endpoints to filter.
+      if (rule && (specs[0]!.discovery ?? 'EDS') === 'EDS')
+        for (const subset of rule.subsets) specs.push(this.#clusterSpec(sp, rule, subset));
+      return specs.map((spec) => {
+        const name = spec.name ?? sp.cluster;
+        return this.memo.get(`cds:${variant}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
+      });
     });
     this.#clusters.set(listKey, list);
     return list;
   }
 
-  /** The endpoints of the service ports a scope sees: one set per scope, shared by its proxies. */
+  /**
+   * The endpoints of the clusters a scope sees (its service ports and their subsets): one set per
+   * scope, shared by its proxies. Cluster names end in `|<host>` and start with `outbound|<port>|`.
+   */
   scopedEndpoints(scope: ProxyScope): ResourceSet {
     if (scope.key === '*') return this.endpoints();
     let set = this.#scopedEndpoints.get(scope.key);
     if (!set) {
-      const all = this.endpoints().resources;
-      const list = this.scopedPorts(scope).flatMap((sp) => all.get(sp.cluster) ?? []);
+      const visible = new Set(this.scopedPorts(scope).map((sp) => `${sp.port.port}|${sp.host}`));
+      const list = [...this.endpoints().resources.values()].filter((r) => {
+        const parts = r.name.split('|');
+        return visible.has(`${parts[1]}|${parts[3]}`);
+      });
       this.#scopedEndpoints.set(scope.key, (set = memoSet(this.memo, `eds|${scope.key}`, TypeUrl.ClusterLoadAssignment, list)));
     }
     return set;
   }
 
-  /** Every service port's endpoints: one set, the same object for every proxy. */
+  /** Every EDS cluster's endpoints (service ports, STATIC ServiceEntries, DestinationRule subsets): one set, the same object for every proxy. */
   endpoints(): ResourceSet {
     if (this.#endpoints) return this.#endpoints;
-    const list = this.servicePorts().map((sp) => {
-      const eps: EndpointSpec[] = this.model.workloadsOf(sp.service).map((w) => ({
-        address: w.address,
-        // A sidecar answers on the service port; a workload without one is reached at its own port.
-        port: w.sidecar ? sp.port.port : workloadPortFor(sp.port, w),
-        mtls: this.speaksMtls(w, sp.port),
-      }));
-      return this.memo.get(`eds:${sp.cluster}`, JSON.stringify(eps), () => endpointsFor(sp.cluster, eps));
+    const domain = this.model.settings.domainSuffix;
+    const list = this.servicePorts().flatMap((sp) => {
+      if (sp.entry && sp.entry.resolution !== 'STATIC') return [];
+      const backends = this.backendsOf(sp);
+      const eps: EndpointSpec[] = backends.map(({ address, port, mtls }) => ({ address, port, mtls }));
+      const out = [this.memo.get(`eds:${sp.cluster}`, JSON.stringify(eps), () => endpointsFor(sp.cluster, eps))];
+      // Subsets of every rule for this host, whichever clients use them (endpoint sets are shared).
+      for (const rule of this.model.destinationRules) {
+        if (hostMatchRank(qualifyHost(rule.host, rule.namespace, domain), sp.host) === undefined) continue;
+        for (const subset of rule.subsets) {
+          const name = subsetCluster(sp.port.port, subset.name, sp.host);
+          const picked: EndpointSpec[] = backends
+            .filter((b) => selectorMatches(subset.labels, b.labels))
+            .map(({ address, port, mtls }) => ({ address, port, mtls }));
+          out.push(this.memo.get(`eds:${name}`, JSON.stringify(picked), () => endpointsFor(name, picked)));
+        }
+      }
+      return out;
     });
-    return (this.#endpoints = memoSet(this.memo, 'eds', TypeUrl.ClusterLoadAssignment, list));
+    const unique = [...new Map(list.map((r) => [r.name, r])).values()];
+    return (this.#endpoints = memoSet(this.memo, 'eds', TypeUrl.ClusterLoadAssignment, unique));
   }
 
   /** The outbound routes seen from one namespace (short names resolve within it): one set per namespace. */
@@ -284,8 +425,8 @@ export class PushContext {
     const vhosts: VirtualHostSpec[] = [];
     const seen = new Set<string>();
     for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
-      if (sp.kind !== 'http') continue;
-      const domains = hostDomains(sp.service, sp.port, namespace, domain).filter((d) => !seen.has(d));
+      if (sp.kind !== 'http' || !sp.loopback) continue;
+      const domains = domainsOf(sp, namespace, domain).filter((d) => !seen.has(d));
       domains.forEach((d) => seen.add(d));
       vhosts.push({ name: `${sp.host}:${sp.port.port}`, domains, cluster: sp.cluster });
     }
@@ -306,11 +447,16 @@ export class PushContext {
     if (cached) return cached;
     const httpVips = new Map<number, string[]>();
     const chains: OutboundChainSpec[] = [];
+    const tcpSeen = new Set<string>();
     for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
-      const vip = sp.service.vip;
-      if (vip === undefined) continue;
-      if (sp.kind === 'tcp') chains.push({ kind: 'tcp', port: sp.port.port, vip, host: sp.host, cluster: sp.cluster });
-      else httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), vip]);
+      if (sp.vips.length === 0) continue;
+      if (sp.kind === 'http') httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), ...sp.vips]);
+      else {
+        // One chain per VIP and port: a ServiceEntry's second host on shared addresses gets the first one's.
+        const vips = sp.vips.filter((v) => !tcpSeen.has(`${v}:${sp.port.port}`));
+        vips.forEach((v) => tcpSeen.add(`${v}:${sp.port.port}`));
+        if (vips.length > 0) chains.push({ kind: 'tcp', port: sp.port.port, vips, host: sp.host, cluster: sp.cluster });
+      }
     }
     for (const [port, vips] of [...httpVips].sort(([a], [b]) => a - b))
       chains.push({ kind: 'http', port, vips: [...new Set(vips)].sort() });
@@ -345,11 +491,15 @@ export class PushContext {
     if (cached) return cached;
     const domain = this.model.settings.domainSuffix;
     const byPort = new Map<number, VirtualHostSpec[]>();
+    const seen = new Set<string>();
     for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
-      const vip = sp.service.vip;
-      if (sp.kind !== 'http' || vip === undefined) continue;
+      if (sp.kind !== 'http' || sp.vips.length === 0) continue;
       const p = sp.port.port;
-      const domains = [...hostDomains(sp.service, sp.port, namespace, domain), `${vip}:${p}`, vip];
+      // A VIP two hosts share (a ServiceEntry's) routes to the first; Envoy refuses a domain listed twice.
+      const domains = [...domainsOf(sp, namespace, domain), ...sp.vips.flatMap((v) => [`${v}:${p}`, v])].filter(
+        (d) => !seen.has(`${p}|${d}`),
+      );
+      domains.forEach((d) => seen.add(`${p}|${d}`));
       byPort.set(p, [...(byPort.get(p) ?? []), { name: `${sp.host}:${p}`, domains, cluster: sp.cluster }]);
     }
     const routes = [...byPort]
@@ -361,4 +511,10 @@ export class PushContext {
     this.#captureRoutes.set(key, set);
     return set;
   }
+}
+
+/** The Host values that reach a service port from a namespace: a Service's names (short ones within its namespace), or a ServiceEntry host with and without the port. */
+function domainsOf(sp: MeshServicePort, clientNamespace: string, domain: string): string[] {
+  if (sp.service) return hostDomains(sp.service, sp.port, clientNamespace, domain);
+  return [`${sp.host}:${sp.port.port}`, sp.host];
 }

@@ -2,7 +2,7 @@
 // builds that type's resource set from the push context: shared mesh-wide resources by
 // reference, the proxy's own resources through the proxy's memo (encoded only when
 // what they are made of changed).
-import { workloadPortFor, type ObjectKind, type PushChange, type WorkloadEntry } from '../model/index.js';
+import { portsServedBy, workloadPortFor, type ObjectKind, type PushChange, type WorkloadEntry } from '../model/index.js';
 import { TypeUrl } from '../proto/index.js';
 import type { EncodedResource, ResourceSet } from '../snapshot/index.js';
 import { memoSet, policyKey, type PushContext, type ResourceMemo } from './context.js';
@@ -43,10 +43,15 @@ export interface ResourceGenerator {
   generate(node: NodeView, ctx: PushContext, memo: ResourceMemo): ResourceSet;
 }
 
+/** Ports below this need privilege to bind. */
+const PRIVILEGED_PORTS = 1024;
+
 const touches = (change: PushChange, kinds: readonly ObjectKind[]) => kinds.some((k) => change.kinds.has(k));
 
 /** The services and workloads a proxy's clusters, endpoints and routes are made of; PeerAuthentication decides auto mTLS. */
-const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication', 'Sidecar'];
+const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication', 'ServiceEntry', 'DestinationRule', 'Sidecar'];
+/** What routes and listeners are made of: the hosts and ports of Services and ServiceEntries, the workloads they select, and the Sidecars that scope them. */
+const HOST_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'ServiceEntry', 'Sidecar'];
 const POLICY_KINDS: readonly ObjectKind[] = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 
 /** SDS: the proxy's SVID (`default`) and the trust bundle with the CRL (`ROOTCA`). */
@@ -71,22 +76,20 @@ export const clusterGenerator: ResourceGenerator = {
   generate(node, ctx, memo) {
     const own: EncodedResource[] = [];
     const seen = new Set<number>();
-    for (const service of ctx.model.servicesOf(node.workload)) {
-      for (const port of service.ports) {
-        const appPort = workloadPortFor(port, node.workload);
-        if (seen.has(appPort)) continue;
-        seen.add(appPort);
-        const name = inboundCluster(appPort);
-        own.push(
-          node.capture
-            ? ctx.captureInboundCluster(name, appPort)
-            : memo.get(`cds:${name}`, `${node.workload.address}:${appPort}`, () => staticCluster(name, node.workload.address, appPort)),
-        );
-      }
+    for (const port of portsServedBy(ctx.model, node.workload)) {
+      const appPort = workloadPortFor(port, node.workload);
+      if (seen.has(appPort)) continue;
+      seen.add(appPort);
+      const name = inboundCluster(appPort);
+      own.push(
+        node.capture
+          ? ctx.captureInboundCluster(name, appPort)
+          : memo.get(`cds:${name}`, `${node.workload.address}:${appPort}`, () => staticCluster(name, node.workload.address, appPort)),
+      );
     }
     const egress = node.capture ? ctx.egressClusters() : [];
     const scope = ctx.scopeFor(node.workload);
-    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source, scope), ...egress, ...own]);
+    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source, node.workload, scope), ...egress, ...own]);
   },
 };
 
@@ -100,7 +103,7 @@ export const endpointGenerator: ResourceGenerator = {
 /** RDS: the outbound routes, one set per client namespace (and per mode: one configuration, or one per port when captured). */
 export const routeGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.RouteConfiguration,
-  affectedBy: (change) => change.full || touches(change, ['Service', 'WorkloadEntry', 'Sidecar']),
+  affectedBy: (change) => change.full || touches(change, HOST_KINDS),
   generate: (node, ctx) => {
     const scope = ctx.scopeFor(node.workload);
     return node.capture ? ctx.captureRoutes(node.workload.namespace, scope) : ctx.routes(node.workload.namespace, scope);
@@ -111,7 +114,7 @@ export const routeGenerator: ResourceGenerator = {
 export const listenerGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.Listener,
   affectedBy(change, node, rootNamespace) {
-    if (change.full || change.jwks || touches(change, ['Service', 'WorkloadEntry', 'Sidecar'])) return true;
+    if (change.full || change.jwks || touches(change, HOST_KINDS)) return true;
     // A policy applies to workloads of its own namespace, or to all from the root namespace.
     return change.objects.some(
       (o) => POLICY_KINDS.includes(o.kind) && (o.namespace === node.workload.namespace || o.namespace === rootNamespace),
@@ -123,22 +126,23 @@ export const listenerGenerator: ResourceGenerator = {
     const variant = sourceVariant(node.source);
     const out: EncodedResource[] = [];
     const inboundPorts = new Set<number>();
-    for (const service of ctx.model.servicesOf(w)) {
-      for (const port of service.ports) {
-        if (inboundPorts.has(port.port)) continue; // two services on one port share the listener
-        inboundPorts.add(port.port);
-        const appPort = workloadPortFor(port, w);
-        const kind = portKind(port);
-        const policy = ctx.inputs.inboundPolicy(w, port, kind);
-        const inputs = `${w.address}|${port.port}|${appPort}|${kind}|${policyKey(policy)}|${variant}`;
-        out.push(
-          memo.get(`lds:inbound:${port.port}`, inputs, () => inboundListenerFor(w.address, port, appPort, kind, policy, node.source)),
-        );
-      }
+    for (const port of portsServedBy(ctx.model, w)) {
+      inboundPorts.add(port.port);
+      const appPort = workloadPortFor(port, w);
+      const kind = portKind(port);
+      const policy = ctx.inputs.inboundPolicy(w, port, kind);
+      const inputs = `${w.address}|${port.port}|${appPort}|${kind}|${policyKey(policy)}|${variant}`;
+      out.push(memo.get(`lds:inbound:${port.port}`, inputs, () => inboundListenerFor(w.address, port, appPort, kind, policy, node.source)));
     }
+    const outboundPorts = new Set<number>();
     for (const sp of ctx.scopedPorts(ctx.scopeFor(w))) {
-      // A TCP service port is reached on the client's own address at the service port.
-      if (sp.kind !== 'tcp' || inboundPorts.has(sp.port.port)) continue;
+      // A TCP service port is reached on the client's own address at the service port; one
+      // listener per address and port, so the first service on a port takes it.
+      if (sp.kind !== 'tcp' || !sp.loopback || inboundPorts.has(sp.port.port) || outboundPorts.has(sp.port.port)) continue;
+      // A ServiceEntry's privileged port (HTTPS on 443, say) would need Envoy to bind below 1024, and
+      // one listener Envoy cannot bind NACKs the proxy's whole LDS: skipped, as the config loader warns.
+      if (sp.entry && sp.port.port < PRIVILEGED_PORTS) continue;
+      outboundPorts.add(sp.port.port);
       out.push(memo.get(`lds:${sp.cluster}`, `${w.address}`, () => tcpOutboundListener(w.address, sp.port.port, sp.host, sp.cluster)));
     }
     out.push(memo.get('lds:outbound_http', w.address, () => outboundHttpListener(w.address)));
@@ -152,17 +156,12 @@ function captureListeners(node: NodeView, ctx: PushContext, memo: ResourceMemo):
   const w = node.workload;
   const ports: InboundChainSpec[] = [];
   const keys: string[] = [];
-  const seen = new Set<number>();
-  for (const service of ctx.model.servicesOf(w)) {
-    for (const port of service.ports) {
-      if (seen.has(port.port)) continue; // two services on one port share its chains
-      seen.add(port.port);
-      const appPort = workloadPortFor(port, w);
-      const kind = portKind(port);
-      const policy = ctx.inputs.inboundPolicy(w, port, kind);
-      ports.push({ port: port.port, cluster: inboundCluster(appPort), kind, policy, name: inboundListener(port.port) });
-      keys.push(`${port.port}|${appPort}|${kind}|${policyKey(policy)}`);
-    }
+  for (const port of portsServedBy(ctx.model, w)) {
+    const appPort = workloadPortFor(port, w);
+    const kind = portKind(port);
+    const policy = ctx.inputs.inboundPolicy(w, port, kind);
+    ports.push({ port: port.port, cluster: inboundCluster(appPort), kind, policy, name: inboundListener(port.port) });
+    keys.push(`${port.port}|${appPort}|${kind}|${policyKey(policy)}`);
   }
   const out: EncodedResource[] = [ctx.virtualOutbound(ctx.scopeFor(w))];
   const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${sourceVariant(node.source)}`, () =>

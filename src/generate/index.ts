@@ -16,3 +16,4 @@ export {
 export type { ResourceGenerator, NodeView } from './generators.js';
 export * from './names.js';
 export { secureNamingOf, type SecureNamingEntry } from './secure-naming.js';
+export { policyForPort, SYSTEM_CA_BUNDLE } from './traffic-policy.js';

@@ -34,6 +34,9 @@ export const serviceHost = (s: Pick<Service, 'name' | 'namespace'>, domainSuffix
 /** `outbound|<port>||<host>`: the cluster a client sidecar uses to reach a service port. */
 export const outboundCluster = (port: number, host: string): string => `outbound|${port}||${host}`;
 
+/** `outbound|<port>|<subset>|<host>`: the cluster of one DestinationRule subset of a service port. */
+export const subsetCluster = (port: number, subset: string, host: string): string => `outbound|${port}|${subset}|${host}`;
+
 /** `inbound|<port>||`: the cluster a sidecar uses to reach its local app on the workload port. */
 export const inboundCluster = (workloadPort: number): string => `inbound|${workloadPort}||`;
 

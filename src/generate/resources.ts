@@ -3,12 +3,15 @@
 // that check the server's SPIFFE ID (secure naming), endpoints, and the two SDS secrets.
 // Builders are pure; the generators (generators.ts) decide what to build and what to reuse.
 import { workloadId, type TrustDomain } from '../identity/index.js';
-import { applicationProtocol, type MeshModel, type Service, type ServicePort } from '../model/index.js';
+import { applicationProtocol, type MeshModel, type PortTrafficPolicy, type Service, type ServicePort } from '../model/index.js';
+import { originationSocket, trafficPolicyFields } from './traffic-policy.js';
 import {
   ApiVersion,
   type Any,
   Cluster,
   Cluster_DiscoveryType,
+  Cluster_DnsLookupFamily,
+  Cluster_LbPolicy,
   ClusterLoadAssignment,
   DownstreamTlsContext,
   FilterChain,
@@ -201,6 +204,8 @@ const TLS_MATCH_KEY = 'envoy.transport_socket_match';
 
 /** What an outbound cluster is made of: enough to build it, and to tell whether it changed. */
 export interface OutboundClusterSpec {
+  /** Default `outbound|<port>||<host>`; a subset's cluster names its subset. */
+  readonly name?: string;
   readonly port: number;
   readonly host: string;
   /** The SPIFFE IDs its servers may present (secure naming). */
@@ -210,6 +215,14 @@ export interface OutboundClusterSpec {
   readonly backends: number;
   /** The port speaks HTTP/2 to its servers (gRPC, http2), as Istio sets it from the port's protocol. */
   readonly http2?: boolean;
+  /** How Envoy finds endpoints: over EDS (default), by DNS (endpoints inline), or the connection's original destination. */
+  readonly discovery?: 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
+  /** The hostnames or addresses a DNS cluster resolves. */
+  readonly dnsEndpoints?: readonly { readonly address: string; readonly port: number }[];
+  /** Whether the port carries HTTP (upstream HTTP options apply). */
+  readonly http?: boolean;
+  /** The DestinationRule settings of this port (and subset); `tls` overrides auto mTLS. */
+  readonly policy?: PortTrafficPolicy;
 }
 
 /** Whether a service port's servers speak HTTP/2 (Istio: protocol gRPC, gRPC-Web or HTTP2). */
@@ -220,38 +233,71 @@ export function speaksHttp2(port: ServicePort): boolean {
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** The cluster a client uses to reach one service port: EDS, TLS with a SAN matcher toward sidecars (Istio's auto mTLS). */
+/** The cluster a client uses to reach one service port: TLS with a SAN matcher toward sidecars (Istio's auto mTLS), unless a DestinationRule sets the TLS mode. */
 export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSource): EncodedResource {
-  const name = outboundCluster(spec.port, spec.host);
+  const name = spec.name ?? outboundCluster(spec.port, spec.host);
   const sds = sdsRefFor(source);
   const secretsInSnapshot = !svidElsewhere(source);
-  const tls = upstreamTls(spec.serverIds, spec.port, spec.host, sds);
+  const mesh = upstreamTls(spec.serverIds, spec.port, spec.host, sds);
+  const discovery = spec.discovery ?? 'EDS';
   const msg = Cluster.fromPartial({
     name,
-    type: Cluster_DiscoveryType.EDS,
+    type: Cluster_DiscoveryType[discovery],
     connectTimeout: { seconds: 1, nanos: 0 },
-    edsClusterConfig: { edsConfig: ads },
+    ...(discovery === 'EDS' ? { edsClusterConfig: { edsConfig: ads } } : {}),
+    ...(discovery === 'ORIGINAL_DST' ? { lbPolicy: Cluster_LbPolicy.CLUSTER_PROVIDED } : {}),
+    ...(discovery === 'STRICT_DNS' || discovery === 'LOGICAL_DNS'
+      ? {
+          // IPv4 only, as capture mode is; `localhost` and dual-stack names then resolve to their IPv4 address.
+          dnsLookupFamily: Cluster_DnsLookupFamily.V4_ONLY,
+          loadAssignment: {
+            clusterName: name,
+            endpoints: [{ lbEndpoints: (spec.dnsEndpoints ?? []).map((e) => ({ endpoint: { address: addr(e.address, e.port) } })) }],
+          },
+        }
+      : {}),
+    // The DestinationRule's load balancer, connection pool and outlier detection, over the defaults above.
+    ...(spec.policy ? (trafficPolicyFields(spec.policy, spec.http ?? false) as object) : {}),
+    // gRPC and HTTP/2 ports speak HTTP/2 upstream (Istio sets it from the port's protocol); a
+    // DestinationRule's idle timeout and requests per connection stay with it.
     ...(spec.http2
       ? {
           typedExtensionProtocolOptions: {
             [HTTP_PROTOCOL_OPTIONS]: packAny(HTTP_PROTOCOL_OPTIONS, HttpProtocolOptions, {
+              commonHttpProtocolOptions: {
+                ...(spec.policy?.connectionPool?.idleTimeoutMs !== undefined
+                  ? { idleTimeout: { seconds: Math.floor(spec.policy.connectionPool.idleTimeoutMs / 1000), nanos: (spec.policy.connectionPool.idleTimeoutMs % 1000) * 1e6 } }
+                  : {}),
+                ...(spec.policy?.connectionPool?.maxRequestsPerConnection !== undefined
+                  ? { maxRequestsPerConnection: spec.policy.connectionPool.maxRequestsPerConnection }
+                  : {}),
+              },
               explicitHttpConfig: { http2ProtocolOptions: {} },
             }),
           },
         }
       : {}),
   });
-  // Istio's auto mTLS: TLS toward endpoints that run a sidecar, plaintext toward the rest.
-  if (spec.mtlsBackends === spec.backends) msg.transportSocket = tls;
-  else if (spec.mtlsBackends > 0) {
-    msg.transportSocketMatches = [
-      { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transportSocket: tls },
-      { name: 'tlsMode-disabled', match: {}, transportSocket: { name: 'envoy.transport_sockets.raw_buffer', typedConfig: rawBuffer() } },
-    ];
-  }
+  const tls = spec.policy?.tls;
+  let meshTls = false;
+  if (tls === undefined) {
+    // Istio's auto mTLS: TLS toward endpoints that run a sidecar, plaintext toward the rest.
+    meshTls = spec.mtlsBackends > 0;
+    if (spec.mtlsBackends === spec.backends && spec.backends > 0) msg.transportSocket = mesh;
+    else if (spec.mtlsBackends > 0) {
+      msg.transportSocketMatches = [
+        { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transportSocket: mesh },
+        { name: 'tlsMode-disabled', match: {}, transportSocket: { name: 'envoy.transport_sockets.raw_buffer', typedConfig: rawBuffer() } },
+      ];
+    }
+  } else if (tls.mode === 'ISTIO_MUTUAL') {
+    meshTls = true;
+    msg.transportSocket = mesh;
+  } else if (tls.mode === 'SIMPLE' || tls.mode === 'MUTUAL') msg.transportSocket = originationSocket(tls, spec.host);
+  // DISABLE: plaintext, whatever the servers accept (toward a STRICT server that fails, as in Istio).
   return encodedResource(TypeUrl.Cluster, name, Cluster, msg, [
-    { typeUrl: TypeUrl.ClusterLoadAssignment, name },
-    ...(spec.mtlsBackends > 0 && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
+    ...(discovery === 'EDS' ? [{ typeUrl: TypeUrl.ClusterLoadAssignment, name }] : []),
+    ...(meshTls && secretsInSnapshot ? [{ typeUrl: TypeUrl.Secret, name: SDS_DEFAULT }] : []),
   ]);
 }
 

@@ -23,6 +23,20 @@ export type {
   RequestAuthentication,
   Sidecar,
   SidecarHost,
+  ServiceEntry,
+  ServiceEntryEndpoint,
+  ServiceEntryLocation,
+  ServiceEntryPort,
+  ServiceEntryResolution,
+  ClientTls,
+  ClientTlsMode,
+  LoadBalancerSettings,
+  ConnectionPoolSettings,
+  OutlierDetectionSettings,
+  PortTrafficPolicy,
+  TrafficPolicy,
+  DestinationSubset,
+  DestinationRule,
 } from './types.js';
 export { TLS_MODE_LABEL } from './types.js';
 export type { MeshSettings, CaptureMode, OutboundTrafficMode, ExtAuthzProvider, ExtAuthzBodySettings } from './settings.js';
@@ -38,3 +52,5 @@ export { diffModels } from './diff.js';
 export { positionOf, pathInFile } from './position.js';
 export type { PushChange, PushEvent } from './push-change.js';
 export { mergeEvents, NO_CHANGE } from './push-change.js';
+export { qualifyHost, hostMatchRank, destinationRuleFor } from './destinations.js';
+export { entryPortKind, entryServicePort, entriesOf, portsServedBy } from './service-entries.js';

@@ -5,6 +5,7 @@ import { createSelectorIndex } from './selector-index.js';
 import { meshSettings, type MeshSettings } from './settings.js';
 import type {
   AuthorizationPolicy,
+  DestinationRule,
   ObjectKind,
   ObjectMeta,
   PeerAuthentication,
@@ -12,6 +13,7 @@ import type {
   Service,
   ServiceAccount,
   ServiceAccountRef,
+  ServiceEntry,
   ServicePort,
   Sidecar,
   WorkloadEntry,
@@ -33,6 +35,8 @@ export interface MeshModelInput {
   readonly authorizationPolicies?: readonly AuthorizationPolicy[];
   readonly requestAuthentications?: readonly RequestAuthentication[];
   readonly sidecars?: readonly Sidecar[];
+  readonly serviceEntries?: readonly ServiceEntry[];
+  readonly destinationRules?: readonly DestinationRule[];
 }
 
 /** The whole mesh at one version: immutable, every list sorted by namespace then name. */
@@ -47,6 +51,8 @@ export interface MeshModel {
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   readonly requestAuthentications: readonly RequestAuthentication[];
   readonly sidecars: readonly Sidecar[];
+  readonly serviceEntries: readonly ServiceEntry[];
+  readonly destinationRules: readonly DestinationRule[];
 
   /** Looks up a ServiceAccount by namespace and name. */
   serviceAccount(namespace: string, name: string): ServiceAccount | undefined;
@@ -72,6 +78,8 @@ export interface MeshModel {
    * namespace's without selector; undefined when none does.
    */
   sidecarFor(workload: WorkloadEntry): Sidecar | undefined;
+  /** The WorkloadEntries a ServiceEntry's workloadSelector picks (its namespace), sorted by name; empty without one. */
+  workloadsOfEntry(entry: ServiceEntry): readonly WorkloadEntry[];
 }
 
 /** Returns the key `kind/namespace/name` that identifies an object across model versions. */
@@ -119,6 +127,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   const aps = index('AuthorizationPolicy', input.authorizationPolicies);
   const ras = index('RequestAuthentication', input.requestAuthentications);
   const scs = index('Sidecar', input.sidecars);
+  const ses = index('ServiceEntry', input.serviceEntries);
+  const drs = index('DestinationRule', input.destinationRules);
 
   const settingsHash = contentHash('MeshConfig', settings);
   const lines = [...hashes.entries()].map(([k, h]) => `${k}=${h}`).sort();
@@ -194,6 +204,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     authorizationPolicies: aps.all,
     requestAuthentications: ras.all,
     sidecars: scs.all,
+    serviceEntries: ses.all,
+    destinationRules: drs.all,
     serviceAccount: (namespace, name) => sas.byKey.get(nsKey(namespace, name)),
     service: (namespace, name) => svcs.byKey.get(nsKey(namespace, name)),
     workload: (namespace, name) => wls.byKey.get(nsKey(namespace, name)),
@@ -215,6 +227,8 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
         groupOf(scs.all, settings.rootNamespace).find((s) => s.selector === undefined)
       );
     },
+    workloadsOfEntry: (e) =>
+      e.workloadSelector ? wls.all.filter((w) => w.namespace === e.namespace && selectorMatches(e.workloadSelector, w.labels)) : [],
   };
   Object.freeze(model);
   objectHashes.set(model, { objects: hashes, settings: settingsHash });

@@ -30,6 +30,8 @@ export type ObjectKind =
   | 'AuthorizationPolicy'
   | 'RequestAuthentication'
   | 'Sidecar'
+  | 'ServiceEntry'
+  | 'DestinationRule'
   | 'MeshConfig';
 
 /** Names one object of the model. */
@@ -217,4 +219,119 @@ export interface Sidecar extends ObjectMeta {
   readonly egressHosts: readonly SidecarHost[];
   /** `outboundTrafficPolicy.mode`, when set (else the MeshConfig's). */
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+/** Where a ServiceEntry's service runs: outside the mesh (no mTLS unless a DestinationRule says so), or inside it. */
+export type ServiceEntryLocation = 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+
+/** How a ServiceEntry's endpoints are found (Istio's ServiceEntry.Resolution). */
+export type ServiceEntryResolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+
+/** One port of a ServiceEntry; `protocol` is Istio's, uppercased (HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO, ...). */
+export interface ServiceEntryPort {
+  readonly number: number;
+  readonly protocol: string;
+  readonly name: string;
+  /** The endpoints' port when an endpoint does not name one for this port; default `number`. */
+  readonly targetPort?: number;
+}
+
+/** One endpoint of a STATIC or DNS ServiceEntry (Istio's WorkloadEntry shape inside `endpoints`). */
+export interface ServiceEntryEndpoint {
+  /** An IP literal (STATIC) or a hostname (DNS). */
+  readonly address: string;
+  /** Port name → the endpoint's port. */
+  readonly ports: Readonly<Record<string, number>>;
+  readonly labels: Labels;
+  /** Service account (same namespace) the endpoint runs as, for secure naming of MESH_INTERNAL entries. */
+  readonly serviceAccount?: string;
+}
+
+/** A `networking.istio.io/v1 ServiceEntry`: hosts added to the mesh's registry. */
+export interface ServiceEntry extends ObjectMeta {
+  /** Fully qualified host names (no wildcards). */
+  readonly hosts: readonly string[];
+  /** Virtual IPs (IPv4 literals) the hosts are reached at in capture mode. */
+  readonly addresses: readonly string[];
+  readonly ports: readonly ServiceEntryPort[];
+  readonly location: ServiceEntryLocation;
+  readonly resolution: ServiceEntryResolution;
+  readonly endpoints: readonly ServiceEntryEndpoint[];
+  /** MESH_INTERNAL: WorkloadEntries of its namespace with these labels are its endpoints. */
+  readonly workloadSelector?: Labels;
+  /** SPIFFE IDs (or other SANs) the servers must present (secure naming). */
+  readonly subjectAltNames: readonly string[];
+  /** The VIP the config loader gave it for capture mode: `addresses[0]`, else one assigned from serviceCidr. */
+  readonly vip?: string;
+}
+
+/** Istio's ClientTLSSettings.TLSmode. */
+export type ClientTlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+
+/** `trafficPolicy.tls` of a DestinationRule; certificate fields are absolute file paths. */
+export interface ClientTls {
+  readonly mode: ClientTlsMode;
+  readonly clientCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly sni?: string;
+  readonly subjectAltNames: readonly string[];
+  readonly insecureSkipVerify: boolean;
+}
+
+/** `trafficPolicy.loadBalancer` (the `simple` policies Envoy has a cluster policy for). */
+export interface LoadBalancerSettings {
+  readonly simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+}
+
+/** `trafficPolicy.connectionPool`; durations in milliseconds. */
+export interface ConnectionPoolSettings {
+  readonly maxConnections?: number;
+  readonly connectTimeoutMs?: number;
+  readonly http1MaxPendingRequests?: number;
+  readonly http2MaxRequests?: number;
+  readonly maxRequestsPerConnection?: number;
+  readonly maxRetries?: number;
+  readonly idleTimeoutMs?: number;
+}
+
+/** `trafficPolicy.outlierDetection`; durations in milliseconds. */
+export interface OutlierDetectionSettings {
+  readonly consecutive5xxErrors?: number;
+  readonly consecutiveGatewayErrors?: number;
+  readonly intervalMs?: number;
+  readonly baseEjectionTimeMs?: number;
+  readonly maxEjectionPercent?: number;
+  readonly minHealthPercent?: number;
+}
+
+/** The parts of a traffic policy that may be set per port or per subset. */
+export interface PortTrafficPolicy {
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetectionSettings;
+  readonly tls?: ClientTls;
+}
+
+/** `trafficPolicy` of a DestinationRule or of one of its subsets. */
+export interface TrafficPolicy extends PortTrafficPolicy {
+  /** Port number → settings that override the ones above for that port (field by field, as Istio merges them). */
+  readonly portLevelSettings: Readonly<Record<number, PortTrafficPolicy>>;
+}
+
+/** A named subset of a destination's endpoints (by labels), with its own cluster `outbound|port|name|host`. */
+export interface DestinationSubset {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly trafficPolicy?: TrafficPolicy;
+}
+
+/** A `networking.istio.io/v1 DestinationRule`: how clients talk to one host. */
+export interface DestinationRule extends ObjectMeta {
+  /** As written; a short name is qualified with the rule's namespace by `destinationHost`. */
+  readonly host: string;
+  readonly trafficPolicy?: TrafficPolicy;
+  readonly subsets: readonly DestinationSubset[];
+  /** Only the sidecars of workloads with these labels (in the rule's namespace) use it. */
+  readonly workloadSelector?: Labels;
 }

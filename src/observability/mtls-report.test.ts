@@ -60,6 +60,31 @@ describe('mtls report', () => {
     assert.deepEqual(decodeClusterTls(clusterAny(undefined)), { tls: false, sans: [] });
   });
 
+  it('tells a DestinationRule’s TLS origination from mesh mTLS, and flags it toward a STRICT server', () => {
+    const c = Cluster.fromPartial({
+      name: CLUSTER,
+      transportSocket: {
+        name: 'envoy.transport_sockets.tls',
+        typedConfig: packAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', UpstreamTlsContext, {
+          sni: HOST,
+          commonTlsContext: { validationContext: { trustedCa: { filename: '/etc/ca.pem' } } },
+        }),
+      },
+    });
+    const bytes = Any.encode({
+      typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+      value: Buffer.from(Cluster.encode(c).finish()),
+    }).finish();
+    const pushed = decodeClusterTls(bytes);
+    assert.deepEqual(pushed, { tls: true, sans: [], origination: true });
+    const [row] = buildMtlsReport(deps({ pushed }));
+    assert.equal(row!.clientTls, 'TLS origination');
+    assert.ok(
+      row!.problems.some((p) => p.includes('toward a STRICT server')),
+      row!.problems.join('; '),
+    );
+  });
+
   it('a pair whose expected, pushed and ACKed state agree has no problems', () => {
     const rows = buildMtlsReport(deps());
     assert.equal(rows.length, 1);

@@ -38,6 +38,8 @@ export interface PushedCluster {
   readonly tls: boolean;
   /** Auto mTLS over mixed endpoints: TLS toward sidecars, plaintext toward the rest (transport_socket_matches). */
   readonly mixed?: boolean;
+  /** TLS without the mesh certificate: a DestinationRule's SIMPLE or MUTUAL origination. */
+  readonly origination?: boolean;
   readonly sans: readonly string[];
 }
 
@@ -61,7 +63,7 @@ export interface MtlsPair {
   readonly service: string;
   readonly port: number;
   /** Client TLS mode: `auto` (mTLS toward sidecars) as pushed, or `plaintext`; `none` when no cluster was pushed. */
-  readonly clientTls: 'auto mTLS' | 'auto mTLS, plaintext to endpoints without a sidecar' | 'plaintext' | 'none';
+  readonly clientTls: 'auto mTLS' | 'auto mTLS, plaintext to endpoints without a sidecar' | 'TLS origination' | 'plaintext' | 'none';
   readonly serverModes: readonly string[];
   readonly expectedIds: readonly string[];
   readonly pushedSans: readonly string[];
@@ -85,6 +87,8 @@ export function decodeClusterTls(anyBytes: Uint8Array): PushedCluster {
   const tls = UpstreamTlsContext.decode(ts.value);
   const ctx = tls.commonTlsContext?.combinedValidationContext?.defaultValidationContext;
   const sans = (ctx?.matchTypedSubjectAltNames ?? []).flatMap((m) => (m.matcher?.exact !== undefined ? [m.matcher.exact] : []));
+  // Mesh mTLS validates with the mesh roots (ROOTCA) in a combined context; origination with a file CA, or not at all.
+  if (!tls.commonTlsContext?.combinedValidationContext) return { tls: true, sans: [], origination: true };
   return { tls: true, sans, ...(matched ? { mixed: true } : {}) };
 }
 
@@ -104,6 +108,8 @@ export function buildMtlsReport(deps: MtlsReportDeps, filter: { from?: string; t
       const sans = [...(pushed?.sans ?? [])].sort();
       if (!pushed) problems.push(`no cluster ${s.cluster} pushed`);
       else if (!pushed.tls && s.servers.some((w) => w.mode === 'STRICT')) problems.push('plaintext toward a STRICT server');
+      else if (pushed.origination && s.servers.some((w) => w.mode === 'STRICT'))
+        problems.push('TLS without the mesh certificate (DestinationRule SIMPLE or MUTUAL) toward a STRICT server');
       else if (pushed.tls && sans.join(',') !== expected.join(','))
         problems.push(`pushed SANs [${sans.join(', ')}] differ from expected [${expected.join(', ')}]`);
       if (pushed?.mixed)
@@ -133,9 +139,11 @@ export function buildMtlsReport(deps: MtlsReportDeps, filter: { from?: string; t
           ? 'none'
           : pushed.mixed
             ? 'auto mTLS, plaintext to endpoints without a sidecar'
-            : pushed.tls
-              ? 'auto mTLS'
-              : 'plaintext',
+            : pushed.origination
+              ? 'TLS origination'
+              : pushed.tls
+                ? 'auto mTLS'
+                : 'plaintext',
         serverModes: [...new Set(s.servers.map((w) => w.mode))],
         expectedIds: expected,
         pushedSans: sans,
@@ -153,7 +161,7 @@ export function formatMtlsReport(rows: readonly MtlsPair[]): string {
   let out = '';
   for (const r of rows) {
     out += `${r.problems.length === 0 ? 'OK  ' : 'FAIL'} ${r.client} -> ${r.service}:${r.port}\n`;
-    out += `     client: ${r.clientTls} (DestinationRule TLS modes not supported yet), CDS ${r.cdsAcked ? 'ACKed' : 'not ACKed'}\n`;
+    out += `     client: ${r.clientTls} (as pushed), CDS ${r.cdsAcked ? 'ACKed' : 'not ACKed'}\n`;
     out += `     server mode: ${r.serverModes.join(', ') || 'no servers'}\n`;
     out += `     expected: ${r.expectedIds.join(', ') || '-'}\n`;
     out += `     pushed:   ${r.pushedSans.join(', ') || '-'}\n`;

@@ -7,3 +7,4 @@ export type { XdsServiceSpec, GarbledRequest, Incoming } from './xds-services.js
 export * from './messages.js';
 export { UriTemplateMatchConfig, URI_TEMPLATE_MATCH_TYPE } from './uri-template.js';
 export { StdoutAccessLog, STDOUT_ACCESS_LOG_TYPE } from './stdout-access-log.js';
+export { UpstreamHttpOptions, UPSTREAM_HTTP_OPTIONS_TYPE } from './upstream-http-options.js';

@@ -56,3 +56,4 @@ export {
   CheckResponse as ExtAuthzCheckResponse,
 } from '../../generated/envoy/service/auth/v3/external_auth.js';
 export { HttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+export { Cluster_DnsLookupFamily } from '../../generated/envoy/config/cluster/v3/cluster.js';
