@@ -266,7 +266,12 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
             [HTTP_PROTOCOL_OPTIONS]: packAny(HTTP_PROTOCOL_OPTIONS, HttpProtocolOptions, {
               commonHttpProtocolOptions: {
                 ...(spec.policy?.connectionPool?.idleTimeoutMs !== undefined
-                  ? { idleTimeout: { seconds: Math.floor(spec.policy.connectionPool.idleTimeoutMs / 1000), nanos: (spec.policy.connectionPool.idleTimeoutMs % 1000) * 1e6 } }
+                  ? {
+                      idleTimeout: {
+                        seconds: Math.floor(spec.policy.connectionPool.idleTimeoutMs / 1000),
+                        nanos: (spec.policy.connectionPool.idleTimeoutMs % 1000) * 1e6,
+                      },
+                    }
                   : {}),
                 ...(spec.policy?.connectionPool?.maxRequestsPerConnection !== undefined
                   ? { maxRequestsPerConnection: spec.policy.connectionPool.maxRequestsPerConnection }
