@@ -183,6 +183,31 @@ describe('compileAuthorization: CUSTOM fails closed', () => {
     assert.equal(run(two, { path: '/elsewhere' }).verdict, 'deny');
   });
 
+  it('takes a ServiceEntry host as the provider service (Istio’s local authorizer sample)', () => {
+    const m = createMeshModel({
+      settings: meshSettings({
+        extensionProviders: [{ ...PROVIDER, name: 'local', kind: 'grpc', service: 'ext-authz-grpc.local', port: 9191 }],
+      }),
+      workloads: [workload],
+      serviceEntries: [
+        {
+          namespace: 'shop',
+          name: 'local-ext-authz',
+          hosts: ['ext-authz-grpc.local'],
+          addresses: [],
+          ports: [{ number: 9191, protocol: 'GRPC', name: 'grpc' }],
+          location: 'MESH_EXTERNAL',
+          resolution: 'STATIC',
+          endpoints: [{ address: '127.0.0.1', ports: {}, labels: {} }],
+          subjectAltNames: [],
+        },
+      ],
+      authorizationPolicies: [custom('c', 'local')],
+    });
+    assert.deepEqual(compileAuthorization(m, workload, 'http').diagnostics, []);
+    assert.equal(run(m, { path: '/x' }).externalAuthz?.cluster, 'outbound|9191||ext-authz-grpc.local');
+  });
+
   it('asks the authorizer only about matching requests: the evaluator names it', () => {
     const m = withProviders(custom('c', 'a'));
     const hit = run(m, { path: '/x' });

@@ -24,15 +24,24 @@ export interface ResolvedProvider {
   readonly cluster: string;
 }
 
-/** Finds the mesh service port a provider names; a reason when there is none a sidecar could call. */
+/** Finds the mesh service port (a Service's, or a ServiceEntry host's) a provider names; a reason when there is none a sidecar could call. */
 export function resolveProvider(model: MeshModel, provider: ExtAuthzProvider): ResolvedProvider | string {
   const domain = model.settings.domainSuffix;
+  const cluster = `outbound|${provider.port}||${provider.service}`;
+  // Istio's local authorizer sample declares the authorizer with a ServiceEntry (ext-authz-grpc.local).
+  const entry = model.serviceEntries.find((e) => e.hosts.includes(provider.service));
+  if (entry) {
+    if (!entry.ports.some((p) => p.number === provider.port))
+      return `ServiceEntry ${entry.namespace}/${entry.name} has no port ${provider.port}`;
+    return { provider, cluster };
+  }
   const service = model.services.find((s) => `${s.name}.${s.namespace}.svc.${domain}` === provider.service);
-  if (!service) return `its service '${provider.service}' is not a Service of the mesh (write <name>.<namespace>.svc.${domain})`;
+  if (!service)
+    return `its service '${provider.service}' is neither a Service of the mesh (<name>.<namespace>.svc.${domain}) nor a ServiceEntry host`;
   if (!service.ports.some((p) => p.port === provider.port))
     return `Service ${service.namespace}/${service.name} has no port ${provider.port}`;
   if (model.workloadsOf(service).length === 0) return `Service ${service.namespace}/${service.name} has no workloads`;
-  return { provider, cluster: `outbound|${provider.port}||${provider.service}` };
+  return { provider, cluster };
 }
 
 const seconds = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
