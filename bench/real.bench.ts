@@ -33,7 +33,7 @@ import { forkChild, type Child } from './lib/child.js';
 import { ECHO_PATH } from './lib/echo-server.js';
 import { gcpPeerMissing, startGcpPeer } from './lib/gcp-peer.js';
 import { median, quantile, type Memory } from './lib/measure.js';
-import { SERVICES, writeMeshConfig, type BenchWorkload, type Change, type MeshConfigDir } from './lib/mesh-config.js';
+import { NAMESPACES, SERVICES, writeMeshConfig, type BenchWorkload, type Change, type MeshConfigDir } from './lib/mesh-config.js';
 import type { Arrivals, ProxySpec, RealFleetCommand, RealFleetReply, Target } from './lib/real-fleet-protocol.js';
 import type { RealServerCommand, RealServerReply } from './lib/real-server.js';
 import { result, type BenchResult } from './lib/report.js';
@@ -601,6 +601,95 @@ function rows(r: SizeRun): BenchResult[] {
   return out;
 }
 
+/** Sizes of the Sidecar variant (kept small in the default run); BENCH_SIDECAR_SIZES=1000 picks others, '' none. */
+const SIDECAR_SIZES = (process.env.BENCH_SIDECAR_SIZES ?? '200')
+  .split(',')
+  .map((x) => Number(x.trim()))
+  .filter((x) => Number.isInteger(x) && x >= 10);
+
+/** What one cold start of the fleet costs: bytes every proxy received, server memory per proxy. */
+interface ColdCost {
+  readonly bytesPerProxy: number;
+  readonly rssPerProxy: number;
+  readonly heapPerProxy: number;
+  readonly timedOut: boolean;
+}
+
+// A mesh-wide default Sidecar in the root namespace: every proxy sees only its own namespace's
+// services (Istio's common `egress: [{hosts: ["./*", "istio-system/*"]}]`).
+const NAMESPACE_SCOPED_SIDECAR = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: istio-system }
+spec:
+  egress:
+    - hosts: ["./*", "istio-system/*"]
+`;
+
+/** One cold start at size n, with or without the namespace-scoped Sidecar. */
+async function coldCost(n: number, scoped: boolean): Promise<ColdCost> {
+  const cfg = writeMeshConfig(n);
+  if (scoped) writeFileSync(join(cfg.dir, 'sidecar.yaml'), NAMESPACE_SCOPED_SIDECAR);
+  const server: Server = forkChild(here('real-server.js'), {
+    execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+    sendTimeoutMs: SEND_CAP_MS,
+  });
+  const fleet = fleetProcess();
+  try {
+    const { port, rootPem } = await server.send({ cmd: 'start', configDir: cfg.dir });
+    const { tokens } = await server.send({ cmd: 'mint', accounts: cfg.workloads.map((w) => [w.namespace, w.serviceAccount] as const) });
+    const target: Target = { address: `127.0.0.1:${port}`, serverName: 'localhost', rootPem: rootPem! };
+    const before = (await server.send({ cmd: 'memory' })).memory!;
+    await fleet.send({ cmd: 'open-ads', protocol: 'sotw', ...target, proxies: cfg.workloads.map((w, i) => toSpec(w, tokens![i])) });
+    const ready = await fleet.send({ cmd: 'await-ready', timeoutMs: COLD_CAP_MS });
+    const after = (await server.send({ cmd: 'memory' })).memory!;
+    await fleet.send({ cmd: 'close' });
+    return {
+      bytesPerProxy: ready.bytes / KiB / n,
+      rssPerProxy: kib(after.rss - before.rss, n),
+      heapPerProxy: kib(after.heapUsed - before.heapUsed, n),
+      timedOut: coldOf(ready.arrivals!, COLD_CAP_MS).timedOut,
+    };
+  } finally {
+    await fleet.stop();
+    await server.send({ cmd: 'stop' }).catch(() => undefined);
+    await server.stop();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  }
+}
+
+/** The Sidecar variant: cold-start bytes and memory per proxy with a namespace-scoped Sidecar, against none. */
+async function sidecarRows(n: number): Promise<BenchResult[]> {
+  const none = await coldCost(n, false);
+  console.error(`bench real sidecar ${n}: no Sidecar done`);
+  const scoped = await coldCost(n, true);
+  console.error(`bench real sidecar ${n}: scoped done`);
+  const note = `${n} proxies in ${NAMESPACES} namespaces over ${SERVICES} services; a root-namespace Sidecar with egress hosts ./* and istio-system/* (each proxy sees its namespace's ${SERVICES / NAMESPACES} services) vs no Sidecar; one SotW cold start each, all five types ACKed`;
+  return [
+    result({
+      name: `real.sidecar_scoped.cold_bytes_per_proxy.${n}`,
+      value: scoped.bytesPerProxy,
+      unit: 'KiB',
+      baseline: { name: 'no Sidecar', value: none.bytesPerProxy },
+      ...(scoped.timedOut || none.timedOut ? { timedOut: true } : {}),
+      note: `gRPC message bytes the fleet received during cold start ÷ proxies; ${note}`,
+    }),
+    result({
+      name: `real.sidecar_scoped.rss_per_proxy.${n}`,
+      value: scoped.rssPerProxy,
+      unit: 'KiB',
+      baseline: { name: 'no Sidecar', value: none.rssPerProxy },
+      note: `server RSS after cold start minus before connecting, ÷ proxies, after global.gc(); ${note}`,
+    }),
+    result({
+      name: `real.sidecar_scoped.heap_per_proxy.${n}`,
+      value: scoped.heapPerProxy,
+      unit: 'KiB',
+      baseline: { name: 'no Sidecar', value: none.heapPerProxy },
+      note: `server V8 heapUsed after cold start minus before connecting, ÷ proxies, after global.gc(); ${note}`,
+    }),
+  ];
+}
+
 /** Runs the real-path benchmark at every size; resolves once every child process has exited. */
 export async function run(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'meshpilot-bench-real-'));
@@ -608,6 +697,7 @@ export async function run(): Promise<BenchResult[]> {
   try {
     const cert = makeCertificate(dir);
     for (const n of SIZES) out.push(...rows(await measureSize(n, dir, cert)));
+    for (const n of SIDECAR_SIZES) out.push(...(await sidecarRows(n)));
     out.push(await svidIssuance());
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -33,7 +33,7 @@ import { err, formatDiagnostic, ok, systemClock, type Clock } from './lib/index.
 import type { Logger } from './observability/index.js';
 import type { MeshModel, MeshSettings } from './model/index.js';
 import { createPushController, type PushController } from './push/index.js';
-import { createInboundPolicySource, createJwksFetcher, type JwksFetchPolicy } from './policy/index.js';
+import { createInboundPolicySource, createJwksFetcher, type HostLookup, type JwksFetchPolicy } from './policy/index.js';
 import { createCsrService } from './csr/index.js';
 import {
   checkSecretDir,
@@ -127,6 +127,10 @@ export interface MeshpilotOptions {
   readonly timers?: Timers;
   /** What jwksUri fetches may reach (default: HTTPS to public addresses only). */
   readonly jwksFetchPolicy?: Partial<JwksFetchPolicy>;
+  /** Extra roots (PEM) trusted for jwksUri and OpenID discovery fetches, besides Node's; tests use a local issuer's. */
+  readonly jwksCa?: string;
+  /** Host name resolution of jwksUri and discovery fetches (default the system resolver); tests name a loopback issuer. */
+  readonly jwksLookup?: HostLookup;
   /** The namespace of config documents that name none (as `kubectl apply -n`). */
   readonly defaultNamespace?: string;
   /** Keep each workload service account's key.pem, cert-chain.pem and root-cert.pem under `<secretDir>/<ns>/<sa>/`. */
@@ -358,9 +362,15 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     log: log.child({ module: 'svid' }),
   });
   const cache = createSnapshotCache({ log: log.child({ module: 'snapshot' }) });
-  const jwks = createJwksFetcher({ clock, log: log.child({ module: 'jwks' }), policy: o.jwksFetchPolicy });
+  const jwks = createJwksFetcher({
+    clock,
+    log: log.child({ module: 'jwks' }),
+    policy: o.jwksFetchPolicy,
+    ...(o.jwksCa ? { ca: o.jwksCa } : {}),
+    ...(o.jwksLookup ? { lookup: o.jwksLookup } : {}),
+  });
   const policy = createInboundPolicySource({
-    fetchJwks: (uri) => jwks.get(uri),
+    fetchJwks: (uri, via) => jwks.get(uri, via),
     log: log.child({ module: 'policy' }),
     plaintextOnly: o.insecurePlaintext,
   });

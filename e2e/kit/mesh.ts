@@ -4,7 +4,7 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMeshpilot, type RunningMeshpilot } from '../../src/main.js';
+import { startMeshpilot, type MeshpilotOptions, type RunningMeshpilot } from '../../src/main.js';
 import type { Pkcs11KeyRef } from '../../src/ca/index.js';
 import { sidecarBootstrap } from '../../src/bootstrap/index.js';
 import { sidecarNodeId, OUTBOUND_HTTP_PORT } from '../../src/generate/index.js';
@@ -89,6 +89,8 @@ export async function startMesh(
     adminPort?: number;
     /** The CA key is in this PKCS#11 token (with stateDir: the self-signed root's key). */
     caPkcs11?: Pkcs11KeyRef;
+    /** What jwksUri / OpenID discovery fetches may reach, the roots they trust, and how their hosts resolve. */
+    jwks?: Pick<MeshpilotOptions, 'jwksFetchPolicy' | 'jwksCa' | 'jwksLookup'>;
   } = {},
 ): Promise<TestMesh> {
   const configDir = mkdtempSync(join(tmpdir(), 'meshpilot-e2e-config-'));
@@ -110,6 +112,7 @@ export async function startMesh(
       xdsPort: 0,
       adminPort: opts.adminPort,
       ...(opts.caPkcs11 ? { caPkcs11: opts.caPkcs11 } : {}),
+      ...opts.jwks,
       log,
       hooks: {
         onAck: (p, typeUrl, version) => events.push({ kind: 'ack', nodeId: p.nodeId, typeUrl, version }),

@@ -174,3 +174,69 @@ spec:
     }
   });
 });
+
+describe('cli: meshpilot authz check with a CUSTOM policy', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshpilot-authz-custom-'));
+    writeFileSync(
+      join(dir, 'custom.yaml'),
+      `apiVersion: meshpilot.io/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec:
+  extensionProviders:
+    - name: ext
+      envoyExtAuthzHttp: { service: ext-authz.shop.svc.cluster.local, port: 8000 }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: api, namespace: shop }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec: { selector: { app: api }, ports: [{ name: http, port: 9080, targetPort: 8080 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: api, namespace: shop }
+spec: { address: 127.0.0.91, serviceAccount: api, labels: { app: api, security.istio.io/tlsMode: istio } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ext-authz, namespace: shop }
+spec: { selector: { app: ext-authz }, ports: [{ name: http, port: 8000 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: ext-authz, namespace: shop }
+spec: { address: 127.0.0.92, serviceAccount: api, labels: { app: ext-authz } }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ext, namespace: shop }
+spec:
+  selector: { matchLabels: { app: api } }
+  action: CUSTOM
+  provider: { name: ext }
+  rules: [{ to: [{ operation: { paths: ["/admin/*"] } }] }]
+`,
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('says which requests go to the external authorizer first, and which do not', async () => {
+    const args = ['authz', 'check', '--config', dir, '--destination', 'shop/api', '--source-principal', 'cluster.local/ns/shop/sa/api'];
+    const guarded = await run(...args, '--path', '/admin/users');
+    assert.equal(guarded.exitCode, 0, guarded.err);
+    assert.match(
+      guarded.out,
+      /external authorizer: ext \(outbound\|8000\|\|ext-authz\.shop\.svc\.cluster\.local\), asked first by CUSTOM policy shop\/ext rule 0/,
+    );
+    assert.match(guarded.out, /depends on the external authorizer/);
+    const open = await run(...args, '--path', '/public');
+    assert.equal(open.exitCode, 0);
+    assert.doesNotMatch(open.out, /external authorizer/);
+  });
+});

@@ -193,6 +193,15 @@ export function registerAuthzCommands(program: Command, deps: AuthzCommandDeps =
       if (d.normalizedPath !== undefined) out += `  normalized path: ${d.normalizedPath}\n`;
       for (const a of d.audited) out += `  audited by: ${a}\n`;
       for (const r of d.dryRun) out += `  dry-run: ${r}\n`;
+      if (d.externalAuthz) {
+        const x = d.externalAuthz;
+        const custom = model.authorizationPolicies.find((p) => `${p.namespace}/${p.name}` === x.policy);
+        out += `  external authorizer: ${custom?.provider ?? '?'} (${x.cluster}), asked first by CUSTOM policy ${x.policy ?? x.envoyPolicy} rule ${x.rule ?? '?'}\n`;
+        out +=
+          d.verdict === 'allow'
+            ? '  depends on the external authorizer: allowed only if it allows (denied, 403 by default, if it denies)\n'
+            : '  denied whatever the external authorizer answers\n';
+      }
       write(out);
       setExitCode(d.verdict === 'allow' ? 0 : EXIT_DENY);
     });

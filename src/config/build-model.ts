@@ -148,6 +148,7 @@ export function buildParsed(inputs: readonly { readonly fileName: string }[], pa
     peerAuthentications: byKind('PeerAuthentication'),
     authorizationPolicies: byKind('AuthorizationPolicy'),
     requestAuthentications: byKind('RequestAuthentication'),
+    sidecars: byKind('Sidecar'),
     serviceEntries: byKind('ServiceEntry'),
     destinationRules: byKind('DestinationRule'),
   });
@@ -335,6 +336,40 @@ function crossCheck(objects: readonly ParsedObject[], diagnostics: ConfigDiagnos
           ),
         );
     }
+  }
+
+  // A CUSTOM policy names an external authorizer of the MeshConfig; naming none would deny
+  // everything it selects (the compiler fails closed), so the config is refused and says why.
+  const mesh = kept.find((o): o is Extract<ParsedObject, { kind: 'MeshConfig' }> => o.kind === 'MeshConfig')?.value;
+  const providers = new Set((mesh?.extensionProviders ?? []).map((p) => p.name));
+  for (const o of kept) {
+    if (o.kind !== 'AuthorizationPolicy' || o.value.action !== 'CUSTOM' || o.value.provider === undefined) continue;
+    if (!providers.has(o.value.provider))
+      diagnostics.push(
+        at(
+          o.value.origin as SourceRef,
+          'spec.provider.name',
+          'error',
+          `unknown provider '${o.value.provider}': ${providers.size > 0 ? `the MeshConfig's extensionProviders are ${[...providers].join(', ')}` : 'the MeshConfig has no extensionProviders (envoyExtAuthzHttp or envoyExtAuthzGrpc)'}`,
+        ),
+      );
+  }
+
+  // Istio: one Sidecar without selector per namespace; with more, which one applies is undefined.
+  const defaults = new Map<string, SourceRef>();
+  for (const o of kept) {
+    if (o.kind !== 'Sidecar' || o.value.selector) continue;
+    const first = defaults.get(o.value.namespace);
+    if (first)
+      diagnostics.push(
+        at(
+          o.value.origin as SourceRef,
+          'spec',
+          'warning',
+          `more than one Sidecar without workloadSelector in ${o.value.namespace} (also at ${where(first)}): meshpilot applies the first by name`,
+        ),
+      );
+    else defaults.set(o.value.namespace, o.value.origin as SourceRef);
   }
 
   const byAddress = new Map<string, SourceRef>();

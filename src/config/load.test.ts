@@ -166,6 +166,7 @@ spec:
         trustDomain: 'example.org',
         trustDomainAliases: ['old.example.org'],
         domainSuffix: 'example.internal',
+        extensionProviders: [],
         rootNamespace: 'mesh-root',
         certTtlMs: 3_600_000,
         maxCertTtlMs: 48 * 3_600_000,

@@ -9,6 +9,7 @@ import {
   type MeshSettings,
 } from '../model/index.js';
 import { isIP } from 'node:net';
+import { parseExtensionProviders } from './extension-providers.js';
 import { parseIpv4Cidr } from './service-vips.js';
 import { checkDns1123Label, checkDns1123Subdomain, checkTrustDomain } from './names.js';
 import type { ObjectHeader } from './parse-document.js';
@@ -30,6 +31,7 @@ const KNOWN = [
   'accessLog',
   'bundleEndpoint',
   'federatesWith',
+  'extensionProviders',
 ];
 
 // Istio MeshConfig fields (mesh/v1alpha1/config.proto) meshpilot does not act on. One that would
@@ -49,8 +51,7 @@ const ISTIO_MESH_FIELDS: Readonly<Record<string, IstioField>> = {
   tlsDefaults: refuse('the TLS settings of mesh mTLS are fixed'),
   enableAutoMtls: refuse('auto mTLS is always on'),
   verifyCertificateAtClient: refuse('sidecars always verify peers against the mesh roots'),
-  extensionProviders: refuse('CUSTOM authorization (external authorizers) and extensions are not supported'),
-  defaultProviders: refuse('extension providers are not supported'),
+  defaultProviders: TELEMETRY,
   pathNormalization: refuse("inbound paths are normalized as Istio's default, BASE with merged slashes"),
   discoverySelectors: refuse('meshpilot reads every namespace of its config'),
   trustDomainAliasesFromCertificates: refuse('trust domain aliases are listed in trustDomainAliases'),
@@ -190,6 +191,7 @@ export function parseMeshConfig(r: DocReader, h: ObjectHeader, spec: Field | und
     const b = r.bool(m.accessLog);
     if (b !== undefined) out.accessLog = b;
   }
+  if (m.extensionProviders) out.extensionProviders = parseExtensionProviders(r, m.extensionProviders);
   if (m.caPluginDir) {
     const s = r.nonEmptyStr(m.caPluginDir);
     if (s !== undefined) out.caPluginDir = resolve(dirname(r.file), s);

@@ -80,3 +80,9 @@ export function checkTrustDomain(s: string): string | undefined {
   if (!/^[a-z0-9._-]+$/.test(s)) return `trust domain '${s}' may contain only lowercase letters, digits, '.', '-' and '_'`;
   return undefined;
 }
+
+/** Returns why `s` is not an HTTP header name (RFC 9110 token), or undefined when it is one. */
+export function checkHttpHeaderName(s: string): string | undefined {
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s)) return `'${s}' is not an HTTP header name`;
+  return undefined;
+}

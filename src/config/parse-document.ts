@@ -9,6 +9,7 @@ import type {
   RequestAuthentication,
   Service,
   ServiceAccount,
+  Sidecar,
   ServiceEntry,
   SourcePosition,
   SourceRef,
@@ -19,6 +20,7 @@ import type { ConfigDiagnostic } from './diagnostics.js';
 import { parseMeshConfig } from './mesh-config.js';
 import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain, checkLabelKey } from './names.js';
 import { parseAuthorizationPolicy, parsePeerAuthentication, parseRequestAuthentication, type ServiceTarget } from './policies.js';
+import { parseSidecar } from './sidecar.js';
 import { parseService, parseServiceAccount, parseWorkloadEntry } from './workloads.js';
 import { parseServiceEntry } from './service-entry.js';
 import { parseDestinationRule } from './destination-rule.js';
@@ -46,6 +48,7 @@ export type ParsedObject =
   | { readonly kind: 'PeerAuthentication'; readonly value: PeerAuthentication }
   | { readonly kind: 'AuthorizationPolicy'; readonly value: AuthorizationPolicy; readonly targets?: readonly ServiceTarget[] }
   | { readonly kind: 'RequestAuthentication'; readonly value: RequestAuthentication; readonly targets?: readonly ServiceTarget[] }
+  | { readonly kind: 'Sidecar'; readonly value: Sidecar }
   | { readonly kind: 'ServiceEntry'; readonly value: ServiceEntry }
   | { readonly kind: 'DestinationRule'; readonly value: DestinationRule }
   | { readonly kind: 'MeshConfig'; readonly value: MeshSettings & { readonly origin: SourceRef }; readonly name: string };
@@ -121,6 +124,13 @@ const KINDS: Readonly<Record<Kind, KindSpec>> = {
     namespaced: true,
     checkName: checkDns1123Subdomain,
     parse: (r, h, spec) => ({ kind: 'DestinationRule', value: parseDestinationRule(r, h, spec) }),
+  },
+  Sidecar: {
+    apiVersions: ISTIO_NETWORKING,
+    hasSpec: true,
+    namespaced: true,
+    checkName: checkDns1123Subdomain,
+    parse: (r, h, spec) => ({ kind: 'Sidecar', value: parseSidecar(r, h, spec) }),
   },
   MeshConfig: {
     apiVersions: ['meshpilot.io/v1alpha1'],
@@ -203,7 +213,6 @@ const SKIP_HINTS: Readonly<Record<string, string>> = {
   DaemonSet: 'meshpilot takes workloads from WorkloadEntry objects (one per instance)',
   Pod: 'meshpilot takes workloads from WorkloadEntry objects (one per instance)',
   Namespace: 'namespaces exist by being named in metadata.namespace',
-  Sidecar: 'Sidecar will be supported later',
   VirtualService: 'meshpilot does no traffic routing',
   Gateway: 'meshpilot runs no gateways',
   WorkloadGroup: 'declare each instance as a WorkloadEntry',

@@ -443,26 +443,31 @@ function readDryRun(r: DocReader, h: ObjectHeader, action: AuthzAction): boolean
     r.warn(at, path, `'${v}' is not a boolean: the policy is enforced (write "true" for a dry run)`);
     return false;
   }
-  if (b && action === 'AUDIT') r.warn(at, path, 'dry-run has no effect on AUDIT policies (Istio supports it for ALLOW and DENY)');
-  return b && action !== 'AUDIT';
+  if (b && (action === 'AUDIT' || action === 'CUSTOM'))
+    r.warn(at, path, `dry-run has no effect on ${action} policies (Istio supports it for ALLOW and DENY)`);
+  return b && action !== 'AUDIT' && action !== 'CUSTOM';
 }
 
-/** Reads an AuthorizationPolicy; CUSTOM actions are rejected as unsupported, targetRefs to Services kept for the build. */
+/** Reads an AuthorizationPolicy (CUSTOM with its `provider.name`); targetRefs to Services kept for the build. */
 export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Field | undefined): Targeted<AuthorizationPolicy> {
-  const m = spec
-    ? (r.map(spec, ['selector', 'targetRef', 'targetRefs', 'action', 'rules'], {
-        provider: 'CUSTOM authorization (external authorizers)',
-      }) ?? {})
-    : {};
+  const m = spec ? (r.map(spec, ['selector', 'targetRef', 'targetRefs', 'action', 'rules', 'provider']) ?? {}) : {};
   const selector = readWorkloadSelector(r, m.selector);
   const targets = readTargets(r, h, m);
   let action: AuthzAction = 'ALLOW';
   if (m.action) {
     const a = r.str(m.action);
-    if (a === 'CUSTOM') r.error(m.action.at, m.action.path, 'valid Istio action CUSTOM, not supported by meshpilot: external authorizers');
-    else if (a === 'ALLOW' || a === 'DENY' || a === 'AUDIT') action = a;
-    else if (a !== undefined) r.error(m.action.at, m.action.path, `unknown action '${a}': one of ALLOW, DENY, AUDIT`);
+    if (a === 'ALLOW' || a === 'DENY' || a === 'AUDIT' || a === 'CUSTOM') action = a;
+    else if (a !== undefined) r.error(m.action.at, m.action.path, `unknown action '${a}': one of ALLOW, DENY, AUDIT, CUSTOM`);
   }
+  // Istio's validation: CUSTOM needs a provider, and only CUSTOM takes one.
+  let provider: string | undefined;
+  if (m.provider) {
+    const p = r.map(m.provider, ['name']);
+    if (p && !p.name) r.error(m.provider.at, `${m.provider.path}.name`, 'required');
+    provider = p?.name ? r.nonEmptyStr(p.name) : undefined;
+    if (action !== 'CUSTOM') r.error(m.provider.at, m.provider.path, 'provider is only allowed with action CUSTOM');
+  } else if (action === 'CUSTOM')
+    r.error(m.action!.at, 'spec.provider', 'required with action CUSTOM: name an extensionProviders entry of the MeshConfig');
   const rules = m.rules ? (r.list(m.rules) ?? []).map((f) => readRule(r, f, h.namespace)) : [];
   const dryRun = readDryRun(r, h, action);
   const value: AuthorizationPolicy = {
@@ -473,6 +478,7 @@ export function parseAuthorizationPolicy(r: DocReader, h: ObjectHeader, spec: Fi
     action,
     rules,
     ...(dryRun ? { dryRun } : {}),
+    ...(provider !== undefined && action === 'CUSTOM' ? { provider } : {}),
   };
   return { value, ...(targets ? { targets } : {}) };
 }

@@ -20,6 +20,8 @@ import {
   type Service,
   type ServiceEntry,
   type ServicePort,
+  type OutboundTrafficMode,
+  type SidecarHost,
   type WorkloadEntry,
 } from '../model/index.js';
 import { TypeUrl } from '../proto/index.js';
@@ -43,6 +45,7 @@ import {
   rootCaSecret,
   type ForeignTrustBundle,
   sourceVariant,
+  speaksHttp2,
   type EndpointSpec,
   type InboundPolicy,
   type OutboundClusterSpec,
@@ -82,6 +85,28 @@ export interface MeshServicePort {
   readonly vips: readonly string[];
   /** Whether loopback mode can reach it (not a resolution NONE entry: that forwards to where the app connected, its own sidecar). */
   readonly loopback: boolean;
+}
+
+/**
+ * What a proxy receives outbound config for: every service port of the mesh (no Sidecar), or the
+ * ports of the services its Sidecar's egress hosts name. Proxies with equal scopes share one set
+ * of clusters, endpoints, routes and outbound listener (memoized per scope, not per proxy).
+ */
+export interface ProxyScope {
+  /** Equal keys, equal scopes: `*` for the whole mesh, else the egress hosts with `.` resolved. */
+  readonly key: string;
+  /** What captured traffic to an unknown destination does: the Sidecar's outboundTrafficPolicy, else the MeshConfig's. */
+  readonly mode: OutboundTrafficMode;
+  visible(sp: MeshServicePort): boolean;
+}
+
+// Istio's egress host match: the namespace part is `*`, the service's namespace (`.` resolved to the
+// Sidecar's), or `~` (nothing); the host part `*`, `*.<suffix>`, or the service's host name.
+function hostMatches(h: SidecarHost, sp: MeshServicePort): boolean {
+  if (h.namespace === '~' || (h.namespace !== '*' && h.namespace !== sp.namespace)) return false;
+  if (h.host === '*') return true;
+  if (h.host.startsWith('*.')) return sp.host.endsWith(h.host.slice(1));
+  return sp.host === h.host;
 }
 
 /**
@@ -153,9 +178,12 @@ export class PushContext {
   readonly #routes = new Map<string, ResourceSet>();
   readonly #clusters = new Map<string, readonly EncodedResource[]>();
   #rootCa?: EncodedResource;
-  #virtualOutbound?: EncodedResource;
   #egress?: readonly EncodedResource[];
   readonly #captureRoutes = new Map<string, ResourceSet>();
+  readonly #scopes = new Map<string, ProxyScope>();
+  readonly #scopedPorts = new Map<string, readonly MeshServicePort[]>();
+  readonly #scopedEndpoints = new Map<string, ResourceSet>();
+  readonly #virtualOutbounds = new Map<string, EncodedResource>();
 
   constructor(
     readonly inputs: PushInputs,
@@ -200,6 +228,34 @@ export class PushContext {
             loopback: entry.resolution !== 'NONE',
           });
     return (this.#ports = out);
+  }
+
+  /** The scope of a workload's proxy, from the Sidecar that applies to it (the same object for equal scopes in one push). */
+  scopeFor(w: WorkloadEntry): ProxyScope {
+    const sidecar = this.model.sidecarFor(w);
+    const mode = sidecar?.outboundTrafficPolicy ?? this.model.settings.outboundTrafficPolicy;
+    // `.` is the proxy's namespace, also under the root namespace's default (Istio's "same namespace").
+    const hosts = (sidecar?.egressHosts ?? [{ namespace: '*', host: '*' }]).map((h) => ({
+      namespace: h.namespace === '.' ? w.namespace : h.namespace,
+      host: h.host,
+    }));
+    const all = hosts.some((h) => h.namespace === '*' && h.host === '*');
+    const key = all ? '*' : [...new Set(hosts.map((h) => `${h.namespace}/${h.host}`))].sort().join(',');
+    const cacheKey = `${key}|${mode}`;
+    let scope = this.#scopes.get(cacheKey);
+    if (!scope) {
+      scope = { key, mode, visible: all ? () => true : (sp) => hosts.some((h) => hostMatches(h, sp)) };
+      this.#scopes.set(cacheKey, scope);
+    }
+    return scope;
+  }
+
+  /** The service ports a scope sees, in model order. */
+  scopedPorts(scope: ProxyScope): readonly MeshServicePort[] {
+    if (scope.key === '*') return this.servicePorts();
+    let ports = this.#scopedPorts.get(scope.key);
+    if (!ports) this.#scopedPorts.set(scope.key, (ports = this.servicePorts().filter((sp) => scope.visible(sp))));
+    return ports;
   }
 
   /** Istio's auto mTLS: a client uses mTLS toward a workload that runs a sidecar and has not disabled mTLS on that port. */
@@ -275,6 +331,7 @@ export class PushContext {
       mtlsBackends: backends.filter((b) => b.mtls).length,
       backends: backends.length,
       http: sp.kind === 'http',
+      ...(speaksHttp2(sp.port) ? { http2: true } : {}),
       // Istio: DNS → STRICT_DNS, DNS_ROUND_ROBIN → LOGICAL_DNS; NONE → the original destination.
       ...(e?.resolution === 'NONE' ? { discovery: 'ORIGINAL_DST' as const } : {}),
       ...(dns
@@ -295,14 +352,15 @@ export class PushContext {
    * come from), with each host's DestinationRule and its subsets' clusters. Shared by every proxy
    * with that source, except proxies a DestinationRule selects by workloadSelector.
    */
-  outboundClusters(source: SecretSource, workload?: WorkloadEntry): readonly EncodedResource[] {
+  outboundClusters(source: SecretSource, workload?: WorkloadEntry, scope?: ProxyScope): readonly EncodedResource[] {
     const variant = sourceVariant(source);
     const selected = this.#selectedRules(workload);
     const key = `${variant}|${selected.map((r) => `${r.namespace}/${r.name}`).join(',')}`;
-    let list = this.#clusters.get(key);
+    const listKey = `${key}|${scope?.key ?? '*'}`;
+    let list = this.#clusters.get(listKey);
     if (list) return list;
     const domain = this.model.settings.domainSuffix;
-    list = this.servicePorts().flatMap((sp) => {
+    list = (scope ? this.scopedPorts(scope) : this.servicePorts()).flatMap((sp) => {
       const rule = destinationRuleFor(this.model.destinationRules, sp.host, domain, selected.length > 0 ? workload : undefined);
       const specs = [this.#clusterSpec(sp, rule)];
       // Subset clusters over EDS only: a DNS or original-destination cluster has no labelled endpoints to filter.
@@ -313,8 +371,26 @@ export class PushContext {
         return this.memo.get(`cds:${key}:${name}`, JSON.stringify(spec), () => outboundClusterFor(spec, source));
       });
     });
-    this.#clusters.set(key, list);
+    this.#clusters.set(listKey, list);
     return list;
+  }
+
+  /**
+   * The endpoints of the clusters a scope sees (its service ports and their subsets): one set per
+   * scope, shared by its proxies. Cluster names end in `|<host>` and start with `outbound|<port>|`.
+   */
+  scopedEndpoints(scope: ProxyScope): ResourceSet {
+    if (scope.key === '*') return this.endpoints();
+    let set = this.#scopedEndpoints.get(scope.key);
+    if (!set) {
+      const visible = new Set(this.scopedPorts(scope).map((sp) => `${sp.port.port}|${sp.host}`));
+      const list = [...this.endpoints().resources.values()].filter((r) => {
+        const parts = r.name.split('|');
+        return visible.has(`${parts[1]}|${parts[3]}`);
+      });
+      this.#scopedEndpoints.set(scope.key, (set = memoSet(this.memo, `eds|${scope.key}`, TypeUrl.ClusterLoadAssignment, list)));
+    }
+    return set;
   }
 
   /** Every EDS cluster's endpoints (service ports, STATIC ServiceEntries, DestinationRule subsets): one set, the same object for every proxy. */
@@ -344,21 +420,22 @@ export class PushContext {
   }
 
   /** The outbound routes seen from one namespace (short names resolve within it): one set per namespace. */
-  routes(namespace: string): ResourceSet {
-    const cached = this.#routes.get(namespace);
+  routes(namespace: string, scope?: ProxyScope): ResourceSet {
+    const key = scope && scope.key !== '*' ? `${namespace}|${scope.key}` : namespace;
+    const cached = this.#routes.get(key);
     if (cached) return cached;
     const domain = this.model.settings.domainSuffix;
     const vhosts: VirtualHostSpec[] = [];
     const seen = new Set<string>();
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       if (sp.kind !== 'http' || !sp.loopback) continue;
       const domains = domainsOf(sp, namespace, domain).filter((d) => !seen.has(d));
       domains.forEach((d) => seen.add(d));
       vhosts.push({ name: `${sp.host}:${sp.port.port}`, domains, cluster: sp.cluster });
     }
-    const route = this.memo.get(`rds:${namespace}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts));
-    const set = memoSet(this.memo, `rds:${namespace}`, TypeUrl.RouteConfiguration, [route]);
-    this.#routes.set(namespace, set);
+    const route = this.memo.get(`rds:${key}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts));
+    const set = memoSet(this.memo, `rds:${key}`, TypeUrl.RouteConfiguration, [route]);
+    this.#routes.set(key, set);
     return set;
   }
 
@@ -366,12 +443,15 @@ export class PushContext {
   // loader gives every service one; models built directly may not).
 
   /** The virtual outbound listener on 15001: the same for every captured proxy, so built once per push. */
-  virtualOutbound(): EncodedResource {
-    if (this.#virtualOutbound) return this.#virtualOutbound;
+  virtualOutbound(scope?: ProxyScope): EncodedResource {
+    const mode = scope?.mode ?? this.model.settings.outboundTrafficPolicy;
+    const key = `${scope?.key ?? '*'}|${mode}`;
+    const cached = this.#virtualOutbounds.get(key);
+    if (cached) return cached;
     const httpVips = new Map<number, string[]>();
     const chains: OutboundChainSpec[] = [];
     const tcpSeen = new Set<string>();
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       if (sp.vips.length === 0) continue;
       if (sp.kind === 'http') httpVips.set(sp.port.port, [...(httpVips.get(sp.port.port) ?? []), ...sp.vips]);
       else {
@@ -383,10 +463,11 @@ export class PushContext {
     }
     for (const [port, vips] of [...httpVips].sort(([a], [b]) => a - b))
       chains.push({ kind: 'http', port, vips: [...new Set(vips)].sort() });
-    const mode = this.model.settings.outboundTrafficPolicy;
-    return (this.#virtualOutbound = this.memo.get('lds:virtualOutbound', JSON.stringify({ chains, mode }), () =>
+    const listener = this.memo.get(`lds:virtualOutbound|${key}`, JSON.stringify({ chains, mode }), () =>
       virtualOutboundListener(chains, mode),
-    ));
+    );
+    this.#virtualOutbounds.set(key, listener);
+    return listener;
   }
 
   /** PassthroughCluster and BlackHoleCluster: where the virtual outbound listener sends destinations outside the mesh. */
@@ -407,13 +488,14 @@ export class PushContext {
    * (named by the port), a virtual host per service on it, reached by name (short names within the
    * namespace) and by VIP. One set per namespace.
    */
-  captureRoutes(namespace: string): ResourceSet {
-    const cached = this.#captureRoutes.get(namespace);
+  captureRoutes(namespace: string, scope?: ProxyScope): ResourceSet {
+    const key = scope && scope.key !== '*' ? `${namespace}|${scope.key}` : namespace;
+    const cached = this.#captureRoutes.get(key);
     if (cached) return cached;
     const domain = this.model.settings.domainSuffix;
     const byPort = new Map<number, VirtualHostSpec[]>();
     const seen = new Set<string>();
-    for (const sp of this.servicePorts()) {
+    for (const sp of scope ? this.scopedPorts(scope) : this.servicePorts()) {
       if (sp.kind !== 'http' || sp.vips.length === 0) continue;
       const p = sp.port.port;
       // A VIP two hosts share (a ServiceEntry's) routes to the first; Envoy refuses a domain listed twice.
@@ -426,10 +508,10 @@ export class PushContext {
     const routes = [...byPort]
       .sort(([a], [b]) => a - b)
       .map(([port, vhosts]) =>
-        this.memo.get(`rds:capture:${namespace}:${port}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts, captureRouteName(port))),
+        this.memo.get(`rds:capture:${key}:${port}`, JSON.stringify(vhosts), () => outboundRoutes(vhosts, captureRouteName(port))),
       );
-    const set = memoSet(this.memo, `rds:capture:${namespace}`, TypeUrl.RouteConfiguration, routes);
-    this.#captureRoutes.set(namespace, set);
+    const set = memoSet(this.memo, `rds:capture:${key}`, TypeUrl.RouteConfiguration, routes);
+    this.#captureRoutes.set(key, set);
     return set;
   }
 }

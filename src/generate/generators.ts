@@ -49,9 +49,9 @@ const PRIVILEGED_PORTS = 1024;
 const touches = (change: PushChange, kinds: readonly ObjectKind[]) => kinds.some((k) => change.kinds.has(k));
 
 /** The services and workloads a proxy's clusters, endpoints and routes are made of; PeerAuthentication decides auto mTLS. */
-const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication', 'ServiceEntry', 'DestinationRule'];
-/** What routes and listeners are made of: the hosts and ports of Services and ServiceEntries, and the workloads they select. */
-const HOST_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'ServiceEntry'];
+const MESH_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'PeerAuthentication', 'ServiceEntry', 'DestinationRule', 'Sidecar'];
+/** What routes and listeners are made of: the hosts and ports of Services and ServiceEntries, the workloads they select, and the Sidecars that scope them. */
+const HOST_KINDS: readonly ObjectKind[] = ['Service', 'WorkloadEntry', 'ServiceEntry', 'Sidecar'];
 const POLICY_KINDS: readonly ObjectKind[] = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 
 /** SDS: the proxy's SVID (`default`) and the trust bundle with the CRL (`ROOTCA`). */
@@ -88,22 +88,26 @@ export const clusterGenerator: ResourceGenerator = {
       );
     }
     const egress = node.capture ? ctx.egressClusters() : [];
-    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source, node.workload), ...egress, ...own]);
+    const scope = ctx.scopeFor(node.workload);
+    return memoSet(memo, 'cds', TypeUrl.Cluster, [...ctx.outboundClusters(node.source, node.workload, scope), ...egress, ...own]);
   },
 };
 
-/** EDS: every service port's endpoints, one set shared by every proxy. */
+/** EDS: the endpoints of every service port the proxy's scope sees, one set per scope. */
 export const endpointGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.ClusterLoadAssignment,
   affectedBy: (change) => change.full || touches(change, MESH_KINDS),
-  generate: (_node, ctx) => ctx.endpoints(),
+  generate: (node, ctx) => ctx.scopedEndpoints(ctx.scopeFor(node.workload)),
 };
 
 /** RDS: the outbound routes, one set per client namespace (and per mode: one configuration, or one per port when captured). */
 export const routeGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.RouteConfiguration,
   affectedBy: (change) => change.full || touches(change, HOST_KINDS),
-  generate: (node, ctx) => (node.capture ? ctx.captureRoutes(node.workload.namespace) : ctx.routes(node.workload.namespace)),
+  generate: (node, ctx) => {
+    const scope = ctx.scopeFor(node.workload);
+    return node.capture ? ctx.captureRoutes(node.workload.namespace, scope) : ctx.routes(node.workload.namespace, scope);
+  },
 };
 
 /** LDS: loopback mode, the proxy's inbound listeners (with their policy), outbound HTTP and TCP listeners; capture mode, virtualOutbound (shared) and its virtualInbound. */
@@ -131,7 +135,7 @@ export const listenerGenerator: ResourceGenerator = {
       out.push(memo.get(`lds:inbound:${port.port}`, inputs, () => inboundListenerFor(w.address, port, appPort, kind, policy, node.source)));
     }
     const outboundPorts = new Set<number>();
-    for (const sp of ctx.servicePorts()) {
+    for (const sp of ctx.scopedPorts(ctx.scopeFor(w))) {
       // A TCP service port is reached on the client's own address at the service port; one
       // listener per address and port, so the first service on a port takes it.
       if (sp.kind !== 'tcp' || !sp.loopback || inboundPorts.has(sp.port.port) || outboundPorts.has(sp.port.port)) continue;
@@ -159,7 +163,7 @@ function captureListeners(node: NodeView, ctx: PushContext, memo: ResourceMemo):
     ports.push({ port: port.port, cluster: inboundCluster(appPort), kind, policy, name: inboundListener(port.port) });
     keys.push(`${port.port}|${appPort}|${kind}|${policyKey(policy)}`);
   }
-  const out: EncodedResource[] = [ctx.virtualOutbound()];
+  const out: EncodedResource[] = [ctx.virtualOutbound(ctx.scopeFor(w))];
   const inbound = memo.get('lds:virtualInbound', `${keys.join(',')}|${sourceVariant(node.source)}`, () =>
     virtualInboundListener(ports, node.source),
   );

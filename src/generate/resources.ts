@@ -19,6 +19,7 @@ import {
   HttpConnectionManager_ForwardClientCertDetails,
   Listener,
   packAny,
+  HttpProtocolOptions,
   RouteConfiguration,
   Router,
   Secret,
@@ -243,6 +244,8 @@ export interface OutboundClusterSpec {
   /** How many backends speak mTLS (run a sidecar without DISABLE on this port), of how many. */
   readonly mtlsBackends: number;
   readonly backends: number;
+  /** The port speaks HTTP/2 to its servers (gRPC, http2), as Istio sets it from the port's protocol. */
+  readonly http2?: boolean;
   /** How Envoy finds endpoints: over EDS (default), by DNS (endpoints inline), or the connection's original destination. */
   readonly discovery?: 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
   /** The hostnames or addresses a DNS cluster resolves. */
@@ -252,6 +255,14 @@ export interface OutboundClusterSpec {
   /** The DestinationRule settings of this port (and subset); `tls` overrides auto mTLS. */
   readonly policy?: PortTrafficPolicy;
 }
+
+/** Whether a service port's servers speak HTTP/2 (Istio: protocol gRPC, gRPC-Web or HTTP2). */
+export function speaksHttp2(port: ServicePort): boolean {
+  const p = applicationProtocol(port);
+  return p === 'grpc' || p === 'grpc-web' || p === 'http2';
+}
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** The cluster a client uses to reach one service port: TLS with a SAN matcher toward sidecars (Istio's auto mTLS), unless a DestinationRule sets the TLS mode. */
 export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSource): EncodedResource {
@@ -278,6 +289,30 @@ export function outboundClusterFor(spec: OutboundClusterSpec, source: SecretSour
       : {}),
     // The DestinationRule's load balancer, connection pool and outlier detection, over the defaults above.
     ...(spec.policy ? (trafficPolicyFields(spec.policy, spec.http ?? false) as object) : {}),
+    // gRPC and HTTP/2 ports speak HTTP/2 upstream (Istio sets it from the port's protocol); a
+    // DestinationRule's idle timeout and requests per connection stay with it.
+    ...(spec.http2
+      ? {
+          typedExtensionProtocolOptions: {
+            [HTTP_PROTOCOL_OPTIONS]: packAny(HTTP_PROTOCOL_OPTIONS, HttpProtocolOptions, {
+              commonHttpProtocolOptions: {
+                ...(spec.policy?.connectionPool?.idleTimeoutMs !== undefined
+                  ? {
+                      idleTimeout: {
+                        seconds: Math.floor(spec.policy.connectionPool.idleTimeoutMs / 1000),
+                        nanos: (spec.policy.connectionPool.idleTimeoutMs % 1000) * 1e6,
+                      },
+                    }
+                  : {}),
+                ...(spec.policy?.connectionPool?.maxRequestsPerConnection !== undefined
+                  ? { maxRequestsPerConnection: spec.policy.connectionPool.maxRequestsPerConnection }
+                  : {}),
+              },
+              explicitHttpConfig: { http2ProtocolOptions: {} },
+            }),
+          },
+        }
+      : {}),
   });
   const tls = spec.policy?.tls;
   let meshTls = false;

@@ -21,6 +21,8 @@ export type {
   AuthorizationPolicy,
   JwtRule,
   RequestAuthentication,
+  Sidecar,
+  SidecarHost,
   ServiceEntry,
   ServiceEntryEndpoint,
   ServiceEntryLocation,
@@ -37,7 +39,15 @@ export type {
   DestinationRule,
 } from './types.js';
 export { TLS_MODE_LABEL } from './types.js';
-export type { MeshSettings, CaptureMode, OutboundTrafficMode, BundleEndpointSettings, FederatedTrustDomain } from './settings.js';
+export type {
+  MeshSettings,
+  CaptureMode,
+  OutboundTrafficMode,
+  BundleEndpointSettings,
+  FederatedTrustDomain,
+  ExtAuthzProvider,
+  ExtAuthzBodySettings,
+} from './settings.js';
 export { DEFAULT_MESH_SETTINGS, meshSettings } from './settings.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { selectorMatches } from './labels.js';

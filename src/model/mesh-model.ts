@@ -15,6 +15,7 @@ import type {
   ServiceAccountRef,
   ServiceEntry,
   ServicePort,
+  Sidecar,
   WorkloadEntry,
 } from './types.js';
 
@@ -33,6 +34,7 @@ export interface MeshModelInput {
   readonly peerAuthentications?: readonly PeerAuthentication[];
   readonly authorizationPolicies?: readonly AuthorizationPolicy[];
   readonly requestAuthentications?: readonly RequestAuthentication[];
+  readonly sidecars?: readonly Sidecar[];
   readonly serviceEntries?: readonly ServiceEntry[];
   readonly destinationRules?: readonly DestinationRule[];
 }
@@ -48,6 +50,7 @@ export interface MeshModel {
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
   readonly requestAuthentications: readonly RequestAuthentication[];
+  readonly sidecars: readonly Sidecar[];
   readonly serviceEntries: readonly ServiceEntry[];
   readonly destinationRules: readonly DestinationRule[];
 
@@ -69,6 +72,12 @@ export interface MeshModel {
   authorizationPoliciesFor(workload: WorkloadEntry): readonly AuthorizationPolicy[];
   /** RequestAuthentications that apply to a workload (its namespace and the root namespace, selector matching). */
   requestAuthenticationsFor(workload: WorkloadEntry): readonly RequestAuthentication[];
+  /**
+   * The Sidecar that applies to a workload, by Istio's precedence: one of its namespace whose
+   * selector matches it (the first by name), else its namespace's without selector, else the root
+   * namespace's without selector; undefined when none does.
+   */
+  sidecarFor(workload: WorkloadEntry): Sidecar | undefined;
   /** The WorkloadEntries a ServiceEntry's workloadSelector picks (its namespace), sorted by name; empty without one. */
   workloadsOfEntry(entry: ServiceEntry): readonly WorkloadEntry[];
 }
@@ -117,6 +126,7 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
   const pas = index('PeerAuthentication', input.peerAuthentications);
   const aps = index('AuthorizationPolicy', input.authorizationPolicies);
   const ras = index('RequestAuthentication', input.requestAuthentications);
+  const scs = index('Sidecar', input.sidecars);
   const ses = index('ServiceEntry', input.serviceEntries);
   const drs = index('DestinationRule', input.destinationRules);
 
@@ -193,6 +203,7 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthentications: pas.all,
     authorizationPolicies: aps.all,
     requestAuthentications: ras.all,
+    sidecars: scs.all,
     serviceEntries: ses.all,
     destinationRules: drs.all,
     serviceAccount: (namespace, name) => sas.byKey.get(nsKey(namespace, name)),
@@ -208,6 +219,14 @@ export function createMeshModel(input: MeshModelInput): MeshModel {
     peerAuthenticationsFor: (w) => applying(pas.all, w),
     authorizationPoliciesFor: (w) => applying(aps.all, w),
     requestAuthenticationsFor: (w) => applying(ras.all, w),
+    sidecarFor(w) {
+      const own = groupOf(scs.all, w.namespace);
+      return (
+        own.find((s) => s.selector !== undefined && selectorMatches(s.selector, w.labels)) ??
+        own.find((s) => s.selector === undefined) ??
+        groupOf(scs.all, settings.rootNamespace).find((s) => s.selector === undefined)
+      );
+    },
     workloadsOfEntry: (e) =>
       e.workloadSelector ? wls.all.filter((w) => w.namespace === e.namespace && selectorMatches(e.workloadSelector, w.labels)) : [],
   };

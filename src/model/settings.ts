@@ -28,6 +28,39 @@ export interface FederatedTrustDomain {
   readonly trustBundleFile: string;
 }
 
+/** `includeRequestBodyInCheck` of an external authorizer (Envoy's with_request_body). */
+export interface ExtAuthzBodySettings {
+  readonly maxRequestBytes: number;
+  readonly allowPartialMessage: boolean;
+  readonly packAsBytes: boolean;
+}
+
+/**
+ * One `extensionProviders` entry that is an external authorizer (Istio's envoyExtAuthzHttp or
+ * envoyExtAuthzGrpc): `service` is a mesh service's host, reached at `port` through its outbound cluster.
+ */
+export interface ExtAuthzProvider {
+  readonly name: string;
+  readonly kind: 'http' | 'grpc';
+  /** The service's host as written, without a `<namespace>/` prefix (`ext-authz.foo.svc.cluster.local`). */
+  readonly service: string;
+  readonly port: number;
+  /** Istio's default is 600s. */
+  readonly timeoutMs: number;
+  readonly failOpen: boolean;
+  /** HTTP status when the authorizer cannot be reached (and failOpen is off); Istio's default 403. */
+  readonly statusOnError: number;
+  readonly clearRouteCache: boolean;
+  readonly includeRequestBodyInCheck?: ExtAuthzBodySettings;
+  // envoyExtAuthzHttp only:
+  readonly pathPrefix?: string;
+  readonly includeRequestHeadersInCheck: readonly string[];
+  readonly includeAdditionalHeadersInCheck: Readonly<Record<string, string>>;
+  readonly headersToUpstreamOnAllow: readonly string[];
+  readonly headersToDownstreamOnDeny: readonly string[];
+  readonly headersToDownstreamOnAllow: readonly string[];
+}
+
 /**
  * Mesh-wide settings, from the single `meshpilot.io/v1alpha1 MeshConfig` (defaults otherwise).
  * Certificates are renewed at `renewAtFraction` of their lifetime, earlier by a random amount of
@@ -64,6 +97,8 @@ export interface MeshSettings {
   readonly bundleEndpoint?: BundleEndpointSettings;
   /** The foreign trust domains whose identities sidecars accept (each validated against its own bundle). */
   readonly federatesWith: readonly FederatedTrustDomain[];
+  /** External authorizers that CUSTOM AuthorizationPolicies name (MeshConfig extensionProviders). */
+  readonly extensionProviders: readonly ExtAuthzProvider[];
   /** Where the MeshConfig was written, if one was. */
   readonly origin?: SourceRef;
 }
@@ -83,6 +118,7 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({
   serviceCidr: '10.96.0.0/16',
   accessLog: false,
   federatesWith: Object.freeze([]) as readonly FederatedTrustDomain[],
+  extensionProviders: Object.freeze([]) as readonly ExtAuthzProvider[],
 });
 
 /** Returns complete settings: the defaults overridden by `partial`. */

@@ -29,6 +29,7 @@ export type ObjectKind =
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
   | 'RequestAuthentication'
+  | 'Sidecar'
   | 'ServiceEntry'
   | 'DestinationRule'
   | 'MeshConfig';
@@ -117,8 +118,8 @@ export interface PeerAuthentication extends ObjectMeta {
   readonly portLevelMtls: Readonly<Record<number, MtlsMode>>;
 }
 
-/** The supported AuthorizationPolicy actions (CUSTOM is rejected by the config loader). */
-export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
+/** The AuthorizationPolicy actions; CUSTOM hands matching requests to an external authorizer named by `provider`. */
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 
 /** `rules[].from[].source` of an AuthorizationPolicy. */
 export interface AuthzSource {
@@ -170,6 +171,8 @@ export interface AuthorizationPolicy extends ObjectMeta {
   readonly rules: readonly AuthzRule[];
   /** Annotation `istio.io/dry-run: "true"`: evaluated and counted by the proxy, never enforced. */
   readonly dryRun?: boolean;
+  /** `provider.name` of a CUSTOM policy: an `extensionProviders` entry of the MeshConfig. */
+  readonly provider?: string;
 }
 
 /** One JWT rule of a RequestAuthentication, after Istio's API. */
@@ -195,6 +198,27 @@ export interface JwtRule {
 export interface RequestAuthentication extends ObjectMeta {
   readonly selector?: Labels;
   readonly jwtRules: readonly JwtRule[];
+}
+
+/**
+ * One `egress[].hosts` entry of a Sidecar, `<namespace>/<host>`: `namespace` is a namespace, `*`
+ * (any), `.` (the Sidecar's own namespace) or `~` (none); `host` is `*`, `*.<suffix>` or a host name.
+ */
+export interface SidecarHost {
+  readonly namespace: string;
+  readonly host: string;
+}
+
+/**
+ * A `networking.istio.io/v1 Sidecar`: which services its proxies receive config for (the union of
+ * every egress listener's hosts) and what they do with unknown destinations. Without a selector it
+ * is its namespace's default, or the mesh default in the root namespace.
+ */
+export interface Sidecar extends ObjectMeta {
+  readonly selector?: Labels;
+  readonly egressHosts: readonly SidecarHost[];
+  /** `outboundTrafficPolicy.mode`, when set (else the MeshConfig's). */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
 }
 
 /** Where a ServiceEntry's service runs: outside the mesh (no mTLS unless a DestinationRule says so), or inside it. */

@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { createMeshModel, type AuthorizationPolicy, type AuthzRule, type MeshModel, type WorkloadEntry } from '../model/index.js';
+import {
+  createMeshModel,
+  meshSettings,
+  type AuthorizationPolicy,
+  type ExtAuthzProvider,
+  type AuthzRule,
+  type MeshModel,
+  type WorkloadEntry,
+} from '../model/index.js';
 import { compileAuthorization, compileInboundPolicy, evaluate, type AuthzRequest } from './index.js';
 
 // Models built by hand, past the config loader's checks: the compiler must still fail closed.
@@ -40,6 +48,21 @@ const model = (...policies: AuthorizationPolicy[]): MeshModel =>
   createMeshModel({ workloads: [workload], authorizationPolicies: policies });
 
 const web = 'spiffe://cluster.local/ns/shop/sa/web';
+const PROVIDER: ExtAuthzProvider = {
+  name: 'a',
+  kind: 'http',
+  service: 'authz.shop.svc.cluster.local',
+  port: 9000,
+  timeoutMs: 1000,
+  failOpen: false,
+  statusOnError: 403,
+  clearRouteCache: false,
+  includeRequestHeadersInCheck: [],
+  includeAdditionalHeadersInCheck: {},
+  headersToUpstreamOnAllow: [],
+  headersToDownstreamOnDeny: [],
+  headersToDownstreamOnAllow: [],
+};
 const run = (m: MeshModel, req: Partial<AuthzRequest>, protocol: 'http' | 'tcp' = 'http') =>
   evaluate(
     compileInboundPolicy(m, workload, 8080, protocol, () => undefined),
@@ -117,5 +140,80 @@ describe('compileAuthorization fails closed', () => {
     const one = compileAuthorization(m, workload, 'http').httpFilters.map((f) => Buffer.from(f.typedConfig.value).toString('hex'));
     const two = compileAuthorization(m, workload, 'http').httpFilters.map((f) => Buffer.from(f.typedConfig.value).toString('hex'));
     assert.deepEqual(one, two);
+  });
+});
+
+describe('compileAuthorization: CUSTOM fails closed', () => {
+  const custom = (name: string, provider: string): AuthorizationPolicy => ({ ...policy(name, 'CUSTOM', [toPath('/x')]), provider });
+  const authzService = {
+    namespace: 'shop',
+    name: 'authz',
+    labels: {},
+    selector: { app: 'authz' },
+    ports: [{ port: 9000, targetPort: 9000, protocol: 'TCP' as const }],
+  };
+  const authzWorkload: WorkloadEntry = { ...workload, name: 'authz', address: '127.0.0.82', labels: { app: 'authz' }, sidecar: false };
+  const withProviders = (...ps: AuthorizationPolicy[]) =>
+    createMeshModel({
+      settings: meshSettings({
+        extensionProviders: [
+          { ...PROVIDER, name: 'a' },
+          { ...PROVIDER, name: 'b' },
+          { ...PROVIDER, name: 'nowhere', service: 'gone.shop.svc.cluster.local' },
+        ],
+      }),
+      services: [authzService],
+      workloads: [workload, authzWorkload],
+      authorizationPolicies: ps,
+    });
+
+  it('denies every request when the provider is unknown (a model the loader would refuse)', () => {
+    const m = withProviders(custom('c', 'missing'));
+    const c = compileAuthorization(m, workload, 'http');
+    assert.ok(c.diagnostics.some((d) => d.severity === 'error' && /no extensionProviders entry .* 'missing'.*fail closed/.test(d.message)));
+    assert.equal(run(m, { path: '/elsewhere' }).verdict, 'deny');
+  });
+
+  it('denies every request when the provider’s service is not in the mesh, or two providers select one workload', () => {
+    const gone = withProviders(custom('c', 'nowhere'));
+    assert.ok(compileAuthorization(gone, workload, 'http').diagnostics.some((d) => /gone\.shop\.svc\.cluster\.local/.test(d.message)));
+    assert.equal(run(gone, { path: '/elsewhere' }).verdict, 'deny');
+    const two = withProviders(custom('c1', 'a'), custom('c2', 'b'));
+    assert.ok(compileAuthorization(two, workload, 'http').diagnostics.some((d) => /only one CUSTOM provider/.test(d.message)));
+    assert.equal(run(two, { path: '/elsewhere' }).verdict, 'deny');
+  });
+
+  it('takes a ServiceEntry host as the provider service (Istio’s local authorizer sample)', () => {
+    const m = createMeshModel({
+      settings: meshSettings({
+        extensionProviders: [{ ...PROVIDER, name: 'local', kind: 'grpc', service: 'ext-authz-grpc.local', port: 9191 }],
+      }),
+      workloads: [workload],
+      serviceEntries: [
+        {
+          namespace: 'shop',
+          name: 'local-ext-authz',
+          hosts: ['ext-authz-grpc.local'],
+          addresses: [],
+          ports: [{ number: 9191, protocol: 'GRPC', name: 'grpc' }],
+          location: 'MESH_EXTERNAL',
+          resolution: 'STATIC',
+          endpoints: [{ address: '127.0.0.1', ports: {}, labels: {} }],
+          subjectAltNames: [],
+        },
+      ],
+      authorizationPolicies: [custom('c', 'local')],
+    });
+    assert.deepEqual(compileAuthorization(m, workload, 'http').diagnostics, []);
+    assert.equal(run(m, { path: '/x' }).externalAuthz?.cluster, 'outbound|9191||ext-authz-grpc.local');
+  });
+
+  it('asks the authorizer only about matching requests: the evaluator names it', () => {
+    const m = withProviders(custom('c', 'a'));
+    const hit = run(m, { path: '/x' });
+    assert.equal(hit.verdict, 'allow');
+    assert.equal(hit.externalAuthz?.cluster, 'outbound|9000||authz.shop.svc.cluster.local');
+    assert.equal(hit.externalAuthz?.policy, 'shop/c');
+    assert.equal(run(m, { path: '/y' }).externalAuthz, undefined);
   });
 });

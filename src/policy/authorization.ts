@@ -15,6 +15,7 @@ import {
   type RbacPolicy,
 } from '../proto/index.js';
 import { diagnosticAt, type PolicyDiagnostic } from './diagnostics.js';
+import { EXT_AUTHZ_POLICY_PREFIX, EXT_AUTHZ_SHADOW_STAT_PREFIX, extAuthzFilter, resolveProvider } from './ext-authz.js';
 import {
   headerMatchers,
   idAnd,
@@ -493,6 +494,14 @@ function compileRule(
   return httpOnly.size > 0 ? { kind: 'http-only', fields: [...httpOnly.values()], policy } : { kind: 'ok', policy };
 }
 
+// What a rule that matches more than written does, by action (ALLOW never broadens).
+const VERB: Readonly<Record<AuthorizationPolicy['action'], string>> = {
+  ALLOW: 'allows',
+  DENY: 'denies',
+  AUDIT: 'audits',
+  CUSTOM: 'sends to the external authorizer',
+};
+
 const DENY_ALL: EnvoyPolicy = { permissions: [{ any: true }], principals: [{ any: true }] };
 
 /** The Envoy policies of one AuthorizationPolicy, after fail-closed handling of every rule. */
@@ -513,11 +522,7 @@ function compilePolicy(
       for (const pr of r.problems) d(pr.path, 'error', pr.message);
       if (p.action === 'ALLOW') d(base, 'error', 'rule dropped: it cannot be compiled, so it allows nothing');
       else {
-        d(
-          base,
-          'error',
-          `rule cannot be compiled: it ${p.action === 'DENY' ? 'denies' : 'audits'} every request to the selected workloads`,
-        );
+        d(base, 'error', `rule cannot be compiled: it ${VERB[p.action]} every request to the selected workloads`);
         out[name] = DENY_ALL;
       }
       return;
@@ -528,11 +533,7 @@ function compilePolicy(
         d(base, 'warning', `rule dropped on TCP ports: it uses HTTP-only fields (${fields}), so it matches no TCP connection`);
         return;
       }
-      d(
-        base,
-        'warning',
-        `on TCP ports the HTTP-only fields (${fields}) are ignored: the rule ${p.action === 'DENY' ? 'denies' : 'audits'} more`,
-      );
+      d(base, 'warning', `on TCP ports the HTTP-only fields (${fields}) are ignored: the rule ${VERB[p.action]} more`);
     }
     out[name] = r.policy;
   });
@@ -567,7 +568,12 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
   const shadow: Record<RbacFilterAction, Record<string, EnvoyPolicy>> = { LOG: {}, DENY: {}, ALLOW: {} };
   const present = new Set<RbacFilterAction>();
   const presentShadow = new Set<RbacFilterAction>();
+  const custom: AuthorizationPolicy[] = [];
   for (const p of model.authorizationPoliciesFor(workload)) {
+    if (p.action === 'CUSTOM') {
+      custom.push(p);
+      continue;
+    }
     const action: RbacFilterAction = p.action === 'AUDIT' ? 'LOG' : p.action;
     (p.dryRun ? presentShadow : present).add(action);
     try {
@@ -582,7 +588,12 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
     }
   }
   const filters: PolicyFilter[] = [];
-  for (const action of ['LOG', 'DENY', 'ALLOW'] as const) {
+  // Istio's order: AUDIT, then CUSTOM, then DENY, then ALLOW.
+  for (const action of ['LOG', 'CUSTOM', 'DENY', 'ALLOW'] as const) {
+    if (action === 'CUSTOM') {
+      if (custom.length > 0) filters.push(...compileCustom(model, custom, protocol, s, diagnostics, enforced, present));
+      continue;
+    }
     // An ALLOW filter without policies denies everything, as it must; LOG and DENY without policies do nothing.
     const rules = present.has(action) && (action === 'ALLOW' || Object.keys(enforced[action]).length > 0) ? enforced[action] : undefined;
     // A dry-run ALLOW policy whose rules were all dropped would deny everything: its shadow says so.
@@ -597,6 +608,68 @@ export function compileAuthorization(model: MeshModel, workload: WorkloadEntry, 
     networkFilters: protocol === 'tcp' ? filters : [],
     diagnostics,
   };
+}
+
+/**
+ * The filters of a workload's CUSTOM policies: on HTTP ports a shadow RBAC filter and the ext_authz
+ * filter it enables. Fail closed, as Istio: a provider that is unknown or cannot be reached, or two
+ * providers for one workload, deny every request (an enforced DENY-all, added to `enforced`); on TCP
+ * ports, where meshpilot has no external authorizer, the connections the rules match are denied.
+ */
+function compileCustom(
+  model: MeshModel,
+  policies: readonly AuthorizationPolicy[],
+  protocol: PortProtocol,
+  s: Settings,
+  diagnostics: PolicyDiagnostic[],
+  enforced: Record<RbacFilterAction, Record<string, EnvoyPolicy>>,
+  present: Set<RbacFilterAction>,
+): PolicyFilter[] {
+  const denyAll = (p: AuthorizationPolicy, path: string, why: string) => {
+    diagnostics.push(diagnosticAt(p, KIND, path, 'error', `${why}: denying every request to the selected workloads (fail closed)`));
+    present.add('DENY');
+    enforced.DENY[rbacPolicyName(p.namespace, p.name, 'bad-custom-action')] = DENY_ALL;
+  };
+  if (protocol === 'tcp') {
+    for (const p of policies) {
+      diagnostics.push(
+        diagnosticAt(
+          p,
+          KIND,
+          'spec.action',
+          'warning',
+          'CUSTOM on a TCP port is not supported by meshpilot: the connections its rules match are denied',
+        ),
+      );
+      present.add('DENY');
+      Object.assign(enforced.DENY, compilePolicy({ ...p, action: 'DENY' }, protocol, s, diagnostics));
+    }
+    return [];
+  }
+  const names = [...new Set(policies.map((p) => p.provider ?? ''))];
+  if (names.length > 1) {
+    for (const p of policies) denyAll(p, 'spec.provider.name', `one workload may use only one CUSTOM provider, got ${names.join(', ')}`);
+    return [];
+  }
+  const provider = model.settings.extensionProviders.find((x) => x.name === names[0]);
+  const resolved = provider ? resolveProvider(model, provider) : `no extensionProviders entry of the MeshConfig is named '${names[0]}'`;
+  if (typeof resolved === 'string') {
+    for (const p of policies) denyAll(p, 'spec.provider.name', `provider '${names[0]}' cannot be used: ${resolved}`);
+    return [];
+  }
+  const rules: Record<string, EnvoyPolicy> = {};
+  for (const p of policies) {
+    for (const [name, policy] of Object.entries(compilePolicy(p, protocol, s, diagnostics))) rules[EXT_AUTHZ_POLICY_PREFIX + name] = policy;
+  }
+  const sorted = Object.fromEntries(Object.entries(rules).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const rbac: PolicyFilter = {
+    name: HTTP_RBAC_FILTER,
+    typedConfig: packAny(HTTP_RBAC_TYPE, HttpRbac, {
+      shadowRules: { action: RbacAction.DENY, policies: sorted },
+      shadowRulesStatPrefix: EXT_AUTHZ_SHADOW_STAT_PREFIX,
+    }),
+  };
+  return [rbac, extAuthzFilter(resolved, HTTP_RBAC_FILTER)];
 }
 
 /** The stat prefixes of shadow (dry-run) rules by action, as Istio sets them: Envoy counts `<http prefix>rbac.<prefix>.shadow_allowed` and `.shadow_denied`. */

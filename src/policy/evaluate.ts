@@ -4,6 +4,7 @@
 // about what a policy means. Path, host and header handling follow the inbound HCM.
 import { BlockList, isIP } from 'node:net';
 import {
+  ExtAuthz,
   HttpRbac,
   JwtAuthentication,
   NetworkRbac,
@@ -20,6 +21,7 @@ import {
 } from '../proto/index.js';
 import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, parseRbacPolicyName, type PolicyFilter, type PortProtocol } from './authorization.js';
 import { escapeRegex, JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
+import { EXT_AUTHZ_EFFECTIVE_POLICY_KEY, EXT_AUTHZ_FILTER, EXT_AUTHZ_POLICY_PREFIX, EXT_AUTHZ_SHADOW_STAT_PREFIX } from './ext-authz.js';
 import { INBOUND_PATH_NORMALIZATION, normalizeRequestPath, stripHostPort, type PathNormalization } from './path-normalization.js';
 import type { EffectiveMtlsMode } from './peer-authentication.js';
 
@@ -83,6 +85,11 @@ export interface Decision {
   readonly dryRun: readonly string[];
   /** The path url_path rules were matched against, after normalization. */
   readonly normalizedPath?: string;
+  /**
+   * Set when a CUSTOM policy sends the request to an external authorizer first: which rule matched
+   * and the authorizer's cluster. The verdict is then what follows if the authorizer allows.
+   */
+  readonly externalAuthz?: { readonly policy?: string; readonly rule?: string; readonly envoyPolicy: string; readonly cluster: string };
 }
 
 interface Ctx {
@@ -314,12 +321,14 @@ const where = (envoyPolicy: string): Pick<Decision, 'policy' | 'rule' | 'envoyPo
 export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathNormalization?: PathNormalization } = {}): Decision {
   const audited: string[] = [];
   const dryRun: string[] = [];
+  let external: Decision['externalAuthz'];
   const deny = (status: number, reason: string, extra: Partial<Decision> = {}): Decision => ({
     verdict: 'deny',
     status,
     reason,
     audited,
     dryRun,
+    ...(external ? { externalAuthz: external } : {}),
     ...extra,
   });
   let principal = req.sourcePrincipal;
@@ -364,8 +373,26 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
       if (r.payload) metadata[JWT_FILTER] = { [JWT_PAYLOAD_KEY]: r.payload };
       continue;
     }
+    if (f.name === EXT_AUTHZ_FILTER) {
+      // Enabled by the CUSTOM shadow RBAC filter's metadata (filter_enabled_metadata), as in Envoy.
+      const cfg = ExtAuthz.decode(f.typedConfig.value);
+      const m = cfg.filterEnabledMetadata;
+      const enabled = m === undefined || matchMetadata(m, ctx);
+      const id = metadata[HTTP_RBAC_FILTER]?.[EXT_AUTHZ_EFFECTIVE_POLICY_KEY];
+      if (enabled && typeof id === 'string') {
+        const cluster = cfg.grpcService?.envoyGrpc?.clusterName ?? cfg.httpService?.serverUri?.cluster ?? '';
+        external = { ...where(id.slice(EXT_AUTHZ_POLICY_PREFIX.length)), envoyPolicy: id, cluster };
+      }
+      continue;
+    }
     if (f.name !== HTTP_RBAC_FILTER && f.name !== NETWORK_RBAC_FILTER) continue;
     const c = f.name === HTTP_RBAC_FILTER ? HttpRbac.decode(f.typedConfig.value) : NetworkRbac.decode(f.typedConfig.value);
+    if (c.shadowRulesStatPrefix === EXT_AUTHZ_SHADOW_STAT_PREFIX && c.shadowRules) {
+      // CUSTOM rules: Envoy records the matching rule in the filter's dynamic metadata, nothing more.
+      const hit = firstMatch(c.shadowRules, ctx);
+      if (hit) metadata[HTTP_RBAC_FILTER] = { ...metadata[HTTP_RBAC_FILTER], [EXT_AUTHZ_EFFECTIVE_POLICY_KEY]: hit };
+      continue;
+    }
     // Envoy runs the shadow engine first and only records its result (stats, dynamic metadata).
     if (c.shadowRules) dryRun.push(...shadowResult(c.shadowRules, ctx));
     const rules = c.rules;
@@ -399,6 +426,7 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
       dryRun,
       ...where(allowedBy),
       ...withPath,
+      ...(external ? { externalAuthz: external } : {}),
     };
   return {
     verdict: 'allow',
@@ -407,5 +435,6 @@ export function evaluate(config: InboundConfig, req: AuthzRequest, opts: { pathN
     audited,
     dryRun,
     ...withPath,
+    ...(external ? { externalAuthz: external } : {}),
   };
 }

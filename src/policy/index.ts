@@ -15,6 +15,8 @@ export type { PathNormalization, EscapedSlashesAction, NormalizedPath } from './
 export { INBOUND_HCM_OPTIONS, INBOUND_PATH_NORMALIZATION, normalizeRequestPath, stripHostPort } from './path-normalization.js';
 export { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 export type { JwksFetcher, IntervalTimers } from './jwks-fetcher.js';
+export type { JwksVia } from './jwks-discovery.js';
+export { openIdDiscoveryUrl } from './jwks-discovery.js';
 export { createJwksFetcher } from './jwks-fetcher.js';
 export type { HostLookup, JwksFetchPolicy, JwksTarget } from './jwks-target.js';
 export { checkJwksTarget, DEFAULT_JWKS_FETCH_POLICY } from './jwks-target.js';

@@ -28,6 +28,8 @@ interface Check {
   readonly expect: 'allow' | 'deny';
   readonly status?: number;
   readonly dryRun?: readonly string[];
+  /** Whether a CUSTOM policy sends the request to its external authorizer first. */
+  readonly externalAuthz?: boolean;
 }
 
 interface Expect {
@@ -91,6 +93,7 @@ describe('Istio corpus', () => {
         assert.equal(d.verdict, c.expect, `${c.doc}: ${d.reason}`);
         if (c.status !== undefined) assert.equal(d.status, c.status, c.doc);
         assert.deepEqual(d.dryRun, c.dryRun ?? [], c.doc);
+        if (c.externalAuthz !== undefined) assert.equal(d.externalAuthz !== undefined, c.externalAuthz, c.doc);
       }
     });
   }

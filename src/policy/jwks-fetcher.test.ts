@@ -93,12 +93,12 @@ describe('createJwksFetcher', () => {
     f.close();
   });
 
-  it('never has keys for a URI that never served a JWKS', async () => {
+  it('never has keys for a URI that never served a JWKS, and says why', async () => {
     respond = { status: 200, body: 'garbage' };
     const f = createJwksFetcher({ clock: createManualClock(), log: createRecordingLogger(), timers: fakeTimers(), policy: LOOPBACK_HTTP });
     f.get(`${base}/jwks`);
     await f.refresh();
-    assert.equal(f.get(`${base}/jwks`), undefined);
+    assert.deepEqual(f.get(`${base}/jwks`), { error: 'not JSON' });
     f.close();
   });
 
@@ -135,7 +135,7 @@ describe('createJwksFetcher', () => {
     const f = createJwksFetcher({ clock: createManualClock(), log, timers: fakeTimers(), maxBytes: 64, maxUris: 1, policy: LOOPBACK_HTTP });
     f.get(`${base}/a`);
     await f.refresh();
-    assert.equal(f.get(`${base}/a`), undefined);
+    assert.deepEqual(f.get(`${base}/a`), { error: 'response larger than 64 bytes' });
     assert.ok(log.lines.some((l) => /larger than 64/.test(String(l.fields.cause))));
     assert.equal(f.get(`${base}/b`), undefined);
     assert.ok(log.lines.some((l) => l.msg === 'jwks uri not tracked: too many uris'));

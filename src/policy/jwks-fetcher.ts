@@ -8,12 +8,20 @@ import type { LookupFunction } from 'node:net';
 import type { Clock } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
 import { checkJwksTarget, DEFAULT_JWKS_FETCH_POLICY, type HostLookup, type JwksFetchPolicy, type JwksTarget } from './jwks-target.js';
+import type { JwksVia } from './jwks-discovery.js';
 import { checkJwks } from './request-authentication.js';
 
-/** Keeps the last good JWKS of each URI it is asked about, refreshed periodically. */
+/**
+ * Keeps the last good JWKS of each URI it is asked about, refreshed periodically. With `via:
+ * 'discovery'` the URI is an OpenID Provider's discovery document (OpenID Connect Discovery 1.0
+ * §4), and the keys are those of the `jwks_uri` it names.
+ */
 export interface JwksFetcher {
-  /** The last good JWKS text of a URI, or undefined; the first call for a URI starts fetching it. */
-  get(uri: string): string | undefined;
+  /**
+   * The last good JWKS text of a URI; else why there is none (the last failure), or undefined
+   * before the first fetch ended. The first call for a URI starts fetching it.
+   */
+  get(uri: string, via?: JwksVia): string | { readonly error: string } | undefined;
   /** Fetches every known URI now; resolves when every fetch has finished (failed fetches included). */
   refresh(): Promise<void>;
   /** Calls `cb` when the keys of a URI change (so policies can be compiled and pushed again); returns an unsubscribe. */
@@ -38,7 +46,11 @@ const realTimers: IntervalTimers = {
 };
 
 interface Entry {
+  readonly uri: string;
+  readonly via: JwksVia;
   keys?: string;
+  /** Why the last fetch failed, while there are no keys. */
+  error?: string;
   fetchedAt?: number;
   inflight?: Promise<void>;
 }
@@ -142,30 +154,84 @@ export function createJwksFetcher(deps: {
   const listeners = new Set<(uri: string) => void>();
   let refusedLogged = false;
 
-  async function fetchOne(uri: string, e: Entry): Promise<void> {
-    const fail = (cause: string) =>
+  type Got = { ok: true; text: string } | { ok: false; cause: string };
+
+  // One checked GET: the SSRF guard (checkJwksTarget) on the URL, no redirects, a size cap.
+  async function getChecked(uri: string, what: string): Promise<Got> {
+    const target = await withTimeout(checkJwksTarget(uri, policy, deps.lookup), timeoutMs, `resolving the ${what} host`);
+    if (!target.ok) return { ok: false, cause: `refused: ${target.error}` };
+    const res = await getPinned(target.value, { timeoutMs, maxBytes, ...(deps.ca ? { ca: deps.ca } : {}) });
+    if (res.status >= 300 && res.status < 400)
+      return { ok: false, cause: `http status ${res.status}: redirects are not followed (to ${res.location ?? '?'})` };
+    if (res.status < 200 || res.status >= 300) return { ok: false, cause: `http status ${res.status}` };
+    if (res.text === undefined) return { ok: false, cause: `response larger than ${maxBytes} bytes` };
+    return { ok: true, text: res.text };
+  }
+
+  // OpenID discovery: the document must be a JSON object whose `jwks_uri` is a URL on the
+  // document's own scheme (https, or http only where plain http is allowed): a document fetched
+  // over https may not send the key fetch to plaintext. The jwks_uri passes the same guard.
+  async function discoverJwksUri(uri: string): Promise<{ ok: true; jwksUri: string } | { ok: false; cause: string }> {
+    const doc = await getChecked(uri, 'discovery document');
+    if (!doc.ok) return doc;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(doc.text);
+    } catch {
+      return { ok: false, cause: 'malformed discovery document: not JSON' };
+    }
+    const jwksUri =
+      parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as { jwks_uri?: unknown }).jwks_uri : undefined;
+    if (typeof jwksUri !== 'string' || jwksUri === '') return { ok: false, cause: 'malformed discovery document: no jwks_uri string' };
+    let url: URL;
+    try {
+      url = new URL(jwksUri);
+    } catch {
+      return { ok: false, cause: `malformed discovery document: jwks_uri ${JSON.stringify(jwksUri)} is not a URL` };
+    }
+    const scheme = new URL(uri).protocol;
+    if (url.protocol !== scheme && url.protocol !== 'https:')
+      return {
+        ok: false,
+        cause: `jwks_uri ${jwksUri} is on another scheme (${url.protocol}) than the discovery document (${scheme}): refused`,
+      };
+    return { ok: true, jwksUri };
+  }
+
+  async function fetchOne(e: Entry): Promise<void> {
+    const { uri } = e;
+    const fail = (cause: string) => {
       deps.log.warn('jwks fetch failed, keeping last good keys', {
         uri,
+        ...(e.via === 'discovery' ? { via: 'openid discovery' } : {}),
         cause,
         haveKeys: e.keys !== undefined,
         ...(e.fetchedAt !== undefined ? { keysAgeMs: deps.clock.now() - e.fetchedAt } : {}),
       });
+      // Without keys, the failure is what policies report; a new one is news for them.
+      if (e.keys === undefined && e.error !== cause) {
+        e.error = cause;
+        for (const cb of listeners) cb(uri);
+      }
+    };
     try {
-      const target = await withTimeout(checkJwksTarget(uri, policy, deps.lookup), timeoutMs, 'resolving the jwksUri host');
-      if (!target.ok) return fail(`refused: ${target.error}`);
-      const res = await getPinned(target.value, { timeoutMs, maxBytes, ...(deps.ca ? { ca: deps.ca } : {}) });
-      if (res.status >= 300 && res.status < 400)
-        return fail(`http status ${res.status}: redirects are not followed (to ${res.location ?? '?'})`);
-      if (res.status < 200 || res.status >= 300) return fail(`http status ${res.status}`);
-      const text = res.text;
-      if (text === undefined) return fail(`response larger than ${maxBytes} bytes`);
+      let jwksUri = uri;
+      if (e.via === 'discovery') {
+        const d = await discoverJwksUri(uri);
+        if (!d.ok) return fail(d.cause);
+        jwksUri = d.jwksUri;
+      }
+      const got = await getChecked(jwksUri, e.via === 'discovery' ? 'jwks_uri' : 'jwksUri');
+      if (!got.ok) return fail(e.via === 'discovery' ? `jwks_uri ${jwksUri}: ${got.cause}` : got.cause);
+      const text = got.text;
       const problem = checkJwks(text);
-      if (problem) return fail(problem);
+      if (problem) return fail(e.via === 'discovery' ? `jwks_uri ${jwksUri}: ${problem}` : problem);
       const changed = text !== e.keys;
       e.keys = text;
+      e.error = undefined;
       e.fetchedAt = deps.clock.now();
       if (changed) {
-        deps.log.info('jwks updated', { uri });
+        deps.log.info('jwks updated', { uri, ...(e.via === 'discovery' ? { jwksUri } : {}) });
         for (const cb of listeners) cb(uri);
       }
     } catch (err) {
@@ -173,8 +239,8 @@ export function createJwksFetcher(deps: {
     }
   }
 
-  function start(uri: string, e: Entry): Promise<void> {
-    e.inflight ??= fetchOne(uri, e).finally(() => {
+  function start(e: Entry): Promise<void> {
+    e.inflight ??= fetchOne(e).finally(() => {
       e.inflight = undefined;
     });
     return e.inflight;
@@ -183,23 +249,24 @@ export function createJwksFetcher(deps: {
   const handle = timers.setInterval(() => void refresh(), deps.refreshMs ?? 20 * 60_000);
 
   async function refresh(): Promise<void> {
-    await Promise.all([...entries].map(([uri, e]) => start(uri, e)));
+    await Promise.all([...entries.values()].map((e) => start(e)));
   }
 
   return {
-    get(uri) {
-      let e = entries.get(uri);
+    get(uri, via = 'jwks') {
+      const key = `${via} ${uri}`;
+      let e = entries.get(key);
       if (!e) {
         if (entries.size >= maxUris) {
           if (!refusedLogged) deps.log.warn('jwks uri not tracked: too many uris', { uri, maxUris });
           refusedLogged = true;
           return undefined;
         }
-        e = {};
-        entries.set(uri, e);
-        void start(uri, e);
+        e = { uri, via };
+        entries.set(key, e);
+        void start(e);
       }
-      return e.keys;
+      return e.keys ?? (e.error !== undefined ? { error: e.error } : undefined);
     },
     refresh,
     onChange(cb) {

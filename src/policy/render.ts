@@ -1,7 +1,16 @@
 // Renders compiled filters as plain, readable data (for golden files and `authz check --explain`):
 // the typed configs are decoded from the exact bytes the proxy receives, defaults left out.
-import { HttpRbac, JwtAuthentication, NetworkRbac, RbacAction, URI_TEMPLATE_MATCH_TYPE, UriTemplateMatchConfig } from '../proto/index.js';
+import {
+  ExtAuthz,
+  HttpRbac,
+  JwtAuthentication,
+  NetworkRbac,
+  RbacAction,
+  URI_TEMPLATE_MATCH_TYPE,
+  UriTemplateMatchConfig,
+} from '../proto/index.js';
 import { HTTP_RBAC_FILTER, NETWORK_RBAC_FILTER, type PolicyFilter } from './authorization.js';
+import { EXT_AUTHZ_FILTER } from './ext-authz.js';
 import { JWT_FILTER } from './matchers.js';
 import { UNUSABLE_JWKS } from './request-authentication.js';
 
@@ -12,6 +21,7 @@ function prune(v: unknown, key = ''): unknown {
   const any = v as { typeUrl?: unknown; value?: unknown } | null;
   if (key === 'typedConfig' && any?.typeUrl === `type.googleapis.com/${URI_TEMPLATE_MATCH_TYPE}` && any.value instanceof Uint8Array)
     return { '@type': URI_TEMPLATE_MATCH_TYPE, pathTemplate: UriTemplateMatchConfig.decode(any.value).pathTemplate };
+  if (v instanceof Uint8Array) return v.length === 0 ? undefined : Buffer.from(v).toString('base64');
   if (Array.isArray(v)) {
     const items = v.map((x) => prune(x)).filter((x) => x !== undefined);
     return items.length === 0 ? undefined : items;
@@ -54,6 +64,11 @@ export function renderFilter(f: PolicyFilter): unknown {
         if (p.localJwks?.inlineString === UNUSABLE_JWKS) p.localJwks.inlineString = '<UNUSABLE_JWKS: verifies nothing>';
       }
       return { filter: f.name, ...(prune(c) as object) };
+    }
+    case EXT_AUTHZ_FILTER: {
+      const c = ExtAuthz.decode(f.typedConfig.value);
+      // transport_api_version V3 is 2; shown by name.
+      return { filter: f.name, ...(prune({ ...c, transportApiVersion: undefined }) as object), transportApiVersion: 'V3' };
     }
     default:
       return { filter: f.name, typeUrl: f.typedConfig.typeUrl };

@@ -7,10 +7,11 @@ import type { MeshModel, RequestAuthentication, WorkloadEntry } from '../model/i
 import { JwtAuthentication, packAny, type DeepPartialLike, type JwtProvider } from '../proto/index.js';
 import type { PolicyFilter } from './authorization.js';
 import { diagnosticAt, type PolicyDiagnostic } from './diagnostics.js';
+import { openIdDiscoveryUrl, type JwksVia } from './jwks-discovery.js';
 import { JWT_FILTER, JWT_PAYLOAD_KEY } from './matchers.js';
 
 /** Returns the last good JWKS (JSON text) fetched from a URI, or undefined when there is none yet. */
-export type JwksSource = (uri: string) => string | undefined;
+export type JwksSource = (uri: string, via?: JwksVia) => string | { readonly error: string } | undefined;
 
 /** The jwt_authn filter for a workload (undefined when no RequestAuthentication applies) and every problem found. */
 export interface CompiledRequestAuthentication {
@@ -66,30 +67,24 @@ function provider(ra: RequestAuthentication, i: number, fetchJwks: JwksSource, d
   const rule = ra.jwtRules[i]!;
   const path = `spec.jwtRules[${i}]`;
   let jwks = rule.jwks;
-  if (jwks === undefined && rule.jwksUri !== undefined) {
-    const fetched = fetchJwks(rule.jwksUri);
-    const problem = fetched === undefined ? 'no keys fetched yet' : checkJwks(fetched);
+  if (jwks === undefined) {
+    // Without jwks or jwksUri, Istio finds the keys by OpenID discovery from the issuer.
+    const discovery = rule.jwksUri === undefined ? openIdDiscoveryUrl(rule.issuer) : undefined;
+    const fetched = discovery !== undefined ? fetchJwks(discovery, 'discovery') : fetchJwks(rule.jwksUri!);
+    const problem = fetched === undefined ? 'no keys fetched yet' : typeof fetched === 'object' ? fetched.error : checkJwks(fetched);
     if (problem) {
       diags.push(
         diagnosticAt(
           ra,
           KIND,
-          `${path}.jwksUri`,
+          discovery !== undefined ? `${path}.issuer` : `${path}.jwksUri`,
           'error',
-          `keys of ${rule.jwksUri} unavailable (${problem}): tokens from issuer '${rule.issuer}' are refused until they are fetched`,
+          discovery !== undefined
+            ? `keys of issuer '${rule.issuer}' by OpenID discovery (${discovery}) unavailable (${problem}): its tokens are refused until they are fetched`
+            : `keys of ${rule.jwksUri} unavailable (${problem}): tokens from issuer '${rule.issuer}' are refused until they are fetched`,
         ),
       );
-    } else jwks = fetched;
-  } else if (jwks === undefined) {
-    diags.push(
-      diagnosticAt(
-        ra,
-        KIND,
-        path,
-        'error',
-        `no jwks or jwksUri (OpenID discovery is not supported): tokens from issuer '${rule.issuer}' are refused`,
-      ),
-    );
+    } else jwks = fetched as string;
   } else if (checkJwks(jwks)) {
     diags.push(diagnosticAt(ra, KIND, `${path}.jwks`, 'error', `${checkJwks(jwks)}: tokens from issuer '${rule.issuer}' are refused`));
     jwks = undefined;

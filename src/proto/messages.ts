@@ -50,4 +50,11 @@ export {
   IstioCertificateServiceClient,
   IstioCertificateServiceService,
 } from '../../generated/istio/v1/auth/ca.js';
+export { ExtAuthz } from '../../generated/envoy/extensions/filters/http/ext_authz/v3/ext_authz.js';
+export {
+  AuthorizationService as ExtAuthzGrpcService,
+  CheckRequest as ExtAuthzCheckRequest,
+  CheckResponse as ExtAuthzCheckResponse,
+} from '../../generated/envoy/service/auth/v3/external_auth.js';
+export { HttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 export { Cluster_DnsLookupFamily } from '../../generated/envoy/config/cluster/v3/cluster.js';
