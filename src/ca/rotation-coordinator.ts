@@ -86,10 +86,12 @@ export function createRotationCoordinator(deps: RotationCoordinatorDeps): Rotati
   const hold = (cur: Versioned<RotationRecord>, message: string) => write(cur, { state: 'held', message });
 
   const gate = async (cur: Versioned<RotationRecord>, stage: 'bundle' | 'svids'): Promise<'open' | 'wait' | string> => {
-    const reports = await store.reports();
-    if (!reports.ok) return 'wait';
+    const [reports, live] = await Promise.all([store.reports(), store.replicas()]);
+    if (!reports.ok || !live.ok) return 'wait';
     const against = judged(stage);
     const problems: string[] = [];
+    for (const name of live.value)
+      if (!reports.value.some((r) => r.replica === name)) problems.push(`replica ${name} has not reported on this rotation yet`);
     for (const r of reports.value) {
       if (r.rotationId !== cur.value.id || r.stage !== stage || r.judgedAgainst !== against)
         problems.push(`replica ${r.replica} has not reported on this gate yet`);

@@ -53,6 +53,8 @@ export interface RotationStore {
   publish(report: AckReport): Promise<Result<void, string>>;
   /** The reports of every live replica. */
   reports(): Promise<Result<AckReport[], string>>;
+  /** The names of the live replicas (the election's candidates): each must have reported before a gate opens. */
+  replicas(): Promise<Result<string[], string>>;
   close(): Promise<void>;
 }
 
@@ -102,14 +104,17 @@ export interface MemoryRotationBacking {
   record?: { text: string; revision: number };
   revision: number;
   readonly reports: Map<string, string>;
+  /** The live replicas (what the election's candidates are in etcd). */
+  readonly members: Set<string>;
 }
 
-export const createMemoryRotationBacking = (): MemoryRotationBacking => ({ revision: 0, reports: new Map() });
+export const createMemoryRotationBacking = (): MemoryRotationBacking => ({ revision: 0, reports: new Map(), members: new Set() });
 
-/** A rotation store in memory; `close` removes this replica's report, as an expired lease would. */
-export function createMemoryRotationStore(backing: MemoryRotationBacking): RotationStore {
+/** A rotation store in memory for `replica` (a live member until closed); `close` removes its report, as an expired lease would. */
+export function createMemoryRotationStore(backing: MemoryRotationBacking, replica?: string): RotationStore {
   const where = 'memory store rotation';
   const mine = new Set<string>();
+  if (replica !== undefined) backing.members.add(replica);
   return {
     where,
     load() {
@@ -137,8 +142,10 @@ export function createMemoryRotationStore(backing: MemoryRotationBacking): Rotat
       }
       return Promise.resolve(ok(out));
     },
+    replicas: () => Promise.resolve(ok([...backing.members])),
     close() {
       for (const r of mine) backing.reports.delete(r);
+      if (replica !== undefined) backing.members.delete(replica);
       return Promise.resolve();
     },
   };

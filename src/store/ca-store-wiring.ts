@@ -12,6 +12,9 @@ import { createEtcdRotationStore } from './etcd-rotation-store.js';
 import type { Leadership } from './etcd-leadership.js';
 import { createSealer } from './sealing.js';
 
+/** The election of the CA singletons (CRL schedule, pruning, the gated root rotation). */
+const ELECTION = 'ca-singletons';
+
 /** The etcd CA store settings, checked by the CLI. */
 export interface EtcdCaStoreOptions {
   readonly connection: EtcdConnectionConfig;
@@ -49,13 +52,14 @@ export async function openEtcdCaStore(o: EtcdCaStoreOptions, candidate: string, 
   const leadership = createEtcdLeadership({
     client,
     prefix: o.connection.prefix,
-    name: 'ca-singletons',
+    name: ELECTION,
     candidate,
     ...(o.leaseTtlSeconds !== undefined ? { ttlSeconds: o.leaseTtlSeconds } : {}),
     log: log.child({ module: 'leadership' }),
   });
   const rotations = createEtcdRotationStore({
     client,
+    electionName: ELECTION,
     prefix: o.connection.prefix,
     endpoints: o.connection.endpoints,
     ...(o.leaseTtlSeconds !== undefined ? { ttlSeconds: o.leaseTtlSeconds } : {}),

@@ -12,6 +12,8 @@ export function createEtcdRotationStore(deps: {
   readonly client: Etcd3;
   readonly prefix: string;
   readonly endpoints: readonly string[];
+  /** The election every replica campaigns in (its candidates are the live replicas). */
+  readonly electionName: string;
   /** TTL of the report lease (default 10 s, the election's). */
   readonly ttlSeconds?: number;
 }): RotationStore {
@@ -70,6 +72,15 @@ export function createEtcdRotationStore(deps: {
         return ok(Object.values(texts).flatMap((t) => parseAckReport(t) ?? []) as AckReport[]);
       } catch (e) {
         return unavailable('read rotation reports', e);
+      }
+    },
+    async replicas() {
+      try {
+        // The election keeps one key per campaigning replica (<prefix>election/<name>/<lease>), its value the candidate.
+        const texts = await client.getAll().prefix(`${deps.prefix}election/${deps.electionName}/`).strings();
+        return ok([...new Set(Object.values(texts))]);
+      } catch (e) {
+        return unavailable('read the replicas of the election', e);
       }
     },
     async close() {

@@ -30,7 +30,7 @@ import { createSealer } from './sealing.js';
 interface Backing {
   readonly name: string;
   ca(): CaStateStore;
-  rotations(): RotationStore;
+  rotations(replica: string): RotationStore;
   readonly client?: Etcd3;
   readonly prefix?: string;
   cleanup(): Promise<void>;
@@ -50,7 +50,7 @@ const kinds: { name: string; open(): Promise<Backing> }[] = [
       return Promise.resolve({
         name: 'memory',
         ca: () => createMemoryCaStateStore(ca),
-        rotations: () => createMemoryRotationStore(rot),
+        rotations: (replica) => createMemoryRotationStore(rot, replica),
         cleanup: () => Promise.resolve(),
       });
     },
@@ -69,7 +69,7 @@ const kinds: { name: string; open(): Promise<Backing> }[] = [
         prefix,
         ca: () => createEtcdCaStateStore({ client, prefix, sealer, sealerSource: '--ca-store-key test', endpoints: c.endpoints }),
         // One lease per store object: each is a replica whose report goes when it closes.
-        rotations: () => createEtcdRotationStore({ client, prefix, endpoints: c.endpoints, ttlSeconds: 2 }),
+        rotations: () => createEtcdRotationStore({ client, prefix, endpoints: c.endpoints, ttlSeconds: 2, electionName: 'ca-singletons' }),
         cleanup: async () => {
           await client.delete().prefix(prefix);
           client.close();
@@ -102,7 +102,7 @@ async function replica(b: Backing, name: string, o: { clock?: Clock; isLeader?: 
     coordinator: undefined as unknown as RotationCoordinator,
   };
   (r as { coordinator: RotationCoordinator }).coordinator = createRotationCoordinator({
-    store: b.rotations(),
+    store: b.rotations(name),
     replica: name,
     isLeader: o.isLeader ?? (() => r.leader),
     ca: s.value.ca,
@@ -254,6 +254,19 @@ for (const kind of kinds) {
       assert.equal((await drive(rs, (r) => r?.state !== 'running', 'done')).state, 'complete');
     });
 
+    // On etcd the live replicas are the election's candidates: the election test below covers them.
+    if (kind.name === 'memory')
+      it('waits for a live replica that has not reported at all', async () => {
+        rs = [await replica(b, 'a'), await replica(b, 'b')];
+        const [a, r2] = rs as [Replica, Replica];
+        a.leader = true;
+        assert.ok((await a.coordinator.start({ forceRetire: false, gateTimeoutMs: 60_000 })).ok);
+        // Only the leader runs rounds: B (a campaigning replica) never reports.
+        for (let i = 0; i < 10; i++) await a.coordinator.tick();
+        assert.equal((await view(a))?.step, 'bundle', 'waits for B');
+        assert.equal((await drive([a, r2], (r) => r?.state !== 'running', 'done')).state, 'complete');
+      });
+
     it('waits for a replica whose CA has not yet seen the step (its report is judged against other roots)', async () => {
       rs = [await replica(b, 'a'), await replica(b, 'b')];
       const a = rs[0]!;
@@ -261,7 +274,7 @@ for (const kind of kinds) {
       assert.ok((await a.coordinator.start({ forceRetire: false, gateTimeoutMs: 60_000 })).ok);
       await drive([a], (r) => r?.step === 'bundle', 'prepare done');
       // B reports against its CA of before prepare, as a lagging replica would.
-      const stale = await b.rotations().publish({
+      const stale = await b.rotations('b').publish({
         replica: 'b',
         rotationId: (await view(a))!.id,
         stage: 'bundle',
@@ -293,7 +306,7 @@ const client = tlsClient(${JSON.stringify(c.endpoints)}, ${JSON.stringify(c.tls)
 const prefix = ${JSON.stringify(prefix)};
 const l = createEtcdLeadership({ client, prefix, name: 'ca-singletons', candidate: 'doomed', ttlSeconds: 2, retryMs: 200 });
 l.onChange((v) => process.stdout.write(v ? 'leader\\n' : 'follower\\n'));
-const store = createEtcdRotationStore({ client, prefix, endpoints: ${JSON.stringify(c.endpoints)}, ttlSeconds: 2 });
+const store = createEtcdRotationStore({ client, prefix, endpoints: ${JSON.stringify(c.endpoints)}, ttlSeconds: 2, electionName: 'ca-singletons' });
 setInterval(async () => {
   const r = await store.load();
   if (!r.ok || !r.value || r.value.value.state !== 'running') return;
@@ -341,7 +354,8 @@ describe('store (etcd): the gated rotation moves with the election', function ()
       leadership = l;
       const rb: Backing = {
         ...b,
-        rotations: () => createEtcdRotationStore({ client, prefix: b.prefix!, endpoints: c.endpoints, ttlSeconds: 2 }),
+        rotations: () =>
+          createEtcdRotationStore({ client, prefix: b.prefix!, endpoints: c.endpoints, ttlSeconds: 2, electionName: 'ca-singletons' }),
       };
       rs.push(await replica(rb, 'survivor', { isLeader: () => l.isLeader() }));
       const survivor = rs[0]!;
@@ -354,6 +368,9 @@ describe('store (etcd): the gated rotation moves with the election', function ()
       assert.equal(survivor.shared.ca.status().rotation, 'none');
       const v = await survivor.coordinator.view();
       assert.ok(v.ok && v.value.reports.some((r) => r.replica === 'doomed'), 'the leader process reports its proxies');
+      const live = await rb.rotations('survivor').replicas();
+      assert.ok(live.ok);
+      assert.deepEqual(live.value.sort(), ['doomed', 'survivor'], 'the live replicas are the campaigning ones');
       doomed.proc.kill('SIGKILL');
       const rec = await drive(rs, (r) => r?.state !== 'running', 'the survivor to lead and finish');
       assert.equal(rec.state, 'complete', rec.message);
@@ -365,6 +382,9 @@ describe('store (etcd): the gated rotation moves with the election', function ()
         ['survivor'],
         "the dead process's report expired with its lease",
       );
+      const left = await rb.rotations('survivor').replicas();
+      assert.ok(left.ok);
+      assert.deepEqual(left.value, ['survivor']);
     } finally {
       doomed.proc.kill('SIGKILL');
       await leadership?.close();
