@@ -400,7 +400,13 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
                   : { ok: false, error: String(b.error) };
               },
             },
-            { timeoutMs: timeout.value, forceRetire: o.forceRetire === true, write, followMs: 5 * timeout.value + 120_000 },
+            {
+              timeoutMs: timeout.value,
+              forceRetire: o.forceRetire === true,
+              write,
+              refuse: (m) => this.error(`meshpilot: rotate-root refused: ${m}`, { exitCode: 1, code: 'meshpilot.ca.rotation-refused' }),
+              followMs: 5 * timeout.value + 120_000,
+            },
           );
           return;
         }

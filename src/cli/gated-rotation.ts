@@ -80,14 +80,19 @@ export interface SharedRotationState {
  */
 export async function followSharedRotation(
   admin: SharedRotationAdmin,
-  o: { timeoutMs: number; forceRetire: boolean; write: (text: string) => void; followMs: number; pollMs?: number },
+  o: {
+    timeoutMs: number;
+    forceRetire: boolean;
+    write: (text: string) => void;
+    /** Reports a refused request (another rotation in progress, store unreachable) on stderr and exits. */
+    refuse: (message: string) => never;
+    followMs: number;
+    pollMs?: number;
+  },
 ): Promise<number> {
   const w = o.write;
   const started = await admin.start(o.forceRetire, o.timeoutMs);
-  if (!started.ok) {
-    w(`refused: ${started.error}\n`);
-    return 1;
-  }
+  if (!started.ok) return o.refuse(started.error);
   w(`root rotation ${started.id} recorded; the leader replica drives it\n`);
   let last = '';
   const deadline = Date.now() + o.followMs;
