@@ -150,6 +150,11 @@ describe('gated root rotation of three replicas on etcd, leader SIGKILLed mid-ro
     const firstDriver = atGate.rotation!.driver!;
     assert.match(firstDriver, new RegExp(`:${leader.xdsPort}$`), 'the leader drives it, not the replica asked');
     assert.equal(atGate.reports.length, 3, 'every replica reports its proxies');
+    assert.equal(
+      atGate.reports.reduce((n, r) => n + r.proxies, 0),
+      3,
+      'each sidecar is counted once, by the replica it is connected to',
+    );
 
     // A second operator, through another replica: refused, naming the rotation in progress.
     await assert.rejects(
