@@ -9,6 +9,7 @@ import {
   removeLeftoverTempFiles,
   STATE_FILE,
   type CertificateAuthority,
+  createRotationCoordinator,
 } from './ca/index.js';
 import { openEtcdCaStore, type EtcdCaStoreOptions, type OpenedCaStore } from './store/index.js';
 import { bootSettingChanges, createFileConfigSource, type ConfigDiagnostic, type ConfigSource } from './config/index.js';
@@ -690,6 +691,29 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
   if (serving) log.info('xds served over tls', { host: o.xdsHost, port: xdsPort, id: controlPlaneId });
   else log.warn('xds served in plaintext without authentication: for local development only', { host: o.xdsHost, port: xdsPort });
 
+  // This replica's proxies judged now against a root rotation gate (no wait).
+  const rolloutDeps = {
+    proxies: () => push.proxies(),
+    ackedSecrets: (node: string) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
+    secretsOf: (node: string) => secretsViewOf(cache.get(node), TypeUrl.Secret),
+    rootsPem: () => ca.status().roots.map((r) => r.pem),
+    chainOf: (key: string) => svids.current(key),
+    signedByCurrent: (chainPem: string) => leafSignedBy(chainPem, ca.status().signingCa.pem),
+    clock,
+    sleep: (ms: number) => new Promise<void>((resolve) => timers.setTimeout(resolve, ms)),
+  };
+  // Replicas on a shared CA store: the gated rotation is recorded there and driven by the leader.
+  const rotation = shared
+    ? createRotationCoordinator({
+        store: shared.rotations,
+        replica: shared.candidate,
+        isLeader: shared.leadership.isLeader,
+        ca,
+        localGate: (stage) => awaitRootRollout(rolloutDeps, { stage, timeoutMs: 0, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT }),
+        clock,
+        log: log.child({ module: 'rotation' }),
+      })
+    : undefined;
   const admin =
     o.adminPort === undefined
       ? undefined
@@ -727,19 +751,13 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
               ),
             proxyStatus: (proxy) => (proxy === undefined ? reporter.list() : reporter.get(proxy)),
             awaitRootRollout: (stage, timeoutMs) =>
-              awaitRootRollout(
-                {
-                  proxies: () => push.proxies(),
-                  ackedSecrets: (node) => proxyStatus.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Secret)?.acked?.version,
-                  secretsOf: (node) => secretsViewOf(cache.get(node), TypeUrl.Secret),
-                  rootsPem: () => ca.status().roots.map((r) => r.pem),
-                  chainOf: (key) => svids.current(key),
-                  signedByCurrent: (chainPem) => leafSignedBy(chainPem, ca.status().signingCa.pem),
-                  clock,
-                  sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
-                },
-                { stage, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT },
-              ),
+              awaitRootRollout(rolloutDeps, { stage, timeoutMs, rootCaName: SDS_ROOTCA, svidName: SDS_DEFAULT }),
+            ...(rotation
+              ? {
+                  startRotation: (o) => rotation.start(o),
+                  rotationView: () => rotation.view(),
+                }
+              : {}),
             mtlsReport(filter) {
               const m = config.current();
               const proxies = push.proxies();
@@ -881,6 +899,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
       svids.close();
       serving?.close();
       offLeadership?.();
+      await rotation?.close();
       ca.close();
       // Resigns the singletons, so another replica takes them over without waiting for the lease to expire.
       await shared?.close();

@@ -74,6 +74,59 @@ describe('admin server', () => {
     assert.equal((await fetch(url('/nowhere'), { headers: auth })).status, 404);
   });
 
+  it('has no shared rotation without a shared CA store, and says so', async () => {
+    for (const [method, path] of [
+      ['POST', '/ca/rotation'],
+      ['GET', '/ca/rotation'],
+    ] as const) {
+      const r = await fetch(url(path), { method, headers: auth });
+      assert.equal(r.status, 404, path);
+      assert.match(((await r.json()) as { error: string }).error, /no shared rotation: this control plane keeps its CA alone/);
+    }
+  });
+
+  it('records a shared rotation, refuses a second one (409) or an unreachable store (503), and checks gateTimeoutMs', async () => {
+    let running: string | undefined;
+    const shared = await startAdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      token,
+      metrics: createMetrics(),
+      log,
+      actions: {
+        connections: () => [],
+        config: () => ({}),
+        caStatus: () => ({}),
+        revoke: () => err('no'),
+        sign: () => err('no'),
+        rotateRoot: () => err('no'),
+        proxyStatus: () => [],
+        startRotation: (o) => {
+          if (o.gateTimeoutMs === 7) return Promise.resolve(err('ca store unreachable (load rotation at https://a:2379): down'));
+          if (running) return Promise.resolve(err(`root rotation ${running} is in progress (step bundle, requested through a at t)`));
+          running = 'rotation-1';
+          return Promise.resolve(ok({ id: running, forceRetire: o.forceRetire, gateTimeoutMs: o.gateTimeoutMs }));
+        },
+        rotationView: () => Promise.resolve(ok({ rotation: running ? { id: running } : undefined, reports: [] })),
+      },
+    });
+    try {
+      const u = (p: string) => `http://127.0.0.1:${shared.port}${p}`;
+      const first = await fetch(u('/ca/rotation?forceRetire=true&gateTimeoutMs=20000'), { method: 'POST', headers: auth });
+      assert.equal(first.status, 200);
+      assert.deepEqual(await first.json(), { id: 'rotation-1', forceRetire: true, gateTimeoutMs: 20000 });
+      const second = await fetch(u('/ca/rotation'), { method: 'POST', headers: auth });
+      assert.equal(second.status, 409);
+      assert.match(((await second.json()) as { error: string }).error, /root rotation rotation-1 is in progress/);
+      assert.equal((await fetch(u('/ca/rotation?gateTimeoutMs=7'), { method: 'POST', headers: auth })).status, 503);
+      for (const bad of ['0', '-1', '1.5', 'soon', '300001'])
+        assert.equal((await fetch(u(`/ca/rotation?gateTimeoutMs=${bad}`), { method: 'POST', headers: auth })).status, 400, bad);
+      assert.deepEqual(await (await fetch(u('/ca/rotation'), { headers: auth })).json(), { rotation: { id: 'rotation-1' }, reports: [] });
+    } finally {
+      await shared.close();
+    }
+  });
+
   it('signs only a well-formed request body, of bounded size', async () => {
     const post = (body: string) =>
       fetch(url('/ca/sign'), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });

@@ -24,6 +24,10 @@ export interface AdminActions {
   mtlsReport?(filter: { from?: string; to?: string }): unknown;
   /** Waits until every connected proxy ACKed the trust bundle (`bundle`) or its SVID under the new root (`svids`): the gates of a gated root rotation. */
   awaitRootRollout?(stage: 'bundle' | 'svids', timeoutMs: number): Promise<unknown>;
+  /** Replicas on a shared CA store: records a gated root rotation for the leader to drive (refused while one runs). */
+  startRotation?(o: { forceRetire: boolean; gateTimeoutMs: number }): Promise<Result<unknown, string>>;
+  /** The recorded gated rotation and every replica's report on its gate. */
+  rotationView?(): Promise<Result<unknown, string>>;
 }
 
 /** The longest a revocation may wait for the mesh's acknowledgement (the CLI's --timeout). */
@@ -137,6 +141,20 @@ export async function startAdminServer(deps: {
           return send(res, 400, { error: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}` });
         if (!deps.actions.awaitRootRollout) return send(res, 404, { error: 'rollout proof not available' });
         return send(res, 200, await deps.actions.awaitRootRollout(stage, waitMs));
+      }
+      case 'POST /ca/rotation': {
+        if (!deps.actions.startRotation) return send(res, 404, { error: 'no shared rotation: this control plane keeps its CA alone' });
+        const gateTimeoutMs = Number(url.searchParams.get('gateTimeoutMs') ?? '60000');
+        if (!(Number.isInteger(gateTimeoutMs) && gateTimeoutMs > 0 && gateTimeoutMs <= MAX_WAIT_MS))
+          return send(res, 400, { error: `gateTimeoutMs must be an integer from 1 to ${MAX_WAIT_MS}` });
+        const r = await deps.actions.startRotation({ forceRetire: url.searchParams.get('forceRetire') === 'true', gateTimeoutMs });
+        deps.log.info('admin rotation start', { ok: r.ok, ...(r.ok ? {} : { cause: r.error }) });
+        return r.ok ? send(res, 200, r.value) : send(res, /^ca store unreachable/.test(r.error) ? 503 : 409, { error: r.error });
+      }
+      case 'GET /ca/rotation': {
+        if (!deps.actions.rotationView) return send(res, 404, { error: 'no shared rotation: this control plane keeps its CA alone' });
+        const r = await deps.actions.rotationView();
+        return r.ok ? send(res, 200, r.value) : send(res, 503, { error: r.error });
       }
       case 'POST /ca/rotate-root': {
         const phase = url.searchParams.get('phase');

@@ -38,3 +38,7 @@ export type {
   Versioned,
 } from './shared-store.js';
 export { createDirCaStateStore, TOKEN_KEY_FILE_NAME } from './dir-shared-store.js';
+export { createMemoryRotationBacking, createMemoryRotationStore, parseAckReport, parseRotationRecord } from './rotation-record.js';
+export type { AckReport, MemoryRotationBacking, RotationRecord, RotationStep, RotationStore } from './rotation-record.js';
+export { createRotationCoordinator } from './rotation-coordinator.js';
+export type { RotatingCa, RotationCoordinator, RotationCoordinatorDeps, RotationView } from './rotation-coordinator.js';

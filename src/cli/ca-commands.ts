@@ -26,7 +26,8 @@ import type { Pkcs11Flags } from './pkcs11-flags.js';
 import type { Result } from '../lib/index.js';
 import { callAdmin, findAdminEndpoint } from '../admin/index.js';
 import type { RevocationProof } from '../observability/index.js';
-import { runGatedRotation } from './gated-rotation.js';
+import { followSharedRotation, runGatedRotation } from './gated-rotation.js';
+import type { SharedRotationState } from './gated-rotation.js';
 import { encodeSpiffeBundle } from '../federation/index.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
@@ -381,6 +382,34 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           );
         const timeout = parseDuration(o.timeout);
         if (!timeout.ok) return this.error(`meshpilot: --timeout: ${timeout.error}`);
+        // Replicas on a shared CA store: the leader drives it, gated on the proxies of every replica.
+        const probe = await callAdmin(live, 'GET', '/ca/rotation');
+        if (probe.status !== 404) {
+          process.exitCode = await followSharedRotation(
+            {
+              start: async (forceRetire, gateTimeoutMs) => {
+                const r = await callAdmin(live, 'POST', `/ca/rotation?forceRetire=${forceRetire}&gateTimeoutMs=${gateTimeoutMs}`);
+                const b = r.body as { id?: string; error?: string };
+                return r.status === 200 && b.id ? { ok: true, id: b.id } : { ok: false, error: String(b.error ?? r.status) };
+              },
+              view: async () => {
+                const r = await callAdmin(live, 'GET', '/ca/rotation');
+                const b = r.body as { rotation?: SharedRotationState; error?: string };
+                return r.status === 200
+                  ? { ok: true, ...(b.rotation ? { rotation: b.rotation } : {}) }
+                  : { ok: false, error: String(b.error) };
+              },
+            },
+            {
+              timeoutMs: timeout.value,
+              forceRetire: o.forceRetire === true,
+              write,
+              refuse: (m) => this.error(`meshpilot: rotate-root refused: ${m}`, { exitCode: 1, code: 'meshpilot.ca.rotation-refused' }),
+              followMs: 5 * timeout.value + 120_000,
+            },
+          );
+          return;
+        }
         const code = await runGatedRotation(
           {
             status: async () => (await callAdmin(live, 'GET', '/ca/status')).body as { rotation: 'none' | 'prepared' | 'activated' },

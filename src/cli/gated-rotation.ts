@@ -56,3 +56,66 @@ export async function runGatedRotation(
   w('root rotation complete\n');
   return 0;
 }
+
+/** The admin calls of a rotation run by replicas on a shared CA store. */
+export interface SharedRotationAdmin {
+  start(forceRetire: boolean, gateTimeoutMs: number): Promise<{ ok: true; id: string } | { ok: false; error: string }>;
+  /** The recorded rotation, or an error when this replica cannot say now (it retries). */
+  view(): Promise<{ ok: true; rotation?: SharedRotationState } | { ok: false; error: string }>;
+}
+
+/** What the CLI shows of the record (src/ca/rotation-record.ts). */
+export interface SharedRotationState {
+  readonly id: string;
+  readonly state: 'running' | 'complete' | 'held';
+  readonly step: string;
+  readonly driver?: string;
+  readonly message?: string;
+}
+
+/**
+ * Replicas on a shared CA store: records the rotation through this replica and follows it while
+ * the leader drives it (whichever replica leads, including after a failover). Returns 0 when
+ * complete, 1 when held or refused. Bounded: gives up following after `followMs`.
+ */
+export async function followSharedRotation(
+  admin: SharedRotationAdmin,
+  o: {
+    timeoutMs: number;
+    forceRetire: boolean;
+    write: (text: string) => void;
+    /** Reports a refused request (another rotation in progress, store unreachable) on stderr and exits. */
+    refuse: (message: string) => never;
+    followMs: number;
+    pollMs?: number;
+  },
+): Promise<number> {
+  const w = o.write;
+  const started = await admin.start(o.forceRetire, o.timeoutMs);
+  if (!started.ok) return o.refuse(started.error);
+  w(`root rotation ${started.id} recorded; the leader replica drives it\n`);
+  let last = '';
+  const deadline = Date.now() + o.followMs;
+  while (Date.now() < deadline) {
+    const v = await admin.view().catch((e: unknown) => ({ ok: false as const, error: String(e) }));
+    if (v.ok && v.rotation?.id === started.id) {
+      const r = v.rotation;
+      const line = `step ${r.step} (${r.state}, driven by ${r.driver ?? 'no leader yet'})${r.message ? `: ${r.message}` : ''}`;
+      if (line !== last) w(`${line}\n`);
+      last = line;
+      if (r.state === 'complete') {
+        w('root rotation complete\n');
+        return 0;
+      }
+      if (r.state === 'held') {
+        w('held; run the command again to resume from this step\n');
+        return 1;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, o.pollMs ?? 250));
+  }
+  w(
+    `still running after ${o.followMs} ms; it goes on without this command: follow it with 'curl .../ca/rotation' or run the command again once it stops\n`,
+  );
+  return 1;
+}

@@ -3,13 +3,17 @@
 import { err, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
-import type { CaStateStore } from '../ca/index.js';
+import type { CaStateStore, RotationStore } from '../ca/index.js';
 import { connectEtcd } from './etcd-connection.js';
 import type { EtcdConnectionConfig } from './etcd-connection.js';
 import { createEtcdCaStateStore } from './etcd-ca-store.js';
 import { createEtcdLeadership } from './etcd-leadership.js';
+import { createEtcdRotationStore } from './etcd-rotation-store.js';
 import type { Leadership } from './etcd-leadership.js';
 import { createSealer } from './sealing.js';
+
+/** The election of the CA singletons (CRL schedule, pruning, the gated root rotation). */
+const ELECTION = 'ca-singletons';
 
 /** The etcd CA store settings, checked by the CLI. */
 export interface EtcdCaStoreOptions {
@@ -26,6 +30,9 @@ export interface EtcdCaStoreOptions {
 export interface OpenedCaStore {
   readonly store: CaStateStore;
   readonly leadership: Leadership;
+  /** The gated root rotation's record and the replicas' reports on it. */
+  readonly rotations: RotationStore;
+  readonly candidate: string;
   close(): Promise<void>;
 }
 
@@ -45,16 +52,26 @@ export async function openEtcdCaStore(o: EtcdCaStoreOptions, candidate: string, 
   const leadership = createEtcdLeadership({
     client,
     prefix: o.connection.prefix,
-    name: 'ca-singletons',
+    name: ELECTION,
     candidate,
     ...(o.leaseTtlSeconds !== undefined ? { ttlSeconds: o.leaseTtlSeconds } : {}),
     log: log.child({ module: 'leadership' }),
   });
+  const rotations = createEtcdRotationStore({
+    client,
+    electionName: ELECTION,
+    prefix: o.connection.prefix,
+    endpoints: o.connection.endpoints,
+    ...(o.leaseTtlSeconds !== undefined ? { ttlSeconds: o.leaseTtlSeconds } : {}),
+  });
   return ok({
     store,
     leadership,
+    rotations,
+    candidate,
     async close() {
       await leadership.close();
+      await rotations.close();
       store.close();
       client.close();
     },

@@ -16,3 +16,4 @@ export { createSealer, isSealed, readSealingKeyFile } from './sealing.js';
 export type { Sealer } from './sealing.js';
 export { addCaStoreOptions, parseCaStoreFlags } from './etcd-connection.js';
 export type { CaStoreFlags, EtcdCaStoreSettings } from './etcd-connection.js';
+export { createEtcdRotationStore } from './etcd-rotation-store.js';
