@@ -252,18 +252,16 @@ describe('applyToStore / deleteFromStore', () => {
       ...store,
       commit: async (c: Parameters<typeof store.commit>[0]) => {
         if (racing-- > 0)
-          await store
-            .otherClient()
-            .commit({
-              puts: [{ key: 'ServiceAccount/app/a', value: sa('a') + '# by another writer\n' }],
-              deletes: [],
-              expected: new Map([
-                [
-                  'ServiceAccount/app/a',
-                  (await store.otherClient().list()).objects.find((o) => o.key === 'ServiceAccount/app/a')?.modRevision ?? 0,
-                ],
-              ]),
-            });
+          await store.otherClient().commit({
+            puts: [{ key: 'ServiceAccount/app/a', value: sa('a') + '# by another writer\n' }],
+            deletes: [],
+            expected: new Map([
+              [
+                'ServiceAccount/app/a',
+                (await store.otherClient().list()).objects.find((o) => o.key === 'ServiceAccount/app/a')?.modRevision ?? 0,
+              ],
+            ]),
+          });
         return store.commit(c);
       },
     };
