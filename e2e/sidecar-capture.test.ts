@@ -6,45 +6,11 @@ import path from 'node:path';
 import { eventually } from './harness/index.js';
 import { startCapturedSidecar, meshpilotCli, type CapturedSidecar } from './kit/captured-sidecar.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
+import { plainGet as get, SERVER_APP } from './kit/plain-apps.js';
 import { createTestNet, ensureProxyUser, netMode, TMP_PREFIX, type NsProcess, type TestHost, type TestNet } from './kit/netns.js';
 
 const HTTP_PORT = 8080;
 const OTHER_PORT = 9090;
-
-// An unmodified server outside the mesh: says who it is and which Host it was asked for.
-const SERVER_APP = `
-const http = require('node:http');
-const [name, ...ports] = process.argv.slice(1);
-let up = 0;
-for (const port of ports)
-  http.createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ server: name, port: Number(port), host: req.headers.host }));
-  }).listen(Number(port), '0.0.0.0', () => { if (++up === ports.length) console.log('listening'); });`;
-
-// An unmodified client: a plain http.get by URL, names resolved through /etc/hosts.
-const CLIENT_APP = `
-const http = require('node:http');
-const req = http.get(process.argv[1], { timeout: 4000 }, (res) => {
-  let body = '';
-  res.on('data', (c) => (body += c));
-  res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body })));
-});
-req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-req.on('error', (e) => console.log(JSON.stringify({ error: e.code || e.message })));`;
-
-interface Answer {
-  status?: number;
-  error?: string;
-  body?: string;
-}
-
-async function get(host: TestHost, url: string): Promise<Answer> {
-  const r = await host.exec([process.execPath, '-e', CLIENT_APP, url], { timeoutMs: 10_000 });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || line === '') throw new Error(`client in ${host.ns} failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(line) as Answer;
-}
 
 // The Sidecar's outboundTrafficPolicy in capture mode: with the mesh on ALLOW_ANY, a Sidecar
 // selecting the client sets REGISTRY_ONLY for it: a ServiceEntry host in its egress hosts is
