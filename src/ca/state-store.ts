@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { err, fsErrorText, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
-import { parseTrustDomain } from '../identity/index.js';
+import { checkPersistedFields, isIssuanceRecord } from './shared-store.js';
 import { caError } from './types.js';
 import type { CaError } from './types.js';
 
@@ -171,19 +171,6 @@ export function createDirStore(dir: string): CaStore {
 
 const bad = (file: string, problem: string): Result<never, CaError> => err(caError('bad-state', `${file}: ${problem}`, file));
 
-function isRecord(v: unknown): v is IssuanceRecord {
-  if (typeof v !== 'object' || v === null) return false;
-  const r = v as Record<string, unknown>;
-  return (
-    typeof r.serial === 'string' &&
-    /^[0-9a-f]+$/.test(r.serial) &&
-    typeof r.issuer === 'string' &&
-    typeof r.spiffeId === 'string' &&
-    typeof r.notAfter === 'number' &&
-    Number.isFinite(r.notAfter)
-  );
-}
-
 /** Reads and checks ca.json; undefined when the directory holds no state yet. */
 export function readState(dir: string): Result<PersistedState | undefined, CaError> {
   const path = join(dir, STATE_FILE);
@@ -200,30 +187,9 @@ export function readState(dir: string): Result<PersistedState | undefined, CaErr
   } catch (e) {
     return bad(path, `not valid JSON (${(e as Error).message})`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(path, 'expected a JSON object');
-  const s = v as Record<string, unknown>;
-  if (s.format !== 1) return bad(path, `unsupported format ${JSON.stringify(s.format)} (expected 1)`);
-  if (typeof s.trustDomain !== 'string' || !parseTrustDomain(s.trustDomain).ok)
-    return bad(path, 'trustDomain is missing or not a valid trust domain');
-  if (s.mode !== 'self-signed' && s.mode !== 'plug-in') return bad(path, `mode must be 'self-signed' or 'plug-in'`);
-  if (s.mode === 'plug-in' && typeof s.pluginDir !== 'string') return bad(path, 'pluginDir is missing for a plug-in CA');
-  const idRe = s.mode === 'plug-in' ? /^plug-in$/ : /^root-[1-9][0-9]*$/;
-  if (
-    !Array.isArray(s.issuers) ||
-    s.issuers.length < 1 ||
-    s.issuers.length > 2 ||
-    !s.issuers.every((i) => typeof i === 'string' && idRe.test(i))
-  ) {
-    return bad(path, 'issuers must list one or two issuing CA ids');
-  }
-  if (typeof s.signing !== 'string' || !s.issuers.includes(s.signing)) return bad(path, 'signing must be one of issuers');
-  if (typeof s.crlNumber !== 'number' || !Number.isSafeInteger(s.crlNumber) || s.crlNumber < 0)
-    return bad(path, 'crlNumber must be a non-negative integer');
-  if (!Array.isArray(s.revoked)) return bad(path, 'revoked must be a list');
-  for (const [i, r] of s.revoked.entries()) {
-    if (!isRecord(r) || typeof (r as unknown as RevokedRecord).revokedAt !== 'number')
-      return bad(path, `revoked[${i}] is not a valid revocation record`);
-  }
+  // The fields ca.json shares with the record of a shared store are checked by one function.
+  const checked = checkPersistedFields(v, path);
+  if (!checked.ok) return checked;
   return ok(v as PersistedState);
 }
 
@@ -248,7 +214,7 @@ export function readIssued(dir: string): Result<{ records: IssuanceRecord[]; tor
     } catch {
       r = undefined;
     }
-    if (!isRecord(r)) {
+    if (!isIssuanceRecord(r)) {
       // Only the last line can be cut short by a crash (no newline after it); anything else is corruption.
       if (i === lines.length - 1) {
         tornTail = true;
