@@ -49,6 +49,15 @@ describe('cli: meshpilot agent', function () {
     assert.ok(r.ok && r.value.serverName === undefined && r.value.caAddress === '127.0.0.1:15012');
   });
 
+  it('takes --log-format json or pretty, as serve does, and names the choices for anything else', async () => {
+    const program = new Command('meshpilot').exitOverride();
+    let err = '';
+    registerAgentCommand(program, { log: createRecordingLogger() });
+    for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: (t) => (err += t) });
+    await assert.rejects(program.parseAsync(['agent', '--log-format', 'text'], { from: 'user' }));
+    assert.match(err, /option '--log-format <format>' argument 'text' is invalid\. Allowed choices are json, pretty\./);
+  });
+
   it('takes --spiffe-id instead', () => {
     const r = parseAgentFlags(
       { ...base, namespace: undefined, serviceAccount: undefined, spiffeId: 'spiffe://cluster.local/ns/a/sa/b' },

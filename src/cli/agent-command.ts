@@ -14,7 +14,8 @@ import {
 } from '../identity/index.js';
 import { err, ok, systemClock, type Result } from '../lib/index.js';
 import { parseDuration } from '../model/index.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import { createLogger, type LogFormat, type Logger } from '../observability/index.js';
+import { logFormatOption } from './log-format-option.js';
 import { realTimers } from '../secrets/index.js';
 import { parseHostPort } from './serve-command.js';
 
@@ -34,6 +35,7 @@ export interface AgentFlags {
   readonly rootNamespace?: string;
   readonly certTtl?: string;
   readonly logLevel: string;
+  readonly logFormat?: LogFormat;
 }
 
 /** Checked agent settings: every path and name valid, the root read. */
@@ -185,10 +187,11 @@ export function registerAgentCommand(program: Command, deps: { log?: Logger; sto
     .option('--root-namespace <ns>', 'the mesh’s root namespace, where the control plane’s identity lives', DEFAULT_ROOT_NAMESPACE)
     .option('--cert-ttl <duration>', 'requested SVID lifetime (e.g. 1h; the CA clamps it to its maximum)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .addOption(logFormatOption())
     .action(async (flags: AgentFlags) => {
       const config = parseAgentFlags(flags);
       if (!config.ok) throw new Error(`agent: ${config.error.join('; ')}`);
-      const log = deps.log ?? createLogger({ level: flags.logLevel, name: 'meshpilot-agent' });
+      const log = deps.log ?? createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'meshpilot-agent' });
       const stopSignal =
         deps.stopSignal ??
         new Promise<string>((done) => {

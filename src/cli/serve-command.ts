@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { createStoreConfigSource } from '../config/index.js';
 import { ListenError, startMeshpilot, type MeshpilotOptions } from '../main.js';
-import { createLogger, LOG_FORMATS, type LogFormat } from '../observability/index.js';
+import { createLogger, type LogFormat } from '../observability/index.js';
+import { logFormatOption } from './log-format-option.js';
 import { addPkcs11Options, pkcs11RefFromFlags } from './pkcs11-flags.js';
 import type { Pkcs11Flags } from './pkcs11-flags.js';
 import { addConnectionFlags, parseConnectionFlags, type ConnectionFlags } from './connection-flags.js';
@@ -37,13 +38,6 @@ interface ServeFlags extends CaStoreFlags, Pkcs11Flags {
   logLevel: string;
   logFormat?: LogFormat;
   secretDir?: string;
-}
-
-/** `--log-format json|pretty`: JSON lines by default unless stderr is a terminal. */
-export function logFormatOption(): Option {
-  return new Option('--log-format <format>', 'json (one object per line) or pretty; default: pretty on a terminal, json otherwise').choices(
-    LOG_FORMATS,
-  );
 }
 
 /** Adds `meshpilot serve`. */
