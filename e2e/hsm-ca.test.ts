@@ -18,6 +18,7 @@ import { makeCsr } from '../src/csr/index.js';
 import { eventually, type EnvoyProcess } from './harness/index.js';
 import { leafSerials, ownChainPems, trustedCaCount } from './kit/certs.js';
 import { formatCounts, startLoad } from './kit/load.js';
+import { runMeshpilotAsync } from './kit/processes.js';
 import { startMesh, type TestMesh } from './kit/mesh.js';
 import { backend, backendHost, datastore, datastoreHost, frontend, ids, photoAppConfig, xfccUri } from './kit/photo-app.js';
 
@@ -190,7 +191,7 @@ describe('CA root key in a PKCS#11 token (SoftHSM2) rotated under load, with rea
     ref = { module: hsm.module, tokenLabel: hsm.tokenLabel, keyLabel: 'mesh-root', pin: hsm.pin };
     const pub = generatePkcs11Key(ref);
     assert.ok(pub.ok, pub.ok ? '' : pub.error);
-    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { apps: [frontend, backend], stateDir, caPkcs11: ref });
+    mesh = await startMesh({ 'mesh.yaml': photoAppConfig() }, { apps: [frontend, backend], stateDir, caPkcs11: ref, adminPort: 0 });
     all.push(await mesh.startSidecar(frontend), await mesh.startSidecar(backend));
   });
   afterEach(function () {
@@ -262,5 +263,38 @@ describe('CA root key in a PKCS#11 token (SoftHSM2) rotated under load, with rea
     // The retired root's key stays in the token for the operator to destroy.
     assert.deepEqual(pkcs11KeyExists(ref), { ok: true, value: true });
     assert.equal((await mesh.call(frontend, backendHost)).status, 200);
+  });
+
+  it('the gated driver (`ca rotate-root` without --phase) rotates again through the server holding the token: root-3 in the token', async () => {
+    const load = startLoad({
+      host: frontend.address,
+      port: OUTBOUND_HTTP_PORT,
+      hostHeader: backendHost,
+      concurrency: 2,
+      maxDurationMs: 90_000,
+      pauseMs: 10,
+    });
+    let out: string;
+    try {
+      // The CLI needs no token flags here: it drives the running control plane, which holds the token session.
+      out = await runMeshpilotAsync(['ca', 'rotate-root', '--state-dir', stateDir, '--timeout', '20s', '--force-retire']);
+    } finally {
+      await load.stop();
+    }
+    assert.match(out, /prepare: done\n/);
+    assert.match(out, /activate: done\n/);
+    assert.match(out, /retire: done\nroot rotation complete\n$/);
+    for (const e of all) await eventually(async () => (await trustedCaCount(e)) === 1, { description: `${e.name} to drop root-2` });
+    assert.equal(JSON.parse(readFileSync(join(stateDir, 'root-3-key.pkcs11.json'), 'utf8')).keyLabel, 'mesh-root-root-3');
+    assert.ok(!existsSync(join(stateDir, 'root-2-key.pkcs11.json')));
+    const counts = await load.stop();
+    console.log(`      ${formatCounts('hsm gated root rotation load', counts)}`);
+    assert.equal(counts.failed, 0, JSON.stringify(counts.failures));
+    assert.ok(counts.ok > 0);
+    const [rootPem] = mesh.mp.ca.trustBundle().rootsPem;
+    for (const e of all) {
+      const v = opensslVerify(stateDir, await ownChainPems(e), rootPem!);
+      assert.equal(v.status, 0, v.output);
+    }
   });
 });
