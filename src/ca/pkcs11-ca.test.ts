@@ -9,7 +9,7 @@ import { createManualClock } from '../lib/index.js';
 import { mustSpiffeId } from '../identity/index.js';
 import { createPluginCa, createSelfSignedCa, generateKeyPair, openCa } from './index.js';
 import type { CertificateAuthority } from './index.js';
-import { generatePkcs11Key, openPkcs11Key, pkcs11KeyExists } from './pkcs11-signer.js';
+import { deletePkcs11Key, generatePkcs11Key, openPkcs11Key, pkcs11KeyExists } from './pkcs11-signer.js';
 import type { Pkcs11KeyRef } from './pkcs11-signer.js';
 import { createSoftHsm } from './softhsm-kit.js';
 import type { SoftHsm } from './softhsm-kit.js';
@@ -156,6 +156,15 @@ describe('ca with its key in a PKCS#11 token (SoftHSM2)', () => {
     assert.ok((await third.value.rotateRoot('prepare')).ok);
     third.value.close();
     assert.equal(JSON.parse(readFileSync(join(state, 'root-3-key.pkcs11.json'), 'utf8')).keyLabel, 'mesh-root-root-3');
+    // Once the operator destroyed the retired key, the flags name the current root's key instead.
+    assert.ok(deletePkcs11Key(ref).ok);
+    const gone = open();
+    assert.ok(!gone.ok);
+    assert.match(gone.error.message, /no private key 'mesh-root' in token 'meshpilot-test'/);
+    const renamed = open({ ...ref, keyLabel: 'mesh-root-root-2' });
+    assert.ok(renamed.ok, renamed.ok ? '' : renamed.error.message);
+    assert.ok(renamed.value.signSvid({ spiffeId: ID, publicKey: generateKeyPair().publicKey }).ok);
+    renamed.value.close();
   });
 
   it('refuses prepare with not-ready while the token is gone, writes nothing, and prepares once it is back', async () => {
