@@ -1,6 +1,6 @@
 // The CA backends: ephemeral (memory only), self-signed (root kept in a state directory)
 // and plug-in (Istio's ca-cert.pem / ca-key.pem / root-cert.pem / cert-chain.pem).
-import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { err, fsErrorText, ok, systemClock } from '../lib/index.js';
 import type { Clock, Result } from '../lib/index.js';
@@ -10,19 +10,22 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/index.js';
 import type { TrustDomain } from '../identity/index.js';
 import { createAuthority } from './authority.js';
 import type { IssuancePolicy, Issuer } from './authority.js';
-import { caKeyPem, generateKeyPair } from './keys.js';
+import { caKeyPem, generateKeyPair, KeyUnavailableError } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { createRootCa, loadPluginCa, loadSigningCa } from './material.js';
+import type { SigningCa } from './material.js';
 import {
   closingKey,
+  createTokenKeyring,
   keyIsAFile,
   loadTokenRoot,
   openTokenKey,
   readTokenKeyRecord,
-  rotationInTokenUnsupported,
+  tokenStore,
   warnStrayPluginKey,
   writeTokenRoot,
 } from './pkcs11-backend.js';
+import type { TokenKeyring } from './pkcs11-backend.js';
 import type { Pkcs11Key, Pkcs11KeyRef } from './pkcs11-signer.js';
 import { createDirStore, createMemoryStore, ISSUED_FILE, readIssued, readState, rootFiles, writeFileAtomic } from './state-store.js';
 import type { CaStore, IssuanceRecord, PersistedState, RevokedRecord } from './state-store.js';
@@ -176,10 +179,12 @@ function checkTrustDomain(o: CaOptions, s: PersistedState, dir: string): Result<
 }
 
 function openSelfSigned(o: CaOptions, dir: string, loaded: Loaded, store: CaStore, log: Logger): Result<CertificateAuthority, CaError> {
-  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, o.clock ?? systemClock) : undefined;
+  const clock = o.clock ?? systemClock;
+  const key = o.pkcs11 ? openTokenKey(o.pkcs11, log, clock) : undefined;
   if (key && !key.ok) return key;
-  const r = openSelfSignedWith(o, dir, loaded, closingKey(store, key?.value), log, key?.value);
-  if (!r.ok) key?.value.close();
+  const keys = o.pkcs11 && key ? createTokenKeyring(o.pkcs11, key.value, log, clock) : undefined;
+  const r = openSelfSignedWith(o, dir, loaded, tokenStore(store, dir, keys, log), log, keys);
+  if (!r.ok) keys?.close();
   return r;
 }
 
@@ -189,9 +194,10 @@ function openSelfSignedWith(
   loaded: Loaded,
   store: CaStore,
   log: Logger,
-  tokenKey: Pkcs11Key | undefined,
+  keys: TokenKeyring | undefined,
 ): Result<CertificateAuthority, CaError> {
   const clock = o.clock ?? systemClock;
+  const tokenKey = keys?.flags;
   let state = loaded.state;
   let trustDomain = o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const issuers: Issuer[] = [];
@@ -231,7 +237,7 @@ function openSelfSignedWith(
       if (!record.ok) return record;
       if (!record.value && tokenKey) return err(keyIsAFile(dir, id));
       if (record.value) {
-        const ca = loadTokenRoot(dir, id, record.value, tokenKey, clock.now());
+        const ca = loadTokenRoot(dir, id, record.value, keys, clock.now());
         if (!ca.ok) return ca;
         issuers.push({ id, ca: ca.value, intermediates: [], roots: [ca.value] });
         continue;
@@ -256,14 +262,52 @@ function openSelfSignedWith(
       crlNumber: state.crlNumber,
       policy: policyOf(o),
       newRoot(id) {
-        if (tokenKey) return err(rotationInTokenUnsupported());
-        const keys = (o.generateKey ?? (() => generateKeyPair('ec-p256')))();
-        const root = makeRoot({ ...o, generateKey: () => keys }, trustDomain, id);
-        const w = store.writeRootMaterial(id, root.ca.pem, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+        if (keys) return newTokenRoot(o, dir, keys, trustDomain, id, clock);
+        const pair = (o.generateKey ?? (() => generateKeyPair('ec-p256')))();
+        const root = makeRoot({ ...o, generateKey: () => pair }, trustDomain, id);
+        const w = store.writeRootMaterial(id, root.ca.pem, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
         return w.ok ? ok(root) : w;
       },
     }),
   );
+}
+
+/**
+ * A new self-signed root whose key is made in the token. A token that fails refuses with not-ready and
+ * writes nothing; the key generated for it is destroyed (or, if the token is gone too, reused by the next prepare).
+ */
+function newTokenRoot(
+  o: CaOptions,
+  dir: string,
+  keys: TokenKeyring,
+  trustDomain: TrustDomain,
+  id: string,
+  clock: Clock,
+): Result<Issuer, CaError> {
+  const key = keys.newRootKey(id);
+  if (!key.ok) return key;
+  let ca: SigningCa;
+  try {
+    ca = createRootCa({
+      trustDomain,
+      label: rootLabel(id),
+      keys: { privateKey: key.value, publicKey: key.value.publicKey },
+      now: clock.now(),
+      validityMs: o.rootValidityMs ?? 3650 * DAY,
+    });
+  } catch (e) {
+    keys.discard(id);
+    if (!(e instanceof KeyUnavailableError)) throw e;
+    return err(caError('not-ready', `cannot sign the new root: the key ${key.value.description} is unavailable (${e.message})`));
+  }
+  const w = writeTokenRoot(dir, id, ca.pem, key.value);
+  if (!w.ok) {
+    // The record is written first, the certificate last: only the record can be left behind.
+    rmSync(join(dir, rootFiles(id).tokenRecord), { force: true });
+    keys.discard(id);
+    return err(caError('not-ready', `cannot record the new root ${id}: ${w.error.message}`, w.error.file));
+  }
+  return ok({ id, ca, intermediates: [], roots: [ca] });
 }
 
 function openPlugin(

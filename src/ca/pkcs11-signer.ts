@@ -264,7 +264,7 @@ export function readPinFile(path: string, log: Logger = silentLogger): Result<st
 function withSession<T>(ref: Pkcs11KeyRef, f: (lib: Lib, session: Buffer) => Result<T, string>): Result<T, string> {
   const m = acquireModule(ref.module);
   if (!m.ok) return m;
-  try {
+  const attempt = (): Result<T, string> => {
     const slot = findSlot(m.value.lib, ref);
     if (!slot.ok) return slot;
     const session = openSession(m.value.lib, ref, slot.value, true);
@@ -273,6 +273,17 @@ function withSession<T>(ref: Pkcs11KeyRef, f: (lib: Lib, session: Buffer) => Res
       return f(m.value.lib, session.value);
     } finally {
       m.value.lib.C_CloseSession(session.value);
+    }
+  };
+  try {
+    try {
+      return attempt();
+    } catch (e) {
+      // Loaded before the token went away and came back (an open CA key keeps the module loaded):
+      // the module's view is stale. Look afresh once; the CA key's own session reconnects on its next use.
+      if (m.value.refs === 1) throw e;
+      reinitialize(m.value);
+      return attempt();
     }
   } catch (e) {
     return err(`${describeRef(ref)}: ${ckr(e)}`);
@@ -328,6 +339,18 @@ export function generatePkcs11Key(ref: Pkcs11KeyRef): Result<KeyObject, string> 
     const point = ecPoint(lib.C_GetAttributeValue(session, pair.publicKey, [{ type: pkcs11js.CKA_EC_POINT }])[0]!.value as Buffer);
     if (!point) return err(`${describeRef(ref)}: the generated key has no readable P-256 point`);
     return ok(p256PublicKey(point));
+  });
+}
+
+/**
+ * Destroys the key pair under this label in the token (private and public objects). Used only to
+ * undo a key this process has just generated and could not record; retired keys are left to the operator.
+ */
+export function deletePkcs11Key(ref: Pkcs11KeyRef): Result<void, string> {
+  return withSession(ref, (lib, session) => {
+    for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY])
+      for (const o of findObjects(lib, session, cls, ref.keyLabel)) lib.C_DestroyObject(session, o);
+    return ok(undefined);
   });
 }
 

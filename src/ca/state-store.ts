@@ -66,7 +66,7 @@ export function createMemoryStore(): CaStore {
 }
 
 /** The cert and key file names of a root kept in the state directory. */
-export const rootFiles = (id: string) => ({ cert: `${id}-cert.pem`, key: `${id}-key.pem` });
+export const rootFiles = (id: string) => ({ cert: `${id}-cert.pem`, key: `${id}-key.pem`, tokenRecord: `${id}-key.pkcs11.json` });
 
 const ioError = (path: string, e: unknown): CaError => caError('io', `${path}: ${fsErrorText(e)}`, path);
 
@@ -142,6 +142,7 @@ export function createDirStore(dir: string): CaStore {
     removeRootMaterial(id) {
       const f = rootFiles(id);
       rmSync(join(dir, f.key), { force: true });
+      rmSync(join(dir, f.tokenRecord), { force: true });
       rmSync(join(dir, f.cert), { force: true });
     },
     appendIssued(r) {

@@ -128,9 +128,10 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
 
   // The same for changes, which are asynchronous (a shared CA store compare-and-swaps).
   const withCaAsync = async <T>(cmd: Command, stateDir: string, f: (a: CertificateAuthority) => Promise<T>): Promise<T> => {
+    const pkcs11 = tokenRef(cmd, cmd.opts<Pkcs11Flags>());
     const release = lockState(cmd, stateDir);
     try {
-      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log() }));
+      const a = unwrapOr(cmd, openCa({ stateDir, clock, log: log(), ...(pkcs11 ? { pkcs11 } : {}) }));
       try {
         return await f(a);
       } finally {

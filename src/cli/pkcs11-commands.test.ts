@@ -1,6 +1,6 @@
 // `ca init` and `serve` with the CA key in a SoftHSM2 token: the key is made (or imported) in
 // the token, the offline commands need the flags, and serve refuses to start on a bad token
-// reference with a message naming module, token and key.
+// reference with a message naming module, token and key; rotate-root makes the new root's key there.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,22 @@ describe('cli: the CA key in a PKCS#11 token (SoftHSM2)', function () {
   });
   let out = '';
   const ca = (...args: string[]) => runCli((p) => registerCaCommands(p, { log: silentLogger, write: (s) => (out += s) }), 'ca', ...args);
+
+  it('ca rotate-root --phase prepare|activate|retire rotates a token-held root offline; show names the new key', async () => {
+    const state = join(dir, 'state');
+    assert.equal((await ca('init', '--state-dir', state, ...flags)).exitCode, 0);
+    for (const phase of ['prepare', 'activate', 'retire']) {
+      out = '';
+      const r = await ca('rotate-root', '--state-dir', state, '--phase', phase, ...flags);
+      assert.equal(r.exitCode, 0, r.err);
+      assert.match(out, new RegExp(`roots in bundle: ${phase === 'retire' ? 1 : 2}`));
+    }
+    out = '';
+    const show = await ca('show', '--state-dir', state, ...flags);
+    assert.equal(show.exitCode, 0, show.err);
+    assert.match(out, /signing key: PKCS#11 key 'mesh-root-root-2' in token 'meshpilot-test'/);
+    assert.ok(!existsSync(join(state, 'root-1-key.pkcs11.json')));
+  });
 
   it('ca init generates the root key in the token; show and issue need the flags', async () => {
     out = '';
