@@ -148,7 +148,7 @@ export interface MeshpilotOptions {
 /** Default per-source cap of the xDS port: sidecars behind one address (a host, a NAT) share it. */
 export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1024;
 /** Default deadline from accept to the first request, on every port. */
-export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 60_000;
 /** Default cap of the admin port (operators, Prometheus, the mesh page). */
 export const DEFAULT_ADMIN_MAX_CONNECTIONS = 64;
 

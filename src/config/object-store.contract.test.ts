@@ -24,7 +24,14 @@ const backends: Backend[] = [
     async make() {
       cluster ??= await startEtcdCluster({ members: 3 });
       const client = cluster.client();
-      const store = createEtcdObjectStore({ client, prefix: `/contract-${++prefixes}/`, endpoints: cluster.endpoints, ownsClient: true });
+      // Pages of 7 keys, so that every listing here reads several pages.
+      const store = createEtcdObjectStore({
+        client,
+        prefix: `/contract-${++prefixes}/`,
+        endpoints: cluster.endpoints,
+        ownsClient: true,
+        listPageSize: 7,
+      });
       return {
         store,
         compact: async (r) => void (await client.kv.compact({ revision: String(r), physical: true })),
@@ -94,6 +101,18 @@ describe('config object store contract', function () {
         const l = await s.store.list();
         assert.equal(l.revision, w.revision);
         assert.deepEqual(l.objects, [{ key: 'Service/ns/a', value: 'A', modRevision: w.revision }]);
+      });
+
+      it('lists every object when they take several pages, in key order, at one revision', async () => {
+        const keys = Array.from({ length: 25 }, (_, i) => `k/ns/p${String(i).padStart(2, '0')}`);
+        const w = await s.store.commit({ puts: keys.map((key) => ({ key, value: key })), deletes: [], expected: new Map() });
+        assert.ok(w.ok);
+        const l = await s.store.list();
+        assert.deepEqual(
+          l.objects.map((o) => [o.key, o.value]),
+          keys.map((k) => [k, k]),
+        );
+        assert.equal(l.revision, w.revision);
       });
 
       it('refuses a commit when a key changed since it was read, and writes nothing of it', async () => {
