@@ -42,7 +42,7 @@ describe('net: file-descriptor limit', () => {
       ],
       { encoding: 'utf8' },
     );
-    if (r.error) return this.skip(); // no prlimit(1): util-linux is not installed
+    if (r.error) throw new Error('prlimit(1) not found: install util-linux'); // a skipped test proves nothing
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { after: { soft: number; hard: number } };
     assert.deepEqual(report.after, { soft: 2048, hard: 2048 });
