@@ -28,6 +28,9 @@ const REPLICAS = 3;
 const COLD_CAP_MS = Math.max(240_000, PER * 300);
 const CHANGE_CAP_MS = Math.max(120_000, PER * 100);
 const KiB = 1024;
+const benchStart = performance.now();
+/** One line on stderr per phase, so a long run shows where its time goes. */
+const phase = (what: string) => console.error(`replicas bench +${((performance.now() - benchStart) / 1000).toFixed(1)} s: ${what}`);
 
 type Fleet = Child<RealFleetCommand, RealFleetReply>;
 type Server = Child<RealServerCommand, RealServerReply>;
@@ -55,6 +58,7 @@ const coldSeconds = (a: Arrivals): number => {
 /** Starts the server and mints its proxies' tokens; the fleet connects later (connect()). */
 async function prepare(s: Served, start: RealServerCommand): Promise<void> {
   const { port, rootPem } = await s.server.send(start);
+  phase(`server started on port ${port}; minting ${s.proxies.length} tokens`);
   const { tokens } = await s.server.send({ cmd: 'mint', accounts: s.proxies.map((w) => [w.namespace, w.serviceAccount] as const) });
   s.target = { address: `127.0.0.1:${port}`, serverName: 'localhost', rootPem: rootPem! };
   s.tokens = tokens!;
@@ -80,7 +84,9 @@ interface ColdRun {
 }
 
 async function coldAndMemory(s: Served): Promise<ColdRun> {
+  phase(`${s.proxies.length} streams opened; waiting for every proxy to ACK all five types`);
   const ready = await s.fleet.send({ cmd: 'await-ready', timeoutMs: COLD_CAP_MS });
+  phase(`cold start done: ${ready.errors} stream errors`);
   const after = (await s.server.send({ cmd: 'memory' })).memory!;
   const n = s.proxies.length;
   return {
@@ -144,6 +150,7 @@ export async function run(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   try {
     cfg = writeMeshConfig(n);
+    phase(`config for ${n} workloads written; starting the baseline`);
     const thirds = Array.from({ length: REPLICAS }, (_, i) => cfg!.workloads.slice(i * per, (i + 1) * per));
 
     // Baseline: one replica on files (no etcd, no other replica), serving the same number of
@@ -159,8 +166,10 @@ export async function run(): Promise<BenchResult[]> {
     }
 
     // Three replicas on etcd, all started and watching; their fleets cold-start one after another.
+    phase('baseline done; starting etcd');
     cluster = await startEtcdCluster({ members: 1 });
     await applyFiles(cluster, yamlFiles(cfg.dir));
+    phase('config applied to etcd; starting the replicas');
     const replicas: Served[] = thirds.map((proxies) => ({ server: serverProcess(), fleet: fleetProcess(), proxies }));
     try {
       for (const r of replicas) await prepare(r, { cmd: 'start', configDir: cfg.dir, etcd: etcdArgs(cluster) });
@@ -222,6 +231,7 @@ export async function run(): Promise<BenchResult[]> {
       for (const r of replicas) await r.fleet.send({ cmd: 'expect', marker: change.marker, types: ['cds', 'eds', 'rds'] });
       const t0 = performance.timeOrigin + performance.now();
       await applyFiles(cluster, added);
+      phase('change applied; waiting for every proxy on every replica to ACK it');
       const marks = await Promise.all(replicas.map((r) => r.fleet.send({ cmd: 'await-marker', timeoutMs: CHANGE_CAP_MS })));
       const lasts = marks.map((m) => Math.max(...m.arrivals!.atMs.map((t) => (t === null ? Number.POSITIVE_INFINITY : t))) - t0);
       out.push(
