@@ -101,10 +101,11 @@ export async function applyToStore(
       };
     const stored = new Map(l.objects.map((x) => [x.key, x]));
     const puts = toStore.filter((x) => stored.get(x.key)?.value !== x.value);
+    const changed = new Set(puts);
     const result = {
       created: puts.filter((x) => !stored.has(x.key)).map((x) => x.key),
       updated: puts.filter((x) => stored.has(x.key)).map((x) => x.key),
-      unchanged: toStore.filter((x) => !puts.includes(x)).map((x) => x.key),
+      unchanged: toStore.filter((x) => !changed.has(x)).map((x) => x.key),
       deleted: [],
       diagnostics,
     };

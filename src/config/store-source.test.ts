@@ -228,6 +228,24 @@ describe('applyToStore / deleteFromStore', () => {
     assert.equal(again.revision, r.revision);
   });
 
+  it('names the line each document and each List item starts on', async () => {
+    const store = createMemoryObjectStore('mem');
+    const item = (n: string) => `  - apiVersion: v1\n    kind: ServiceAccount\n    metadata:\n      name: ${n}\n      namespace: app\n`;
+    // a on lines 1-5, `---` on 6, b from 7, `---` on 12, the List from 13, its items from 16 and 21.
+    const text = `${sa('a')}---\n${sa('b')}---\napiVersion: v1\nkind: List\nitems:\n${item('c')}${item('d')}`;
+    const r = await applyToStore(store, [{ fileName: 'm.yaml', text }]);
+    assert.ok(r.ok, JSON.stringify(r.diagnostics));
+    const lines = Object.fromEntries(
+      (await store.list()).objects.map((o) => [o.key, /^# meshpilot apply: m\.yaml:(\d+)\n/.exec(o.value)?.[1]]),
+    );
+    assert.deepEqual(lines, {
+      'ServiceAccount/app/a': '1',
+      'ServiceAccount/app/b': '7',
+      'ServiceAccount/app/c': '16',
+      'ServiceAccount/app/d': '21',
+    });
+  });
+
   it('refuses to delete an object others still name, and deletes one nothing names', async () => {
     const store = createMemoryObjectStore('mem');
     await apply(store, 'a.yaml', sa('a') + '---\n' + sa('b') + '---\n' + workload('w', 'a'));

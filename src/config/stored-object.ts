@@ -62,18 +62,37 @@ export interface ObjectToStore {
   readonly value: string;
 }
 
-const lineAt = (text: string, offset: number): number => text.slice(0, offset).split('\n').length;
+/**
+ * The 1-based line of a character offset, found by binary search over the offsets where lines
+ * start (computed once per file): counting newlines from the start for every document made
+ * applying one file of 20,000 documents quadratic (over two minutes).
+ */
+function lineFinder(text: string): (offset: number) => number {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo + 1;
+  };
+}
 
 /** The YAML text of each document (each item of a `kind: List`), with the line it starts on. */
 function pieces(text: string): { text: string; line: number }[] {
   const out: { text: string; line: number }[] = [];
+  const lineAt = lineFinder(text);
   for (const doc of parseAllDocuments(text, { prettyErrors: false })) {
     if (doc.errors.length > 0 || !doc.contents) continue;
     const root = doc.contents as Node;
     const kind = isMap(root) ? root.get('kind') : undefined;
     const items = isMap(root) ? (root.get('items', true) as Node | undefined) : undefined;
     if (typeof kind === 'string' && kind.endsWith('List') && items && isSeq(items)) {
-      for (const item of items.items as Node[]) out.push({ text: new Document(item).toString(), line: lineAt(text, item.range?.[0] ?? 0) });
+      for (const item of items.items as Node[]) out.push({ text: new Document(item).toString(), line: lineAt(item.range?.[0] ?? 0) });
       continue;
     }
     const [start, , end] = doc.range;
@@ -81,7 +100,7 @@ function pieces(text: string): { text: string; line: number }[] {
     const body = text.slice(start, end);
     const marker = /^---[^\n]*\n/.exec(body);
     const from = start + (marker ? marker[0].length : 0);
-    out.push({ text: text.slice(from, end).replace(/\s*$/, '\n'), line: lineAt(text, from) });
+    out.push({ text: text.slice(from, end).replace(/\s*$/, '\n'), line: lineAt(from) });
   }
   return out;
 }
