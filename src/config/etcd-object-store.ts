@@ -1,7 +1,8 @@
 // Config objects in etcd: one key per object under `<prefix>config/`, read and written with the
 // maintained etcd3 client. Watches are resumed by the config source, not by the client library,
 // so that the revision a watch resumes from is always the last one the source applied.
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, Watcher } from 'etcd3';
+import { readPrefix } from '../store/index.js';
 import type {
   CommitResult,
   ConfigObjectStore,
@@ -14,26 +15,6 @@ import type {
 
 /** Most operations in one etcd transaction (etcd's --max-txn-ops defaults to 128). */
 const MAX_TXN_OPS = 100;
-
-/**
- * Keys per page when listing. etcd answers a range in one gRPC message, and the client refuses a
- * message over 4 MiB: a config of tens of thousands of objects read in one range does not fit
- * (10,000 workloads are about 30,000 objects, 5.7 MB). Pages are read at the first page's revision,
- * so the listing is one consistent snapshot.
- */
-const LIST_PAGE = 500;
-
-/** The first key after every key that starts with `prefix` (etcd's range end for a prefix). */
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 /** Options of createEtcdObjectStore. */
 export interface EtcdObjectStoreOptions {
@@ -65,24 +46,13 @@ export function createEtcdObjectStore(o: EtcdObjectStoreOptions): ConfigObjectSt
     displayKey: (key) => `etcd:${root}${key}`,
     async list(): Promise<StoreListing> {
       try {
-        const end = prefixEnd(root);
-        const page = o.listPageSize ?? LIST_PAGE;
-        const objects: StoredObject[] = [];
-        let start = Buffer.from(root);
-        let revision: number | undefined;
-        for (;;) {
-          let q = o.client.getAll().inRange({ start, end }).sort('Key', 'Ascend').limit(page);
-          if (revision !== undefined) q = q.revision(revision);
-          const res = await q.exec();
-          revision ??= Number(res.header.revision);
-          for (const kv of res.kvs as IKeyValue[]) {
-            objects.push({ key: strip(kv.key), value: kv.value.toString('utf8'), modRevision: Number(kv.mod_revision) });
-          }
-          const last = res.kvs.at(-1);
-          if (!res.more || !last) break;
-          start = Buffer.concat([last.key, Buffer.from([0])]);
-        }
-        return { revision: revision ?? 0, objects };
+        const { revision, kvs } = await readPrefix(o.client, root, o.listPageSize);
+        const objects: StoredObject[] = kvs.map((kv) => ({
+          key: strip(kv.key),
+          value: kv.value.toString('utf8'),
+          modRevision: Number(kv.mod_revision),
+        }));
+        return { revision, objects };
       } catch (e) {
         throw unreachable(e);
       }

@@ -32,13 +32,14 @@ describe('store: CA state in etcd', function () {
     roots: { 'root-1': { certPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', keyPem: keyPem() } },
     tokenKeyPem: keyPem(),
   });
-  const open = (prefix: string, key: Buffer, client = cluster.client()) =>
+  const open = (prefix: string, key: Buffer, client = cluster.client(), listPageSize?: number) =>
     createEtcdCaStateStore({
       client,
       prefix,
       sealer: createSealer(key),
       sealerSource: '--ca-store-key k.key',
       endpoints: cluster.endpoints,
+      ...(listPageSize !== undefined ? { listPageSize } : {}),
     });
 
   it('never stores a private key in the clear: the raw etcd value holds only sealed keys', async () => {
@@ -127,6 +128,33 @@ describe('store: CA state in etcd', function () {
       assert.ok(flushed.ok, flushed.ok ? '' : flushed.error.message);
       assert.deepEqual(s.health(), { reachable: true, pendingRecords: 0, lastError: s.health().lastError });
       assert.equal(await client.get('/down/ca/issued/beef').string(), JSON.stringify(rec));
+    } finally {
+      s.close();
+      client.close();
+    }
+  });
+
+  it('writes a burst of issuance records in batches and reads them back over several pages', async () => {
+    const client = cluster.client();
+    // Pages of 7: 250 records are read in 36 ranges, all at the first one's revision.
+    const s = open('/many/', randomBytes(32), client, 7);
+    try {
+      assert.ok((await s.compareAndSwap(undefined, record())).ok);
+      const serial = (i: number) => (0x1000 + i).toString(16);
+      const recs = Array.from({ length: 250 }, (_, i) => ({
+        serial: serial(i),
+        issuer: 'root-1',
+        spiffeId: `spiffe://cluster.local/ns/a/sa/w${i}`,
+        notAfter: Date.now() + 60_000,
+      }));
+      for (const r of recs) assert.ok(s.appendIssued(r).ok);
+      const flushed = await s.flush();
+      assert.ok(flushed.ok, flushed.ok ? '' : flushed.error.message);
+      assert.equal(s.health().pendingRecords, 0);
+      const loaded = await s.loadIssued();
+      assert.ok(loaded.ok, loaded.ok ? '' : loaded.error.message);
+      assert.deepEqual(loaded.value.records.map((r) => r.serial).sort(), recs.map((r) => r.serial).sort());
+      assert.deepEqual(loaded.value.skipped, []);
     } finally {
       s.close();
       client.close();

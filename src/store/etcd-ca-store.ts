@@ -12,6 +12,7 @@ import type { Logger } from '../observability/index.js';
 import { caError, isIssuanceRecord, parseCaRecord } from '../ca/index.js';
 import type { CaError, CaRecord, CaStateStore, IssuanceRecord, StoreHealth, StoreProblem, Versioned } from '../ca/index.js';
 import { describeEtcdError } from './etcd-connection.js';
+import { readPrefix } from './etcd-range.js';
 import { isSealed } from './sealing.js';
 import type { Sealer } from './sealing.js';
 
@@ -25,11 +26,24 @@ export interface EtcdCaStoreDeps {
   readonly sealerSource: string;
   readonly endpoints: readonly string[];
   readonly log?: Logger;
+  /** Issuance records per page when reading them all (default 500; tests use a small one to read several pages). */
+  readonly listPageSize?: number;
 }
 
 /** The record as etcd holds it: keys sealed, and the fingerprint of the key that sealed them. */
 interface StoredRecord extends CaRecord {
   readonly sealedWith: string;
+}
+
+/** Issuance records per write transaction (etcd's --max-txn-ops defaults to 128). */
+const WRITE_BATCH = 100;
+
+function* take<T>(xs: Iterable<T>, n: number): Generator<T> {
+  if (n <= 0) return;
+  for (const x of xs) {
+    yield x;
+    if (--n === 0) return;
+  }
 }
 
 /** Opens the CA state store under the prefix. */
@@ -115,15 +129,18 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
   const pump = (): Promise<Result<void, CaError>> =>
     (pumping ??= (async () => {
       try {
-        // Records accepted while a write is in flight are taken by the next turn of this loop.
-        for (let next = pending.entries().next(); !next.done; next = pending.entries().next()) {
-          const [serial, r] = next.value;
+        // Records accepted while a write is in flight are taken by the next turn of this loop. Up to
+        // WRITE_BATCH go in one transaction: a fleet's cold start issues thousands of SVIDs, and one
+        // round trip (and one fsync) each would leave the journal far behind the signer.
+        while (pending.size > 0) {
+          const batch = [...take(pending.values(), WRITE_BATCH)];
           try {
             await client
-              .put(issuedPrefix + serial)
-              .value(JSON.stringify(r))
-              .exec();
-            pending.delete(serial);
+              .if(stateKey, 'Version', '>', -1)
+              .then(...batch.map((r) => client.put(issuedPrefix + r.serial).value(JSON.stringify(r))))
+              .commit();
+            // A record replaced while this batch was in flight stays queued, to be written next.
+            for (const r of batch) if (pending.get(r.serial) === r) pending.delete(r.serial);
             sawSuccess();
             retryDelay = 250;
           } catch (e) {
@@ -243,9 +260,9 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
     flush: () => (pending.size === 0 ? Promise.resolve(ok(undefined)) : pump()),
 
     async loadIssued() {
-      let kvs: IKeyValue[];
+      let kvs: readonly IKeyValue[];
       try {
-        kvs = (await client.getAll().prefix(issuedPrefix).exec()).kvs;
+        ({ kvs } = await readPrefix(client, issuedPrefix, deps.listPageSize));
         sawSuccess();
       } catch (e) {
         sawFailure(e);

@@ -17,3 +17,4 @@ export type { Sealer } from './sealing.js';
 export { addCaStoreOptions, parseCaStoreFlags } from './etcd-connection.js';
 export type { CaStoreFlags, EtcdCaStoreSettings } from './etcd-connection.js';
 export { createEtcdRotationStore } from './etcd-rotation-store.js';
+export { prefixEnd, readPrefix } from './etcd-range.js';
