@@ -1,5 +1,6 @@
-// Replicas on etcd (issue 16): three `serve --config-store etcd` replicas, each in its own process
-// with its own fleet of P simulated proxies (the real-path fleet: TLS, a token each, ADS SotW with
+// Replicas on etcd (issue 16): three `serve --config-store etcd --ca-store etcd` replicas (config
+// and one shared CA in etcd, every SVID journaled there), each in its own process with its own
+// fleet of P simulated proxies (the real-path fleet: TLS, a token each, ADS SotW with
 // all five types, every response ACKed), against one replica reading files and serving P, in the
 // same run and on the same config (3P workloads). This machine has two cores, so the replicas'
 // fleets cold-start ONE AFTER ANOTHER: while one replica's fleet connects, the other two replicas
@@ -10,6 +11,7 @@
 // every proxy on every replica ACKing the change. BENCH_REPLICA_PROXIES sets P, the proxies per
 // replica (default 100, so that `make bench` stays short); etcd is one member here (the kit's TLS
 // with client certificates), the e2e test runs three.
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyToStore, createEtcdObjectStore } from '../src/config/index.js';
@@ -104,8 +106,10 @@ async function stop(s: Served): Promise<void> {
   await s.server.stop();
 }
 
+// Every replica seals and unseals the shared CA's keys with the same key, as `--ca-store-key` gives it.
+const caStoreKeyHex = randomBytes(32).toString('hex');
 function etcdArgs(c: EtcdCluster) {
-  return { endpoints: c.endpoints.join(','), ca: c.tls.caFile, cert: c.tls.certFile, key: c.tls.keyFile };
+  return { endpoints: c.endpoints.join(','), ca: c.tls.caFile, cert: c.tls.certFile, key: c.tls.keyFile, caStoreKeyHex };
 }
 
 async function applyFiles(c: EtcdCluster, files: readonly string[]): Promise<void> {
@@ -178,7 +182,7 @@ export async function run(): Promise<BenchResult[]> {
         await connect(r);
         each.push(await coldAndMemory(r));
       }
-      const setup = `${REPLICAS} replicas on etcd (one member) with ${per} proxies each (${n} in all), every replica and every fleet its own process, against one replica on files serving ${per} from the same config, in the same run; the replicas' fleets cold-start one after another (the other replicas running and watching etcd, their fleets not yet connected or settled), so that two cores are not shared by six busy processes`;
+      const setup = `${REPLICAS} replicas on etcd (one member; config and one shared CA in it) with ${per} proxies each (${n} in all), every replica and every fleet its own process, against one replica on files (its CA in memory) serving ${per} from the same config, in the same run; the replicas' fleets cold-start one after another (the other replicas running and watching etcd, their fleets not yet connected or settled), so that two cores are not shared by six busy processes`;
       const worst = (f: (e: ColdRun) => number) => Math.max(...each.map(f));
       out.push(
         result({

@@ -11,13 +11,26 @@ import type { Logger } from '../../src/observability/index.js';
 import { serveParent } from './child.js';
 import { epochMs, settledMemory, type Memory } from './measure.js';
 
+/** The --etcd-* flag values and the --ca-store-key of a replica. */
+interface EtcdFlags {
+  readonly endpoints: string;
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+  /** The CA store's sealing key, 32 bytes in hex (the same for every replica). */
+  readonly caStoreKeyHex: string;
+}
+
 /** What the bench asks the meshpilot child. */
 export type RealServerCommand =
   | {
       readonly cmd: 'start';
       readonly configDir: string;
-      /** Read the config from etcd instead (a replica, `serve --config-store etcd`): the --etcd-* flag values. */
-      readonly etcd?: { readonly endpoints: string; readonly ca: string; readonly cert: string; readonly key: string };
+      /**
+       * A replica on etcd, as `serve --config-store etcd --ca-store etcd` runs: the config from the
+       * store and the CA shared through it (sealed with `caStoreKeyHex`). The --etcd-* flag values.
+       */
+      readonly etcd?: EtcdFlags;
     }
   /** Mints one token per (namespace, service account), in order. */
   | { readonly cmd: 'mint'; readonly accounts: readonly (readonly [string, string])[] }
@@ -59,13 +72,16 @@ function countingLogger(counts: Map<string, number>): Logger {
   return log;
 }
 
-// The config source of `serve --config-store etcd`, from the same flags.
-function etcdSource(e: { endpoints: string; ca: string; cert: string; key: string }): MeshpilotOptions['configSource'] {
+// What `serve --config-store etcd --ca-store etcd --ca-store-key FILE` opens, from the same flags.
+function onEtcd(e: EtcdFlags): Pick<MeshpilotOptions, 'configSource' | 'caStore'> {
   const cfg = parseEtcdConnection({ etcdEndpoints: e.endpoints, etcdCa: e.ca, etcdCert: e.cert, etcdKey: e.key });
   if (!cfg.ok || !cfg.value) throw new Error(cfg.ok ? 'no etcd endpoints' : cfg.error);
   const c = cfg.value;
   const store = createEtcdObjectStore({ client: createEtcdClient(c), prefix: c.prefix, endpoints: c.endpoints, ownsClient: true });
-  return ({ log, admit }) => ({ source: createStoreConfigSource({ store, log, admit }), close: () => store.close() });
+  return {
+    configSource: ({ log, admit }) => ({ source: createStoreConfigSource({ store, log, admit }), close: () => store.close() }),
+    caStore: { connection: c, sealingKey: Buffer.from(e.caStoreKeyHex, 'hex'), sealingKeySource: '--ca-store-key (bench)' },
+  };
 }
 
 const counts = new Map<string, number>();
@@ -81,7 +97,7 @@ serveParent<RealServerCommand, RealServerReply>(
       case 'start': {
         mesh = await startMeshpilot({
           configPaths: [m.configDir],
-          ...(m.etcd ? { configSource: etcdSource(m.etcd) } : {}),
+          ...(m.etcd ? onEtcd(m.etcd) : {}),
           ephemeral: true,
           xdsHost: '127.0.0.1',
           xdsPort: 0,
