@@ -14,6 +14,9 @@ import { registerHostsCommand } from './hosts-command.js';
 import { registerMtlsCommand } from './mtls-command.js';
 import { registerConfigStoreCommands } from './config-store-commands.js';
 import { reportUnknownOptionsFirst } from './options.js';
+import { dropIpServernameWarning } from './ip-servername-warning.js';
+
+dropIpServernameWarning();
 
 // The open-file limit needs no raising here: Node raises its soft limit to the hard limit at
 // start (PlatformInit in node.cc), which cli.test.ts checks.

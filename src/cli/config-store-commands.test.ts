@@ -1,5 +1,6 @@
 // meshpilot apply, get and delete against a real etcd (one member, TLS with client certificates).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,19 @@ describe('cli: meshpilot apply / get / delete on etcd', function () {
     assert.equal(again.exitCode, 0, again.err);
     assert.doesNotMatch(again.out, /created|configured/);
     assert.match(again.out, /photo-frontend unchanged/);
+  });
+
+  it('prints no TLS ServerName warning from the real binary when the etcd endpoints are IP addresses', () => {
+    // grpc-js sets SNI to the endpoint's IP address and Node warns (DEP0123); bin.ts drops that one warning.
+    const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'get', 'serviceaccounts', '-n', 'photo-ns', ...etcd()], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(cluster.endpoints[0]!, /^https:\/\/127\.0\.0\.1:/);
+    assert.doesNotMatch(r.stderr, /DeprecationWarning|DEP0123/);
+    assert.match(r.stdout, /photo-frontend/);
   });
 
   it('gets a table, names, and one object as the YAML it was applied from', async () => {
