@@ -135,6 +135,33 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
     assert.equal(ok.status, 200);
   });
 
+  it("refuses at replica B's sidecar a certificate revoked with `ca revoke --ca-store etcd`, through no replica", async () => {
+    const out = join(dir, 'issued-by-a-2');
+    const said = await runMeshpilotAsync([
+      'ca', 'issue', '--state-dir', join(dir, 'replica-a'),
+      '--spiffe-id', 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', '--out', out, '--ttl', '1h',
+    ]); // prettier-ignore
+    const serial = /serial: ([0-9a-f]+)/.exec(said)![1]!;
+    const cert = readIssued(out);
+    await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) === 200, {
+      timeoutMs: 10_000,
+      description: "B's sidecar accepts the certificate A issued",
+    });
+    const revokedAt = Date.now();
+    // The command opens the CA in etcd itself (compare-and-swap); the replicas learn of it by their watch.
+    const r = await runMeshpilotAsync(['ca', 'revoke', ...storeArgs, '--serial', serial]);
+    assert.match(r, new RegExp(`^revoked ${serial} \\(spiffe://cluster\\.local/ns/photo-ns/sa/photo-frontend\\) in etcd`));
+    await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) !== 200, {
+      timeoutMs: 5_000,
+      intervalMs: 50,
+      description: "B's sidecar refuses the certificate revoked in etcd",
+    });
+    console.log(`      revoked in etcd by the CLI, refused at replica B's sidecar ${Date.now() - revokedAt} ms later`);
+    assert.match(await runMeshpilotAsync(['ca', 'show', ...storeArgs]), new RegExp(`^  ${serial} `, 'm'));
+    const ok = await httpRequest({ host: frontend.address, port: OUTBOUND_HTTP_PORT, path: '/after-cli', headers: { host: backendHost } });
+    assert.equal(ok.status, 200);
+  });
+
   const issueThrough = async (cp: 'replica-a' | 'replica-b', name: string) => {
     const out = join(dir, name);
     const said = await runMeshpilotAsync([

@@ -29,6 +29,9 @@ import type { RevocationProof } from '../observability/index.js';
 import { followSharedRotation, runGatedRotation } from './gated-rotation.js';
 import type { SharedRotationState } from './gated-rotation.js';
 import { encodeSpiffeBundle } from '../federation/index.js';
+import type { CaStoreFlags, EtcdCaStoreSettings } from '../store/index.js';
+import { addCaLocationOptions, parseCaLocation, withEtcdCa } from './etcd-ca-access.js';
+import type { CaLocation, EtcdCaOpen, EtcdCaOpened } from './etcd-ca-access.js';
 
 /** What the CA commands need from outside: injected so tests run them in-process. */
 export interface CaCommandDeps {
@@ -39,6 +42,7 @@ export interface CaCommandDeps {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const pluginDirOf = (o: { pluginDir?: string }) => (o.pluginDir !== undefined ? { pluginDir: o.pluginDir } : {});
 const describeCert = (c: CertificateSummary) =>
   `  subject: ${c.subject}\n  serial: ${c.serialHex}\n  valid: ${iso(c.notBefore)} .. ${iso(c.notAfter)}\n  sha256: ${c.fingerprint256}\n`;
 
@@ -56,6 +60,16 @@ function formatStatus(s: CaStatus): string {
   for (const r of s.roots) out += r.pem;
   for (const c of s.intermediates) out += c.pem;
   return out;
+}
+
+/** What `ca init` says: the CA it made, or the one it found and kept. */
+function describeInit(s: CaStatus, where: string, existed: boolean): string {
+  const roots = s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256}, valid until ${iso(r.notAfter)})`).join('; ');
+  const outstanding = Object.values(s.outstanding).reduce((a, b) => a + b, 0);
+  return existed
+    ? `reused the existing ${s.mode} CA in ${where} (nothing changed; its root was kept)\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n` +
+        `root rotation: ${s.rotation}\noutstanding SVIDs: ${outstanding}\nrevoked serials: ${s.revoked.length}\n`
+    : `initialized ${s.mode} CA in ${where}\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n`;
 }
 
 /** The trust domain recorded in a state directory (ca.json). */
@@ -142,26 +156,59 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     }
   };
 
+  // --state-dir, or --ca-store etcd (the CA replicas share): the flags are checked together.
+  const locate = (cmd: Command, o: CaStoreFlags & { stateDir?: string }): CaLocation => {
+    const l = parseCaLocation(o);
+    return l.ok ? l.value : cmd.error(`error: ${l.error}`, { exitCode: 1, code: 'meshpilot.ca.flags' });
+  };
+  const onEtcd = async <T>(
+    cmd: Command,
+    settings: EtcdCaStoreSettings,
+    o: Omit<EtcdCaOpen, 'clock' | 'log'>,
+    f: (a: CertificateAuthority, opened: EtcdCaOpened) => Promise<T>,
+  ): Promise<T> => {
+    if (tokenRef(cmd, cmd.opts<Pkcs11Flags>()))
+      return cmd.error('error: --ca-pkcs11-*: not supported with --ca-store etcd (replicas share the CA key through the store)', {
+        exitCode: 1,
+      });
+    const r = await withEtcdCa(settings, { ...o, clock, log: log() }, f);
+    return r.ok ? r.value : cmd.error(`error: ${r.error}`, { exitCode: 1, code: 'meshpilot.ca.etcd' });
+  };
+
   ca.command('init')
     .description(
       'create the CA state: a self-signed root, or a plug-in CA from Istio-style files; with --ca-pkcs11-*, the key is in a token (generated there, or imported once from ca-key.pem)',
     )
-    .requiredOption('--state-dir <dir>', 'CA state directory (created 0700)')
     .option('--trust-domain <td>', 'mesh trust domain (default cluster.local)')
     .option('--plugin-dir <dir>', 'directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem')
-    .action(function (this: Command, o: Pkcs11Flags & { stateDir: string; trustDomain?: string; pluginDir?: string }) {
+    .action(async function (
+      this: Command,
+      o: Pkcs11Flags & CaStoreFlags & { stateDir?: string; trustDomain?: string; pluginDir?: string },
+    ) {
       let trustDomain: TrustDomain | undefined;
       if (o.trustDomain !== undefined) {
         const td = parseTrustDomain(o.trustDomain);
         if (!td.ok) this.error(`error: --trust-domain: ${td.error.message}`, { exitCode: 1 });
         else trustDomain = td.value;
       }
+      const where = locate(this, o);
+      if (where.kind === 'etcd') {
+        const { s, opened } = await onEtcd(
+          this,
+          where.settings,
+          { create: true, ...(trustDomain ? { trustDomain } : {}), ...(o.pluginDir !== undefined ? { pluginDir: o.pluginDir } : {}) },
+          (a, opened) => Promise.resolve({ s: a.status(), opened }),
+        );
+        write(describeInit(s, opened.where, !opened.created));
+        return;
+      }
+      const stateDir = where.stateDir;
       const pkcs11 = tokenRef(this, o);
       if (pkcs11) write(prepareTokenKey(this, pkcs11, o.pluginDir));
-      const opts = { stateDir: o.stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
+      const opts = { stateDir, clock, log: log(), ...(trustDomain ? { trustDomain } : {}), ...(pkcs11 ? { pkcs11 } : {}) };
       // An existing CA is opened as it is (never replaced): say so, and what it holds.
-      const existed = existsSync(join(o.stateDir, 'ca.json'));
-      const release = lockState(this, o.stateDir);
+      const existed = existsSync(join(stateDir, 'ca.json'));
+      const release = lockState(this, stateDir);
       let s: CaStatus;
       try {
         const a = unwrapOr(this, o.pluginDir ? createPluginCa({ ...opts, pluginDir: o.pluginDir }) : createSelfSignedCa(opts));
@@ -170,23 +217,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       } finally {
         release();
       }
-      const roots = s.roots.map((r) => `${r.subject} (sha256 ${r.fingerprint256}, valid until ${iso(r.notAfter)})`).join('; ');
-      const outstanding = Object.values(s.outstanding).reduce((a, b) => a + b, 0);
-      write(
-        existed
-          ? `reused the existing ${s.mode} CA in ${o.stateDir} (nothing changed; its root was kept)\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n` +
-              `root rotation: ${s.rotation}\noutstanding SVIDs: ${outstanding}\nrevoked serials: ${s.revoked.length}\n`
-          : `initialized ${s.mode} CA in ${o.stateDir}\ntrust domain: ${s.trustDomain}\nroot: ${roots}\n`,
-      );
+      write(describeInit(s, stateDir, existed));
     });
 
   ca.command('show')
     .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
-    .requiredOption('--state-dir <dir>', 'CA state directory')
     .option('--crl', 'also print the current CRL(s) as PEM')
-    .action(async function (this: Command, o: { stateDir: string; crl?: boolean }) {
+    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
+    .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; crl?: boolean; pluginDir?: string }) {
+      const where = locate(this, o);
+      const crls = (a: CertificateAuthority) => (o.crl ? a.crl().map((c) => c.pem) : []).join('');
+      if (where.kind === 'etcd') {
+        const out = await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) =>
+          Promise.resolve(formatStatus(a.status()) + crls(a)),
+        );
+        write(out);
+        return;
+      }
+      const stateDir = where.stateDir;
       // A replica whose CA lives in etcd keeps no ca.json here: ask the running replica.
-      const live = existsSync(join(o.stateDir, 'ca.json')) ? undefined : findAdminEndpoint(o.stateDir);
+      const live = existsSync(join(stateDir, 'ca.json')) ? undefined : findAdminEndpoint(stateDir);
       if (live) {
         if (o.crl) return this.error('error: --crl: not available through a running replica; use its admin port', { exitCode: 1 });
         const r = await callAdmin(live, 'GET', '/ca/status');
@@ -194,30 +244,29 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         write(formatStatus(r.body as CaStatus));
         return;
       }
-      withCa(this, o.stateDir, { writes: false }, (a) => {
-        let out = formatStatus(a.status());
-        if (o.crl) for (const c of a.crl()) out += c.pem;
-        write(out);
+      withCa(this, stateDir, { writes: false }, (a) => {
+        write(formatStatus(a.status()) + crls(a));
       });
     });
 
   ca.command('bundle')
     .description("print this trust domain's SPIFFE bundle (JSON), the initial bundle a federated mesh's trustBundleFile holds")
-    .requiredOption('--state-dir <dir>', 'CA state directory')
     .option('--refresh-hint <duration>', 'spiffe_refresh_hint to publish', '5m')
-    .action(function (this: Command, o: { stateDir: string; refreshHint: string }) {
+    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
+    .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; refreshHint: string; pluginDir?: string }) {
       const hint = parseDuration(o.refreshHint);
       if (!hint.ok || hint.value < 1000)
         return this.error(`error: --refresh-hint: ${hint.ok ? 'must be at least 1s' : hint.error}`, { exitCode: 1 });
-      withCa(this, o.stateDir, { writes: false }, (a) => {
-        write(
-          encodeSpiffeBundle({
-            rootsPem: a.trustBundle().rootsPem,
-            sequence: Math.floor(clock.now() / 1000),
-            refreshHintSeconds: Math.round(hint.value / 1000),
-          }),
-        );
-      });
+      const bundle = (a: CertificateAuthority) =>
+        encodeSpiffeBundle({
+          rootsPem: a.trustBundle().rootsPem,
+          sequence: Math.floor(clock.now() / 1000),
+          refreshHintSeconds: Math.round(hint.value / 1000),
+        });
+      const where = locate(this, o);
+      if (where.kind === 'etcd')
+        write(await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => Promise.resolve(bundle(a))));
+      else withCa(this, where.stateDir, { writes: false }, (a) => write(bundle(a)));
     });
 
   ca.command('issue')
@@ -318,15 +367,26 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
 
   ca.command('revoke')
     .description('revoke an issued certificate by serial (hex); through a running server, wait until every proxy acknowledged it')
-    .requiredOption('--state-dir <dir>', 'CA state directory')
     .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
     .option('--timeout <duration>', 'with a running server: how long to wait for every proxy to ACK the new CRL (Go duration)', '10s')
-    .action(async function (this: Command, o: { stateDir: string; serial: string; timeout: string }) {
+    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
+    .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; serial: string; timeout: string; pluginDir?: string }) {
       const timeout = parseDuration(o.timeout);
       if (!timeout.ok) return this.error(`error: --timeout: ${timeout.error}`, { exitCode: 1 });
+      const where = locate(this, o);
+      if (where.kind === 'etcd') {
+        // Written to etcd by compare-and-swap; every replica sees it through its watch, re-signs its CRL and pushes it.
+        const r = await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => a.revoke(o.serial));
+        const rec = unwrapOr(this, r);
+        write(
+          `revoked ${rec.serialHex} (${rec.spiffeId}) in etcd; every replica pushes the new CRL to its proxies (to wait for their ACKs, revoke through a replica: --state-dir of a running one)\n`,
+        );
+        return;
+      }
+      const stateDir = where.stateDir;
       // A running control plane owns the state directory: ask it, so it pushes the new CRL and reissues at once,
       // and waits (server side, where ACKs are seen) until every connected proxy has acknowledged both.
-      const live = findAdminEndpoint(o.stateDir);
+      const live = findAdminEndpoint(stateDir);
       if (live) {
         const path = `/ca/revoke?serial=${encodeURIComponent(o.serial)}&waitMs=${timeout.value}`;
         const r = await callAdmin(live, 'POST', path, undefined, timeout.value + 10_000);
@@ -356,7 +416,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           code: 'meshpilot.ca.unacknowledged',
         });
       }
-      await withCaAsync(this, o.stateDir, async (a) => {
+      await withCaAsync(this, stateDir, async (a) => {
         const r = unwrapOr(this, await a.revoke(o.serial));
         write(`revoked ${r.serialHex} (${r.spiffeId})\n`);
       });
@@ -443,5 +503,16 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
 
   // Every command that opens the CA (offline) may need its key's token.
   for (const c of ca.commands) addPkcs11Options(c);
+  // These also reach the CA replicas share in etcd, without a running replica.
+  const stateDirHelp: Record<string, string> = {
+    init: 'CA state directory (created 0700); or --ca-store etcd',
+    show: 'CA state directory; or --ca-store etcd',
+    bundle: 'CA state directory; or --ca-store etcd',
+    revoke: 'CA state directory (of the CA, or of a running replica); or --ca-store etcd',
+  };
+  for (const c of ca.commands) {
+    const help = stateDirHelp[c.name()];
+    if (help !== undefined) addCaLocationOptions(c, help);
+  }
   return ca;
 }
