@@ -107,14 +107,17 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
     assert.equal(created.length, 1, 'exactly one replica created the CA');
   });
 
-  it("refuses at replica B's sidecar, within 5 s, a certificate revoked through replica A", async () => {
-    const out = join(dir, 'issued-by-a');
+  const issueThrough = async (cp: 'replica-a' | 'replica-b', name: string) => {
+    const out = join(dir, name);
     const said = await runMeshpilotAsync([
-      'ca', 'issue', '--state-dir', join(dir, 'replica-a'),
-      '--spiffe-id', 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', '--out', out, '--ttl', '1h',
+      'ca', 'issue', '--state-dir', join(dir, cp),
+      '--namespace', 'photo-ns', '--service-account', 'photo-frontend', '--out', out, '--ttl', '1h',
     ]); // prettier-ignore
-    const serial = /serial: ([0-9a-f]+)/.exec(said)![1]!;
-    const cert = readIssued(out);
+    return { serial: /serial: ([0-9a-f]+)/.exec(said)![1]!, cert: readIssued(out) };
+  };
+
+  it("refuses at replica B's sidecar, within 5 s, a certificate revoked through replica A", async () => {
+    const { serial, cert } = await issueThrough('replica-a', 'issued-by-a');
     await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) === 200, {
       timeoutMs: 10_000,
       description: "B's sidecar accepts the certificate A issued",
@@ -136,13 +139,7 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
   });
 
   it("refuses at replica B's sidecar a certificate revoked with `ca revoke --ca-store etcd`, through no replica", async () => {
-    const out = join(dir, 'issued-by-a-2');
-    const said = await runMeshpilotAsync([
-      'ca', 'issue', '--state-dir', join(dir, 'replica-a'),
-      '--spiffe-id', 'spiffe://cluster.local/ns/photo-ns/sa/photo-frontend', '--out', out, '--ttl', '1h',
-    ]); // prettier-ignore
-    const serial = /serial: ([0-9a-f]+)/.exec(said)![1]!;
-    const cert = readIssued(out);
+    const { serial, cert } = await issueThrough('replica-a', 'issued-by-a-2');
     await eventually(async () => (await mtlsGetOnce(backend.address, SERVICE_PORT, cert)) === 200, {
       timeoutMs: 10_000,
       description: "B's sidecar accepts the certificate A issued",
@@ -162,14 +159,6 @@ describe('CA shared by two replicas on a three-member etcd (real Envoy)', functi
     assert.equal(ok.status, 200);
   });
 
-  const issueThrough = async (cp: 'replica-a' | 'replica-b', name: string) => {
-    const out = join(dir, name);
-    const said = await runMeshpilotAsync([
-      'ca', 'issue', '--state-dir', join(dir, cp),
-      '--namespace', 'photo-ns', '--service-account', 'photo-frontend', '--out', out, '--ttl', '1h',
-    ]); // prettier-ignore
-    return { serial: /serial: ([0-9a-f]+)/.exec(said)![1]!, cert: readIssued(out) };
-  };
   const metric = async (cp: ControlPlaneProcess, name: string) => {
     const text = await (await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`)).text();
     return new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];

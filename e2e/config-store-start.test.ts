@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEtcdCluster, type EtcdCluster } from '../src/store/etcd-kit.js';
+import { etcdFlags, startEtcdCluster, type EtcdCluster } from '../src/store/etcd-kit.js';
 import { eventually } from './harness/index.js';
 import { DENY_FRONTEND_TO_BACKEND, photoAppConfig, photoAppPolicy } from './kit/photo-app.js';
 import { logEntries, runMeshpilot, startMeshpilotProcess } from './kit/processes.js';
@@ -82,16 +82,7 @@ describe('serve --config-store etcd: etcd unreachable at start, stale start, cor
 
   it('stops with an error naming the endpoints when etcd is down, or serves the cached config with --allow-stale-start', async () => {
     await cluster.kill(0);
-    const flags = [
-      '--etcd-endpoints',
-      cluster.endpoints.join(','),
-      '--etcd-ca',
-      cluster.tls.caFile,
-      '--etcd-cert',
-      cluster.tls.certFile,
-      '--etcd-key',
-      cluster.tls.keyFile,
-    ];
+    const flags = etcdFlags(cluster);
     const refused = startMeshpilotProcess('refused', [
       'serve',
       '--config-store',

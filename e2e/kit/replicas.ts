@@ -2,23 +2,10 @@
 // each on its own loopback ports and state directory, restartable, killable.
 import { join } from 'node:path';
 import { eventually, freePort, type EnvoyProcess } from '../harness/index.js';
-import type { EtcdCluster } from '../../src/store/etcd-kit.js';
-import { runMeshpilotAsync, startMeshpilotProcess, type Child } from './processes.js';
+import { etcdFlags, type EtcdCluster } from '../../src/store/etcd-kit.js';
 
-/** The --etcd-* flags of a test cluster (all members, or the ones listed). */
-export function etcdFlags(cluster: EtcdCluster, members?: readonly number[]): string[] {
-  const endpoints = members ? members.map((i) => cluster.endpoints[i]!) : cluster.endpoints;
-  return [
-    '--etcd-endpoints',
-    endpoints.join(','),
-    '--etcd-ca',
-    cluster.tls.caFile,
-    '--etcd-cert',
-    cluster.tls.certFile,
-    '--etcd-key',
-    cluster.tls.keyFile,
-  ];
-}
+export { etcdFlags };
+import { runMeshpilotAsync, startMeshpilotProcess, type Child } from './processes.js';
 
 /** One replica: its ports and state, started and restarted on the same ones. */
 export interface Replica {
@@ -95,7 +82,7 @@ export async function prepareReplicas(o: {
 
 /** `meshpilot apply -f` against the cluster (members listed, or all). */
 export function applyConfig(cluster: EtcdCluster, paths: readonly string[], members?: readonly number[]): Promise<string> {
-  return runMeshpilotAsync(['apply', ...paths.flatMap((p) => ['-f', p]), ...etcdFlags(cluster, members)]);
+  return runMeshpilotAsync(['apply', ...paths.flatMap((p) => ['-f', p]), ...etcdFlags(cluster, { ...(members ? { members } : {}) })]);
 }
 
 /** The xDS port of the replica an Envoy's xds-grpc cluster has an active connection to (from Envoy's /clusters). */

@@ -10,7 +10,7 @@ import { mustSpiffeId } from '../identity/index.js';
 import { silentLogger } from '../observability/index.js';
 import { parseSpiffeBundle } from '../federation/index.js';
 import { createEtcdCaStateStore, createSealer } from '../store/index.js';
-import { startEtcdCluster, type EtcdCluster } from '../store/etcd-kit.js';
+import { etcdFlags, startEtcdCluster, type EtcdCluster } from '../store/etcd-kit.js';
 import { registerCaCommands } from './ca-commands.js';
 import { runCli } from './testing.js';
 
@@ -32,22 +32,7 @@ describe('cli: meshpilot ca --ca-store etcd', function () {
   });
 
   // Each test its own prefix: its own mesh in the same etcd.
-  const flags = (prefix: string) => [
-    '--ca-store',
-    'etcd',
-    '--ca-store-key',
-    keyFile,
-    '--etcd-endpoints',
-    cluster.endpoints.join(','),
-    '--etcd-ca',
-    cluster.tls.caFile,
-    '--etcd-cert',
-    cluster.tls.certFile,
-    '--etcd-key',
-    cluster.tls.keyFile,
-    '--etcd-prefix',
-    prefix,
-  ];
+  const flags = (prefix: string) => ['--ca-store', 'etcd', '--ca-store-key', keyFile, ...etcdFlags(cluster), '--etcd-prefix', prefix];
   const run = (...args: string[]) => runCli((program, io) => registerCaCommands(program, { log: silentLogger, write: io.write }), ...args);
 
   /** The shared CA as a replica opens it, on its own client. */

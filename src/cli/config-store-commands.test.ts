@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEtcdCluster, type EtcdCluster } from '../store/etcd-kit.js';
+import { etcdFlags, startEtcdCluster, type EtcdCluster } from '../store/etcd-kit.js';
 import { registerConfigStoreCommands } from './config-store-commands.js';
 import { runCli } from './testing.js';
 
@@ -24,16 +24,7 @@ describe('cli: meshpilot apply / get / delete on etcd', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const etcd = () => [
-    '--etcd-endpoints',
-    cluster.endpoints.join(','),
-    '--etcd-ca',
-    cluster.tls.caFile,
-    '--etcd-cert',
-    cluster.tls.certFile,
-    '--etcd-key',
-    cluster.tls.keyFile,
-  ];
+  const etcd = () => etcdFlags(cluster);
   const run = (...args: string[]) => runCli((p, io) => registerConfigStoreCommands(p, io), ...args, ...etcd());
 
   it('applies a directory, one key per object, and re-applying changes nothing', async () => {
@@ -98,19 +89,7 @@ describe('cli: meshpilot apply / get / delete on etcd', function () {
 
   it('says which endpoints it cannot reach, and refuses a client certificate etcd does not trust', async () => {
     const foreign = cluster.foreignClientTls();
-    const r = await runCli(
-      (p, io) => registerConfigStoreCommands(p, io),
-      'get',
-      'service',
-      '--etcd-endpoints',
-      cluster.endpoints.join(','),
-      '--etcd-ca',
-      foreign.caFile,
-      '--etcd-cert',
-      foreign.certFile,
-      '--etcd-key',
-      foreign.keyFile,
-    ).then(
+    const r = await runCli((p, io) => registerConfigStoreCommands(p, io), 'get', 'service', ...etcdFlags(cluster, { tls: foreign })).then(
       () => 'no error',
       (e: Error) => e.message,
     );

@@ -9,7 +9,7 @@ import type { Logger } from '../observability/index.js';
 import { openSharedCa } from '../ca/index.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { TrustDomain } from '../identity/index.js';
-import { addCaStoreOptions, connectEtcd, createEtcdCaStateStore, createSealer, parseCaStoreFlags } from '../store/index.js';
+import { addCaStoreOptions, caStateStoreOn, connectEtcd, parseCaStoreFlags } from '../store/index.js';
 import type { CaStoreFlags, EtcdCaStoreSettings } from '../store/index.js';
 
 /** Where a CA command finds the CA: a state directory, or the store replicas share. */
@@ -68,14 +68,7 @@ export async function withEtcdCa<T>(
   const conn = await connectEtcd(settings.connection);
   if (!conn.ok) return conn;
   const client = conn.value;
-  const store = createEtcdCaStateStore({
-    client,
-    prefix: settings.connection.prefix,
-    sealer: createSealer(settings.sealingKey),
-    sealerSource: settings.sealingKeySource,
-    endpoints: settings.connection.endpoints,
-    log: o.log,
-  });
+  const store = caStateStoreOn(client, settings, o.log);
   try {
     const before = await store.load();
     if (!before.ok) return err(before.error.message);

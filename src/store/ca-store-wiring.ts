@@ -1,5 +1,6 @@
 // What `serve --ca-store etcd` opens: one etcd client, the CA state store on it, and the
 // campaign for the CA singletons. Closed together.
+import type { Etcd3 } from 'etcd3';
 import { err, ok } from '../lib/index.js';
 import type { Result } from '../lib/index.js';
 import type { Logger } from '../observability/index.js';
@@ -36,12 +37,9 @@ export interface OpenedCaStore {
   close(): Promise<void>;
 }
 
-/** Connects to etcd (failing with the endpoints named when it does not answer) and opens the store and the campaign. */
-export async function openEtcdCaStore(o: EtcdCaStoreOptions, candidate: string, log: Logger): Promise<Result<OpenedCaStore>> {
-  const conn = await connectEtcd(o.connection);
-  if (!conn.ok) return err(conn.error);
-  const client = conn.value;
-  const store = createEtcdCaStateStore({
+/** The CA state store on an open etcd client, as the --ca-store flags describe it. */
+export function caStateStoreOn(client: Etcd3, o: EtcdCaStoreOptions, log: Logger): CaStateStore {
+  return createEtcdCaStateStore({
     client,
     prefix: o.connection.prefix,
     sealer: createSealer(o.sealingKey),
@@ -49,6 +47,14 @@ export async function openEtcdCaStore(o: EtcdCaStoreOptions, candidate: string, 
     endpoints: o.connection.endpoints,
     log: log.child({ module: 'ca-store' }),
   });
+}
+
+/** Connects to etcd (failing with the endpoints named when it does not answer) and opens the store and the campaign. */
+export async function openEtcdCaStore(o: EtcdCaStoreOptions, candidate: string, log: Logger): Promise<Result<OpenedCaStore>> {
+  const conn = await connectEtcd(o.connection);
+  if (!conn.ok) return err(conn.error);
+  const client = conn.value;
+  const store = caStateStoreOn(client, o, log);
   const leadership = createEtcdLeadership({
     client,
     prefix: o.connection.prefix,

@@ -274,3 +274,10 @@ function tail(file: string): string {
     return '';
   }
 }
+
+/** The --etcd-* flags of a test cluster (all members, or the ones listed), with its client certificate or another's. */
+export function etcdFlags(cluster: EtcdCluster, o: { readonly members?: readonly number[]; readonly tls?: EtcdTlsFiles } = {}): string[] {
+  const endpoints = o.members ? o.members.map((i) => cluster.endpoints[i]!) : cluster.endpoints;
+  const tls = o.tls ?? cluster.tls;
+  return ['--etcd-endpoints', endpoints.join(','), '--etcd-ca', tls.caFile, '--etcd-cert', tls.certFile, '--etcd-key', tls.keyFile];
+}

@@ -7,7 +7,7 @@ export {
   parseEtcdConnection,
 } from './etcd-connection.js';
 export type { EtcdClientOptions, EtcdConnectionConfig, EtcdConnectionFlags } from './etcd-connection.js';
-export { openEtcdCaStore, readSharedTrust } from './ca-store-wiring.js';
+export { caStateStoreOn, openEtcdCaStore, readSharedTrust } from './ca-store-wiring.js';
 export type { EtcdCaStoreOptions, OpenedCaStore, SharedTrust } from './ca-store-wiring.js';
 export { createEtcdCaStateStore } from './etcd-ca-store.js';
 export { createEtcdLeadership, soleLeadership } from './etcd-leadership.js';
