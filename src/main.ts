@@ -103,8 +103,6 @@ export interface MeshpilotOptions {
   }) => ExternalConfigSource;
   /** Most xDS streams this replica serves at once; above it a stream is refused with UNAVAILABLE (Envoy tries another replica). */
   readonly maxStreams?: number;
-  /** Most xDS response bytes written at once across streams (default 64 MiB; src/xds/write-budget.ts). */
-  readonly xdsWriteBudgetBytes?: number;
   /** Where the CA keeps its root and records; absent means `ephemeral` must be set. */
   readonly stateDir?: string;
   /**
@@ -652,10 +650,7 @@ async function start(o: MeshpilotOptions, clock: Clock, timers: Timers, log: Log
     authenticate: serving ? (call) => authenticator.authenticate(call) : undefined,
     now: () => clock.now(),
     closeConnection: (peer) => xdsGuard.closeConnection(peer),
-    limits: {
-      ...(o.maxStreams !== undefined ? { maxStreams: o.maxStreams } : {}),
-      ...(o.xdsWriteBudgetBytes !== undefined ? { maxWriteBytes: o.xdsWriteBudgetBytes } : {}),
-    },
+    ...(o.maxStreams !== undefined ? { limits: { maxStreams: o.maxStreams } } : {}),
   });
   xdsRef.current = xds;
   // Every call lifts its connection's first-request deadline.

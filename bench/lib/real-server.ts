@@ -104,8 +104,6 @@ serveParent<RealServerCommand, RealServerReply>(
           log: countingLogger(counts),
           // The whole fleet connects from 127.0.0.1: one source, far past the per-source default.
           connectionLimits: { xds: { maxPerSource: 1_000_000 } },
-          // Experiment switch: BENCH_XDS_WRITE_BUDGET=Infinity turns the write budget off.
-          ...(process.env.BENCH_XDS_WRITE_BUDGET ? { xdsWriteBudgetBytes: Number(process.env.BENCH_XDS_WRITE_BUDGET) } : {}),
         });
         mesh.config.subscribe((model) => {
           delivered.push({ model, atMs: epochMs() });

@@ -13,7 +13,6 @@ import type { Logger } from '../observability/index.js';
 import type { SnapshotSource } from '../snapshot/index.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
-import { createStreamWriter, createWriteBudget, type StreamWriter } from './write-budget.js';
 import { defaultLimits, StreamError, type ProxyInfo, type StreamAuthenticator, type XdsHooks, type XdsLimits } from './types.js';
 
 /** The xDS server: ADS and the per-type services, state of the world and delta. */
@@ -64,15 +63,7 @@ export function createXdsServer(deps: {
     },
   };
   const limits: XdsLimits = { ...defaultLimits, ...deps.limits };
-  const budget = createWriteBudget({
-    maxBytes: limits.maxWriteBytes,
-    stallMs: limits.writeStallMs,
-    onStall: (bytes) => deps.log.debug('response write stalled: the proxy is not reading', { bytes, stallMs: limits.writeStallMs }),
-  });
-  const open = new Map<
-    number,
-    { proxy?: ProxyInfo; call: Call; writer: StreamWriter; credentialSerial?: string; end?: (reason: string) => void }
-  >();
+  const open = new Map<number, { proxy?: ProxyInfo; call: Call; credentialSerial?: string; end?: (reason: string) => void }>();
   let nextStreamId = 0;
 
   function handle(spec: XdsServiceSpec, protocol: 'sotw' | 'delta', call: Call): void {
@@ -92,15 +83,13 @@ export function createXdsServer(deps: {
     let proxy: ProxyInfo | undefined;
     let unwatch: (() => void) | undefined;
     let ended = false;
-    // Responses are written in order, one at a time, each when the server's write budget lets it.
-    const writer = createStreamWriter((bytes, done) => call.write(bytes, done), budget);
-    open.set(streamId, { call, writer });
+    open.set(streamId, { call });
     const log = deps.log.child({ stream: streamId, peer });
 
     const machineDeps = {
       proxy: () => proxy!,
       send: (bytes: Buffer) => {
-        if (!ended) writer.send(bytes);
+        if (!ended) call.write(bytes);
       },
       log,
       hooks,
@@ -125,7 +114,6 @@ export function createXdsServer(deps: {
     const finish = (reason: string, status?: { code: grpc.status; details: string }, thenCloseConnection = false) => {
       if (ended) return;
       ended = true;
-      writer.close();
       clearTimeout(expiry);
       clearTimeout(idle);
       log.info('proxy disconnected', { node: proxy?.nodeId, reason });
@@ -234,7 +222,7 @@ export function createXdsServer(deps: {
           return finish('node id too long', { code: grpc.status.INVALID_ARGUMENT, details: 'node.id is too long' });
         }
         proxy = { ...describe(streamId, node, peer, protocol, spec.name, userAgent), ...(identity !== undefined ? { identity } : {}) };
-        open.set(streamId, { ...open.get(streamId), proxy, call, writer });
+        open.set(streamId, { ...open.get(streamId), proxy, call });
         log.info('proxy connected', { node: proxy.nodeId, identity, credential, cluster: proxy.cluster, protocol, service: spec.name });
         hooks.onConnect?.(proxy);
         // Requests are handled before the snapshot arrives, so the subscription is known first.
@@ -282,10 +270,7 @@ export function createXdsServer(deps: {
     },
     connected: () => [...open.values()].flatMap((s) => s.proxy ?? []),
     closeAll() {
-      for (const { call, writer } of open.values()) {
-        writer.close();
-        call.end();
-      }
+      for (const { call } of open.values()) call.end();
       open.clear();
     },
     endRevoked(isRevoked) {

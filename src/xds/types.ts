@@ -37,10 +37,6 @@ export interface XdsLimits {
   readonly firstRequestTimeoutMs: number;
   /** Most streams open at once; a stream above it is refused with UNAVAILABLE so that Envoy tries another replica. */
   readonly maxStreams: number;
-  /** Most response bytes being written at once across all streams (write-budget.ts says why). */
-  readonly maxWriteBytes: number;
-  /** A write not taken by HTTP/2 within this long stops counting against maxWriteBytes (its proxy is not reading). */
-  readonly writeStallMs: number;
 }
 
 /** Defaults: Envoy sidecars name a few hundred resources; ten thousand is far past any real one. */
@@ -49,10 +45,6 @@ export const defaultLimits: XdsLimits = {
   maxNodeIdLength: 512,
   firstRequestTimeoutMs: 30_000,
   maxStreams: Infinity,
-  // Measured at 3,333 proxies of a 10,000-workload mesh (1.2 MiB CDS each): 64 MiB cut RSS per proxy
-  // by a third and kept the cold start (32 MiB slowed it by a tenth; 128 MiB saved no more memory).
-  maxWriteBytes: 64 * 1024 * 1024,
-  writeStallMs: 5_000,
 };
 
 /** Why a stream must end: a gRPC status code name and a short message for the caller. */
