@@ -271,7 +271,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
 
   ca.command('issue')
     .description('issue an SVID and key into OUT/key.pem, OUT/cert-chain.pem and OUT/root-cert.pem')
-    .requiredOption('--state-dir <dir>', 'CA state directory')
+    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
     .option('--namespace <ns>', 'workload namespace')
     .option('--service-account <sa>', 'workload service account')
     .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
@@ -281,8 +281,9 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .option('--root-namespace <ns>', "the mesh's root namespace, where the control plane's identity is reserved", DEFAULT_ROOT_NAMESPACE)
     .action(async function (
       this: Command,
-      o: {
-        stateDir: string;
+      o: CaStoreFlags & {
+        stateDir?: string;
+        pluginDir?: string;
         namespace?: string;
         serviceAccount?: string;
         spiffeId?: string;
@@ -304,13 +305,45 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         if (!d.ok) return this.error(`error: --ttl: ${d.error}`, { exitCode: 1 });
         ttlMs = d.value;
       }
+      const issueFrom = (a: CertificateAuthority): void => {
+        let id: SpiffeId;
+        if (o.spiffeId !== undefined) {
+          const r = parseSpiffeId(o.spiffeId);
+          if (!r.ok) return this.error(`error: --spiffe-id: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        } else {
+          if (o.namespace === undefined || o.serviceAccount === undefined) {
+            return this.error('error: give --namespace and --service-account, or --spiffe-id', { exitCode: 1 });
+          }
+          const r = workloadId(a.trustDomain, o.namespace, o.serviceAccount);
+          if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
+          id = r.value;
+        }
+        refuseReserved(id);
+        const keys = generateKeyPair(o.key);
+        const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+        mkdirSync(o.out, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        writeFileSync(join(o.out, 'cert-chain.pem'), svid.chainPem.join(''));
+        writeFileSync(join(o.out, 'root-cert.pem'), a.trustBundle().pem);
+        write(
+          `issued ${id}\nserial: ${svid.serialHex}\nvalid: ${iso(svid.notBefore)} .. ${iso(svid.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
+        );
+      };
+      const where = locate(this, o);
+      // The CA in etcd, opened here: the issuance record is in etcd before the command returns, so any replica can revoke it.
+      if (where.kind === 'etcd') {
+        await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => Promise.resolve(issueFrom(a)));
+        return;
+      }
+      const stateDir = where.stateDir;
       // A running control plane owns the CA: it signs (it must know every serial, to revoke it later); the key stays here.
-      const live = findAdminEndpoint(o.stateDir);
+      const live = findAdminEndpoint(stateDir);
       if (live) {
         const keys = generateKeyPair(o.key);
         // With the CA in etcd the replica's state directory holds no ca.json: ask the replica for its trust domain.
-        const trustDomain = existsSync(join(o.stateDir, 'ca.json'))
-          ? readTrustDomain(o.stateDir)
+        const trustDomain = existsSync(join(stateDir, 'ca.json'))
+          ? readTrustDomain(stateDir)
           : ((await callAdmin(live, 'GET', '/ca/status')).body as { trustDomain?: string }).trustDomain;
         const spiffeId = o.spiffeId ?? `spiffe://${trustDomain}/ns/${o.namespace}/sa/${o.serviceAccount}`;
         refuseReserved(spiffeId);
@@ -338,31 +371,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         );
         return;
       }
-      withCa(this, o.stateDir, { writes: true }, (a) => {
-        let id: SpiffeId;
-        if (o.spiffeId !== undefined) {
-          const r = parseSpiffeId(o.spiffeId);
-          if (!r.ok) return this.error(`error: --spiffe-id: ${r.error.message}`, { exitCode: 1 });
-          id = r.value;
-        } else {
-          if (o.namespace === undefined || o.serviceAccount === undefined) {
-            return this.error('error: give --namespace and --service-account, or --spiffe-id', { exitCode: 1 });
-          }
-          const r = workloadId(a.trustDomain, o.namespace, o.serviceAccount);
-          if (!r.ok) return this.error(`error: ${r.error.message}`, { exitCode: 1 });
-          id = r.value;
-        }
-        refuseReserved(id);
-        const keys = generateKeyPair(o.key);
-        const svid = unwrapOr(this, a.signSvid({ spiffeId: id, publicKey: keys.publicKey, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
-        mkdirSync(o.out, { recursive: true, mode: 0o700 });
-        writeFileSync(join(o.out, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-        writeFileSync(join(o.out, 'cert-chain.pem'), svid.chainPem.join(''));
-        writeFileSync(join(o.out, 'root-cert.pem'), a.trustBundle().pem);
-        write(
-          `issued ${id}\nserial: ${svid.serialHex}\nvalid: ${iso(svid.notBefore)} .. ${iso(svid.notAfter)}\nwrote ${join(o.out, 'key.pem')}, cert-chain.pem, root-cert.pem\n`,
-        );
-      });
+      withCa(this, stateDir, { writes: true }, issueFrom);
     });
 
   ca.command('revoke')
@@ -508,6 +517,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     init: 'CA state directory (created 0700); or --ca-store etcd',
     show: 'CA state directory; or --ca-store etcd',
     bundle: 'CA state directory; or --ca-store etcd',
+    issue: 'CA state directory (of the CA, or of a running replica); or --ca-store etcd',
     revoke: 'CA state directory (of the CA, or of a running replica); or --ca-store etcd',
   };
   for (const c of ca.commands) {

@@ -2,7 +2,7 @@
 // running replica, against a real etcd (one member, TLS with client certificates).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, openSharedCa } from '../ca/index.js';
@@ -119,6 +119,34 @@ describe('cli: meshpilot ca --ca-store etcd', function () {
     const bundle = parseSpiffeBundle(b.out);
     assert.ok(bundle.ok);
     assert.deepEqual(bundle.value.rootsPem, [issued.rootPem]);
+  });
+
+  it('issues an SVID whose record reaches etcd before it returns, so a replica can revoke it', async () => {
+    const p = '/issue/';
+    assert.equal((await run('ca', 'init', ...flags(p))).exitCode, 0);
+    const out = join(dir, 'issued');
+    const r = await run('ca', 'issue', '--namespace', 'a', '--service-account', 'b', '--out', out, '--ttl', '1h', ...flags(p));
+    assert.equal(r.exitCode, 0, r.err);
+    const serial = /^serial: ([0-9a-f]+)$/m.exec(r.out)?.[1];
+    assert.ok(serial, r.out);
+    assert.match(readFileSync(join(out, 'cert-chain.pem'), 'utf8'), /BEGIN CERTIFICATE/);
+    const revoked = await asReplica(p, async (o) => {
+      assert.ok(o.ok, o.ok ? '' : o.error.message);
+      const v = await o.value.ca.revoke(serial);
+      return v.ok ? v.value.spiffeId : v.error.message;
+    });
+    assert.equal(revoked, 'spiffe://cluster.local/ns/a/sa/b');
+    const reserved = await run(
+      'ca',
+      'issue',
+      '--spiffe-id',
+      'spiffe://cluster.local/ns/istio-system/sa/meshpilot',
+      '--out',
+      out,
+      ...flags(p),
+    );
+    assert.equal(reserved.exitCode, 1);
+    assert.match(reserved.err, /is reserved for the control plane/);
   });
 
   it('names the flags when the location is missing, doubled or incomplete', async () => {
