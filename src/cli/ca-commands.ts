@@ -165,7 +165,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     cmd: Command,
     settings: EtcdCaStoreSettings,
     o: Omit<EtcdCaOpen, 'clock' | 'log'>,
-    f: (a: CertificateAuthority, opened: EtcdCaOpened) => Promise<T>,
+    f: (a: CertificateAuthority, opened: EtcdCaOpened) => T | Promise<T>,
   ): Promise<T> => {
     if (tokenRef(cmd, cmd.opts<Pkcs11Flags>()))
       return cmd.error('error: --ca-pkcs11-*: not supported with --ca-store etcd (replicas share the CA key through the store)', {
@@ -196,8 +196,8 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
         const { s, opened } = await onEtcd(
           this,
           where.settings,
-          { create: true, ...(trustDomain ? { trustDomain } : {}), ...(o.pluginDir !== undefined ? { pluginDir: o.pluginDir } : {}) },
-          (a, opened) => Promise.resolve({ s: a.status(), opened }),
+          { create: true, ...(trustDomain ? { trustDomain } : {}), ...pluginDirOf(o) },
+          (a, opened) => ({ s: a.status(), opened }),
         );
         write(describeInit(s, opened.where, !opened.created));
         return;
@@ -223,14 +223,11 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
   ca.command('show')
     .description('print roots, intermediates, rotation phase and revoked serials (and the CRLs with --crl)')
     .option('--crl', 'also print the current CRL(s) as PEM')
-    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
     .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; crl?: boolean; pluginDir?: string }) {
       const where = locate(this, o);
       const crls = (a: CertificateAuthority) => (o.crl ? a.crl().map((c) => c.pem) : []).join('');
       if (where.kind === 'etcd') {
-        const out = await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) =>
-          Promise.resolve(formatStatus(a.status()) + crls(a)),
-        );
+        const out = await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => formatStatus(a.status()) + crls(a));
         write(out);
         return;
       }
@@ -252,7 +249,6 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
   ca.command('bundle')
     .description("print this trust domain's SPIFFE bundle (JSON), the initial bundle a federated mesh's trustBundleFile holds")
     .option('--refresh-hint <duration>', 'spiffe_refresh_hint to publish', '5m')
-    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
     .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; refreshHint: string; pluginDir?: string }) {
       const hint = parseDuration(o.refreshHint);
       if (!hint.ok || hint.value < 1000)
@@ -264,14 +260,12 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
           refreshHintSeconds: Math.round(hint.value / 1000),
         });
       const where = locate(this, o);
-      if (where.kind === 'etcd')
-        write(await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => Promise.resolve(bundle(a))));
+      if (where.kind === 'etcd') write(await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, bundle));
       else withCa(this, where.stateDir, { writes: false }, (a) => write(bundle(a)));
     });
 
   ca.command('issue')
     .description('issue an SVID and key into OUT/key.pem, OUT/cert-chain.pem and OUT/root-cert.pem')
-    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
     .option('--namespace <ns>', 'workload namespace')
     .option('--service-account <sa>', 'workload service account')
     .option('--spiffe-id <id>', 'full SPIFFE ID instead of --namespace/--service-account')
@@ -333,7 +327,7 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
       const where = locate(this, o);
       // The CA in etcd, opened here: the issuance record is in etcd before the command returns, so any replica can revoke it.
       if (where.kind === 'etcd') {
-        await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, (a) => Promise.resolve(issueFrom(a)));
+        await onEtcd(this, where.settings, { create: false, ...pluginDirOf(o) }, issueFrom);
         return;
       }
       const stateDir = where.stateDir;
@@ -378,7 +372,6 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
     .description('revoke an issued certificate by serial (hex); through a running server, wait until every proxy acknowledged it')
     .requiredOption('--serial <hex>', 'certificate serial number in hex (colons allowed)')
     .option('--timeout <duration>', 'with a running server: how long to wait for every proxy to ACK the new CRL (Go duration)', '10s')
-    .option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)')
     .action(async function (this: Command, o: CaStoreFlags & { stateDir?: string; serial: string; timeout: string; pluginDir?: string }) {
       const timeout = parseDuration(o.timeout);
       if (!timeout.ok) return this.error(`error: --timeout: ${timeout.error}`, { exitCode: 1 });
@@ -522,7 +515,11 @@ export function registerCaCommands(program: Command, deps: CaCommandDeps = {}): 
   };
   for (const c of ca.commands) {
     const help = stateDirHelp[c.name()];
-    if (help !== undefined) addCaLocationOptions(c, help);
+    if (help === undefined) continue;
+    addCaLocationOptions(c, help);
+    // init has its own --plugin-dir (the files to make the CA from).
+    if (c.name() !== 'init')
+      c.option('--plugin-dir <dir>', 'with --ca-store etcd and a plug-in CA: its files (the signing key is not in etcd)');
   }
   return ca;
 }

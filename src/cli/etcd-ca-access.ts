@@ -1,4 +1,4 @@
-// `meshpilot ca init|show|bundle|revoke --ca-store etcd`: the CA that replicas share in etcd,
+// `meshpilot ca init|show|bundle|issue|revoke --ca-store etcd`: the CA that replicas share in etcd,
 // opened by one command without a running replica. A command is not a replica: it joins no
 // election (CRL schedule and pruning stay with the replicas), it writes only through the store's
 // compare-and-swap, and the replicas see its change through their watch and push it.
@@ -63,7 +63,7 @@ export interface EtcdCaOpened {
 export async function withEtcdCa<T>(
   settings: EtcdCaStoreSettings,
   o: EtcdCaOpen,
-  f: (ca: CertificateAuthority, opened: EtcdCaOpened) => Promise<T>,
+  f: (ca: CertificateAuthority, opened: EtcdCaOpened) => T | Promise<T>,
 ): Promise<Result<T>> {
   const conn = await connectEtcd(settings.connection);
   if (!conn.ok) return conn;

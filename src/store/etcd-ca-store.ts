@@ -35,8 +35,8 @@ interface StoredRecord extends CaRecord {
   readonly sealedWith: string;
 }
 
-/** Issuance records per write transaction (etcd's --max-txn-ops defaults to 128). */
-const WRITE_BATCH = 100;
+/** Issuance records written or removed per transaction (etcd's --max-txn-ops defaults to 128). */
+const TXN_BATCH = 100;
 
 function* take<T>(xs: Iterable<T>, n: number): Generator<T> {
   if (n <= 0) return;
@@ -130,10 +130,10 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
     (pumping ??= (async () => {
       try {
         // Records accepted while a write is in flight are taken by the next turn of this loop. Up to
-        // WRITE_BATCH go in one transaction: a fleet's cold start issues thousands of SVIDs, and one
+        // TXN_BATCH go in one transaction: a fleet's cold start issues thousands of SVIDs, and one
         // round trip (and one fsync) each would leave the journal far behind the signer.
         while (pending.size > 0) {
-          const batch = [...take(pending.values(), WRITE_BATCH)];
+          const batch = [...take(pending.values(), TXN_BATCH)];
           try {
             await client
               .if(stateKey, 'Version', '>', -1)
@@ -291,9 +291,9 @@ export function createEtcdCaStateStore(deps: EtcdCaStoreDeps): CaStateStore {
 
     async removeIssued(serials) {
       try {
-        // One transaction of deletes per chunk: etcd limits the operations in a transaction (128 by default).
-        for (let i = 0; i < serials.length; i += 100) {
-          const chunk = serials.slice(i, i + 100);
+        // One transaction of deletes per chunk: etcd limits the operations in a transaction.
+        for (let i = 0; i < serials.length; i += TXN_BATCH) {
+          const chunk = serials.slice(i, i + TXN_BATCH);
           await client
             .if(stateKey, 'Version', '>', -1)
             .then(...chunk.map((s) => client.delete().key(issuedPrefix + s)))
